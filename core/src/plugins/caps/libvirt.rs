@@ -1,0 +1,230 @@
+//! The `libvirt` capability, backed by the `virt` crate.
+//!
+//! Connections are pooled per URI for the life of the server: opening is costly, and
+//! libvirt's test driver (the Simulator) keeps its state only while a connection lives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::error::ErrorNumber;
+use wasmtime::component::Resource;
+
+use crate::plugins::bindings::libvirt::{ChangeScope, DomainState, DomainStats, DomainSummary, Host, HostConnection, NodeInfo};
+use crate::plugins::bindings::types::DriverError;
+use crate::plugins::grants::denial;
+use crate::plugins::state::CallState;
+
+/// Live libvirt connections, one per URI, shared by every plugin.
+#[derive(Default)]
+pub struct LibvirtPool {
+    conns: Mutex<HashMap<String, Arc<Connect>>>,
+    opened: AtomicU64,
+}
+
+impl LibvirtPool {
+    /// The pooled connection to `uri`, opened on first use or when the old one died.
+    pub fn connect(&self, uri: &str) -> Result<Arc<Connect>, DriverError> {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = conns.get(uri)
+            && c.is_alive().unwrap_or(false)
+        {
+            return Ok(c.clone());
+        }
+        let conn = Connect::open(Some(uri)).map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(conn);
+        conns.insert(uri.to_owned(), conn.clone());
+        Ok(conn)
+    }
+
+    /// How many connections were ever opened; lets tests prove a denied call never
+    /// reached libvirt.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+}
+
+/// A connection handle held by a guest.
+pub struct LibvirtConnection {
+    uri: String,
+    conn: Arc<Connect>,
+}
+
+fn map_err(e: virt::error::Error) -> DriverError {
+    let text = e.message().to_owned();
+    match e.code() {
+        ErrorNumber::NoDomain => DriverError::NotFound(text),
+        ErrorNumber::XmlError | ErrorNumber::XmlDetail | ErrorNumber::InvalidArg | ErrorNumber::OperationInvalid => {
+            DriverError::InvalidSpec(text)
+        }
+        ErrorNumber::NoConnect | ErrorNumber::Rpc | ErrorNumber::SystemError | ErrorNumber::OperationTimeout => {
+            DriverError::Unavailable(text)
+        }
+        ErrorNumber::NoSupport => DriverError::Unsupported(text),
+        ErrorNumber::AuthFailed => DriverError::Denied(text),
+        _ => DriverError::Failed(text),
+    }
+}
+
+fn state_of(raw: virt::sys::virDomainState) -> DomainState {
+    match raw {
+        virt::sys::VIR_DOMAIN_RUNNING => DomainState::Running,
+        virt::sys::VIR_DOMAIN_BLOCKED => DomainState::Blocked,
+        virt::sys::VIR_DOMAIN_PAUSED => DomainState::Paused,
+        virt::sys::VIR_DOMAIN_SHUTDOWN => DomainState::ShuttingDown,
+        virt::sys::VIR_DOMAIN_SHUTOFF => DomainState::ShutOff,
+        virt::sys::VIR_DOMAIN_CRASHED => DomainState::Crashed,
+        virt::sys::VIR_DOMAIN_PMSUSPENDED => DomainState::Suspended,
+        _ => DomainState::NoState,
+    }
+}
+
+fn scope_flags(scope: ChangeScope) -> u32 {
+    let mut flags = 0;
+    if scope.contains(ChangeScope::LIVE) {
+        flags |= virt::sys::VIR_DOMAIN_AFFECT_LIVE;
+    }
+    if scope.contains(ChangeScope::CONFIG) {
+        flags |= virt::sys::VIR_DOMAIN_AFFECT_CONFIG;
+    }
+    flags
+}
+
+type Outcome<T> = wasmtime::Result<Result<T, DriverError>>;
+
+impl CallState {
+    /// Runs one libvirt operation on a guest's connection, within the call's deadline.
+    fn with_conn<T>(&mut self, handle: &Resource<LibvirtConnection>, op: impl FnOnce(&Connect) -> Result<T, virt::error::Error>) -> Outcome<T> {
+        self.check_deadline()?;
+        let conn = self.table.get(handle)?.conn.clone();
+        let result = op(&conn).map_err(map_err);
+        self.check_deadline()?;
+        Ok(result)
+    }
+
+    /// Runs one operation on a domain named by UUID.
+    fn with_domain<T>(&mut self, handle: &Resource<LibvirtConnection>, uuid: &str, op: impl FnOnce(&Domain) -> Result<T, virt::error::Error>) -> Outcome<T> {
+        self.with_conn(handle, |c| op(&Domain::lookup_by_uuid_string(c, uuid)?))
+    }
+}
+
+impl Host for CallState {}
+
+impl HostConnection for CallState {
+    fn open(&mut self, uri: String) -> Outcome<Resource<LibvirtConnection>> {
+        self.check_deadline()?;
+        if !self.grants.allows_libvirt(&uri) {
+            return Ok(Err(DriverError::Denied(denial(&self.plugin, "libvirt", &uri))));
+        }
+        let conn = match self.libvirt.connect(&uri) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.check_deadline()?;
+        Ok(Ok(self.table.push(LibvirtConnection { uri, conn })?))
+    }
+
+    fn uri(&mut self, handle: Resource<LibvirtConnection>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&handle)?.uri.clone())
+    }
+
+    fn node_info(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<NodeInfo> {
+        self.with_conn(&handle, |c| {
+            let n = c.get_node_info()?;
+            Ok(NodeInfo {
+                cpu_model: n.model,
+                memory_kib: n.memory,
+                cpus: n.cpus,
+                mhz: n.mhz,
+                numa_nodes: n.nodes,
+                sockets: n.sockets,
+                cores: n.cores,
+                threads: n.threads,
+            })
+        })
+    }
+
+    fn hypervisor_version(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<String> {
+        self.with_conn(&handle, |c| {
+            let kind = c.get_type()?;
+            let v = c.get_hyp_version()?;
+            Ok(format!("{kind} {}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000))
+        })
+    }
+
+    fn capabilities(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<String> {
+        self.with_conn(&handle, |c| c.get_capabilities())
+    }
+
+    fn define_domain(&mut self, handle: Resource<LibvirtConnection>, xml: String) -> Outcome<String> {
+        self.with_conn(&handle, |c| Domain::define_xml(c, &xml)?.get_uuid_string())
+    }
+
+    fn undefine_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        // NVRAM and managed saves go with the definition, as `virsh undefine --nvram` does.
+        let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
+        self.with_domain(&handle, &uuid, |d| d.undefine_flags(flags).or_else(|_| d.undefine()))
+    }
+
+    fn start_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.create().map(drop))
+    }
+
+    fn shutdown_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.shutdown().map(drop))
+    }
+
+    fn destroy_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.destroy())
+    }
+
+    fn reboot_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.reboot(0))
+    }
+
+    fn reset_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.reset().map(drop))
+    }
+
+    fn domain_state(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainState> {
+        self.with_domain(&handle, &uuid, |d| Ok(state_of(d.get_state()?.0)))
+    }
+
+    fn domain_xml(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<String> {
+        self.with_domain(&handle, &uuid, |d| d.get_xml_desc(0))
+    }
+
+    fn domain_stats(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainStats> {
+        self.with_domain(&handle, &uuid, |d| {
+            let info = d.get_info()?;
+            Ok(DomainStats { cpu_time_ns: info.cpu_time, memory_kib: info.memory, vcpus: info.nr_virt_cpu })
+        })
+    }
+
+    fn attach_device(&mut self, handle: Resource<LibvirtConnection>, uuid: String, xml: String, scope: ChangeScope) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.attach_device_flags(&xml, scope_flags(scope)).map(drop))
+    }
+
+    fn detach_device(&mut self, handle: Resource<LibvirtConnection>, uuid: String, xml: String, scope: ChangeScope) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.detach_device_flags(&xml, scope_flags(scope)).map(drop))
+    }
+
+    fn list_domains(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<Vec<DomainSummary>> {
+        self.with_conn(&handle, |c| {
+            let mut out = Vec::new();
+            for d in c.list_all_domains(0)? {
+                out.push(DomainSummary { uuid: d.get_uuid_string()?, name: d.get_name()?, state: state_of(d.get_state()?.0) });
+            }
+            Ok(out)
+        })
+    }
+
+    fn drop(&mut self, handle: Resource<LibvirtConnection>) -> wasmtime::Result<()> {
+        // The pooled connection stays open; only the guest's handle goes.
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! The operator's side of the plugin contract: which folder to load from, the
+//! default limits, and per-plugin grants and limits, read from the server's TOML file.
+//!
+//! ```toml
+//! [plugin-host]
+//! dir = "plugins"          # relative to the configuration file
+//! memory-mib = 64          # default cap per instance
+//! timeout-ms = 30000       # default deadline per call
+//!
+//! [plugin.kvm]
+//! libvirt = ["qemu:///system", "test:///default"]
+//! timeout-ms = 120000
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::PluginError;
+use super::grants::Grants;
+
+/// Resource limits of one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory one instance may grow to, in MiB.
+    pub memory_mib: u64,
+    /// Deadline of one call, host calls included.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_mib: 64, timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What the operator set for one plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginSettings {
+    pub grants: Grants,
+    pub limits: Limits,
+}
+
+/// The plugin host's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
+    /// Folder scanned for `*.wasm` drivers.
+    pub dir: PathBuf,
+    /// Limits for plugins the file does not name.
+    pub defaults: Limits,
+    /// Per-plugin settings, keyed by the name the plugin's `describe()` gives.
+    pub plugins: BTreeMap<String, PluginSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileForm {
+    #[serde(default)]
+    plugin_host: HostSection,
+    #[serde(default)]
+    plugin: BTreeMap<String, PluginSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HostSection {
+    dir: Option<PathBuf>,
+    memory_mib: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PluginSection {
+    #[serde(default)]
+    libvirt: Vec<String>,
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    netdev: Vec<String>,
+    memory_mib: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+impl HostConfig {
+    /// A configuration with no grants, loading from `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        HostConfig { dir: dir.into(), ..Default::default() }
+    }
+
+    /// Reads a TOML file; a relative `dir` is taken from the file's folder, and a
+    /// missing `dir` means the `plugins` folder beside the file.
+    pub fn load(path: &Path) -> Result<Self, PluginError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base)
+    }
+
+    /// Parses the TOML text; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, PluginError> {
+        let form: FileForm =
+            toml::from_str(text).map_err(|e| PluginError::Config(e.message().to_owned()))?;
+        let defaults = limits(Limits::default(), form.plugin_host.memory_mib, form.plugin_host.timeout_ms)?;
+        let dir = base.join(form.plugin_host.dir.unwrap_or_else(|| PathBuf::from("plugins")));
+        let mut plugins = BTreeMap::new();
+        for (name, section) in form.plugin {
+            let grants = Grants::new(section.libvirt, section.images, section.netdev)
+                .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
+            let limits = limits(defaults, section.memory_mib, section.timeout_ms)
+                .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
+            plugins.insert(name, PluginSettings { grants, limits });
+        }
+        Ok(HostConfig { dir, defaults, plugins })
+    }
+
+    /// Grants and limits of a plugin; a plugin the file does not name gets no grants.
+    pub fn settings(&self, plugin: &str) -> PluginSettings {
+        self.plugins.get(plugin).cloned().unwrap_or(PluginSettings {
+            grants: Grants::default(),
+            limits: self.defaults,
+        })
+    }
+
+    /// Sets a plugin's grants, keeping its limits.
+    pub fn grant(&mut self, plugin: &str, grants: Grants) {
+        let limits = self.settings(plugin).limits;
+        self.plugins.insert(plugin.to_owned(), PluginSettings { grants, limits });
+    }
+
+    /// Sets a plugin's limits, keeping its grants.
+    pub fn limit(&mut self, plugin: &str, limits: Limits) {
+        let grants = self.settings(plugin).grants;
+        self.plugins.insert(plugin.to_owned(), PluginSettings { grants, limits });
+    }
+}
+
+fn limits(base: Limits, memory_mib: Option<u64>, timeout_ms: Option<u64>) -> Result<Limits, PluginError> {
+    let memory_mib = memory_mib.unwrap_or(base.memory_mib);
+    if !(1..=4096).contains(&memory_mib) {
+        return Err(PluginError::Config(format!("memory-mib must be 1..=4096, not {memory_mib}")));
+    }
+    let timeout = timeout_ms.map(Duration::from_millis).unwrap_or(base.timeout);
+    if timeout.is_zero() || timeout > Duration::from_secs(3600) {
+        return Err(PluginError::Config("timeout-ms must be 1..=3600000".into()));
+    }
+    Ok(Limits { memory_mib, timeout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grants_and_limits() {
+        let cfg = HostConfig::parse(
+            "[plugin-host]\ndir = \"drivers\"\nmemory-mib = 32\n\n[plugin.kvm]\nlibvirt = [\"test:///default\"]\ntimeout-ms = 500\n",
+            Path::new("/etc/ws"),
+        )
+        .unwrap();
+        assert_eq!(cfg.dir, Path::new("/etc/ws/drivers"));
+        let kvm = cfg.settings("kvm");
+        assert_eq!(kvm.limits, Limits { memory_mib: 32, timeout: Duration::from_millis(500) });
+        assert!(kvm.grants.allows_libvirt("test:///default"));
+        assert!(!cfg.settings("other").grants.allows_libvirt("test:///default"));
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_limits() {
+        let err = HostConfig::parse("[plugin.kvm]\nlibvrit = []\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("libvrit"), "{err}");
+        let err = HostConfig::parse("[plugin.kvm]\nmemory-mib = 0\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("[plugin.kvm]: configuration: memory-mib"), "{err}");
+    }
+}

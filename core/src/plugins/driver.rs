@@ -1,0 +1,208 @@
+//! Typed calls into drivers, each in a fresh store unless a session is asked for.
+//!
+//! A call that traps (panic, deadline, memory cap) fails alone with an error that
+//! says which; the store and instance are dropped, so the next call starts clean.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Store, Trap};
+
+use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus};
+use super::bindings::plugin::PluginInfo as WitPluginInfo;
+use super::bindings::types::DriverError;
+use super::bindings::HypervisorBindings;
+use super::error::PluginError;
+use super::host::{deadline_ticks, LoadedPlugin};
+use super::state::{CallState, DeadlinePassed};
+
+/// Runs `describe()` in a fresh store.
+pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginError> {
+    let mut session = HypervisorSession::open(Arc::new(clone_for_probe(plugin)))?;
+    session.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
+}
+
+// `load_file` validates before the plugin is shared; a shallow copy lets the
+// session own an Arc without giving up the caller's value.
+fn clone_for_probe(p: &LoadedPlugin) -> LoadedPlugin {
+    LoadedPlugin {
+        info: p.info.clone(),
+        file: p.file.clone(),
+        sha256: p.sha256.clone(),
+        wit_version: p.wit_version.clone(),
+        settings: p.settings.clone(),
+        loaded_at: p.loaded_at,
+        name: p.name.clone(),
+        grants: p.grants.clone(),
+        runtime: p.runtime.clone(),
+        pre: p.pre.clone(),
+    }
+}
+
+/// A loaded hypervisor driver. Every method runs in a fresh store and instance.
+#[derive(Clone)]
+pub struct HypervisorDriver {
+    plugin: Arc<LoadedPlugin>,
+}
+
+/// One store and instance kept across several calls (for a workflow, or to measure
+/// the call overhead alone). After any trap it must be dropped.
+pub struct HypervisorSession {
+    plugin: Arc<LoadedPlugin>,
+    store: Store<CallState>,
+    bindings: HypervisorBindings,
+}
+
+impl HypervisorDriver {
+    pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
+        HypervisorDriver { plugin }
+    }
+
+    /// The plugin behind this handle (the version it was when the handle was taken).
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    /// A fresh store and instance for several calls.
+    pub fn session(&self) -> Result<HypervisorSession, PluginError> {
+        HypervisorSession::open(self.plugin.clone())
+    }
+
+    pub fn describe(&self) -> Result<WitPluginInfo, PluginError> {
+        describe(&self.plugin)
+    }
+    pub fn probe_host(&self, url: &str) -> Result<HostFacts, PluginError> {
+        self.session()?.probe_host(url)
+    }
+    pub fn create_vm(&self, url: &str, spec: &VmSpec) -> Result<(), PluginError> {
+        self.session()?.create_vm(url, spec)
+    }
+    pub fn start_vm(&self, url: &str, uuid: &str) -> Result<(), PluginError> {
+        self.session()?.start_vm(url, uuid)
+    }
+    pub fn stop_vm(&self, url: &str, uuid: &str, timeout_ms: u32) -> Result<(), PluginError> {
+        self.session()?.stop_vm(url, uuid, timeout_ms)
+    }
+    pub fn reboot_vm(&self, url: &str, uuid: &str) -> Result<(), PluginError> {
+        self.session()?.reboot_vm(url, uuid)
+    }
+    pub fn destroy_vm(&self, url: &str, uuid: &str) -> Result<(), PluginError> {
+        self.session()?.destroy_vm(url, uuid)
+    }
+    pub fn power_state(&self, url: &str, uuid: &str) -> Result<VmPower, PluginError> {
+        self.session()?.power_state(url, uuid)
+    }
+    pub fn list_vms(&self, url: &str) -> Result<Vec<VmStatus>, PluginError> {
+        self.session()?.list_vms(url)
+    }
+    pub fn console(&self, url: &str, uuid: &str) -> Result<ConsoleEndpoint, PluginError> {
+        self.session()?.console(url, uuid)
+    }
+    pub fn stats(&self, url: &str, uuid: &str) -> Result<VmStats, PluginError> {
+        self.session()?.stats(url, uuid)
+    }
+    pub fn attach_disk(&self, url: &str, uuid: &str, disk: &Disk) -> Result<(), PluginError> {
+        self.session()?.attach_disk(url, uuid, disk)
+    }
+    pub fn detach_disk(&self, url: &str, uuid: &str, target: &str) -> Result<(), PluginError> {
+        self.session()?.detach_disk(url, uuid, target)
+    }
+}
+
+impl HypervisorSession {
+    fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
+        let mut store = plugin.new_store();
+        match plugin.pre.instantiate(&mut store) {
+            Ok(bindings) => Ok(HypervisorSession { plugin, store, bindings }),
+            Err(trap) => Err(classify(&plugin, &store, "instantiate", 0, trap)),
+        }
+    }
+
+    /// Runs one export under a new deadline and turns traps into errors.
+    fn run<R>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&HypervisorBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
+    ) -> Result<R, PluginError> {
+        let timeout = self.plugin.settings.limits.timeout;
+        self.store.data_mut().deadline = Instant::now() + timeout;
+        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        let output_before = self.store.data().output().len();
+        match f(&self.bindings, &mut self.store) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(error)) => Err(PluginError::Driver { plugin: self.plugin.info.name.clone(), error }),
+            Err(trap) => Err(classify(&self.plugin, &self.store, op, output_before, trap)),
+        }
+    }
+
+    pub fn probe_host(&mut self, url: &str) -> Result<HostFacts, PluginError> {
+        self.run("probe-host", |b, s| b.wasmstack_driver_hypervisor().call_probe_host(s, url))
+    }
+    pub fn create_vm(&mut self, url: &str, spec: &VmSpec) -> Result<(), PluginError> {
+        self.run("create-vm", |b, s| b.wasmstack_driver_hypervisor().call_create_vm(s, url, spec))
+    }
+    pub fn start_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
+        self.run("start-vm", |b, s| b.wasmstack_driver_hypervisor().call_start_vm(s, url, uuid))
+    }
+    pub fn stop_vm(&mut self, url: &str, uuid: &str, timeout_ms: u32) -> Result<(), PluginError> {
+        self.run("stop-vm", |b, s| b.wasmstack_driver_hypervisor().call_stop_vm(s, url, uuid, timeout_ms))
+    }
+    pub fn reboot_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
+        self.run("reboot-vm", |b, s| b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid))
+    }
+    pub fn destroy_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
+        self.run("destroy-vm", |b, s| b.wasmstack_driver_hypervisor().call_destroy_vm(s, url, uuid))
+    }
+    pub fn power_state(&mut self, url: &str, uuid: &str) -> Result<VmPower, PluginError> {
+        self.run("power-state", |b, s| b.wasmstack_driver_hypervisor().call_power_state(s, url, uuid))
+    }
+    pub fn list_vms(&mut self, url: &str) -> Result<Vec<VmStatus>, PluginError> {
+        self.run("list-vms", |b, s| b.wasmstack_driver_hypervisor().call_list_vms(s, url))
+    }
+    pub fn console(&mut self, url: &str, uuid: &str) -> Result<ConsoleEndpoint, PluginError> {
+        self.run("console", |b, s| b.wasmstack_driver_hypervisor().call_console(s, url, uuid))
+    }
+    pub fn stats(&mut self, url: &str, uuid: &str) -> Result<VmStats, PluginError> {
+        self.run("stats", |b, s| b.wasmstack_driver_hypervisor().call_stats(s, url, uuid))
+    }
+    pub fn attach_disk(&mut self, url: &str, uuid: &str, disk: &Disk) -> Result<(), PluginError> {
+        self.run("attach-disk", |b, s| b.wasmstack_driver_hypervisor().call_attach_disk(s, url, uuid, disk))
+    }
+    pub fn detach_disk(&mut self, url: &str, uuid: &str, target: &str) -> Result<(), PluginError> {
+        self.run("detach-disk", |b, s| b.wasmstack_driver_hypervisor().call_detach_disk(s, url, uuid, target))
+    }
+}
+
+/// Names the way a call died: memory cap, deadline, panic, or another trap. What
+/// the guest wrote to stderr during the call goes into the message.
+fn classify(plugin: &LoadedPlugin, store: &Store<CallState>, op: &'static str, output_from: usize, trap: wasmtime::Error) -> PluginError {
+    let name = plugin.info.name.clone();
+    let state = store.data();
+    let output = state.output();
+    let output = output.get(output_from..).unwrap_or(&output).trim();
+    let limits = plugin.settings.limits;
+    if state.limiter.hit {
+        let detail = if output.is_empty() { String::new() } else { format!(" ({})", last_lines(output, 2)) };
+        return PluginError::OutOfMemory { plugin: name, op, limit_mib: limits.memory_mib, detail };
+    }
+    if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || trap.downcast_ref::<DeadlinePassed>().is_some() {
+        return PluginError::Timeout { plugin: name, op, limit_ms: limits.timeout.as_millis() as u64 };
+    }
+    if let Some(at) = output.find("panicked at ") {
+        // Rust prints "thread '…' panicked at file:line:col:\nmessage"; keep the message.
+        let after = &output[at..];
+        let message = after.split_once('\n').map_or(after, |(_, m)| m);
+        let message = message.lines().take_while(|l| !l.starts_with("note:")).collect::<Vec<_>>().join("\n");
+        return PluginError::Panicked { plugin: name, op, message: message.trim().to_owned() };
+    }
+    let mut message = trap.root_cause().to_string();
+    if !output.is_empty() {
+        message = format!("{message}; stderr: {}", last_lines(output, 5));
+    }
+    PluginError::Trapped { plugin: name, op, message }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}

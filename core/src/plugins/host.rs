@@ -1,0 +1,575 @@
+//! Loading, validating and replacing driver components.
+//!
+//! One wasmtime `Engine` serves every plugin. A component is compiled once per content
+//! hash and kept as an `InstancePre`; each driver call gets a fresh `Store` (see
+//! `driver.rs`). A file that changes in the plugin folder is validated in full before
+//! it replaces the loaded plugin; calls already running keep the old `Arc` and finish
+//! on the old code.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use super::bindings::plugin::{Capability as WitCapability, DriverKind as WitKind};
+use super::bindings::{HypervisorBindings, HypervisorDriverPre};
+use super::caps::libvirt::LibvirtPool;
+use super::config::{HostConfig, Limits, PluginSettings};
+use super::error::PluginError;
+use super::grants::{Capability, Grants};
+use super::state::CallState;
+
+/// The WIT package this server implements; components built against any
+/// semver-compatible version (0.1.x) load.
+pub const SUPPORTED_WIT: &str = "wasmstack:driver@0.1.0";
+const WIT_PACKAGE: &str = "wasmstack:driver";
+const SUPPORTED_MAJOR_MINOR: (u64, u64) = (0, 1);
+
+/// Granularity of call deadlines: the engine's epoch advances this often.
+pub(crate) const TICK: Duration = Duration::from_millis(5);
+
+/// How many reload events are kept for `plugins list` and the console.
+const EVENTS_KEPT: usize = 64;
+
+/// The kind of a driver, from the world its component targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    Hypervisor,
+    Storage,
+    Network,
+}
+
+impl DriverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Hypervisor => "hypervisor",
+            DriverKind::Storage => "storage",
+            DriverKind::Network => "network",
+        }
+    }
+}
+
+/// What a driver said about itself in `describe()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: DriverKind,
+    pub description: String,
+    /// What it asks for.
+    pub capabilities: Vec<Capability>,
+    pub config_schema: serde_json::Value,
+}
+
+/// Pieces shared by every loaded plugin.
+pub(crate) struct Runtime {
+    pub engine: Engine,
+    pub libvirt: Arc<LibvirtPool>,
+}
+
+/// A validated driver, ready to be instantiated.
+pub struct LoadedPlugin {
+    pub info: PluginInfo,
+    pub file: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The WIT package version the component was built against.
+    pub wit_version: String,
+    /// What the operator granted and the limits that apply.
+    pub settings: PluginSettings,
+    pub loaded_at: SystemTime,
+    pub(crate) name: Arc<str>,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) pre: HypervisorDriverPre<CallState>,
+}
+
+impl LoadedPlugin {
+    /// The capabilities it asks for that the operator has not granted.
+    pub fn missing_grants(&self) -> Vec<Capability> {
+        self.info.capabilities.iter().filter(|c| !self.settings.grants.covers(c)).cloned().collect()
+    }
+
+    /// A store for one call: the plugin's grants, memory cap and deadline.
+    pub(crate) fn new_store(&self) -> Store<CallState> {
+        let limits = self.settings.limits;
+        let state = CallState::new(
+            self.name.clone(),
+            self.grants.clone(),
+            self.runtime.libvirt.clone(),
+            (limits.memory_mib as usize) << 20,
+            Instant::now() + limits.timeout,
+        );
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(limits.timeout));
+        store
+    }
+}
+
+pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_micros() / TICK.as_micros()) as u64 + 1
+}
+
+/// One outcome of loading a file from the plugin folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadEvent {
+    pub file: PathBuf,
+    #[serde(with = "unix_seconds")]
+    pub at: SystemTime,
+    /// The plugin concerned, when known.
+    pub plugin: Option<String>,
+    /// Whether the file is now in use.
+    pub loaded: bool,
+    pub message: String,
+}
+
+mod unix_seconds {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+    }
+}
+
+#[derive(Clone, PartialEq)]
+struct FileStamp {
+    modified: SystemTime,
+    len: u64,
+}
+
+struct FileSeen {
+    stamp: FileStamp,
+    plugin: Option<String>,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    linker: Linker<CallState>,
+    config: RwLock<HostConfig>,
+    components: Mutex<HashMap<String, Component>>,
+    plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+    files: Mutex<HashMap<PathBuf, FileSeen>>,
+    events: Mutex<VecDeque<ReloadEvent>>,
+    /// Serialises scans so that two watchers never load the same file twice.
+    scanning: Mutex<()>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The plugin host. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<Inner>,
+}
+
+impl PluginHost {
+    /// Builds the engine and linker. Nothing is loaded until `scan` (or `watch`).
+    pub fn new(config: HostConfig) -> Result<Self, PluginError> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true);
+        cfg.epoch_interruption(true);
+        let engine = Engine::new(&cfg).map_err(|e| PluginError::Config(format!("wasm engine: {e}")))?;
+
+        let mut linker = Linker::new(&engine);
+        let link_err = |e: wasmtime::Error| PluginError::Config(format!("linking host capabilities: {e}"));
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
+        HypervisorBindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), stop_ticker.clone());
+
+        let runtime = Arc::new(Runtime { engine, libvirt: Arc::new(LibvirtPool::default()) });
+        Ok(PluginHost {
+            inner: Arc::new(Inner {
+                runtime,
+                linker,
+                config: RwLock::new(config),
+                components: Mutex::new(HashMap::new()),
+                plugins: RwLock::new(BTreeMap::new()),
+                files: Mutex::new(HashMap::new()),
+                events: Mutex::new(VecDeque::new()),
+                scanning: Mutex::new(()),
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// The folder plugins are loaded from.
+    pub fn dir(&self) -> PathBuf {
+        read(&self.inner.config).dir.clone()
+    }
+
+    /// The shared libvirt connections.
+    pub fn libvirt(&self) -> &Arc<LibvirtPool> {
+        &self.inner.runtime.libvirt
+    }
+
+    /// The loaded plugin of that name.
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        read(&self.inner.plugins).get(name).cloned()
+    }
+
+    /// Every loaded plugin, by name.
+    pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {
+        read(&self.inner.plugins).values().cloned().collect()
+    }
+
+    /// Recent load, reload and refusal events, oldest first.
+    pub fn events(&self) -> Vec<ReloadEvent> {
+        lock(&self.inner.events).iter().cloned().collect()
+    }
+
+    /// Changes a plugin's grants; calls that start afterwards see them.
+    pub fn set_grants(&self, name: &str, grants: Grants) -> Result<(), PluginError> {
+        write(&self.inner.config).grant(name, grants);
+        self.refresh_settings(name)
+    }
+
+    /// Changes a plugin's limits; calls that start afterwards see them.
+    pub fn set_limits(&self, name: &str, limits: Limits) -> Result<(), PluginError> {
+        write(&self.inner.config).limit(name, limits);
+        self.refresh_settings(name)
+    }
+
+    fn refresh_settings(&self, name: &str) -> Result<(), PluginError> {
+        let settings = read(&self.inner.config).settings(name);
+        let mut plugins = write(&self.inner.plugins);
+        let Some(old) = plugins.get(name) else {
+            return Err(PluginError::NotLoaded { name: name.to_owned(), kind: "loaded" });
+        };
+        let updated = LoadedPlugin {
+            info: old.info.clone(),
+            file: old.file.clone(),
+            sha256: old.sha256.clone(),
+            wit_version: old.wit_version.clone(),
+            grants: Arc::new(settings.grants.clone()),
+            settings,
+            loaded_at: old.loaded_at,
+            name: old.name.clone(),
+            runtime: old.runtime.clone(),
+            pre: old.pre.clone(),
+        };
+        plugins.insert(name.to_owned(), Arc::new(updated));
+        Ok(())
+    }
+
+    /// Compiles and validates one file without installing it: it must be a component
+    /// for a supported WIT version whose `describe()` answers sensibly.
+    pub fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
+        let invalid = |reason: String| PluginError::Invalid { file: path.to_owned(), reason };
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let component = self.compile(&sha256, &bytes).map_err(invalid)?;
+        let (kind, wit_version) = interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
+        if kind != DriverKind::Hypervisor {
+            return Err(invalid(format!("{} drivers cannot be loaded by this server yet", kind.as_str())));
+        }
+        let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(|e| invalid(format!("cannot link: {e:#}")))?;
+        let pre = HypervisorDriverPre::new(instance_pre).map_err(|e| invalid(format!("missing exports: {e:#}")))?;
+
+        // describe() runs with no grants and the default limits: it must not need anything.
+        let settings = PluginSettings { grants: Grants::default(), limits: read(&self.inner.config).defaults };
+        let mut probe = LoadedPlugin {
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                kind,
+                description: String::new(),
+                capabilities: Vec::new(),
+                config_schema: serde_json::Value::Null,
+            },
+            file: path.to_owned(),
+            sha256,
+            wit_version,
+            grants: Arc::new(Grants::default()),
+            settings,
+            loaded_at: SystemTime::now(),
+            name: Arc::from(path.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin")),
+            runtime: self.inner.runtime.clone(),
+            pre,
+        };
+        let raw = super::driver::describe(&probe).map_err(|e| invalid(format!("describe() failed: {e}")))?;
+        let info = check_info(raw, kind).map_err(invalid)?;
+        probe.settings = read(&self.inner.config).settings(&info.name);
+        probe.grants = Arc::new(probe.settings.grants.clone());
+        probe.name = Arc::from(info.name.as_str());
+        probe.info = info;
+        Ok(probe)
+    }
+
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<Component, String> {
+        if let Some(c) = lock(&self.inner.components).get(sha256) {
+            return Ok(c.clone());
+        }
+        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+            return Err("not a WebAssembly file".into());
+        }
+        if bytes[4..8] == [1, 0, 0, 0] {
+            return Err("a core WebAssembly module, not a component; build the driver for wasm32-wasip2".into());
+        }
+        let component = Component::new(&self.inner.runtime.engine, bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
+        lock(&self.inner.components).insert(sha256.to_owned(), component.clone());
+        Ok(component)
+    }
+
+    /// Brings the loaded set in line with the plugin folder: new and changed files are
+    /// validated and, if good, replace what was loaded; a refused file leaves the old
+    /// plugin in place; a removed file unloads its plugin. Returns what happened.
+    pub fn scan(&self) -> Vec<ReloadEvent> {
+        let _one_at_a_time = lock(&self.inner.scanning);
+        let dir = self.dir();
+        let mut events = Vec::new();
+        let mut present = HashMap::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
+                        continue;
+                    }
+                    if let Ok(meta) = entry.metadata()
+                        && meta.is_file()
+                    {
+                        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                        present.insert(path, FileStamp { modified, len: meta.len() });
+                    }
+                }
+            }
+            Err(e) => events.push(event(&dir, None, false, format!("cannot read the plugin folder: {e}"))),
+        }
+
+        let mut files = lock(&self.inner.files);
+        let gone: Vec<PathBuf> = files.keys().filter(|p| !present.contains_key(*p)).cloned().collect();
+        for path in gone {
+            if let Some(name) = files.remove(&path).and_then(|seen| seen.plugin) {
+                let mut plugins = write(&self.inner.plugins);
+                if plugins.get(&name).is_some_and(|p| p.file == path) {
+                    plugins.remove(&name);
+                    events.push(event(&path, Some(name), false, "file removed; plugin unloaded".into()));
+                }
+            }
+        }
+
+        let mut paths: Vec<_> = present.into_iter().collect();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, stamp) in paths {
+            if files.get(&path).is_some_and(|seen| seen.stamp == stamp) {
+                continue;
+            }
+            let previous = files.get(&path).and_then(|s| s.plugin.clone());
+            let (plugin, ev) = self.install(&path, previous);
+            files.insert(path, FileSeen { stamp, plugin });
+            events.push(ev);
+        }
+        drop(files);
+
+        let mut log = lock(&self.inner.events);
+        for ev in &events {
+            if ev.loaded {
+                tracing::info!(file = %ev.file.display(), "{}", ev.message);
+            } else {
+                tracing::warn!(file = %ev.file.display(), "{}", ev.message);
+            }
+            log.push_back(ev.clone());
+            while log.len() > EVENTS_KEPT {
+                log.pop_front();
+            }
+        }
+        events
+    }
+
+    /// Loads one file and, if it validates, makes it the plugin of its name.
+    fn install(&self, path: &Path, previous: Option<String>) -> (Option<String>, ReloadEvent) {
+        let loaded = match self.load_file(path) {
+            Ok(p) => p,
+            Err(e) => {
+                let keep = previous.as_deref().and_then(|n| self.get(n)).map_or(String::new(), |old| {
+                    format!("; still using {} {}", old.info.name, old.info.version)
+                });
+                return (previous.clone(), event(path, previous, false, format!("refused: {e}{keep}")));
+            }
+        };
+        let name = loaded.info.name.clone();
+        let mut plugins = write(&self.inner.plugins);
+        if let Some(other) = plugins.get(&name)
+            && other.file != path
+        {
+            let msg = format!("refused: plugin \"{name}\" is already loaded from {}", other.file.display());
+            return (None, event(path, Some(name), false, msg));
+        }
+        let message = match plugins.get(&name) {
+            Some(old) => format!("replaced {name} {} with {}", old.info.version, loaded.info.version),
+            None => format!("loaded {name} {}", loaded.info.version),
+        };
+        plugins.insert(name.clone(), Arc::new(loaded));
+        (Some(name.clone()), event(path, Some(name), true, message))
+    }
+
+    /// Scans the plugin folder every `interval` on a background thread until the
+    /// returned handle is dropped.
+    pub fn watch(&self, interval: Duration) -> WatchHandle {
+        let stop = Arc::new(AtomicBool::new(false));
+        let host = Arc::downgrade(&self.inner);
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("plugin-watch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match host.upgrade() {
+                        Some(inner) => drop(PluginHost { inner }.scan()),
+                        None => return,
+                    }
+                    std::thread::sleep(interval);
+                }
+            })
+            .expect("spawning the plugin watcher");
+        WatchHandle { stop }
+    }
+
+    /// A handle on a loaded hypervisor driver.
+    pub fn hypervisor(&self, name: &str) -> Result<super::driver::HypervisorDriver, PluginError> {
+        match self.get(name) {
+            Some(p) if p.info.kind == DriverKind::Hypervisor => Ok(super::driver::HypervisorDriver::new(p)),
+            _ => Err(PluginError::NotLoaded { name: name.to_owned(), kind: "hypervisor" }),
+        }
+    }
+}
+
+/// Stops a `watch` thread when dropped.
+pub struct WatchHandle {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn event(file: &Path, plugin: Option<String>, loaded: bool, message: String) -> ReloadEvent {
+    ReloadEvent { file: file.to_owned(), at: SystemTime::now(), plugin, loaded, message }
+}
+
+fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning the epoch ticker");
+}
+
+/// Finds which driver interface the component exports and the WIT version it was
+/// built against, refusing versions this server does not speak.
+fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKind, String), String> {
+    let ty = component.component_type();
+    let mut kind = None;
+    let mut versions = Vec::new();
+    let mut names: Vec<(String, bool)> =
+        ty.exports(engine).map(|(n, i)| (n.to_owned(), matches!(i.ty, ComponentItem::ComponentInstance(_)))).collect();
+    names.extend(ty.imports(engine).map(|(n, _)| (n.to_owned(), false)));
+    for (name, exported) in names {
+        let Some(rest) = name.strip_prefix(WIT_PACKAGE).and_then(|r| r.strip_prefix('/')) else { continue };
+        let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
+        versions.push(version.to_owned());
+        if exported {
+            kind = match iface {
+                "hypervisor" => Some(DriverKind::Hypervisor),
+                "storage" => Some(DriverKind::Storage),
+                "network" => Some(DriverKind::Network),
+                _ => kind,
+            };
+        }
+    }
+    let Some(version) = versions.first().cloned() else {
+        return Err(format!("exports no {WIT_PACKAGE} interface; is it a wasmstack driver?"));
+    };
+    for v in &versions {
+        if !compatible(v) {
+            return Err(format!("built for {WIT_PACKAGE}@{v}; this server supports {WIT_PACKAGE}@0.1.x ({SUPPORTED_WIT})"));
+        }
+    }
+    let kind = kind.ok_or_else(|| format!("exports none of {WIT_PACKAGE}/hypervisor, storage or network"))?;
+    Ok((kind, version))
+}
+
+fn compatible(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.split(['-', '+']).next().unwrap_or("").parse::<u64>());
+    matches!((parts.next(), parts.next(), parts.next()), (Some(Ok(major)), Some(Ok(minor)), Some(Ok(_))) if (major, minor) == SUPPORTED_MAJOR_MINOR)
+}
+
+fn check_info(raw: super::bindings::plugin::PluginInfo, world: DriverKind) -> Result<PluginInfo, String> {
+    let name_ok = !raw.name.is_empty()
+        && raw.name.len() <= 32
+        && raw.name.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        return Err(format!("describe() gave the name {:?}; use 1-32 lowercase letters, digits and dashes", raw.name));
+    }
+    if raw.version.trim().is_empty() {
+        return Err("describe() gave an empty version".into());
+    }
+    let kind = match raw.kind {
+        WitKind::Hypervisor => DriverKind::Hypervisor,
+        WitKind::Storage => DriverKind::Storage,
+        WitKind::Network => DriverKind::Network,
+    };
+    if kind != world {
+        return Err(format!("describe() says kind {} but the component is a {} driver", kind.as_str(), world.as_str()));
+    }
+    let config_schema: serde_json::Value = serde_json::from_str(&raw.config_schema)
+        .map_err(|e| format!("describe() gave a config-schema that is not JSON: {e}"))?;
+    let capabilities = raw
+        .capabilities
+        .into_iter()
+        .map(|c| match c {
+            WitCapability::Libvirt(p) => Capability::Libvirt(p),
+            WitCapability::Images(p) => Capability::Images(p),
+            WitCapability::Netdev(p) => Capability::Netdev(p),
+        })
+        .collect();
+    Ok(PluginInfo { name: raw.name, version: raw.version, kind, description: raw.description, capabilities, config_schema })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatible;
+
+    #[test]
+    fn wit_versions() {
+        assert!(compatible("0.1.0"));
+        assert!(compatible("0.1.7"));
+        assert!(!compatible("0.2.0"));
+        assert!(!compatible("9.0.0"));
+        assert!(!compatible(""));
+    }
+}

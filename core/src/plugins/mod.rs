@@ -1,0 +1,23 @@
+//! The plugin host: loads driver components, keeps them within their grants and
+//! limits, replaces them when their files change, and runs each call in a fresh store.
+
+mod bindings;
+mod caps;
+mod config;
+mod driver;
+mod error;
+mod grants;
+mod host;
+mod state;
+
+pub use bindings::hypervisor::{
+    Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, Nic, NicModel,
+    SwitchKind, VmPower, VmSpec, VmStats, VmStatus,
+};
+pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};
+pub use caps::libvirt::LibvirtPool;
+pub use config::{HostConfig, Limits, PluginSettings};
+pub use driver::{HypervisorDriver, HypervisorSession};
+pub use error::PluginError;
+pub use grants::{Capability, Grants};
+pub use host::{DriverKind, LoadedPlugin, PluginHost, PluginInfo, ReloadEvent, SUPPORTED_WIT};

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Prepare this machine for building and testing wasmstack (Debian 12, root, no systemd needed).
+# Idempotent: a second run installs nothing and only checks that the services answer.
+#
+#   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs), ISO tools, OVS, busybox
+#   - rustup targets for the WebAssembly plugins
+#   - virtlogd + libvirtd, started by hand (no systemd socket activation)
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (it installs packages and starts libvirtd)"
+
+export DEBIAN_FRONTEND=noninteractive
+
+PACKAGES=(
+  libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
+  qemu-system-x86 qemu-block-extra qemu-utils
+  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
+  isolinux syslinux-common syslinux-utils genisoimage
+  iproute2 cpio openvswitch-switch busybox-static
+)
+
+installed_version() { # pkg -> version, or nothing when not installed
+  dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null |
+    awk '$1 == "install" && $3 == "installed" { print $4 }'
+}
+
+# ---------------------------------------------------------------- apt packages
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [ -n "$(installed_version "$p")" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  log "apt: all ${#PACKAGES[@]} packages already installed"
+else
+  log "apt: missing: ${missing[*]}"
+  t0=$SECONDS
+  apt-get update -q
+  install=("${missing[@]}")
+  apt_opts=(-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+  # Some images ship a newer qemu-utils (e.g. from bookworm-backports) without the
+  # matching apt source; it then Breaks the installable qemu-system-common. Pin the
+  # qemu binaries to the qemu-system-x86 version that apt can install.
+  want=$(installed_version qemu-system-x86)
+  [ -n "$want" ] || want=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
+  have=$(installed_version qemu-utils)
+  if [ -n "$want" ] && [ "$want" != "(none)" ] && [ -n "$have" ] && [ "$have" != "$want" ]; then
+    log "apt: installed qemu-utils $have does not match qemu-system-x86 $want; pinning qemu packages to $want"
+    pinned=()
+    for p in "${install[@]}" qemu-utils qemu-block-extra; do
+      case "$p" in
+        qemu-utils|qemu-block-extra|qemu-system-x86)
+          if apt-cache madison "$p" | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | grep -qxF "$want"; then
+            pinned+=("$p=$want")
+          else
+            pinned+=("$p")
+          fi ;;
+        *) pinned+=("$p") ;;
+      esac
+    done
+    # de-duplicate (qemu-utils / qemu-block-extra may already be in the list)
+    mapfile -t install < <(printf '%s\n' "${pinned[@]}" | awk '!seen[$0]++')
+    apt_opts+=(--allow-downgrades)
+  fi
+
+  # Do not let package scripts start services: this script starts what it needs.
+  policy_created=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    policy_created=1
+  fi
+  rc=0
+  apt-get install "${apt_opts[@]}" "${install[@]}" || rc=$?
+  [ -z "$policy_created" ] || rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || die "apt-get install failed ($rc)"
+  log "apt: installed ${#missing[@]} package(s) in $((SECONDS - t0)) s"
+fi
+
+# ---------------------------------------------------------------- rust targets
+if ! command -v rustup >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+if command -v rustup >/dev/null 2>&1; then
+  have_targets=$(rustup target list --installed)
+  for t in wasm32-wasip2 wasm32-unknown-unknown; do
+    if grep -qxF "$t" <<<"$have_targets"; then
+      log "rustup: target $t present"
+    else
+      log "rustup: adding target $t"
+      rustup target add "$t"
+    fi
+  done
+else
+  die "rustup not found; install Rust with rustup first (https://rustup.rs)"
+fi
+
+# ---------------------------------------------------------------- /dev/kvm group
+# libvirt runs QEMU as libvirt-qemu:kvm. If that user cannot open /dev/kvm while the
+# capabilities probe saw KVM (or the other way round), libvirt throws its capabilities
+# cache away on every call: `virsh version` takes seconds, `define` tens of seconds.
+# Give /dev/kvm to the kvm group, as udev does on a normal Debian host.
+# (Guests always use TCG, <domain type='qemu'>; KVM itself is never used.)
+if [ -e /dev/kvm ] && kvm_gid=$(getent group kvm | cut -d: -f3) && [ -n "$kvm_gid" ]; then
+  dev_gid=$(stat -c %g /dev/kvm)
+  dev_mode=$(stat -c %a /dev/kvm)
+  if [ "$dev_gid" != "$kvm_gid" ] || [ $(( 8#$dev_mode & 8#060 )) != $(( 8#060 )) ]; then
+    log "kvm: /dev/kvm is gid $dev_gid mode $dev_mode, kvm group is $kvm_gid; fixing to kvm, g+rw"
+    chgrp kvm /dev/kvm
+    chmod g+rw /dev/kvm
+  else
+    log "kvm: /dev/kvm group matches the kvm group ($kvm_gid)"
+  fi
+fi
+
+# ---------------------------------------------------------------- libvirt
+virtlogd_up() { virt-admin -c virtlogd:///system version >/dev/null 2>&1; }
+libvirtd_up() { virsh -c qemu:///system version >/dev/null 2>&1; }
+
+# The QEMU driver needs virtlogd; without systemd nothing socket-activates it.
+# (A stale socket file from a dead daemon is not enough, so ask the daemon itself.)
+if virtlogd_up; then
+  log "virtlogd: running"
+else
+  log "virtlogd: starting"
+  virtlogd -d
+  for _ in $(seq 100); do virtlogd_up && break; sleep 0.1; done
+  virtlogd_up || die "virtlogd did not start"
+fi
+
+if libvirtd_up; then
+  log "libvirtd: running"
+else
+  log "libvirtd: starting (the first start probes QEMU and can take ~10 s)"
+  t0=$SECONDS
+  libvirtd -d
+  deadline=$((SECONDS + 60))
+  until libvirtd_up; do
+    [ $SECONDS -lt $deadline ] || die "libvirtd did not answer within 60 s (see /var/log/libvirt/libvirtd.log)"
+    sleep 0.2
+  done
+  log "libvirtd: answering after $((SECONDS - t0)) s"
+fi
+
+log "done"
