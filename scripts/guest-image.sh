@@ -28,6 +28,9 @@ OUT=$(cd "$1" && pwd)
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 OUTPUTS=(vmlinuz initrd.gz tiny.iso template.qcow2)
 
+# libvirt runs QEMU as libvirt-qemu, which may not reach OUTDIR (e.g. under a 0700
+# home): tests copy these files into a folder of their own before booting them.
+
 uptodate=1
 for f in "${OUTPUTS[@]}"; do
   [ "$OUT/$f" -nt "$SELF" ] || uptodate=0

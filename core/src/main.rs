@@ -1,1 +1,172 @@
-fn main() {}
+//! The `wasmstack` command.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use wasmstack::plugins::{HostConfig, LoadedPlugin, PluginHost};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmstack",
+    version,
+    about = "IaaS management server whose drivers are WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Driver plugins: what is loaded, what each asks for and what is granted.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct HostArgs {
+    /// Server configuration file (TOML) with the plugin folder, limits and grants.
+    #[arg(long, env = "WASMSTACK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Plugin folder; overrides the one in the configuration.
+    #[arg(long)]
+    plugin_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Loads every driver in the plugin folder and lists them, with refusals.
+    List(HostArgs),
+    /// Validates one `.wasm` file and shows what it is and asks for.
+    Inspect {
+        file: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Plugins {
+            command: PluginsCommand::List(args),
+        } => plugins_list(&args),
+        Command::Plugins {
+            command: PluginsCommand::Inspect { file, host },
+        } => plugins_inspect(&file, &host),
+    }
+}
+
+fn host_config(args: &HostArgs) -> Result<HostConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            HostConfig::load(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => HostConfig::new("plugins"),
+    };
+    if let Some(dir) = &args.plugin_dir {
+        config.dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn plugins_list(args: &HostArgs) -> Result<()> {
+    let host = PluginHost::new(host_config(args)?)?;
+    let events = host.scan();
+    let refused: Vec<_> = events.iter().filter(|e| !e.loaded).collect();
+    if args.json {
+        let plugins: Vec<_> = host.list().iter().map(|p| describe_json(p)).collect();
+        let out = serde_json::json!({ "dir": host.dir(), "plugins": plugins, "refused": refused });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("plugin folder: {}", host.dir().display());
+    let plugins = host.list();
+    if plugins.is_empty() {
+        println!("no drivers loaded");
+    }
+    for p in &plugins {
+        print_plugin(p);
+    }
+    for e in &refused {
+        println!("refused {}: {}", e.file.display(), e.message);
+    }
+    Ok(())
+}
+
+fn plugins_inspect(file: &std::path::Path, args: &HostArgs) -> Result<()> {
+    let host = PluginHost::new(host_config(args)?)?;
+    let plugin = host.load_file(file)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&describe_json(&plugin))?);
+    } else {
+        print_plugin(&plugin);
+    }
+    if !plugin.missing_grants().is_empty() && !args.json {
+        println!("  note: until the missing grants are added, calls that need them are refused");
+    }
+    if plugin.info.name.is_empty() {
+        bail!("the plugin has no name");
+    }
+    Ok(())
+}
+
+fn print_plugin(p: &LoadedPlugin) {
+    let i = &p.info;
+    println!(
+        "{} {} ({} driver, {})",
+        i.name,
+        i.version,
+        i.kind.as_str(),
+        p.wit_version_label()
+    );
+    println!("  {}", i.description);
+    println!("  file: {} (sha256 {})", p.file.display(), &p.sha256[..16]);
+    let limits = p.settings.limits;
+    println!(
+        "  limits: {} MiB memory, {} ms per call",
+        limits.memory_mib,
+        limits.timeout.as_millis()
+    );
+    for cap in &i.capabilities {
+        let state = if p.settings.grants.covers(cap) {
+            "granted"
+        } else {
+            "NOT granted"
+        };
+        println!("  asks: {cap} [{state}]");
+    }
+    for cap in p.settings.grants.capabilities() {
+        println!("  granted: {cap}");
+    }
+}
+
+fn describe_json(p: &LoadedPlugin) -> serde_json::Value {
+    serde_json::json!({
+        "name": p.info.name,
+        "version": p.info.version,
+        "kind": p.info.kind,
+        "description": p.info.description,
+        "wit": p.wit_version_label(),
+        "file": p.file,
+        "sha256": p.sha256,
+        "asks": p.info.capabilities,
+        "granted": p.settings.grants.capabilities(),
+        "missing": p.missing_grants(),
+        "memory_mib": p.settings.limits.memory_mib,
+        "timeout_ms": p.settings.limits.timeout.as_millis() as u64,
+        "config_schema": p.info.config_schema,
+    })
+}

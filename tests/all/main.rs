@@ -1,1 +1,9 @@
-fn x(){}
+//! End-to-end tests: the real plugin host, real driver components, real libvirt.
+//! One binary, as wasmtime does it, so the suite links once.
+
+mod cli;
+mod isolation;
+mod kvm_guest;
+mod reload;
+mod simulator;
+mod support;

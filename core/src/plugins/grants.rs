@@ -35,7 +35,11 @@ pub struct Grants {
 
 impl Grants {
     /// Checks the patterns and builds the grant set.
-    pub fn new(libvirt: Vec<String>, images: Vec<String>, netdev: Vec<String>) -> Result<Self, String> {
+    pub fn new(
+        libvirt: Vec<String>,
+        images: Vec<String>,
+        netdev: Vec<String>,
+    ) -> Result<Self, String> {
         for p in &libvirt {
             if p.is_empty() || !p.contains(':') {
                 return Err(format!("libvirt grant \"{p}\" is not a URI pattern"));
@@ -51,11 +55,19 @@ impl Grants {
             })
             .collect::<Result<Vec<_>, _>>()?;
         for p in &netdev {
-            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 return Err(format!("netdev grant \"{p}\" is not a device-name prefix"));
             }
         }
-        Ok(Grants { libvirt, images, netdev })
+        Ok(Grants {
+            libvirt,
+            images,
+            netdev,
+        })
     }
 
     /// Everything granted, as a list.
@@ -75,7 +87,12 @@ impl Grants {
     /// and must not climb out of it.
     pub fn allows_image(&self, url: &str) -> bool {
         !url.split('/').any(|seg| seg == "..")
-            && self.images.iter().any(|p| url == p || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
+            && self.images.iter().any(|p| {
+                url == p
+                    || url
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
     }
 
     /// Whether the netdev capability may touch the device `name`.
@@ -97,9 +114,13 @@ impl Grants {
 fn glob_match(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
     let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
     for part in middle {
         match rest.find(part) {
             Some(i) => rest = &rest[i + part.len()..],
@@ -123,8 +144,14 @@ mod tests {
 
     #[test]
     fn glob() {
-        assert!(glob_match("qemu+ssh://*/system", "qemu+ssh://10.0.0.7/system"));
-        assert!(!glob_match("qemu+ssh://*/system", "qemu+ssh://10.0.0.7/session"));
+        assert!(glob_match(
+            "qemu+ssh://*/system",
+            "qemu+ssh://10.0.0.7/system"
+        ));
+        assert!(!glob_match(
+            "qemu+ssh://*/system",
+            "qemu+ssh://10.0.0.7/session"
+        ));
         assert!(glob_match("test:///default", "test:///default"));
         assert!(!glob_match("test:///default", "test:///default2"));
         assert!(glob_match("*", "anything"));
@@ -143,7 +170,12 @@ mod tests {
 
     #[test]
     fn covers_asks() {
-        let g = Grants::new(vec!["qemu+ssh://*/system".into()], vec![], vec!["ws-".into()]).unwrap();
+        let g = Grants::new(
+            vec!["qemu+ssh://*/system".into()],
+            vec![],
+            vec!["ws-".into()],
+        )
+        .unwrap();
         assert!(g.covers(&Capability::Libvirt("qemu+ssh://*/system".into())));
         assert!(g.covers(&Capability::Libvirt("qemu+ssh://h1/system".into())));
         assert!(!g.covers(&Capability::Libvirt("qemu:///system".into())));

@@ -18,6 +18,6 @@ pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locat
 pub use caps::libvirt::LibvirtPool;
 pub use config::{HostConfig, Limits, PluginSettings};
 pub use driver::{HypervisorDriver, HypervisorSession};
-pub use error::PluginError;
+pub use error::{PluginError, driver_error_text};
 pub use grants::{Capability, Grants};
 pub use host::{DriverKind, LoadedPlugin, PluginHost, PluginInfo, ReloadEvent, SUPPORTED_WIT};

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -28,17 +28,29 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
-    pub fn new(plugin: Arc<str>, grants: Arc<Grants>, libvirt: Arc<LibvirtPool>, memory_cap: usize, deadline: Instant) -> Self {
+    pub fn new(
+        plugin: Arc<str>,
+        grants: Arc<Grants>,
+        libvirt: Arc<LibvirtPool>,
+        memory_cap: usize,
+        deadline: Instant,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopened folders, no environment, no sockets: a driver reaches the
         // outside world only through the capabilities it was granted.
-        let wasi = WasiCtxBuilder::new().stdout(stderr.clone()).stderr(stderr.clone()).build();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stderr.clone())
+            .stderr(stderr.clone())
+            .build();
         CallState {
             plugin,
             grants,
             libvirt,
             deadline,
-            limiter: MemoryLimiter { cap: memory_cap, hit: false },
+            limiter: MemoryLimiter {
+                cap: memory_cap,
+                hit: false,
+            },
             table: ResourceTable::new(),
             wasi,
             stderr,
@@ -62,7 +74,10 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -86,7 +101,12 @@ pub(crate) struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.hit = true;
             return Ok(false);
@@ -94,7 +114,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }

@@ -12,7 +12,9 @@ use virt::domain::Domain;
 use virt::error::ErrorNumber;
 use wasmtime::component::Resource;
 
-use crate::plugins::bindings::libvirt::{ChangeScope, DomainState, DomainStats, DomainSummary, Host, HostConnection, NodeInfo};
+use crate::plugins::bindings::libvirt::{
+    ChangeScope, DomainState, DomainStats, DomainSummary, Host, HostConnection, NodeInfo,
+};
 use crate::plugins::bindings::types::DriverError;
 use crate::plugins::grants::denial;
 use crate::plugins::state::CallState;
@@ -33,7 +35,10 @@ impl LibvirtPool {
         {
             return Ok(c.clone());
         }
-        let conn = Connect::open(Some(uri)).map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
+        // libvirt prints every error to stderr by default; ours go into driver errors.
+        virt::error::clear_error_callback();
+        let conn = Connect::open(Some(uri))
+            .map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(conn);
         conns.insert(uri.to_owned(), conn.clone());
@@ -57,12 +62,14 @@ fn map_err(e: virt::error::Error) -> DriverError {
     let text = e.message().to_owned();
     match e.code() {
         ErrorNumber::NoDomain => DriverError::NotFound(text),
-        ErrorNumber::XmlError | ErrorNumber::XmlDetail | ErrorNumber::InvalidArg | ErrorNumber::OperationInvalid => {
-            DriverError::InvalidSpec(text)
-        }
-        ErrorNumber::NoConnect | ErrorNumber::Rpc | ErrorNumber::SystemError | ErrorNumber::OperationTimeout => {
-            DriverError::Unavailable(text)
-        }
+        ErrorNumber::XmlError
+        | ErrorNumber::XmlDetail
+        | ErrorNumber::InvalidArg
+        | ErrorNumber::OperationInvalid => DriverError::InvalidSpec(text),
+        ErrorNumber::NoConnect
+        | ErrorNumber::Rpc
+        | ErrorNumber::SystemError
+        | ErrorNumber::OperationTimeout => DriverError::Unavailable(text),
         ErrorNumber::NoSupport => DriverError::Unsupported(text),
         ErrorNumber::AuthFailed => DriverError::Denied(text),
         _ => DriverError::Failed(text),
@@ -97,7 +104,11 @@ type Outcome<T> = wasmtime::Result<Result<T, DriverError>>;
 
 impl CallState {
     /// Runs one libvirt operation on a guest's connection, within the call's deadline.
-    fn with_conn<T>(&mut self, handle: &Resource<LibvirtConnection>, op: impl FnOnce(&Connect) -> Result<T, virt::error::Error>) -> Outcome<T> {
+    fn with_conn<T>(
+        &mut self,
+        handle: &Resource<LibvirtConnection>,
+        op: impl FnOnce(&Connect) -> Result<T, virt::error::Error>,
+    ) -> Outcome<T> {
         self.check_deadline()?;
         let conn = self.table.get(handle)?.conn.clone();
         let result = op(&conn).map_err(map_err);
@@ -106,7 +117,12 @@ impl CallState {
     }
 
     /// Runs one operation on a domain named by UUID.
-    fn with_domain<T>(&mut self, handle: &Resource<LibvirtConnection>, uuid: &str, op: impl FnOnce(&Domain) -> Result<T, virt::error::Error>) -> Outcome<T> {
+    fn with_domain<T>(
+        &mut self,
+        handle: &Resource<LibvirtConnection>,
+        uuid: &str,
+        op: impl FnOnce(&Domain) -> Result<T, virt::error::Error>,
+    ) -> Outcome<T> {
         self.with_conn(handle, |c| op(&Domain::lookup_by_uuid_string(c, uuid)?))
     }
 }
@@ -117,7 +133,11 @@ impl HostConnection for CallState {
     fn open(&mut self, uri: String) -> Outcome<Resource<LibvirtConnection>> {
         self.check_deadline()?;
         if !self.grants.allows_libvirt(&uri) {
-            return Ok(Err(DriverError::Denied(denial(&self.plugin, "libvirt", &uri))));
+            return Ok(Err(DriverError::Denied(denial(
+                &self.plugin,
+                "libvirt",
+                &uri,
+            ))));
         }
         let conn = match self.libvirt.connect(&uri) {
             Ok(c) => c,
@@ -151,7 +171,12 @@ impl HostConnection for CallState {
         self.with_conn(&handle, |c| {
             let kind = c.get_type()?;
             let v = c.get_hyp_version()?;
-            Ok(format!("{kind} {}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000))
+            Ok(format!(
+                "{kind} {}.{}.{}",
+                v / 1_000_000,
+                (v / 1000) % 1000,
+                v % 1000
+            ))
         })
     }
 
@@ -159,21 +184,36 @@ impl HostConnection for CallState {
         self.with_conn(&handle, |c| c.get_capabilities())
     }
 
-    fn define_domain(&mut self, handle: Resource<LibvirtConnection>, xml: String) -> Outcome<String> {
+    fn define_domain(
+        &mut self,
+        handle: Resource<LibvirtConnection>,
+        xml: String,
+    ) -> Outcome<String> {
         self.with_conn(&handle, |c| Domain::define_xml(c, &xml)?.get_uuid_string())
     }
 
-    fn undefine_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+    fn undefine_domain(
+        &mut self,
+        handle: Resource<LibvirtConnection>,
+        uuid: String,
+    ) -> Outcome<()> {
         // NVRAM and managed saves go with the definition, as `virsh undefine --nvram` does.
-        let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
-        self.with_domain(&handle, &uuid, |d| d.undefine_flags(flags).or_else(|_| d.undefine()))
+        let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
+        self.with_domain(&handle, &uuid, |d| {
+            d.undefine_flags(flags).or_else(|_| d.undefine())
+        })
     }
 
     fn start_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
         self.with_domain(&handle, &uuid, |d| d.create().map(drop))
     }
 
-    fn shutdown_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+    fn shutdown_domain(
+        &mut self,
+        handle: Resource<LibvirtConnection>,
+        uuid: String,
+    ) -> Outcome<()> {
         self.with_domain(&handle, &uuid, |d| d.shutdown().map(drop))
     }
 
@@ -189,7 +229,11 @@ impl HostConnection for CallState {
         self.with_domain(&handle, &uuid, |d| d.reset().map(drop))
     }
 
-    fn domain_state(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainState> {
+    fn domain_state(
+        &mut self,
+        handle: Resource<LibvirtConnection>,
+        uuid: String,
+    ) -> Outcome<DomainState> {
         self.with_domain(&handle, &uuid, |d| Ok(state_of(d.get_state()?.0)))
     }
 
@@ -197,26 +241,54 @@ impl HostConnection for CallState {
         self.with_domain(&handle, &uuid, |d| d.get_xml_desc(0))
     }
 
-    fn domain_stats(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainStats> {
+    fn domain_stats(
+        &mut self,
+        handle: Resource<LibvirtConnection>,
+        uuid: String,
+    ) -> Outcome<DomainStats> {
         self.with_domain(&handle, &uuid, |d| {
             let info = d.get_info()?;
-            Ok(DomainStats { cpu_time_ns: info.cpu_time, memory_kib: info.memory, vcpus: info.nr_virt_cpu })
+            Ok(DomainStats {
+                cpu_time_ns: info.cpu_time,
+                memory_kib: info.memory,
+                vcpus: info.nr_virt_cpu,
+            })
         })
     }
 
-    fn attach_device(&mut self, handle: Resource<LibvirtConnection>, uuid: String, xml: String, scope: ChangeScope) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.attach_device_flags(&xml, scope_flags(scope)).map(drop))
+    fn attach_device(
+        &mut self,
+        handle: Resource<LibvirtConnection>,
+        uuid: String,
+        xml: String,
+        scope: ChangeScope,
+    ) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| {
+            d.attach_device_flags(&xml, scope_flags(scope)).map(drop)
+        })
     }
 
-    fn detach_device(&mut self, handle: Resource<LibvirtConnection>, uuid: String, xml: String, scope: ChangeScope) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.detach_device_flags(&xml, scope_flags(scope)).map(drop))
+    fn detach_device(
+        &mut self,
+        handle: Resource<LibvirtConnection>,
+        uuid: String,
+        xml: String,
+        scope: ChangeScope,
+    ) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| {
+            d.detach_device_flags(&xml, scope_flags(scope)).map(drop)
+        })
     }
 
     fn list_domains(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<Vec<DomainSummary>> {
         self.with_conn(&handle, |c| {
             let mut out = Vec::new();
             for d in c.list_all_domains(0)? {
-                out.push(DomainSummary { uuid: d.get_uuid_string()?, name: d.get_name()?, state: state_of(d.get_state()?.0) });
+                out.push(DomainSummary {
+                    uuid: d.get_uuid_string()?,
+                    name: d.get_name()?,
+                    state: state_of(d.get_state()?.0),
+                });
             }
             Ok(out)
         })

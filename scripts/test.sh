@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: prepare the machine, build the test guest and everything else, run all tests.
+#
+#   scripts/test.sh [ARGS...]     ARGS go to the wasmstack `cargo test` (e.g. a test name filter)
+#
+# Needs root on Debian 12; installs its own packages and starts libvirtd (see scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wasmstack/target}"
+export WASMSTACK_GUEST_DIR="${WASMSTACK_GUEST_DIR:-$HOME/.cache/wasmstack/guest}"
+
+bash scripts/setup.sh
+bash scripts/guest-image.sh "$WASMSTACK_GUEST_DIR"
+bash scripts/build.sh
+
+failed=()
+printf 'test: cargo test --release -p wasmstack %s\n' "$*"
+cargo test --release -p wasmstack "$@" || failed+=(wasmstack)
+printf 'test: cargo test --release -p kvm\n'
+cargo test --release -p kvm || failed+=(kvm)
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'test: FAILED: %s\n' "${failed[*]}" >&2
+  exit 1
+fi
+printf 'test: all passed\n'

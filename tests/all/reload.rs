@@ -1,0 +1,129 @@
+//! Hot reload: a changed file replaces the plugin once validated, calls in flight
+//! finish on the old code, and a bad file leaves the old plugin in place.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Sandbox, install_file, wasm};
+
+const CONFIG: &str = "[plugin.rogue]\nlibvirt = [\"test:///default\"]\ntimeout-ms = 10000\n";
+
+fn version_of(host: &wasmstack::plugins::PluginHost) -> String {
+    host.hypervisor("rogue")
+        .unwrap()
+        .probe_host("test:///default")
+        .unwrap()
+        .hypervisor_version
+}
+
+#[test]
+fn a_call_in_flight_finishes_on_the_old_version() {
+    let sb = Sandbox::new();
+    let file = sb.install("rogue-v1.wasm", "rogue.wasm");
+    let host = sb.host(CONFIG);
+    host.scan();
+    assert_eq!(version_of(&host), "rogue 1.0.0");
+
+    let old = host.hypervisor("rogue").unwrap();
+    let in_flight =
+        std::thread::spawn(move || old.probe_host("sleep:1500").map(|f| f.hypervisor_version));
+    std::thread::sleep(Duration::from_millis(200));
+
+    install_file(&wasm("rogue-v2.wasm"), &file);
+    let events = host.scan();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].loaded, "{events:?}");
+    assert_eq!(events[0].message, "replaced rogue 1.0.0 with 2.0.0");
+    assert_eq!(version_of(&host), "rogue 2.0.0");
+    assert!(
+        !in_flight.is_finished(),
+        "the slow call should still be running"
+    );
+
+    assert_eq!(in_flight.join().unwrap().unwrap(), "rogue 1.0.0");
+}
+
+#[test]
+fn a_corrupt_replacement_is_refused_and_the_old_one_keeps_working() {
+    let sb = Sandbox::new();
+    let file = sb.install("rogue-v1.wasm", "rogue.wasm");
+    let host = sb.host(CONFIG);
+    host.scan();
+
+    let mut bytes = std::fs::read(wasm("rogue-v2.wasm")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&file, &bytes).unwrap();
+    let events = host.scan();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(!events[0].loaded);
+    assert!(
+        events[0]
+            .message
+            .starts_with("refused: not a valid component"),
+        "{}",
+        events[0].message
+    );
+    assert!(
+        events[0].message.ends_with("; still using rogue 1.0.0"),
+        "{}",
+        events[0].message
+    );
+    assert_eq!(version_of(&host), "rogue 1.0.0");
+    assert!(
+        host.events().iter().any(|e| !e.loaded),
+        "the refusal is kept for the operator"
+    );
+
+    // A good file after the bad one is taken.
+    install_file(&wasm("rogue-v2.wasm"), &file);
+    host.scan();
+    assert_eq!(version_of(&host), "rogue 2.0.0");
+}
+
+#[test]
+fn the_watcher_picks_up_new_changed_and_removed_files() {
+    let sb = Sandbox::new();
+    let host = sb.host(CONFIG);
+    let _watch = host.watch(Duration::from_millis(50));
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the watcher never saw: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    let file = sb.install("rogue-v1.wasm", "rogue.wasm");
+    wait_for("a new file", &|| host.get("rogue").is_some());
+    assert_eq!(version_of(&host), "rogue 1.0.0");
+
+    install_file(&wasm("rogue-v2.wasm"), &file);
+    wait_for("a changed file", &|| {
+        host.get("rogue").is_some_and(|p| p.info.version == "2.0.0")
+    });
+
+    std::fs::remove_file(&file).unwrap();
+    wait_for("a removed file", &|| host.get("rogue").is_none());
+    assert!(host.hypervisor("rogue").is_err());
+}
+
+#[test]
+fn two_files_cannot_claim_the_same_name() {
+    let sb = Sandbox::new();
+    sb.install("rogue-v1.wasm", "a.wasm");
+    sb.install("rogue-v2.wasm", "b.wasm");
+    let host = sb.host(CONFIG);
+    let events = host.scan();
+    assert!(events[0].loaded);
+    assert!(!events[1].loaded);
+    assert!(
+        events[1]
+            .message
+            .contains("plugin \"rogue\" is already loaded from"),
+        "{}",
+        events[1].message
+    );
+    assert_eq!(version_of(&host), "rogue 1.0.0");
+}
