@@ -53,7 +53,10 @@ pub fn validate_spec(spec: &VmSpec) -> Result<(), DriverError> {
     for disk in &spec.disks {
         validate_disk(disk)?;
         if targets.contains(&disk.target.as_str()) {
-            return Err(invalid(format!("disk target {} is used twice", disk.target)));
+            return Err(invalid(format!(
+                "disk target {} is used twice",
+                disk.target
+            )));
         }
         targets.push(&disk.target);
         if let Some(order) = disk.boot_order {
@@ -100,7 +103,11 @@ fn validate_uuid(uuid: &str) -> Result<(), DriverError> {
 /// Checks one disk; also used on its own by attach-disk.
 pub fn validate_disk(disk: &Disk) -> Result<(), DriverError> {
     let target = &disk.target;
-    if target.is_empty() || !target.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+    if target.is_empty()
+        || !target
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
         return Err(invalid(format!(
             "disk target {target:?} must be a device name such as vda or hdc"
         )));
@@ -215,8 +222,15 @@ pub fn domain_xml(spec: &VmSpec, domain_type: &str) -> String {
     let mut x = String::new();
     x.push_str(&format!("<domain type='{}'>\n", escape(domain_type)));
     x.push_str(&format!("  <name>{}</name>\n", escape(&spec.name)));
-    x.push_str(&format!("  <uuid>{}</uuid>\n", escape(&spec.uuid)));
-    x.push_str(&format!("  <memory unit='MiB'>{}</memory>\n", spec.memory_mib));
+    // Lowercase: the canonical form the host names domains by.
+    x.push_str(&format!(
+        "  <uuid>{}</uuid>\n",
+        escape(&spec.uuid.to_ascii_lowercase())
+    ));
+    x.push_str(&format!(
+        "  <memory unit='MiB'>{}</memory>\n",
+        spec.memory_mib
+    ));
     x.push_str(&format!("  <vcpu>{}</vcpu>\n", spec.vcpus));
     x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n  </os>\n");
     // ACPI lets the guest see the power button, which graceful shutdown relies on. No
@@ -360,7 +374,10 @@ fn backing_chain(net: &NetworkDisk) -> String {
         ));
         x.push_str(&indent(&network_source(net, &image.path), 2 * depth + 2));
     }
-    x.push_str(&format!("{}<backingStore/>\n", "  ".repeat(net.backing.len())));
+    x.push_str(&format!(
+        "{}<backingStore/>\n",
+        "  ".repeat(net.backing.len())
+    ));
     for depth in (0..net.backing.len()).rev() {
         x.push_str(&format!("{}</backingStore>\n", "  ".repeat(depth)));
     }
@@ -422,7 +439,11 @@ mod tests {
             vcpus: 2,
             memory_mib: 256,
             accel: Accel::Tcg,
-            disks: vec![file_disk("vda", "/var/lib/ws/root.qcow2", DiskFormat::Qcow2)],
+            disks: vec![file_disk(
+                "vda",
+                "/var/lib/ws/root.qcow2",
+                DiskFormat::Qcow2,
+            )],
             nics: vec![],
             console: ConsoleSpec {
                 serial_log: None,
@@ -687,7 +708,9 @@ mod tests {
     fn linux_bridge_with_vlan_refused() {
         let mut s = spec();
         s.nics.push(nic(SwitchKind::LinuxBridge, Some(100)));
-        assert!(invalid_message(validate_spec(&s)).contains("VLAN tags need an Open vSwitch bridge"));
+        assert!(
+            invalid_message(validate_spec(&s)).contains("VLAN tags need an Open vSwitch bridge")
+        );
     }
 
     #[test]
@@ -699,7 +722,13 @@ mod tests {
 
     #[test]
     fn bad_macs_refused() {
-        for mac in ["", "52:54:00:12:34", "52-54-00-12-34-56", "52:54:00:12:34:5g", "01:00:5e:00:00:01"] {
+        for mac in [
+            "",
+            "52:54:00:12:34",
+            "52-54-00-12-34-56",
+            "52:54:00:12:34:5g",
+            "01:00:5e:00:00:01",
+        ] {
             let mut n = nic(SwitchKind::LinuxBridge, None);
             n.mac = mac.into();
             invalid_message(validate_nic(&n));
@@ -753,7 +782,8 @@ mod tests {
     #[test]
     fn spec_checks() {
         validate_spec(&spec()).unwrap();
-        let cases: Vec<(fn(&mut VmSpec), &str)> = vec![
+        type Case = (fn(&mut VmSpec), &'static str);
+        let cases: Vec<Case> = vec![
             (|s| s.name.clear(), "name is empty"),
             (|s| s.uuid.clear(), "UUID is empty"),
             (|s| s.uuid = "not-a-uuid".into(), "is not a UUID"),

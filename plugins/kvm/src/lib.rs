@@ -92,9 +92,7 @@ fn existing_state(conn: &Connection, uuid: &str) -> Result<DomainState, DriverEr
 
 fn power(state: DomainState) -> VmPower {
     match state {
-        DomainState::Running | DomainState::Blocked | DomainState::ShuttingDown => {
-            VmPower::Running
-        }
+        DomainState::Running | DomainState::Blocked | DomainState::ShuttingDown => VmPower::Running,
         DomainState::ShutOff | DomainState::NoState => VmPower::Stopped,
         DomainState::Paused | DomainState::Suspended => VmPower::Paused,
         DomainState::Crashed => VmPower::Crashed,
@@ -162,11 +160,17 @@ fn scope_for(state: DomainState) -> ChangeScope {
 /// Makes room for a definition whose UUID exists under another name: libvirt refuses to
 /// rename through define, but the contract says defining an existing UUID replaces it.
 /// Returns the old XML so a failed define can put it back.
-fn clear_renamed(conn: &Connection, spec: &VmSpec, uuid: &str) -> Result<Option<String>, DriverError> {
+fn clear_renamed(
+    conn: &Connection,
+    spec: &VmSpec,
+    uuid: &str,
+) -> Result<Option<String>, DriverError> {
     let Some(state) = state_of(conn, uuid)? else {
         return Ok(None);
     };
-    let old_xml = conn.domain_xml(uuid).map_err(context(&format!("read {uuid}")))?;
+    let old_xml = conn
+        .domain_xml(uuid)
+        .map_err(context(&format!("read {uuid}")))?;
     let old_name = xml_scan::domain_name(&old_xml).unwrap_or_default();
     if old_name == spec.name {
         return Ok(None);

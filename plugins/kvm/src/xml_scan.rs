@@ -102,8 +102,8 @@ pub struct Vnc {
 
 /// The first VNC display in a domain XML, if any.
 pub fn vnc(domain_xml: &str) -> Option<Vnc> {
-    let graphics = tags(domain_xml, "graphics")
-        .find(|t| attr(t.attrs, "type").as_deref() == Some("vnc"))?;
+    let graphics =
+        tags(domain_xml, "graphics").find(|t| attr(t.attrs, "type").as_deref() == Some("vnc"))?;
     let port = attr(graphics.attrs, "port")
         .and_then(|p| p.parse::<i32>().ok())
         .and_then(|p| u16::try_from(p).ok())
