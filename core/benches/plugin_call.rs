@@ -18,10 +18,7 @@ fn wasm_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let exe = std::env::current_exe().expect("bench executable path");
-    exe.ancestors()
-        .nth(3)
-        .expect("cargo target dir")
-        .join("wasm32-wasip2/release")
+    exe.ancestors().nth(3).expect("cargo target dir").join("wasm32-wasip2/release")
 }
 
 /// Mean time of `f` over enough runs to fill about `budget`.
@@ -41,28 +38,18 @@ fn time_per_call(budget: Duration, mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
-    let budget = Duration::from_millis(
-        std::env::var("BENCH_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2000),
-    );
+    let budget = Duration::from_millis(std::env::var("BENCH_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(wasm_dir().join("kvm.wasm"), dir.path().join("kvm.wasm"))
-        .expect("kvm.wasm; run scripts/build.sh");
+    std::fs::copy(wasm_dir().join("kvm.wasm"), dir.path().join("kvm.wasm")).expect("kvm.wasm; run scripts/build.sh");
     let mut config = HostConfig::new(dir.path());
-    config.grant(
-        "kvm",
-        wasmstack::plugins::Grants::new(vec![SIMULATOR.into()], vec![], vec![]).unwrap(),
-    );
+    config.grant("kvm", wasmstack::plugins::Grants::new(vec![SIMULATOR.into()], vec![], vec![]).unwrap());
     let host = PluginHost::new(config).unwrap();
     host.scan();
     let kvm = host.hypervisor("kvm").expect("kvm loaded");
 
     // One domain to ask about, on the same pooled connection the driver uses.
     let conn = host.libvirt().connect(SIMULATOR).unwrap();
-    let dom = virt::domain::Domain::lookup_by_name(&conn, "test")
-        .expect("the test driver's default domain");
+    let dom = virt::domain::Domain::lookup_by_name(&conn, "test").expect("the test driver's default domain");
     let uuid = dom.get_uuid_string().unwrap();
 
     let native = time_per_call(budget, || {
@@ -71,10 +58,7 @@ fn main() {
     });
     let mut session = kvm.session().unwrap();
     let hosted = time_per_call(budget, || {
-        assert_eq!(
-            session.power_state(SIMULATOR, &uuid).unwrap(),
-            VmPower::Running
-        );
+        assert_eq!(session.power_state(SIMULATOR, &uuid).unwrap(), VmPower::Running);
     });
     let fresh = time_per_call(budget, || {
         std::hint::black_box(kvm.session().unwrap());
@@ -85,23 +69,13 @@ fn main() {
 
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!("power-state of one domain on {SIMULATOR}:");
-    println!(
-        "  native (virt crate)                 {:>9.2} µs",
-        us(native)
-    );
+    println!("  native (virt crate)                 {:>9.2} µs", us(native));
     println!(
         "  through the driver, warm instance   {:>9.2} µs  ratio {:.2}x  overhead {:.2} µs",
         us(hosted),
         us(hosted) / us(native),
         us(hosted) - us(native)
     );
-    println!(
-        "  fresh store + instance              {:>9.2} µs",
-        us(fresh)
-    );
-    println!(
-        "  through the driver, fresh instance  {:>9.2} µs  ratio {:.2}x",
-        us(per_op),
-        us(per_op) / us(native)
-    );
+    println!("  fresh store + instance              {:>9.2} µs", us(fresh));
+    println!("  through the driver, fresh instance  {:>9.2} µs  ratio {:.2}x", us(per_op), us(per_op) / us(native));
 }

@@ -1,4 +1,11 @@
 //! wasmstack: an IaaS management server whose hypervisor, storage and network drivers
 //! are sandboxed WebAssembly components.
 
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod events;
+pub mod jobs;
+pub mod orchestrate;
 pub mod plugins;
+pub mod server;

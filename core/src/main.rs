@@ -5,13 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use wasmstack::plugins::{HostConfig, LoadedPlugin, PluginHost};
+use wasmstack::server::{ServeOptions, Server};
 
 #[derive(Parser)]
-#[command(
-    name = "wasmstack",
-    version,
-    about = "IaaS management server whose drivers are WebAssembly components"
-)]
+#[command(name = "wasmstack", version, about = "IaaS management server whose drivers are WebAssembly components")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,6 +16,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the management server: the CloudStack-compatible API at /client/api.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Folder for the database, keys, plugins and configuration.
+        #[arg(long, env = "WASMSTACK_DATA_DIR", default_value = "wasmstack-data")]
+        data_dir: PathBuf,
+        /// Database URL: sqlite://FILE or postgres://USER:PASS@HOST/DB (default: SQLite in the data folder).
+        #[arg(long, env = "WASMSTACK_DATABASE")]
+        database: Option<String>,
+    },
     /// Driver plugins: what is loaded, what each asks for and what is granted.
     Plugins {
         #[command(subcommand)]
@@ -52,28 +61,39 @@ enum PluginsCommand {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The server logs its work; the one-shot commands print their answers instead.
+    let default_filter = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "error" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Plugins {
-            command: PluginsCommand::List(args),
-        } => plugins_list(&args),
-        Command::Plugins {
-            command: PluginsCommand::Inspect { file, host },
-        } => plugins_inspect(&file, &host),
+    match cli.command {
+        Command::Serve { listen, data_dir, database } => serve(ServeOptions {
+            listen,
+            data_dir,
+            database,
+            admin_password: std::env::var("WASMSTACK_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+        }),
+        Command::Plugins { command: PluginsCommand::List(args) } => plugins_list(&args),
+        Command::Plugins { command: PluginsCommand::Inspect { file, host } } => plugins_inspect(&file, &host),
     }
+}
+
+fn serve(opts: ServeOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = Server::start(&opts).await?;
+        println!("wasmstack API listening on http://{}/client/api", server.listener.local_addr()?);
+        server.run().await
+    })
 }
 
 fn host_config(args: &HostArgs) -> Result<HostConfig> {
     let mut config = match &args.config {
-        Some(path) => {
-            HostConfig::load(path).with_context(|| format!("reading {}", path.display()))?
-        }
+        Some(path) => HostConfig::load(path).with_context(|| format!("reading {}", path.display()))?,
         None => HostConfig::new("plugins"),
     };
     if let Some(dir) = &args.plugin_dir {
@@ -125,27 +145,13 @@ fn plugins_inspect(file: &std::path::Path, args: &HostArgs) -> Result<()> {
 
 fn print_plugin(p: &LoadedPlugin) {
     let i = &p.info;
-    println!(
-        "{} {} ({} driver, {})",
-        i.name,
-        i.version,
-        i.kind.as_str(),
-        p.wit_version_label()
-    );
+    println!("{} {} ({} driver, {})", i.name, i.version, i.kind.as_str(), p.wit_version_label());
     println!("  {}", i.description);
     println!("  file: {} (sha256 {})", p.file.display(), &p.sha256[..16]);
     let limits = p.settings.limits;
-    println!(
-        "  limits: {} MiB memory, {} ms per call",
-        limits.memory_mib,
-        limits.timeout.as_millis()
-    );
+    println!("  limits: {} MiB memory, {} ms per call", limits.memory_mib, limits.timeout.as_millis());
     for cap in &i.capabilities {
-        let state = if p.settings.grants.covers(cap) {
-            "granted"
-        } else {
-            "NOT granted"
-        };
+        let state = if p.settings.grants.covers(cap) { "granted" } else { "NOT granted" };
         println!("  asks: {cap} [{state}]");
     }
     for cap in p.settings.grants.capabilities() {

@@ -5,10 +5,7 @@ use std::process::Command;
 use crate::support::Sandbox;
 
 fn wasmstack(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmstack"))
-        .args(args)
-        .output()
-        .expect("running wasmstack");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmstack")).args(args).output().expect("running wasmstack");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -22,46 +19,18 @@ fn plugins_list_shows_drivers_grants_and_refusals() {
     sb.install("kvm.wasm", "kvm.wasm");
     sb.install("future.wasm", "future.wasm");
     std::fs::write(sb.plugins().join("broken.wasm"), b"not wasm").unwrap();
-    std::fs::write(
-        sb.config_path(),
-        "[plugin.kvm]\nlibvirt = [\"test:///default\"]\ntimeout-ms = 60000\n",
-    )
-    .unwrap();
+    std::fs::write(sb.config_path(), "[plugin.kvm]\nlibvirt = [\"test:///default\"]\ntimeout-ms = 60000\n").unwrap();
     let config = sb.config_path();
     let (ok, out, err) = wasmstack(&["plugins", "list", "--config", config.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(
-        out.contains("kvm 0.1.0 (hypervisor driver, wasmstack:driver@0.1.0)"),
-        "{out}"
-    );
-    assert!(
-        out.contains("limits: 64 MiB memory, 60000 ms per call"),
-        "{out}"
-    );
-    assert!(
-        out.contains("asks: libvirt test:///default [granted]"),
-        "{out}"
-    );
-    assert!(
-        out.contains("asks: libvirt qemu:///system [NOT granted]"),
-        "{out}"
-    );
-    assert!(
-        out.contains("broken.wasm: refused: not a WebAssembly file"),
-        "{out}"
-    );
-    assert!(
-        out.contains("future.wasm: refused: built for wasmstack:driver@9.0.0"),
-        "{out}"
-    );
+    assert!(out.contains("kvm 0.1.0 (hypervisor driver, wasmstack:driver@0.1.0)"), "{out}");
+    assert!(out.contains("limits: 64 MiB memory, 60000 ms per call"), "{out}");
+    assert!(out.contains("asks: libvirt test:///default [granted]"), "{out}");
+    assert!(out.contains("asks: libvirt qemu:///system [NOT granted]"), "{out}");
+    assert!(out.contains("broken.wasm: refused: not a WebAssembly file"), "{out}");
+    assert!(out.contains("future.wasm: refused: built for wasmstack:driver@9.0.0"), "{out}");
 
-    let (ok, out, err) = wasmstack(&[
-        "plugins",
-        "list",
-        "--json",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = wasmstack(&["plugins", "list", "--json", "--config", config.to_str().unwrap()]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["plugins"][0]["name"], "kvm");
@@ -79,10 +48,7 @@ fn plugins_inspect_validates_one_file() {
     assert_eq!(v["kind"], "hypervisor");
     assert_eq!(v["wit"], "wasmstack:driver@0.1.0");
     assert_eq!(v["config_schema"]["properties"]["accel"]["enum"][2], "tcg");
-    assert!(
-        v["missing"].as_array().unwrap().len() >= 4,
-        "nothing is granted without a configuration"
-    );
+    assert!(v["missing"].as_array().unwrap().len() >= 4, "nothing is granted without a configuration");
 
     let future = crate::support::wasm("future.wasm");
     let (ok, _, err) = wasmstack(&["plugins", "inspect", future.to_str().unwrap()]);

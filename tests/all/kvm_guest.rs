@@ -22,42 +22,27 @@ fn guest_template() -> PathBuf {
     let dir = std::env::var_os("WASMSTACK_GUEST_DIR")
         .expect("WASMSTACK_GUEST_DIR must name the folder scripts/guest-image.sh built (scripts/test.sh sets it)");
     let template = Path::new(&dir).join("template.qcow2");
-    assert!(
-        template.is_file(),
-        "{} is missing; run scripts/guest-image.sh",
-        template.display()
-    );
+    assert!(template.is_file(), "{} is missing; run scripts/guest-image.sh", template.display());
     template
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
-        assert!(
-            start.elapsed() < limit,
-            "gave up waiting for {what} after {limit:?}"
-        );
+        assert!(start.elapsed() < limit, "gave up waiting for {what} after {limit:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn virsh_knows(uuid: &str) -> bool {
-    Command::new("virsh")
-        .args(["-c", QEMU, "dominfo", uuid])
-        .output()
-        .expect("running virsh")
-        .status
-        .success()
+    Command::new("virsh").args(["-c", QEMU, "dominfo", uuid]).output().expect("running virsh").status.success()
 }
 
 #[test]
 fn a_real_guest_boots_stops_and_leaves_nothing_behind() {
     let template = guest_template();
     // QEMU runs as an unprivileged user: the disks live in a folder it can enter.
-    let work = tempfile::Builder::new()
-        .prefix("wasmstack-guest-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let work = tempfile::Builder::new().prefix("wasmstack-guest-").tempdir_in("/var/tmp").unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let base = work.path().join("template.qcow2");
     std::fs::copy(&template, &base).unwrap();
@@ -108,28 +93,17 @@ fn a_real_guest_boots_stops_and_leaves_nothing_behind() {
 
     let booted = Instant::now();
     kvm.start_vm(QEMU, &uuid).expect("starting the guest");
-    wait_for(
-        "the guest's marker on its serial console",
-        Duration::from_secs(90),
-        || std::fs::read_to_string(&serial).is_ok_and(|s| s.contains(MARKER)),
-    );
+    wait_for("the guest's marker on its serial console", Duration::from_secs(90), || {
+        std::fs::read_to_string(&serial).is_ok_and(|s| s.contains(MARKER))
+    });
     eprintln!("guest marker seen {:?} after start", booted.elapsed());
     assert_eq!(kvm.power_state(QEMU, &uuid).unwrap(), VmPower::Running);
-    assert!(
-        kvm.list_vms(QEMU)
-            .unwrap()
-            .iter()
-            .any(|v| v.uuid == uuid && v.power == VmPower::Running)
-    );
+    assert!(kvm.list_vms(QEMU).unwrap().iter().any(|v| v.uuid == uuid && v.power == VmPower::Running));
 
     // The VNC display listens where it was told to and speaks RFB.
     let console = kvm.console(QEMU, &uuid).expect("the console endpoint");
-    assert_eq!(
-        (console.protocol.as_str(), console.host.as_str()),
-        ("vnc", "127.0.0.1")
-    );
-    let mut vnc = std::net::TcpStream::connect((console.host.as_str(), console.port))
-        .expect("connecting to VNC");
+    assert_eq!((console.protocol.as_str(), console.host.as_str()), ("vnc", "127.0.0.1"));
+    let mut vnc = std::net::TcpStream::connect((console.host.as_str(), console.port)).expect("connecting to VNC");
     vnc.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut banner = [0u8; 12];
     vnc.read_exact(&mut banner).unwrap();
@@ -137,10 +111,7 @@ fn a_real_guest_boots_stops_and_leaves_nothing_behind() {
     drop(vnc);
 
     let stats = kvm.stats(QEMU, &uuid).unwrap();
-    assert!(
-        stats.cpu_time_ns > 0 && stats.memory_kib >= 256 * 1024,
-        "{stats:?}"
-    );
+    assert!(stats.cpu_time_ns > 0 && stats.memory_kib >= 256 * 1024, "{stats:?}");
 
     // The tiny guest has no ACPI daemon, so this stop ends in a forced power-off.
     kvm.stop_vm(QEMU, &uuid, 2000).expect("stopping the guest");

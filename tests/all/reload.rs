@@ -8,11 +8,7 @@ use crate::support::{Sandbox, install_file, wasm};
 const CONFIG: &str = "[plugin.rogue]\nlibvirt = [\"test:///default\"]\ntimeout-ms = 10000\n";
 
 fn version_of(host: &wasmstack::plugins::PluginHost) -> String {
-    host.hypervisor("rogue")
-        .unwrap()
-        .probe_host("test:///default")
-        .unwrap()
-        .hypervisor_version
+    host.hypervisor("rogue").unwrap().probe_host("test:///default").unwrap().hypervisor_version
 }
 
 #[test]
@@ -24,8 +20,7 @@ fn a_call_in_flight_finishes_on_the_old_version() {
     assert_eq!(version_of(&host), "rogue 1.0.0");
 
     let old = host.hypervisor("rogue").unwrap();
-    let in_flight =
-        std::thread::spawn(move || old.probe_host("sleep:1500").map(|f| f.hypervisor_version));
+    let in_flight = std::thread::spawn(move || old.probe_host("sleep:1500").map(|f| f.hypervisor_version));
     std::thread::sleep(Duration::from_millis(200));
 
     install_file(&wasm("rogue-v2.wasm"), &file);
@@ -34,10 +29,7 @@ fn a_call_in_flight_finishes_on_the_old_version() {
     assert!(events[0].loaded, "{events:?}");
     assert_eq!(events[0].message, "replaced rogue 1.0.0 with 2.0.0");
     assert_eq!(version_of(&host), "rogue 2.0.0");
-    assert!(
-        !in_flight.is_finished(),
-        "the slow call should still be running"
-    );
+    assert!(!in_flight.is_finished(), "the slow call should still be running");
 
     assert_eq!(in_flight.join().unwrap().unwrap(), "rogue 1.0.0");
 }
@@ -55,23 +47,10 @@ fn a_corrupt_replacement_is_refused_and_the_old_one_keeps_working() {
     let events = host.scan();
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(!events[0].loaded);
-    assert!(
-        events[0]
-            .message
-            .starts_with("refused: not a valid component"),
-        "{}",
-        events[0].message
-    );
-    assert!(
-        events[0].message.ends_with("; still using rogue 1.0.0"),
-        "{}",
-        events[0].message
-    );
+    assert!(events[0].message.starts_with("refused: not a valid component"), "{}", events[0].message);
+    assert!(events[0].message.ends_with("; still using rogue 1.0.0"), "{}", events[0].message);
     assert_eq!(version_of(&host), "rogue 1.0.0");
-    assert!(
-        host.events().iter().any(|e| !e.loaded),
-        "the refusal is kept for the operator"
-    );
+    assert!(host.events().iter().any(|e| !e.loaded), "the refusal is kept for the operator");
 
     // A good file after the bad one is taken.
     install_file(&wasm("rogue-v2.wasm"), &file);
@@ -87,10 +66,7 @@ fn the_watcher_picks_up_new_changed_and_removed_files() {
     let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
         let start = Instant::now();
         while !ok() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the watcher never saw: {what}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "the watcher never saw: {what}");
             std::thread::sleep(Duration::from_millis(20));
         }
     };
@@ -100,9 +76,7 @@ fn the_watcher_picks_up_new_changed_and_removed_files() {
     assert_eq!(version_of(&host), "rogue 1.0.0");
 
     install_file(&wasm("rogue-v2.wasm"), &file);
-    wait_for("a changed file", &|| {
-        host.get("rogue").is_some_and(|p| p.info.version == "2.0.0")
-    });
+    wait_for("a changed file", &|| host.get("rogue").is_some_and(|p| p.info.version == "2.0.0"));
 
     std::fs::remove_file(&file).unwrap();
     wait_for("a removed file", &|| host.get("rogue").is_none());
@@ -118,12 +92,6 @@ fn two_files_cannot_claim_the_same_name() {
     let events = host.scan();
     assert!(events[0].loaded);
     assert!(!events[1].loaded);
-    assert!(
-        events[1]
-            .message
-            .contains("plugin \"rogue\" is already loaded from"),
-        "{}",
-        events[1].message
-    );
+    assert!(events[1].message.contains("plugin \"rogue\" is already loaded from"), "{}", events[1].message);
     assert_eq!(version_of(&host), "rogue 1.0.0");
 }

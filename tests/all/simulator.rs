@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use wasmstack::plugins::{
-    Accel, ConsoleSpec, Disk, DiskBus, DiskDevice, DiskFormat, FileDisk, Locator, Nic, NicModel,
-    SwitchKind, VmPower, VmSpec,
+    Accel, ConsoleSpec, Disk, DiskBus, DiskDevice, DiskFormat, FileDisk, Locator, Nic, NicModel, SwitchKind, VmPower,
+    VmSpec,
 };
 
 use crate::support::{Sandbox, new_uuid};
@@ -37,10 +37,7 @@ pub fn small_vm(uuid: &str, name: &str) -> VmSpec {
             model: NicModel::Virtio,
             host_device: None,
         }],
-        console: ConsoleSpec {
-            serial_log: None,
-            vnc_listen: None,
-        },
+        console: ConsoleSpec { serial_log: None, vnc_listen: None },
     }
 }
 
@@ -58,47 +55,29 @@ fn a_thousand_vms_defined_and_started_on_the_simulator() {
     let started = Instant::now();
     for (i, uuid) in uuids.iter().enumerate() {
         let spec = small_vm(uuid, &format!("i-2-{i}-VM"));
-        kvm.create_vm(SIMULATOR, &spec)
-            .unwrap_or_else(|e| panic!("create {i}: {e}"));
-        kvm.start_vm(SIMULATOR, uuid)
-            .unwrap_or_else(|e| panic!("start {i}: {e}"));
+        kvm.create_vm(SIMULATOR, &spec).unwrap_or_else(|e| panic!("create {i}: {e}"));
+        kvm.start_vm(SIMULATOR, uuid).unwrap_or_else(|e| panic!("start {i}: {e}"));
     }
     let took = started.elapsed();
     eprintln!("1000 VMs defined and started through the driver in {took:?}");
 
     let listed = kvm.list_vms(SIMULATOR).unwrap();
     for uuid in &uuids {
-        let vm = listed
-            .iter()
-            .find(|v| &v.uuid == uuid)
-            .unwrap_or_else(|| panic!("{uuid} is not listed"));
+        let vm = listed.iter().find(|v| &v.uuid == uuid).unwrap_or_else(|| panic!("{uuid} is not listed"));
         assert_eq!(vm.power, VmPower::Running);
     }
-    assert_eq!(
-        kvm.power_state(SIMULATOR, &uuids[500]).unwrap(),
-        VmPower::Running
-    );
+    assert_eq!(kvm.power_state(SIMULATOR, &uuids[500]).unwrap(), VmPower::Running);
 
     // Stop one, destroy all: the simulator is left as it was.
     kvm.stop_vm(SIMULATOR, &uuids[0], 0).unwrap();
-    assert_eq!(
-        kvm.power_state(SIMULATOR, &uuids[0]).unwrap(),
-        VmPower::Stopped
-    );
+    assert_eq!(kvm.power_state(SIMULATOR, &uuids[0]).unwrap(), VmPower::Stopped);
     for uuid in &uuids {
         kvm.destroy_vm(SIMULATOR, uuid).unwrap();
     }
     let left = kvm.list_vms(SIMULATOR).unwrap();
-    assert!(
-        left.iter().all(|v| !uuids.contains(&v.uuid)),
-        "VMs left behind"
-    );
-    assert_eq!(
-        kvm.power_state(SIMULATOR, &uuids[1]).unwrap(),
-        VmPower::Missing
-    );
-    kvm.destroy_vm(SIMULATOR, &uuids[1])
-        .expect("destroying a missing VM succeeds");
+    assert!(left.iter().all(|v| !uuids.contains(&v.uuid)), "VMs left behind");
+    assert_eq!(kvm.power_state(SIMULATOR, &uuids[1]).unwrap(), VmPower::Missing);
+    kvm.destroy_vm(SIMULATOR, &uuids[1]).expect("destroying a missing VM succeeds");
 }
 
 #[test]
@@ -118,10 +97,7 @@ fn bad_specs_get_clear_errors() {
     let err = kvm.create_vm(SIMULATOR, &spec).unwrap_err().to_string();
     assert!(err.starts_with("kvm: invalid request"), "{err}");
 
-    let err = kvm
-        .start_vm(SIMULATOR, &new_uuid())
-        .unwrap_err()
-        .to_string();
+    let err = kvm.start_vm(SIMULATOR, &new_uuid()).unwrap_err().to_string();
     assert!(err.starts_with("kvm: not found"), "{err}");
 
     // Not granted: qemu:///system.

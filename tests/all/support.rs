@@ -20,11 +20,7 @@ pub fn wasm_dir() -> PathBuf {
 /// A built component, by file name.
 pub fn wasm(name: &str) -> PathBuf {
     let path = wasm_dir().join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing; build the components first with scripts/build.sh",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing; build the components first with scripts/build.sh", path.display());
     path
 }
 
@@ -72,8 +68,5 @@ pub fn install_file(src: &Path, dest: &Path) {
 
 /// A random lowercase UUID, from the kernel.
 pub fn new_uuid() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .expect("kernel uuid")
-        .trim()
-        .to_owned()
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("kernel uuid").trim().to_owned()
 }

@@ -32,10 +32,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            memory_mib: 64,
-            timeout: Duration::from_secs(30),
-        }
+        Limits { memory_mib: 64, timeout: Duration::from_secs(30) }
     }
 }
 
@@ -90,37 +87,22 @@ struct PluginSection {
 impl HostConfig {
     /// A configuration with no grants, loading from `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        HostConfig {
-            dir: dir.into(),
-            ..Default::default()
-        }
+        HostConfig { dir: dir.into(), ..Default::default() }
     }
 
     /// Reads a TOML file; a relative `dir` is taken from the file's folder, and a
     /// missing `dir` means the `plugins` folder beside the file.
     pub fn load(path: &Path) -> Result<Self, PluginError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PluginError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, base)
     }
 
     /// Parses the TOML text; relative paths are taken from `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, PluginError> {
-        let form: FileForm =
-            toml::from_str(text).map_err(|e| PluginError::Config(e.message().to_owned()))?;
-        let defaults = limits(
-            Limits::default(),
-            form.plugin_host.memory_mib,
-            form.plugin_host.timeout_ms,
-        )?;
-        let dir = base.join(
-            form.plugin_host
-                .dir
-                .unwrap_or_else(|| PathBuf::from("plugins")),
-        );
+        let form: FileForm = toml::from_str(text).map_err(|e| PluginError::Config(e.message().to_owned()))?;
+        let defaults = limits(Limits::default(), form.plugin_host.memory_mib, form.plugin_host.timeout_ms)?;
+        let dir = base.join(form.plugin_host.dir.unwrap_or_else(|| PathBuf::from("plugins")));
         let mut plugins = BTreeMap::new();
         for (name, section) in form.plugin {
             let grants = Grants::new(section.libvirt, section.images, section.netdev)
@@ -129,58 +111,38 @@ impl HostConfig {
                 .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
             plugins.insert(name, PluginSettings { grants, limits });
         }
-        Ok(HostConfig {
-            dir,
-            defaults,
-            plugins,
-        })
+        Ok(HostConfig { dir, defaults, plugins })
     }
 
     /// Grants and limits of a plugin; a plugin the file does not name gets no grants.
     pub fn settings(&self, plugin: &str) -> PluginSettings {
-        self.plugins.get(plugin).cloned().unwrap_or(PluginSettings {
-            grants: Grants::default(),
-            limits: self.defaults,
-        })
+        self.plugins.get(plugin).cloned().unwrap_or(PluginSettings { grants: Grants::default(), limits: self.defaults })
     }
 
     /// Sets a plugin's grants, keeping its limits.
     pub fn grant(&mut self, plugin: &str, grants: Grants) {
         let limits = self.settings(plugin).limits;
-        self.plugins
-            .insert(plugin.to_owned(), PluginSettings { grants, limits });
+        self.plugins.insert(plugin.to_owned(), PluginSettings { grants, limits });
     }
 
     /// Sets a plugin's limits, keeping its grants.
     pub fn limit(&mut self, plugin: &str, limits: Limits) {
         let grants = self.settings(plugin).grants;
-        self.plugins
-            .insert(plugin.to_owned(), PluginSettings { grants, limits });
+        self.plugins.insert(plugin.to_owned(), PluginSettings { grants, limits });
     }
 }
 
-fn limits(
-    base: Limits,
-    memory_mib: Option<u64>,
-    timeout_ms: Option<u64>,
-) -> Result<Limits, PluginError> {
+fn limits(base: Limits, memory_mib: Option<u64>, timeout_ms: Option<u64>) -> Result<Limits, PluginError> {
     let memory_mib = memory_mib.unwrap_or(base.memory_mib);
     let max = super::host::MAX_MEMORY_MIB as u64;
     if !(1..=max).contains(&memory_mib) {
-        return Err(PluginError::Config(format!(
-            "memory-mib must be 1..={max}, not {memory_mib}"
-        )));
+        return Err(PluginError::Config(format!("memory-mib must be 1..={max}, not {memory_mib}")));
     }
-    let timeout = timeout_ms
-        .map(Duration::from_millis)
-        .unwrap_or(base.timeout);
+    let timeout = timeout_ms.map(Duration::from_millis).unwrap_or(base.timeout);
     if timeout.is_zero() || timeout > Duration::from_secs(3600) {
         return Err(PluginError::Config("timeout-ms must be 1..=3600000".into()));
     }
-    Ok(Limits {
-        memory_mib,
-        timeout,
-    })
+    Ok(Limits { memory_mib, timeout })
 }
 
 #[cfg(test)]
@@ -196,19 +158,9 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.dir, Path::new("/etc/ws/drivers"));
         let kvm = cfg.settings("kvm");
-        assert_eq!(
-            kvm.limits,
-            Limits {
-                memory_mib: 32,
-                timeout: Duration::from_millis(500)
-            }
-        );
+        assert_eq!(kvm.limits, Limits { memory_mib: 32, timeout: Duration::from_millis(500) });
         assert!(kvm.grants.allows_libvirt("test:///default"));
-        assert!(
-            !cfg.settings("other")
-                .grants
-                .allows_libvirt("test:///default")
-        );
+        assert!(!cfg.settings("other").grants.allows_libvirt("test:///default"));
     }
 
     #[test]
@@ -216,10 +168,6 @@ mod tests {
         let err = HostConfig::parse("[plugin.kvm]\nlibvrit = []\n", Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("libvrit"), "{err}");
         let err = HostConfig::parse("[plugin.kvm]\nmemory-mib = 0\n", Path::new("/")).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("[plugin.kvm]: configuration: memory-mib"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("[plugin.kvm]: configuration: memory-mib"), "{err}");
     }
 }

@@ -9,9 +9,7 @@ use std::time::Instant;
 use wasmtime::{Store, Trap};
 
 use super::bindings::HypervisorBindings;
-use super::bindings::hypervisor::{
-    ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus,
-};
+use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus};
 use super::bindings::plugin::PluginInfo as WitPluginInfo;
 use super::bindings::types::DriverError;
 use super::error::PluginError;
@@ -21,9 +19,7 @@ use super::state::{CallState, DeadlinePassed};
 /// Runs `describe()` in a fresh store.
 pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginError> {
     let mut session = HypervisorSession::open(Arc::new(clone_for_probe(plugin)))?;
-    session.run("describe", |b, s| {
-        b.wasmstack_driver_plugin().call_describe(s).map(Ok)
-    })
+    session.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
 }
 
 // `load_file` validates before the plugin is shared; a shallow copy lets the
@@ -117,11 +113,7 @@ impl HypervisorSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
         let mut store = plugin.new_store();
         match plugin.pre.instantiate(&mut store) {
-            Ok(bindings) => Ok(HypervisorSession {
-                plugin,
-                store,
-                bindings,
-            }),
+            Ok(bindings) => Ok(HypervisorSession { plugin, store, bindings }),
             Err(trap) => Err(classify(&plugin, &store, "instantiate", 0, trap)),
         }
     }
@@ -130,10 +122,7 @@ impl HypervisorSession {
     fn run<R>(
         &mut self,
         op: &'static str,
-        f: impl FnOnce(
-            &HypervisorBindings,
-            &mut Store<CallState>,
-        ) -> wasmtime::Result<Result<R, DriverError>>,
+        f: impl FnOnce(&HypervisorBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
     ) -> Result<R, PluginError> {
         let timeout = self.plugin.settings.limits.timeout;
         self.store.data_mut().deadline = Instant::now() + timeout;
@@ -141,78 +130,46 @@ impl HypervisorSession {
         let output_before = self.store.data().output().len();
         match f(&self.bindings, &mut self.store) {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(error)) => Err(PluginError::Driver {
-                plugin: self.plugin.info.name.clone(),
-                error,
-            }),
+            Ok(Err(error)) => Err(PluginError::Driver { plugin: self.plugin.info.name.clone(), error }),
             Err(trap) => Err(classify(&self.plugin, &self.store, op, output_before, trap)),
         }
     }
 
     pub fn probe_host(&mut self, url: &str) -> Result<HostFacts, PluginError> {
-        self.run("probe-host", |b, s| {
-            b.wasmstack_driver_hypervisor().call_probe_host(s, url)
-        })
+        self.run("probe-host", |b, s| b.wasmstack_driver_hypervisor().call_probe_host(s, url))
     }
     pub fn create_vm(&mut self, url: &str, spec: &VmSpec) -> Result<(), PluginError> {
-        self.run("create-vm", |b, s| {
-            b.wasmstack_driver_hypervisor().call_create_vm(s, url, spec)
-        })
+        self.run("create-vm", |b, s| b.wasmstack_driver_hypervisor().call_create_vm(s, url, spec))
     }
     pub fn start_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
-        self.run("start-vm", |b, s| {
-            b.wasmstack_driver_hypervisor().call_start_vm(s, url, uuid)
-        })
+        self.run("start-vm", |b, s| b.wasmstack_driver_hypervisor().call_start_vm(s, url, uuid))
     }
     pub fn stop_vm(&mut self, url: &str, uuid: &str, timeout_ms: u32) -> Result<(), PluginError> {
-        self.run("stop-vm", |b, s| {
-            b.wasmstack_driver_hypervisor()
-                .call_stop_vm(s, url, uuid, timeout_ms)
-        })
+        self.run("stop-vm", |b, s| b.wasmstack_driver_hypervisor().call_stop_vm(s, url, uuid, timeout_ms))
     }
     pub fn reboot_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
-        self.run("reboot-vm", |b, s| {
-            b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid)
-        })
+        self.run("reboot-vm", |b, s| b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid))
     }
     pub fn destroy_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
-        self.run("destroy-vm", |b, s| {
-            b.wasmstack_driver_hypervisor()
-                .call_destroy_vm(s, url, uuid)
-        })
+        self.run("destroy-vm", |b, s| b.wasmstack_driver_hypervisor().call_destroy_vm(s, url, uuid))
     }
     pub fn power_state(&mut self, url: &str, uuid: &str) -> Result<VmPower, PluginError> {
-        self.run("power-state", |b, s| {
-            b.wasmstack_driver_hypervisor()
-                .call_power_state(s, url, uuid)
-        })
+        self.run("power-state", |b, s| b.wasmstack_driver_hypervisor().call_power_state(s, url, uuid))
     }
     pub fn list_vms(&mut self, url: &str) -> Result<Vec<VmStatus>, PluginError> {
-        self.run("list-vms", |b, s| {
-            b.wasmstack_driver_hypervisor().call_list_vms(s, url)
-        })
+        self.run("list-vms", |b, s| b.wasmstack_driver_hypervisor().call_list_vms(s, url))
     }
     pub fn console(&mut self, url: &str, uuid: &str) -> Result<ConsoleEndpoint, PluginError> {
-        self.run("console", |b, s| {
-            b.wasmstack_driver_hypervisor().call_console(s, url, uuid)
-        })
+        self.run("console", |b, s| b.wasmstack_driver_hypervisor().call_console(s, url, uuid))
     }
     pub fn stats(&mut self, url: &str, uuid: &str) -> Result<VmStats, PluginError> {
-        self.run("stats", |b, s| {
-            b.wasmstack_driver_hypervisor().call_stats(s, url, uuid)
-        })
+        self.run("stats", |b, s| b.wasmstack_driver_hypervisor().call_stats(s, url, uuid))
     }
     pub fn attach_disk(&mut self, url: &str, uuid: &str, disk: &Disk) -> Result<(), PluginError> {
-        self.run("attach-disk", |b, s| {
-            b.wasmstack_driver_hypervisor()
-                .call_attach_disk(s, url, uuid, disk)
-        })
+        self.run("attach-disk", |b, s| b.wasmstack_driver_hypervisor().call_attach_disk(s, url, uuid, disk))
     }
     pub fn detach_disk(&mut self, url: &str, uuid: &str, target: &str) -> Result<(), PluginError> {
-        self.run("detach-disk", |b, s| {
-            b.wasmstack_driver_hypervisor()
-                .call_detach_disk(s, url, uuid, target)
-        })
+        self.run("detach-disk", |b, s| b.wasmstack_driver_hypervisor().call_detach_disk(s, url, uuid, target))
     }
 }
 
@@ -231,51 +188,24 @@ fn classify(
     let output = output.get(output_from..).unwrap_or(&output).trim();
     let limits = plugin.settings.limits;
     if state.limiter.hit {
-        let detail = if output.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", last_lines(output, 2))
-        };
-        return PluginError::OutOfMemory {
-            plugin: name,
-            op,
-            limit_mib: limits.memory_mib,
-            detail,
-        };
+        let detail = if output.is_empty() { String::new() } else { format!(" ({})", last_lines(output, 2)) };
+        return PluginError::OutOfMemory { plugin: name, op, limit_mib: limits.memory_mib, detail };
     }
-    if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
-        || trap.downcast_ref::<DeadlinePassed>().is_some()
-    {
-        return PluginError::Timeout {
-            plugin: name,
-            op,
-            limit_ms: limits.timeout.as_millis() as u64,
-        };
+    if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || trap.downcast_ref::<DeadlinePassed>().is_some() {
+        return PluginError::Timeout { plugin: name, op, limit_ms: limits.timeout.as_millis() as u64 };
     }
     if let Some(at) = output.find("panicked at ") {
         // Rust prints "thread '…' panicked at file:line:col:\nmessage"; keep the message.
         let after = &output[at..];
         let message = after.split_once('\n').map_or(after, |(_, m)| m);
-        let message = message
-            .lines()
-            .take_while(|l| !l.starts_with("note:"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        return PluginError::Panicked {
-            plugin: name,
-            op,
-            message: message.trim().to_owned(),
-        };
+        let message = message.lines().take_while(|l| !l.starts_with("note:")).collect::<Vec<_>>().join("\n");
+        return PluginError::Panicked { plugin: name, op, message: message.trim().to_owned() };
     }
     let mut message = trap.root_cause().to_string();
     if !output.is_empty() {
         message = format!("{message}; stderr: {}", last_lines(output, 5));
     }
-    PluginError::Trapped {
-        plugin: name,
-        op,
-        message,
-    }
+    PluginError::Trapped { plugin: name, op, message }
 }
 
 fn last_lines(text: &str, n: usize) -> String {

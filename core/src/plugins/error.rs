@@ -16,42 +16,22 @@ pub enum PluginError {
     Driver { plugin: String, error: DriverError },
     /// The driver panicked; the call failed, the next call gets a fresh instance.
     #[error("{plugin} panicked in {op}: {message}")]
-    Panicked {
-        plugin: String,
-        op: &'static str,
-        message: String,
-    },
+    Panicked { plugin: String, op: &'static str, message: String },
     /// The call ran past the plugin's deadline.
     #[error("{plugin} timed out in {op} after {limit_ms} ms")]
-    Timeout {
-        plugin: String,
-        op: &'static str,
-        limit_ms: u64,
-    },
+    Timeout { plugin: String, op: &'static str, limit_ms: u64 },
     /// The driver tried to grow its memory past its cap.
     #[error("{plugin} ran out of memory in {op}: its limit is {limit_mib} MiB{detail}")]
-    OutOfMemory {
-        plugin: String,
-        op: &'static str,
-        limit_mib: u64,
-        detail: String,
-    },
+    OutOfMemory { plugin: String, op: &'static str, limit_mib: u64, detail: String },
     /// Any other trap.
     #[error("{plugin} crashed in {op}: {message}")]
-    Trapped {
-        plugin: String,
-        op: &'static str,
-        message: String,
-    },
+    Trapped { plugin: String, op: &'static str, message: String },
     /// The server configuration is wrong.
     #[error("configuration: {0}")]
     Config(String),
     /// Reading the plugin folder or a file failed.
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// A driver error as the operator reads it: "not found: no VM i-2-3-VM".

@@ -35,11 +35,7 @@ pub struct Grants {
 
 impl Grants {
     /// Checks the patterns and builds the grant set.
-    pub fn new(
-        libvirt: Vec<String>,
-        images: Vec<String>,
-        netdev: Vec<String>,
-    ) -> Result<Self, String> {
+    pub fn new(libvirt: Vec<String>, images: Vec<String>, netdev: Vec<String>) -> Result<Self, String> {
         for p in &libvirt {
             if p.is_empty() || !p.contains(':') {
                 return Err(format!("libvirt grant \"{p}\" is not a URI pattern"));
@@ -55,19 +51,11 @@ impl Grants {
             })
             .collect::<Result<Vec<_>, _>>()?;
         for p in &netdev {
-            if p.is_empty()
-                || !p
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 return Err(format!("netdev grant \"{p}\" is not a device-name prefix"));
             }
         }
-        Ok(Grants {
-            libvirt,
-            images,
-            netdev,
-        })
+        Ok(Grants { libvirt, images, netdev })
     }
 
     /// Everything granted, as a list.
@@ -87,12 +75,10 @@ impl Grants {
     /// and must not climb out of it.
     pub fn allows_image(&self, url: &str) -> bool {
         !url.split('/').any(|seg| seg == "..")
-            && self.images.iter().any(|p| {
-                url == p
-                    || url
-                        .strip_prefix(p.as_str())
-                        .is_some_and(|rest| rest.starts_with('/'))
-            })
+            && self
+                .images
+                .iter()
+                .any(|p| url == p || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
     }
 
     /// Whether the netdev capability may touch the device `name`.
@@ -144,14 +130,8 @@ mod tests {
 
     #[test]
     fn glob() {
-        assert!(glob_match(
-            "qemu+ssh://*/system",
-            "qemu+ssh://10.0.0.7/system"
-        ));
-        assert!(!glob_match(
-            "qemu+ssh://*/system",
-            "qemu+ssh://10.0.0.7/session"
-        ));
+        assert!(glob_match("qemu+ssh://*/system", "qemu+ssh://10.0.0.7/system"));
+        assert!(!glob_match("qemu+ssh://*/system", "qemu+ssh://10.0.0.7/session"));
         assert!(glob_match("test:///default", "test:///default"));
         assert!(!glob_match("test:///default", "test:///default2"));
         assert!(glob_match("*", "anything"));
@@ -170,12 +150,7 @@ mod tests {
 
     #[test]
     fn covers_asks() {
-        let g = Grants::new(
-            vec!["qemu+ssh://*/system".into()],
-            vec![],
-            vec!["ws-".into()],
-        )
-        .unwrap();
+        let g = Grants::new(vec!["qemu+ssh://*/system".into()], vec![], vec!["ws-".into()]).unwrap();
         assert!(g.covers(&Capability::Libvirt("qemu+ssh://*/system".into())));
         assert!(g.covers(&Capability::Libvirt("qemu+ssh://h1/system".into())));
         assert!(!g.covers(&Capability::Libvirt("qemu:///system".into())));

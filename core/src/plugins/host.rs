@@ -106,12 +106,7 @@ impl LoadedPlugin {
 
     /// The capabilities it asks for that the operator has not granted.
     pub fn missing_grants(&self) -> Vec<Capability> {
-        self.info
-            .capabilities
-            .iter()
-            .filter(|c| !self.settings.grants.covers(c))
-            .cloned()
-            .collect()
+        self.info.capabilities.iter().filter(|c| !self.settings.grants.covers(c)).cloned().collect()
     }
 
     /// A store for one call: the plugin's grants, memory cap and deadline.
@@ -163,11 +158,7 @@ pub struct ReloadEvent {
 mod unix_seconds {
     use std::time::{SystemTime, UNIX_EPOCH};
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(
-            t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        )
+        s.serialize_u64(t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
     }
 }
 
@@ -224,22 +215,17 @@ impl PluginHost {
         pool.linear_memory_keep_resident(0);
         pool.table_keep_resident(64 << 10);
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine =
-            Engine::new(&cfg).map_err(|e| PluginError::Config(format!("wasm engine: {e}")))?;
+        let engine = Engine::new(&cfg).map_err(|e| PluginError::Config(format!("wasm engine: {e}")))?;
 
         let mut linker = Linker::new(&engine);
-        let link_err =
-            |e: wasmtime::Error| PluginError::Config(format!("linking host capabilities: {e}"));
+        let link_err = |e: wasmtime::Error| PluginError::Config(format!("linking host capabilities: {e}"));
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
         HypervisorBindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop_ticker.clone());
 
-        let runtime = Arc::new(Runtime {
-            engine,
-            libvirt: Arc::new(LibvirtPool::default()),
-        });
+        let runtime = Arc::new(Runtime { engine, libvirt: Arc::new(LibvirtPool::default()) });
         Ok(PluginHost {
             inner: Arc::new(Inner {
                 runtime,
@@ -296,10 +282,7 @@ impl PluginHost {
         let settings = read(&self.inner.config).settings(name);
         let mut plugins = write(&self.inner.plugins);
         let Some(old) = plugins.get(name) else {
-            return Err(PluginError::NotLoaded {
-                name: name.to_owned(),
-                kind: "loaded",
-            });
+            return Err(PluginError::NotLoaded { name: name.to_owned(), kind: "loaded" });
         };
         let updated = LoadedPlugin {
             info: old.info.clone(),
@@ -320,37 +303,20 @@ impl PluginHost {
     /// Compiles and validates one file without installing it: it must be a component
     /// for a supported WIT version whose `describe()` answers sensibly.
     pub fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let invalid = |reason: String| PluginError::Invalid {
-            file: path.to_owned(),
-            reason,
-        };
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
+        let invalid = |reason: String| PluginError::Invalid { file: path.to_owned(), reason };
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let component = self.compile(&sha256, &bytes).map_err(invalid)?;
-        let (kind, wit_version) =
-            interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
+        let (kind, wit_version) = interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
         if kind != DriverKind::Hypervisor {
-            return Err(invalid(format!(
-                "{} drivers cannot be loaded by this server yet",
-                kind.as_str()
-            )));
+            return Err(invalid(format!("{} drivers cannot be loaded by this server yet", kind.as_str())));
         }
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| invalid(format!("cannot link: {e:#}")))?;
-        let pre = HypervisorDriverPre::new(instance_pre)
-            .map_err(|e| invalid(format!("missing exports: {e:#}")))?;
+        let instance_pre =
+            self.inner.linker.instantiate_pre(&component).map_err(|e| invalid(format!("cannot link: {e:#}")))?;
+        let pre = HypervisorDriverPre::new(instance_pre).map_err(|e| invalid(format!("missing exports: {e:#}")))?;
 
         // describe() runs with no grants and the default limits: it must not need anything.
-        let settings = PluginSettings {
-            grants: Grants::default(),
-            limits: read(&self.inner.config).defaults,
-        };
+        let settings = PluginSettings { grants: Grants::default(), limits: read(&self.inner.config).defaults };
         let mut probe = LoadedPlugin {
             info: PluginInfo {
                 name: String::new(),
@@ -366,16 +332,11 @@ impl PluginHost {
             grants: Arc::new(Grants::default()),
             settings,
             loaded_at: SystemTime::now(),
-            name: Arc::from(
-                path.file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("plugin"),
-            ),
+            name: Arc::from(path.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin")),
             runtime: self.inner.runtime.clone(),
             pre,
         };
-        let raw = super::driver::describe(&probe)
-            .map_err(|e| invalid(format!("describe() failed: {e}")))?;
+        let raw = super::driver::describe(&probe).map_err(|e| invalid(format!("describe() failed: {e}")))?;
         let info = check_info(raw, kind).map_err(invalid)?;
         probe.settings = read(&self.inner.config).settings(&info.name);
         probe.grants = Arc::new(probe.settings.grants.clone());
@@ -392,13 +353,10 @@ impl PluginHost {
             return Err("not a WebAssembly file".into());
         }
         if bytes[4..8] == [1, 0, 0, 0] {
-            return Err(
-                "a core WebAssembly module, not a component; build the driver for wasm32-wasip2"
-                    .into(),
-            );
+            return Err("a core WebAssembly module, not a component; build the driver for wasm32-wasip2".into());
         }
-        let component = Component::new(&self.inner.runtime.engine, bytes)
-            .map_err(|e| format!("not a valid component: {e:#}"))?;
+        let component =
+            Component::new(&self.inner.runtime.engine, bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
         lock(&self.inner.components).insert(sha256.to_owned(), component.clone());
         Ok(component)
     }
@@ -422,41 +380,21 @@ impl PluginHost {
                         && meta.is_file()
                     {
                         let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                        present.insert(
-                            path,
-                            FileStamp {
-                                modified,
-                                len: meta.len(),
-                            },
-                        );
+                        present.insert(path, FileStamp { modified, len: meta.len() });
                     }
                 }
             }
-            Err(e) => events.push(event(
-                &dir,
-                None,
-                false,
-                format!("cannot read the plugin folder: {e}"),
-            )),
+            Err(e) => events.push(event(&dir, None, false, format!("cannot read the plugin folder: {e}"))),
         }
 
         let mut files = lock(&self.inner.files);
-        let gone: Vec<PathBuf> = files
-            .keys()
-            .filter(|p| !present.contains_key(*p))
-            .cloned()
-            .collect();
+        let gone: Vec<PathBuf> = files.keys().filter(|p| !present.contains_key(*p)).cloned().collect();
         for path in gone {
             if let Some(name) = files.remove(&path).and_then(|seen| seen.plugin) {
                 let mut plugins = write(&self.inner.plugins);
                 if plugins.get(&name).is_some_and(|p| p.file == path) {
                     plugins.remove(&name);
-                    events.push(event(
-                        &path,
-                        Some(name),
-                        false,
-                        "file removed; plugin unloaded".into(),
-                    ));
+                    events.push(event(&path, Some(name), false, "file removed; plugin unloaded".into()));
                 }
             }
         }
@@ -501,13 +439,8 @@ impl PluginHost {
                 let keep = previous
                     .as_deref()
                     .and_then(|n| self.get(n))
-                    .map_or(String::new(), |old| {
-                        format!("; still using {} {}", old.info.name, old.info.version)
-                    });
-                return (
-                    previous.clone(),
-                    event(path, previous, false, format!("refused: {reason}{keep}")),
-                );
+                    .map_or(String::new(), |old| format!("; still using {} {}", old.info.name, old.info.version));
+                return (previous.clone(), event(path, previous, false, format!("refused: {reason}{keep}")));
             }
         };
         let name = loaded.info.name.clone();
@@ -515,17 +448,11 @@ impl PluginHost {
         if let Some(other) = plugins.get(&name)
             && other.file != path
         {
-            let msg = format!(
-                "refused: plugin \"{name}\" is already loaded from {}",
-                other.file.display()
-            );
+            let msg = format!("refused: plugin \"{name}\" is already loaded from {}", other.file.display());
             return (None, event(path, Some(name), false, msg));
         }
         let message = match plugins.get(&name) {
-            Some(old) => format!(
-                "replaced {name} {} with {}",
-                old.info.version, loaded.info.version
-            ),
+            Some(old) => format!("replaced {name} {} with {}", old.info.version, loaded.info.version),
             None => format!("loaded {name} {}", loaded.info.version),
         };
         plugins.insert(name.clone(), Arc::new(loaded));
@@ -556,13 +483,8 @@ impl PluginHost {
     /// A handle on a loaded hypervisor driver.
     pub fn hypervisor(&self, name: &str) -> Result<super::driver::HypervisorDriver, PluginError> {
         match self.get(name) {
-            Some(p) if p.info.kind == DriverKind::Hypervisor => {
-                Ok(super::driver::HypervisorDriver::new(p))
-            }
-            _ => Err(PluginError::NotLoaded {
-                name: name.to_owned(),
-                kind: "hypervisor",
-            }),
+            Some(p) if p.info.kind == DriverKind::Hypervisor => Ok(super::driver::HypervisorDriver::new(p)),
+            _ => Err(PluginError::NotLoaded { name: name.to_owned(), kind: "hypervisor" }),
         }
     }
 }
@@ -579,13 +501,7 @@ impl Drop for WatchHandle {
 }
 
 fn event(file: &Path, plugin: Option<String>, loaded: bool, message: String) -> ReloadEvent {
-    ReloadEvent {
-        file: file.to_owned(),
-        at: SystemTime::now(),
-        plugin,
-        loaded,
-        message,
-    }
+    ReloadEvent { file: file.to_owned(), at: SystemTime::now(), plugin, loaded, message }
 }
 
 fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
@@ -602,28 +518,15 @@ fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
 
 /// Finds which driver interface the component exports and the WIT version it was
 /// built against, refusing versions this server does not speak.
-fn interface_version(
-    component: &Component,
-    engine: &Engine,
-) -> Result<(DriverKind, String), String> {
+fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKind, String), String> {
     let ty = component.component_type();
     let mut kind = None;
     let mut versions = Vec::new();
-    let mut names: Vec<(String, bool)> = ty
-        .exports(engine)
-        .map(|(n, i)| {
-            (
-                n.to_owned(),
-                matches!(i.ty, ComponentItem::ComponentInstance(_)),
-            )
-        })
-        .collect();
+    let mut names: Vec<(String, bool)> =
+        ty.exports(engine).map(|(n, i)| (n.to_owned(), matches!(i.ty, ComponentItem::ComponentInstance(_)))).collect();
     names.extend(ty.imports(engine).map(|(n, _)| (n.to_owned(), false)));
     for (name, exported) in names {
-        let Some(rest) = name
-            .strip_prefix(WIT_PACKAGE)
-            .and_then(|r| r.strip_prefix('/'))
-        else {
+        let Some(rest) = name.strip_prefix(WIT_PACKAGE).and_then(|r| r.strip_prefix('/')) else {
             continue;
         };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
@@ -638,9 +541,7 @@ fn interface_version(
         }
     }
     let Some(version) = versions.first().cloned() else {
-        return Err(format!(
-            "exports no {WIT_PACKAGE} interface; is it a wasmstack driver?"
-        ));
+        return Err(format!("exports no {WIT_PACKAGE} interface; is it a wasmstack driver?"));
     };
     for v in &versions {
         if !compatible(v) {
@@ -649,34 +550,22 @@ fn interface_version(
             ));
         }
     }
-    let kind = kind
-        .ok_or_else(|| format!("exports none of {WIT_PACKAGE}/hypervisor, storage or network"))?;
+    let kind = kind.ok_or_else(|| format!("exports none of {WIT_PACKAGE}/hypervisor, storage or network"))?;
     Ok((kind, version))
 }
 
 fn compatible(version: &str) -> bool {
-    let mut parts = version
-        .split('.')
-        .map(|p| p.split(['-', '+']).next().unwrap_or("").parse::<u64>());
+    let mut parts = version.split('.').map(|p| p.split(['-', '+']).next().unwrap_or("").parse::<u64>());
     matches!((parts.next(), parts.next(), parts.next()), (Some(Ok(major)), Some(Ok(minor)), Some(Ok(_))) if (major, minor) == SUPPORTED_MAJOR_MINOR)
 }
 
-fn check_info(
-    raw: super::bindings::plugin::PluginInfo,
-    world: DriverKind,
-) -> Result<PluginInfo, String> {
+fn check_info(raw: super::bindings::plugin::PluginInfo, world: DriverKind) -> Result<PluginInfo, String> {
     let name_ok = !raw.name.is_empty()
         && raw.name.len() <= 32
         && raw.name.starts_with(|c: char| c.is_ascii_lowercase())
-        && raw
-            .name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !name_ok {
-        return Err(format!(
-            "describe() gave the name {:?}; use 1-32 lowercase letters, digits and dashes",
-            raw.name
-        ));
+        return Err(format!("describe() gave the name {:?}; use 1-32 lowercase letters, digits and dashes", raw.name));
     }
     if raw.version.trim().is_empty() {
         return Err("describe() gave an empty version".into());
@@ -687,11 +576,7 @@ fn check_info(
         WitKind::Network => DriverKind::Network,
     };
     if kind != world {
-        return Err(format!(
-            "describe() says kind {} but the component is a {} driver",
-            kind.as_str(),
-            world.as_str()
-        ));
+        return Err(format!("describe() says kind {} but the component is a {} driver", kind.as_str(), world.as_str()));
     }
     let config_schema: serde_json::Value = serde_json::from_str(&raw.config_schema)
         .map_err(|e| format!("describe() gave a config-schema that is not JSON: {e}"))?;

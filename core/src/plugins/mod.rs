@@ -11,8 +11,8 @@ mod host;
 mod state;
 
 pub use bindings::hypervisor::{
-    Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, Nic, NicModel,
-    SwitchKind, VmPower, VmSpec, VmStats, VmStatus,
+    Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, Nic, NicModel, SwitchKind, VmPower,
+    VmSpec, VmStats, VmStatus,
 };
 pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};
 pub use caps::libvirt::LibvirtPool;
@@ -20,4 +20,4 @@ pub use config::{HostConfig, Limits, PluginSettings};
 pub use driver::{HypervisorDriver, HypervisorSession};
 pub use error::{PluginError, driver_error_text};
 pub use grants::{Capability, Grants};
-pub use host::{DriverKind, LoadedPlugin, PluginHost, PluginInfo, ReloadEvent, SUPPORTED_WIT};
+pub use host::{DriverKind, LoadedPlugin, PluginHost, PluginInfo, ReloadEvent, SUPPORTED_WIT, WatchHandle};

@@ -38,19 +38,13 @@ impl CallState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopened folders, no environment, no sockets: a driver reaches the
         // outside world only through the capabilities it was granted.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stderr.clone())
-            .stderr(stderr.clone())
-            .build();
+        let wasi = WasiCtxBuilder::new().stdout(stderr.clone()).stderr(stderr.clone()).build();
         CallState {
             plugin,
             grants,
             libvirt,
             deadline,
-            limiter: MemoryLimiter {
-                cap: memory_cap,
-                hit: false,
-            },
+            limiter: MemoryLimiter { cap: memory_cap, hit: false },
             table: ResourceTable::new(),
             wasi,
             stderr,
@@ -74,10 +68,7 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -101,12 +92,7 @@ pub(crate) struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.hit = true;
             return Ok(false);
@@ -114,12 +100,7 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }

@@ -1,9 +1,7 @@
 //! Builds libvirt domain and disk XML from a VM spec. Pure functions: no host calls, so the
 //! whole module is unit-tested on the build machine.
 
-use crate::exports::wasmstack::driver::hypervisor::{
-    Disk, DiskBus, DiskDevice, Nic, NicModel, SwitchKind, VmSpec,
-};
+use crate::exports::wasmstack::driver::hypervisor::{Disk, DiskBus, DiskDevice, Nic, NicModel, SwitchKind, VmSpec};
 use crate::wasmstack::driver::types::{DiskFormat, DriverError, Locator, NetworkDisk};
 
 /// Smallest memory QEMU boots anything useful in.
@@ -43,20 +41,14 @@ pub fn validate_spec(spec: &VmSpec) -> Result<(), DriverError> {
         return Err(invalid("a VM needs at least 1 vCPU"));
     }
     if spec.memory_mib < MIN_MEMORY_MIB {
-        return Err(invalid(format!(
-            "memory {} MiB is below the minimum of {MIN_MEMORY_MIB} MiB",
-            spec.memory_mib
-        )));
+        return Err(invalid(format!("memory {} MiB is below the minimum of {MIN_MEMORY_MIB} MiB", spec.memory_mib)));
     }
     let mut targets: Vec<&str> = Vec::new();
     let mut boot_orders: Vec<u32> = Vec::new();
     for disk in &spec.disks {
         validate_disk(disk)?;
         if targets.contains(&disk.target.as_str()) {
-            return Err(invalid(format!(
-                "disk target {} is used twice",
-                disk.target
-            )));
+            return Err(invalid(format!("disk target {} is used twice", disk.target)));
         }
         targets.push(&disk.target);
         if let Some(order) = disk.boot_order {
@@ -103,36 +95,27 @@ fn validate_uuid(uuid: &str) -> Result<(), DriverError> {
 /// Checks one disk; also used on its own by attach-disk.
 pub fn validate_disk(disk: &Disk) -> Result<(), DriverError> {
     let target = &disk.target;
-    if target.is_empty()
-        || !target
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
-        return Err(invalid(format!(
-            "disk target {target:?} must be a device name such as vda or hdc"
-        )));
+    if target.is_empty() || !target.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        return Err(invalid(format!("disk target {target:?} must be a device name such as vda or hdc")));
     }
     if disk.device == DiskDevice::Cdrom && disk.bus == DiskBus::Virtio {
         // virtio-blk has no removable media; QEMU refuses it at start.
-        return Err(invalid(format!(
-            "CD-ROM {target} cannot be on the virtio bus; use ide, sata or scsi"
-        )));
+        return Err(invalid(format!("CD-ROM {target} cannot be on the virtio bus; use ide, sata or scsi")));
     }
     if disk.boot_order == Some(0) {
         return Err(invalid(format!("disk {target}: boot order starts at 1")));
     }
     match &disk.locator {
-        None if disk.device == DiskDevice::Disk => Err(invalid(format!(
-            "disk {target} has no source; only a CD-ROM may be empty"
-        ))),
+        None if disk.device == DiskDevice::Disk => {
+            Err(invalid(format!("disk {target} has no source; only a CD-ROM may be empty")))
+        }
         None => Ok(()),
-        Some(Locator::File(file)) if !file.path.starts_with('/') => Err(invalid(format!(
-            "disk {target}: path {:?} is not absolute",
-            file.path
-        ))),
-        Some(Locator::Block(dev)) if !dev.starts_with('/') => Err(invalid(format!(
-            "disk {target}: block device {dev:?} is not absolute"
-        ))),
+        Some(Locator::File(file)) if !file.path.starts_with('/') => {
+            Err(invalid(format!("disk {target}: path {:?} is not absolute", file.path)))
+        }
+        Some(Locator::Block(dev)) if !dev.starts_with('/') => {
+            Err(invalid(format!("disk {target}: block device {dev:?} is not absolute")))
+        }
         Some(Locator::Network(net)) => validate_network_disk(target, net),
         Some(_) => Ok(()),
     }
@@ -140,10 +123,7 @@ pub fn validate_disk(disk: &Disk) -> Result<(), DriverError> {
 
 fn validate_network_disk(target: &str, net: &NetworkDisk) -> Result<(), DriverError> {
     if net.protocol.is_empty() || !net.protocol.chars().all(|c| c.is_ascii_lowercase()) {
-        return Err(invalid(format!(
-            "disk {target}: protocol {:?} is not a protocol name such as nfs",
-            net.protocol
-        )));
+        return Err(invalid(format!("disk {target}: protocol {:?} is not a protocol name such as nfs", net.protocol)));
     }
     if net.host.is_empty() {
         return Err(invalid(format!("disk {target}: server name is empty")));
@@ -152,10 +132,7 @@ fn validate_network_disk(target: &str, net: &NetworkDisk) -> Result<(), DriverEr
         return Err(invalid(format!("disk {target}: image path is empty")));
     }
     if let Some(empty) = net.backing.iter().position(|b| b.path.is_empty()) {
-        return Err(invalid(format!(
-            "disk {target}: backing image {} has an empty path",
-            empty + 1
-        )));
+        return Err(invalid(format!("disk {target}: backing image {} has an empty path", empty + 1)));
     }
     Ok(())
 }
@@ -173,18 +150,12 @@ fn validate_nic(nic: &Nic) -> Result<(), DriverError> {
             )));
         }
         if !(1..=4094).contains(&tag) {
-            return Err(invalid(format!(
-                "NIC {}: VLAN {tag} is outside 1-4094",
-                nic.mac
-            )));
+            return Err(invalid(format!("NIC {}: VLAN {tag} is outside 1-4094", nic.mac)));
         }
     }
     if let Some(dev) = &nic.host_device {
         if dev.is_empty() || dev.len() > 15 || dev.contains('/') {
-            return Err(invalid(format!(
-                "NIC {}: host device name {dev:?} is not a valid interface name",
-                nic.mac
-            )));
+            return Err(invalid(format!("NIC {}: host device name {dev:?} is not a valid interface name", nic.mac)));
         }
         // libvirt renames anything starting with "vnet" to its own vnetN.
         if dev.starts_with("vnet") {
@@ -200,14 +171,10 @@ fn validate_nic(nic: &Nic) -> Result<(), DriverError> {
 /// Six two-digit hex octets separated by colons, unicast (QEMU refuses multicast MACs).
 fn validate_mac(mac: &str) -> Result<(), DriverError> {
     let octets: Vec<&str> = mac.split(':').collect();
-    let well_formed = octets.len() == 6
-        && octets
-            .iter()
-            .all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit()));
+    let well_formed =
+        octets.len() == 6 && octets.iter().all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit()));
     if !well_formed {
-        return Err(invalid(format!(
-            "MAC address {mac:?} is not of the form 52:54:00:12:34:56"
-        )));
+        return Err(invalid(format!("MAC address {mac:?} is not of the form 52:54:00:12:34:56")));
     }
     let first = u8::from_str_radix(octets[0], 16).unwrap_or(0);
     if first & 1 == 1 {
@@ -223,14 +190,8 @@ pub fn domain_xml(spec: &VmSpec, domain_type: &str) -> String {
     x.push_str(&format!("<domain type='{}'>\n", escape(domain_type)));
     x.push_str(&format!("  <name>{}</name>\n", escape(&spec.name)));
     // Lowercase: the canonical form the host names domains by.
-    x.push_str(&format!(
-        "  <uuid>{}</uuid>\n",
-        escape(&spec.uuid.to_ascii_lowercase())
-    ));
-    x.push_str(&format!(
-        "  <memory unit='MiB'>{}</memory>\n",
-        spec.memory_mib
-    ));
+    x.push_str(&format!("  <uuid>{}</uuid>\n", escape(&spec.uuid.to_ascii_lowercase())));
+    x.push_str(&format!("  <memory unit='MiB'>{}</memory>\n", spec.memory_mib));
     x.push_str(&format!("  <vcpu>{}</vcpu>\n", spec.vcpus));
     x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n  </os>\n");
     // ACPI lets the guest see the power button, which graceful shutdown relies on. No
@@ -296,18 +257,12 @@ pub fn disk_xml(disk: &Disk) -> String {
     match &disk.locator {
         Some(Locator::File(file)) => {
             x.push_str(&format!("<disk type='file' device='{device}'>\n"));
-            x.push_str(&format!(
-                "  <driver name='qemu' type='{}'/>\n",
-                format_name(file.format)
-            ));
+            x.push_str(&format!("  <driver name='qemu' type='{}'/>\n", format_name(file.format)));
             x.push_str(&format!("  <source file='{}'/>\n", escape(&file.path)));
         }
         Some(Locator::Network(net)) => {
             x.push_str(&format!("<disk type='network' device='{device}'>\n"));
-            x.push_str(&format!(
-                "  <driver name='qemu' type='{}'/>\n",
-                format_name(net.format)
-            ));
+            x.push_str(&format!("  <driver name='qemu' type='{}'/>\n", format_name(net.format)));
             x.push_str(&indent(&network_source(net, &net.path), 2));
             x.push_str(&indent(&backing_chain(net), 2));
         }
@@ -322,11 +277,7 @@ pub fn disk_xml(disk: &Disk) -> String {
             x.push_str("  <driver name='qemu' type='raw'/>\n");
         }
     }
-    x.push_str(&format!(
-        "  <target dev='{}' bus='{}'/>\n",
-        escape(&disk.target),
-        bus_name(disk.bus)
-    ));
+    x.push_str(&format!("  <target dev='{}' bus='{}'/>\n", escape(&disk.target), bus_name(disk.bus)));
     if disk.read_only || disk.device == DiskDevice::Cdrom {
         x.push_str("  <readonly/>\n");
     }
@@ -339,16 +290,9 @@ pub fn disk_xml(disk: &Disk) -> String {
 
 /// A `<source>` for an image on the network disk's server.
 fn network_source(net: &NetworkDisk, path: &str) -> String {
-    let mut x = format!(
-        "<source protocol='{}' name='{}'>\n",
-        escape(&net.protocol),
-        escape(path)
-    );
+    let mut x = format!("<source protocol='{}' name='{}'>\n", escape(&net.protocol), escape(path));
     match net.port {
-        Some(port) => x.push_str(&format!(
-            "  <host name='{}' port='{port}'/>\n",
-            escape(&net.host)
-        )),
+        Some(port) => x.push_str(&format!("  <host name='{}' port='{port}'/>\n", escape(&net.host))),
         None => x.push_str(&format!("  <host name='{}'/>\n", escape(&net.host))),
     }
     // Without an identity QEMU opens NFS images as its own uid and the server says
@@ -368,16 +312,10 @@ fn backing_chain(net: &NetworkDisk) -> String {
     for (depth, image) in net.backing.iter().enumerate() {
         let pad = "  ".repeat(depth);
         x.push_str(&format!("{pad}<backingStore type='network'>\n"));
-        x.push_str(&format!(
-            "{pad}  <format type='{}'/>\n",
-            format_name(image.format)
-        ));
+        x.push_str(&format!("{pad}  <format type='{}'/>\n", format_name(image.format)));
         x.push_str(&indent(&network_source(net, &image.path), 2 * depth + 2));
     }
-    x.push_str(&format!(
-        "{}<backingStore/>\n",
-        "  ".repeat(net.backing.len())
-    ));
+    x.push_str(&format!("{}<backingStore/>\n", "  ".repeat(net.backing.len())));
     for depth in (0..net.backing.len()).rev() {
         x.push_str(&format!("{}</backingStore>\n", "  ".repeat(depth)));
     }
@@ -391,10 +329,7 @@ fn nic_xml(nic: &Nic) -> String {
         NicModel::Rtl8139 => "rtl8139",
     };
     let mut x = String::from("<interface type='bridge'>\n");
-    x.push_str(&format!(
-        "  <mac address='{}'/>\n",
-        escape(&nic.mac.to_ascii_lowercase())
-    ));
+    x.push_str(&format!("  <mac address='{}'/>\n", escape(&nic.mac.to_ascii_lowercase())));
     x.push_str(&format!("  <source bridge='{}'/>\n", escape(&nic.bridge)));
     if nic.switch == SwitchKind::Openvswitch {
         x.push_str("  <virtualport type='openvswitch'/>\n");
@@ -439,25 +374,15 @@ mod tests {
             vcpus: 2,
             memory_mib: 256,
             accel: Accel::Tcg,
-            disks: vec![file_disk(
-                "vda",
-                "/var/lib/ws/root.qcow2",
-                DiskFormat::Qcow2,
-            )],
+            disks: vec![file_disk("vda", "/var/lib/ws/root.qcow2", DiskFormat::Qcow2)],
             nics: vec![],
-            console: ConsoleSpec {
-                serial_log: None,
-                vnc_listen: None,
-            },
+            console: ConsoleSpec { serial_log: None, vnc_listen: None },
         }
     }
 
     fn file_disk(target: &str, path: &str, format: DiskFormat) -> Disk {
         Disk {
-            locator: Some(Locator::File(FileDisk {
-                path: path.into(),
-                format,
-            })),
+            locator: Some(Locator::File(FileDisk { path: path.into(), format })),
             device: DiskDevice::Disk,
             bus: DiskBus::Virtio,
             target: target.into(),
@@ -574,14 +499,8 @@ mod tests {
                 path: "/export/primary/v1.qcow2".into(),
                 format: DiskFormat::Qcow2,
                 backing: vec![
-                    BackingImage {
-                        path: "/export/primary/snap.qcow2".into(),
-                        format: DiskFormat::Qcow2,
-                    },
-                    BackingImage {
-                        path: "/export/primary/t1.raw".into(),
-                        format: DiskFormat::Raw,
-                    },
+                    BackingImage { path: "/export/primary/snap.qcow2".into(), format: DiskFormat::Qcow2 },
+                    BackingImage { path: "/export/primary/t1.raw".into(), format: DiskFormat::Raw },
                 ],
             })),
             device: DiskDevice::Disk,
@@ -708,9 +627,7 @@ mod tests {
     fn linux_bridge_with_vlan_refused() {
         let mut s = spec();
         s.nics.push(nic(SwitchKind::LinuxBridge, Some(100)));
-        assert!(
-            invalid_message(validate_spec(&s)).contains("VLAN tags need an Open vSwitch bridge")
-        );
+        assert!(invalid_message(validate_spec(&s)).contains("VLAN tags need an Open vSwitch bridge"));
     }
 
     #[test]
@@ -722,13 +639,7 @@ mod tests {
 
     #[test]
     fn bad_macs_refused() {
-        for mac in [
-            "",
-            "52:54:00:12:34",
-            "52-54-00-12-34-56",
-            "52:54:00:12:34:5g",
-            "01:00:5e:00:00:01",
-        ] {
+        for mac in ["", "52:54:00:12:34", "52-54-00-12-34-56", "52:54:00:12:34:5g", "01:00:5e:00:00:01"] {
             let mut n = nic(SwitchKind::LinuxBridge, None);
             n.mac = mac.into();
             invalid_message(validate_nic(&n));
@@ -804,14 +715,8 @@ mod tests {
                 },
                 "boot order 1 is used twice",
             ),
-            (
-                |s| s.disks[0].device = DiskDevice::Cdrom,
-                "cannot be on the virtio bus",
-            ),
-            (
-                |s| s.console.serial_log = Some("relative.log".into()),
-                "not absolute",
-            ),
+            (|s| s.disks[0].device = DiskDevice::Cdrom, "cannot be on the virtio bus"),
+            (|s| s.console.serial_log = Some("relative.log".into()), "not absolute"),
         ];
         for (mutate, expected) in cases {
             let mut s = spec();

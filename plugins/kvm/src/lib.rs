@@ -45,15 +45,10 @@ impl plugin::Guest for Kvm {
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::Hypervisor,
             description: "Runs VMs on KVM/QEMU hosts through libvirt".into(),
-            capabilities: [
-                "qemu:///system",
-                "qemu+ssh://*/system",
-                "qemu+tcp://*/system",
-                "test:///default",
-            ]
-            .into_iter()
-            .map(|uri| Capability::Libvirt(uri.into()))
-            .collect(),
+            capabilities: ["qemu:///system", "qemu+ssh://*/system", "qemu+tcp://*/system", "test:///default"]
+                .into_iter()
+                .map(|uri| Capability::Libvirt(uri.into()))
+                .collect(),
             config_schema: CONFIG_SCHEMA.into(),
         }
     }
@@ -127,11 +122,7 @@ fn domain_type(conn: &Connection, accel: Accel) -> Result<&'static str, DriverEr
         Accel::Tcg => "qemu",
         Accel::Auto => {
             let caps = conn.capabilities().map_err(context("capabilities"))?;
-            if xml_scan::offers_kvm(&caps) {
-                "kvm"
-            } else {
-                "qemu"
-            }
+            if xml_scan::offers_kvm(&caps) { "kvm" } else { "qemu" }
         }
     })
 }
@@ -150,27 +141,17 @@ fn destroy(conn: &Connection, uuid: &str) -> Result<(), DriverError> {
 
 /// Scope for a device change: the running domain too when there is one.
 fn scope_for(state: DomainState) -> ChangeScope {
-    if active(state) {
-        ChangeScope::LIVE | ChangeScope::CONFIG
-    } else {
-        ChangeScope::CONFIG
-    }
+    if active(state) { ChangeScope::LIVE | ChangeScope::CONFIG } else { ChangeScope::CONFIG }
 }
 
 /// Makes room for a definition whose UUID exists under another name: libvirt refuses to
 /// rename through define, but the contract says defining an existing UUID replaces it.
 /// Returns the old XML so a failed define can put it back.
-fn clear_renamed(
-    conn: &Connection,
-    spec: &VmSpec,
-    uuid: &str,
-) -> Result<Option<String>, DriverError> {
+fn clear_renamed(conn: &Connection, spec: &VmSpec, uuid: &str) -> Result<Option<String>, DriverError> {
     let Some(state) = state_of(conn, uuid)? else {
         return Ok(None);
     };
-    let old_xml = conn
-        .domain_xml(uuid)
-        .map_err(context(&format!("read {uuid}")))?;
+    let old_xml = conn.domain_xml(uuid).map_err(context(&format!("read {uuid}")))?;
     let old_name = xml_scan::domain_name(&old_xml).unwrap_or_default();
     if old_name == spec.name {
         return Ok(None);
@@ -182,12 +163,8 @@ fn clear_renamed(
             spec.name
         )));
     }
-    log(
-        Level::Info,
-        &format!("renaming {uuid} from {old_name} to {}", spec.name),
-    );
-    conn.undefine_domain(uuid)
-        .map_err(context(&format!("undefine {old_name}")))?;
+    log(Level::Info, &format!("renaming {uuid} from {old_name} to {}", spec.name));
+    conn.undefine_domain(uuid).map_err(context(&format!("undefine {old_name}")))?;
     Ok(Some(old_xml))
 }
 
@@ -195,9 +172,7 @@ impl hypervisor::Guest for Kvm {
     fn probe_host(url: String) -> Result<HostFacts, DriverError> {
         let conn = Connection::open(&url)?;
         let node = conn.node_info().map_err(context("node info"))?;
-        let version = conn
-            .hypervisor_version()
-            .map_err(context("hypervisor version"))?;
+        let version = conn.hypervisor_version().map_err(context("hypervisor version"))?;
         let caps = conn.capabilities().map_err(context("capabilities"))?;
         let facts = HostFacts {
             cpus: node.cpus,
@@ -232,10 +207,7 @@ impl hypervisor::Guest for Kvm {
             if let Some(old) = restore
                 && let Err(undo) = conn.define_domain(&old)
             {
-                log(
-                    Level::Error,
-                    &format!("could not restore the old definition of {uuid}: {undo:?}"),
-                );
+                log(Level::Error, &format!("could not restore the old definition of {uuid}: {undo:?}"));
             }
             return Err(context(&what)(e));
         }
@@ -259,10 +231,7 @@ impl hypervisor::Guest for Kvm {
         let state = existing_state(&conn, &uuid)?;
         if active(state) && state != DomainState::Crashed {
             if matches!(state, DomainState::Paused | DomainState::Suspended) {
-                log(
-                    Level::Warn,
-                    &format!("start {uuid}: it is {}, left as is", state_word(state)),
-                );
+                log(Level::Warn, &format!("start {uuid}: it is {}, left as is", state_word(state)));
             }
             return Ok(());
         }
@@ -270,8 +239,7 @@ impl hypervisor::Guest for Kvm {
             // A crashed domain that libvirt kept must be powered off before it can start.
             destroy(&conn, &uuid)?;
         }
-        conn.start_domain(&uuid)
-            .map_err(context(&format!("start {uuid}")))?;
+        conn.start_domain(&uuid).map_err(context(&format!("start {uuid}")))?;
         log(Level::Info, &format!("started {uuid}"));
         Ok(())
     }
@@ -284,20 +252,13 @@ impl hypervisor::Guest for Kvm {
             return Ok(());
         }
         // A paused or crashed guest cannot answer an ACPI request, so waiting is pointless.
-        let graceful = timeout_ms > 0
-            && matches!(
-                state,
-                DomainState::Running | DomainState::Blocked | DomainState::ShuttingDown
-            );
+        let graceful =
+            timeout_ms > 0 && matches!(state, DomainState::Running | DomainState::Blocked | DomainState::ShuttingDown);
         if graceful {
             if state != DomainState::ShuttingDown {
-                conn.shutdown_domain(&uuid)
-                    .map_err(context(&format!("shut down {uuid}")))?;
+                conn.shutdown_domain(&uuid).map_err(context(&format!("shut down {uuid}")))?;
             }
-            log(
-                Level::Debug,
-                &format!("asked {uuid} to shut down; waiting up to {timeout_ms} ms"),
-            );
+            log(Level::Debug, &format!("asked {uuid} to shut down; waiting up to {timeout_ms} ms"));
             let deadline = Instant::now() + Duration::from_millis(timeout_ms.into());
             while Instant::now() < deadline {
                 sleep(STOP_POLL.min(deadline.saturating_duration_since(Instant::now())));
@@ -309,10 +270,7 @@ impl hypervisor::Guest for Kvm {
                     }
                 }
             }
-            log(
-                Level::Info,
-                &format!("{uuid} did not shut down within {timeout_ms} ms; powering off"),
-            );
+            log(Level::Info, &format!("{uuid} did not shut down within {timeout_ms} ms; powering off"));
         }
         destroy(&conn, &uuid)?;
         log(Level::Info, &format!("powered off {uuid}"));
@@ -326,8 +284,7 @@ impl hypervisor::Guest for Kvm {
         if !matches!(state, DomainState::Running | DomainState::Blocked) {
             return Err(not_running(&uuid, state));
         }
-        conn.reboot_domain(&uuid)
-            .map_err(context(&format!("reboot {uuid}")))?;
+        conn.reboot_domain(&uuid).map_err(context(&format!("reboot {uuid}")))?;
         log(Level::Info, &format!("rebooting {uuid}"));
         Ok(())
     }
@@ -358,14 +315,7 @@ impl hypervisor::Guest for Kvm {
     fn list_vms(url: String) -> Result<Vec<VmStatus>, DriverError> {
         let conn = Connection::open(&url)?;
         let domains = conn.list_domains().map_err(context("list domains"))?;
-        Ok(domains
-            .into_iter()
-            .map(|d| VmStatus {
-                uuid: d.uuid,
-                name: d.name,
-                power: power(d.state),
-            })
-            .collect())
+        Ok(domains.into_iter().map(|d| VmStatus { uuid: d.uuid, name: d.name, power: power(d.state) }).collect())
     }
 
     fn console(url: String, uuid: String) -> Result<ConsoleEndpoint, DriverError> {
@@ -375,25 +325,18 @@ impl hypervisor::Guest for Kvm {
         if !active(state) || state == DomainState::Crashed {
             return Err(not_running(&uuid, state));
         }
-        let xml = conn
-            .domain_xml(&uuid)
-            .map_err(context(&format!("read {uuid}")))?;
-        let vnc = xml_scan::vnc(&xml)
-            .ok_or_else(|| DriverError::Unsupported(format!("VM {uuid} has no VNC console")))?;
-        let port = vnc.port.ok_or_else(|| {
-            DriverError::Unavailable(format!("VM {uuid} has no VNC port assigned yet"))
-        })?;
+        let xml = conn.domain_xml(&uuid).map_err(context(&format!("read {uuid}")))?;
+        let vnc =
+            xml_scan::vnc(&xml).ok_or_else(|| DriverError::Unsupported(format!("VM {uuid} has no VNC console")))?;
+        let port =
+            vnc.port.ok_or_else(|| DriverError::Unavailable(format!("VM {uuid} has no VNC port assigned yet")))?;
         let host = match vnc.listen {
             Some(addr) if !is_wildcard(&addr) => addr,
             // Only VMs defined elsewhere lack an address (we always set one); the host's
             // own address is the best guess for where a viewer can reach it.
             _ => url_host(&url),
         };
-        Ok(ConsoleEndpoint {
-            protocol: "vnc".into(),
-            host,
-            port,
-        })
+        Ok(ConsoleEndpoint { protocol: "vnc".into(), host, port })
     }
 
     fn stats(url: String, uuid: String) -> Result<VmStats, DriverError> {
@@ -403,13 +346,8 @@ impl hypervisor::Guest for Kvm {
         if !active(state) {
             return Err(not_running(&uuid, state));
         }
-        let stats = conn
-            .domain_stats(&uuid)
-            .map_err(context(&format!("stats of {uuid}")))?;
-        Ok(VmStats {
-            cpu_time_ns: stats.cpu_time_ns,
-            memory_kib: stats.memory_kib,
-        })
+        let stats = conn.domain_stats(&uuid).map_err(context(&format!("stats of {uuid}")))?;
+        Ok(VmStats { cpu_time_ns: stats.cpu_time_ns, memory_kib: stats.memory_kib })
     }
 
     fn attach_disk(url: String, uuid: String, disk: Disk) -> Result<(), DriverError> {
@@ -420,14 +358,7 @@ impl hypervisor::Guest for Kvm {
         let xml = domain_xml::disk_xml(&disk);
         conn.attach_device(&uuid, &xml, scope_for(state))
             .map_err(context(&format!("attach {} to {uuid}", disk.target)))?;
-        log(
-            Level::Info,
-            &format!(
-                "attached {} to {uuid}{}",
-                disk.target,
-                if active(state) { " (live)" } else { "" }
-            ),
-        );
+        log(Level::Info, &format!("attached {} to {uuid}{}", disk.target, if active(state) { " (live)" } else { "" }));
         Ok(())
     }
 
@@ -435,13 +366,10 @@ impl hypervisor::Guest for Kvm {
         let conn = Connection::open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
-        let xml = conn
-            .domain_xml(&uuid)
-            .map_err(context(&format!("read {uuid}")))?;
+        let xml = conn.domain_xml(&uuid).map_err(context(&format!("read {uuid}")))?;
         let disk = xml_scan::disk_element(&xml, &target)
             .ok_or_else(|| DriverError::NotFound(format!("VM {uuid} has no disk {target}")))?;
-        conn.detach_device(&uuid, disk, scope_for(state))
-            .map_err(context(&format!("detach {target} from {uuid}")))?;
+        conn.detach_device(&uuid, disk, scope_for(state)).map_err(context(&format!("detach {target} from {uuid}")))?;
         log(Level::Info, &format!("detached {target} from {uuid}"));
         Ok(())
     }
@@ -454,19 +382,13 @@ fn is_wildcard(addr: &str) -> bool {
 /// The server part of a libvirt URI ("qemu+ssh://root@10.0.0.7:22/system" → "10.0.0.7");
 /// local URIs name this host, so loopback.
 fn url_host(url: &str) -> String {
-    let authority = url
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.split(':').next().unwrap_or(""),
     };
-    if host.is_empty() {
-        "127.0.0.1".into()
-    } else {
-        host.into()
-    }
+    if host.is_empty() { "127.0.0.1".into() } else { host.into() }
 }
 
 export!(Kvm);

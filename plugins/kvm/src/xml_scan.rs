@@ -34,12 +34,7 @@ fn tags<'a>(xml: &'a str, name: &'a str) -> impl Iterator<Item = Tag<'a>> + 'a {
             let empty = inner.ends_with('/');
             let end = start + 1 + name.len() + close + 1;
             from = end;
-            return Some(Tag {
-                start,
-                end,
-                attrs: inner.strip_suffix('/').unwrap_or(inner),
-                empty,
-            });
+            return Some(Tag { start, end, attrs: inner.strip_suffix('/').unwrap_or(inner), empty });
         }
     })
 }
@@ -80,11 +75,7 @@ fn attr(attrs: &str, name: &str) -> Option<String> {
 }
 
 fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&apos;", "'")
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&")
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&apos;", "'").replace("&quot;", "\"").replace("&amp;", "&")
 }
 
 /// Whether a capabilities document offers KVM guests (`<domain type='kvm'/>` under a guest).
@@ -102,8 +93,7 @@ pub struct Vnc {
 
 /// The first VNC display in a domain XML, if any.
 pub fn vnc(domain_xml: &str) -> Option<Vnc> {
-    let graphics =
-        tags(domain_xml, "graphics").find(|t| attr(t.attrs, "type").as_deref() == Some("vnc"))?;
+    let graphics = tags(domain_xml, "graphics").find(|t| attr(t.attrs, "type").as_deref() == Some("vnc"))?;
     let port = attr(graphics.attrs, "port")
         .and_then(|p| p.parse::<i32>().ok())
         .and_then(|p| u16::try_from(p).ok())
@@ -111,11 +101,8 @@ pub fn vnc(domain_xml: &str) -> Option<Vnc> {
     let mut listen = attr(graphics.attrs, "listen");
     if listen.is_none() && !graphics.empty {
         // Newer XML may only carry the address in a <listen> child.
-        let body_end = domain_xml[graphics.end..]
-            .find("</graphics>")
-            .map_or(domain_xml.len(), |i| graphics.end + i);
-        listen = tags(&domain_xml[graphics.end..body_end], "listen")
-            .find_map(|t| attr(t.attrs, "address"));
+        let body_end = domain_xml[graphics.end..].find("</graphics>").map_or(domain_xml.len(), |i| graphics.end + i);
+        listen = tags(&domain_xml[graphics.end..body_end], "listen").find_map(|t| attr(t.attrs, "address"));
     }
     Some(Vnc { listen, port })
 }
@@ -129,9 +116,7 @@ pub fn disk_element<'a>(domain_xml: &'a str, dev: &str) -> Option<&'a str> {
         let close = domain_xml[disk.end..].find("</disk>")?;
         let end = disk.end + close + "</disk>".len();
         let body = &domain_xml[disk.end..end];
-        tags(body, "target")
-            .any(|t| attr(t.attrs, "dev").as_deref() == Some(dev))
-            .then(|| &domain_xml[disk.start..end])
+        tags(body, "target").any(|t| attr(t.attrs, "dev").as_deref() == Some(dev)).then(|| &domain_xml[disk.start..end])
     })
 }
 
@@ -215,10 +200,7 @@ mod tests {
 
     #[test]
     fn attributes_and_names() {
-        assert_eq!(
-            attr(" a='1' b=\"x&amp;y\" c='>'", "b").as_deref(),
-            Some("x&y")
-        );
+        assert_eq!(attr(" a='1' b=\"x&amp;y\" c='>'", "b").as_deref(), Some("x&y"));
         assert_eq!(attr(" a='1'", "c"), None);
         assert_eq!(domain_name(LIVE).as_deref(), Some("i-2-3-VM"));
         // A '>' inside a quoted value does not end the tag.

@@ -37,8 +37,7 @@ impl LibvirtPool {
         }
         // libvirt prints every error to stderr by default; ours go into driver errors.
         virt::error::clear_error_callback();
-        let conn = Connect::open(Some(uri))
-            .map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
+        let conn = Connect::open(Some(uri)).map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(conn);
         conns.insert(uri.to_owned(), conn.clone());
@@ -62,14 +61,12 @@ fn map_err(e: virt::error::Error) -> DriverError {
     let text = e.message().to_owned();
     match e.code() {
         ErrorNumber::NoDomain => DriverError::NotFound(text),
-        ErrorNumber::XmlError
-        | ErrorNumber::XmlDetail
-        | ErrorNumber::InvalidArg
-        | ErrorNumber::OperationInvalid => DriverError::InvalidSpec(text),
-        ErrorNumber::NoConnect
-        | ErrorNumber::Rpc
-        | ErrorNumber::SystemError
-        | ErrorNumber::OperationTimeout => DriverError::Unavailable(text),
+        ErrorNumber::XmlError | ErrorNumber::XmlDetail | ErrorNumber::InvalidArg | ErrorNumber::OperationInvalid => {
+            DriverError::InvalidSpec(text)
+        }
+        ErrorNumber::NoConnect | ErrorNumber::Rpc | ErrorNumber::SystemError | ErrorNumber::OperationTimeout => {
+            DriverError::Unavailable(text)
+        }
         ErrorNumber::NoSupport => DriverError::Unsupported(text),
         ErrorNumber::AuthFailed => DriverError::Denied(text),
         _ => DriverError::Failed(text),
@@ -133,11 +130,7 @@ impl HostConnection for CallState {
     fn open(&mut self, uri: String) -> Outcome<Resource<LibvirtConnection>> {
         self.check_deadline()?;
         if !self.grants.allows_libvirt(&uri) {
-            return Ok(Err(DriverError::Denied(denial(
-                &self.plugin,
-                "libvirt",
-                &uri,
-            ))));
+            return Ok(Err(DriverError::Denied(denial(&self.plugin, "libvirt", &uri))));
         }
         let conn = match self.libvirt.connect(&uri) {
             Ok(c) => c,
@@ -171,12 +164,7 @@ impl HostConnection for CallState {
         self.with_conn(&handle, |c| {
             let kind = c.get_type()?;
             let v = c.get_hyp_version()?;
-            Ok(format!(
-                "{kind} {}.{}.{}",
-                v / 1_000_000,
-                (v / 1000) % 1000,
-                v % 1000
-            ))
+            Ok(format!("{kind} {}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000))
         })
     }
 
@@ -184,36 +172,21 @@ impl HostConnection for CallState {
         self.with_conn(&handle, |c| c.get_capabilities())
     }
 
-    fn define_domain(
-        &mut self,
-        handle: Resource<LibvirtConnection>,
-        xml: String,
-    ) -> Outcome<String> {
+    fn define_domain(&mut self, handle: Resource<LibvirtConnection>, xml: String) -> Outcome<String> {
         self.with_conn(&handle, |c| Domain::define_xml(c, &xml)?.get_uuid_string())
     }
 
-    fn undefine_domain(
-        &mut self,
-        handle: Resource<LibvirtConnection>,
-        uuid: String,
-    ) -> Outcome<()> {
+    fn undefine_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
         // NVRAM and managed saves go with the definition, as `virsh undefine --nvram` does.
-        let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-            | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
-        self.with_domain(&handle, &uuid, |d| {
-            d.undefine_flags(flags).or_else(|_| d.undefine())
-        })
+        let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
+        self.with_domain(&handle, &uuid, |d| d.undefine_flags(flags).or_else(|_| d.undefine()))
     }
 
     fn start_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
         self.with_domain(&handle, &uuid, |d| d.create().map(drop))
     }
 
-    fn shutdown_domain(
-        &mut self,
-        handle: Resource<LibvirtConnection>,
-        uuid: String,
-    ) -> Outcome<()> {
+    fn shutdown_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
         self.with_domain(&handle, &uuid, |d| d.shutdown().map(drop))
     }
 
@@ -229,11 +202,7 @@ impl HostConnection for CallState {
         self.with_domain(&handle, &uuid, |d| d.reset().map(drop))
     }
 
-    fn domain_state(
-        &mut self,
-        handle: Resource<LibvirtConnection>,
-        uuid: String,
-    ) -> Outcome<DomainState> {
+    fn domain_state(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainState> {
         self.with_domain(&handle, &uuid, |d| Ok(state_of(d.get_state()?.0)))
     }
 
@@ -241,18 +210,10 @@ impl HostConnection for CallState {
         self.with_domain(&handle, &uuid, |d| d.get_xml_desc(0))
     }
 
-    fn domain_stats(
-        &mut self,
-        handle: Resource<LibvirtConnection>,
-        uuid: String,
-    ) -> Outcome<DomainStats> {
+    fn domain_stats(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainStats> {
         self.with_domain(&handle, &uuid, |d| {
             let info = d.get_info()?;
-            Ok(DomainStats {
-                cpu_time_ns: info.cpu_time,
-                memory_kib: info.memory,
-                vcpus: info.nr_virt_cpu,
-            })
+            Ok(DomainStats { cpu_time_ns: info.cpu_time, memory_kib: info.memory, vcpus: info.nr_virt_cpu })
         })
     }
 
@@ -263,9 +224,7 @@ impl HostConnection for CallState {
         xml: String,
         scope: ChangeScope,
     ) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| {
-            d.attach_device_flags(&xml, scope_flags(scope)).map(drop)
-        })
+        self.with_domain(&handle, &uuid, |d| d.attach_device_flags(&xml, scope_flags(scope)).map(drop))
     }
 
     fn detach_device(
@@ -275,9 +234,7 @@ impl HostConnection for CallState {
         xml: String,
         scope: ChangeScope,
     ) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| {
-            d.detach_device_flags(&xml, scope_flags(scope)).map(drop)
-        })
+        self.with_domain(&handle, &uuid, |d| d.detach_device_flags(&xml, scope_flags(scope)).map(drop))
     }
 
     fn list_domains(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<Vec<DomainSummary>> {

@@ -1,0 +1,845 @@
+//! The command table: the single source of truth for every API command's name,
+//! parameters (type, required, length), mode (sync or async), the roles allowed and
+//! the response fields. Parameter validation, `listApis` and the docs all read it.
+
+use super::error::ApiError;
+use super::params::Params;
+use crate::auth::RoleType;
+
+/// A parameter's type, as `listApis` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Boolean,
+    Date,
+    Integer,
+    Long,
+    List,
+    Map,
+    String,
+    Uuid,
+    TzDate,
+}
+
+impl ParamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::Boolean => "boolean",
+            ParamType::Date => "date",
+            ParamType::Integer => "integer",
+            ParamType::Long => "long",
+            ParamType::List => "list",
+            ParamType::Map => "map",
+            ParamType::String => "string",
+            ParamType::Uuid => "uuid",
+            ParamType::TzDate => "tzdate",
+        }
+    }
+}
+
+/// One request parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub required: bool,
+    pub length: u32,
+    pub description: &'static str,
+    /// Commands that list what this parameter names (CSV), for CloudMonkey's completer.
+    pub related: &'static str,
+}
+
+/// One response field; `children` for nested objects and lists.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub description: &'static str,
+    pub children: &'static [Field],
+}
+
+/// Which roles may call a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles(u8);
+
+impl Roles {
+    pub const ADMIN: Roles = Roles(1);
+    pub const ADMINS: Roles = Roles(1 | 2 | 4);
+    pub const ALL: Roles = Roles(1 | 2 | 4 | 8);
+
+    pub fn allows(self, role: RoleType) -> bool {
+        let bit = match role {
+            RoleType::Admin => 1,
+            RoleType::ResourceAdmin => 2,
+            RoleType::DomainAdmin => 4,
+            RoleType::User => 8,
+        };
+        self.0 & bit != 0
+    }
+}
+
+/// How the reply is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `{"count":N,"<object>":[…]}`.
+    List,
+    /// `{"<object>":{…}}`.
+    Object,
+    /// A list of one (CloudStack's add* commands do this).
+    ListOfOne,
+    /// `{"success":true}`.
+    Success,
+    /// Fields straight under the wrapper.
+    Flat,
+}
+
+/// One API command.
+#[derive(Debug)]
+pub struct Command {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub is_async: bool,
+    pub roles: Roles,
+    pub params: &'static [Param],
+    /// The response object's name, e.g. "account".
+    pub object: &'static str,
+    pub shape: Shape,
+    pub response: &'static [Field],
+    pub since: &'static str,
+}
+
+const fn p(name: &'static str, ty: ParamType, description: &'static str) -> Param {
+    Param { name, ty, required: false, length: 255, description, related: "" }
+}
+
+const fn req(name: &'static str, ty: ParamType, description: &'static str) -> Param {
+    Param { name, ty, required: true, length: 255, description, related: "" }
+}
+
+const fn rel(mut param: Param, related: &'static str) -> Param {
+    param.related = related;
+    param
+}
+
+const fn long(mut param: Param, length: u32) -> Param {
+    param.length = length;
+    param
+}
+
+const fn f(name: &'static str, ty: &'static str, description: &'static str) -> Field {
+    Field { name, ty, description, children: &[] }
+}
+
+const fn nested(name: &'static str, ty: &'static str, description: &'static str, children: &'static [Field]) -> Field {
+    Field { name, ty, description, children }
+}
+
+use ParamType::{Boolean, Date, Integer, Long, Map, String as Str, Uuid};
+
+const KEYWORD: Param = p("keyword", Str, "List by keyword");
+const PAGE: Param = p("page", Integer, "The page to return, from 1");
+const PAGESIZE: Param = p("pagesize", Integer, "Items per page (at most 500)");
+const LISTALL: Param = p("listall", Boolean, "If true, list everything the caller may see, not only its own");
+const ISRECURSIVE: Param = p("isrecursive", Boolean, "With domainid, also list resources of child domains");
+const DOMAINID: Param = rel(p("domainid", Uuid, "List only resources of this domain"), "listDomains");
+const ACCOUNT: Param = rel(p("account", Str, "List only resources of this account (with domainid)"), "listAccounts");
+
+const USER_FIELDS: &[Field] = &[
+    f("id", "string", "the user ID"),
+    f("username", "string", "the user name"),
+    f("firstname", "string", "the user's first name"),
+    f("lastname", "string", "the user's last name"),
+    f("email", "string", "the user's email address"),
+    f("state", "string", "the user state"),
+    f("account", "string", "the account name of the user"),
+    f("accountid", "string", "the account ID of the user"),
+    f("accounttype", "integer", "the account type of the user"),
+    f("domain", "string", "the domain name of the user"),
+    f("domainid", "string", "the domain ID of the user"),
+    f("roleid", "string", "the ID of the role"),
+    f("rolename", "string", "the name of the role"),
+    f("roletype", "string", "the type of the role"),
+    f("timezone", "string", "the timezone user was created in"),
+    f("created", "date", "the date and time the user account was created"),
+    f("apikey", "string", "the api key of the user"),
+    f("isdefault", "boolean", "true if user is default, false otherwise"),
+    f("usersource", "string", "the source type of the user: native"),
+    f("is2faenabled", "boolean", "true if user has two factor authentication enabled"),
+];
+
+const ACCOUNT_FIELDS: &[Field] = &[
+    f("id", "string", "the id of the account"),
+    f("name", "string", "the name of the account"),
+    f("accounttype", "integer", "account type (admin, domain-admin, user)"),
+    f("roleid", "string", "the ID of the role"),
+    f("rolename", "string", "the name of the role"),
+    f("roletype", "string", "the type of the role (Admin, ResourceAdmin, DomainAdmin, User)"),
+    f("domain", "string", "name of the Domain the account belongs to"),
+    f("domainid", "string", "id of the Domain the account belongs to"),
+    f("domainpath", "string", "path of the Domain the account belongs to"),
+    f("state", "string", "the state of the account"),
+    f("networkdomain", "string", "the network domain"),
+    f("created", "date", "the date when this account was created"),
+    f("isdefault", "boolean", "true if account is default, false otherwise"),
+    nested("user", "list", "the list of users associated with account", USER_FIELDS),
+];
+
+const DOMAIN_FIELDS: &[Field] = &[
+    f("id", "string", "the ID of the domain"),
+    f("name", "string", "the name of the domain"),
+    f("level", "integer", "the level of the domain"),
+    f("parentdomainid", "string", "the domain ID of the parent domain"),
+    f("parentdomainname", "string", "the domain name of the parent domain"),
+    f("haschild", "boolean", "whether the domain has one or more sub-domains"),
+    f("path", "string", "the path of the domain"),
+    f("networkdomain", "string", "the network domain"),
+    f("state", "string", "the state of the domain"),
+    f("created", "date", "the date when this domain was created"),
+];
+
+const ROLE_FIELDS: &[Field] = &[
+    f("id", "string", "the ID of the role"),
+    f("name", "string", "the name of the role"),
+    f("type", "string", "the type of the role"),
+    f("description", "string", "the description of the role"),
+    f("isdefault", "boolean", "true if role is default, false otherwise"),
+];
+
+const KEYS_FIELDS: &[Field] = &[
+    f("apikey", "string", "the api key of the registered user"),
+    f("secretkey", "string", "the secret key of the registered user"),
+];
+
+const SUCCESS_FIELDS: &[Field] = &[
+    f("success", "boolean", "true if operation is executed successfully"),
+    f("displaytext", "string", "any text associated with the success or failure"),
+];
+
+const EVENT_FIELDS: &[Field] = &[
+    f("id", "string", "the ID of the event"),
+    f("type", "string", "the type of the event (see event types)"),
+    f("level", "string", "the event level (INFO, WARN, ERROR)"),
+    f("state", "string", "the state of the event"),
+    f("description", "string", "a brief description of the event"),
+    f("username", "string", "the name of the user who performed the action"),
+    f("account", "string", "the account name for the account that owns the object being acted on"),
+    f("domainid", "string", "the id of the account's domain"),
+    f("domain", "string", "the name of the account's domain"),
+    f("resourceid", "string", "the id of the resource"),
+    f("resourcetype", "string", "the type of the resource"),
+    f("resourcename", "string", "the name of the resource"),
+    f("created", "date", "the date the event was created"),
+];
+
+const JOB_FIELDS: &[Field] = &[
+    f("jobid", "string", "the ID of the async job"),
+    f("accountid", "string", "the account ID that executed the async command"),
+    f("account", "string", "the account that executed the async command"),
+    f("domainid", "string", "the domain ID that the job belongs to"),
+    f("domainpath", "string", "the domain path that the job belongs to"),
+    f("userid", "string", "the user that executed the async command"),
+    f("cmd", "string", "the async command executed"),
+    f("jobstatus", "integer", "the current job status: 0 pending, 1 succeeded, 2 failed"),
+    f("jobprocstatus", "integer", "the progress information of the PENDING job"),
+    f("jobresultcode", "integer", "the result code for the job"),
+    f("jobresulttype", "string", "the result type"),
+    f("jobresult", "object", "the result reason"),
+    f("jobinstancetype", "string", "the instance/entity object related to the job"),
+    f("jobinstanceid", "string", "the unique ID of the instance/entity object related to the job"),
+    f("managementserverid", "string", "the management server that ran the job"),
+    f("created", "date", "the created date of the job"),
+    f("completed", "date", "the completed date of the job"),
+];
+
+const CAPABILITY_FIELDS: &[Field] = &[
+    f("cloudstackversion", "string", "version of the cloud stack"),
+    f("securitygroupsenabled", "boolean", "true if security groups support is enabled, false otherwise"),
+    f("userpublictemplateenabled", "boolean", "true if user and domain admins can set templates to be shared"),
+    f("supportELB", "string", "true if region supports elastic load balancer on basic zones"),
+    f("projectinviterequired", "boolean", "If invitation confirmation is required when add account to project"),
+    f("allowusercreateprojects", "boolean", "true if regular user is allowed to create projects"),
+    f(
+        "customdiskofferingminsize",
+        "long",
+        "minimum size that can be specified when create disk from disk offering with custom size",
+    ),
+    f(
+        "customdiskofferingmaxsize",
+        "long",
+        "maximum size that can be specified when create disk from disk offering with custom size",
+    ),
+    f("kvmsnapshotenabled", "boolean", "true if snapshot is supported for KVM host, false otherwise"),
+    f("regionsecondaryenabled", "boolean", "true if region wide secondary is enabled, false otherwise"),
+    f("apilimitinterval", "integer", "time interval (in seconds) to reset api count"),
+    f("apilimitmax", "integer", "Max allowed number of api requests within the specified interval"),
+    f("allowuserviewdestroyedvm", "boolean", "true if the user is allowed to view destroyed virtualmachines"),
+    f("allowuserexpungerecovervm", "boolean", "true if the user can recover and expunge virtualmachines"),
+    f("allowuserexpungerecovervolume", "boolean", "true if the user can recover and expunge volumes"),
+    f("allowuserforcestopvm", "boolean", "true if the user can force stop a virtualmachine"),
+    f("dynamicrolesenabled", "boolean", "true if dynamic role-based api checker is enabled"),
+    f("kubernetesserviceenabled", "boolean", "true if Kubernetes Service plugin is enabled"),
+    f("defaultuipagesize", "long", "default page size in the UI for various views"),
+];
+
+const PARAM_FIELDS: &[Field] = &[
+    f("name", "string", "the name of the api parameter"),
+    f("description", "string", "description of the api parameter"),
+    f("type", "string", "parameter type"),
+    f("length", "integer", "length of the parameter"),
+    f("required", "boolean", "true if this parameter is required for the api request"),
+    f("since", "string", "version of CloudStack the api was introduced in"),
+    f("related", "string", "comma separated related apis to get the parameter"),
+];
+
+const RESPONSE_FIELDS: &[Field] = &[
+    f("name", "string", "the name of the api response field"),
+    f("description", "string", "description of the api response field"),
+    f("type", "string", "response field type"),
+];
+
+const API_FIELDS: &[Field] = &[
+    f("name", "string", "the name of the api command"),
+    f("description", "string", "description of the api"),
+    f("isasync", "boolean", "true if api is asynchronous"),
+    f("since", "string", "version of CloudStack the api was introduced in"),
+    f("related", "string", "comma separated related apis"),
+    f("type", "string", "response field type"),
+    nested("params", "set", "the list params the api accepts", PARAM_FIELDS),
+    nested("response", "set", "api response fields", RESPONSE_FIELDS),
+];
+
+const LOGIN_FIELDS: &[Field] = &[
+    f("username", "string", "Username"),
+    f("userid", "string", "User ID"),
+    f("domainid", "string", "Domain ID that the user belongs to"),
+    f("timeout", "integer", "the time period before the session has expired"),
+    f("account", "string", "the account name the user belongs to"),
+    f("firstname", "string", "first name of the user"),
+    f("lastname", "string", "last name of the user"),
+    f("type", "string", "the account type (admin, domain-admin, read-only-admin, user)"),
+    f("timezone", "string", "user time zone"),
+    f("timezoneoffset", "string", "user time zoneoffset"),
+    f("registered", "string", "Is user registered"),
+    f("sessionkey", "string", "Session key that can be passed in subsequent Query command calls"),
+    f("passwordchangerequired", "boolean", "Whether the user must change the password"),
+];
+
+const LOGOUT_FIELDS: &[Field] = &[f("description", "string", "Response description")];
+
+/// Every command the server knows.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "login",
+        description: "Logs a user into the CloudStack. A successful login attempt will generate a JSESSIONID cookie value that can be passed in subsequent Query command calls until the \"logout\" command has been issued or the session has expired.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            long(req("username", Str, "Username"), 255),
+            long(req("password", Str, "Password"), 255),
+            p(
+                "domain",
+                Str,
+                "Path of the domain that the user belongs to. Example: domain=/com/cloud/internal. If no domain is passed in, the ROOT (/) domain is assumed.",
+            ),
+            rel(p("domainId", Long, "The id of the domain that the user belongs to"), "listDomains"),
+        ],
+        object: "login",
+        shape: Shape::Flat,
+        response: LOGIN_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "logout",
+        description: "Logs out the user",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[],
+        object: "logout",
+        shape: Shape::Flat,
+        response: LOGOUT_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listApis",
+        description: "lists all available apis on the server, provided by the Api Discovery plugin",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[p("name", Str, "API name")],
+        object: "api",
+        shape: Shape::List,
+        response: API_FIELDS,
+        since: "4.1.0",
+    },
+    Command {
+        name: "listCapabilities",
+        description: "Lists capabilities",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[],
+        object: "capability",
+        shape: Shape::Object,
+        response: CAPABILITY_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "createDomain",
+        description: "Creates a domain",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[
+            req("name", Str, "creates domain with this name"),
+            rel(
+                p(
+                    "parentdomainid",
+                    Uuid,
+                    "assigns new domain a parent domain by domain ID of the parent. If no parent domain is specified, the ROOT domain is assumed.",
+                ),
+                "listDomains",
+            ),
+            p("networkdomain", Str, "Network domain for networks in the domain"),
+            p("domainid", Str, "Domain UUID, required for adding domain from another Region"),
+        ],
+        object: "domain",
+        shape: Shape::Object,
+        response: DOMAIN_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listDomains",
+        description: "Lists domains and provides detailed information for listed domains",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[
+            rel(p("id", Uuid, "List domain by domain ID."), "listDomains"),
+            p("name", Str, "List domain by domain name."),
+            p("level", Integer, "List domains by domain level."),
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "domain",
+        shape: Shape::List,
+        response: DOMAIN_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listRoles",
+        description: "Lists dynamic roles in CloudStack",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[
+            rel(p("id", Uuid, "List role by role ID."), "listRoles"),
+            p("name", Str, "List role by role name."),
+            p("type", Str, "List role by role type."),
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "role",
+        shape: Shape::List,
+        response: ROLE_FIELDS,
+        since: "4.9.0",
+    },
+    Command {
+        name: "createAccount",
+        description: "Creates an account",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[
+            req("username", Str, "Unique username."),
+            long(req("password", Str, "Clear text password (Default hashed to SHA256SALT)."), 255),
+            req("email", Str, "email"),
+            req("firstname", Str, "firstname"),
+            req("lastname", Str, "lastname"),
+            p(
+                "accounttype",
+                Integer,
+                "Type of the account. Specify 0 for user, 1 for root admin, and 2 for domain admin",
+            ),
+            rel(p("roleid", Uuid, "Creates the account under the specified role."), "listRoles"),
+            p(
+                "account",
+                Str,
+                "Name of the account to be created. The user will be added to this newly created account. If no account is specified, the username will be used as the account name.",
+            ),
+            rel(p("domainid", Uuid, "Creates the user under the specified domain."), "listDomains"),
+            p("timezone", Str, "Specifies a timezone for this command."),
+            p("networkdomain", Str, "Network domain for the account's networks"),
+            p("accountdetails", Map, "details for account used to store specific parameters"),
+            p("accountid", Str, "Account UUID, required for adding account from external provisioning system"),
+            p("userid", Str, "User UUID, required for adding account from external provisioning system"),
+        ],
+        object: "account",
+        shape: Shape::Object,
+        response: ACCOUNT_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listAccounts",
+        description: "Lists accounts and provides detailed account information for listed accounts",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(p("id", Uuid, "list account by account ID"), "listAccounts"),
+            p("name", Str, "list account by account name"),
+            p("accounttype", Integer, "list accounts by account type."),
+            p("state", Str, "list accounts by state. Valid states are enabled, disabled, and locked."),
+            DOMAINID,
+            ISRECURSIVE,
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "account",
+        shape: Shape::List,
+        response: ACCOUNT_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "updateAccount",
+        description: "Updates account information for the authenticated user",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[
+            rel(p("id", Uuid, "Account UUID"), "listAccounts"),
+            p("account", Str, "the current account name"),
+            rel(p("domainid", Uuid, "the ID of the domain where the account exists"), "listDomains"),
+            p("newname", Str, "new name for the account"),
+            p("networkdomain", Str, "Network domain for the account's networks"),
+            p("accountdetails", Map, "Details for the account used to store specific parameters"),
+        ],
+        object: "account",
+        shape: Shape::Object,
+        response: ACCOUNT_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "disableAccount",
+        description: "Disables an account",
+        is_async: true,
+        roles: Roles::ADMINS,
+        params: &[
+            rel(p("id", Uuid, "Account id"), "listAccounts"),
+            p("account", Str, "Disables specified account."),
+            rel(p("domainid", Uuid, "Disables specified account in this domain."), "listDomains"),
+            req("lock", Boolean, "If true, only lock the account; else disable the account"),
+        ],
+        object: "account",
+        shape: Shape::Object,
+        response: ACCOUNT_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "enableAccount",
+        description: "Enables an account",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[
+            rel(p("id", Uuid, "Account id"), "listAccounts"),
+            p("account", Str, "Enables specified account."),
+            rel(p("domainid", Uuid, "Enables specified account in this domain."), "listDomains"),
+        ],
+        object: "account",
+        shape: Shape::Object,
+        response: ACCOUNT_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "deleteAccount",
+        description: "Deletes an account and all its users",
+        is_async: true,
+        roles: Roles::ADMINS,
+        params: &[rel(req("id", Uuid, "Account id"), "listAccounts")],
+        object: "success",
+        shape: Shape::Success,
+        response: SUCCESS_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "createUser",
+        description: "Creates a user for an account that already exists",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[
+            rel(
+                req(
+                    "account",
+                    Str,
+                    "Creates the user under the specified account. If no account is specified, the username will be used as the account name.",
+                ),
+                "listAccounts",
+            ),
+            req("username", Str, "Unique username."),
+            long(req("password", Str, "Clear text password."), 255),
+            req("email", Str, "email"),
+            req("firstname", Str, "firstname"),
+            req("lastname", Str, "lastname"),
+            rel(
+                p(
+                    "domainid",
+                    Uuid,
+                    "Creates the user under the specified domain. Has to be accompanied with the account parameter",
+                ),
+                "listDomains",
+            ),
+            p("timezone", Str, "Specifies a timezone for this command."),
+            p("userid", Str, "User UUID, required for adding account from external provisioning system"),
+        ],
+        object: "user",
+        shape: Shape::Object,
+        response: USER_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listUsers",
+        description: "Lists user accounts",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(p("id", Uuid, "List user by ID."), "listUsers"),
+            p("username", Str, "List user by the username"),
+            ACCOUNT,
+            p("accounttype", Integer, "List users by account type."),
+            p("state", Str, "List users by state of the user account."),
+            DOMAINID,
+            ISRECURSIVE,
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "user",
+        shape: Shape::List,
+        response: USER_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "updateUser",
+        description: "Updates a user account",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(req("id", Uuid, "User uuid"), "listUsers"),
+            p("username", Str, "Unique username"),
+            p("firstname", Str, "first name"),
+            p("lastname", Str, "last name"),
+            p("email", Str, "email"),
+            p("timezone", Str, "Specifies a timezone for this command."),
+            long(p("password", Str, "Clear text password (default hashed to SHA256SALT)."), 255),
+            long(
+                p(
+                    "currentpassword",
+                    Str,
+                    "Current password that was being used by the user. You must inform the current password when updating the password.",
+                ),
+                255,
+            ),
+        ],
+        object: "user",
+        shape: Shape::Object,
+        response: USER_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "disableUser",
+        description: "Disables a user account",
+        is_async: true,
+        roles: Roles::ADMINS,
+        params: &[rel(req("id", Uuid, "Disables user by user ID."), "listUsers")],
+        object: "user",
+        shape: Shape::Object,
+        response: USER_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "enableUser",
+        description: "Enables a user account",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[rel(req("id", Uuid, "Enables user by user ID."), "listUsers")],
+        object: "user",
+        shape: Shape::Object,
+        response: USER_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "deleteUser",
+        description: "Deletes a user for an account",
+        is_async: false,
+        roles: Roles::ADMINS,
+        params: &[rel(req("id", Uuid, "id of the user to be deleted"), "listUsers")],
+        object: "success",
+        shape: Shape::Success,
+        response: SUCCESS_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "registerUserKeys",
+        description: "This command allows a user to register for the developer API, returning a secret key and an API key. This request is made through the integration API port, so it is a privileged command and must be made on behalf of a user. It is up to the implementer just how the username and password are entered, and then how that translates to an integration API request. Both secret key and API key should be returned to the user",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[rel(req("id", Uuid, "User id"), "listUsers")],
+        object: "userkeys",
+        shape: Shape::Object,
+        response: KEYS_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "getUserKeys",
+        description: "This command allows the user to query the secret and API keys for the account",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[rel(req("id", Uuid, "ID of the user whose keys are required"), "listUsers")],
+        object: "userkeys",
+        shape: Shape::Object,
+        response: KEYS_FIELDS,
+        since: "4.10.0",
+    },
+    Command {
+        name: "listEvents",
+        description: "A command to list events.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(p("id", Uuid, "the ID of the event"), "listEvents"),
+            p("type", Str, "the event type (see event types)"),
+            p("level", Str, "the event level (INFO, WARN, ERROR)"),
+            p(
+                "startdate",
+                Date,
+                "the start date range of the list you want to retrieve (use format \"yyyy-MM-dd\" or the new format \"yyyy-MM-dd HH:mm:ss\")",
+            ),
+            p(
+                "enddate",
+                Date,
+                "the end date range of the list you want to retrieve (use format \"yyyy-MM-dd\" or the new format \"yyyy-MM-dd HH:mm:ss\")",
+            ),
+            p("resourceid", Str, "the parent resource ID"),
+            p("resourcetype", Str, "the type of the resource associated with the event"),
+            ACCOUNT,
+            DOMAINID,
+            ISRECURSIVE,
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "event",
+        shape: Shape::List,
+        response: EVENT_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "queryAsyncJobResult",
+        description: "Retrieves the current status of asynchronous job.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[rel(req("jobid", Uuid, "the ID of the asynchronous job"), "listAsyncJobs")],
+        object: "asyncjobs",
+        shape: Shape::Flat,
+        response: JOB_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listAsyncJobs",
+        description: "Lists all pending asynchronous jobs for the account.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            p("startdate", Date, "The start date of the async job (use format \"yyyy-MM-dd'T'HH:mm:ss'+'SSSS\")"),
+            ACCOUNT,
+            DOMAINID,
+            ISRECURSIVE,
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "asyncjobs",
+        shape: Shape::List,
+        response: JOB_FIELDS,
+        since: "",
+    },
+];
+
+/// A command by its exact (case-sensitive) name.
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+impl Command {
+    /// `lower(name) + "response"`, the reply's wrapper key.
+    pub fn response_name(&self) -> String {
+        format!("{}response", self.name.to_ascii_lowercase())
+    }
+
+    /// Checks every declared parameter against its type, requiredness and length;
+    /// parameters the command does not declare are ignored, as CloudStack does.
+    pub fn validate(&self, params: &Params) -> Result<(), ApiError> {
+        let lower = self.name.to_ascii_lowercase();
+        for param in self.params {
+            let name = param.name.to_ascii_lowercase();
+            if param.ty == ParamType::Map {
+                if param.required && !params.maps()?.contains_key(&name) {
+                    return Err(ApiError::missing_param(&lower, param.name));
+                }
+                continue;
+            }
+            let Some(value) = params.get(&name) else {
+                if param.required {
+                    return Err(ApiError::missing_param(&lower, param.name));
+                }
+                continue;
+            };
+            match param.ty {
+                ParamType::Uuid => {
+                    params.uuid(&name)?;
+                }
+                ParamType::Integer => {
+                    params.int(&name)?;
+                }
+                ParamType::Long => {
+                    params.long(&name)?;
+                }
+                ParamType::Date => {
+                    params.date_time(&name)?;
+                }
+                ParamType::TzDate => {
+                    params.tz_date(&name)?;
+                }
+                ParamType::String => {
+                    if value.chars().count() > param.length as usize {
+                        return Err(ApiError::invalid_param(format!(
+                            "Invalid value of parameter {}: it is longer than the maximum of {} characters",
+                            param.name, param.length
+                        )));
+                    }
+                }
+                ParamType::Boolean | ParamType::List | ParamType::Map => {}
+            }
+        }
+        if self.params.iter().any(|p| p.name == "pagesize") {
+            params.page()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_lists_page() {
+        let mut names: Vec<_> = COMMANDS.iter().map(|c| c.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COMMANDS.len());
+        for c in COMMANDS {
+            if c.name.starts_with("list") && c.shape == Shape::List && c.name != "listApis" {
+                assert!(c.params.iter().any(|p| p.name == "pagesize"), "{} lacks paging", c.name);
+            }
+        }
+    }
+}

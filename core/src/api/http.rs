@@ -1,0 +1,299 @@
+//! The `/client/api` endpoint: reads parameters, authenticates (API key signature or
+//! session), validates against the command table, hands a typed request to the
+//! orchestrator and renders the reply in CloudStack's envelopes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use axum::routing::any;
+use serde_json::{Map, Value, json};
+
+use super::commands::{self, Command};
+use super::error::ApiError;
+use super::params::{Params, decode_form_bytes};
+use super::render::{Format, Reply, render};
+use super::request::Request;
+use super::signing;
+use crate::auth::store::{self, UserRow};
+use crate::auth::{Caller, passwords};
+use crate::orchestrate::Orchestrator;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+/// Idle time after which a session ends, in seconds.
+pub const SESSION_TIMEOUT_S: i64 = 1800;
+
+/// The API routes, to be nested into the server's router.
+pub fn routes(orchestrator: Orchestrator) -> Router {
+    let state = Arc::new(orchestrator);
+    Router::new()
+        .route("/client/api", any(handle))
+        .route("/client/api/{*rest}", any(handle))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// One answered request: status, body, and the cookies to set.
+struct Answer {
+    format: Format,
+    command: Option<&'static str>,
+    reply: Reply,
+    cookies: Vec<String>,
+}
+
+impl Answer {
+    fn error(format: Format, command: Option<&'static str>, e: ApiError) -> Self {
+        Answer { format, command, reply: Reply::Error(e), cookies: Vec::new() }
+    }
+}
+
+async fn handle(
+    State(app): State<Arc<Orchestrator>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answer = answer(&app, &method, &uri, &headers, body).await;
+    let text = render(answer.format, answer.command, &answer.reply);
+    let status = StatusCode::from_u16(answer.reply.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, answer.format.content_type())
+        .header("X-Content-Type-Options", "nosniff")
+        .header("X-XSS-Protection", "1;mode=block");
+    if let Reply::Error(e) = &answer.reply
+        && let Ok(v) = HeaderValue::from_str(&e.text.replace(['\r', '\n'], " "))
+    {
+        response = response.header("X-Description", v);
+    }
+    for c in answer.cookies {
+        response = response.header(header::SET_COOKIE, c);
+    }
+    response.body(Body::from(text)).expect("a valid response")
+}
+
+async fn answer(app: &Orchestrator, method: &Method, uri: &Uri, headers: &HeaderMap, body: Body) -> Answer {
+    let query = match decode_form_bytes(uri.query().unwrap_or("").as_bytes()) {
+        Ok(q) => q,
+        Err(e) => return Answer::error(Format::Xml, None, e),
+    };
+    // The format must be known to report body errors in it, so look at the query first.
+    let early = Params::new(query.clone(), Vec::new());
+    let early_format = Format::of(&early);
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let command = early.command().and_then(commands::find).map(|c| c.name);
+            let e = ApiError::invalid_param(format!("The request body is larger than the limit of {MAX_BODY} bytes"));
+            return Answer::error(early_format, command, e);
+        }
+    };
+    let form = if is_form(headers) { decode_form_bytes(&body) } else { Ok(Vec::new()) };
+    let form = match form {
+        Ok(f) => f,
+        Err(e) => return Answer::error(early_format, None, e),
+    };
+    let params = Params::new(query, form);
+    let format = Format::of(&params);
+    let known = params.command().and_then(commands::find);
+    let name = known.map(|c| c.name);
+    if let Err(e) = params.validate() {
+        return Answer::error(format, name, e);
+    }
+    match params.command() {
+        Some("login") => return login(app, method, &params, format).await,
+        Some("logout") => return logout(app, headers, format).await,
+        _ => {}
+    }
+    let (caller, cmd) = match authenticate(app, headers, &params, known).await {
+        Ok(ok) => ok,
+        Err(e) => return Answer::error(format, name, e),
+    };
+    let result = async {
+        cmd.validate(&params)?;
+        let request = Request::parse(cmd, &params)?;
+        app.execute(&caller, cmd, request).await
+    }
+    .await;
+    match result {
+        Ok(reply) => Answer { format, command: Some(cmd.name), reply, cookies: Vec::new() },
+        Err(e) => Answer::error(format, Some(cmd.name), e),
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Finds who is calling: by API key and signature, else by session. The checks run
+/// in CloudStack's order: key, user state, command, role, then the signature.
+async fn authenticate(
+    app: &Orchestrator,
+    headers: &HeaderMap,
+    params: &Params,
+    cmd: Option<&'static Command>,
+) -> Result<(Caller, &'static Command), ApiError> {
+    if let Some(api_key) = params.get("apikey") {
+        signing::check_expiry(params.raw(), chrono::Utc::now())?;
+        let user = store::user_by_api_key(&app.db, api_key).await?.ok_or_else(ApiError::unauthorized)?;
+        let caller = active_caller(user)?;
+        let cmd = command_for(&caller, params, cmd)?;
+        let secret =
+            caller.user.secret_key.as_deref().and_then(|s| app.sealer.open(s)).ok_or_else(ApiError::unauthorized)?;
+        let signature = params.get("signature").ok_or_else(ApiError::unauthorized)?;
+        if !signing::verify(params.raw(), signature, &secret) {
+            return Err(ApiError::unauthorized());
+        }
+        return Ok((caller, cmd));
+    }
+    let cookies = cookies(headers);
+    let session_id =
+        cookies.iter().find(|(k, _)| k == "JSESSIONID").map(|(_, v)| v.split('.').next().unwrap_or(v).to_owned());
+    let cookie_key = cookies.iter().find(|(k, _)| k == "sessionkey").map(|(_, v)| v.clone());
+    let param_key = params.get("sessionkey").map(str::to_owned);
+    // CloudStack's default: the session key must come both as cookie and as parameter, equal.
+    let (Some(session_id), Some(key)) = (session_id, param_key) else {
+        if params.command().is_none() {
+            return Err(ApiError::bad_request("no command given"));
+        }
+        return Err(ApiError::unauthorized());
+    };
+    if cookie_key.as_deref() != Some(key.as_str()) {
+        return Err(ApiError::unauthorized());
+    }
+    let user_id = store::session_user(&app.db, &session_id, &key, SESSION_TIMEOUT_S * 1000)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let user = store::user_by_id(&app.db, user_id).await?.ok_or_else(ApiError::unauthorized)?;
+    let caller = active_caller(user)?;
+    let cmd = command_for(&caller, params, cmd)?;
+    Ok((caller, cmd))
+}
+
+fn active_caller(user: UserRow) -> Result<Caller, ApiError> {
+    if !user.active() {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(Caller { role: user.role(), user })
+}
+
+/// The command, if it exists (case-sensitively) and the caller's role may run it.
+fn command_for(caller: &Caller, params: &Params, cmd: Option<&'static Command>) -> Result<&'static Command, ApiError> {
+    let requested = params.command().unwrap_or("");
+    match cmd {
+        Some(c) if c.roles.allows(caller.role) => Ok(c),
+        _ => Err(ApiError::new(
+            super::error::ErrorCode::Unauthorized,
+            None,
+            format!(
+                "The given command '{requested}' either does not exist, is not available for user, or not available from ip address"
+            ),
+        )),
+    }
+}
+
+fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+async fn login(app: &Orchestrator, method: &Method, params: &Params, format: Format) -> Answer {
+    let cmd = commands::find("login").expect("login is in the table");
+    let fail = |e| Answer::error(format, Some("login"), e);
+    if method != Method::POST {
+        return fail(ApiError::method_not_allowed("Please use HTTP POST to authenticate using this API"));
+    }
+    if let Err(e) = cmd.validate(params) {
+        return fail(e);
+    }
+    let username = params.get("username").unwrap_or_default();
+    let password = params.get("password").unwrap_or_default();
+    let path = match domain_path(app, params).await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let user = match store::user_by_login(&app.db, username, &path).await {
+        Ok(u) => u,
+        Err(e) => return fail(e.into()),
+    };
+    let Some(user) = user.filter(|u| u.active() && passwords::verify(password, &u.password_hash)) else {
+        return fail(ApiError::login_failed());
+    };
+    let (session_id, key) = match store::create_session(&app.db, user.id).await {
+        Ok(s) => s,
+        Err(e) => return fail(e.into()),
+    };
+    let mut body = Map::new();
+    let fields = json!({
+        "username": user.username,
+        "userid": user.uuid,
+        "domainid": user.domain_uuid,
+        "timeout": SESSION_TIMEOUT_S,
+        "account": user.account_name,
+        "firstname": user.firstname,
+        "lastname": user.lastname,
+        "type": user.account_type.to_string(),
+        "timezone": user.timezone,
+        "timezoneoffset": user.timezone.as_ref().map(|_| "0.0"),
+        "registered": "false",
+        "sessionkey": key,
+        "is2faenabled": "false",
+        "is2faverified": "false",
+        "passwordchangerequired": user.password_change_required != 0,
+    });
+    for (k, v) in crate::orchestrate::views::object(fields) {
+        body.insert(k, v);
+    }
+    if user.role() == crate::auth::RoleType::Admin {
+        body.insert("managementserverid".into(), Value::String(app.jobs.server().to_owned()));
+    }
+    Answer {
+        format,
+        command: Some("login"),
+        reply: Reply::Flat(body),
+        cookies: vec![
+            format!("JSESSIONID={session_id}; Path=/client; HttpOnly"),
+            format!("sessionkey={key}; Path=/client; HttpOnly; SameSite=Lax"),
+        ],
+    }
+}
+
+/// The domain a login names: `domainId` (UUID) first, else `domain` as a path, else ROOT.
+async fn domain_path(app: &Orchestrator, params: &Params) -> Result<String, ApiError> {
+    if let Some(id) = params.get("domainid") {
+        let d = store::domain_by_uuid(&app.db, id).await?.ok_or_else(ApiError::login_failed)?;
+        return Ok(d.path);
+    }
+    let raw = params.get("domain").unwrap_or("/").trim();
+    let inner = raw.trim_matches('/');
+    let inner = inner.strip_prefix("ROOT").map(|r| r.trim_start_matches('/')).unwrap_or(inner);
+    Ok(if inner.is_empty() { "/".to_owned() } else { format!("/{inner}/") })
+}
+
+async fn logout(app: &Orchestrator, headers: &HeaderMap, format: Format) -> Answer {
+    let cookies = cookies(headers);
+    if let Some((_, id)) = cookies.iter().find(|(k, _)| k == "JSESSIONID") {
+        let id = id.split('.').next().unwrap_or(id);
+        if let Err(e) = store::end_session(&app.db, id).await {
+            return Answer::error(format, Some("logout"), e.into());
+        }
+    }
+    let mut body = Map::new();
+    body.insert("description".into(), "success".into());
+    let expired = cookies.iter().map(|(k, _)| format!("{k}=; Path=/client; Max-Age=0")).collect();
+    Answer { format, command: Some("logout"), reply: Reply::Flat(body), cookies: expired }
+}

@@ -1,0 +1,137 @@
+//! The database: one connection pool over SQLite or PostgreSQL, and the migrations.
+//!
+//! Queries are written once, in SQL both backends accept (`$1` placeholders, BIGINT
+//! columns, 0/1 booleans, Unix-millisecond times), and run through sqlx's `Any` driver.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL {0:?} is neither sqlite:// nor postgres://")]
+    UnknownBackend(String),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration {name}: {source}")]
+    Migration { name: &'static str, source: sqlx::Error },
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The connection pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const MIGRATIONS: &[(&str, &str)] = &[("0001_identity", include_str!("migrations/0001_identity.sql"))];
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(DbError::UnknownBackend(url.to_owned()));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout
+                        // makes concurrent writers wait instead of failing.
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA busy_timeout=10000").await?;
+                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                        conn.execute("PRAGMA synchronous=NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let db = Db { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// The SQLite URL of a file, created if missing.
+    pub fn sqlite_url(path: &Path) -> String {
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        self.pool
+            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")
+            .await?;
+        let id = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        for (name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<(String,)> = sqlx::query_as("SELECT name FROM schema_migrations WHERE name = $1")
+                .bind(*name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = sql.replace("{{id}}", id);
+            for statement in sql
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim_start().starts_with("--")))
+            {
+                tx.execute(statement).await.map_err(|source| DbError::Migration { name, source })?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (name, applied) VALUES ($1, $2)")
+                .bind(*name)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Now, in Unix milliseconds: how every time is stored.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A stored time in CloudStack's reply format, `2024-05-01T10:20:30+0000`.
+pub fn format_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%z").to_string()
+}
+
+/// A new lowercase UUID.
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

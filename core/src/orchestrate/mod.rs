@@ -1,0 +1,157 @@
+//! Executes typed requests: checks who may do what, changes the database, records
+//! events, and runs long work as async jobs. Knows nothing of HTTP.
+
+mod discovery;
+mod identity;
+pub mod views;
+
+use serde_json::{Map, Value};
+
+use crate::api::commands::Command;
+use crate::api::error::ApiError;
+use crate::api::render::Reply;
+use crate::api::request::{Listing, Request};
+use crate::auth::secrets::Sealer;
+use crate::auth::store::{self, Scope};
+use crate::auth::{Caller, RoleType};
+use crate::db::{Db, DbError};
+use crate::jobs::Jobs;
+use crate::plugins::PluginHost;
+
+/// Everything a request may need.
+#[derive(Clone)]
+pub struct Orchestrator {
+    pub db: Db,
+    pub jobs: Jobs,
+    pub sealer: Sealer,
+    pub plugins: PluginHost,
+}
+
+/// The version this server reports as CloudStack's.
+pub const CLOUDSTACK_VERSION: &str = "4.20.0.0";
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        tracing::error!("{e}");
+        ApiError::internal("Internal error executing command, please contact your system administrator")
+    }
+}
+
+impl Orchestrator {
+    /// Runs one request for `caller`.
+    pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
+        use Request::*;
+        match request {
+            ListApis { name } => discovery::list_apis(caller, name.as_deref()),
+            ListCapabilities => Ok(discovery::capabilities()),
+            CreateDomain { name, parent, network_domain } => {
+                self.create_domain(caller, &name, parent.as_deref(), network_domain.as_deref()).await
+            }
+            ListDomains { id, name, level, listing } => {
+                self.list_domains(caller, id.as_deref(), name.as_deref(), level, &listing).await
+            }
+            ListRoles { id, name, role_type, listing } => {
+                self.list_roles(id.as_deref(), name.as_deref(), role_type.as_deref(), &listing).await
+            }
+            CreateAccount(a) => self.create_account(caller, a).await,
+            ListAccounts { id, name, account_type, state, listing } => {
+                self.list_accounts(caller, id, name, account_type, state, &listing).await
+            }
+            UpdateAccount { account, new_name, network_domain } => {
+                self.update_account(caller, &account, new_name.as_deref(), network_domain.as_deref()).await
+            }
+            DisableAccount { account, lock } => self.disable_account(caller, cmd, &account, lock).await,
+            EnableAccount { account } => self.enable_account(caller, &account).await,
+            DeleteAccount { id } => self.delete_account(caller, cmd, &id).await,
+            CreateUser(u) => self.create_user(caller, u).await,
+            ListUsers { id, username, state, listing } => self.list_users(caller, id, username, state, &listing).await,
+            UpdateUser(u) => self.update_user(caller, u).await,
+            DisableUser { id } => self.disable_user(caller, cmd, &id).await,
+            EnableUser { id } => self.enable_user(caller, &id).await,
+            DeleteUser { id } => self.delete_user(caller, &id).await,
+            RegisterUserKeys { id } => self.register_keys(caller, &id).await,
+            GetUserKeys { id } => self.get_keys(caller, &id).await,
+            ListEvents { id, kind, level, start, end, resource_id, resource_type, listing } => {
+                let filter = crate::events::EventFilter {
+                    uuid: id,
+                    kind,
+                    level,
+                    resource_id,
+                    resource_type,
+                    keyword: listing.keyword.clone(),
+                    since_ms: start,
+                    until_ms: end,
+                };
+                let scope = self.scope(caller, &listing).await?;
+                let (rows, total) = crate::events::list(&self.db, &scope, &filter, listing.page).await?;
+                Ok(list("event", total, rows.iter().map(views::event).collect()))
+            }
+            QueryAsyncJobResult { job_id } => {
+                let job = self.jobs.get(&job_id).await?.ok_or_else(|| no_such("job", &job_id))?;
+                let path = job.domain_path.clone().unwrap_or_default();
+                if !caller.can_reach(job.account_id, &path) {
+                    return Err(not_yours("job", &job_id));
+                }
+                Ok(Reply::Flat(views::job(&job)))
+            }
+            ListAsyncJobs { start, listing } => {
+                let scope = self.scope(caller, &listing).await?;
+                let (rows, total) = self.jobs.list(&scope, start, listing.page).await?;
+                Ok(list("asyncjobs", total, rows.iter().map(views::job).collect()))
+            }
+        }
+    }
+
+    /// What a list command may see: everything for root admins, a domain subtree for
+    /// domain admins, one's own account for users; narrowed by domainid and account.
+    async fn scope(&self, caller: &Caller, listing: &Listing) -> Result<Scope, ApiError> {
+        let mut scope = match caller.role {
+            RoleType::Admin => Scope::default(),
+            RoleType::DomainAdmin | RoleType::ResourceAdmin => {
+                Scope { domain_prefix: Some(caller.user.domain_path.clone()), ..Scope::default() }
+            }
+            RoleType::User => Scope { account_id: Some(caller.user.account_id), ..Scope::default() },
+        };
+        let mut domain = None;
+        if let Some(id) = &listing.domain_id {
+            let d = store::domain_by_uuid(&self.db, id).await?.ok_or_else(|| no_such("domain", id))?;
+            if !caller.can_reach_domain(&d.path) {
+                return Err(not_yours("domain", id));
+            }
+            if listing.is_recursive || listing.list_all {
+                scope.domain_prefix = Some(d.path.clone());
+            } else {
+                scope.domain_id = Some(d.id);
+            }
+            domain = Some(d);
+        }
+        if let Some(name) = &listing.account {
+            let domain_id = domain.as_ref().map_or(caller.user.domain_id, |d| d.id);
+            let a = store::account_by_name(&self.db, name, domain_id).await?.ok_or_else(|| no_such("account", name))?;
+            if !caller.can_reach(a.id, &a.domain_path) {
+                return Err(not_yours("account", name));
+            }
+            scope.account_id = Some(a.id);
+        }
+        Ok(scope)
+    }
+}
+
+/// A list reply.
+pub(crate) fn list(object: &str, total: i64, items: Vec<Map<String, Value>>) -> Reply {
+    Reply::List { object: object.to_owned(), count: total.max(0) as u64, items }
+}
+
+pub(crate) fn object(object: &str, value: Map<String, Value>) -> Reply {
+    Reply::Object { object: object.to_owned(), value }
+}
+
+/// 431 for an id that names nothing (CloudStack's wording).
+pub(crate) fn no_such(what: &str, id: &str) -> ApiError {
+    ApiError::invalid_param(format!("Unable to find {what} by id or name {id}"))
+}
+
+/// 531 for something that exists but is not the caller's to see.
+pub(crate) fn not_yours(what: &str, id: &str) -> ApiError {
+    ApiError::permission_denied(format!("The caller does not have permission to access {what} {id}"))
+}

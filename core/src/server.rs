@@ -1,0 +1,119 @@
+//! `wasmstack serve`: the data folder, the database, the first-start bootstrap, the
+//! plugin host, and the HTTP listener.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::auth::secrets::Sealer;
+use crate::auth::store;
+use crate::db::Db;
+use crate::jobs::Jobs;
+use crate::orchestrate::Orchestrator;
+use crate::plugins::{HostConfig, PluginHost};
+
+/// How `serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: a SQLite file in the data folder.
+    pub database: Option<String>,
+    /// The admin password for the first start; generated when absent.
+    pub admin_password: Option<String>,
+}
+
+/// What a started server is, for callers that embed it (tests, the CLI).
+pub struct Server {
+    pub orchestrator: Orchestrator,
+    pub listener: tokio::net::TcpListener,
+    pub watcher: crate::plugins::WatchHandle,
+}
+
+impl Server {
+    /// Prepares everything up to the bound socket.
+    pub async fn start(opts: &ServeOptions) -> Result<Server> {
+        std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
+        let url = opts.database.clone().unwrap_or_else(|| Db::sqlite_url(&opts.data_dir.join("wasmstack.db")));
+        let db = Db::open(&url).await.with_context(|| format!("opening the database {}", redact(&url)))?;
+        if let Some(first) = store::bootstrap(&db, opts.admin_password.clone()).await? {
+            match first.generated_password {
+                Some(password) => {
+                    let file = opts.data_dir.join("admin-password");
+                    write_private(&file, &password)?;
+                    println!("First start: created user admin with password {password}");
+                    println!("(also saved in {}; you will be asked to change it)", file.display());
+                }
+                None => println!("First start: created user admin with the password from WASMSTACK_ADMIN_PASSWORD"),
+            }
+        }
+        let sealer = Sealer::load_or_create(&opts.data_dir.join("secrets.key")).context("loading the secrets key")?;
+        let server_id = server_id(&opts.data_dir)?;
+        let jobs = Jobs::new(db.clone(), server_id);
+        let failed = jobs.recover().await?;
+        if failed > 0 {
+            tracing::warn!("{failed} jobs were running when the server stopped; marked failed");
+        }
+        let plugins = plugin_host(&opts.data_dir)?;
+        let watcher = plugins.watch(Duration::from_secs(1));
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("listening on {}", opts.listen))?;
+        Ok(Server { orchestrator: Orchestrator { db, jobs, sealer, plugins }, listener, watcher })
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn run(self) -> Result<()> {
+        let app = crate::api::http::routes(self.orchestrator);
+        let _watcher = self.watcher;
+        axum::serve(self.listener, app).await.context("serving HTTP")
+    }
+}
+
+/// The plugin host over `<data>/plugins`, with grants from `<data>/wasmstack.toml` if present.
+fn plugin_host(data_dir: &Path) -> Result<PluginHost> {
+    let config_file = data_dir.join("wasmstack.toml");
+    let config =
+        if config_file.exists() { HostConfig::load(&config_file)? } else { HostConfig::new(data_dir.join("plugins")) };
+    std::fs::create_dir_all(&config.dir).with_context(|| format!("creating {}", config.dir.display()))?;
+    Ok(PluginHost::new(config)?)
+}
+
+/// This server's id, kept in the data folder so that after a restart it recognises
+/// the jobs it had been running.
+fn server_id(data_dir: &Path) -> Result<String> {
+    let file = data_dir.join("server-id");
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        return Ok(id.trim().to_owned());
+    }
+    let id = crate::db::new_uuid();
+    std::fs::write(&file, &id).with_context(|| format!("writing {}", file.display()))?;
+    Ok(id)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    Ok(())
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
