@@ -62,7 +62,8 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
-        Ok(Server { orchestrator: Orchestrator { db, jobs, sealer, plugins }, listener, watcher })
+        let keys = Default::default();
+        Ok(Server { orchestrator: Orchestrator { db, jobs, sealer, plugins, keys }, listener, watcher })
     }
 
     /// Serves until the process is stopped.

@@ -143,11 +143,18 @@ async fn authenticate(
 ) -> Result<(Caller, &'static Command), ApiError> {
     if let Some(api_key) = params.get("apikey") {
         signing::check_expiry(params.raw(), chrono::Utc::now())?;
-        let user = store::user_by_api_key(&app.db, api_key).await?.ok_or_else(ApiError::unauthorized)?;
+        let (user, secret) = match app.keys.get(api_key) {
+            Some(hit) => hit,
+            None => {
+                let user = store::user_by_api_key(&app.db, api_key).await?.ok_or_else(ApiError::unauthorized)?;
+                let secret =
+                    user.secret_key.as_deref().and_then(|s| app.sealer.open(s)).ok_or_else(ApiError::unauthorized)?;
+                app.keys.put(api_key, user.clone(), secret.clone());
+                (user, secret)
+            }
+        };
         let caller = active_caller(user)?;
         let cmd = command_for(&caller, params, cmd)?;
-        let secret =
-            caller.user.secret_key.as_deref().and_then(|s| app.sealer.open(s)).ok_or_else(ApiError::unauthorized)?;
         let signature = params.get("signature").ok_or_else(ApiError::unauthorized)?;
         if !signing::verify(params.raw(), signature, &secret) {
             return Err(ApiError::unauthorized());

@@ -1,5 +1,6 @@
 //! Domains, accounts, users, roles and API keys, and who may see what.
 
+pub mod cache;
 pub mod passwords;
 pub mod secrets;
 pub mod store;

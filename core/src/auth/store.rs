@@ -167,6 +167,30 @@ where
     Ok(q.fetch_all(db.pool()).await?)
 }
 
+/// One page of an assembled query in `order` and the total number of matches. Without
+/// paging the total is the number of rows, so no counting query is needed.
+pub(crate) async fn fetch_page<T>(
+    db: &Db,
+    mut sql: String,
+    args: &[Arg],
+    order: &str,
+    page: Option<(u32, u32)>,
+) -> Result<(Vec<T>, i64), DbError>
+where
+    T: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let total = match page {
+        Some(_) => Some(count(db, &sql, args).await?),
+        None => None,
+    };
+    sql.push_str(" ORDER BY ");
+    sql.push_str(order);
+    push_page(&mut sql, page);
+    let rows: Vec<T> = fetch_all(db, &sql, args).await?;
+    let total = total.unwrap_or(rows.len() as i64);
+    Ok((rows, total))
+}
+
 /// Counts the rows an assembled query would return.
 pub(crate) async fn count(db: &Db, sql: &str, args: &[Arg]) -> Result<i64, DbError> {
     let wrapped = format!("SELECT COUNT(*) FROM ({sql}) AS counted");
@@ -351,10 +375,7 @@ pub async fn list_users(
             " AND (LOWER(u.username) LIKE ${n} ESCAPE '\\' OR LOWER(u.firstname) LIKE ${n} ESCAPE '\\' OR LOWER(u.lastname) LIKE ${n} ESCAPE '\\')"
         ));
     }
-    let total = count(db, &sql, &args).await?;
-    sql.push_str(" ORDER BY u.id");
-    push_page(&mut sql, page);
-    Ok((fetch_all(db, &sql, &args).await?, total))
+    fetch_page(db, sql, &args, "u.id", page).await
 }
 
 /// Filters of listUsers.
@@ -527,10 +548,7 @@ pub async fn list_accounts(
         args.push(Arg::Text(format!("%{}%", like_escape(&k.to_ascii_lowercase()))));
         sql.push_str(&format!(" AND LOWER(a.name) LIKE ${} ESCAPE '\\'", args.len()));
     }
-    let total = count(db, &sql, &args).await?;
-    sql.push_str(" ORDER BY a.id");
-    push_page(&mut sql, page);
-    Ok((fetch_all(db, &sql, &args).await?, total))
+    fetch_page(db, sql, &args, "a.id", page).await
 }
 
 /// Users of several accounts at once, for the `user` list inside account replies.
@@ -645,10 +663,7 @@ pub async fn list_domains(
         args.push(Arg::Int(l));
         sql.push_str(&format!(" AND d.level = ${}", args.len()));
     }
-    let total = count(db, &sql, &args).await?;
-    sql.push_str(" ORDER BY d.path");
-    push_page(&mut sql, page);
-    Ok((fetch_all(db, &sql, &args).await?, total))
+    fetch_page(db, sql, &args, "d.path", page).await
 }
 
 pub async fn create_domain(

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use crate::auth::Caller;
-use crate::auth::store::{Arg, Scope, count, fetch_all, like_escape, push_page};
+use crate::auth::store::{Arg, Scope, fetch_page, like_escape};
 use crate::db::{Db, DbError, new_uuid, now_ms};
 
 /// An event to record.
@@ -125,10 +125,7 @@ pub async fn list(
         args.push(Arg::Int(t));
         sql.push_str(&format!(" AND e.created <= ${}", args.len()));
     }
-    let total = count(db, &sql, &args).await?;
-    sql.push_str(" ORDER BY e.id DESC");
-    push_page(&mut sql, page);
-    Ok((fetch_all(db, &sql, &args).await?, total))
+    fetch_page(db, sql, &args, "e.id DESC", page).await
 }
 
 fn scope_events(scope: &Scope, sql: &mut String, args: &mut Vec<Arg>) {

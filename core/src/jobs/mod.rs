@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use sqlx::FromRow;
 
 use crate::auth::Caller;
-use crate::auth::store::{Arg, Scope, count, fetch_all, push_page};
+use crate::auth::store::{Arg, Scope, fetch_page};
 use crate::db::{Db, DbError, new_uuid, now_ms};
 
 /// Job states, as CloudStack numbers them.
@@ -153,10 +153,7 @@ impl Jobs {
             args.push(Arg::Int(t));
             sql.push_str(&format!(" AND j.created >= ${}", args.len()));
         }
-        let total = count(&self.db, &sql, &args).await?;
-        sql.push_str(" ORDER BY j.id DESC");
-        push_page(&mut sql, page);
-        Ok((fetch_all(&self.db, &sql, &args).await?, total))
+        fetch_page(&self.db, sql, &args, "j.id DESC", page).await
     }
 
     /// Waits until a job leaves IN_PROGRESS (for tests and the CLI).

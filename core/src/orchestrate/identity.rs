@@ -239,6 +239,7 @@ impl Orchestrator {
             }
         }
         store::update_account(&self.db, a.id, new_name, network_domain).await?;
+        self.keys.clear();
         events::record(
             &self.db,
             Some(caller),
@@ -281,6 +282,7 @@ impl Orchestrator {
                 },
                 async move {
                     store::set_account_state(&me.db, a.id, state).await.map_err(job_err)?;
+                    me.keys.clear();
                     events::record(
                         &me.db,
                         Some(&who),
@@ -302,6 +304,7 @@ impl Orchestrator {
     pub(super) async fn enable_account(&self, caller: &Caller, r: &AccountRef) -> Result<Reply, ApiError> {
         let a = self.account(caller, r).await?;
         store::set_account_state(&self.db, a.id, "enabled").await?;
+        self.keys.clear();
         events::record(
             &self.db,
             Some(caller),
@@ -332,6 +335,7 @@ impl Orchestrator {
                 },
                 async move {
                     store::delete_account(&me.db, a.id).await.map_err(job_err)?;
+                    me.keys.clear();
                     events::record(
                         &me.db,
                         Some(&who),
@@ -460,6 +464,7 @@ impl Orchestrator {
             password: u.password,
         };
         store::update_user(&self.db, target.id, &changes).await?;
+        self.keys.clear();
         events::record(
             &self.db,
             Some(caller),
@@ -501,6 +506,7 @@ impl Orchestrator {
                 },
                 async move {
                     store::set_user_state(&me.db, u.id, "disabled").await.map_err(job_err)?;
+                    me.keys.clear();
                     events::record(
                         &me.db,
                         Some(&who),
@@ -525,6 +531,7 @@ impl Orchestrator {
     pub(super) async fn enable_user(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
         let u = self.user(caller, id).await?;
         store::set_user_state(&self.db, u.id, "enabled").await?;
+        self.keys.clear();
         events::record(
             &self.db,
             Some(caller),
@@ -538,6 +545,7 @@ impl Orchestrator {
         let u = self.user(caller, id).await?;
         Self::protect_own_user(caller, &u)?;
         store::delete_user(&self.db, u.id).await?;
+        self.keys.clear();
         events::record(
             &self.db,
             Some(caller),
@@ -553,6 +561,7 @@ impl Orchestrator {
             return Err(not_yours("user", id));
         }
         let (api_key, secret) = store::register_keys(&self.db, &self.sealer, u.id).await?;
+        self.keys.clear();
         events::record(
             &self.db,
             Some(caller),

@@ -25,6 +25,8 @@ pub struct Orchestrator {
     pub jobs: Jobs,
     pub sealer: Sealer,
     pub plugins: PluginHost,
+    /// Recently verified API keys (see `auth::cache`).
+    pub keys: std::sync::Arc<crate::auth::cache::KeyCache>,
 }
 
 /// The version this server reports as CloudStack's.

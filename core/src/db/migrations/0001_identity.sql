@@ -57,6 +57,7 @@ CREATE TABLE users (
     removed BIGINT
 );
 CREATE INDEX users_account ON users(account_id);
+CREATE INDEX users_api_key ON users(LOWER(api_key));
 
 CREATE TABLE sessions (
     session_key TEXT PRIMARY KEY,

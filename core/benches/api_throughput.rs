@@ -1,0 +1,186 @@
+//! Signed-request throughput and latency of the API against a bare axum handler,
+//! both measured in this run, on this machine, with the same client.
+//!
+//!   cargo bench -p wasmstack --bench api_throughput
+//!
+//! Two keep-alive client connections each send requests back to back for a few
+//! seconds; then the cost of verifying one signature alone is measured.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wasmstack::api::signing;
+use wasmstack::auth::store;
+use wasmstack::server::{ServeOptions, Server};
+
+const CONNECTIONS: usize = 2;
+
+/// One keep-alive connection speaking just enough HTTP/1.1.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connecting");
+        stream.set_nodelay(true).unwrap();
+        Conn { stream, buf: Vec::with_capacity(16 << 10) }
+    }
+
+    /// Sends a GET and reads the whole reply; returns the status.
+    async fn get(&mut self, path: &str) -> u16 {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        self.stream.write_all(req.as_bytes()).await.unwrap();
+        self.buf.clear();
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            let n = self.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap().to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .expect("a content-length");
+                while self.buf.len() < end + 4 + len {
+                    let n = self.stream.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "connection closed");
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                return head[9..12].parse().unwrap();
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+struct Figures {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn load(addr: SocketAddr, path: String, duration: Duration) -> Figures {
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for _ in 0..CONNECTIONS {
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let mut lat = Vec::new();
+            while start.elapsed() < duration {
+                let t = Instant::now();
+                let status = conn.get(&path).await;
+                lat.push(t.elapsed());
+                assert_eq!(status, 200, "{path}");
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let took = start.elapsed();
+    all.sort();
+    Figures {
+        per_second: all.len() as f64 / took.as_secs_f64(),
+        p50: all[all.len() / 2],
+        p99: all[all.len() * 99 / 100],
+    }
+}
+
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let duration = Duration::from_secs(seconds);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let data = tempfile::tempdir().unwrap();
+        let opts = ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.path().to_owned(),
+            database: None,
+            admin_password: Some("bench-password".into()),
+        };
+        let server = Server::start(&opts).await.expect("the server starts");
+        let api_addr = server.listener.local_addr().unwrap();
+        let o = server.orchestrator.clone();
+        let admin = store::user_by_login(&o.db, "admin", "/").await.unwrap().unwrap();
+        let (key, secret) = store::register_keys(&o.db, &o.sealer, admin.id).await.unwrap();
+        tokio::spawn(server.run());
+
+        let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bare_addr = bare.local_addr().unwrap();
+        let body = r#"{"listdomainsresponse":{"count":1,"domain":[{"id":"5f4c2a10-0000-4000-8000-000000000000","name":"ROOT","level":0,"haschild":false,"path":"ROOT","state":"Active","created":"2026-01-01T00:00:00+0000"}]}}"#;
+        let app = Router::new().route("/client/api", get(move || async move { ([("content-type", "application/json")], body) }));
+        tokio::spawn(async move { axum::serve(bare, app).await.unwrap() });
+
+        let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S%z").to_string();
+        let pairs: Vec<(String, String)> = [
+            ("apiKey", key.as_str()),
+            ("command", "listDomains"),
+            ("response", "json"),
+            ("signatureVersion", "3"),
+            ("expires", expires.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let signature = signing::sign(&secret, &signing::canonical(&pairs));
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        let path = format!("/client/api?{}&signature={}", query.join("&"), encode(&signature));
+
+        let bare_fig = load(bare_addr, "/client/api?command=listDomains&response=json".into(), duration).await;
+        let api_fig = load(api_addr, path, duration).await;
+
+        let t = Instant::now();
+        for _ in 0..2000 {
+            store::user_by_api_key(&o.db, &key).await.unwrap().unwrap();
+        }
+        println!("  where the time goes: one API-key lookup {:.1} µs", t.elapsed().as_secs_f64() * 1e6 / 2000.0);
+        let t = Instant::now();
+        for _ in 0..2000 {
+            store::list_domains(&o.db, "/", None, None, None).await.unwrap();
+        }
+        println!("  where the time goes: one listDomains query {:.1} µs", t.elapsed().as_secs_f64() * 1e6 / 2000.0);
+        let mut signed = pairs.clone();
+        signed.push(("signature".into(), signature.clone()));
+        let n = 20_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(signing::verify(&signed, &signature, &secret));
+        }
+        let verify = t.elapsed() / n;
+
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("listDomains, {CONNECTIONS} keep-alive connections, {seconds} s each:");
+        println!("  bare axum handler   {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms", bare_fig.per_second, ms(bare_fig.p50), ms(bare_fig.p99));
+        println!("  signed API (SQLite) {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms", api_fig.per_second, ms(api_fig.p50), ms(api_fig.p99));
+        println!(
+            "  ratio               {:>8.2}x throughput, {:.2}x p50, {:.2}x p99",
+            bare_fig.per_second / api_fig.per_second,
+            api_fig.p50.as_secs_f64() / bare_fig.p50.as_secs_f64(),
+            api_fig.p99.as_secs_f64() / bare_fig.p99.as_secs_f64()
+        );
+        println!("  signature verification alone: {:.2} µs per request", verify.as_secs_f64() * 1e6);
+    });
+}
