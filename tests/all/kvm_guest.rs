@@ -110,6 +110,12 @@ fn a_real_guest_boots_stops_and_leaves_nothing_behind() {
     assert!(banner.starts_with(b"RFB 003."), "{banner:?}");
     drop(vnc);
 
+    // A forced reboot resets the guest at once: it boots again and prints its marker twice.
+    kvm.reboot_vm(QEMU, &uuid, true).expect("resetting the guest");
+    wait_for("the marker after a reset", Duration::from_secs(90), || {
+        std::fs::read_to_string(&serial).is_ok_and(|s| s.matches(MARKER).count() >= 2)
+    });
+
     let stats = kvm.stats(QEMU, &uuid).unwrap();
     assert!(stats.cpu_time_ns > 0 && stats.memory_kib >= 256 * 1024, "{stats:?}");
 

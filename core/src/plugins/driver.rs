@@ -83,8 +83,8 @@ impl HypervisorDriver {
     pub fn stop_vm(&self, url: &str, uuid: &str, timeout_ms: u32) -> Result<(), PluginError> {
         self.session()?.stop_vm(url, uuid, timeout_ms)
     }
-    pub fn reboot_vm(&self, url: &str, uuid: &str) -> Result<(), PluginError> {
-        self.session()?.reboot_vm(url, uuid)
+    pub fn reboot_vm(&self, url: &str, uuid: &str, forced: bool) -> Result<(), PluginError> {
+        self.session()?.reboot_vm(url, uuid, forced)
     }
     pub fn destroy_vm(&self, url: &str, uuid: &str) -> Result<(), PluginError> {
         self.session()?.destroy_vm(url, uuid)
@@ -147,8 +147,8 @@ impl HypervisorSession {
     pub fn stop_vm(&mut self, url: &str, uuid: &str, timeout_ms: u32) -> Result<(), PluginError> {
         self.run("stop-vm", |b, s| b.wasmstack_driver_hypervisor().call_stop_vm(s, url, uuid, timeout_ms))
     }
-    pub fn reboot_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
-        self.run("reboot-vm", |b, s| b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid))
+    pub fn reboot_vm(&mut self, url: &str, uuid: &str, forced: bool) -> Result<(), PluginError> {
+        self.run("reboot-vm", |b, s| b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid, forced))
     }
     pub fn destroy_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
         self.run("destroy-vm", |b, s| b.wasmstack_driver_hypervisor().call_destroy_vm(s, url, uuid))

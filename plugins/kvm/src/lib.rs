@@ -151,7 +151,7 @@ fn clear_renamed(conn: &Connection, spec: &VmSpec, uuid: &str) -> Result<Option<
     let Some(state) = state_of(conn, uuid)? else {
         return Ok(None);
     };
-    let old_xml = conn.domain_xml(uuid).map_err(context(&format!("read {uuid}")))?;
+    let old_xml = conn.domain_xml(uuid, true).map_err(context(&format!("read {uuid}")))?;
     let old_name = xml_scan::domain_name(&old_xml).unwrap_or_default();
     if old_name == spec.name {
         return Ok(None);
@@ -229,10 +229,12 @@ impl hypervisor::Guest for Kvm {
         let conn = Connection::open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
+        if matches!(state, DomainState::Paused | DomainState::Suspended) {
+            conn.resume_domain(&uuid).map_err(context(&format!("resume {uuid}")))?;
+            log(Level::Info, &format!("resumed {uuid}"));
+            return Ok(());
+        }
         if active(state) && state != DomainState::Crashed {
-            if matches!(state, DomainState::Paused | DomainState::Suspended) {
-                log(Level::Warn, &format!("start {uuid}: it is {}, left as is", state_word(state)));
-            }
             return Ok(());
         }
         if state == DomainState::Crashed {
@@ -277,15 +279,20 @@ impl hypervisor::Guest for Kvm {
         Ok(())
     }
 
-    fn reboot_vm(url: String, uuid: String) -> Result<(), DriverError> {
+    fn reboot_vm(url: String, uuid: String, forced: bool) -> Result<(), DriverError> {
         let conn = Connection::open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         if !matches!(state, DomainState::Running | DomainState::Blocked) {
             return Err(not_running(&uuid, state));
         }
-        conn.reboot_domain(&uuid).map_err(context(&format!("reboot {uuid}")))?;
-        log(Level::Info, &format!("rebooting {uuid}"));
+        if forced {
+            conn.reset_domain(&uuid).map_err(context(&format!("reset {uuid}")))?;
+            log(Level::Info, &format!("reset {uuid}"));
+        } else {
+            conn.reboot_domain(&uuid).map_err(context(&format!("reboot {uuid}")))?;
+            log(Level::Info, &format!("rebooting {uuid}"));
+        }
         Ok(())
     }
 
@@ -325,7 +332,7 @@ impl hypervisor::Guest for Kvm {
         if !active(state) || state == DomainState::Crashed {
             return Err(not_running(&uuid, state));
         }
-        let xml = conn.domain_xml(&uuid).map_err(context(&format!("read {uuid}")))?;
+        let xml = conn.domain_xml(&uuid, false).map_err(context(&format!("read {uuid}")))?;
         let vnc =
             xml_scan::vnc(&xml).ok_or_else(|| DriverError::Unsupported(format!("VM {uuid} has no VNC console")))?;
         let port =
@@ -366,7 +373,8 @@ impl hypervisor::Guest for Kvm {
         let conn = Connection::open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
-        let xml = conn.domain_xml(&uuid).map_err(context(&format!("read {uuid}")))?;
+        // The persistent definition lists every disk, also one attached while stopped.
+        let xml = conn.domain_xml(&uuid, true).map_err(context(&format!("read {uuid}")))?;
         let disk = xml_scan::disk_element(&xml, &target)
             .ok_or_else(|| DriverError::NotFound(format!("VM {uuid} has no disk {target}")))?;
         conn.detach_device(&uuid, disk, scope_for(state)).map_err(context(&format!("detach {target} from {uuid}")))?;

@@ -202,12 +202,21 @@ impl HostConnection for CallState {
         self.with_domain(&handle, &uuid, |d| d.reset().map(drop))
     }
 
+    fn suspend_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.suspend().map(drop))
+    }
+
+    fn resume_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
+        self.with_domain(&handle, &uuid, |d| d.resume().map(drop))
+    }
+
     fn domain_state(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainState> {
         self.with_domain(&handle, &uuid, |d| Ok(state_of(d.get_state()?.0)))
     }
 
-    fn domain_xml(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<String> {
-        self.with_domain(&handle, &uuid, |d| d.get_xml_desc(0))
+    fn domain_xml(&mut self, handle: Resource<LibvirtConnection>, uuid: String, persistent: bool) -> Outcome<String> {
+        let flags = if persistent { virt::sys::VIR_DOMAIN_XML_INACTIVE } else { 0 };
+        self.with_domain(&handle, &uuid, |d| d.get_xml_desc(flags))
     }
 
     fn domain_stats(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainStats> {

@@ -82,7 +82,7 @@ impl Hypervisor for Rogue {
     fn stop_vm(_url: String, _uuid: String, _timeout_ms: u32) -> Result<(), DriverError> {
         unsupported()
     }
-    fn reboot_vm(_url: String, _uuid: String) -> Result<(), DriverError> {
+    fn reboot_vm(_url: String, _uuid: String, _forced: bool) -> Result<(), DriverError> {
         unsupported()
     }
     fn destroy_vm(_url: String, _uuid: String) -> Result<(), DriverError> {
