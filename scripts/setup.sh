@@ -5,7 +5,12 @@
 #   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs), ISO tools, OVS, busybox
 #   - rustup targets for the WebAssembly plugins
 #   - virtlogd + libvirtd, started by hand (no systemd socket activation)
+#   - PostgreSQL, started by hand, with a `wasmstack` role (password `wasmstack`) for the
+#     database tests on 127.0.0.1:5432
+#   - a Python venv for the real-client API suite (tests/clients) at $WASMSTACK_VENV
+#     (default ~/.cache/wasmstack/venv), reinstalled only when its requirements.txt changes
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -20,6 +25,7 @@ PACKAGES=(
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
   isolinux syslinux-common syslinux-utils genisoimage
   iproute2 cpio openvswitch-switch busybox-static
+  postgresql python3-venv
 )
 
 installed_version() { # pkg -> version, or nothing when not installed
@@ -145,6 +151,57 @@ else
     sleep 0.2
   done
   log "libvirtd: answering after $((SECONDS - t0)) s"
+fi
+
+# ---------------------------------------------------------------- postgresql
+# The Debian package creates the cluster; policy-rc.d above kept it from starting, and
+# nothing else will, so start it with pg_ctlcluster.
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1; }
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+
+if pg_up; then
+  log "postgresql: running"
+else
+  pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+  [ -n "$pg_version" ] || die "postgresql: no server version under /usr/lib/postgresql"
+  if ! pg_lsclusters -h | awk -v v="$pg_version" '$1 == v && $2 == "main" { found = 1 } END { exit !found }'; then
+    log "postgresql: creating cluster $pg_version/main"
+    pg_createcluster "$pg_version" main
+  fi
+  log "postgresql: starting cluster $pg_version/main"
+  pg_ctlcluster "$pg_version" main start
+  for _ in $(seq 150); do pg_up && break; sleep 0.2; done
+  pg_up || die "postgresql did not answer on 127.0.0.1:5432 within 30 s"
+fi
+
+if [ "$(as_postgres psql -XtAc "SELECT 1 FROM pg_roles WHERE rolname = 'wasmstack'")" = 1 ]; then
+  log "postgresql: role wasmstack present"
+else
+  log "postgresql: creating role wasmstack"
+  as_postgres psql -Xq -v ON_ERROR_STOP=1 -c "CREATE ROLE wasmstack WITH LOGIN CREATEDB PASSWORD 'wasmstack'"
+fi
+
+# ---------------------------------------------------------------- python venv
+# Built from Debian's python3 rather than whichever python3 is first on PATH, so the
+# venv only depends on what this script installs.
+venv=${WASMSTACK_VENV:-$HOME/.cache/wasmstack/venv}
+requirements=tests/clients/requirements.txt
+want_hash=$(sha256sum "$requirements" | cut -d' ' -f1)
+stamp=$venv/.requirements.sha256
+if [ "$(cat "$stamp" 2>/dev/null)" = "$want_hash" ] &&
+   "$venv/bin/python" -c 'import pytest, cs, libcloud, requests' >/dev/null 2>&1; then
+  log "venv: $venv up to date"
+else
+  t0=$SECONDS
+  if ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log "venv: creating $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+  fi
+  log "venv: installing $requirements"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+  printf '%s\n' "$want_hash" > "$stamp"
+  log "venv: ready in $((SECONDS - t0)) s"
 fi
 
 log "done"

@@ -3,6 +3,8 @@
 #
 #   scripts/test.sh [ARGS...]     ARGS go to the wasmstack `cargo test` (e.g. a test name filter)
 #
+# Then the real-client API suite: tests/clients (pytest, in the venv scripts/setup.sh makes).
+#
 # Needs root on Debian 12; installs its own packages and starts libvirtd (see scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +26,12 @@ printf 'test: cargo test --release -p wasmstack %s\n' "$*"
 cargo test --release -p wasmstack "$@" || failed+=(wasmstack)
 printf 'test: cargo test --release -p kvm\n'
 cargo test --release -p kvm || failed+=(kvm)
+
+# The CloudStack API through real clients (cs, Libcloud, plain HTTP) against `wasmstack serve`,
+# on SQLite and PostgreSQL; the venv and PostgreSQL come from scripts/setup.sh.
+venv="${WASMSTACK_VENV:-$HOME/.cache/wasmstack/venv}"
+printf 'test: pytest tests/clients\n'
+"$venv/bin/python" -m pytest -q tests/clients || failed+=(clients)
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'test: FAILED: %s\n' "${failed[*]}" >&2

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cloud;
 pub mod db;
 pub mod events;
 pub mod jobs;

@@ -58,6 +58,14 @@ impl Server {
             tracing::warn!("{failed} jobs were running when the server stopped; marked failed");
         }
         let plugins = plugin_host(&opts.data_dir)?;
+        // Load what is there before serving, so the first request finds its drivers.
+        for ev in plugins.scan() {
+            if ev.loaded {
+                println!("plugin: {}", ev.message);
+            } else {
+                println!("plugin {}: {}", ev.file.display(), ev.message);
+            }
+        }
         let watcher = plugins.watch(Duration::from_secs(1));
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

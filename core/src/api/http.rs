@@ -166,19 +166,25 @@ async fn authenticate(
         cookies.iter().find(|(k, _)| k == "JSESSIONID").map(|(_, v)| v.split('.').next().unwrap_or(v).to_owned());
     let cookie_key = cookies.iter().find(|(k, _)| k == "sessionkey").map(|(_, v)| v.clone());
     let param_key = params.get("sessionkey").map(str::to_owned);
-    // CloudStack's default: the session key must come both as cookie and as parameter, equal.
-    let (Some(session_id), Some(key)) = (session_id, param_key) else {
+    let Some(session_id) = session_id else {
         if params.command().is_none() {
             return Err(ApiError::bad_request("no command given"));
         }
         return Err(ApiError::unauthorized());
     };
-    if cookie_key.as_deref() != Some(key.as_str()) {
+    // CloudStack's default: the session key must come both as cookie and as parameter,
+    // equal. A session presented without it is ended: its cookie may have been stolen.
+    let key = match param_key {
+        Some(k) if cookie_key.as_deref() == Some(k.as_str()) => k,
+        _ => {
+            store::end_session(&app.db, &session_id).await?;
+            return Err(ApiError::unauthorized());
+        }
+    };
+    let Some(user_id) = store::session_user(&app.db, &session_id, &key, SESSION_TIMEOUT_S * 1000).await? else {
+        store::end_session(&app.db, &session_id).await?;
         return Err(ApiError::unauthorized());
-    }
-    let user_id = store::session_user(&app.db, &session_id, &key, SESSION_TIMEOUT_S * 1000)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
+    };
     let user = store::user_by_id(&app.db, user_id).await?.ok_or_else(ApiError::unauthorized)?;
     let caller = active_caller(user)?;
     let cmd = command_for(&caller, params, cmd)?;
@@ -282,13 +288,25 @@ async fn login(app: &Orchestrator, method: &Method, params: &Params, format: For
 /// The domain a login names: `domainId` (UUID) first, else `domain` as a path, else ROOT.
 async fn domain_path(app: &Orchestrator, params: &Params) -> Result<String, ApiError> {
     if let Some(id) = params.get("domainid") {
-        let d = store::domain_by_uuid(&app.db, id).await?.ok_or_else(ApiError::login_failed)?;
-        return Ok(d.path);
+        let d = match id.parse::<i64>() {
+            Ok(n) => store::domain_by_id(&app.db, n).await?,
+            Err(_) => store::domain_by_uuid(&app.db, id).await?,
+        };
+        return d.map(|d| d.path).ok_or_else(ApiError::login_failed);
     }
     let raw = params.get("domain").unwrap_or("/").trim();
+    Ok(login_path(raw))
+}
+
+/// A login's domain path normalised as CloudStack stores it: "/" for ROOT, "/a/b/" for a
+/// child; a leading "ROOT" segment is CloudStack's display form of "/".
+fn login_path(raw: &str) -> String {
     let inner = raw.trim_matches('/');
-    let inner = inner.strip_prefix("ROOT").map(|r| r.trim_start_matches('/')).unwrap_or(inner);
-    Ok(if inner.is_empty() { "/".to_owned() } else { format!("/{inner}/") })
+    let inner = match inner.strip_prefix("ROOT") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.trim_start_matches('/'),
+        _ => inner,
+    };
+    if inner.is_empty() { "/".to_owned() } else { format!("/{inner}/") }
 }
 
 async fn logout(app: &Orchestrator, headers: &HeaderMap, format: Format) -> Answer {
@@ -303,4 +321,18 @@ async fn logout(app: &Orchestrator, headers: &HeaderMap, format: Format) -> Answ
     body.insert("description".into(), "success".into());
     let expired = cookies.iter().map(|(k, _)| format!("{k}=; Path=/client; Max-Age=0")).collect();
     Answer { format, command: Some("logout"), reply: Reply::Flat(body), cookies: expired }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn login_paths() {
+        assert_eq!(super::login_path("/"), "/");
+        assert_eq!(super::login_path(""), "/");
+        assert_eq!(super::login_path("ROOT"), "/");
+        assert_eq!(super::login_path("/ROOT/child/"), "/child/");
+        assert_eq!(super::login_path("/child"), "/child/");
+        assert_eq!(super::login_path("/ROOTS/"), "/ROOTS/");
+        assert_eq!(super::login_path("ROOTS"), "/ROOTS/");
+    }
 }

@@ -213,7 +213,7 @@ pub struct Bootstrap {
 /// Creates the ROOT domain, the default roles, and the admin account and user,
 /// unless they exist. The admin password comes from `password`, else is generated.
 pub async fn bootstrap(db: &Db, password: Option<String>) -> Result<Option<Bootstrap>, DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE parent_id IS NULL AND removed IS NULL")
         .fetch_optional(&mut *tx)
         .await?;
@@ -408,7 +408,7 @@ pub async fn username_taken(db: &Db, username: &str, domain_id: i64) -> Result<b
 }
 
 pub async fn create_user(db: &Db, account_id: i64, user: NewUser) -> Result<i64, DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let id = insert_user(&mut tx, account_id, user).await?;
     tx.commit().await?;
     Ok(id)
@@ -416,7 +416,7 @@ pub async fn create_user(db: &Db, account_id: i64, user: NewUser) -> Result<i64,
 
 /// Changes a user's profile fields; `None` leaves a field as it is.
 pub async fn update_user(db: &Db, id: i64, changes: &UserChanges) -> Result<(), DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let fields: [(&str, &Option<String>); 5] = [
         ("username", &changes.username),
         ("firstname", &changes.firstname),
@@ -458,7 +458,7 @@ pub struct UserChanges {
 }
 
 pub async fn set_user_state(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET state = $1 WHERE id = $2").bind(state).bind(id).execute(&mut *tx).await?;
     if state != "enabled" {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
@@ -468,7 +468,7 @@ pub async fn set_user_state(db: &Db, id: i64, state: &str) -> Result<(), DbError
 }
 
 pub async fn delete_user(db: &Db, id: i64) -> Result<(), DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET removed = $1, api_key = NULL, secret_key = NULL WHERE id = $2")
         .bind(now_ms())
         .bind(id)
@@ -570,7 +570,7 @@ pub async fn create_account(
     network_domain: Option<&str>,
     user: NewUser,
 ) -> Result<i64, DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let account = insert_account(&mut tx, name, domain_id, role, network_domain).await?;
     insert_user(&mut tx, account, user).await?;
     tx.commit().await?;
@@ -583,7 +583,7 @@ pub async fn update_account(
     new_name: Option<&str>,
     network_domain: Option<&str>,
 ) -> Result<(), DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     if let Some(n) = new_name {
         sqlx::query("UPDATE accounts SET name = $1 WHERE id = $2").bind(n).bind(id).execute(&mut *tx).await?;
     }
@@ -595,7 +595,7 @@ pub async fn update_account(
 }
 
 pub async fn set_account_state(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("UPDATE accounts SET state = $1 WHERE id = $2").bind(state).bind(id).execute(&mut *tx).await?;
     if state != "enabled" {
         sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE account_id = $1)")
@@ -609,7 +609,7 @@ pub async fn set_account_state(db: &Db, id: i64, state: &str) -> Result<(), DbEr
 
 /// Removes an account and all its users.
 pub async fn delete_account(db: &Db, id: i64) -> Result<(), DbError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let now = now_ms();
     sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE account_id = $1)")
         .bind(id)

@@ -35,7 +35,10 @@ pub struct Db {
     backend: Backend,
 }
 
-const MIGRATIONS: &[(&str, &str)] = &[("0001_identity", include_str!("migrations/0001_identity.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_identity", include_str!("migrations/0001_identity.sql")),
+    ("0002_infrastructure", include_str!("migrations/0002_infrastructure.sql")),
+];
 
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
@@ -77,6 +80,16 @@ impl Db {
         format!("sqlite://{}?mode=rwc", path.display())
     }
 
+    /// Starts a transaction that may write. SQLite takes the write lock at the start
+    /// (BEGIN IMMEDIATE): a transaction that reads first and upgrades later would fail
+    /// at once with "database is locked" under concurrent writers, busy timeout or not.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -94,7 +107,7 @@ impl Db {
             Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
         for (name, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin().await?;
             let done: Option<(String,)> = sqlx::query_as("SELECT name FROM schema_migrations WHERE name = $1")
                 .bind(*name)
                 .fetch_optional(&mut *tx)

@@ -3,6 +3,7 @@
 
 mod discovery;
 mod identity;
+mod infra;
 pub mod views;
 
 use serde_json::{Map, Value};
@@ -44,6 +45,21 @@ impl Orchestrator {
     pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
         use Request::*;
         match request {
+            CreateZone(z) => self.create_zone(caller, z).await,
+            ListZones(q) => self.list_zones(q).await,
+            UpdateZone(u) => self.update_zone(caller, u).await,
+            DeleteZone { id } => self.delete_zone(caller, &id).await,
+            CreatePod(p) => self.create_pod(caller, p).await,
+            ListPods(q) => self.list_pods(q).await,
+            UpdatePod(u) => self.update_pod(caller, u).await,
+            DeletePod { id } => self.delete_pod(caller, &id).await,
+            AddCluster(c) => self.add_cluster(caller, c).await,
+            ListClusters(q) => self.list_clusters(q).await,
+            DeleteCluster { id } => self.delete_cluster(caller, &id).await,
+            AddHost(h) => self.add_host(caller, h).await,
+            ListHosts(q) => self.list_hosts(q).await,
+            UpdateHost(u) => self.update_host(caller, u).await,
+            DeleteHost { id, .. } => self.delete_host(caller, &id).await,
             ListApis { name } => discovery::list_apis(caller, name.as_deref()),
             ListCapabilities => Ok(discovery::capabilities()),
             CreateDomain { name, parent, network_domain } => {

@@ -1,0 +1,3 @@
+//! The cloud's resources as stored: zones, pods, clusters, hosts.
+
+pub mod infra;
