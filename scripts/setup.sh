@@ -2,9 +2,11 @@
 # Prepare this machine for building and testing wasmstack (Debian 12, root, no systemd needed).
 # Idempotent: a second run installs nothing and only checks that the services answer.
 #
-#   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs), ISO tools, OVS, busybox
+#   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs + its headers), ISO tools, OVS, busybox
 #   - rustup targets for the WebAssembly plugins
 #   - virtlogd + libvirtd, started by hand (no systemd socket activation)
+#   - rpcbind + nfs-ganesha serving $WASMSTACK_NFS_ROOT/export (default ~/.cache/wasmstack/nfs)
+#     as nfs://127.0.0.1/export (NFSv3), for the storage tests
 #   - PostgreSQL, started by hand, with a `wasmstack` role (password `wasmstack`) for the
 #     database tests on 127.0.0.1:5432
 #   - a Python venv for the real-client API suite (tests/clients) at $WASMSTACK_VENV
@@ -22,7 +24,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-block-extra qemu-utils
-  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
+  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev
   isolinux syslinux-common syslinux-utils genisoimage
   iproute2 cpio openvswitch-switch busybox-static
   postgresql python3-venv
@@ -151,6 +153,70 @@ else
     sleep 0.2
   done
   log "libvirtd: answering after $((SECONDS - t0)) s"
+fi
+
+# ---------------------------------------------------------------- NFS (nfs-ganesha, v3)
+# The kernel has no NFS client or server: nfs-ganesha serves a folder as
+# nfs://127.0.0.1/export over NFSv3 (what qemu's nfs driver and libnfs speak), and the
+# storage tests read that folder directly to check what the drivers left on it.
+# v3 needs rpcbind first; `rpcbind -h 127.0.0.1` aborts, so it listens on 0.0.0.0:111.
+nfs_root=${WASMSTACK_NFS_ROOT:-$HOME/.cache/wasmstack/nfs}
+nfs_export=$nfs_root/export
+nfs_marker=.wasmstack-export
+nfs_up() { nfs-ls nfs://127.0.0.1/export/ 2>/dev/null | grep -qF "$nfs_marker"; }
+
+mkdir -p "$nfs_export" "$nfs_root/recov" /run/rpcbind
+touch "$nfs_export/$nfs_marker"
+if nfs_up; then
+  log "nfs: ganesha serving $nfs_export as nfs://127.0.0.1/export"
+else
+  if nfs-ls nfs://127.0.0.1/export/ >/dev/null 2>&1; then
+    die "nfs: nfs://127.0.0.1/export is served, but not from $nfs_export (another ganesha?)"
+  fi
+  if rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+    log "nfs: rpcbind running"
+  else
+    log "nfs: starting rpcbind"
+    rpcbind -w
+    for _ in $(seq 50); do rpcinfo -p 127.0.0.1 >/dev/null 2>&1 && break; sleep 0.1; done
+    rpcinfo -p 127.0.0.1 >/dev/null 2>&1 || die "rpcbind did not answer"
+  fi
+  # Attr_Expiration_Time=0 and Dir_Chunk=0: files the tests look at (or make) directly in
+  # the folder are seen by NFS clients at once. Graceless: no 90 s NFSv4 grace period.
+  cat > "$nfs_root/ganesha.conf" <<CONF
+NFS_CORE_PARAM {
+    Bind_addr = 127.0.0.1;
+    NFS_Port = 2049;
+    Protocols = 3, 4;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    MNT_Port = 20048;
+    Mount_Path_Pseudo = true;
+}
+NFSV4 { Graceless = true; RecoveryBackend = fs; RecoveryRoot = $nfs_root/recov; }
+NFS_KRB5 { Active_krb5 = false; }
+EXPORT {
+    Export_Id = 1;
+    Path = $nfs_export;
+    Pseudo = /export;
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    SecType = sys;
+    Protocols = 3, 4;
+    Transports = TCP;
+    Attr_Expiration_Time = 0;
+    FSAL { Name = VFS; }
+}
+MDCACHE { Dir_Chunk = 0; }
+LOG { Default_Log_Level = EVENT; }
+CONF
+  log "nfs: starting ganesha on $nfs_export (log $nfs_root/ganesha.log)"
+  # A stale pid file from a killed ganesha makes it refuse to start.
+  rm -f "$nfs_root/ganesha.pid"
+  ganesha.nfsd -L "$nfs_root/ganesha.log" -f "$nfs_root/ganesha.conf" -p "$nfs_root/ganesha.pid" -N NIV_EVENT
+  for _ in $(seq 100); do nfs_up && break; sleep 0.1; done
+  nfs_up || die "nfs: ganesha did not serve nfs://127.0.0.1/export within 10 s (see $nfs_root/ganesha.log)"
+  log "nfs: serving $nfs_export as nfs://127.0.0.1/export"
 fi
 
 # ---------------------------------------------------------------- postgresql

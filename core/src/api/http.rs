@@ -20,6 +20,7 @@ use super::request::Request;
 use super::signing;
 use crate::auth::store::{self, UserRow};
 use crate::auth::{Caller, passwords};
+use crate::events::{self, Event};
 use crate::orchestrate::Orchestrator;
 
 /// Largest request body accepted.
@@ -250,6 +251,12 @@ async fn login(app: &Orchestrator, method: &Method, params: &Params, format: For
         Ok(s) => s,
         Err(e) => return fail(e.into()),
     };
+    let who = Caller { role: user.role(), user: user.clone() };
+    let event = Event::info("USER.LOGIN", format!("user {} has logged in from the API", user.username))
+        .on("User", &user.uuid, &user.username);
+    if let Err(e) = events::record(&app.db, Some(&who), event).await {
+        return fail(e.into());
+    }
     let mut body = Map::new();
     let fields = json!({
         "username": user.username,
