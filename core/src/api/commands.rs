@@ -133,7 +133,7 @@ const fn nested(name: &'static str, ty: &'static str, description: &'static str,
     Field { name, ty, description, children }
 }
 
-use ParamType::{Boolean, Date, Integer, List, Map, String as Str, Uuid};
+use ParamType::{Boolean, Date, Integer, List, Long, Map, String as Str, Uuid};
 
 const KEYWORD: Param = p("keyword", Str, "List by keyword");
 const PAGE: Param = p("page", Integer, "The page to return, from 1");
@@ -333,6 +333,47 @@ const HOST_FIELDS: &[Field] = &[
     f("driver", "string", "the hypervisor driver plugin that manages the host (wasmstack)"),
 ];
 
+const SERVICE_OFFERING_FIELDS: &[Field] = &[
+    f("id", "string", "the id of the service offering"),
+    f("name", "string", "the name of the service offering"),
+    f("displaytext", "string", "an alternate display text of the service offering."),
+    f("cpunumber", "integer", "the number of CPU"),
+    f("cpuspeed", "integer", "the clock rate CPU speed in Mhz"),
+    f("memory", "integer", "the memory in MB"),
+    f("storagetype", "string", "the storage type for this service offering"),
+    f("offerha", "boolean", "the ha support in the service offering"),
+    f("limitcpuuse", "boolean", "restrict the CPU usage to committed service offering"),
+    f("iscustomized", "boolean", "is true if the offering is customized"),
+    f("issystem", "boolean", "is this a system vm offering"),
+    f("hosttags", "string", "the host tag for the service offering"),
+    f("storagetags", "string", "the tags for the service offering"),
+    f("rootdisksize", "long", "Root disk size in GB"),
+    f("state", "string", "state of the service offering"),
+    f("created", "date", "the date this service offering was created"),
+];
+
+const DISK_OFFERING_FIELDS: &[Field] = &[
+    f("id", "string", "unique ID of the disk offering"),
+    f("name", "string", "the name of the disk offering"),
+    f("displaytext", "string", "an alternate display text of the disk offering."),
+    f("disksize", "long", "the size of the disk offering in GB"),
+    f("iscustomized", "boolean", "true if disk offering uses custom size, false otherwise"),
+    f("storagetype", "string", "the storage type for this disk offering"),
+    f("tags", "string", "the tags for the disk offering"),
+    f("provisioningtype", "string", "provisioning type used to create volumes."),
+    f("state", "string", "state of the disk offering"),
+    f("created", "date", "the date this disk offering was created"),
+];
+
+const OS_TYPE_FIELDS: &[Field] = &[
+    f("id", "string", "the ID of the OS type"),
+    f("description", "string", "the name/description of the OS type"),
+    f("name", "string", "the name of the OS type"),
+    f("oscategoryid", "string", "the ID of the OS category"),
+    f("oscategoryname", "string", "the name of the OS category"),
+    f("isuserdefined", "boolean", "is the guest OS user defined"),
+];
+
 const CAPABILITY_FIELDS: &[Field] = &[
     f("cloudstackversion", "string", "version of the cloud stack"),
     f("securitygroupsenabled", "boolean", "true if security groups support is enabled, false otherwise"),
@@ -410,6 +451,134 @@ const LOGOUT_FIELDS: &[Field] = &[f("description", "string", "Response descripti
 
 /// Every command the server knows.
 pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "createServiceOffering",
+        description: "Creates a service offering.",
+        is_async: false,
+        roles: Roles::ADMIN,
+        params: &[
+            req("name", Str, "the name of the service offering"),
+            p("displaytext", Str, "The display text of the service offering, defaults to 'name'."),
+            p("cpunumber", Integer, "the CPU number of the service offering"),
+            p("cpuspeed", Integer, "the CPU speed of the service offering in MHz."),
+            p("memory", Integer, "the total memory of the service offering in MB"),
+            p("storagetype", Str, "the storage type of the service offering. Values are local and shared."),
+            p("offerha", Boolean, "the HA for the service offering"),
+            p("limitcpuuse", Boolean, "restrict the CPU usage to committed service offering"),
+            p("hosttags", Str, "the host tag for this service offering."),
+            p("tags", Str, "the tags for this service offering."),
+            p("rootdisksize", Long, "the Root disk size in GB."),
+            p("customized", Boolean, "Whether service offering size is custom or not"),
+        ],
+        object: "serviceoffering",
+        shape: Shape::Object,
+        response: SERVICE_OFFERING_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listServiceOfferings",
+        description: "Lists all available service offerings.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(p("id", Uuid, "ID of the service offering"), "listServiceOfferings"),
+            p("name", Str, "name of the service offering"),
+            rel(p("zoneid", Uuid, "id of zone disk offering is associated with"), "listZones"),
+            p(
+                "virtualmachineid",
+                Uuid,
+                "the ID of the virtual machine. Pass this in if you want to see the available service offering that a virtual machine can be changed to.",
+            ),
+            p("issystem", Boolean, "is this a system vm offering"),
+            p("systemvmtype", Str, "the system VM type."),
+            rel(p("domainid", Uuid, "the ID of the domain"), "listDomains"),
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "serviceoffering",
+        shape: Shape::List,
+        response: SERVICE_OFFERING_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "deleteServiceOffering",
+        description: "Deletes a service offering.",
+        is_async: false,
+        roles: Roles::ADMIN,
+        params: &[rel(req("id", Uuid, "the ID of the service offering"), "listServiceOfferings")],
+        object: "success",
+        shape: Shape::Success,
+        response: SUCCESS_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "createDiskOffering",
+        description: "Creates a disk offering.",
+        is_async: false,
+        roles: Roles::ADMIN,
+        params: &[
+            req("name", Str, "name of the disk offering"),
+            p("displaytext", Str, "An alternate display text of the disk offering, defaults to 'name'."),
+            p("disksize", Long, "size of the disk offering in GB (1GB = 1,073,741,824 bytes)"),
+            p("customized", Boolean, "whether disk offering size is custom or not"),
+            p("storagetype", Str, "the storage type of the disk offering. Values are local and shared."),
+            p("tags", Str, "tags for the disk offering"),
+            p("provisioningtype", Str, "provisioning type used to create volumes. Valid values are thin, sparse, fat."),
+        ],
+        object: "diskoffering",
+        shape: Shape::Object,
+        response: DISK_OFFERING_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listDiskOfferings",
+        description: "Lists all available disk offerings.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(p("id", Uuid, "ID of the disk offering"), "listDiskOfferings"),
+            p("name", Str, "name of the disk offering"),
+            rel(p("zoneid", Uuid, "id of zone disk offering is associated with"), "listZones"),
+            rel(p("domainid", Uuid, "the ID of the domain of the disk offering."), "listDomains"),
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "diskoffering",
+        shape: Shape::List,
+        response: DISK_OFFERING_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "deleteDiskOffering",
+        description: "Deletes a disk offering.",
+        is_async: false,
+        roles: Roles::ADMIN,
+        params: &[rel(req("id", Uuid, "ID of the disk offering"), "listDiskOfferings")],
+        object: "success",
+        shape: Shape::Success,
+        response: SUCCESS_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listOsTypes",
+        description: "Lists all supported OS types for this cloud.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(p("id", Uuid, "list by Os type Id"), "listOsTypes"),
+            p("description", Str, "list os by description"),
+            p("oscategoryid", Uuid, "list by Os Category id"),
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "ostype",
+        shape: Shape::List,
+        response: OS_TYPE_FIELDS,
+        since: "",
+    },
     Command {
         name: "createZone",
         description: "Creates a Zone.",

@@ -252,8 +252,11 @@ async fn login(app: &Orchestrator, method: &Method, params: &Params, format: For
         Err(e) => return fail(e.into()),
     };
     let who = Caller { role: user.role(), user: user.clone() };
-    let event = Event::info("USER.LOGIN", format!("user {} has logged in from the API", user.username))
-        .on("User", &user.uuid, &user.username);
+    let event = Event::info("USER.LOGIN", format!("user {} has logged in from the API", user.username)).on(
+        "User",
+        &user.uuid,
+        &user.username,
+    );
     if let Err(e) = events::record(&app.db, Some(&who), event).await {
         return fail(e.into());
     }

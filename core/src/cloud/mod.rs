@@ -1,3 +1,4 @@
 //! The cloud's resources as stored: zones, pods, clusters, hosts.
 
 pub mod infra;
+pub mod offerings;

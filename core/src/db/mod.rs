@@ -38,6 +38,7 @@ pub struct Db {
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_identity", include_str!("migrations/0001_identity.sql")),
     ("0002_infrastructure", include_str!("migrations/0002_infrastructure.sql")),
+    ("0003_offerings", include_str!("migrations/0003_offerings.sql")),
 ];
 
 impl Db {

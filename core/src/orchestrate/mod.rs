@@ -4,6 +4,7 @@
 mod discovery;
 mod identity;
 mod infra;
+mod offerings;
 pub mod views;
 
 use serde_json::{Map, Value};
@@ -45,6 +46,13 @@ impl Orchestrator {
     pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
         use Request::*;
         match request {
+            CreateServiceOffering(o) => self.create_service_offering(caller, o).await,
+            ListServiceOfferings(q) => self.list_service_offerings(q).await,
+            DeleteServiceOffering { id } => self.delete_offering(caller, "service_offerings", &id).await,
+            CreateDiskOffering(o) => self.create_disk_offering(caller, o).await,
+            ListDiskOfferings(q) => self.list_disk_offerings(q).await,
+            DeleteDiskOffering { id } => self.delete_offering(caller, "disk_offerings", &id).await,
+            ListOsTypes(q) => self.list_os_types(q).await,
             CreateZone(z) => self.create_zone(caller, z).await,
             ListZones(q) => self.list_zones(q).await,
             UpdateZone(u) => self.update_zone(caller, u).await,

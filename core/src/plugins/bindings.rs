@@ -14,7 +14,25 @@ pub(crate) mod hypervisor_world {
     });
 }
 
+// The storage world reuses the hypervisor world's `types` and `log` modules, so a
+// locator or a driver error is one Rust type whichever driver made it, and the
+// `log`/`types` imports are linked once for both worlds.
+pub(crate) mod storage_world {
+    wasmtime::component::bindgen!({
+        world: "storage-driver",
+        path: "../wit",
+        imports: { default: trappable },
+        with: {
+            "wasmstack:driver/types": super::hypervisor_world::wasmstack::driver::types,
+            "wasmstack:driver/log": super::hypervisor_world::wasmstack::driver::log,
+        },
+    });
+}
+
 pub use hypervisor_world::exports::wasmstack::driver::hypervisor;
 pub use hypervisor_world::exports::wasmstack::driver::plugin;
 pub use hypervisor_world::wasmstack::driver::{libvirt, log, types};
 pub(crate) use hypervisor_world::{HypervisorDriver as HypervisorBindings, HypervisorDriverPre};
+pub use storage_world::exports::wasmstack::driver::storage;
+pub use storage_world::wasmstack::driver::images;
+pub(crate) use storage_world::{StorageDriver as StorageBindings, StorageDriverPre};

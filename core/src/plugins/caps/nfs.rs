@@ -1,0 +1,457 @@
+//! A minimal hand-written binding to libnfs (NFSv3, synchronous API) for what
+//! qemu-img and the libnfs command-line tools cannot do: make directories, remove
+//! files, list directories, read free space, and write a downloaded file.
+//!
+//! Nothing is mounted: each operation opens its own context, mounts the export
+//! (MOUNT protocol, no kernel involved), does its work and closes the context. A
+//! context is not thread-safe, so it never leaves the thread that made it.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::io::Read;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Why an NFS operation failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NfsError {
+    /// The server did not answer, or not in time.
+    #[error("NFS server {server} is unreachable: {detail}")]
+    Unreachable { server: String, detail: String },
+    /// No export on the server holds the path.
+    #[error("NFS server {server} exports nothing that holds {path} ({detail})")]
+    NoExport { server: String, path: String, detail: String },
+    /// The file or directory does not exist.
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    /// The file or directory is there already.
+    #[error("{0} exists")]
+    Exists(String),
+    /// Reading the local side of a copy failed.
+    #[error("reading {path}: {source}")]
+    Local { path: String, source: std::io::Error },
+    /// Any other NFS error, as libnfs words it.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How long one RPC may wait for its answer at most; the call's deadline may cut it
+/// shorter. libnfs counts its timeouts in whole seconds.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+// libnfs (libnfs-dev) types and calls, as declared in <nfsc/libnfs.h> (libnfs 4.0).
+#[repr(C)]
+struct NfsContext {
+    _opaque: [u8; 0],
+}
+#[repr(C)]
+struct NfsFh {
+    _opaque: [u8; 0],
+}
+#[repr(C)]
+struct NfsDir {
+    _opaque: [u8; 0],
+}
+/// The leading fields of `struct nfsdirent`; only read through libnfs's pointers.
+#[repr(C)]
+struct NfsDirent {
+    next: *mut NfsDirent,
+    name: *mut c_char,
+    inode: u64,
+    kind: u32,
+}
+#[repr(C)]
+#[derive(Default)]
+struct NfsStatvfs64 {
+    f_bsize: u64,
+    f_frsize: u64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_favail: u64,
+    f_fsid: u64,
+    f_flag: u64,
+    f_namemax: u64,
+}
+#[repr(C)]
+#[derive(Default)]
+struct NfsStat64 {
+    dev: u64,
+    ino: u64,
+    mode: u64,
+    nlink: u64,
+    uid: u64,
+    gid: u64,
+    rdev: u64,
+    size: u64,
+    blksize: u64,
+    blocks: u64,
+    atime: u64,
+    mtime: u64,
+    ctime: u64,
+    atime_nsec: u64,
+    mtime_nsec: u64,
+    ctime_nsec: u64,
+    used: u64,
+}
+
+#[link(name = "nfs")]
+unsafe extern "C" {
+    fn nfs_init_context() -> *mut NfsContext;
+    fn nfs_destroy_context(nfs: *mut NfsContext);
+    fn nfs_set_timeout(nfs: *mut NfsContext, milliseconds: c_int);
+    fn nfs_get_error(nfs: *mut NfsContext) -> *mut c_char;
+    fn nfs_mount(nfs: *mut NfsContext, server: *const c_char, export: *const c_char) -> c_int;
+    fn nfs_stat64(nfs: *mut NfsContext, path: *const c_char, st: *mut NfsStat64) -> c_int;
+    fn nfs_mkdir(nfs: *mut NfsContext, path: *const c_char) -> c_int;
+    fn nfs_unlink(nfs: *mut NfsContext, path: *const c_char) -> c_int;
+    fn nfs_rename(nfs: *mut NfsContext, old: *const c_char, new: *const c_char) -> c_int;
+    fn nfs_statvfs64(nfs: *mut NfsContext, path: *const c_char, st: *mut NfsStatvfs64) -> c_int;
+    fn nfs_opendir(nfs: *mut NfsContext, path: *const c_char, dir: *mut *mut NfsDir) -> c_int;
+    fn nfs_readdir(nfs: *mut NfsContext, dir: *mut NfsDir) -> *mut NfsDirent;
+    fn nfs_closedir(nfs: *mut NfsContext, dir: *mut NfsDir);
+    fn nfs_creat(nfs: *mut NfsContext, path: *const c_char, mode: c_int, fh: *mut *mut NfsFh) -> c_int;
+    fn nfs_pwrite(nfs: *mut NfsContext, fh: *mut NfsFh, offset: u64, count: u64, buf: *const c_void) -> c_int;
+    fn nfs_close(nfs: *mut NfsContext, fh: *mut NfsFh) -> c_int;
+}
+
+const ENOENT: c_int = 2;
+const EEXIST: c_int = 17;
+const S_IFMT: u64 = 0o170000;
+const S_IFDIR: u64 = 0o040000;
+
+/// A file or directory on an NFS server, as named in an nfs:// URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NfsPath {
+    pub server: String,
+    /// Absolute path on the server, export included: "/export/pool/v1.qcow2".
+    pub path: String,
+}
+
+/// Space on an export.
+pub(crate) struct NfsSpace {
+    pub total: u64,
+    pub free: u64,
+}
+
+/// A mounted export: one libnfs context, used on one thread only.
+struct Mounted {
+    ctx: *mut NfsContext,
+    server: String,
+    /// The export's path on the server, e.g. "/export".
+    export: String,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // SAFETY: the context came from nfs_init_context and is destroyed once.
+        unsafe { nfs_destroy_context(self.ctx) }
+    }
+}
+
+fn cstring(s: &str) -> Result<CString, NfsError> {
+    CString::new(s).map_err(|_| NfsError::Other(format!("{s:?} contains a NUL byte")))
+}
+
+/// libnfs's text for the last error on a context.
+fn last_error(ctx: *mut NfsContext) -> String {
+    // SAFETY: ctx is a live context; the returned string belongs to it and is copied at once.
+    let p = unsafe { nfs_get_error(ctx) };
+    if p.is_null() {
+        return "unknown error".into();
+    }
+    // SAFETY: libnfs returns a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_owned()
+}
+
+/// Whether a failed mount means the server could not be reached at all (rather than
+/// that it refused this export).
+fn transport_failure(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    ["nfs_service", "connect", "timed out", "timeout", "unreachable", "no route", "refused", "socket", "rpc error"]
+        .iter()
+        .any(|w| d.contains(w))
+        && !d.contains("mnt3err")
+}
+
+impl Mounted {
+    /// Mounts the export that holds `target`, found by trying its leading components
+    /// from the shortest: "/export", then "/export/pool", and so on.
+    fn open(target: &NfsPath, deadline: Instant) -> Result<Self, NfsError> {
+        let server = cstring(&target.server)?;
+        let parts: Vec<&str> = target.path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut last = String::from("no path to mount");
+        for n in 1..=parts.len() {
+            let export = format!("/{}", parts[..n].join("/"));
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(NfsError::Unreachable { server: target.server.clone(), detail: "out of time".into() });
+            }
+            // SAFETY: plain constructor; checked for NULL below.
+            let ctx = unsafe { nfs_init_context() };
+            if ctx.is_null() {
+                return Err(NfsError::Other("libnfs could not make a context".into()));
+            }
+            let mounted = Mounted { ctx, server: target.server.clone(), export: export.clone() };
+            let secs = remaining.min(RPC_TIMEOUT).as_secs().max(1);
+            let c_export = cstring(&export)?;
+            // SAFETY: ctx is live; the strings outlive the calls.
+            let rc = unsafe {
+                nfs_set_timeout(ctx, (secs * 1000) as c_int);
+                nfs_mount(ctx, server.as_ptr(), c_export.as_ptr())
+            };
+            if rc == 0 {
+                return Ok(mounted);
+            }
+            last = last_error(ctx);
+            if transport_failure(&last) {
+                return Err(NfsError::Unreachable { server: target.server.clone(), detail: last });
+            }
+        }
+        Err(NfsError::NoExport { server: target.server.clone(), path: target.path.clone(), detail: last })
+    }
+
+    /// The path of `target` inside the mounted export ("/" for the export itself).
+    fn inner<'a>(&self, target: &'a NfsPath) -> &'a str {
+        let rest = target.path.strip_prefix(self.export.as_str()).unwrap_or(&target.path);
+        if rest.is_empty() { "/" } else { rest }
+    }
+
+    fn url(&self, inner: &str) -> String {
+        format!("nfs://{}{}{}", self.server, self.export, if inner == "/" { "" } else { inner })
+    }
+
+    fn fail(&self, rc: c_int, inner: &str) -> NfsError {
+        match -rc {
+            ENOENT => NfsError::NotFound(self.url(inner)),
+            EEXIST => NfsError::Exists(self.url(inner)),
+            _ => NfsError::Other(format!("{}: {}", self.url(inner), last_error(self.ctx))),
+        }
+    }
+
+    fn stat(&self, inner: &str) -> Result<NfsStat64, NfsError> {
+        let p = cstring(inner)?;
+        let mut st = NfsStat64::default();
+        // SAFETY: ctx is live, p outlives the call, st is a valid out-pointer.
+        let rc = unsafe { nfs_stat64(self.ctx, p.as_ptr(), &mut st) };
+        if rc < 0 {
+            return Err(self.fail(rc, inner));
+        }
+        Ok(st)
+    }
+
+    fn mkdir(&self, inner: &str) -> Result<(), NfsError> {
+        let p = cstring(inner)?;
+        // SAFETY: as above.
+        let rc = unsafe { nfs_mkdir(self.ctx, p.as_ptr()) };
+        if rc < 0 {
+            return Err(self.fail(rc, inner));
+        }
+        Ok(())
+    }
+}
+
+/// Runs `op` on the mounted export holding `target`, on a thread of its own, and
+/// gives up once `deadline` passes: a server that stops answering mid-call must not
+/// hold the driver call past its deadline. (An abandoned thread ends when libnfs's
+/// own RPC timeout fires.)
+fn with_export<T: Send + 'static>(
+    target: &NfsPath,
+    deadline: Instant,
+    op: impl FnOnce(&Mounted, &NfsPath) -> Result<T, NfsError> + Send + 'static,
+) -> Result<T, NfsError> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let owned = target.clone();
+    std::thread::Builder::new()
+        .name("libnfs".into())
+        .spawn(move || {
+            let result = Mounted::open(&owned, deadline).and_then(|m| op(&m, &owned));
+            let _ = tx.send(result);
+        })
+        .map_err(|e| NfsError::Other(format!("starting an NFS worker: {e}")))?;
+    let wait = deadline.saturating_duration_since(Instant::now());
+    rx.recv_timeout(wait).unwrap_or_else(|_| {
+        Err(NfsError::Unreachable { server: target.server.clone(), detail: "no answer before the call's deadline".into() })
+    })
+}
+
+/// Checks the server answers and exports the path (the file itself need not exist).
+pub(crate) fn probe(target: &NfsPath, deadline: Instant) -> Result<(), NfsError> {
+    with_export(target, deadline, |_, _| Ok(()))
+}
+
+/// Whether the file or directory exists.
+pub(crate) fn exists(target: &NfsPath, deadline: Instant) -> Result<bool, NfsError> {
+    with_export(target, deadline, |m, t| match m.stat(m.inner(t)) {
+        Ok(_) => Ok(true),
+        Err(NfsError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    })
+}
+
+/// Creates a directory and its missing parents inside the export.
+pub(crate) fn make_dir(target: &NfsPath, deadline: Instant) -> Result<(), NfsError> {
+    with_export(target, deadline, |m, t| {
+        let mut at = String::new();
+        for part in m.inner(t).split('/').filter(|s| !s.is_empty()) {
+            at.push('/');
+            at.push_str(part);
+            match m.mkdir(&at) {
+                Ok(()) => {}
+                Err(NfsError::Exists(url)) => {
+                    if m.stat(&at)?.mode & S_IFMT != S_IFDIR {
+                        return Err(NfsError::Other(format!("{url} exists and is not a directory")));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Removes a file; a missing file is not an error.
+pub(crate) fn remove(target: &NfsPath, deadline: Instant) -> Result<(), NfsError> {
+    with_export(target, deadline, |m, t| {
+        let inner = m.inner(t);
+        let p = cstring(inner)?;
+        // SAFETY: ctx is live and p outlives the call.
+        let rc = unsafe { nfs_unlink(m.ctx, p.as_ptr()) };
+        if rc < 0 && -rc != ENOENT {
+            return Err(m.fail(rc, inner));
+        }
+        Ok(())
+    })
+}
+
+/// Names in a directory, without "." and "..".
+pub(crate) fn list_dir(target: &NfsPath, deadline: Instant) -> Result<Vec<String>, NfsError> {
+    with_export(target, deadline, |m, t| {
+        let inner = m.inner(t);
+        let p = cstring(inner)?;
+        let mut dir: *mut NfsDir = std::ptr::null_mut();
+        // SAFETY: ctx is live, p outlives the call, dir is a valid out-pointer.
+        let rc = unsafe { nfs_opendir(m.ctx, p.as_ptr(), &mut dir) };
+        if rc < 0 {
+            return Err(m.fail(rc, inner));
+        }
+        let mut names = Vec::new();
+        loop {
+            // SAFETY: dir is open; entries stay valid until nfs_closedir.
+            let entry = unsafe { nfs_readdir(m.ctx, dir) };
+            if entry.is_null() {
+                break;
+            }
+            // SAFETY: a non-NULL entry has a NUL-terminated name.
+            let name = unsafe { CStr::from_ptr((*entry).name) }.to_string_lossy().into_owned();
+            if name != "." && name != ".." {
+                names.push(name);
+            }
+        }
+        // SAFETY: dir was opened on this context and is closed once.
+        unsafe { nfs_closedir(m.ctx, dir) };
+        names.sort();
+        Ok(names)
+    })
+}
+
+/// Total and free space of the export holding the path.
+pub(crate) fn space(target: &NfsPath, deadline: Instant) -> Result<NfsSpace, NfsError> {
+    with_export(target, deadline, |m, _| {
+        let mut st = NfsStatvfs64::default();
+        // SAFETY: ctx is live, the path is a static C string, st is a valid out-pointer.
+        let rc = unsafe { nfs_statvfs64(m.ctx, c"/".as_ptr(), &mut st) };
+        if rc < 0 {
+            return Err(m.fail(rc, "/"));
+        }
+        let unit = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize };
+        Ok(NfsSpace { total: st.f_blocks.saturating_mul(unit), free: st.f_bavail.saturating_mul(unit) })
+    })
+}
+
+/// Copies a local file to `target` through a hidden partial name, renamed into
+/// place only when every byte is written. `target` must not exist.
+pub(crate) fn upload(local: &std::path::Path, target: &NfsPath, deadline: Instant) -> Result<u64, NfsError> {
+    let local = local.to_owned();
+    with_export(target, deadline, move |m, t| {
+        let inner = m.inner(t).to_owned();
+        match m.stat(&inner) {
+            Ok(_) => return Err(NfsError::Exists(m.url(&inner))),
+            Err(NfsError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let (dir, name) = inner.rsplit_once('/').unwrap_or(("", &inner));
+        let partial = format!("{dir}/.{name}.partial");
+        let c_partial = cstring(&partial)?;
+        let mut fh: *mut NfsFh = std::ptr::null_mut();
+        // SAFETY: ctx is live, c_partial outlives the call, fh is a valid out-pointer.
+        let rc = unsafe { nfs_creat(m.ctx, c_partial.as_ptr(), 0o644, &mut fh) };
+        if rc < 0 {
+            return Err(m.fail(rc, &partial));
+        }
+        let written = write_all(m, fh, &local, deadline, &partial);
+        // SAFETY: fh was opened on this context and is closed once.
+        let closed = unsafe { nfs_close(m.ctx, fh) };
+        let result = written.and_then(|n| if closed < 0 { Err(m.fail(closed, &partial)) } else { Ok(n) });
+        let result = result.and_then(|n| {
+            let c_inner = cstring(&inner)?;
+            // SAFETY: ctx is live and both strings outlive the call.
+            let rc = unsafe { nfs_rename(m.ctx, c_partial.as_ptr(), c_inner.as_ptr()) };
+            if rc < 0 { Err(m.fail(rc, &inner)) } else { Ok(n) }
+        });
+        if result.is_err() {
+            // SAFETY: as above; a leftover partial file is removed best-effort.
+            unsafe { nfs_unlink(m.ctx, c_partial.as_ptr()) };
+        }
+        result
+    })
+}
+
+fn write_all(
+    m: &Mounted,
+    fh: *mut NfsFh,
+    local: &std::path::Path,
+    deadline: Instant,
+    partial: &str,
+) -> Result<u64, NfsError> {
+    let local_err = |source| NfsError::Local { path: local.display().to_string(), source };
+    let mut file = std::fs::File::open(local).map_err(local_err)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    loop {
+        if Instant::now() >= deadline {
+            return Err(NfsError::Unreachable {
+                server: m.server.clone(),
+                detail: "the upload did not finish before the call's deadline".into(),
+            });
+        }
+        let n = file.read(&mut buf).map_err(local_err)?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        let mut done = 0;
+        while done < n {
+            let chunk = &buf[done..n];
+            // SAFETY: fh is open for writing; chunk is valid for its length.
+            let rc = unsafe { nfs_pwrite(m.ctx, fh, offset, chunk.len() as u64, chunk.as_ptr().cast()) };
+            if rc <= 0 {
+                return Err(m.fail(rc.min(-1), partial));
+            }
+            done += rc as usize;
+            offset += rc as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transport_failure;
+
+    #[test]
+    fn mount_failures_are_classified() {
+        assert!(transport_failure("mount_cb: nfs_service failed"));
+        assert!(transport_failure("Failed to start connection: Connection refused"));
+        assert!(!transport_failure("mount_cb: RPC error: Mount failed with error MNT3ERR_ACCES(13) Permission denied(13)"));
+    }
+}
