@@ -6,7 +6,6 @@ use crate::api::render::Reply;
 use crate::api::request::{AccountRef, Listing, NewAccount, NewUserRequest, UserUpdate};
 use crate::auth::store::{self, AccountFilter, AccountRow, NewUser, UserChanges, UserFilter, UserRow};
 use crate::auth::{Caller, RoleType, passwords};
-use crate::events::{self, Event};
 use crate::jobs::JobSpec;
 
 use super::{Orchestrator, list, no_such, not_yours, object, views};
@@ -48,12 +47,7 @@ impl Orchestrator {
         }
         let id = store::create_domain(&self.db, &parent, name, network_domain).await?;
         let d = store::domain_by_id(&self.db, id).await?.ok_or_else(|| ApiError::internal("the new domain is gone"))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("DOMAIN.CREATE", format!("Domain {name} created")).on("Domain", &d.uuid, &d.name),
-        )
-        .await?;
+        self.audit(caller, "DOMAIN.CREATE", ("Domain", &d.uuid, &d.name), format!("Domain {name} created")).await?;
         Ok(object("domain", views::domain(&d, false)))
     }
 
@@ -172,12 +166,8 @@ impl Orchestrator {
         let account =
             store::account_by_id(&self.db, id).await?.ok_or_else(|| ApiError::internal("the new account is gone"))?;
         let users = store::users_of_accounts(&self.db, &[id]).await?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("ACCOUNT.CREATE", format!("Account {name} created")).on("Account", &account.uuid, &name),
-        )
-        .await?;
+        self.audit(caller, "ACCOUNT.CREATE", ("Account", &account.uuid, &name), format!("Account {name} created"))
+            .await?;
         Ok(object("account", views::account(&account, &users)))
     }
 
@@ -240,12 +230,8 @@ impl Orchestrator {
         }
         store::update_account(&self.db, a.id, new_name, network_domain).await?;
         self.keys.clear();
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("ACCOUNT.UPDATE", format!("Account {} updated", a.name)).on("Account", &a.uuid, &a.name),
-        )
-        .await?;
+        self.audit(caller, "ACCOUNT.UPDATE", ("Account", &a.uuid, &a.name), format!("Account {} updated", a.name))
+            .await?;
         self.account_reply(a.id).await
     }
 
@@ -283,11 +269,11 @@ impl Orchestrator {
                 async move {
                     store::set_account_state(&me.db, a.id, state).await.map_err(job_err)?;
                     me.keys.clear();
-                    events::record(
-                        &me.db,
-                        Some(&who),
-                        Event::info("ACCOUNT.DISABLE", format!("Account {} {state}", a.name))
-                            .on("Account", &a.uuid, &a.name),
+                    me.audit(
+                        &who,
+                        "ACCOUNT.DISABLE",
+                        ("Account", &a.uuid, &a.name),
+                        format!("Account {} {state}", a.name),
                     )
                     .await
                     .map_err(job_err)?;
@@ -305,12 +291,8 @@ impl Orchestrator {
         let a = self.account(caller, r).await?;
         store::set_account_state(&self.db, a.id, "enabled").await?;
         self.keys.clear();
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("ACCOUNT.ENABLE", format!("Account {} enabled", a.name)).on("Account", &a.uuid, &a.name),
-        )
-        .await?;
+        self.audit(caller, "ACCOUNT.ENABLE", ("Account", &a.uuid, &a.name), format!("Account {} enabled", a.name))
+            .await?;
         self.account_reply(a.id).await
     }
 
@@ -336,11 +318,11 @@ impl Orchestrator {
                 async move {
                     store::delete_account(&me.db, a.id).await.map_err(job_err)?;
                     me.keys.clear();
-                    events::record(
-                        &me.db,
-                        Some(&who),
-                        Event::info("ACCOUNT.DELETE", format!("Account {} deleted", a.name))
-                            .on("Account", &a.uuid, &a.name),
+                    me.audit(
+                        &who,
+                        "ACCOUNT.DELETE",
+                        ("Account", &a.uuid, &a.name),
+                        format!("Account {} deleted", a.name),
                     )
                     .await
                     .map_err(job_err)?;
@@ -377,14 +359,11 @@ impl Orchestrator {
         };
         let id = store::create_user(&self.db, a.id, new).await?;
         let user = store::user_by_id(&self.db, id).await?.ok_or_else(|| ApiError::internal("the new user is gone"))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("USER.CREATE", format!("User {} created in account {}", u.username, a.name)).on(
-                "User",
-                &user.uuid,
-                &user.username,
-            ),
+        self.audit(
+            caller,
+            "USER.CREATE",
+            ("User", &user.uuid, &user.username),
+            format!("User {} created in account {}", u.username, a.name),
         )
         .await?;
         Ok(object("user", views::user(&user)))
@@ -465,14 +444,11 @@ impl Orchestrator {
         };
         store::update_user(&self.db, target.id, &changes).await?;
         self.keys.clear();
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("USER.UPDATE", format!("User {} updated", target.username)).on(
-                "User",
-                &target.uuid,
-                &target.username,
-            ),
+        self.audit(
+            caller,
+            "USER.UPDATE",
+            ("User", &target.uuid, &target.username),
+            format!("User {} updated", target.username),
         )
         .await?;
         self.user_reply(target.id).await
@@ -507,14 +483,11 @@ impl Orchestrator {
                 async move {
                     store::set_user_state(&me.db, u.id, "disabled").await.map_err(job_err)?;
                     me.keys.clear();
-                    events::record(
-                        &me.db,
-                        Some(&who),
-                        Event::info("USER.DISABLE", format!("User {} disabled", u.username)).on(
-                            "User",
-                            &u.uuid,
-                            &u.username,
-                        ),
+                    me.audit(
+                        &who,
+                        "USER.DISABLE",
+                        ("User", &u.uuid, &u.username),
+                        format!("User {} disabled", u.username),
                     )
                     .await
                     .map_err(job_err)?;
@@ -532,12 +505,8 @@ impl Orchestrator {
         let u = self.user(caller, id).await?;
         store::set_user_state(&self.db, u.id, "enabled").await?;
         self.keys.clear();
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("USER.ENABLE", format!("User {} enabled", u.username)).on("User", &u.uuid, &u.username),
-        )
-        .await?;
+        self.audit(caller, "USER.ENABLE", ("User", &u.uuid, &u.username), format!("User {} enabled", u.username))
+            .await?;
         self.user_reply(u.id).await
     }
 
@@ -546,12 +515,8 @@ impl Orchestrator {
         Self::protect_own_user(caller, &u)?;
         store::delete_user(&self.db, u.id).await?;
         self.keys.clear();
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("USER.DELETE", format!("User {} deleted", u.username)).on("User", &u.uuid, &u.username),
-        )
-        .await?;
+        self.audit(caller, "USER.DELETE", ("User", &u.uuid, &u.username), format!("User {} deleted", u.username))
+            .await?;
         Ok(Reply::Success { display_text: None })
     }
 
@@ -562,14 +527,11 @@ impl Orchestrator {
         }
         let (api_key, secret) = store::register_keys(&self.db, &self.sealer, u.id).await?;
         self.keys.clear();
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("REGISTER.USER.KEY", format!("Keys registered for user {}", u.username)).on(
-                "User",
-                &u.uuid,
-                &u.username,
-            ),
+        self.audit(
+            caller,
+            "REGISTER.USER.KEY",
+            ("User", &u.uuid, &u.username),
+            format!("Keys registered for user {}", u.username),
         )
         .await?;
         Ok(object("userkeys", keys(&api_key, &secret)))

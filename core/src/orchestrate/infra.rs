@@ -10,7 +10,6 @@ use crate::api::request::{InfraQuery, InfraUpdate, NewClusterRequest, NewHostReq
 use crate::auth::Caller;
 use crate::cloud::infra::{self, ClusterRow, HostRow, InfraFilter, PodRow, ZoneRow};
 use crate::db::format_time;
-use crate::events::{self, Event};
 
 use super::{Orchestrator, list, no_such, object, views};
 
@@ -170,12 +169,8 @@ impl Orchestrator {
         };
         let uuid = infra::create_zone(&self.db, new).await?;
         let zone = infra::zone(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new zone is gone"))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("ZONE.CREATE", format!("Zone {} created", zone.name)).on("Zone", &zone.uuid, &zone.name),
-        )
-        .await?;
+        self.audit(caller, "ZONE.CREATE", ("Zone", &zone.uuid, &zone.name), format!("Zone {} created", zone.name))
+            .await?;
         Ok(object("zone", zone_view(&zone)))
     }
 
@@ -217,12 +212,8 @@ impl Orchestrator {
             infra::set_text(&self.db, "zones", zone.id, column, Some(value)).await?;
         }
         let zone = infra::zone(&self.db, &u.id).await?.ok_or_else(|| no_such("zone", &u.id))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("ZONE.EDIT", format!("Zone {} updated", zone.name)).on("Zone", &zone.uuid, &zone.name),
-        )
-        .await?;
+        self.audit(caller, "ZONE.EDIT", ("Zone", &zone.uuid, &zone.name), format!("Zone {} updated", zone.name))
+            .await?;
         Ok(object("zone", zone_view(&zone)))
     }
 
@@ -239,12 +230,8 @@ impl Orchestrator {
             )));
         }
         infra::remove(&self.db, "zones", zone.id).await?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("ZONE.DELETE", format!("Zone {} deleted", zone.name)).on("Zone", &zone.uuid, &zone.name),
-        )
-        .await?;
+        self.audit(caller, "ZONE.DELETE", ("Zone", &zone.uuid, &zone.name), format!("Zone {} deleted", zone.name))
+            .await?;
         Ok(Reply::Success { display_text: None })
     }
 
@@ -277,11 +264,11 @@ impl Orchestrator {
         };
         let uuid = infra::create_pod(&self.db, new).await?;
         let pod = infra::pod(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new pod is gone"))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("POD.CREATE", format!("Pod {} created in zone {}", pod.name, zone.name))
-                .on("Pod", &pod.uuid, &pod.name),
+        self.audit(
+            caller,
+            "POD.CREATE",
+            ("Pod", &pod.uuid, &pod.name),
+            format!("Pod {} created in zone {}", pod.name, zone.name),
         )
         .await?;
         Ok(object("pod", pod_view(&pod)))
@@ -324,12 +311,7 @@ impl Orchestrator {
             infra::set_text(&self.db, "pods", pod.id, column, Some(value)).await?;
         }
         let pod = infra::pod(&self.db, &u.id).await?.ok_or_else(|| no_such("pod", &u.id))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("POD.EDIT", format!("Pod {} updated", pod.name)).on("Pod", &pod.uuid, &pod.name),
-        )
-        .await?;
+        self.audit(caller, "POD.EDIT", ("Pod", &pod.uuid, &pod.name), format!("Pod {} updated", pod.name)).await?;
         Ok(object("pod", pod_view(&pod)))
     }
 
@@ -346,12 +328,7 @@ impl Orchestrator {
             )));
         }
         infra::remove(&self.db, "pods", pod.id).await?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("POD.DELETE", format!("Pod {} deleted", pod.name)).on("Pod", &pod.uuid, &pod.name),
-        )
-        .await?;
+        self.audit(caller, "POD.DELETE", ("Pod", &pod.uuid, &pod.name), format!("Pod {} deleted", pod.name)).await?;
         Ok(Reply::Success { display_text: None })
     }
 
@@ -427,14 +404,11 @@ impl Orchestrator {
         let uuid = infra::create_cluster(&self.db, new).await?;
         let cluster =
             infra::cluster(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new cluster is gone"))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("CLUSTER.CREATE", format!("Cluster {name} created")).on(
-                "Cluster",
-                &cluster.uuid,
-                &cluster.name,
-            ),
+        self.audit(
+            caller,
+            "CLUSTER.CREATE",
+            ("Cluster", &cluster.uuid, &cluster.name),
+            format!("Cluster {name} created"),
         )
         .await?;
         Ok(cluster)
@@ -478,14 +452,11 @@ impl Orchestrator {
             )));
         }
         infra::remove(&self.db, "clusters", cluster.id).await?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("CLUSTER.DELETE", format!("Cluster {} deleted", cluster.name)).on(
-                "Cluster",
-                &cluster.uuid,
-                &cluster.name,
-            ),
+        self.audit(
+            caller,
+            "CLUSTER.DELETE",
+            ("Cluster", &cluster.uuid, &cluster.name),
+            format!("Cluster {} deleted", cluster.name),
         )
         .await?;
         Ok(Reply::Success { display_text: None })
@@ -562,12 +533,8 @@ impl Orchestrator {
         };
         let uuid = infra::create_host(&self.db, new).await?;
         let host = infra::host(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new host is gone"))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("HOST.CREATE", format!("Host {} added", host.name)).on("Host", &host.uuid, &host.name),
-        )
-        .await?;
+        self.audit(caller, "HOST.CREATE", ("Host", &host.uuid, &host.name), format!("Host {} added", host.name))
+            .await?;
         Ok(Reply::List { object: "host".into(), count: 1, items: vec![host_view(&host)] })
     }
 
@@ -609,24 +576,16 @@ impl Orchestrator {
             infra::set_text(&self.db, "hosts", host.id, column, Some(value)).await?;
         }
         let host = infra::host(&self.db, &u.id).await?.ok_or_else(|| no_such("host", &u.id))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("HOST.UPDATE", format!("Host {} updated", host.name)).on("Host", &host.uuid, &host.name),
-        )
-        .await?;
+        self.audit(caller, "HOST.UPDATE", ("Host", &host.uuid, &host.name), format!("Host {} updated", host.name))
+            .await?;
         Ok(object("host", host_view(&host)))
     }
 
     pub(super) async fn delete_host(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
         let host = infra::host(&self.db, id).await?.ok_or_else(|| no_such("host", id))?;
         infra::remove(&self.db, "hosts", host.id).await?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("HOST.DELETE", format!("Host {} deleted", host.name)).on("Host", &host.uuid, &host.name),
-        )
-        .await?;
+        self.audit(caller, "HOST.DELETE", ("Host", &host.uuid, &host.name), format!("Host {} deleted", host.name))
+            .await?;
         Ok(Reply::Success { display_text: None })
     }
 }

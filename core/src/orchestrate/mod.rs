@@ -163,6 +163,20 @@ impl Orchestrator {
     }
 }
 
+impl Orchestrator {
+    /// Records a completed action of `caller` on a resource: (type, UUID, name).
+    pub(crate) async fn audit(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        (resource_type, uuid, name): (&str, &str, &str),
+        description: String,
+    ) -> Result<(), DbError> {
+        let event = crate::events::Event::info(kind, description).on(resource_type, uuid, name);
+        crate::events::record(&self.db, Some(caller), event).await
+    }
+}
+
 /// A list reply.
 pub(crate) fn list(object: &str, total: i64, items: Vec<Map<String, Value>>) -> Reply {
     Reply::List { object: object.to_owned(), count: total.max(0) as u64, items }

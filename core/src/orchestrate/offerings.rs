@@ -9,7 +9,6 @@ use crate::auth::Caller;
 use crate::cloud::infra;
 use crate::cloud::offerings::{self, DiskOfferingRow, OfferingFilter, OsTypeRow, ServiceOfferingRow};
 use crate::db::format_time;
-use crate::events::{self, Event};
 
 use super::{Orchestrator, list, no_such, object, views};
 
@@ -71,14 +70,11 @@ impl Orchestrator {
         };
         let uuid = offerings::create_service(&self.db, new).await?;
         let row = self.service_offering(&uuid).await?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("SERVICE.OFFERING.CREATE", format!("Service offering {} created", row.name)).on(
-                "ServiceOffering",
-                &row.uuid,
-                &row.name,
-            ),
+        self.audit(
+            caller,
+            "SERVICE.OFFERING.CREATE",
+            ("ServiceOffering", &row.uuid, &row.name),
+            format!("Service offering {} created", row.name),
         )
         .await?;
         Ok(object("serviceoffering", service_view(&row)))
@@ -143,14 +139,11 @@ impl Orchestrator {
             offerings::list_disk(&self.db, &OfferingFilter { uuid: Some(uuid.clone()), ..Default::default() }, None)
                 .await?;
         let row = rows.into_iter().next().ok_or_else(|| no_such("disk offering", &uuid))?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info("DISK.OFFERING.CREATE", format!("Disk offering {} created", row.name)).on(
-                "DiskOffering",
-                &row.uuid,
-                &row.name,
-            ),
+        self.audit(
+            caller,
+            "DISK.OFFERING.CREATE",
+            ("DiskOffering", &row.uuid, &row.name),
+            format!("Disk offering {} created", row.name),
         )
         .await?;
         Ok(object("diskoffering", disk_view(&row)))
@@ -188,12 +181,7 @@ impl Orchestrator {
             (r.id, r.name, "DISK.OFFERING.DELETE")
         };
         infra::remove(&self.db, table, row_id).await?;
-        events::record(
-            &self.db,
-            Some(caller),
-            Event::info(what, format!("Offering {name} deleted")).on("Offering", id, &name),
-        )
-        .await?;
+        self.audit(caller, what, ("Offering", id, &name), format!("Offering {name} deleted")).await?;
         Ok(Reply::Success { display_text: None })
     }
 
