@@ -131,7 +131,42 @@ pub struct OfferingQuery {
 }
 
 #[derive(Debug, Clone)]
+pub struct NewPoolRequest {
+    pub name: String,
+    pub url: String,
+    pub zone_id: String,
+    pub pod_id: Option<String>,
+    pub cluster_id: Option<String>,
+    pub scope: Option<String>,
+    pub hypervisor: Option<String>,
+    pub tags: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewStoreRequest {
+    /// Whether the reply says `secondarystorage` (addSecondaryStorage) or `imagestore`.
+    pub legacy: bool,
+    pub provider: String,
+    pub url: Option<String>,
+    pub name: Option<String>,
+    pub zone_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
 pub enum Request {
+    CreateStoragePool(NewPoolRequest),
+    ListStoragePools {
+        query: InfraQuery,
+        scope: Option<String>,
+    },
+    DeleteStoragePool {
+        id: String,
+    },
+    AddImageStore(NewStoreRequest),
+    ListImageStores(InfraQuery),
+    DeleteImageStore {
+        id: String,
+    },
     CreateServiceOffering(NewServiceOfferingRequest),
     ListServiceOfferings(OfferingQuery),
     DeleteServiceOffering {
@@ -368,6 +403,34 @@ impl Request {
             })
         };
         Ok(match cmd.name {
+            "createStoragePool" => Request::CreateStoragePool(NewPoolRequest {
+                name: must(p, cmd, "name")?,
+                url: must(p, cmd, "url")?,
+                zone_id: must_uuid(p, cmd, "zoneid")?,
+                pod_id: uuid(p, "podid")?,
+                cluster_id: uuid(p, "clusterid")?,
+                scope: s(p, "scope"),
+                hypervisor: s(p, "hypervisor"),
+                tags: s(p, "tags"),
+            }),
+            "listStoragePools" => Request::ListStoragePools { query: infra_query(p)?, scope: s(p, "scope") },
+            "deleteStoragePool" => Request::DeleteStoragePool { id: must_uuid(p, cmd, "id")? },
+            "addImageStore" => Request::AddImageStore(NewStoreRequest {
+                legacy: false,
+                provider: must(p, cmd, "provider")?,
+                url: s(p, "url"),
+                name: s(p, "name"),
+                zone_id: uuid(p, "zoneid")?,
+            }),
+            "addSecondaryStorage" => Request::AddImageStore(NewStoreRequest {
+                legacy: true,
+                provider: "NFS".into(),
+                url: Some(must(p, cmd, "url")?),
+                name: None,
+                zone_id: uuid(p, "zoneid")?,
+            }),
+            "listImageStores" => Request::ListImageStores(infra_query(p)?),
+            "deleteImageStore" => Request::DeleteImageStore { id: must_uuid(p, cmd, "id")? },
             "createServiceOffering" => Request::CreateServiceOffering(NewServiceOfferingRequest {
                 name: must(p, cmd, "name")?,
                 display_text: s(p, "displaytext"),

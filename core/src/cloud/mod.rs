@@ -2,3 +2,4 @@
 
 pub mod infra;
 pub mod offerings;
+pub mod storage;

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_identity", include_str!("migrations/0001_identity.sql")),
     ("0002_infrastructure", include_str!("migrations/0002_infrastructure.sql")),
     ("0003_offerings", include_str!("migrations/0003_offerings.sql")),
+    ("0004_storage", include_str!("migrations/0004_storage.sql")),
 ];
 
 impl Db {

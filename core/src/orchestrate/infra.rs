@@ -9,6 +9,7 @@ use crate::api::render::Reply;
 use crate::api::request::{InfraQuery, InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest};
 use crate::auth::Caller;
 use crate::cloud::infra::{self, ClusterRow, HostRow, InfraFilter, PodRow, ZoneRow};
+use crate::cloud::storage::{self, StorageFilter};
 use crate::db::format_time;
 
 use super::{Orchestrator, list, no_such, object, views};
@@ -221,14 +222,17 @@ impl Orchestrator {
         let zone = infra::zone(&self.db, id).await?.ok_or_else(|| no_such("zone", id))?;
         let (pods, _) =
             infra::list_pods(&self.db, &InfraFilter { zone_id: Some(zone.id), ..Default::default() }, None).await?;
-        if !pods.is_empty() {
-            let names: Vec<_> = pods.iter().map(|p| p.name.as_str()).collect();
-            return Err(ApiError::in_use(format!(
-                "Zone {} is in use by pod(s) {}; delete them first",
-                zone.name,
-                names.join(", ")
-            )));
-        }
+        let in_zone = StorageFilter { zone_id: Some(zone.id), ..Default::default() };
+        let (pools, _) = storage::list_pools(&self.db, &in_zone, None).await?;
+        let (stores, _) = storage::list_stores(&self.db, &in_zone, None).await?;
+        refuse_if_used(
+            &format!("Zone {}", zone.name),
+            &[
+                ("pod(s)", pods.iter().map(|p| p.name.as_str()).collect()),
+                ("storage pool(s)", pools.iter().map(|p| p.name.as_str()).collect()),
+                ("image store(s)", stores.iter().map(|s| s.name.as_str()).collect()),
+            ],
+        )?;
         infra::remove(&self.db, "zones", zone.id).await?;
         self.audit(caller, "ZONE.DELETE", ("Zone", &zone.uuid, &zone.name), format!("Zone {} deleted", zone.name))
             .await?;
@@ -319,14 +323,10 @@ impl Orchestrator {
         let pod = infra::pod(&self.db, id).await?.ok_or_else(|| no_such("pod", id))?;
         let (clusters, _) =
             infra::list_clusters(&self.db, &InfraFilter { pod_id: Some(pod.id), ..Default::default() }, None).await?;
-        if !clusters.is_empty() {
-            let names: Vec<_> = clusters.iter().map(|c| c.name.as_str()).collect();
-            return Err(ApiError::in_use(format!(
-                "Pod {} is in use by cluster(s) {}; delete them first",
-                pod.name,
-                names.join(", ")
-            )));
-        }
+        refuse_if_used(
+            &format!("Pod {}", pod.name),
+            &[("cluster(s)", clusters.iter().map(|c| c.name.as_str()).collect())],
+        )?;
         infra::remove(&self.db, "pods", pod.id).await?;
         self.audit(caller, "POD.DELETE", ("Pod", &pod.uuid, &pod.name), format!("Pod {} deleted", pod.name)).await?;
         Ok(Reply::Success { display_text: None })
@@ -443,14 +443,16 @@ impl Orchestrator {
             None,
         )
         .await?;
-        if !hosts.is_empty() {
-            let names: Vec<_> = hosts.iter().map(|h| h.name.as_str()).collect();
-            return Err(ApiError::in_use(format!(
-                "Cluster {} is in use by host(s) {}; delete them first",
-                cluster.name,
-                names.join(", ")
-            )));
-        }
+        let (pools, _) =
+            storage::list_pools(&self.db, &StorageFilter { cluster_id: Some(cluster.id), ..Default::default() }, None)
+                .await?;
+        refuse_if_used(
+            &format!("Cluster {}", cluster.name),
+            &[
+                ("host(s)", hosts.iter().map(|h| h.name.as_str()).collect()),
+                ("storage pool(s)", pools.iter().map(|p| p.name.as_str()).collect()),
+            ],
+        )?;
         infra::remove(&self.db, "clusters", cluster.id).await?;
         self.audit(
             caller,
@@ -588,6 +590,19 @@ impl Orchestrator {
             .await?;
         Ok(Reply::Success { display_text: None })
     }
+}
+
+/// 536 naming what still uses `what`, when anything does.
+fn refuse_if_used(what: &str, users: &[(&str, Vec<&str>)]) -> Result<(), ApiError> {
+    let used: Vec<String> = users
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(kind, names)| format!("{kind} {}", names.join(", ")))
+        .collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::in_use(format!("{what} is in use by {}; delete them first", used.join(" and "))))
 }
 
 fn local_hostname() -> String {

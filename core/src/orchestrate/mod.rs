@@ -5,6 +5,7 @@ mod discovery;
 mod identity;
 mod infra;
 mod offerings;
+mod storage;
 pub mod views;
 
 use serde_json::{Map, Value};
@@ -46,6 +47,12 @@ impl Orchestrator {
     pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
         use Request::*;
         match request {
+            CreateStoragePool(r) => self.create_pool(caller, r).await,
+            ListStoragePools { query, scope } => self.list_pools(query, scope).await,
+            DeleteStoragePool { id } => self.delete_pool(caller, &id).await,
+            AddImageStore(r) => self.add_store(caller, r).await,
+            ListImageStores(q) => self.list_stores(q).await,
+            DeleteImageStore { id } => self.delete_store(caller, &id).await,
             CreateServiceOffering(o) => self.create_service_offering(caller, o).await,
             ListServiceOfferings(q) => self.list_service_offerings(q).await,
             DeleteServiceOffering { id } => self.delete_offering(caller, "service_offerings", &id).await,

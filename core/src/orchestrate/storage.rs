@@ -1,0 +1,296 @@
+//! Primary storage pools and image (secondary) stores, each attached through its
+//! storage driver, which also reports their capacity.
+
+use serde_json::json;
+
+use crate::api::error::ApiError;
+use crate::api::render::Reply;
+use crate::api::request::{InfraQuery, NewPoolRequest, NewStoreRequest};
+use crate::auth::Caller;
+use crate::cloud::infra;
+use crate::cloud::storage::{self, PoolRow, StorageFilter, StoreRow};
+use crate::db::format_time;
+use crate::plugins::Usage;
+
+use super::{Orchestrator, list, no_such, object, views};
+
+/// Which driver serves a storage URL, the CloudStack pool type, and the URL's address
+/// and path parts.
+struct Target {
+    driver: &'static str,
+    pool_type: &'static str,
+    address: String,
+    path: String,
+}
+
+fn target(url: &str) -> Result<Target, ApiError> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        ApiError::invalid_param(format!(
+            "Invalid value of parameter url: {url}; give nfs://server/path or file:///path"
+        ))
+    })?;
+    let (address, path) = match rest.find('/') {
+        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
+        None => (rest.to_owned(), "/".to_owned()),
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "nfs" if !address.is_empty() && path.len() > 1 => {
+            Ok(Target { driver: "nfs", pool_type: "NetworkFilesystem", address, path })
+        }
+        "file" if address.is_empty() && path.len() > 1 => {
+            Ok(Target { driver: "local", pool_type: "Filesystem", address: "127.0.0.1".into(), path })
+        }
+        "nfs" | "file" => Err(ApiError::invalid_param(format!(
+            "Invalid value of parameter url: {url}; give nfs://server/path or file:///path"
+        ))),
+        other => Err(ApiError::invalid_param(format!(
+            "Storage URL scheme {other}:// is not supported; use nfs:// (NFS) or file:// (local)"
+        ))),
+    }
+}
+
+impl Orchestrator {
+    /// Attaches a pool or store through its driver and returns its capacity.
+    async fn attach(&self, driver: &str, url: &str) -> Result<Usage, ApiError> {
+        let storage = self.plugins.storage(driver).map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || storage.attach(&url).map_err(|e| (url, e)))
+            .await
+            .map_err(|e| ApiError::internal(format!("attaching storage crashed: {e}")))?
+            .map_err(|(url, e)| ApiError::unavailable(format!("Cannot attach storage {url}: {e}")))
+    }
+
+    pub(super) async fn create_pool(&self, caller: &Caller, r: NewPoolRequest) -> Result<Reply, ApiError> {
+        let t = target(&r.url)?;
+        let zone = infra::zone(&self.db, &r.zone_id).await?.ok_or_else(|| no_such("zone", &r.zone_id))?;
+        let scope = match (r.scope.as_deref().map(str::to_ascii_lowercase).as_deref(), &r.cluster_id) {
+            (None, Some(_)) | (Some("cluster"), _) => "CLUSTER",
+            (None, None) | (Some("zone"), _) => "ZONE",
+            (Some(other), _) => {
+                return Err(ApiError::invalid_param(format!(
+                    "Invalid value of parameter scope: {other}; use cluster or zone"
+                )));
+            }
+        };
+        let (pod, cluster) = if scope == "CLUSTER" {
+            let cid = r
+                .cluster_id
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid_param("A cluster-wide pool needs clusterid"))?;
+            let cluster = infra::cluster(&self.db, cid).await?.ok_or_else(|| no_such("cluster", cid))?;
+            if cluster.zone_id != zone.id {
+                return Err(ApiError::invalid_param(format!("Cluster {} is not in zone {}", cluster.name, zone.name)));
+            }
+            (Some(cluster.pod_id), Some(cluster))
+        } else {
+            (None, None)
+        };
+        let hypervisor = match (&cluster, &r.hypervisor) {
+            (Some(c), _) => Some(c.hypervisor.clone()),
+            (None, Some(h)) => Some(h.clone()),
+            (None, None) => return Err(ApiError::invalid_param("A zone-wide pool needs hypervisor")),
+        };
+        if r.name.trim().is_empty() {
+            return Err(ApiError::invalid_param("The storage pool name cannot be empty"));
+        }
+        let (existing, _) = storage::list_pools(&self.db, &StorageFilter::default(), None).await?;
+        if let Some(other) = existing.iter().find(|p| p.url == r.url) {
+            return Err(ApiError::invalid_param(format!("Storage pool {} already uses {}", other.name, r.url)));
+        }
+        let usage = self.attach(t.driver, &r.url).await?;
+        let new = storage::NewPool {
+            name: r.name,
+            zone_id: zone.id,
+            pod_id: pod,
+            cluster_id: cluster.as_ref().map(|c| c.id),
+            host_id: None,
+            scope: scope.into(),
+            url: r.url,
+            driver: t.driver.into(),
+            pool_type: t.pool_type.into(),
+            address: t.address,
+            path: t.path,
+            hypervisor,
+            capacity_bytes: usage.total_bytes as i64,
+            used_bytes: usage.used_bytes as i64,
+            tags: r.tags,
+        };
+        let uuid = storage::create_pool(&self.db, new).await?;
+        let pool = storage::pool(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new pool is gone"))?;
+        self.audit(
+            caller,
+            "STORAGE.POOL.CREATE",
+            ("StoragePool", &pool.uuid, &pool.name),
+            format!("Storage pool {} created", pool.name),
+        )
+        .await?;
+        Ok(object("storagepool", pool_view(&pool)))
+    }
+
+    pub(super) async fn list_pools(&self, q: InfraQuery, scope: Option<String>) -> Result<Reply, ApiError> {
+        let zone_id = match q.zone_id.as_deref() {
+            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
+            None => None,
+        };
+        let cluster_id = match q.cluster_id.as_deref() {
+            Some(c) => Some(infra::cluster(&self.db, c).await?.ok_or_else(|| no_such("cluster", c))?.id),
+            None => None,
+        };
+        let f = StorageFilter {
+            uuid: q.id,
+            name: q.name,
+            zone_id,
+            cluster_id,
+            scope,
+            keyword: q.keyword,
+            ..Default::default()
+        };
+        let (rows, total) = storage::list_pools(&self.db, &f, q.page).await?;
+        Ok(list("storagepool", total, rows.iter().map(pool_view).collect()))
+    }
+
+    pub(super) async fn delete_pool(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
+        let pool = storage::pool(&self.db, id).await?.ok_or_else(|| no_such("storage pool", id))?;
+        infra::remove(&self.db, "storage_pools", pool.id).await?;
+        self.audit(
+            caller,
+            "STORAGE.POOL.DELETE",
+            ("StoragePool", &pool.uuid, &pool.name),
+            format!("Storage pool {} deleted", pool.name),
+        )
+        .await?;
+        Ok(Reply::Success { display_text: None })
+    }
+
+    pub(super) async fn add_store(&self, caller: &Caller, r: NewStoreRequest) -> Result<Reply, ApiError> {
+        if !r.provider.eq_ignore_ascii_case("NFS") {
+            return Err(ApiError::invalid_param(format!(
+                "Image store provider {} is not supported; use NFS",
+                r.provider
+            )));
+        }
+        let url = r.url.ok_or_else(|| ApiError::missing_param("addimagestore", "url"))?;
+        let t = target(&url)?;
+        if t.driver != "nfs" {
+            return Err(ApiError::invalid_param(format!(
+                "Invalid value of parameter url: {url}; an NFS store needs nfs://server/path"
+            )));
+        }
+        let zone = match &r.zone_id {
+            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?),
+            None => None,
+        };
+        let (existing, _) = storage::list_stores(&self.db, &StorageFilter::default(), None).await?;
+        if let Some(other) = existing.iter().find(|s| s.url == url) {
+            return Err(ApiError::invalid_param(format!("Image store {} already uses {url}", other.name)));
+        }
+        let usage = self.attach(t.driver, &url).await?;
+        let new = storage::NewStore {
+            name: r.name.unwrap_or_else(|| url.clone()),
+            zone_id: zone.as_ref().map(|z| z.id),
+            url,
+            protocol: "nfs".into(),
+            provider: "NFS".into(),
+            driver: t.driver.into(),
+            capacity_bytes: usage.total_bytes as i64,
+            used_bytes: usage.used_bytes as i64,
+        };
+        let uuid = storage::create_store(&self.db, new).await?;
+        let store =
+            storage::store(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new store is gone"))?;
+        self.audit(
+            caller,
+            "IMAGE.STORE.CREATE",
+            ("ImageStore", &store.uuid, &store.name),
+            format!("Image store {} added", store.name),
+        )
+        .await?;
+        Ok(object(if r.legacy { "secondarystorage" } else { "imagestore" }, store_view(&store)))
+    }
+
+    pub(super) async fn list_stores(&self, q: InfraQuery) -> Result<Reply, ApiError> {
+        let zone_id = match q.zone_id.as_deref() {
+            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
+            None => None,
+        };
+        let f = StorageFilter { uuid: q.id, name: q.name, zone_id, keyword: q.keyword, ..Default::default() };
+        let (rows, total) = storage::list_stores(&self.db, &f, q.page).await?;
+        Ok(list("imagestore", total, rows.iter().map(store_view).collect()))
+    }
+
+    pub(super) async fn delete_store(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
+        let store = storage::store(&self.db, id).await?.ok_or_else(|| no_such("image store", id))?;
+        infra::remove(&self.db, "image_stores", store.id).await?;
+        self.audit(
+            caller,
+            "IMAGE.STORE.DELETE",
+            ("ImageStore", &store.uuid, &store.name),
+            format!("Image store {} deleted", store.name),
+        )
+        .await?;
+        Ok(Reply::Success { display_text: None })
+    }
+}
+
+fn pool_view(p: &PoolRow) -> serde_json::Map<String, serde_json::Value> {
+    views::object(json!({
+        "id": p.uuid,
+        "name": p.name,
+        "type": p.pool_type,
+        "scope": p.scope,
+        "state": p.state,
+        "path": p.path,
+        "ipaddress": p.address,
+        "zoneid": p.zone_uuid,
+        "zonename": p.zone_name,
+        "podid": p.pod_uuid,
+        "podname": p.pod_name,
+        "clusterid": p.cluster_uuid,
+        "clustername": p.cluster_name,
+        "hypervisor": p.hypervisor,
+        "provider": "DefaultPrimary",
+        "driver": p.driver,
+        "tags": p.tags,
+        "disksizetotal": p.capacity_bytes,
+        "disksizeallocated": p.allocated_bytes,
+        "disksizeused": p.used_bytes,
+        "overprovisionfactor": "2.0",
+        "managed": false,
+        "created": format_time(p.created),
+    }))
+}
+
+fn store_view(s: &StoreRow) -> serde_json::Map<String, serde_json::Value> {
+    views::object(json!({
+        "id": s.uuid,
+        "name": s.name,
+        "url": s.url,
+        "protocol": s.protocol,
+        "providername": s.provider,
+        "scope": s.scope,
+        "zoneid": s.zone_uuid,
+        "zonename": s.zone_name,
+        "readonly": s.read_only != 0,
+        "disksizetotal": s.capacity_bytes,
+        "disksizeused": s.used_bytes,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target;
+
+    #[test]
+    fn storage_urls() {
+        let t = target("nfs://10.0.0.5/export/primary").unwrap();
+        assert_eq!(
+            (t.driver, t.pool_type, t.address.as_str(), t.path.as_str()),
+            ("nfs", "NetworkFilesystem", "10.0.0.5", "/export/primary")
+        );
+        let t = target("file:///var/lib/pool").unwrap();
+        assert_eq!((t.driver, t.path.as_str()), ("local", "/var/lib/pool"));
+        assert!(target("iscsi://x/y").unwrap_err().text.contains("iscsi:// is not supported"));
+        assert!(target("nfs://host").is_err());
+        assert!(target("no-scheme").is_err());
+    }
+}
