@@ -16,6 +16,11 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wasmstack/target}"
 export WASMSTACK_GUEST_DIR="${WASMSTACK_GUEST_DIR:-$HOME/.cache/wasmstack/guest}"
+# The NFS export scripts/setup.sh serves: the storage tests use it over NFS and read its
+# folder directly to check what the drivers left there.
+export WASMSTACK_NFS_ROOT="${WASMSTACK_NFS_ROOT:-$HOME/.cache/wasmstack/nfs}"
+export WASMSTACK_NFS_EXPORT_DIR="$WASMSTACK_NFS_ROOT/export"
+export WASMSTACK_NFS_URL="nfs://127.0.0.1/export"
 
 bash scripts/setup.sh
 bash scripts/guest-image.sh "$WASMSTACK_GUEST_DIR"
@@ -24,8 +29,8 @@ bash scripts/build.sh
 failed=()
 printf 'test: cargo test --release -p wasmstack %s\n' "$*"
 cargo test --release -p wasmstack "$@" || failed+=(wasmstack)
-printf 'test: cargo test --release -p kvm\n'
-cargo test --release -p kvm || failed+=(kvm)
+printf 'test: cargo test --release -p kvm -p nfs -p local\n'
+cargo test --release -p kvm -p nfs -p local || failed+=(drivers)
 
 # The CloudStack API through real clients (cs, Libcloud, plain HTTP) against `wasmstack serve`,
 # on SQLite and PostgreSQL; the venv and PostgreSQL come from scripts/setup.sh.

@@ -14,11 +14,11 @@ use wasmstack::plugins::{
 
 use crate::support::{Sandbox, new_uuid};
 
-const QEMU: &str = "qemu:///system";
-const MARKER: &str = "WASMSTACK-GUEST-UP";
+pub(crate) const QEMU: &str = "qemu:///system";
+pub(crate) const MARKER: &str = "WASMSTACK-GUEST-UP";
 
 /// The tiny guest built by scripts/guest-image.sh.
-fn guest_template() -> PathBuf {
+pub(crate) fn guest_template() -> PathBuf {
     let dir = std::env::var_os("WASMSTACK_GUEST_DIR")
         .expect("WASMSTACK_GUEST_DIR must name the folder scripts/guest-image.sh built (scripts/test.sh sets it)");
     let template = Path::new(&dir).join("template.qcow2");
@@ -26,7 +26,7 @@ fn guest_template() -> PathBuf {
     template
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(start.elapsed() < limit, "gave up waiting for {what} after {limit:?}");
@@ -34,7 +34,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn virsh_knows(uuid: &str) -> bool {
+pub(crate) fn virsh_knows(uuid: &str) -> bool {
     Command::new("virsh").args(["-c", QEMU, "dominfo", uuid]).output().expect("running virsh").status.success()
 }
 

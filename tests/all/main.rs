@@ -6,4 +6,5 @@ mod isolation;
 mod kvm_guest;
 mod reload;
 mod simulator;
+mod storage;
 mod support;

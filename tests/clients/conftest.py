@@ -45,11 +45,18 @@ def server_binary() -> Path:
 
 # The KVM driver, granted the Simulator (libvirt's test driver) and a loopback TCP URI
 # that nothing listens on (to test an unreachable host); qemu:///system stays ungranted.
+NFS_URL = os.environ.get("WASMSTACK_NFS_URL", "nfs://127.0.0.1/export")
+# The storage driver may reach the test NFS export, and a loopback address where no NFS
+# server runs (to test an unreachable server).
 DRIVER_GRANTS = """
 [plugin.kvm]
 libvirt = ["test:///default", "qemu+tcp://127.0.0.1:1/system"]
 timeout-ms = 20000
-"""
+
+[plugin.nfs]
+images = ["{nfs}", "nfs://127.0.0.2/export"]
+timeout-ms = 20000
+""".format(nfs=NFS_URL)
 
 
 def install_drivers(data_dir: Path):
@@ -62,6 +69,9 @@ def install_drivers(data_dir: Path):
         raise RuntimeError("no KVM driver at {} (run scripts/build.sh)".format(wasm))
     plugins.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(wasm, plugins / "kvm.wasm")
+    nfs = wasm.parent / "nfs.wasm"
+    if nfs.is_file():
+        shutil.copyfile(nfs, plugins / "nfs.wasm")
     (data_dir / "wasmstack.toml").write_text(DRIVER_GRANTS)
 
 

@@ -16,6 +16,7 @@ use super::{Orchestrator, list, no_such, object, views};
 
 /// Which driver serves a storage URL, the CloudStack pool type, and the URL's address
 /// and path parts.
+#[derive(Debug)]
 struct Target {
     driver: &'static str,
     pool_type: &'static str,

@@ -8,18 +8,53 @@ use std::time::Instant;
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::HypervisorBindings;
 use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus};
-use super::bindings::plugin::PluginInfo as WitPluginInfo;
-use super::bindings::types::DriverError;
+use super::bindings::plugin::{Capability, DriverKind, PluginInfo as WitPluginInfo};
+use super::bindings::storage::{Usage, Volume};
+use super::bindings::types::{DiskFormat, DriverError, Locator};
+use super::bindings::{HypervisorBindings, StorageBindings, storage_world};
 use super::error::PluginError;
-use super::host::{LoadedPlugin, deadline_ticks};
+use super::host::{DriverPre, LoadedPlugin, deadline_ticks};
 use super::state::{CallState, DeadlinePassed};
 
-/// Runs `describe()` in a fresh store.
+/// Runs `describe()` in a fresh store, whichever kind of driver it is.
 pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginError> {
-    let mut session = HypervisorSession::open(Arc::new(clone_for_probe(plugin)))?;
-    session.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
+    let plugin = Arc::new(clone_for_probe(plugin));
+    match &plugin.pre {
+        DriverPre::Hypervisor(_) => HypervisorSession::open(plugin)?
+            .0
+            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
+        DriverPre::Storage(_) => StorageSession::open(plugin)?
+            .0
+            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
+            .map(storage_info),
+    }
+}
+
+/// The storage world has its own copy of the `plugin` types (bindgen shares imports
+/// between worlds, not exports); the host works with one.
+fn storage_info(i: storage_world::exports::wasmstack::driver::plugin::PluginInfo) -> WitPluginInfo {
+    use storage_world::exports::wasmstack::driver::plugin::{Capability as C, DriverKind as K};
+    WitPluginInfo {
+        name: i.name,
+        version: i.version,
+        kind: match i.kind {
+            K::Hypervisor => DriverKind::Hypervisor,
+            K::Storage => DriverKind::Storage,
+            K::Network => DriverKind::Network,
+        },
+        description: i.description,
+        capabilities: i
+            .capabilities
+            .into_iter()
+            .map(|c| match c {
+                C::Libvirt(p) => Capability::Libvirt(p),
+                C::Images(p) => Capability::Images(p),
+                C::Netdev(p) => Capability::Netdev(p),
+            })
+            .collect(),
+        config_schema: i.config_schema,
+    }
 }
 
 // `load_file` validates before the plugin is shared; a shallow copy lets the
@@ -39,6 +74,45 @@ fn clone_for_probe(p: &LoadedPlugin) -> LoadedPlugin {
     }
 }
 
+/// One store and instance of any driver kind, and the one way calls run in it.
+struct Session<B> {
+    plugin: Arc<LoadedPlugin>,
+    store: Store<CallState>,
+    bindings: B,
+}
+
+impl<B> Session<B> {
+    fn open(
+        plugin: Arc<LoadedPlugin>,
+        instantiate: impl FnOnce(&DriverPre, &mut Store<CallState>) -> Option<wasmtime::Result<B>>,
+        kind: &'static str,
+    ) -> Result<Self, PluginError> {
+        let mut store = plugin.new_store();
+        match instantiate(&plugin.pre, &mut store) {
+            Some(Ok(bindings)) => Ok(Session { plugin, store, bindings }),
+            Some(Err(trap)) => Err(classify(&plugin, &store, "instantiate", 0, trap)),
+            None => Err(PluginError::NotLoaded { name: plugin.info.name.clone(), kind }),
+        }
+    }
+
+    /// Runs one export under a new deadline and turns traps into errors.
+    fn run<R>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&B, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
+    ) -> Result<R, PluginError> {
+        let timeout = self.plugin.settings.limits.timeout;
+        self.store.data_mut().deadline = Instant::now() + timeout;
+        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        let output_before = self.store.data().output().len();
+        match f(&self.bindings, &mut self.store) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(error)) => Err(PluginError::Driver { plugin: self.plugin.info.name.clone(), error }),
+            Err(trap) => Err(classify(&self.plugin, &self.store, op, output_before, trap)),
+        }
+    }
+}
+
 /// A loaded hypervisor driver. Every method runs in a fresh store and instance.
 #[derive(Clone)]
 pub struct HypervisorDriver {
@@ -47,11 +121,7 @@ pub struct HypervisorDriver {
 
 /// One store and instance kept across several calls (for a workflow, or to measure
 /// the call overhead alone). After any trap it must be dropped.
-pub struct HypervisorSession {
-    plugin: Arc<LoadedPlugin>,
-    store: Store<CallState>,
-    bindings: HypervisorBindings,
-}
+pub struct HypervisorSession(Session<HypervisorBindings>);
 
 impl HypervisorDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -111,28 +181,19 @@ impl HypervisorDriver {
 
 impl HypervisorSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        let mut store = plugin.new_store();
-        match plugin.pre.instantiate(&mut store) {
-            Ok(bindings) => Ok(HypervisorSession { plugin, store, bindings }),
-            Err(trap) => Err(classify(&plugin, &store, "instantiate", 0, trap)),
-        }
+        let instantiate = |pre: &DriverPre, store: &mut Store<CallState>| match pre {
+            DriverPre::Hypervisor(p) => Some(p.instantiate(store)),
+            _ => None,
+        };
+        Session::open(plugin, instantiate, "hypervisor").map(HypervisorSession)
     }
 
-    /// Runs one export under a new deadline and turns traps into errors.
     fn run<R>(
         &mut self,
         op: &'static str,
         f: impl FnOnce(&HypervisorBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
     ) -> Result<R, PluginError> {
-        let timeout = self.plugin.settings.limits.timeout;
-        self.store.data_mut().deadline = Instant::now() + timeout;
-        self.store.set_epoch_deadline(deadline_ticks(timeout));
-        let output_before = self.store.data().output().len();
-        match f(&self.bindings, &mut self.store) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(error)) => Err(PluginError::Driver { plugin: self.plugin.info.name.clone(), error }),
-            Err(trap) => Err(classify(&self.plugin, &self.store, op, output_before, trap)),
-        }
+        self.0.run(op, f)
     }
 
     pub fn probe_host(&mut self, url: &str) -> Result<HostFacts, PluginError> {
@@ -170,6 +231,179 @@ impl HypervisorSession {
     }
     pub fn detach_disk(&mut self, url: &str, uuid: &str, target: &str) -> Result<(), PluginError> {
         self.run("detach-disk", |b, s| b.wasmstack_driver_hypervisor().call_detach_disk(s, url, uuid, target))
+    }
+}
+
+/// A loaded storage driver. Every method runs in a fresh store and instance.
+#[derive(Clone)]
+pub struct StorageDriver {
+    plugin: Arc<LoadedPlugin>,
+}
+
+/// One storage-driver store and instance kept across several calls. After any trap
+/// it must be dropped.
+pub struct StorageSession(Session<StorageBindings>);
+
+impl StorageDriver {
+    pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
+        StorageDriver { plugin }
+    }
+
+    /// The plugin behind this handle (the version it was when the handle was taken).
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    /// A fresh store and instance for several calls.
+    pub fn session(&self) -> Result<StorageSession, PluginError> {
+        StorageSession::open(self.plugin.clone())
+    }
+
+    pub fn describe(&self) -> Result<WitPluginInfo, PluginError> {
+        describe(&self.plugin)
+    }
+    pub fn attach(&self, url: &str) -> Result<Usage, PluginError> {
+        self.session()?.attach(url)
+    }
+    pub fn capacity(&self, url: &str) -> Result<Usage, PluginError> {
+        self.session()?.capacity(url)
+    }
+    pub fn create_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        size_bytes: u64,
+        template: Option<&str>,
+    ) -> Result<Volume, PluginError> {
+        self.session()?.create_volume(pool, name, size_bytes, template)
+    }
+    pub fn delete_volume(&self, pool: &str, path: &str) -> Result<(), PluginError> {
+        self.session()?.delete_volume(pool, path)
+    }
+    pub fn resize_volume(&self, pool: &str, path: &str, size_bytes: u64) -> Result<Volume, PluginError> {
+        self.session()?.resize_volume(pool, path, size_bytes)
+    }
+    pub fn create_snapshot(&self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
+        self.session()?.create_snapshot(pool, path, name)
+    }
+    pub fn revert_snapshot(&self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
+        self.session()?.revert_snapshot(pool, path, name)
+    }
+    pub fn delete_snapshot(&self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
+        self.session()?.delete_snapshot(pool, path, name)
+    }
+    pub fn export_image(
+        &self,
+        pool: &str,
+        path: &str,
+        snapshot: Option<&str>,
+        store: &str,
+        name: &str,
+    ) -> Result<Volume, PluginError> {
+        self.session()?.export_image(pool, path, snapshot, store, name)
+    }
+    pub fn install_template(&self, pool: &str, store: &str, image: &str) -> Result<Volume, PluginError> {
+        self.session()?.install_template(pool, store, image)
+    }
+    pub fn register_image(
+        &self,
+        store: &str,
+        source: &str,
+        name: &str,
+        format: DiskFormat,
+        sha256: Option<&str>,
+    ) -> Result<Volume, PluginError> {
+        self.session()?.register_image(store, source, name, format, sha256)
+    }
+    pub fn delete_image(&self, url: &str, path: &str) -> Result<(), PluginError> {
+        self.session()?.delete_image(url, path)
+    }
+    pub fn locate(&self, url: &str, path: &str) -> Result<Locator, PluginError> {
+        self.session()?.locate(url, path)
+    }
+}
+
+impl StorageSession {
+    fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
+        let instantiate = |pre: &DriverPre, store: &mut Store<CallState>| match pre {
+            DriverPre::Storage(p) => Some(p.instantiate(store)),
+            _ => None,
+        };
+        Session::open(plugin, instantiate, "storage").map(StorageSession)
+    }
+
+    fn run<R>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&StorageBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
+    ) -> Result<R, PluginError> {
+        self.0.run(op, f)
+    }
+
+    pub fn attach(&mut self, url: &str) -> Result<Usage, PluginError> {
+        self.run("attach", |b, s| b.wasmstack_driver_storage().call_attach(s, url))
+    }
+    pub fn capacity(&mut self, url: &str) -> Result<Usage, PluginError> {
+        self.run("capacity", |b, s| b.wasmstack_driver_storage().call_capacity(s, url))
+    }
+    pub fn create_volume(
+        &mut self,
+        pool: &str,
+        name: &str,
+        size_bytes: u64,
+        template: Option<&str>,
+    ) -> Result<Volume, PluginError> {
+        self.run("create-volume", |b, s| {
+            b.wasmstack_driver_storage().call_create_volume(s, pool, name, size_bytes, template)
+        })
+    }
+    pub fn delete_volume(&mut self, pool: &str, path: &str) -> Result<(), PluginError> {
+        self.run("delete-volume", |b, s| b.wasmstack_driver_storage().call_delete_volume(s, pool, path))
+    }
+    pub fn resize_volume(&mut self, pool: &str, path: &str, size_bytes: u64) -> Result<Volume, PluginError> {
+        self.run("resize-volume", |b, s| b.wasmstack_driver_storage().call_resize_volume(s, pool, path, size_bytes))
+    }
+    pub fn create_snapshot(&mut self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
+        self.run("create-snapshot", |b, s| b.wasmstack_driver_storage().call_create_snapshot(s, pool, path, name))
+    }
+    pub fn revert_snapshot(&mut self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
+        self.run("revert-snapshot", |b, s| b.wasmstack_driver_storage().call_revert_snapshot(s, pool, path, name))
+    }
+    pub fn delete_snapshot(&mut self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
+        self.run("delete-snapshot", |b, s| b.wasmstack_driver_storage().call_delete_snapshot(s, pool, path, name))
+    }
+    pub fn export_image(
+        &mut self,
+        pool: &str,
+        path: &str,
+        snapshot: Option<&str>,
+        store: &str,
+        name: &str,
+    ) -> Result<Volume, PluginError> {
+        self.run("export-image", |b, s| {
+            b.wasmstack_driver_storage().call_export_image(s, pool, path, snapshot, store, name)
+        })
+    }
+    pub fn install_template(&mut self, pool: &str, store: &str, image: &str) -> Result<Volume, PluginError> {
+        self.run("install-template", |b, s| b.wasmstack_driver_storage().call_install_template(s, pool, store, image))
+    }
+    pub fn register_image(
+        &mut self,
+        store: &str,
+        source: &str,
+        name: &str,
+        format: DiskFormat,
+        sha256: Option<&str>,
+    ) -> Result<Volume, PluginError> {
+        self.run("register-image", |b, s| {
+            b.wasmstack_driver_storage().call_register_image(s, store, source, name, format, sha256)
+        })
+    }
+    pub fn delete_image(&mut self, url: &str, path: &str) -> Result<(), PluginError> {
+        self.run("delete-image", |b, s| b.wasmstack_driver_storage().call_delete_image(s, url, path))
+    }
+    pub fn locate(&mut self, url: &str, path: &str) -> Result<Locator, PluginError> {
+        self.run("locate", |b, s| b.wasmstack_driver_storage().call_locate(s, url, path))
     }
 }
 

@@ -19,7 +19,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use super::bindings::plugin::{Capability as WitCapability, DriverKind as WitKind};
-use super::bindings::{HypervisorBindings, HypervisorDriverPre};
+use super::bindings::{HypervisorBindings, HypervisorDriverPre, StorageDriverPre, images as wit_images};
+use super::caps::images::ImageActivity;
 use super::caps::libvirt::LibvirtPool;
 use super::config::{HostConfig, Limits, PluginSettings};
 use super::error::PluginError;
@@ -79,6 +80,14 @@ pub struct PluginInfo {
 pub(crate) struct Runtime {
     pub engine: Engine,
     pub libvirt: Arc<LibvirtPool>,
+    pub images: Arc<ImageActivity>,
+}
+
+/// A component linked and ready to instantiate, by the world it targets.
+#[derive(Clone)]
+pub(crate) enum DriverPre {
+    Hypervisor(HypervisorDriverPre<CallState>),
+    Storage(StorageDriverPre<CallState>),
 }
 
 /// A validated driver, ready to be instantiated.
@@ -95,7 +104,7 @@ pub struct LoadedPlugin {
     pub(crate) name: Arc<str>,
     pub(crate) grants: Arc<Grants>,
     pub(crate) runtime: Arc<Runtime>,
-    pub(crate) pre: HypervisorDriverPre<CallState>,
+    pub(crate) pre: DriverPre,
 }
 
 impl LoadedPlugin {
@@ -116,6 +125,7 @@ impl LoadedPlugin {
             self.name.clone(),
             self.grants.clone(),
             self.runtime.libvirt.clone(),
+            self.runtime.images.clone(),
             (limits.memory_mib as usize) << 20,
             Instant::now() + limits.timeout,
         );
@@ -221,11 +231,18 @@ impl PluginHost {
         let link_err = |e: wasmtime::Error| PluginError::Config(format!("linking host capabilities: {e}"));
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
         HypervisorBindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
+        // The storage world shares `log` and `types` with the hypervisor world (see
+        // bindings.rs), so only its own import is added here.
+        wit_images::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop_ticker.clone());
 
-        let runtime = Arc::new(Runtime { engine, libvirt: Arc::new(LibvirtPool::default()) });
+        let runtime = Arc::new(Runtime {
+            engine,
+            libvirt: Arc::new(LibvirtPool::default()),
+            images: Arc::new(ImageActivity::default()),
+        });
         Ok(PluginHost {
             inner: Arc::new(Inner {
                 runtime,
@@ -249,6 +266,11 @@ impl PluginHost {
     /// The shared libvirt connections.
     pub fn libvirt(&self) -> &Arc<LibvirtPool> {
         &self.inner.runtime.libvirt
+    }
+
+    /// What the images capability is doing: downloads and their progress.
+    pub fn images(&self) -> &Arc<ImageActivity> {
+        &self.inner.runtime.images
     }
 
     /// The loaded plugin of that name.
@@ -308,12 +330,14 @@ impl PluginHost {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let component = self.compile(&sha256, &bytes).map_err(invalid)?;
         let (kind, wit_version) = interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
-        if kind != DriverKind::Hypervisor {
-            return Err(invalid(format!("{} drivers cannot be loaded by this server yet", kind.as_str())));
-        }
         let instance_pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| invalid(format!("cannot link: {e:#}")))?;
-        let pre = HypervisorDriverPre::new(instance_pre).map_err(|e| invalid(format!("missing exports: {e:#}")))?;
+        let missing = |e: wasmtime::Error| invalid(format!("missing exports: {e:#}"));
+        let pre = match kind {
+            DriverKind::Hypervisor => DriverPre::Hypervisor(HypervisorDriverPre::new(instance_pre).map_err(missing)?),
+            DriverKind::Storage => DriverPre::Storage(StorageDriverPre::new(instance_pre).map_err(missing)?),
+            DriverKind::Network => return Err(invalid("network drivers cannot be loaded by this server yet".into())),
+        };
 
         // describe() runs with no grants and the default limits: it must not need anything.
         let settings = PluginSettings { grants: Grants::default(), limits: read(&self.inner.config).defaults };
@@ -485,6 +509,14 @@ impl PluginHost {
         match self.get(name) {
             Some(p) if p.info.kind == DriverKind::Hypervisor => Ok(super::driver::HypervisorDriver::new(p)),
             _ => Err(PluginError::NotLoaded { name: name.to_owned(), kind: "hypervisor" }),
+        }
+    }
+
+    /// A handle on a loaded storage driver.
+    pub fn storage(&self, name: &str) -> Result<super::driver::StorageDriver, PluginError> {
+        match self.get(name) {
+            Some(p) if p.info.kind == DriverKind::Storage => Ok(super::driver::StorageDriver::new(p)),
+            _ => Err(PluginError::NotLoaded { name: name.to_owned(), kind: "storage" }),
         }
     }
 }

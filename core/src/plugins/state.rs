@@ -10,6 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::caps::images::ImageActivity;
 use super::caps::libvirt::LibvirtPool;
 use super::grants::Grants;
 
@@ -20,6 +21,7 @@ pub(crate) struct CallState {
     pub plugin: Arc<str>,
     pub grants: Arc<Grants>,
     pub libvirt: Arc<LibvirtPool>,
+    pub images: Arc<ImageActivity>,
     pub deadline: Instant,
     pub limiter: MemoryLimiter,
     pub table: ResourceTable,
@@ -32,6 +34,7 @@ impl CallState {
         plugin: Arc<str>,
         grants: Arc<Grants>,
         libvirt: Arc<LibvirtPool>,
+        images: Arc<ImageActivity>,
         memory_cap: usize,
         deadline: Instant,
     ) -> Self {
@@ -43,6 +46,7 @@ impl CallState {
             plugin,
             grants,
             libvirt,
+            images,
             deadline,
             limiter: MemoryLimiter { cap: memory_cap, hit: false },
             table: ResourceTable::new(),

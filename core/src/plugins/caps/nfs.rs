@@ -37,6 +37,8 @@ pub(crate) enum NfsError {
 /// How long one RPC may wait for its answer at most; the call's deadline may cut it
 /// shorter. libnfs counts its timeouts in whole seconds.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a metadata operation (mount, then a lookup, mkdir, unlink...) may take.
+const METADATA_LIMIT: Duration = Duration::from_secs(15);
 
 // libnfs (libnfs-dev) types and calls, as declared in <nfsc/libnfs.h> (libnfs 4.0).
 #[repr(C)]
@@ -252,13 +254,23 @@ impl Mounted {
     }
 }
 
-/// Runs `op` on the mounted export holding `target`, on a thread of its own, and
-/// gives up once `deadline` passes: a server that stops answering mid-call must not
-/// hold the driver call past its deadline. (An abandoned thread ends when libnfs's
-/// own RPC timeout fires.)
+/// Runs a metadata operation (a few RPCs) on the export holding `target`. It gets at
+/// most `METADATA_LIMIT`, so that a server that stops answering gives an error well
+/// before a long call deadline would end the whole driver call.
 fn with_export<T: Send + 'static>(
     target: &NfsPath,
     deadline: Instant,
+    op: impl FnOnce(&Mounted, &NfsPath) -> Result<T, NfsError> + Send + 'static,
+) -> Result<T, NfsError> {
+    on_export(target, deadline.min(Instant::now() + METADATA_LIMIT), op)
+}
+
+/// Runs `op` on the mounted export holding `target`, on a thread of its own, and
+/// gives up once `until` passes, whatever libnfs does meanwhile. (An abandoned
+/// thread ends when libnfs's own RPC timeout fires.)
+fn on_export<T: Send + 'static>(
+    target: &NfsPath,
+    until: Instant,
     op: impl FnOnce(&Mounted, &NfsPath) -> Result<T, NfsError> + Send + 'static,
 ) -> Result<T, NfsError> {
     let (tx, rx) = mpsc::sync_channel(1);
@@ -266,13 +278,16 @@ fn with_export<T: Send + 'static>(
     std::thread::Builder::new()
         .name("libnfs".into())
         .spawn(move || {
-            let result = Mounted::open(&owned, deadline).and_then(|m| op(&m, &owned));
+            let result = Mounted::open(&owned, until).and_then(|m| op(&m, &owned));
             let _ = tx.send(result);
         })
         .map_err(|e| NfsError::Other(format!("starting an NFS worker: {e}")))?;
-    let wait = deadline.saturating_duration_since(Instant::now());
-    rx.recv_timeout(wait).unwrap_or_else(|_| {
-        Err(NfsError::Unreachable { server: target.server.clone(), detail: "no answer before the call's deadline".into() })
+    let started = Instant::now();
+    rx.recv_timeout(until.saturating_duration_since(started)).unwrap_or_else(|_| {
+        Err(NfsError::Unreachable {
+            server: target.server.clone(),
+            detail: format!("no answer within {:.1} s", started.elapsed().as_secs_f64()),
+        })
     })
 }
 
@@ -374,7 +389,7 @@ pub(crate) fn space(target: &NfsPath, deadline: Instant) -> Result<NfsSpace, Nfs
 /// place only when every byte is written. `target` must not exist.
 pub(crate) fn upload(local: &std::path::Path, target: &NfsPath, deadline: Instant) -> Result<u64, NfsError> {
     let local = local.to_owned();
-    with_export(target, deadline, move |m, t| {
+    on_export(target, deadline, move |m, t| {
         let inner = m.inner(t).to_owned();
         match m.stat(&inner) {
             Ok(_) => return Err(NfsError::Exists(m.url(&inner))),
@@ -452,6 +467,8 @@ mod tests {
     fn mount_failures_are_classified() {
         assert!(transport_failure("mount_cb: nfs_service failed"));
         assert!(transport_failure("Failed to start connection: Connection refused"));
-        assert!(!transport_failure("mount_cb: RPC error: Mount failed with error MNT3ERR_ACCES(13) Permission denied(13)"));
+        assert!(!transport_failure(
+            "mount_cb: RPC error: Mount failed with error MNT3ERR_ACCES(13) Permission denied(13)"
+        ));
     }
 }

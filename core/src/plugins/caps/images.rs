@@ -1,0 +1,993 @@
+//! The `images` capability: disk images under the storage roots the operator
+//! granted, as local files (`file:///abs/path`) or on NFS servers
+//! (`nfs://server/export/path`, reached by the host itself; nothing is mounted).
+//!
+//! qemu-img does the image work and speaks NFS on its own; the libnfs binding in
+//! `nfs.rs` does what qemu-img cannot (directories, removal, free space, uploads).
+//! Every URL a call names, and every backing image an operation would open, is
+//! checked against the plugin's grants before anything is touched. External commands
+//! and NFS calls run under the call's deadline.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::nfs::{self, NfsError, NfsPath};
+use crate::plugins::bindings::images::{Host, ImageInfo, Space};
+use crate::plugins::bindings::types::{DiskFormat, DriverError};
+use crate::plugins::grants::{Grants, denial};
+use crate::plugins::state::{CallState, DeadlinePassed};
+
+/// Deepest backing chain an operation follows.
+const MAX_CHAIN: usize = 16;
+/// Finished downloads kept for progress readers.
+const FINISHED_KEPT: usize = 64;
+/// Time given to removing a half-made image after a failure, even past the deadline.
+const CLEANUP_GRACE: Duration = Duration::from_secs(2);
+/// A download stops this long before the call's deadline, so that it ends with an
+/// error the driver sees rather than a trap.
+const FETCH_MARGIN: Duration = Duration::from_millis(300);
+/// Longest wait for a TCP (and TLS) connection to an HTTP server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence from an HTTP server in the middle of a download.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the images capability is doing, shared by every plugin: downloads with their
+/// progress, and how many operations reached storage.
+#[derive(Default)]
+pub struct ImageActivity {
+    transfers: Mutex<BTreeMap<String, Transfer>>,
+    reached: AtomicU64,
+    /// Numbers the local temporary files of downloads to NFS.
+    downloads: AtomicU64,
+}
+
+/// A download, running or finished, keyed by its target URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    pub source: String,
+    /// Bytes received so far.
+    pub bytes: u64,
+    /// Size announced by the server, if it did.
+    pub total: Option<u64>,
+    pub finished: bool,
+    /// Why it failed, once it has.
+    pub error: Option<String>,
+    #[serde(skip)]
+    finished_at: Option<Instant>,
+}
+
+impl ImageActivity {
+    /// The download to `target`, running or recently finished.
+    pub fn transfer(&self, target: &str) -> Option<Transfer> {
+        lock(&self.transfers).get(target).cloned()
+    }
+
+    /// Every download known, by target URL.
+    pub fn transfers(&self) -> Vec<(String, Transfer)> {
+        lock(&self.transfers).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// How many operations got past the grant checks and touched storage; lets tests
+    /// prove that a denied call never reached a server.
+    pub fn reached(&self) -> u64 {
+        self.reached.load(Ordering::Relaxed)
+    }
+
+    fn begin(&self, target: &str, source: &str) -> Result<(), ImageError> {
+        let mut map = lock(&self.transfers);
+        if map.get(target).is_some_and(|t| !t.finished) {
+            return Err(ImageError::Invalid(format!("a download to {target} is already running")));
+        }
+        let mut finished: Vec<(Instant, String)> =
+            map.iter().filter_map(|(k, t)| t.finished_at.map(|at| (at, k.clone()))).collect();
+        if finished.len() >= FINISHED_KEPT {
+            finished.sort();
+            for (_, k) in &finished[..=finished.len() - FINISHED_KEPT] {
+                map.remove(k);
+            }
+        }
+        let t = Transfer {
+            source: source.to_owned(),
+            bytes: 0,
+            total: None,
+            finished: false,
+            error: None,
+            finished_at: None,
+        };
+        map.insert(target.to_owned(), t);
+        Ok(())
+    }
+
+    fn advance(&self, target: &str, bytes: u64, total: Option<u64>) {
+        if let Some(t) = lock(&self.transfers).get_mut(target) {
+            t.bytes = bytes;
+            t.total = total;
+        }
+    }
+
+    fn finish(&self, target: &str, error: Option<String>) {
+        if let Some(t) = lock(&self.transfers).get_mut(target) {
+            t.finished = true;
+            t.error = error;
+            t.finished_at = Some(Instant::now());
+        }
+    }
+}
+
+/// Why an images operation failed, before it becomes a driver error (or, for the
+/// deadline, a trap).
+#[derive(Debug, thiserror::Error)]
+enum ImageError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the call's deadline passed")]
+    Deadline,
+}
+
+impl ImageError {
+    fn into_driver(self) -> DriverError {
+        match self {
+            ImageError::Invalid(t) => DriverError::InvalidSpec(t),
+            ImageError::Denied(t) => DriverError::Denied(t),
+            ImageError::NotFound(t) => DriverError::NotFound(t),
+            ImageError::Unavailable(t) => DriverError::Unavailable(t),
+            ImageError::Failed(t) => DriverError::Failed(t),
+            ImageError::Deadline => DriverError::Failed("the call's deadline passed".into()),
+        }
+    }
+}
+
+impl From<NfsError> for ImageError {
+    fn from(e: NfsError) -> Self {
+        let text = e.to_string();
+        match e {
+            NfsError::Unreachable { .. } => ImageError::Unavailable(text),
+            NfsError::NoExport { .. } | NfsError::NotFound(_) => ImageError::NotFound(text),
+            NfsError::Exists(_) => ImageError::Invalid(text),
+            NfsError::Local { .. } | NfsError::Other(_) => ImageError::Failed(text),
+        }
+    }
+}
+
+/// Where an image URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    File(PathBuf),
+    Nfs(NfsPath),
+}
+
+impl Location {
+    /// The name qemu-img opens: a plain path for local files (qemu's own `file:`
+    /// syntax differs from URLs), the URL itself for NFS.
+    fn qemu_name(&self) -> OsString {
+        match self {
+            Location::File(p) => p.as_os_str().to_owned(),
+            Location::Nfs(n) => format!("nfs://{}{}", n.server, n.path).into(),
+        }
+    }
+}
+
+/// Parses and checks an image URL. Only plain names are accepted: no query (qemu and
+/// libnfs read options from it), no `.`/`..` segments, no characters a shell or
+/// qemu's option syntax would treat specially.
+fn parse(url: &str) -> Result<Location, ImageError> {
+    let invalid = |why: &str| ImageError::Invalid(format!("bad image URL \"{url}\": {why}"));
+    if url.chars().any(|c| !(c.is_ascii_alphanumeric() || "/:._-+@=~".contains(c))) {
+        return Err(invalid("use only letters, digits and / : . _ - + @ = ~"));
+    }
+    let (server, path) = if let Some(rest) = url.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err(invalid("a file URL takes an absolute path, e.g. file:///var/lib/wasmstack/pool"));
+        }
+        (None, rest)
+    } else if let Some(rest) = url.strip_prefix("nfs://") {
+        let Some(slash) = rest.find('/') else {
+            return Err(invalid("an NFS URL names a server and a path, e.g. nfs://10.0.0.5/export/primary"));
+        };
+        let host = &rest[..slash];
+        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+            return Err(invalid("the NFS server must be a host name or IPv4 address, without a port"));
+        }
+        (Some(host), &rest[slash..])
+    } else {
+        return Err(invalid("images takes file:///path and nfs://server/export/path URLs"));
+    };
+    let path = match path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    };
+    if path != "/" && path[1..].split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(invalid("empty, . and .. path segments are not allowed"));
+    }
+    Ok(match server {
+        Some(host) => Location::Nfs(NfsPath { server: host.to_owned(), path: path.to_owned() }),
+        None => Location::File(PathBuf::from(path)),
+    })
+}
+
+/// The URL of a backing file as qemu-img reports it (a path for local files).
+fn backing_url(name: &str) -> String {
+    if name.starts_with('/') { format!("file://{name}") } else { name.to_owned() }
+}
+
+fn format_name(format: DiskFormat) -> &'static str {
+    match format {
+        DiskFormat::Qcow2 => "qcow2",
+        // ISO images are raw to QEMU.
+        DiskFormat::Raw | DiskFormat::Iso => "raw",
+    }
+}
+
+/// Snapshot names end up in qemu-img's option syntax (`snapshot.name=...`), so they
+/// are kept plain.
+fn check_snapshot_name(name: &str) -> Result<(), ImageError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !name.starts_with(['-', '.']);
+    if !ok {
+        return Err(ImageError::Invalid(format!(
+            "bad snapshot name \"{name}\": use 1-64 letters, digits, '.', '_' or '-', not starting with '-' or '.'"
+        )));
+    }
+    Ok(())
+}
+
+/// What qemu-img said about one image.
+#[derive(Debug, Clone)]
+struct Inspected {
+    info: ImageInfo,
+    snapshots: Vec<String>,
+}
+
+/// One host call of the images capability: the grants it is checked against, its
+/// deadline and the NFS servers already found reachable.
+struct Op<'a> {
+    plugin: &'a str,
+    grants: &'a Grants,
+    deadline: Instant,
+    reachable: Vec<String>,
+}
+
+impl Op<'_> {
+    fn allowed(&self, url: &str) -> Result<Location, ImageError> {
+        if !self.grants.allows_image(url) {
+            return Err(ImageError::Denied(denial(self.plugin, "images", url)));
+        }
+        parse(url)
+    }
+
+    fn time_left(&self) -> Result<(), ImageError> {
+        if Instant::now() >= self.deadline { Err(ImageError::Deadline) } else { Ok(()) }
+    }
+
+    /// Checks an NFS server answers before qemu-img is sent to it, so that an
+    /// unreachable server gives `unavailable` in bounded time rather than a hang.
+    fn reach(&mut self, loc: &Location) -> Result<(), ImageError> {
+        if let Location::Nfs(n) = loc
+            && !self.reachable.contains(&n.server)
+        {
+            nfs::probe(n, self.deadline)?;
+            self.reachable.push(n.server.clone());
+        }
+        Ok(())
+    }
+
+    fn exists(&mut self, loc: &Location) -> Result<bool, ImageError> {
+        match loc {
+            Location::File(p) => Ok(p.symlink_metadata().is_ok()),
+            Location::Nfs(n) => {
+                let found = nfs::exists(n, self.deadline)?;
+                self.reachable.push(n.server.clone());
+                Ok(found)
+            }
+        }
+    }
+
+    fn must_not_exist(&mut self, url: &str, loc: &Location) -> Result<(), ImageError> {
+        if self.exists(loc)? {
+            return Err(ImageError::Invalid(format!("{url} exists already")));
+        }
+        Ok(())
+    }
+
+    fn remove(&self, loc: &Location, deadline: Instant) -> Result<(), ImageError> {
+        match loc {
+            Location::File(p) => match std::fs::remove_file(p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || p.is_dir() => {
+                    Err(ImageError::Invalid(format!("{} is a directory", p.display())))
+                }
+                Err(e) => Err(ImageError::Failed(format!("removing {}: {e}", p.display()))),
+            },
+            Location::Nfs(n) => Ok(nfs::remove(n, deadline)?),
+        }
+    }
+
+    /// Removes what a failed operation may have left, even just past the deadline.
+    fn clean_up(&self, loc: &Location) {
+        if let Err(e) = self.remove(loc, Instant::now() + CLEANUP_GRACE) {
+            tracing::warn!(plugin = self.plugin, "could not remove a half-made image: {e}");
+        }
+    }
+
+    fn qemu_img(&mut self, args: &[&OsStr]) -> Result<String, ImageError> {
+        self.time_left()?;
+        run_tool("qemu-img", args, self.deadline)
+    }
+
+    /// `qemu-img info` of one image (its backing file is not opened).
+    fn inspect(&mut self, url: &str, loc: &Location) -> Result<Inspected, ImageError> {
+        self.reach(loc)?;
+        let name = loc.qemu_name();
+        let out = self.qemu_img(&["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), &name])?;
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| ImageError::Failed(format!("qemu-img info {url}: unreadable answer: {e}")))?;
+        let format = match v["format"].as_str().unwrap_or("") {
+            "qcow2" => DiskFormat::Qcow2,
+            "raw" => DiskFormat::Raw,
+            other => {
+                return Err(ImageError::Failed(format!("{url} is a {other} image; only raw and qcow2 are handled")));
+            }
+        };
+        if !v["format-specific"]["data"]["data-file"].is_null() {
+            return Err(ImageError::Failed(format!("{url} keeps its data in an external file, which is not allowed")));
+        }
+        let backing = v["full-backing-filename"].as_str().or(v["backing-filename"].as_str()).map(backing_url);
+        let snapshots = v["snapshots"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["name"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let info = ImageInfo {
+            format,
+            virtual_size: v["virtual-size"].as_u64().unwrap_or(0),
+            actual_size: v["actual-size"].as_u64().unwrap_or(0),
+            backing,
+        };
+        Ok(Inspected { info, snapshots })
+    }
+
+    /// Inspects an image and every image below it, top first, refusing a chain that
+    /// leaves the grants: qemu-img opens the whole chain for anything but `info`, so a
+    /// crafted backing name would otherwise read files the plugin may not touch.
+    fn chain(&mut self, url: &str, loc: &Location) -> Result<Vec<Inspected>, ImageError> {
+        let mut layers = vec![self.inspect(url, loc)?];
+        while let Some(below) = layers.last().and_then(|l| l.info.backing.clone()) {
+            if layers.len() >= MAX_CHAIN {
+                return Err(ImageError::Failed(format!("{url} has a backing chain deeper than {MAX_CHAIN}")));
+            }
+            let below_loc = self.allowed(&below).map_err(|e| match e {
+                ImageError::Denied(t) => ImageError::Denied(format!("{url} is backed by {below}: {t}")),
+                ImageError::Invalid(t) => ImageError::Failed(format!("{url} is backed by an unusable name: {t}")),
+                other => other,
+            })?;
+            layers.push(self.inspect(&below, &below_loc)?);
+        }
+        Ok(layers)
+    }
+
+    fn snapshot_op(&mut self, url: &str, name: &str, flag: &str) -> Result<(), ImageError> {
+        check_snapshot_name(name)?;
+        let loc = self.allowed(url)?;
+        let top = self.chain(url, &loc)?.remove(0);
+        if top.info.format != DiskFormat::Qcow2 {
+            return Err(ImageError::Invalid(format!("{url} is raw; only qcow2 images have snapshots")));
+        }
+        let has = top.snapshots.iter().any(|s| s == name);
+        match (flag, has) {
+            ("-c", true) => return Err(ImageError::Invalid(format!("{url} already has a snapshot \"{name}\""))),
+            ("-a" | "-d", false) => return Err(ImageError::NotFound(format!("{url} has no snapshot \"{name}\""))),
+            _ => {}
+        }
+        // qemu-img snapshot takes no -f; the format was read above and the chain checked.
+        let image = loc.qemu_name();
+        self.qemu_img(&["snapshot".as_ref(), "-q".as_ref(), flag.as_ref(), name.as_ref(), &image]).map(drop)
+    }
+
+    fn convert(
+        &mut self,
+        source: &str,
+        snapshot: Option<&str>,
+        target: &str,
+        format: DiskFormat,
+    ) -> Result<(), ImageError> {
+        if let Some(s) = snapshot {
+            check_snapshot_name(s)?;
+        }
+        let src = self.allowed(source)?;
+        let dst = self.allowed(target)?;
+        if format == DiskFormat::Iso {
+            return Err(ImageError::Invalid("cannot convert into an ISO image; use raw or qcow2".into()));
+        }
+        let top = self.chain(source, &src)?.remove(0);
+        if let Some(s) = snapshot {
+            if top.info.format != DiskFormat::Qcow2 {
+                return Err(ImageError::Invalid(format!("{source} is raw; only qcow2 images have snapshots")));
+            }
+            if !top.snapshots.iter().any(|n| n == s) {
+                return Err(ImageError::NotFound(format!("{source} has no snapshot \"{s}\"")));
+            }
+        }
+        self.must_not_exist(target, &dst)?;
+        let (src_name, dst_name) = (src.qemu_name(), dst.qemu_name());
+        let snap = snapshot.map(|s| OsString::from(format!("snapshot.name={s}")));
+        let mut args: Vec<&OsStr> = vec!["convert".as_ref(), "-q".as_ref(), "-f".as_ref()];
+        args.push(format_name(top.info.format).as_ref());
+        if let Some(s) = &snap {
+            args.extend(["-l".as_ref(), s.as_os_str()]);
+        }
+        args.extend(["-O".as_ref(), format_name(format).as_ref(), src_name.as_os_str(), dst_name.as_os_str()]);
+        self.qemu_img(&args).inspect_err(|_| self.clean_up(&dst)).map(drop)
+    }
+
+    fn create(&mut self, url: &str, format: DiskFormat, size: u64, backing: Option<&str>) -> Result<(), ImageError> {
+        let loc = self.allowed(url)?;
+        let below = backing.map(|b| self.allowed(b).map(|l| (b, l))).transpose()?;
+        match (format, &below, size) {
+            (DiskFormat::Iso, _, _) => return Err(ImageError::Invalid("cannot create an ISO image".into())),
+            (DiskFormat::Raw, Some(_), _) => {
+                return Err(ImageError::Invalid("only qcow2 images can have a backing image".into()));
+            }
+            (_, None, 0) => return Err(ImageError::Invalid("size 0: give a size, or a backing image".into())),
+            _ => {}
+        }
+        let mut backing_args: Vec<OsString> = Vec::new();
+        if let Some((b, b_loc)) = &below {
+            let base = self.chain(b, b_loc)?.remove(0);
+            if size != 0 && size < base.info.virtual_size {
+                return Err(ImageError::Invalid(format!(
+                    "size {size} is smaller than the backing image {b} ({} bytes)",
+                    base.info.virtual_size
+                )));
+            }
+            backing_args = vec!["-b".into(), b_loc.qemu_name(), "-F".into(), format_name(base.info.format).into()];
+        }
+        self.must_not_exist(url, &loc)?;
+        let name = loc.qemu_name();
+        let size_arg = size.to_string();
+        let mut args: Vec<&OsStr> = vec!["create".as_ref(), "-q".as_ref(), "-f".as_ref(), format_name(format).as_ref()];
+        args.extend(backing_args.iter().map(OsString::as_os_str));
+        args.push(&name);
+        if size != 0 {
+            args.push(size_arg.as_ref());
+        }
+        self.qemu_img(&args).inspect_err(|_| self.clean_up(&loc)).map(drop)
+    }
+
+    fn resize(&mut self, url: &str, size: u64) -> Result<(), ImageError> {
+        let loc = self.allowed(url)?;
+        let top = self.chain(url, &loc)?.remove(0);
+        let shrink = size < top.info.virtual_size;
+        if shrink && top.info.format == DiskFormat::Qcow2 {
+            return Err(ImageError::Invalid(format!(
+                "qcow2 images only grow: {url} is {} bytes, asked for {size}",
+                top.info.virtual_size
+            )));
+        }
+        let name = loc.qemu_name();
+        let size_arg = size.to_string();
+        let mut args: Vec<&OsStr> = vec!["resize".as_ref(), "-q".as_ref(), "-f".as_ref()];
+        args.push(format_name(top.info.format).as_ref());
+        if shrink {
+            args.push("--shrink".as_ref());
+        }
+        args.extend([name.as_os_str(), size_arg.as_ref()]);
+        self.qemu_img(&args).map(drop)
+    }
+
+    fn list_dir(&mut self, url: &str) -> Result<Vec<String>, ImageError> {
+        match self.allowed(url)? {
+            Location::File(p) => {
+                let entries = std::fs::read_dir(&p).map_err(|e| io_error(&p, e))?;
+                let mut names: Vec<String> =
+                    entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                names.sort();
+                Ok(names)
+            }
+            Location::Nfs(n) => Ok(nfs::list_dir(&n, self.deadline)?),
+        }
+    }
+
+    fn make_dir(&mut self, url: &str) -> Result<(), ImageError> {
+        match self.allowed(url)? {
+            Location::File(p) => std::fs::create_dir_all(&p).map_err(|e| io_error(&p, e)),
+            Location::Nfs(n) => Ok(nfs::make_dir(&n, self.deadline)?),
+        }
+    }
+
+    fn capacity(&mut self, url: &str) -> Result<Space, ImageError> {
+        match self.allowed(url)? {
+            Location::File(p) => {
+                let (total, free) = local_space(&p).map_err(|e| io_error(&p, e))?;
+                Ok(Space { total_bytes: total, free_bytes: free })
+            }
+            Location::Nfs(n) => {
+                let s = nfs::space(&n, self.deadline)?;
+                Ok(Space { total_bytes: s.total, free_bytes: s.free })
+            }
+        }
+    }
+
+    fn fetch(
+        &mut self,
+        activity: &ImageActivity,
+        source: &str,
+        target: &str,
+        sha256: Option<&str>,
+    ) -> Result<u64, ImageError> {
+        let dst = self.allowed(target)?;
+        let ok_source = (source.starts_with("http://") || source.starts_with("https://"))
+            && !source.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok_source {
+            return Err(ImageError::Invalid(format!(
+                "bad download URL \"{source}\": only http:// and https:// are fetched"
+            )));
+        }
+        let want = sha256.map(|h| h.trim().to_ascii_lowercase());
+        if let Some(h) = &want
+            && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(ImageError::Invalid(format!("bad SHA-256 \"{h}\": give 64 hex digits")));
+        }
+        self.must_not_exist(target, &dst)?;
+        activity.begin(target, source)?;
+        let result = self.download_into(activity, source, target, &dst, want.as_deref());
+        activity.finish(target, result.as_ref().err().map(ToString::to_string));
+        result
+    }
+
+    fn download_into(
+        &mut self,
+        activity: &ImageActivity,
+        source: &str,
+        target: &str,
+        dst: &Location,
+        want: Option<&str>,
+    ) -> Result<u64, ImageError> {
+        // Bytes land in a hidden file first: beside the target for a local file (so
+        // the final rename is atomic), in the local temp folder for NFS (then uploaded).
+        let partial = match dst {
+            Location::File(p) => {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                p.with_file_name(format!(".{name}.partial"))
+            }
+            Location::Nfs(_) => std::env::temp_dir().join(format!(
+                "wasmstack-fetch-{}-{}.partial",
+                std::process::id(),
+                activity.downloads.fetch_add(1, Ordering::Relaxed)
+            )),
+        };
+        let result = self.download(activity, source, target, &partial, want).and_then(|size| match dst {
+            Location::File(p) => std::fs::rename(&partial, p).map(|_| size).map_err(|e| io_error(p, e)),
+            Location::Nfs(n) => {
+                self.time_left()?;
+                nfs::upload(&partial, n, self.deadline).map_err(ImageError::from)
+            }
+        });
+        let _ = std::fs::remove_file(&partial);
+        result
+    }
+
+    fn download(
+        &mut self,
+        activity: &ImageActivity,
+        source: &str,
+        target: &str,
+        partial: &Path,
+        want: Option<&str>,
+    ) -> Result<u64, ImageError> {
+        let budget = self.deadline.saturating_duration_since(Instant::now()).saturating_sub(FETCH_MARGIN);
+        if budget.is_zero() {
+            return Err(ImageError::Deadline);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(budget))
+            .timeout_connect(Some(budget.min(CONNECT_TIMEOUT)))
+            .timeout_per_read(Some(budget.min(STALL_TIMEOUT)))
+            .build()
+            .into();
+        let mut response = agent.get(source).call().map_err(|e| http_error(source, budget, e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = format!("{source} answered {status}");
+            return Err(match status.as_u16() {
+                404 | 410 => ImageError::NotFound(text),
+                500.. => ImageError::Unavailable(text),
+                _ => ImageError::Failed(text),
+            });
+        }
+        let total = response.body().content_length();
+        let mut file = std::fs::File::create(partial).map_err(|e| io_error(partial, e))?;
+        let mut reader = response.body_mut().as_reader();
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut bytes = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(body_error(source, budget, e)),
+            };
+            file.write_all(&buf[..n]).map_err(|e| io_error(partial, e))?;
+            hasher.update(&buf[..n]);
+            bytes += n as u64;
+            activity.advance(target, bytes, total);
+        }
+        if let Some(t) = total
+            && t != bytes
+        {
+            return Err(ImageError::Unavailable(format!("{source} ended after {bytes} of {t} bytes")));
+        }
+        file.sync_all().map_err(|e| io_error(partial, e))?;
+        let got = hex::encode(hasher.finalize());
+        if let Some(want) = want
+            && want != got
+        {
+            return Err(ImageError::Failed(format!(
+                "{source} has SHA-256 {got}, not the expected {want}; the download was discarded"
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+fn http_error(source: &str, budget: Duration, e: ureq::Error) -> ImageError {
+    match e {
+        ureq::Error::Timeout(_) => ImageError::Unavailable(format!(
+            "{source}: no complete answer within {:.1} s",
+            budget.min(CONNECT_TIMEOUT).as_secs_f64()
+        )),
+        ureq::Error::HostNotFound => ImageError::Unavailable(format!("{source}: unknown host")),
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
+            ImageError::Unavailable(format!("{source}: cannot connect: {e}"))
+        }
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => ImageError::Invalid(format!("bad download URL {source}: {e}")),
+        other => ImageError::Failed(format!("{source}: {other}")),
+    }
+}
+
+fn body_error(source: &str, budget: Duration, e: std::io::Error) -> ImageError {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return ImageError::Unavailable(format!(
+            "{source}: the download stalled or did not finish within {:.1} s",
+            budget.as_secs_f64()
+        ));
+    }
+    ImageError::Unavailable(format!("{source}: the download broke off: {e}"))
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> ImageError {
+    let text = format!("{}: {e}", path.display());
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ImageError::NotFound(text),
+        std::io::ErrorKind::AlreadyExists => ImageError::Invalid(text),
+        _ => ImageError::Failed(text),
+    }
+}
+
+fn local_space(path: &Path) -> std::io::Result<(u64, u64)> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: statvfs fills the zeroed struct; c outlives the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let unit = st.f_frsize as u64;
+    Ok((st.f_blocks as u64 * unit, st.f_bavail as u64 * unit))
+}
+
+/// Runs a tool with its output captured, killing it once `deadline` passes.
+fn run_tool(program: &str, args: &[&OsStr], deadline: Instant) -> Result<String, ImageError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ImageError::Failed(format!("cannot run {program}: {e}")))?;
+    // Pipes are drained on threads so that a chatty tool never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let mut poll = Duration::from_millis(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(ImageError::Failed(format!("waiting for {program}: {e}"))),
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            tracing::warn!("{program} {args:?} killed at the call's deadline");
+            return Err(ImageError::Deadline);
+        }
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    tracing::debug!("{program} {args:?}: {status}");
+    if status.success() { Ok(stdout) } else { Err(tool_error(program, &stderr, status)) }
+}
+
+/// Turns a tool's complaint into an error of the right kind, keeping its words.
+fn tool_error(program: &str, stderr: &str, status: std::process::ExitStatus) -> ImageError {
+    let prefix = format!("{program}: ");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix(prefix.as_str()).unwrap_or(l))
+        .collect();
+    let mut text = if lines.is_empty() { format!("{program} failed ({status})") } else { lines.join("; ") };
+    if text.len() > 400 {
+        let cut = (0..=400).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
+    }
+    let l = text.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| l.contains(w));
+    if has(&["mnt3err_noent", "mnt3err_acces"]) {
+        ImageError::NotFound(text)
+    } else if has(&["failed to mount nfs share", "nfs_service", "connection refused", "timed out", "no route to host"])
+    {
+        ImageError::Unavailable(text)
+    } else if has(&["no such file", "noent", "failed to load snapshot"]) {
+        ImageError::NotFound(text)
+    } else if has(&["--shrink"]) {
+        ImageError::Invalid(text)
+    } else {
+        ImageError::Failed(text)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Outcome<T> = wasmtime::Result<Result<T, DriverError>>;
+
+impl CallState {
+    /// Runs one images operation within the call's deadline: checked before, and
+    /// after, so that time spent in qemu-img or on the network counts.
+    fn images_op<T>(&mut self, f: impl FnOnce(&mut Op<'_>, &ImageActivity) -> Result<T, ImageError>) -> Outcome<T> {
+        self.check_deadline()?;
+        let activity = self.images.clone();
+        let mut op = Op { plugin: &self.plugin, grants: &self.grants, deadline: self.deadline, reachable: Vec::new() };
+        let result = f(&mut op, &activity);
+        self.check_deadline()?;
+        match result {
+            Ok(v) => Ok(Ok(v)),
+            Err(ImageError::Deadline) => Err(DeadlinePassed.into()),
+            Err(e) => Ok(Err(e.into_driver())),
+        }
+    }
+}
+
+/// Counts an operation as having reached storage: called once its URLs passed the
+/// grant checks.
+fn reached(activity: &ImageActivity) {
+    activity.reached.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Host for CallState {
+    fn create(&mut self, url: String, format: DiskFormat, size_bytes: u64, backing: Option<String>) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&url)?;
+            if let Some(b) = &backing {
+                op.allowed(b)?;
+            }
+            reached(act);
+            op.create(&url, format, size_bytes, backing.as_deref())
+        })
+    }
+
+    fn convert(&mut self, source: String, target: String, format: DiskFormat) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&source)?;
+            op.allowed(&target)?;
+            reached(act);
+            op.convert(&source, None, &target, format)
+        })
+    }
+
+    fn convert_snapshot(
+        &mut self,
+        source: String,
+        snapshot: String,
+        target: String,
+        format: DiskFormat,
+    ) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&source)?;
+            op.allowed(&target)?;
+            reached(act);
+            op.convert(&source, Some(&snapshot), &target, format)
+        })
+    }
+
+    fn resize(&mut self, url: String, size_bytes: u64) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&url)?;
+            reached(act);
+            op.resize(&url, size_bytes)
+        })
+    }
+
+    fn info(&mut self, url: String) -> Outcome<ImageInfo> {
+        self.images_op(|op, act| {
+            let loc = op.allowed(&url)?;
+            reached(act);
+            Ok(op.inspect(&url, &loc)?.info)
+        })
+    }
+
+    fn remove(&mut self, url: String) -> Outcome<()> {
+        self.images_op(|op, act| {
+            let loc = op.allowed(&url)?;
+            reached(act);
+            op.remove(&loc, op.deadline)
+        })
+    }
+
+    fn snapshot_create(&mut self, url: String, name: String) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&url)?;
+            reached(act);
+            op.snapshot_op(&url, &name, "-c")
+        })
+    }
+
+    fn snapshot_revert(&mut self, url: String, name: String) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&url)?;
+            reached(act);
+            op.snapshot_op(&url, &name, "-a")
+        })
+    }
+
+    fn snapshot_delete(&mut self, url: String, name: String) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&url)?;
+            reached(act);
+            op.snapshot_op(&url, &name, "-d")
+        })
+    }
+
+    fn snapshot_list(&mut self, url: String) -> Outcome<Vec<String>> {
+        self.images_op(|op, act| {
+            let loc = op.allowed(&url)?;
+            reached(act);
+            Ok(op.inspect(&url, &loc)?.snapshots)
+        })
+    }
+
+    fn fetch(&mut self, source: String, target: String, sha256: Option<String>) -> Outcome<u64> {
+        self.images_op(|op, act| {
+            op.allowed(&target)?;
+            reached(act);
+            op.fetch(act, &source, &target, sha256.as_deref())
+        })
+    }
+
+    fn list_dir(&mut self, dir_url: String) -> Outcome<Vec<String>> {
+        self.images_op(|op, act| {
+            op.allowed(&dir_url)?;
+            reached(act);
+            op.list_dir(&dir_url)
+        })
+    }
+
+    fn make_dir(&mut self, dir_url: String) -> Outcome<()> {
+        self.images_op(|op, act| {
+            op.allowed(&dir_url)?;
+            reached(act);
+            op.make_dir(&dir_url)
+        })
+    }
+
+    fn capacity(&mut self, url: String) -> Outcome<Space> {
+        self.images_op(|op, act| {
+            op.allowed(&url)?;
+            reached(act);
+            op.capacity(&url)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_plain_urls() {
+        assert_eq!(parse("file:///var/lib/p/v.qcow2").unwrap(), Location::File("/var/lib/p/v.qcow2".into()));
+        assert_eq!(
+            parse("nfs://10.0.0.5/export/p/").unwrap(),
+            Location::Nfs(NfsPath { server: "10.0.0.5".into(), path: "/export/p".into() })
+        );
+        for bad in [
+            "file://relative/x",
+            "nfs://h/export/x?uid=0",
+            "nfs://h:2049/export",
+            "nfs://h",
+            "file:///a/../b",
+            "file:///a//b",
+            "file:///a b",
+            "smb://h/share",
+            "file:///a/./b",
+        ] {
+            assert!(matches!(parse(bad), Err(ImageError::Invalid(_))), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn tool_errors_get_their_kind() {
+        let fail = std::process::Command::new("false").status().unwrap();
+        let e = tool_error("qemu-img", "qemu-img: Could not open '/x': No such file or directory\n", fail);
+        assert!(
+            matches!(&e, ImageError::NotFound(t) if t == "Could not open '/x': No such file or directory"),
+            "{e:?}"
+        );
+        let e = tool_error("qemu-img", "qemu-img: Failed to mount nfs share: nfs_service failed", fail);
+        assert!(matches!(e, ImageError::Unavailable(_)), "{e:?}");
+        let e = tool_error(
+            "qemu-img",
+            "qemu-img: Could not open 'nfs://h/nope/x': Failed to mount nfs share: mount_cb: RPC error: Mount failed with error MNT3ERR_ACCES(13)",
+            fail,
+        );
+        assert!(matches!(e, ImageError::NotFound(_)), "{e:?}");
+        let e = tool_error("qemu-img", "", fail);
+        assert!(matches!(&e, ImageError::Failed(t) if t.starts_with("qemu-img failed")), "{e:?}");
+    }
+
+    #[test]
+    fn the_deadline_kills_a_slow_tool() {
+        let started = Instant::now();
+        let e = run_tool("sleep", &["5".as_ref()], Instant::now() + Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(e, ImageError::Deadline), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn finished_transfers_are_bounded() {
+        let a = ImageActivity::default();
+        for i in 0..FINISHED_KEPT + 10 {
+            let t = format!("file:///t/{i}");
+            a.begin(&t, "http://x/").unwrap();
+            assert!(a.begin(&t, "http://x/").is_err(), "a second download to the same target started");
+            a.finish(&t, None);
+        }
+        assert_eq!(a.transfers().len(), FINISHED_KEPT);
+    }
+}
