@@ -333,3 +333,69 @@ mod tests {
         assert_eq!(template_path("snapshots/s.qcow2"), "templates/s.qcow2");
     }
 }
+
+/// Implements the `storage` export for a backend by handing every call to this module,
+/// so each driver crate holds only what differs: its URL scheme and locators.
+macro_rules! export_storage {
+    ($backend:ty) => {
+        impl storage::Guest for $backend {
+            fn attach(url: String) -> Result<Usage, DriverError> {
+                pool::attach::<$backend>(&url)
+            }
+            fn capacity(url: String) -> Result<Usage, DriverError> {
+                pool::capacity::<$backend>(&url)
+            }
+            fn create_volume(
+                pool: String,
+                name: String,
+                size_bytes: u64,
+                template: Option<String>,
+            ) -> Result<Volume, DriverError> {
+                pool::create_volume::<$backend>(&pool, &name, size_bytes, template.as_deref())
+            }
+            fn delete_volume(pool: String, path: String) -> Result<(), DriverError> {
+                pool::delete_volume::<$backend>(&pool, &path)
+            }
+            fn resize_volume(pool: String, path: String, size_bytes: u64) -> Result<Volume, DriverError> {
+                pool::resize_volume::<$backend>(&pool, &path, size_bytes)
+            }
+            fn create_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
+                pool::create_snapshot::<$backend>(&pool, &path, &name)
+            }
+            fn revert_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
+                pool::revert_snapshot::<$backend>(&pool, &path, &name)
+            }
+            fn delete_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
+                pool::delete_snapshot::<$backend>(&pool, &path, &name)
+            }
+            fn export_image(
+                pool: String,
+                path: String,
+                snapshot: Option<String>,
+                store: String,
+                name: String,
+            ) -> Result<Volume, DriverError> {
+                pool::export_image::<$backend>(&pool, &path, snapshot.as_deref(), &store, &name)
+            }
+            fn install_template(pool: String, store: String, image: String) -> Result<Volume, DriverError> {
+                pool::install_template::<$backend>(&pool, &store, &image)
+            }
+            fn register_image(
+                store: String,
+                source: String,
+                name: String,
+                format: DiskFormat,
+                sha256: Option<String>,
+            ) -> Result<Volume, DriverError> {
+                pool::register_image::<$backend>(&store, &source, &name, format, sha256.as_deref())
+            }
+            fn delete_image(url: String, path: String) -> Result<(), DriverError> {
+                pool::delete_image::<$backend>(&url, &path)
+            }
+            fn locate(url: String, path: String) -> Result<Locator, DriverError> {
+                pool::locate::<$backend>(&url, &path)
+            }
+        }
+    };
+}
+pub(crate) use export_storage;

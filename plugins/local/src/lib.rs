@@ -50,64 +50,7 @@ impl plugin::Guest for Local {
     }
 }
 
-impl storage::Guest for Local {
-    fn attach(url: String) -> Result<Usage, DriverError> {
-        pool::attach::<Local>(&url)
-    }
-    fn capacity(url: String) -> Result<Usage, DriverError> {
-        pool::capacity::<Local>(&url)
-    }
-    fn create_volume(
-        pool: String,
-        name: String,
-        size_bytes: u64,
-        template: Option<String>,
-    ) -> Result<Volume, DriverError> {
-        pool::create_volume::<Local>(&pool, &name, size_bytes, template.as_deref())
-    }
-    fn delete_volume(pool: String, path: String) -> Result<(), DriverError> {
-        pool::delete_volume::<Local>(&pool, &path)
-    }
-    fn resize_volume(pool: String, path: String, size_bytes: u64) -> Result<Volume, DriverError> {
-        pool::resize_volume::<Local>(&pool, &path, size_bytes)
-    }
-    fn create_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
-        pool::create_snapshot::<Local>(&pool, &path, &name)
-    }
-    fn revert_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
-        pool::revert_snapshot::<Local>(&pool, &path, &name)
-    }
-    fn delete_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
-        pool::delete_snapshot::<Local>(&pool, &path, &name)
-    }
-    fn export_image(
-        pool: String,
-        path: String,
-        snapshot: Option<String>,
-        store: String,
-        name: String,
-    ) -> Result<Volume, DriverError> {
-        pool::export_image::<Local>(&pool, &path, snapshot.as_deref(), &store, &name)
-    }
-    fn install_template(pool: String, store: String, image: String) -> Result<Volume, DriverError> {
-        pool::install_template::<Local>(&pool, &store, &image)
-    }
-    fn register_image(
-        store: String,
-        source: String,
-        name: String,
-        format: DiskFormat,
-        sha256: Option<String>,
-    ) -> Result<Volume, DriverError> {
-        pool::register_image::<Local>(&store, &source, &name, format, sha256.as_deref())
-    }
-    fn delete_image(url: String, path: String) -> Result<(), DriverError> {
-        pool::delete_image::<Local>(&url, &path)
-    }
-    fn locate(url: String, path: String) -> Result<Locator, DriverError> {
-        pool::locate::<Local>(&url, &path)
-    }
-}
+pool::export_storage!(Local);
 
 export!(Local);
 

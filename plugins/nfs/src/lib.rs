@@ -93,64 +93,7 @@ impl plugin::Guest for Nfs {
     }
 }
 
-impl storage::Guest for Nfs {
-    fn attach(url: String) -> Result<Usage, DriverError> {
-        pool::attach::<Nfs>(&url)
-    }
-    fn capacity(url: String) -> Result<Usage, DriverError> {
-        pool::capacity::<Nfs>(&url)
-    }
-    fn create_volume(
-        pool: String,
-        name: String,
-        size_bytes: u64,
-        template: Option<String>,
-    ) -> Result<Volume, DriverError> {
-        pool::create_volume::<Nfs>(&pool, &name, size_bytes, template.as_deref())
-    }
-    fn delete_volume(pool: String, path: String) -> Result<(), DriverError> {
-        pool::delete_volume::<Nfs>(&pool, &path)
-    }
-    fn resize_volume(pool: String, path: String, size_bytes: u64) -> Result<Volume, DriverError> {
-        pool::resize_volume::<Nfs>(&pool, &path, size_bytes)
-    }
-    fn create_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
-        pool::create_snapshot::<Nfs>(&pool, &path, &name)
-    }
-    fn revert_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
-        pool::revert_snapshot::<Nfs>(&pool, &path, &name)
-    }
-    fn delete_snapshot(pool: String, path: String, name: String) -> Result<(), DriverError> {
-        pool::delete_snapshot::<Nfs>(&pool, &path, &name)
-    }
-    fn export_image(
-        pool: String,
-        path: String,
-        snapshot: Option<String>,
-        store: String,
-        name: String,
-    ) -> Result<Volume, DriverError> {
-        pool::export_image::<Nfs>(&pool, &path, snapshot.as_deref(), &store, &name)
-    }
-    fn install_template(pool: String, store: String, image: String) -> Result<Volume, DriverError> {
-        pool::install_template::<Nfs>(&pool, &store, &image)
-    }
-    fn register_image(
-        store: String,
-        source: String,
-        name: String,
-        format: DiskFormat,
-        sha256: Option<String>,
-    ) -> Result<Volume, DriverError> {
-        pool::register_image::<Nfs>(&store, &source, &name, format, sha256.as_deref())
-    }
-    fn delete_image(url: String, path: String) -> Result<(), DriverError> {
-        pool::delete_image::<Nfs>(&url, &path)
-    }
-    fn locate(url: String, path: String) -> Result<Locator, DriverError> {
-        pool::locate::<Nfs>(&url, &path)
-    }
-}
+pool::export_storage!(Nfs);
 
 export!(Nfs);
 
