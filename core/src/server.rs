@@ -57,6 +57,10 @@ impl Server {
         if failed > 0 {
             tracing::warn!("{failed} jobs were running when the server stopped; marked failed");
         }
+        let interrupted = crate::cloud::templates::fail_interrupted(&db).await?;
+        if interrupted > 0 {
+            tracing::warn!("{interrupted} template downloads were cut off when the server stopped; marked failed");
+        }
         let plugins = plugin_host(&opts.data_dir)?;
         // Load what is there before serving, so the first request finds its drivers.
         for ev in plugins.scan() {

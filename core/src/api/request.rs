@@ -16,6 +16,44 @@ pub struct Listing {
     pub list_all: bool,
 }
 
+#[derive(Debug, Clone)]
+pub struct NewVolumeRequest {
+    pub name: Option<String>,
+    pub disk_offering_id: Option<String>,
+    /// GB, for customized offerings.
+    pub size_gb: Option<i64>,
+    pub snapshot_id: Option<String>,
+    /// Make the volume a copy-on-write overlay of this template (wasmstack).
+    pub template_id: Option<String>,
+    pub zone_id: Option<String>,
+    pub account: Option<String>,
+    pub domain_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VolumeQuery {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub volume_type: Option<String>,
+    pub state: Option<String>,
+    pub zone_id: Option<String>,
+    pub storage_id: Option<String>,
+    pub disk_offering_id: Option<String>,
+    pub listing: Listing,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotQuery {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub volume_id: Option<String>,
+    pub zone_id: Option<String>,
+    pub snapshot_type: Option<String>,
+    pub interval_type: Option<String>,
+    pub location_type: Option<String>,
+    pub listing: Listing,
+}
+
 /// Picks an account by UUID, or by name within a domain.
 #[derive(Debug, Clone)]
 pub enum AccountRef {
@@ -153,7 +191,45 @@ pub struct NewStoreRequest {
 }
 
 #[derive(Debug, Clone)]
+pub struct NewTemplateRequest {
+    pub iso: bool,
+    pub name: String,
+    pub url: String,
+    pub display_text: Option<String>,
+    /// Zone UUIDs, or `["-1"]` for every zone with an image store.
+    pub zones: Vec<String>,
+    pub os_type_id: Option<String>,
+    pub checksum: Option<String>,
+    pub format: Option<String>,
+    pub hypervisor: Option<String>,
+    pub is_public: Option<bool>,
+    pub is_featured: bool,
+    pub is_extractable: bool,
+    pub password_enabled: bool,
+    pub bootable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TemplateQuery {
+    pub iso: bool,
+    pub filter: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub zone_id: Option<String>,
+    pub hypervisor: Option<String>,
+    pub is_ready: Option<bool>,
+    pub listing: Listing,
+}
+
+#[derive(Debug, Clone)]
 pub enum Request {
+    RegisterTemplate(NewTemplateRequest),
+    ListTemplates(TemplateQuery),
+    DeleteTemplate {
+        iso: bool,
+        id: String,
+        zone_id: Option<String>,
+    },
     CreateStoragePool(NewPoolRequest),
     ListStoragePools {
         query: InfraQuery,
@@ -286,6 +362,28 @@ pub enum Request {
         start: Option<i64>,
         listing: Listing,
     },
+    CreateVolume(NewVolumeRequest),
+    ListVolumes(VolumeQuery),
+    ResizeVolume {
+        id: String,
+        size_gb: Option<i64>,
+        disk_offering_id: Option<String>,
+        shrink_ok: bool,
+    },
+    DeleteVolume {
+        id: String,
+    },
+    CreateSnapshot {
+        volume_id: String,
+        name: Option<String>,
+    },
+    ListSnapshots(SnapshotQuery),
+    RevertSnapshot {
+        id: String,
+    },
+    DeleteSnapshot {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -402,7 +500,53 @@ impl Request {
                 page: p.page()?,
             })
         };
+        let register = |iso: bool| -> Result<NewTemplateRequest, ApiError> {
+            let mut zones = p.list("zoneids")?.unwrap_or_default();
+            if let Some(z) = s(p, "zoneid") {
+                zones.push(z);
+            }
+            Ok(NewTemplateRequest {
+                iso,
+                name: must(p, cmd, "name")?,
+                url: must(p, cmd, "url")?,
+                display_text: s(p, "displaytext"),
+                zones,
+                os_type_id: uuid(p, "ostypeid")?,
+                checksum: s(p, "checksum"),
+                format: s(p, "format"),
+                hypervisor: s(p, "hypervisor"),
+                is_public: p.bool("ispublic")?,
+                is_featured: p.bool("isfeatured")?.unwrap_or(false),
+                is_extractable: p.bool("isextractable")?.unwrap_or(false),
+                password_enabled: p.bool("passwordenabled")?.unwrap_or(false),
+                bootable: p.bool("bootable")?.unwrap_or(true),
+            })
+        };
+        let template_query = |iso: bool, filter: String| -> Result<TemplateQuery, ApiError> {
+            Ok(TemplateQuery {
+                iso,
+                filter,
+                id: uuid(p, "id")?,
+                name: s(p, "name"),
+                zone_id: uuid(p, "zoneid")?,
+                hypervisor: s(p, "hypervisor"),
+                is_ready: p.bool("isready")?,
+                listing: listing(p)?,
+            })
+        };
         Ok(match cmd.name {
+            "registerTemplate" => Request::RegisterTemplate(register(false)?),
+            "registerIso" => Request::RegisterTemplate(register(true)?),
+            "listTemplates" => Request::ListTemplates(template_query(false, must(p, cmd, "templatefilter")?)?),
+            "listIsos" => {
+                Request::ListTemplates(template_query(true, s(p, "isofilter").unwrap_or_else(|| "executable".into()))?)
+            }
+            "deleteTemplate" => {
+                Request::DeleteTemplate { iso: false, id: must_uuid(p, cmd, "id")?, zone_id: uuid(p, "zoneid")? }
+            }
+            "deleteIso" => {
+                Request::DeleteTemplate { iso: true, id: must_uuid(p, cmd, "id")?, zone_id: uuid(p, "zoneid")? }
+            }
             "createStoragePool" => Request::CreateStoragePool(NewPoolRequest {
                 name: must(p, cmd, "name")?,
                 url: must(p, cmd, "url")?,
@@ -622,6 +766,48 @@ impl Request {
             },
             "queryAsyncJobResult" => Request::QueryAsyncJobResult { job_id: must_uuid(p, cmd, "jobid")? },
             "listAsyncJobs" => Request::ListAsyncJobs { start: date(p, "startdate")?, listing: listing(p)? },
+            "createVolume" => Request::CreateVolume(NewVolumeRequest {
+                name: s(p, "name"),
+                disk_offering_id: uuid(p, "diskofferingid")?,
+                size_gb: p.long("size")?,
+                snapshot_id: uuid(p, "snapshotid")?,
+                template_id: uuid(p, "templateid")?,
+                zone_id: uuid(p, "zoneid")?,
+                account: s(p, "account"),
+                domain_id: uuid(p, "domainid")?,
+            }),
+            "listVolumes" => Request::ListVolumes(VolumeQuery {
+                id: uuid(p, "id")?,
+                name: s(p, "name"),
+                volume_type: s(p, "type"),
+                state: s(p, "state"),
+                zone_id: uuid(p, "zoneid")?,
+                storage_id: uuid(p, "storageid")?,
+                disk_offering_id: uuid(p, "diskofferingid")?,
+                listing: listing(p)?,
+            }),
+            "resizeVolume" => Request::ResizeVolume {
+                id: must_uuid(p, cmd, "id")?,
+                size_gb: p.long("size")?,
+                disk_offering_id: uuid(p, "diskofferingid")?,
+                shrink_ok: p.bool("shrinkok")?.unwrap_or(false),
+            },
+            "deleteVolume" => Request::DeleteVolume { id: must_uuid(p, cmd, "id")? },
+            "createSnapshot" => {
+                Request::CreateSnapshot { volume_id: must_uuid(p, cmd, "volumeid")?, name: s(p, "name") }
+            }
+            "listSnapshots" => Request::ListSnapshots(SnapshotQuery {
+                id: uuid(p, "id")?,
+                name: s(p, "name"),
+                volume_id: uuid(p, "volumeid")?,
+                zone_id: uuid(p, "zoneid")?,
+                snapshot_type: s(p, "snapshottype"),
+                interval_type: s(p, "intervaltype"),
+                location_type: s(p, "locationtype"),
+                listing: listing(p)?,
+            }),
+            "revertSnapshot" => Request::RevertSnapshot { id: must_uuid(p, cmd, "id")? },
+            "deleteSnapshot" => Request::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
             other => {
                 return Err(ApiError::unsupported(format!("The command {other} has no handler")));
             }

@@ -3,3 +3,5 @@
 pub mod infra;
 pub mod offerings;
 pub mod storage;
+pub mod templates;
+pub mod volumes;

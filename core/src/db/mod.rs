@@ -40,6 +40,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_infrastructure", include_str!("migrations/0002_infrastructure.sql")),
     ("0003_offerings", include_str!("migrations/0003_offerings.sql")),
     ("0004_storage", include_str!("migrations/0004_storage.sql")),
+    ("0005_templates", include_str!("migrations/0005_templates.sql")),
+    ("0006_volumes", include_str!("migrations/0006_volumes.sql")),
 ];
 
 impl Db {

@@ -6,7 +6,9 @@ mod identity;
 mod infra;
 mod offerings;
 mod storage;
+mod templates;
 pub mod views;
+mod volumes;
 
 use serde_json::{Map, Value};
 
@@ -47,6 +49,11 @@ impl Orchestrator {
     pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
         use Request::*;
         match request {
+            RegisterTemplate(r) => self.register_template(caller, r).await,
+            ListTemplates(q) => self.list_templates(caller, q).await,
+            DeleteTemplate { iso, id, zone_id } => {
+                self.delete_template(caller, cmd, iso, &id, zone_id.as_deref()).await
+            }
             CreateStoragePool(r) => self.create_pool(caller, r).await,
             ListStoragePools { query, scope } => self.list_pools(query, scope).await,
             DeleteStoragePool { id } => self.delete_pool(caller, &id).await,
@@ -132,6 +139,16 @@ impl Orchestrator {
                 let (rows, total) = self.jobs.list(&scope, start, listing.page).await?;
                 Ok(list("asyncjobs", total, rows.iter().map(views::job).collect()))
             }
+            CreateVolume(r) => self.create_volume(caller, cmd, r).await,
+            ListVolumes(q) => self.list_volumes(caller, q).await,
+            ResizeVolume { id, size_gb, disk_offering_id, shrink_ok } => {
+                self.resize_volume(caller, cmd, &id, size_gb, disk_offering_id, shrink_ok).await
+            }
+            DeleteVolume { id } => self.delete_volume(caller, &id).await,
+            CreateSnapshot { volume_id, name } => self.create_snapshot(caller, cmd, &volume_id, name).await,
+            ListSnapshots(q) => self.list_snapshots(caller, q).await,
+            RevertSnapshot { id } => self.revert_snapshot(caller, cmd, &id).await,
+            DeleteSnapshot { id } => self.delete_snapshot(caller, cmd, &id).await,
         }
     }
 

@@ -152,6 +152,14 @@ impl Orchestrator {
 
     pub(super) async fn delete_pool(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
         let pool = storage::pool(&self.db, id).await?.ok_or_else(|| no_such("storage pool", id))?;
+        // Forgetting a pool would strand its volumes' files and rows.
+        let volumes = infra::users_of(&self.db, "volumes", "pool_id", pool.id).await?;
+        if volumes > 0 {
+            return Err(ApiError::in_use(format!(
+                "Storage pool {} still holds {volumes} volume(s); delete them first",
+                pool.name
+            )));
+        }
         infra::remove(&self.db, "storage_pools", pool.id).await?;
         self.audit(
             caller,

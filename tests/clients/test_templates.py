@@ -1,0 +1,180 @@
+"""Templates and ISOs registered from a local HTTP server into an NFS image store through
+the storage driver: download in the background with a SHA-256 check, CloudStack's
+template filters, and failures that leave nothing behind."""
+
+import functools
+import hashlib
+import http.server
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cs import CloudStack, CloudStackApiException
+
+from conftest import NFS_URL, new_user_account
+
+EXPORT_DIR = Path(os.environ.get("WASMSTACK_NFS_EXPORT_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/export")))
+GUEST_DIR = Path(os.environ.get("WASMSTACK_GUEST_DIR", os.path.expanduser("~/.cache/wasmstack/guest")))
+
+
+def client(creds):
+    return CloudStack(endpoint=creds.endpoint, key=creds.apikey, secret=creds.secret, method="post", poll_interval=0.05, timeout=30)
+
+
+def error_of(call):
+    with pytest.raises(CloudStackApiException) as e:
+        call()
+    return e.value.error
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    """A local HTTP server with the tiny guest's template and an ISO-sized blob."""
+    root = tmp_path_factory.mktemp("web")
+    template = GUEST_DIR / "template.qcow2"
+    assert template.is_file(), "run scripts/guest-image.sh first"
+    (root / "tiny.qcow2").write_bytes(template.read_bytes())
+    (root / "tiny.iso").write_bytes((GUEST_DIR / "tiny.iso").read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:{}".format(httpd.server_address[1])
+    yield base, hashlib.sha256((root / "tiny.qcow2").read_bytes()).hexdigest()
+    httpd.shutdown()
+
+
+@pytest.fixture
+def zone(admin):
+    cs = client(admin)
+    tag = secrets.token_hex(3)
+    zone = cs.createZone(name="zt" + tag, networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.2")["zone"]
+    store = cs.addImageStore(provider="NFS", name="st" + tag, url="{}/tpl-{}".format(NFS_URL, tag), zoneid=zone["id"])["imagestore"]
+    return zone, EXPORT_DIR / ("tpl-" + tag)
+
+
+def wait_for(cs, template_id, iso=False, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        if iso:
+            found = cs.listIsos(isofilter="self", id=template_id)["iso"][0]
+        else:
+            found = cs.listTemplates(templatefilter="self", id=template_id)["template"][0]
+        if found["isready"] or found["status"] not in ("Downloading",) and "Downloaded" not in found["status"]:
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
+
+
+def files(folder):
+    return sorted(p.name for p in (folder / "templates").iterdir()) if (folder / "templates").is_dir() else []
+
+
+def test_register_download_filters_and_checksum(admin, web, zone):
+    cs = client(admin)
+    base, digest = web
+    z, store_dir = zone
+    name = "tiny" + secrets.token_hex(3)
+    reply = cs.registerTemplate(name=name, url=base + "/tiny.qcow2", format="QCOW2", hypervisor="KVM", zoneid=z["id"], checksum="{SHA-256}" + digest, ispublic=False)
+    assert reply["count"] == 1
+    t = reply["template"][0]
+    assert t["isready"] is False and t["zoneid"] == z["id"] and t["format"] == "QCOW2" and t["hypervisor"] == "KVM"
+    ready = wait_for(cs, t["id"])
+    assert ready["isready"] is True and ready["status"] == "Download Complete", ready
+    assert ready["size"] > ready["physicalsize"] > 0
+    # Exactly one file landed in the store, byte for byte what was served.
+    [stored] = files(store_dir)
+    assert hashlib.sha256((store_dir / "templates" / stored).read_bytes()).hexdigest() == digest
+
+    # CloudStack's filters: the owner's executable list has it, featured and community do not.
+    ids = lambda f: [x["id"] for x in cs.listTemplates(templatefilter=f, zoneid=z["id"]).get("template", [])]
+    assert t["id"] in ids("executable") and t["id"] in ids("self") and t["id"] in ids("selfexecutable")
+    assert t["id"] not in ids("featured") and t["id"] not in ids("community")
+    # Another account does not see a private template, and may not list "all".
+    other = client(new_user_account(admin, "tp"))
+    assert t["id"] not in [x["id"] for x in other.listTemplates(templatefilter="executable").get("template", [])]
+    assert error_of(lambda: other.listTemplates(templatefilter="all"))["errorcode"] == 531
+
+    events = [e["type"] for e in cs.listEvents(keyword=name, fetch_list=True)]
+    assert "TEMPLATE.CREATE" in events and "TEMPLATE.DOWNLOAD.SUCCESS" in events
+
+    # Deleting it (an async job) removes the store's copy.
+    assert cs.deleteTemplate(id=t["id"], fetch_result=True) == {"success": True}
+    assert cs.listTemplates(templatefilter="self", id=t["id"]) == {}
+    assert files(store_dir) == []
+
+
+@pytest.mark.parametrize(
+    "path, checksum, text",
+    [
+        ("/tiny.qcow2", "0" * 64, "SHA-256"),
+        ("/missing.qcow2", None, "404"),
+    ],
+)
+def test_failed_downloads_leave_nothing(admin, web, zone, path, checksum, text):
+    cs = client(admin)
+    base, _ = web
+    z, store_dir = zone
+    args = dict(name="bad" + secrets.token_hex(3), url=base + path, format="QCOW2", hypervisor="KVM", zoneid=z["id"])
+    if checksum:
+        args["checksum"] = checksum
+    t = cs.registerTemplate(**args)["template"][0]
+    done = wait_for(cs, t["id"])
+    assert done["isready"] is False and text in done["status"], done
+    assert files(store_dir) == []
+    assert "TEMPLATE.DOWNLOAD.FAILED" in [e["type"] for e in cs.listEvents(keyword=args["name"], fetch_list=True)]
+
+
+def test_unreachable_url_fails_in_bounded_time(admin, zone):
+    cs = client(admin)
+    z, store_dir = zone
+    started = time.monotonic()
+    t = cs.registerTemplate(name="gone" + secrets.token_hex(3), url="http://127.0.0.1:1/x.qcow2", format="QCOW2", hypervisor="KVM", zoneid=z["id"])["template"][0]
+    done = wait_for(cs, t["id"], timeout=30)
+    assert time.monotonic() - started < 30
+    assert done["isready"] is False and done["status"] != "Downloading", done
+    assert files(store_dir) == []
+
+
+@pytest.mark.parametrize(
+    "params, text",
+    [
+        ({"url": "ftp://example.org/x.qcow2"}, "http"),
+        ({"format": "VHD"}, "QCOW2 or RAW"),
+        ({"hypervisor": "XenServer"}, "KVM or Simulator"),
+        ({"checksum": "{MD5}d41d8cd98f00b204e9800998ecf8427e"}, "not supported"),
+        ({"zoneid": "00000000-0000-4000-8000-000000000000"}, "zone"),
+    ],
+)
+def test_bad_registrations_create_nothing(admin, zone, params, text):
+    cs = client(admin)
+    z, _ = zone
+    name = "bad" + secrets.token_hex(3)
+    args = dict(name=name, url="http://127.0.0.1:9/x.qcow2", format="QCOW2", hypervisor="KVM", zoneid=z["id"])
+    args.update(params)
+    err = error_of(lambda: cs.registerTemplate(**args))
+    assert err["errorcode"] == 431 and text in err["errortext"], err
+    assert cs.listTemplates(templatefilter="self", name=name) == {}
+
+
+def test_zone_without_image_store_is_refused(admin):
+    cs = client(admin)
+    z = cs.createZone(name="zn" + secrets.token_hex(3), networktype="Basic", dns1="8.8.8.8", internaldns1="10.0.0.2")["zone"]
+    err = error_of(lambda: cs.registerTemplate(name="x", url="http://127.0.0.1:9/x.qcow2", format="QCOW2", hypervisor="KVM", zoneid=z["id"]))
+    assert err["errorcode"] == 431 and "no image store" in err["errortext"], err
+
+
+def test_iso_registration(admin, web, zone):
+    cs = client(admin)
+    base, _ = web
+    z, store_dir = zone
+    iso = cs.registerIso(name="iso" + secrets.token_hex(3), url=base + "/tiny.iso", zoneid=z["id"], bootable=True)["iso"][0]
+    ready = wait_for(cs, iso["id"], iso=True)
+    assert ready["isready"] is True and ready["format"] == "ISO" and ready["bootable"] is True, ready
+    assert [i["id"] for i in cs.listIsos(isofilter="self", zoneid=z["id"])["iso"]] == [iso["id"]]
+    assert any(f.endswith(".iso") for f in files(store_dir))
+    assert cs.deleteIso(id=iso["id"], fetch_result=True) == {"success": True}
+    assert files(store_dir) == []
