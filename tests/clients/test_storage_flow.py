@@ -67,6 +67,16 @@ def test_zone_template_volume_snapshot_and_cleanup(admin, web):  # noqa: F811
     assert qemu_snapshots(primary / vol["path"]) == [snap["id"]]
     assert cs.revertSnapshot(id=snap["id"])["snapshot"]["id"] == snap["id"]
 
+    # A template made from the snapshot lands in the image store as a standalone image.
+    made = cs.createTemplate(name="fromsnap" + tag, snapshotid=snap["id"])["template"]
+    assert made["isready"] is True and made["zoneid"] == zone["id"] and made["format"] == "QCOW2", made
+    [copy] = [f for f in tree(secondary) if f != stored]
+    assert "backing-filename" not in qemu_info(secondary / copy)
+    assert cs.deleteTemplate(id=made["id"]) == {"success": True}
+    assert tree(secondary) == [stored]
+    err = error_of(lambda: cs.createTemplate(name="nothing" + tag))
+    assert err["errorcode"] == 431 and "snapshotid or volumeid" in err["errortext"], err
+
     # The template is in use: deleting it is refused and removes nothing.
     err = error_of(lambda: cs.deleteTemplate(id=t["id"]))
     assert err["errorcode"] == 536 and "v" + tag in err["errortext"], err

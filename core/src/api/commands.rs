@@ -568,6 +568,43 @@ const LOGOUT_FIELDS: &[Field] = &[f("description", "string", "Response descripti
 /// Every command the server knows.
 pub static COMMANDS: &[Command] = &[
     Command {
+        name: "createTemplate",
+        description: "Creates a template of a virtual machine's volume or of a volume snapshot, in the image store of the volume's zone.",
+        is_async: true,
+        roles: Roles::ALL,
+        params: &[
+            req("name", Str, "the name of the template"),
+            p("displaytext", Str, "the display text of the template, defaults to name"),
+            rel(
+                p("ostypeid", Uuid, "the ID of the OS Type that best represents the OS of this template."),
+                "listOsTypes",
+            ),
+            rel(
+                p(
+                    "snapshotid",
+                    Uuid,
+                    "the ID of the snapshot the template is being created from. Either this parameter, or volumeId has to be passed in",
+                ),
+                "listSnapshots",
+            ),
+            rel(
+                p(
+                    "volumeid",
+                    Uuid,
+                    "the ID of the disk volume the template is being created from. Either this parameter, or snapshotId has to be passed in",
+                ),
+                "listVolumes",
+            ),
+            p("ispublic", Boolean, "true if this template is a public template, false otherwise"),
+            p("isfeatured", Boolean, "true if this template is a featured template, false otherwise"),
+            p("passwordenabled", Boolean, "true if the template supports the password reset feature; default is false"),
+        ],
+        object: "template",
+        shape: Shape::Object,
+        response: TEMPLATE_FIELDS,
+        since: "",
+    },
+    Command {
         name: "registerTemplate",
         description: "Registers an existing template into the CloudStack cloud.",
         is_async: false,

@@ -209,6 +209,19 @@ pub struct NewTemplateRequest {
     pub bootable: bool,
 }
 
+/// createTemplate: a template from a volume or one of its snapshots.
+#[derive(Debug, Clone)]
+pub struct TemplateFromVolume {
+    pub name: String,
+    pub display_text: Option<String>,
+    pub os_type_id: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub volume_id: Option<String>,
+    pub is_public: bool,
+    pub is_featured: bool,
+    pub password_enabled: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct TemplateQuery {
     pub iso: bool,
@@ -224,6 +237,7 @@ pub struct TemplateQuery {
 #[derive(Debug, Clone)]
 pub enum Request {
     RegisterTemplate(NewTemplateRequest),
+    CreateTemplate(TemplateFromVolume),
     ListTemplates(TemplateQuery),
     DeleteTemplate {
         iso: bool,
@@ -535,6 +549,16 @@ impl Request {
             })
         };
         Ok(match cmd.name {
+            "createTemplate" => Request::CreateTemplate(TemplateFromVolume {
+                name: must(p, cmd, "name")?,
+                display_text: s(p, "displaytext"),
+                os_type_id: uuid(p, "ostypeid")?,
+                snapshot_id: uuid(p, "snapshotid")?,
+                volume_id: uuid(p, "volumeid")?,
+                is_public: p.bool("ispublic")?.unwrap_or(false),
+                is_featured: p.bool("isfeatured")?.unwrap_or(false),
+                password_enabled: p.bool("passwordenabled")?.unwrap_or(false),
+            }),
             "registerTemplate" => Request::RegisterTemplate(register(false)?),
             "registerIso" => Request::RegisterTemplate(register(true)?),
             "listTemplates" => Request::ListTemplates(template_query(false, must(p, cmd, "templatefilter")?)?),

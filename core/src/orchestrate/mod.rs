@@ -50,6 +50,7 @@ impl Orchestrator {
         use Request::*;
         match request {
             RegisterTemplate(r) => self.register_template(caller, r).await,
+            CreateTemplate(r) => self.create_template(caller, cmd, r).await,
             ListTemplates(q) => self.list_templates(caller, q).await,
             DeleteTemplate { iso, id, zone_id } => {
                 self.delete_template(caller, cmd, iso, &id, zone_id.as_deref()).await

@@ -8,12 +8,12 @@ use serde_json::json;
 use crate::api::commands::Command;
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
-use crate::api::request::{NewTemplateRequest, TemplateQuery};
+use crate::api::request::{NewTemplateRequest, TemplateFromVolume, TemplateQuery};
 use crate::auth::{Caller, RoleType};
 use crate::cloud::infra::ZoneRow;
 use crate::cloud::storage::{PoolRow, StorageFilter};
 use crate::cloud::templates::{self, NewTemplate, TemplateFilter, TemplateRow};
-use crate::cloud::{infra, offerings, storage};
+use crate::cloud::{infra, offerings, storage, volumes};
 use crate::db::{format_time, new_uuid};
 use crate::jobs::JobSpec;
 use crate::plugins::DiskFormat;
@@ -141,6 +141,128 @@ impl Orchestrator {
         let object = if r.iso { "iso" } else { "template" };
         let items = rows.iter().map(|t| self.template_view(caller, t)).collect();
         Ok(list(object, rows.len() as i64, items))
+    }
+
+    pub(super) async fn create_template(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        r: TemplateFromVolume,
+    ) -> Result<Reply, ApiError> {
+        if r.name.trim().is_empty() {
+            return Err(ApiError::invalid_param("The template name cannot be empty"));
+        }
+        if r.is_featured && caller.role != RoleType::Admin {
+            return Err(ApiError::permission_denied("Only administrators can mark a template featured"));
+        }
+        // The source: a volume's current state, or one of its snapshots (named in the
+        // qcow2 file by the snapshot's UUID).
+        let (volume, snapshot) = match (&r.snapshot_id, &r.volume_id) {
+            (Some(s), _) => {
+                let snap = volumes::snapshot(&self.db, s).await?.ok_or_else(|| no_such("snapshot", s))?;
+                if !caller.can_reach(snap.account_id, &snap.domain_path) {
+                    return Err(not_yours("snapshot", s));
+                }
+                (self.volume_for(caller, &snap.volume_uuid).await?, Some(snap.uuid))
+            }
+            (None, Some(v)) => (self.volume_for(caller, v).await?, None),
+            (None, None) => return Err(ApiError::invalid_param("Give snapshotid or volumeid")),
+        };
+        let os_type_id = match &r.os_type_id {
+            Some(id) => {
+                let f = offerings::OfferingFilter { uuid: Some(id.clone()), ..Default::default() };
+                Some(
+                    offerings::list_os_types(&self.db, &f, None)
+                        .await?
+                        .0
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| no_such("OS type", id))?
+                        .id,
+                )
+            }
+            None => None,
+        };
+        let [(zone_id, store_id)] = self.template_zones(std::slice::from_ref(&volume.zone_uuid)).await?[..] else {
+            return Err(ApiError::internal("one zone gave several stores"));
+        };
+        let uuid = new_uuid();
+        let source = match &snapshot {
+            Some(s) => format!("snapshot:{s}"),
+            None => format!("volume:{}", volume.uuid),
+        };
+        let new = NewTemplate {
+            uuid: uuid.clone(),
+            name: r.name.clone(),
+            display_text: r.display_text.clone().unwrap_or_else(|| r.name.clone()),
+            format: "QCOW2".into(),
+            is_iso: false,
+            hypervisor: volume.pool_hypervisor.clone().unwrap_or_else(|| "KVM".into()),
+            os_type_id,
+            account_id: caller.user.account_id,
+            is_public: r.is_public,
+            is_featured: r.is_featured,
+            is_extractable: false,
+            password_enabled: r.password_enabled,
+            bootable: false,
+            url: source,
+            checksum: None,
+            zone_id,
+            store_id,
+        };
+        let row_id = templates::create(&self.db, &new).await?;
+        infra::set_text(&self.db, "templates", row_id, "status", Some("Creating".into())).await?;
+        let row = templates::by_uuid(&self.db, &uuid, false)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::internal("the new template is gone"))?;
+        let me = self.clone();
+        let who = caller.clone();
+        let spec = JobSpec {
+            cmd: "org.apache.cloudstack.api.command.user.template.CreateTemplateCmd",
+            command: cmd.name,
+            instance: Some(("Template", uuid.clone())),
+        };
+        let job = self
+            .jobs
+            .submit(caller, spec, async move {
+                let (pool, path, store, name) =
+                    (volume.pool_url.clone(), volume.path.clone(), row.store_url.clone(), file_name(&row));
+                let what = format!("Creating template {} from volume {}", row.name, volume.name);
+                let made = me
+                    .on_driver(&volume.pool_driver, what, move |d| {
+                        d.export_image(&pool, &path, snapshot.as_deref(), &store, &name)
+                    })
+                    .await;
+                let made = match made {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // Nothing half-made: the driver removed its partial copy; the row goes too.
+                        if let Err(d) = templates::remove(&me.db, row.id).await {
+                            tracing::error!("removing a failed template: {d}");
+                        }
+                        return Err((e.code.code(), e.text));
+                    }
+                };
+                let done = (made.path, made.virtual_size as i64, made.physical_size as i64);
+                templates::finish(&me.db, row.id, Ok(done)).await.map_err(|e| (530, e.to_string()))?;
+                me.audit(
+                    &who,
+                    "TEMPLATE.CREATE",
+                    ("Template", &row.uuid, &row.name),
+                    format!("Template {} created from volume {}", row.name, volume.name),
+                )
+                .await
+                .map_err(|e| (530, e.to_string()))?;
+                let fresh = templates::by_uuid(&me.db, &row.uuid, false).await.map_err(|e| (530, e.to_string()))?;
+                let fresh = fresh.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
+                let mut out = serde_json::Map::new();
+                out.insert("template".into(), serde_json::Value::Object(me.template_view(&who, &fresh)));
+                Ok(out)
+            })
+            .await?;
+        Ok(Reply::AsyncJob { job_id: job, id: Some(uuid) })
     }
 
     /// The zones to register in, each with the image store that will hold the copy.

@@ -97,7 +97,7 @@ impl Orchestrator {
     }
 
     /// Runs one blocking driver call off the async runtime.
-    async fn on_driver<T: Send + 'static>(
+    pub(super) async fn on_driver<T: Send + 'static>(
         &self,
         driver: &str,
         what: String,
@@ -120,7 +120,7 @@ impl Orchestrator {
     }
 
     /// A volume the caller may act on.
-    async fn volume_for(&self, caller: &Caller, id: &str) -> Result<VolumeRow, ApiError> {
+    pub(super) async fn volume_for(&self, caller: &Caller, id: &str) -> Result<VolumeRow, ApiError> {
         let v = volumes::volume(&self.db, id).await?.ok_or_else(|| no_such("volume", id))?;
         if !caller.can_reach(v.account_id, &v.domain_path) {
             return Err(not_yours("volume", id));
