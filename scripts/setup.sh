@@ -6,7 +6,8 @@
 #   - rustup targets for the WebAssembly plugins
 #   - virtlogd + libvirtd, started by hand (no systemd socket activation)
 #   - rpcbind + nfs-ganesha serving $WASMSTACK_NFS_ROOT/export (default ~/.cache/wasmstack/nfs)
-#     as nfs://127.0.0.1/export (NFSv3), for the storage tests
+#     as nfs://127.0.0.1/export (NFSv3), and a 64 MiB tmpfs at $WASMSTACK_NFS_ROOT/small as
+#     nfs://127.0.0.1/small (to fill up), for the storage tests
 #   - PostgreSQL, started by hand, with a `wasmstack` role (password `wasmstack`) for the
 #     database tests on 127.0.0.1:5432
 #   - a Python venv for the real-client API suite (tests/clients) at $WASMSTACK_VENV
@@ -159,31 +160,55 @@ fi
 # The kernel has no NFS client or server: nfs-ganesha serves a folder as
 # nfs://127.0.0.1/export over NFSv3 (what qemu's nfs driver and libnfs speak), and the
 # storage tests read that folder directly to check what the drivers left on it.
+# A second export, nfs://127.0.0.1/small, is a 64 MiB tmpfs: small enough for the tests to
+# fill it up (ENOSPC) without touching the disk the rest of the machine uses.
 # v3 needs rpcbind first; `rpcbind -h 127.0.0.1` aborts, so it listens on 0.0.0.0:111.
 nfs_root=${WASMSTACK_NFS_ROOT:-$HOME/.cache/wasmstack/nfs}
 nfs_export=$nfs_root/export
+nfs_small=$nfs_root/small
+nfs_small_size=64m
 nfs_marker=.wasmstack-export
-nfs_up() { nfs-ls nfs://127.0.0.1/export/ 2>/dev/null | grep -qF "$nfs_marker"; }
+# grep reads the whole listing (no -q): quitting at the first match would kill nfs-ls with
+# SIGPIPE on a long listing, and pipefail would count that as "not served".
+nfs_serves() { nfs-ls "nfs://127.0.0.1/$1/" 2>/dev/null | grep -F "$nfs_marker" >/dev/null; }
+nfs_up() { nfs_serves export && nfs_serves small; }
+# The ganesha this script started, if it still runs (its pid file names it).
+ganesha_pid() {
+  local pid
+  pid=$(cat "$nfs_root/ganesha.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = ganesha.nfsd ] && printf '%s\n' "$pid"
+}
 
-mkdir -p "$nfs_export" "$nfs_root/recov" /run/rpcbind
-touch "$nfs_export/$nfs_marker"
-if nfs_up; then
-  log "nfs: ganesha serving $nfs_export as nfs://127.0.0.1/export"
-else
-  if nfs-ls nfs://127.0.0.1/export/ >/dev/null 2>&1; then
-    die "nfs: nfs://127.0.0.1/export is served, but not from $nfs_export (another ganesha?)"
-  fi
-  if rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
-    log "nfs: rpcbind running"
-  else
-    log "nfs: starting rpcbind"
-    rpcbind -w
-    for _ in $(seq 50); do rpcinfo -p 127.0.0.1 >/dev/null 2>&1 && break; sleep 0.1; done
-    rpcinfo -p 127.0.0.1 >/dev/null 2>&1 || die "rpcbind did not answer"
-  fi
-  # Attr_Expiration_Time=0 and Dir_Chunk=0: files the tests look at (or make) directly in
-  # the folder are seen by NFS clients at once. Graceless: no 90 s NFSv4 grace period.
-  cat > "$nfs_root/ganesha.conf" <<CONF
+mkdir -p "$nfs_export" "$nfs_small" "$nfs_root/recov" /run/rpcbind
+# Mounted once: a second mount would hide the first (and whatever a test left in it).
+if ! mountpoint -q "$nfs_small"; then
+  log "nfs: mounting a $nfs_small_size tmpfs on $nfs_small"
+  mount -t tmpfs -o "size=$nfs_small_size,mode=0755" tmpfs "$nfs_small"
+fi
+[ "$(findmnt -n -o FSTYPE --target "$nfs_small")" = tmpfs ] || die "nfs: $nfs_small is a mount point, but not a tmpfs"
+touch "$nfs_export/$nfs_marker" "$nfs_small/$nfs_marker"
+
+# Attr_Expiration_Time=0 and Dir_Chunk=0: files the tests look at (or make) directly in
+# the folders are seen by NFS clients at once. Graceless: no 90 s NFSv4 grace period.
+# Written next to the running config first, so ganesha restarts only when it changed.
+nfs_export_block() { # Export_Id Path Pseudo
+  cat <<CONF
+EXPORT {
+    Export_Id = $1;
+    Path = $2;
+    Pseudo = $3;
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    SecType = sys;
+    Protocols = 3, 4;
+    Transports = TCP;
+    Attr_Expiration_Time = 0;
+    FSAL { Name = VFS; }
+}
+CONF
+}
+{
+  cat <<CONF
 NFS_CORE_PARAM {
     Bind_addr = 127.0.0.1;
     NFS_Port = 2049;
@@ -195,28 +220,50 @@ NFS_CORE_PARAM {
 }
 NFSV4 { Graceless = true; RecoveryBackend = fs; RecoveryRoot = $nfs_root/recov; }
 NFS_KRB5 { Active_krb5 = false; }
-EXPORT {
-    Export_Id = 1;
-    Path = $nfs_export;
-    Pseudo = /export;
-    Access_Type = RW;
-    Squash = No_Root_Squash;
-    SecType = sys;
-    Protocols = 3, 4;
-    Transports = TCP;
-    Attr_Expiration_Time = 0;
-    FSAL { Name = VFS; }
-}
+CONF
+  nfs_export_block 1 "$nfs_export" /export
+  nfs_export_block 2 "$nfs_small" /small
+  cat <<CONF
 MDCACHE { Dir_Chunk = 0; }
 LOG { Default_Log_Level = EVENT; }
 CONF
-  log "nfs: starting ganesha on $nfs_export (log $nfs_root/ganesha.log)"
+} > "$nfs_root/ganesha.conf.new"
+
+if cmp -s "$nfs_root/ganesha.conf.new" "$nfs_root/ganesha.conf" && nfs_up; then
+  rm -f "$nfs_root/ganesha.conf.new"
+  log "nfs: ganesha serving $nfs_export as nfs://127.0.0.1/export and $nfs_small as nfs://127.0.0.1/small"
+else
+  if pid=$(ganesha_pid); then
+    # Ours, but on an older config (or no longer serving both folders): ganesha does not
+    # reread its exports reliably, so it is stopped and started again.
+    log "nfs: restarting ganesha (pid $pid) for its new config"
+    kill -TERM "$pid"
+    for _ in $(seq 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    if [ -d "/proc/$pid" ]; then
+      kill -KILL "$pid"
+      for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    fi
+    [ ! -d "/proc/$pid" ] || die "nfs: ganesha (pid $pid) did not stop"
+  elif nfs-ls nfs://127.0.0.1/export/ >/dev/null 2>&1; then
+    die "nfs: nfs://127.0.0.1/export is served, but not by the ganesha of $nfs_root (another NFS server?)"
+  fi
+  if rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+    log "nfs: rpcbind running"
+  else
+    log "nfs: starting rpcbind"
+    rpcbind -w
+    for _ in $(seq 50); do rpcinfo -p 127.0.0.1 >/dev/null 2>&1 && break; sleep 0.1; done
+    rpcinfo -p 127.0.0.1 >/dev/null 2>&1 || die "rpcbind did not answer"
+  fi
+  mv "$nfs_root/ganesha.conf.new" "$nfs_root/ganesha.conf"
+  log "nfs: starting ganesha on $nfs_export and $nfs_small (log $nfs_root/ganesha.log)"
   # A stale pid file from a killed ganesha makes it refuse to start.
   rm -f "$nfs_root/ganesha.pid"
   ganesha.nfsd -L "$nfs_root/ganesha.log" -f "$nfs_root/ganesha.conf" -p "$nfs_root/ganesha.pid" -N NIV_EVENT
   for _ in $(seq 100); do nfs_up && break; sleep 0.1; done
-  nfs_up || die "nfs: ganesha did not serve nfs://127.0.0.1/export within 10 s (see $nfs_root/ganesha.log)"
-  log "nfs: serving $nfs_export as nfs://127.0.0.1/export"
+  nfs_serves export || die "nfs: ganesha did not serve nfs://127.0.0.1/export within 10 s (see $nfs_root/ganesha.log)"
+  nfs_serves small || die "nfs: ganesha did not serve nfs://127.0.0.1/small within 10 s (see $nfs_root/ganesha.log)"
+  log "nfs: serving $nfs_export as nfs://127.0.0.1/export and $nfs_small as nfs://127.0.0.1/small"
 fi
 
 # ---------------------------------------------------------------- postgresql

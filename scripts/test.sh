@@ -21,6 +21,9 @@ export WASMSTACK_GUEST_DIR="${WASMSTACK_GUEST_DIR:-$HOME/.cache/wasmstack/guest}
 export WASMSTACK_NFS_ROOT="${WASMSTACK_NFS_ROOT:-$HOME/.cache/wasmstack/nfs}"
 export WASMSTACK_NFS_EXPORT_DIR="$WASMSTACK_NFS_ROOT/export"
 export WASMSTACK_NFS_URL="nfs://127.0.0.1/export"
+# A 64 MiB tmpfs export, for the tests that fill the storage up.
+export WASMSTACK_NFS_SMALL_DIR="$WASMSTACK_NFS_ROOT/small"
+export WASMSTACK_NFS_SMALL_URL="nfs://127.0.0.1/small"
 
 bash scripts/setup.sh
 bash scripts/guest-image.sh "$WASMSTACK_GUEST_DIR"

@@ -46,17 +46,18 @@ def server_binary() -> Path:
 # The KVM driver, granted the Simulator (libvirt's test driver) and a loopback TCP URI
 # that nothing listens on (to test an unreachable host); qemu:///system stays ungranted.
 NFS_URL = os.environ.get("WASMSTACK_NFS_URL", "nfs://127.0.0.1/export")
-# The storage driver may reach the test NFS export, and a loopback address where no NFS
-# server runs (to test an unreachable server).
+NFS_SMALL_URL = os.environ.get("WASMSTACK_NFS_SMALL_URL", "nfs://127.0.0.1/small")
+# The storage driver may reach the test NFS exports (the small one fills up), and a
+# loopback address where no NFS server runs (to test an unreachable server).
 DRIVER_GRANTS = """
 [plugin.kvm]
 libvirt = ["test:///default", "qemu+tcp://127.0.0.1:1/system"]
 timeout-ms = 20000
 
 [plugin.nfs]
-images = ["{nfs}", "nfs://127.0.0.2/export"]
+images = ["{nfs}", "{small}", "nfs://127.0.0.2/export"]
 timeout-ms = 20000
-""".format(nfs=NFS_URL)
+""".format(nfs=NFS_URL, small=NFS_SMALL_URL)
 
 
 def install_drivers(data_dir: Path):

@@ -232,6 +232,18 @@ impl Mounted {
         }
     }
 
+    /// Free bytes on the export, if the server says.
+    fn free_bytes(&self) -> Result<NfsSpace, NfsError> {
+        let mut st = NfsStatvfs64::default();
+        // SAFETY: ctx is live, the path is a static C string, st is a valid out-pointer.
+        let rc = unsafe { nfs_statvfs64(self.ctx, c"/".as_ptr(), &mut st) };
+        if rc < 0 {
+            return Err(self.fail(rc, "/"));
+        }
+        let unit = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize };
+        Ok(NfsSpace { total: st.f_blocks.saturating_mul(unit), free: st.f_bavail.saturating_mul(unit) })
+    }
+
     fn stat(&self, inner: &str) -> Result<NfsStat64, NfsError> {
         let p = cstring(inner)?;
         let mut st = NfsStat64::default();
@@ -373,16 +385,7 @@ pub(crate) fn list_dir(target: &NfsPath, deadline: Instant) -> Result<Vec<String
 
 /// Total and free space of the export holding the path.
 pub(crate) fn space(target: &NfsPath, deadline: Instant) -> Result<NfsSpace, NfsError> {
-    with_export(target, deadline, |m, _| {
-        let mut st = NfsStatvfs64::default();
-        // SAFETY: ctx is live, the path is a static C string, st is a valid out-pointer.
-        let rc = unsafe { nfs_statvfs64(m.ctx, c"/".as_ptr(), &mut st) };
-        if rc < 0 {
-            return Err(m.fail(rc, "/"));
-        }
-        let unit = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize };
-        Ok(NfsSpace { total: st.f_blocks.saturating_mul(unit), free: st.f_bavail.saturating_mul(unit) })
-    })
+    with_export(target, deadline, |m, _| m.free_bytes())
 }
 
 /// Copies a local file to `target` through a hidden partial name, renamed into
@@ -451,6 +454,17 @@ fn write_all(
             // SAFETY: fh is open for writing; chunk is valid for its length.
             let rc = unsafe { nfs_pwrite(m.ctx, fh, offset, chunk.len() as u64, chunk.as_ptr().cast()) };
             if rc <= 0 {
+                // libnfs garbles the text of some write errors (ENOSPC arrives as a raw
+                // byte); a full export is the usual cause, so say that when it is so.
+                if let Ok(space) = m.free_bytes()
+                    && space.free < chunk.len() as u64
+                {
+                    return Err(NfsError::Other(format!(
+                        "{}: no space left on the NFS export ({} bytes free)",
+                        m.url(partial),
+                        space.free
+                    )));
+                }
                 return Err(m.fail(rc.min(-1), partial));
             }
             done += rc as usize;
