@@ -82,6 +82,17 @@ def test_zone_template_volume_snapshot_and_cleanup(admin, web):  # noqa: F811
     assert err["errorcode"] == 536 and "v" + tag in err["errortext"], err
     assert base_copy in tree(primary) and tree(secondary) == [stored]
 
+    # A snapshot backed up to secondary storage: a standalone copy in the store's snapshots/.
+    backed = cs.createSnapshot(volumeid=vol["id"], name="b" + tag, locationtype="SECONDARY")["snapshot"]
+    assert (backed["locationtype"], backed["state"]) == ("SECONDARY", "BackedUp"), backed
+    assert "snapshots/{}.qcow2".format(backed["id"]) in tree(secondary)
+    assert "backing-filename" not in qemu_info(secondary / "snapshots" / "{}.qcow2".format(backed["id"]))
+    assert [x["id"] for x in cs.listSnapshots(volumeid=vol["id"], locationtype="SECONDARY")["snapshot"]] == [backed["id"]]
+    assert cs.deleteSnapshot(id=backed["id"])["success"] is True
+    assert tree(secondary) == [stored]
+    err = error_of(lambda: cs.createSnapshot(volumeid=vol["id"], locationtype="TAPE"))
+    assert err["errorcode"] == 431 and "locationtype" in err["errortext"], err
+
     assert cs.deleteSnapshot(id=snap["id"])["success"] is True
     assert qemu_snapshots(primary / vol["path"]) == []
     for v in (vol, second):

@@ -954,6 +954,11 @@ pub static COMMANDS: &[Command] = &[
         params: &[
             rel(req("volumeid", Uuid, "The ID of the disk volume"), "listVolumes"),
             p("name", Str, "the name of the snapshot"),
+            p(
+                "locationtype",
+                Str,
+                "PRIMARY (default) keeps the snapshot on primary storage; SECONDARY also backs it up to the zone's image store",
+            ),
         ],
         object: "snapshot",
         shape: Shape::Object,

@@ -390,6 +390,8 @@ pub enum Request {
     CreateSnapshot {
         volume_id: String,
         name: Option<String>,
+        /// PRIMARY (default) or SECONDARY: also copy the snapshot to the zone's image store.
+        location_type: Option<String>,
     },
     ListSnapshots(SnapshotQuery),
     RevertSnapshot {
@@ -817,9 +819,11 @@ impl Request {
                 shrink_ok: p.bool("shrinkok")?.unwrap_or(false),
             },
             "deleteVolume" => Request::DeleteVolume { id: must_uuid(p, cmd, "id")? },
-            "createSnapshot" => {
-                Request::CreateSnapshot { volume_id: must_uuid(p, cmd, "volumeid")?, name: s(p, "name") }
-            }
+            "createSnapshot" => Request::CreateSnapshot {
+                volume_id: must_uuid(p, cmd, "volumeid")?,
+                name: s(p, "name"),
+                location_type: s(p, "locationtype"),
+            },
             "listSnapshots" => Request::ListSnapshots(SnapshotQuery {
                 id: uuid(p, "id")?,
                 name: s(p, "name"),

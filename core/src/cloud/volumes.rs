@@ -58,6 +58,11 @@ pub struct SnapshotRow {
     pub state: String,
     pub virtual_bytes: i64,
     pub physical_bytes: i64,
+    /// PRIMARY, or SECONDARY once a copy sits in an image store.
+    pub location_type: String,
+    pub store_url: Option<String>,
+    pub store_driver: Option<String>,
+    pub store_path: Option<String>,
     pub created: i64,
 }
 
@@ -74,9 +79,10 @@ const VOLUME_SELECT: &str = "SELECT v.id, v.uuid, v.name, v.account_id, a.name A
 const SNAPSHOT_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.volume_id, v.uuid AS volume_uuid, \
      v.name AS volume_name, v.volume_type, n.account_id, a.name AS account_name, d.uuid AS domain_uuid, \
      d.name AS domain_name, d.path AS domain_path, z.uuid AS zone_uuid, n.state, n.virtual_bytes, \
-     n.physical_bytes, n.created FROM snapshots n JOIN volumes v ON v.id = n.volume_id \
+     n.physical_bytes, n.location_type, i.url AS store_url, i.driver AS store_driver, n.store_path, n.created \
+     FROM snapshots n JOIN volumes v ON v.id = n.volume_id \
      JOIN accounts a ON a.id = n.account_id JOIN domains d ON d.id = n.domain_id JOIN zones z ON z.id = n.zone_id \
-     WHERE n.removed IS NULL";
+     LEFT JOIN image_stores i ON i.id = n.store_id WHERE n.removed IS NULL";
 
 /// Filters of listVolumes.
 #[derive(Debug, Default, Clone)]
@@ -99,6 +105,8 @@ pub struct SnapshotFilter {
     pub volume_id: Option<i64>,
     pub zone_id: Option<i64>,
     pub keyword: Option<String>,
+    /// Only snapshots with a copy in an image store.
+    pub secondary_only: bool,
 }
 
 fn eq(sql: &mut String, args: &mut Vec<Arg>, col: &str, value: Arg) {
@@ -178,6 +186,9 @@ pub async fn list_snapshots(
     }
     if let Some(k) = &f.keyword {
         keyword(&mut sql, &mut args, "n.name", k);
+    }
+    if f.secondary_only {
+        sql.push_str(" AND n.location_type = 'SECONDARY'");
     }
     fetch_page(db, sql, &args, "n.id", page).await
 }
@@ -326,6 +337,19 @@ pub async fn create_snapshot(db: &Db, s: NewSnapshot) -> Result<(), DbError> {
     .bind(s.virtual_bytes)
     .bind(s.physical_bytes)
     .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Records that a snapshot now also has a copy in an image store.
+pub async fn backed_up(db: &Db, id: i64, store_id: i64, path: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE snapshots SET location_type = 'SECONDARY', state = 'BackedUp', store_id = $1, store_path = $2 WHERE id = $3",
+    )
+    .bind(store_id)
+    .bind(path)
+    .bind(id)
     .execute(db.pool())
     .await?;
     Ok(())

@@ -146,7 +146,9 @@ impl Orchestrator {
                 self.resize_volume(caller, cmd, &id, size_gb, disk_offering_id, shrink_ok).await
             }
             DeleteVolume { id } => self.delete_volume(caller, &id).await,
-            CreateSnapshot { volume_id, name } => self.create_snapshot(caller, cmd, &volume_id, name).await,
+            CreateSnapshot { volume_id, name, location_type } => {
+                self.create_snapshot(caller, cmd, &volume_id, name, location_type).await
+            }
             ListSnapshots(q) => self.list_snapshots(caller, q).await,
             RevertSnapshot { id } => self.revert_snapshot(caller, cmd, &id).await,
             DeleteSnapshot { id } => self.delete_snapshot(caller, cmd, &id).await,

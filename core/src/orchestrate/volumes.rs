@@ -472,11 +472,23 @@ impl Orchestrator {
         cmd: &'static Command,
         volume_id: &str,
         name: Option<String>,
+        location_type: Option<String>,
     ) -> Result<Reply, ApiError> {
         if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return Err(ApiError::invalid_param("The snapshot name cannot be empty"));
         }
+        let secondary = match location_type.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("PRIMARY") => false,
+            Some("SECONDARY") => true,
+            Some(other) => {
+                return Err(ApiError::invalid_param(format!(
+                    "Invalid value of parameter locationtype: {other}; use PRIMARY or SECONDARY"
+                )));
+            }
+        };
         let v = self.volume_for(caller, volume_id).await?;
+        // The backup goes to the image store of the volume's zone; without one, refuse now.
+        let backup_store = if secondary { Some(self.zone_store(&v.zone_uuid).await?) } else { None };
         self.hold(&v, "Snapshotting").await?;
         let uuid = volumes::next_uuid();
         let name = name.unwrap_or_else(|| format!("{}_{}", v.name, chrono::Utc::now().format("%Y%m%d%H%M%S")));
@@ -511,6 +523,9 @@ impl Orchestrator {
                         tracing::error!("{u}");
                     }
                     return Err(e.into());
+                }
+                if let Some(store) = &backup_store {
+                    me.back_up_snapshot(&vol, &id, store).await?;
                 }
                 me.audit(
                     &who,
@@ -550,8 +565,13 @@ impl Orchestrator {
         }
         // Every snapshot here is a manual one kept on primary storage.
         let manual = |v: &Option<String>| v.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("MANUAL"));
-        let primary = q.location_type.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("PRIMARY"));
-        if !manual(&q.snapshot_type) || !manual(&q.interval_type) || !primary {
+        // Every snapshot stays on primary storage; SECONDARY lists those also backed up.
+        let secondary_only = match q.location_type.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("PRIMARY") => false,
+            Some("SECONDARY") => true,
+            Some(_) => return Ok(list("snapshot", 0, Vec::new())),
+        };
+        if !manual(&q.snapshot_type) || !manual(&q.interval_type) {
             return Ok(list("snapshot", 0, Vec::new()));
         }
         let scope = self.scope(caller, &q.listing).await?;
@@ -563,7 +583,14 @@ impl Orchestrator {
             Some(v) => Some(self.volume_for(caller, v).await?.id),
             None => None,
         };
-        let f = SnapshotFilter { uuid: q.id, name: q.name, volume_id, zone_id, keyword: q.listing.keyword.clone() };
+        let f = SnapshotFilter {
+            uuid: q.id,
+            name: q.name,
+            volume_id,
+            zone_id,
+            keyword: q.listing.keyword.clone(),
+            secondary_only,
+        };
         let (rows, total) = volumes::list_snapshots(&self.db, &scope, &f, q.listing.page).await?;
         Ok(list("snapshot", total, rows.iter().map(snapshot_view).collect()))
     }
@@ -631,6 +658,12 @@ impl Orchestrator {
                 let (url, path, tag) = (vol.pool_url.clone(), vol.path.clone(), snap.uuid.clone());
                 let what = format!("Deleting snapshot {} of volume {}", snap.name, vol.name);
                 me.on_driver(&vol.pool_driver, what, move |d| d.delete_snapshot(&url, &path, &tag)).await?;
+                if let (Some(store), Some(driver), Some(copy)) = (&snap.store_url, &snap.store_driver, &snap.store_path)
+                {
+                    let (store, copy) = (store.clone(), copy.clone());
+                    let what = format!("Deleting the backup of snapshot {}", snap.name);
+                    me.on_driver(driver, what, move |d| d.delete_image(&store, &copy)).await?;
+                }
                 volumes::remove_snapshot(&me.db, snap.id).await?;
                 me.audit(
                     &who,
@@ -649,6 +682,56 @@ impl Orchestrator {
         };
         self.submit_held(caller, cmd, "snapshot.DeleteSnapshotCmd", ("Snapshot", &s.uuid), &v, "Snapshotting", work)
             .await
+    }
+
+    /// The image store of a zone: (id, URL, driver).
+    async fn zone_store(&self, zone_uuid: &str) -> Result<(i64, String, String), ApiError> {
+        let zone = infra::zone(&self.db, zone_uuid).await?.ok_or_else(|| no_such("zone", zone_uuid))?;
+        let (stores, _) = pools::list_stores(&self.db, &StorageFilter::default(), None).await?;
+        let store = stores
+            .iter()
+            .find(|s| s.zone_id == Some(zone.id))
+            .or_else(|| stores.iter().find(|s| s.zone_id.is_none()))
+            .ok_or_else(|| {
+                ApiError::invalid_param(format!("Zone {} has no image store to back snapshots up to", zone.name))
+            })?;
+        Ok((store.id, store.url.clone(), store.driver.clone()))
+    }
+
+    /// Copies a snapshot out of its volume into an image store as a standalone image.
+    /// On failure the snapshot itself is removed too: nothing is left half-made.
+    async fn back_up_snapshot(
+        &self,
+        vol: &VolumeRow,
+        snapshot: &str,
+        store: &(i64, String, String),
+    ) -> Result<(), ApiError> {
+        let (store_id, store_url, _) = store.clone();
+        let (pool, path, tag, name) =
+            (vol.pool_url.clone(), vol.path.clone(), snapshot.to_owned(), snapshot.to_owned());
+        let what = format!("Backing up snapshot {snapshot} of volume {}", vol.name);
+        let copied = self
+            .on_driver(&vol.pool_driver, what, move |d| d.export_image(&pool, &path, Some(&tag), &store_url, &name))
+            .await;
+        let made = match copied {
+            Ok(m) => m,
+            Err(e) => {
+                let (url, path, tag) = (vol.pool_url.clone(), vol.path.clone(), snapshot.to_owned());
+                let undo = self.on_driver(&vol.pool_driver, "Removing an unbacked snapshot".into(), move |d| {
+                    d.delete_snapshot(&url, &path, &tag)
+                });
+                if let Err(u) = undo.await {
+                    tracing::error!("{u}");
+                }
+                if let Some(row) = volumes::snapshot(&self.db, snapshot).await? {
+                    volumes::remove_snapshot(&self.db, row.id).await?;
+                }
+                return Err(e);
+            }
+        };
+        let row = volumes::snapshot(&self.db, snapshot).await?.ok_or_else(|| no_such("snapshot", snapshot))?;
+        volumes::backed_up(&self.db, row.id, store_id, &made.path).await?;
+        Ok(())
     }
 
     /// Submits a job on a volume held in `busy` (or on its snapshot), releasing the
@@ -714,7 +797,7 @@ fn snapshot_view(s: &SnapshotRow) -> Map<String, Value> {
         "physicalsize": s.physical_bytes,
         "virtualsize": s.virtual_bytes,
         "revertable": true,
-        "locationtype": "PRIMARY",
+        "locationtype": s.location_type,
         "account": s.account_name,
         "domain": s.domain_name,
         "domainid": s.domain_uuid,

@@ -36,6 +36,9 @@ CREATE TABLE snapshots (
     state TEXT NOT NULL,
     virtual_bytes BIGINT NOT NULL,
     physical_bytes BIGINT NOT NULL,
+    location_type TEXT NOT NULL DEFAULT 'PRIMARY',
+    store_id BIGINT REFERENCES image_stores(id),
+    store_path TEXT,
     created BIGINT NOT NULL,
     removed BIGINT
 );
