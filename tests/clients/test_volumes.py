@@ -171,7 +171,8 @@ def test_customized_offering_and_pool_in_use(admin, pool):
 
 def test_users_own_their_volumes(admin, pool):
     zone, folder, offering = pool["zone"], pool["folder"], pool["offering"]
-    alice, bob = client(new_user_account(admin)), client(new_user_account(admin))
+    alice_creds = new_user_account(admin)
+    alice, bob = client(alice_creds), client(new_user_account(admin))
     vol = alice.createVolume(name="mine", diskofferingid=offering["id"], zoneid=zone["id"])["volume"]
     assert vol["account"] != "admin"
     assert [v["id"] for v in alice.listVolumes()["volume"]] == [vol["id"]]
@@ -192,8 +193,12 @@ def test_users_own_their_volumes(admin, pool):
     assert (folder / vol["path"]).exists() and qemu_snapshots(folder / vol["path"]) == [snap["id"]]
     # Admins see every account's volumes.
     assert vol["id"] in [v["id"] for v in client(admin).listVolumes(listall=True)["volume"]]
+    # Her account cannot be deleted while it owns the volume: nothing would clean it up.
+    err = error_of(lambda: client(admin).deleteAccount(id=alice_creds.accountid))
+    assert err["errorcode"] == 536 and "volume(s) mine" in err["errortext"], err
     assert alice.deleteVolume(id=vol["id"])["success"] is True
     assert files_in(folder / "volumes") == []
+    assert client(admin).deleteAccount(id=alice_creds.accountid)["success"] is True
 
 
 @pytest.mark.parametrize(

@@ -304,6 +304,16 @@ impl Orchestrator {
     ) -> Result<Reply, ApiError> {
         let a = self.account(caller, &AccountRef::Id(id.to_owned())).await?;
         Self::protect_self(caller, &a)?;
+        // Deleting an account must not orphan what it owns on storage; until the
+        // account's resources are cleaned up with it, they are named and kept.
+        let owned = self.owned_resources(a.id).await?;
+        if !owned.is_empty() {
+            return Err(ApiError::in_use(format!(
+                "Account {} still owns {}; delete them first",
+                a.name,
+                owned.join(" and ")
+            )));
+        }
         let me = self.clone();
         let who = caller.clone();
         let job = self
@@ -331,6 +341,24 @@ impl Orchestrator {
             )
             .await?;
         Ok(Reply::AsyncJob { job_id: job, id: None })
+    }
+
+    /// What an account still owns on storage, as "volume(s) a, b" phrases.
+    async fn owned_resources(&self, account_id: i64) -> Result<Vec<String>, ApiError> {
+        let mut owned = Vec::new();
+        for (table, label) in [("volumes", "volume(s)"), ("templates", "template(s)/ISO(s)")] {
+            let names: Vec<(String,)> = sqlx::query_as(&format!(
+                "SELECT name FROM {table} WHERE account_id = $1 AND removed IS NULL ORDER BY id"
+            ))
+            .bind(account_id)
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(crate::db::DbError::from)?;
+            if !names.is_empty() {
+                owned.push(format!("{label} {}", names.into_iter().map(|(n,)| n).collect::<Vec<_>>().join(", ")));
+            }
+        }
+        Ok(owned)
     }
 
     pub(super) async fn create_user(&self, caller: &Caller, u: NewUserRequest) -> Result<Reply, ApiError> {
