@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build everything once, release profile, into one target folder:
 #   - the wasmstack server binary and its test binary (host)
-#   - the plugin components kvm, nfs, local, rogue (two versions) and future (wasm32-wasip2)
+#   - the plugin components kvm, nfs, local, vlan, flat, rogue (two versions) and future (wasm32-wasip2)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,8 +18,8 @@ WASM_DIR=$CARGO_TARGET_DIR/wasm32-wasip2/release
 log "host: wasmstack binary + tests (target dir $CARGO_TARGET_DIR)"
 cargo test --release --no-run -p wasmstack
 
-log "components: kvm nfs local rogue future"
-cargo build --release --target wasm32-wasip2 -p kvm -p nfs -p local -p rogue -p future
+log "components: kvm nfs local vlan flat rogue future"
+cargo build --release --target wasm32-wasip2 -p kvm -p nfs -p local -p vlan -p flat -p rogue -p future
 
 # The rogue test plugin comes in two versions (plugin upgrade tests). Both builds
 # write rogue.wasm, so keep a copy of each; what rogue.wasm holds afterwards does not matter.
@@ -30,7 +30,7 @@ cp -f "$WASM_DIR/rogue.wasm" "$WASM_DIR/rogue-v2.wasm"
 
 log "artifacts:"
 for f in "$CARGO_TARGET_DIR/release/wasmstack" \
-         "$WASM_DIR/kvm.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/rogue-v1.wasm" "$WASM_DIR/rogue-v2.wasm" "$WASM_DIR/future.wasm"; do
+         "$WASM_DIR/kvm.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/rogue-v1.wasm" "$WASM_DIR/rogue-v2.wasm" "$WASM_DIR/future.wasm"; do
   [ -f "$f" ] || { printf 'build: ERROR: missing %s\n' "$f" >&2; exit 1; }
   printf '  %s\n' "$f"
 done

@@ -8,6 +8,7 @@
 #   - rpcbind + nfs-ganesha serving $WASMSTACK_NFS_ROOT/export (default ~/.cache/wasmstack/nfs)
 #     as nfs://127.0.0.1/export (NFSv3), and a 64 MiB tmpfs at $WASMSTACK_NFS_ROOT/small as
 #     nfs://127.0.0.1/small (to fill up), for the storage tests
+#   - Open vSwitch (userspace datapath), started by hand with its default paths
 #   - PostgreSQL, started by hand, with a `wasmstack` role (password `wasmstack`) for the
 #     database tests on 127.0.0.1:5432
 #   - a Python venv for the real-client API suite (tests/clients) at $WASMSTACK_VENV
@@ -264,6 +265,31 @@ else
   nfs_serves export || die "nfs: ganesha did not serve nfs://127.0.0.1/export within 10 s (see $nfs_root/ganesha.log)"
   nfs_serves small || die "nfs: ganesha did not serve nfs://127.0.0.1/small within 10 s (see $nfs_root/ganesha.log)"
   log "nfs: serving $nfs_export as nfs://127.0.0.1/export and $nfs_small as nfs://127.0.0.1/small"
+fi
+
+# ---------------------------------------------------------------- open vswitch
+# The kernel has no openvswitch module: OVS runs with the userspace datapath
+# (bridges get datapath_type=netdev). Default paths (/run/openvswitch/db.sock), so that a
+# plain `ovs-vsctl` (and libvirt) finds it. No systemd, so both daemons start by hand.
+ovs_up() { ovs-vsctl --timeout=2 show >/dev/null 2>&1; }
+if ovs_up; then
+  log "ovs: running"
+else
+  log "ovs: starting ovsdb-server + ovs-vswitchd (userspace datapath)"
+  mkdir -p /etc/openvswitch /run/openvswitch /var/log/openvswitch
+  [ -f /etc/openvswitch/conf.db ] ||
+    ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
+  if ! ovs-appctl -t ovsdb-server version >/dev/null 2>&1; then
+    ovsdb-server /etc/openvswitch/conf.db --remote=punix:/run/openvswitch/db.sock \
+      --pidfile --detach --log-file
+  fi
+  ovs-vsctl --no-wait init
+  if ! ovs-appctl -t ovs-vswitchd version >/dev/null 2>&1; then
+    ovs-vswitchd unix:/run/openvswitch/db.sock --pidfile --detach --log-file
+  fi
+  for _ in $(seq 100); do ovs_up && break; sleep 0.1; done
+  ovs_up || die "ovs: ovs-vsctl show did not answer within 10 s (see /var/log/openvswitch)"
+  log "ovs: up"
 fi
 
 # ---------------------------------------------------------------- postgresql

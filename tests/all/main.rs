@@ -4,6 +4,7 @@
 mod cli;
 mod isolation;
 mod kvm_guest;
+mod network;
 mod reload;
 mod simulator;
 mod storage;

@@ -29,10 +29,26 @@ pub(crate) mod storage_world {
     });
 }
 
+// The network world shares `types` and `log` the same way.
+pub(crate) mod network_world {
+    wasmtime::component::bindgen!({
+        world: "network-driver",
+        path: "../wit",
+        imports: { default: trappable },
+        with: {
+            "wasmstack:driver/types": super::hypervisor_world::wasmstack::driver::types,
+            "wasmstack:driver/log": super::hypervisor_world::wasmstack::driver::log,
+        },
+    });
+}
+
 pub use hypervisor_world::exports::wasmstack::driver::hypervisor;
 pub use hypervisor_world::exports::wasmstack::driver::plugin;
 pub use hypervisor_world::wasmstack::driver::{libvirt, log, types};
 pub(crate) use hypervisor_world::{HypervisorDriver as HypervisorBindings, HypervisorDriverPre};
+pub use network_world::exports::wasmstack::driver::network;
+pub use network_world::wasmstack::driver::netdev;
+pub(crate) use network_world::{NetworkDriver as NetworkBindings, NetworkDriverPre};
 pub use storage_world::exports::wasmstack::driver::storage;
 pub use storage_world::wasmstack::driver::images;
 pub(crate) use storage_world::{StorageDriver as StorageBindings, StorageDriverPre};

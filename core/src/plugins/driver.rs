@@ -9,10 +9,11 @@ use std::time::Instant;
 use wasmtime::{Store, Trap};
 
 use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus};
+use super::bindings::network::{Attachment, NetworkSpec, NicSpec};
 use super::bindings::plugin::{Capability, DriverKind, PluginInfo as WitPluginInfo};
 use super::bindings::storage::{Usage, Volume};
 use super::bindings::types::{DiskFormat, DriverError, Locator};
-use super::bindings::{HypervisorBindings, StorageBindings, storage_world};
+use super::bindings::{HypervisorBindings, NetworkBindings, StorageBindings, network_world, storage_world};
 use super::error::PluginError;
 use super::host::{DriverPre, LoadedPlugin, deadline_ticks};
 use super::state::{CallState, DeadlinePassed};
@@ -28,34 +29,44 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
             .0
             .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
             .map(storage_info),
+        DriverPre::Network(_) => NetworkSession::open(plugin)?
+            .0
+            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
+            .map(network_info),
     }
 }
 
-/// The storage world has its own copy of the `plugin` types (bindgen shares imports
-/// between worlds, not exports); the host works with one.
-fn storage_info(i: storage_world::exports::wasmstack::driver::plugin::PluginInfo) -> WitPluginInfo {
-    use storage_world::exports::wasmstack::driver::plugin::{Capability as C, DriverKind as K};
-    WitPluginInfo {
-        name: i.name,
-        version: i.version,
-        kind: match i.kind {
-            K::Hypervisor => DriverKind::Hypervisor,
-            K::Storage => DriverKind::Storage,
-            K::Network => DriverKind::Network,
-        },
-        description: i.description,
-        capabilities: i
-            .capabilities
-            .into_iter()
-            .map(|c| match c {
-                C::Libvirt(p) => Capability::Libvirt(p),
-                C::Images(p) => Capability::Images(p),
-                C::Netdev(p) => Capability::Netdev(p),
-            })
-            .collect(),
-        config_schema: i.config_schema,
-    }
+/// The storage and network worlds have their own copies of the `plugin` types
+/// (bindgen shares imports between worlds, not exports); the host works with one.
+macro_rules! world_info {
+    ($fn:ident, $world:ident) => {
+        fn $fn(i: $world::exports::wasmstack::driver::plugin::PluginInfo) -> WitPluginInfo {
+            use $world::exports::wasmstack::driver::plugin::{Capability as C, DriverKind as K};
+            WitPluginInfo {
+                name: i.name,
+                version: i.version,
+                kind: match i.kind {
+                    K::Hypervisor => DriverKind::Hypervisor,
+                    K::Storage => DriverKind::Storage,
+                    K::Network => DriverKind::Network,
+                },
+                description: i.description,
+                capabilities: i
+                    .capabilities
+                    .into_iter()
+                    .map(|c| match c {
+                        C::Libvirt(p) => Capability::Libvirt(p),
+                        C::Images(p) => Capability::Images(p),
+                        C::Netdev(p) => Capability::Netdev(p),
+                    })
+                    .collect(),
+                config_schema: i.config_schema,
+            }
+        }
+    };
 }
+world_info!(storage_info, storage_world);
+world_info!(network_info, network_world);
 
 // `load_file` validates before the plugin is shared; a shallow copy lets the
 // session own an Arc without giving up the caller's value.
@@ -404,6 +415,79 @@ impl StorageSession {
     }
     pub fn locate(&mut self, url: &str, path: &str) -> Result<Locator, PluginError> {
         self.run("locate", |b, s| b.wasmstack_driver_storage().call_locate(s, url, path))
+    }
+}
+
+/// A loaded network driver. Every method runs in a fresh store and instance.
+#[derive(Clone)]
+pub struct NetworkDriver {
+    plugin: Arc<LoadedPlugin>,
+}
+
+/// One network-driver store and instance kept across several calls. After any trap
+/// it must be dropped.
+pub struct NetworkSession(Session<NetworkBindings>);
+
+impl NetworkDriver {
+    pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
+        NetworkDriver { plugin }
+    }
+
+    /// The plugin behind this handle (the version it was when the handle was taken).
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    /// A fresh store and instance for several calls.
+    pub fn session(&self) -> Result<NetworkSession, PluginError> {
+        NetworkSession::open(self.plugin.clone())
+    }
+
+    pub fn describe(&self) -> Result<WitPluginInfo, PluginError> {
+        describe(&self.plugin)
+    }
+    pub fn implement(&self, host: &str, net: &NetworkSpec) -> Result<Attachment, PluginError> {
+        self.session()?.implement(host, net)
+    }
+    pub fn shutdown(&self, host: &str, net: &NetworkSpec) -> Result<(), PluginError> {
+        self.session()?.shutdown(host, net)
+    }
+    pub fn prepare_nic(&self, host: &str, net: &NetworkSpec, nic: &NicSpec) -> Result<Attachment, PluginError> {
+        self.session()?.prepare_nic(host, net, nic)
+    }
+    pub fn release_nic(&self, host: &str, net: &NetworkSpec, nic: &NicSpec) -> Result<(), PluginError> {
+        self.session()?.release_nic(host, net, nic)
+    }
+}
+
+impl NetworkSession {
+    fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
+        let instantiate = |pre: &DriverPre, store: &mut Store<CallState>| match pre {
+            DriverPre::Network(p) => Some(p.instantiate(store)),
+            _ => None,
+        };
+        Session::open(plugin, instantiate, "network").map(NetworkSession)
+    }
+
+    fn run<R>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&NetworkBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
+    ) -> Result<R, PluginError> {
+        self.0.run(op, f)
+    }
+
+    pub fn implement(&mut self, host: &str, net: &NetworkSpec) -> Result<Attachment, PluginError> {
+        self.run("implement", |b, s| b.wasmstack_driver_network().call_implement(s, host, net))
+    }
+    pub fn shutdown(&mut self, host: &str, net: &NetworkSpec) -> Result<(), PluginError> {
+        self.run("shutdown", |b, s| b.wasmstack_driver_network().call_shutdown(s, host, net))
+    }
+    pub fn prepare_nic(&mut self, host: &str, net: &NetworkSpec, nic: &NicSpec) -> Result<Attachment, PluginError> {
+        self.run("prepare-nic", |b, s| b.wasmstack_driver_network().call_prepare_nic(s, host, net, nic))
+    }
+    pub fn release_nic(&mut self, host: &str, net: &NetworkSpec, nic: &NicSpec) -> Result<(), PluginError> {
+        self.run("release-nic", |b, s| b.wasmstack_driver_network().call_release_nic(s, host, net, nic))
     }
 }
 

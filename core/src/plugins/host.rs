@@ -19,7 +19,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use super::bindings::plugin::{Capability as WitCapability, DriverKind as WitKind};
-use super::bindings::{HypervisorBindings, HypervisorDriverPre, StorageDriverPre, images as wit_images};
+use super::bindings::{
+    HypervisorBindings, HypervisorDriverPre, NetworkDriverPre, StorageDriverPre, images as wit_images,
+    netdev as wit_netdev,
+};
 use super::caps::images::ImageActivity;
 use super::caps::libvirt::LibvirtPool;
 use super::config::{HostConfig, Limits, PluginSettings};
@@ -88,6 +91,7 @@ pub(crate) struct Runtime {
 pub(crate) enum DriverPre {
     Hypervisor(HypervisorDriverPre<CallState>),
     Storage(StorageDriverPre<CallState>),
+    Network(NetworkDriverPre<CallState>),
 }
 
 /// A validated driver, ready to be instantiated.
@@ -234,6 +238,8 @@ impl PluginHost {
         // The storage world shares `log` and `types` with the hypervisor world (see
         // bindings.rs), so only its own import is added here.
         wit_images::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
+        // Likewise the network world: only `netdev` is its own.
+        wit_netdev::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop_ticker.clone());
@@ -336,7 +342,7 @@ impl PluginHost {
         let pre = match kind {
             DriverKind::Hypervisor => DriverPre::Hypervisor(HypervisorDriverPre::new(instance_pre).map_err(missing)?),
             DriverKind::Storage => DriverPre::Storage(StorageDriverPre::new(instance_pre).map_err(missing)?),
-            DriverKind::Network => return Err(invalid("network drivers cannot be loaded by this server yet".into())),
+            DriverKind::Network => DriverPre::Network(NetworkDriverPre::new(instance_pre).map_err(missing)?),
         };
 
         // describe() runs with no grants and the default limits: it must not need anything.
@@ -517,6 +523,14 @@ impl PluginHost {
         match self.get(name) {
             Some(p) if p.info.kind == DriverKind::Storage => Ok(super::driver::StorageDriver::new(p)),
             _ => Err(PluginError::NotLoaded { name: name.to_owned(), kind: "storage" }),
+        }
+    }
+
+    /// A handle on a loaded network driver.
+    pub fn network(&self, name: &str) -> Result<super::driver::NetworkDriver, PluginError> {
+        match self.get(name) {
+            Some(p) if p.info.kind == DriverKind::Network => Ok(super::driver::NetworkDriver::new(p)),
+            _ => Err(PluginError::NotLoaded { name: name.to_owned(), kind: "network" }),
         }
     }
 }

@@ -14,12 +14,13 @@ pub use bindings::hypervisor::{
     Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, Nic, NicModel, SwitchKind, VmPower,
     VmSpec, VmStats, VmStatus,
 };
+pub use bindings::network::{Attachment, NetworkSpec, NicSpec};
 pub use bindings::storage::{Usage, Volume};
 pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};
 pub use caps::images::{ImageActivity, Transfer};
 pub use caps::libvirt::LibvirtPool;
 pub use config::{HostConfig, Limits, PluginSettings};
-pub use driver::{HypervisorDriver, HypervisorSession, StorageDriver, StorageSession};
+pub use driver::{HypervisorDriver, HypervisorSession, NetworkDriver, NetworkSession, StorageDriver, StorageSession};
 pub use error::{PluginError, driver_error_text};
 pub use grants::{Capability, Grants};
 pub use host::{DriverKind, LoadedPlugin, PluginHost, PluginInfo, ReloadEvent, SUPPORTED_WIT, WatchHandle};

@@ -4,4 +4,5 @@
 pub mod images;
 pub mod libvirt;
 mod log;
+pub mod netdev;
 mod nfs;

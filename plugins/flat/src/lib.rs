@@ -1,0 +1,70 @@
+//! wasmstack network driver for flat networks: every guest NIC of a network plugs into
+//! one Linux bridge named by the physical network label, untagged; no isolation
+//! between networks that share a label.
+
+wit_bindgen::generate!({ world: "network-driver", path: "../../wit", generate_all });
+
+#[path = "../../shared/bridge.rs"]
+mod bridge;
+
+use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
+use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
+use wasmstack::driver::netdev::{self, BridgeKind};
+use wasmstack::driver::types::DriverError;
+
+struct Flat;
+
+fn attachment(net: &NetworkSpec) -> Result<Attachment, DriverError> {
+    let bridge = bridge::bridge_name(&net.physical).map_err(DriverError::InvalidSpec)?;
+    if let Some(vlan) = net.vlan {
+        // A Linux bridge here cannot tag (no 8021q, no VLAN filtering): refuse rather
+        // than silently join the untagged network.
+        return Err(DriverError::Unsupported(format!(
+            "network {} asks for VLAN {vlan}; the flat driver has no VLANs, use the vlan driver",
+            net.id
+        )));
+    }
+    Ok(Attachment { bridge, openvswitch: false, vlan: None })
+}
+
+impl network::Guest for Flat {
+    fn implement(_host: String, net: NetworkSpec) -> Result<Attachment, DriverError> {
+        let att = attachment(&net)?;
+        netdev::ensure_bridge(&att.bridge, BridgeKind::Linux)?;
+        Ok(att)
+    }
+
+    fn shutdown(_host: String, net: NetworkSpec) -> Result<(), DriverError> {
+        // The bridge may carry other networks with the same label (and the host's
+        // uplink), so it stays; this network's DHCP goes.
+        netdev::stop_dhcp(&bridge::dhcp_name(&net.id))
+    }
+
+    fn prepare_nic(_host: String, net: NetworkSpec, _nic: NicSpec) -> Result<Attachment, DriverError> {
+        let att = attachment(&net)?;
+        netdev::ensure_bridge(&att.bridge, BridgeKind::Linux)?;
+        Ok(att)
+    }
+
+    fn release_nic(_host: String, _net: NetworkSpec, _nic: NicSpec) -> Result<(), DriverError> {
+        // prepare-nic made nothing per NIC; the port leaves the bridge with the VM's tap.
+        Ok(())
+    }
+}
+
+impl plugin::Guest for Flat {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "flat".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: DriverKind::Network,
+            description: "Flat guest networks on a Linux bridge named by the physical network label, \
+                          e.g. \"ws-flat0\". Grant netdev = [\"ws-\"]."
+                .into(),
+            capabilities: vec![Capability::Netdev(bridge::PREFIX.into())],
+            config_schema: "{}".into(),
+        }
+    }
+}
+
+export!(Flat);
