@@ -125,20 +125,39 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn push(&self, sql: &mut String, args: &mut Vec<Arg>, account_col: &str, path_col: &str, domain_col: &str) {
+    /// Adds this scope's conditions to a query: the account, domain subtree and domain
+    /// columns are named by the caller, since every listing aliases its tables its own way.
+    pub(crate) fn push(
+        &self,
+        sql: &mut String,
+        args: &mut Vec<Arg>,
+        account_col: &str,
+        path_col: &str,
+        domain_col: &str,
+    ) {
         if let Some(a) = self.account_id {
-            args.push(Arg::Int(a));
-            sql.push_str(&format!(" AND {account_col} = ${}", args.len()));
+            eq(sql, args, account_col, Arg::Int(a));
         }
         if let Some(p) = &self.domain_prefix {
             args.push(Arg::Text(format!("{}%", like_escape(p))));
             sql.push_str(&format!(" AND {path_col} LIKE ${} ESCAPE '\\'", args.len()));
         }
         if let Some(d) = self.domain_id {
-            args.push(Arg::Int(d));
-            sql.push_str(&format!(" AND {domain_col} = ${}", args.len()));
+            eq(sql, args, domain_col, Arg::Int(d));
         }
     }
+}
+
+/// Adds `AND col = value` to an assembled query.
+pub(crate) fn eq(sql: &mut String, args: &mut Vec<Arg>, col: &str, value: Arg) {
+    args.push(value);
+    sql.push_str(&format!(" AND {col} = ${}", args.len()));
+}
+
+/// Adds a case-insensitive substring match of `keyword` on `col`.
+pub(crate) fn keyword(sql: &mut String, args: &mut Vec<Arg>, col: &str, keyword: &str) {
+    args.push(Arg::Text(format!("%{}%", like_escape(&keyword.to_ascii_lowercase()))));
+    sql.push_str(&format!(" AND LOWER({col}) LIKE ${} ESCAPE '\\'", args.len()));
 }
 
 /// A bound value of a query assembled at run time.

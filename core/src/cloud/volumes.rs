@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 
-use crate::auth::store::{Arg, Scope, fetch_page, like_escape};
+use crate::auth::store::{Arg, Scope, eq, fetch_page, keyword};
 use crate::db::{Db, DbError, new_uuid, now_ms};
 
 #[derive(Debug, Clone, FromRow)]
@@ -109,30 +109,6 @@ pub struct SnapshotFilter {
     pub secondary_only: bool,
 }
 
-fn eq(sql: &mut String, args: &mut Vec<Arg>, col: &str, value: Arg) {
-    args.push(value);
-    sql.push_str(&format!(" AND {col} = ${}", args.len()));
-}
-
-fn keyword(sql: &mut String, args: &mut Vec<Arg>, col: &str, k: &str) {
-    args.push(Arg::Text(format!("%{}%", like_escape(&k.to_ascii_lowercase()))));
-    sql.push_str(&format!(" AND LOWER({col}) LIKE ${} ESCAPE '\\'", args.len()));
-}
-
-/// Who may see a row: its account, or its domain subtree (`d` is the domains alias).
-fn scoped(scope: &Scope, sql: &mut String, args: &mut Vec<Arg>, alias: &str) {
-    if let Some(a) = scope.account_id {
-        eq(sql, args, &format!("{alias}.account_id"), Arg::Int(a));
-    }
-    if let Some(p) = &scope.domain_prefix {
-        args.push(Arg::Text(format!("{}%", like_escape(p))));
-        sql.push_str(&format!(" AND d.path LIKE ${} ESCAPE '\\'", args.len()));
-    }
-    if let Some(d) = scope.domain_id {
-        eq(sql, args, &format!("{alias}.domain_id"), Arg::Int(d));
-    }
-}
-
 pub async fn list_volumes(
     db: &Db,
     scope: &Scope,
@@ -141,7 +117,7 @@ pub async fn list_volumes(
 ) -> Result<(Vec<VolumeRow>, i64), DbError> {
     let mut sql = VOLUME_SELECT.to_owned();
     let mut args = Vec::new();
-    scoped(scope, &mut sql, &mut args, "v");
+    scope.push(&mut sql, &mut args, "v.account_id", "d.path", "v.domain_id");
     for (col, v) in [("v.uuid", &f.uuid), ("v.name", &f.name), ("v.volume_type", &f.volume_type), ("v.state", &f.state)]
     {
         if let Some(v) = v {
@@ -173,7 +149,7 @@ pub async fn list_snapshots(
 ) -> Result<(Vec<SnapshotRow>, i64), DbError> {
     let mut sql = SNAPSHOT_SELECT.to_owned();
     let mut args = Vec::new();
-    scoped(scope, &mut sql, &mut args, "n");
+    scope.push(&mut sql, &mut args, "n.account_id", "d.path", "n.domain_id");
     for (col, v) in [("n.uuid", &f.uuid), ("n.name", &f.name)] {
         if let Some(v) = v {
             eq(&mut sql, &mut args, col, Arg::Text(v.clone()));

@@ -96,7 +96,7 @@ pub async fn list(
          LEFT JOIN domains d ON d.id = e.domain_id WHERE 1 = 1"
             .to_owned();
     let mut args = Vec::new();
-    scope_events(scope, &mut sql, &mut args);
+    scope.push(&mut sql, &mut args, "e.account_id", "d.path", "e.domain_id");
     let text_filters = [
         ("e.uuid", &filter.uuid),
         ("e.event_type", &filter.kind),
@@ -126,19 +126,4 @@ pub async fn list(
         sql.push_str(&format!(" AND e.created <= ${}", args.len()));
     }
     fetch_page(db, sql, &args, "e.id DESC", page).await
-}
-
-fn scope_events(scope: &Scope, sql: &mut String, args: &mut Vec<Arg>) {
-    if let Some(a) = scope.account_id {
-        args.push(Arg::Int(a));
-        sql.push_str(&format!(" AND e.account_id = ${}", args.len()));
-    }
-    if let Some(p) = &scope.domain_prefix {
-        args.push(Arg::Text(format!("{}%", like_escape(p))));
-        sql.push_str(&format!(" AND d.path LIKE ${} ESCAPE '\\'", args.len()));
-    }
-    if let Some(d) = scope.domain_id {
-        args.push(Arg::Int(d));
-        sql.push_str(&format!(" AND e.domain_id = ${}", args.len()));
-    }
 }

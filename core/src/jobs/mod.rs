@@ -141,14 +141,7 @@ impl Jobs {
     ) -> Result<(Vec<JobRow>, i64), DbError> {
         let mut sql = JOB_SELECT.to_owned();
         let mut args = Vec::new();
-        if let Some(a) = scope.account_id {
-            args.push(Arg::Int(a));
-            sql.push_str(&format!(" AND j.account_id = ${}", args.len()));
-        }
-        if let Some(p) = &scope.domain_prefix {
-            args.push(Arg::Text(format!("{}%", crate::auth::store::like_escape(p))));
-            sql.push_str(&format!(" AND d.path LIKE ${} ESCAPE '\\'", args.len()));
-        }
+        scope.push(&mut sql, &mut args, "j.account_id", "d.path", "j.domain_id");
         if let Some(t) = since_ms {
             args.push(Arg::Int(t));
             sql.push_str(&format!(" AND j.created >= ${}", args.len()));
