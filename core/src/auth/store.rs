@@ -210,6 +210,78 @@ where
     Ok((rows, total))
 }
 
+/// Runs a read-only query on `Db::read`'s in-line path, if the database has one.
+pub(crate) fn read_rows<T>(
+    db: &Db,
+    sql: &str,
+    args: &[Arg],
+    map: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Option<Result<Vec<T>, DbError>> {
+    db.read(|conn| {
+        let mut stmt = conn.prepare_cached(sql)?;
+        for (i, a) in args.iter().enumerate() {
+            let name = format!("${}", i + 1);
+            let Some(index) = stmt.parameter_index(&name)? else { continue };
+            match a {
+                Arg::Int(v) => stmt.raw_bind_parameter(index, v)?,
+                Arg::Text(v) => stmt.raw_bind_parameter(index, v)?,
+            }
+        }
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(map(row)?);
+        }
+        Ok(out)
+    })
+}
+
+fn domain_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DomainRow> {
+    Ok(DomainRow {
+        id: r.get("id")?,
+        uuid: r.get("uuid")?,
+        name: r.get("name")?,
+        parent_id: r.get("parent_id")?,
+        parent_uuid: r.get("parent_uuid")?,
+        parent_name: r.get("parent_name")?,
+        path: r.get("path")?,
+        level: r.get("level")?,
+        network_domain: r.get("network_domain")?,
+        created: r.get("created")?,
+    })
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get("id")?,
+        uuid: r.get("uuid")?,
+        username: r.get("username")?,
+        password_hash: r.get("password_hash")?,
+        firstname: r.get("firstname")?,
+        lastname: r.get("lastname")?,
+        email: r.get("email")?,
+        timezone: r.get("timezone")?,
+        state: r.get("state")?,
+        api_key: r.get("api_key")?,
+        secret_key: r.get("secret_key")?,
+        password_change_required: r.get("password_change_required")?,
+        is_default: r.get("is_default")?,
+        created: r.get("created")?,
+        account_id: r.get("account_id")?,
+        account_uuid: r.get("account_uuid")?,
+        account_name: r.get("account_name")?,
+        account_type: r.get("account_type")?,
+        account_state: r.get("account_state")?,
+        domain_id: r.get("domain_id")?,
+        domain_uuid: r.get("domain_uuid")?,
+        domain_name: r.get("domain_name")?,
+        domain_path: r.get("domain_path")?,
+        role_uuid: r.get("role_uuid")?,
+        role_name: r.get("role_name")?,
+        role_type: r.get("role_type")?,
+    })
+}
+
 /// Counts the rows an assembled query would return.
 pub(crate) async fn count(db: &Db, sql: &str, args: &[Arg]) -> Result<i64, DbError> {
     let wrapped = format!("SELECT COUNT(*) FROM ({sql}) AS counted");
@@ -352,6 +424,9 @@ pub async fn user_by_uuid(db: &Db, uuid: &str) -> Result<Option<UserRow>, DbErro
 /// The user an API key belongs to; keys are matched case-insensitively, as CloudStack does.
 pub async fn user_by_api_key(db: &Db, api_key: &str) -> Result<Option<UserRow>, DbError> {
     let sql = format!("{USER_SELECT} AND LOWER(u.api_key) = LOWER($1)");
+    if let Some(found) = read_rows(db, &sql, &[Arg::Text(api_key.to_owned())], user_row) {
+        return found.map(|rows| rows.into_iter().next());
+    }
     Ok(sqlx::query_as(&sql).bind(api_key).fetch_optional(db.pool()).await?)
 }
 
@@ -681,6 +756,16 @@ pub async fn list_domains(
     if let Some(l) = level {
         args.push(Arg::Int(l));
         sql.push_str(&format!(" AND d.level = ${}", args.len()));
+    }
+    if page.is_none() {
+        sql.push_str(" ORDER BY d.path");
+        if let Some(rows) = read_rows(db, &sql, &args, domain_row) {
+            return rows.map(|r| {
+                let n = r.len() as i64;
+                (r, n)
+            });
+        }
+        sql.truncate(sql.len() - " ORDER BY d.path".len());
     }
     fetch_page(db, sql, &args, "d.path", page).await
 }

@@ -3,8 +3,9 @@
 //! Queries are written once, in SQL both backends accept (`$1` placeholders, BIGINT
 //! columns, 0/1 booleans, Unix-millisecond times), and run through sqlx's `Any` driver.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -19,6 +20,8 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("migration {name}: {source}")]
     Migration { name: &'static str, source: sqlx::Error },
+    #[error("database: {0}")]
+    Read(#[from] rusqlite::Error),
 }
 
 /// Which database is behind the pool.
@@ -33,6 +36,55 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite files only: connections for `Db::read`.
+    readers: Option<Arc<Readers>>,
+}
+
+/// Read-only connections to a SQLite file, used in-line by the caller. sqlx runs each
+/// SQLite statement on a worker thread of its own and each hand-off costs tens of µs,
+/// more than a small read itself; in WAL mode a read never waits for the writer, so it
+/// may run on the calling thread.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Idle read connections kept; more are opened under load and dropped after.
+const MAX_IDLE_READERS: usize = 8;
+
+impl Readers {
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = rusqlite::Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match taken {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+/// The file behind a `sqlite:` URL, unless the database lives in memory.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
 }
 
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -59,6 +111,9 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(30))
+            // A ping before each use is one more hand-off to SQLite's worker thread, and a
+            // local file has no connection to lose.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -74,7 +129,11 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        let db = Db { pool, backend };
+        let readers = match backend {
+            Backend::Sqlite => sqlite_file(url).map(|path| Arc::new(Readers { path, idle: Mutex::new(Vec::new()) })),
+            Backend::Postgres => None,
+        };
+        let db = Db { pool, backend, readers };
         db.migrate().await?;
         Ok(db)
     }
@@ -100,6 +159,13 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Runs a read-only query on the calling thread when the database is a SQLite file
+    /// (`None` otherwise: use the pool). It sees every committed change, as the pool does.
+    /// Statements use `$1`-style parameters; bind them by name.
+    pub fn read<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Option<Result<T, DbError>> {
+        self.readers.as_ref().map(|r| r.with(f).map_err(DbError::from))
     }
 
     async fn migrate(&self) -> Result<(), DbError> {
