@@ -2,6 +2,8 @@
 //! parameters (type, required, length), mode (sync or async), the roles allowed and
 //! the response fields. Parameter validation, `listApis` and the docs all read it.
 
+mod network;
+
 use super::error::ApiError;
 use super::params::Params;
 use crate::auth::RoleType;
@@ -1941,9 +1943,14 @@ pub static COMMANDS: &[Command] = &[
     },
 ];
 
+/// Every command, in table order.
+pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
+    COMMANDS.iter().chain(network::NETWORK_COMMANDS)
+}
+
 /// A command by its exact (case-sensitive) name.
 pub fn find(name: &str) -> Option<&'static Command> {
-    COMMANDS.iter().find(|c| c.name == name)
+    all().find(|c| c.name == name)
 }
 
 impl Command {
@@ -2010,11 +2017,11 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_lists_page() {
-        let mut names: Vec<_> = COMMANDS.iter().map(|c| c.name).collect();
+        let mut names: Vec<_> = all().map(|c| c.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), COMMANDS.len());
-        for c in COMMANDS {
+        assert_eq!(names.len(), all().count());
+        for c in all() {
             if c.name.starts_with("list") && c.shape == Shape::List && c.name != "listApis" {
                 assert!(c.params.iter().any(|p| p.name == "pagesize"), "{} lacks paging", c.name);
             }

@@ -1,6 +1,10 @@
 //! Typed requests: what a validated parameter set means, one variant per command.
 //! The HTTP layer only builds these; the orchestrator executes them.
 
+mod network;
+
+pub use network::*;
+
 use super::commands::Command;
 use super::error::ApiError;
 use super::params::Params;
@@ -274,6 +278,8 @@ pub enum Request {
     DeleteZone {
         id: String,
     },
+    /// A networking command (see `request::network`).
+    Network(NetworkRequest),
     CreatePod(NewPodRequest),
     ListPods(InfraQuery),
     UpdatePod(InfraUpdate),
@@ -836,9 +842,10 @@ impl Request {
             }),
             "revertSnapshot" => Request::RevertSnapshot { id: must_uuid(p, cmd, "id")? },
             "deleteSnapshot" => Request::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
-            other => {
-                return Err(ApiError::unsupported(format!("The command {other} has no handler")));
-            }
+            other => match network::parse(cmd, p)? {
+                Some(r) => Request::Network(r),
+                None => return Err(ApiError::unsupported(format!("The command {other} has no handler"))),
+            },
         })
     }
 }

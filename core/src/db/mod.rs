@@ -94,6 +94,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_storage", include_str!("migrations/0004_storage.sql")),
     ("0005_templates", include_str!("migrations/0005_templates.sql")),
     ("0006_volumes", include_str!("migrations/0006_volumes.sql")),
+    ("0007_networks", include_str!("migrations/0007_networks.sql")),
 ];
 
 impl Db {

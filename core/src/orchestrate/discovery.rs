@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{CLOUDSTACK_VERSION, list, object};
-use crate::api::commands::{COMMANDS, Command, Field};
+use crate::api::commands::{self, Command, Field};
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
 use crate::auth::Caller;
@@ -51,8 +51,7 @@ fn api(c: &Command) -> Map<String, Value> {
 
 /// The commands that return the same kind of object, as CloudStack's `related`.
 fn related(c: &Command) -> String {
-    COMMANDS
-        .iter()
+    commands::all()
         .filter(|o| o.name != c.name && o.object == c.object && o.object != "success")
         .map(|o| o.name)
         .collect::<Vec<_>>()
@@ -60,7 +59,7 @@ fn related(c: &Command) -> String {
 }
 
 pub fn list_apis(caller: &Caller, name: Option<&str>) -> Result<Reply, ApiError> {
-    let allowed = COMMANDS.iter().filter(|c| c.roles.allows(caller.role));
+    let allowed = commands::all().filter(|c| c.roles.allows(caller.role));
     let items: Vec<_> = match name {
         Some(n) => {
             let c = allowed.clone().find(|c| c.name == n).ok_or_else(|| {

@@ -4,6 +4,7 @@
 mod discovery;
 mod identity;
 mod infra;
+pub mod networks;
 mod offerings;
 mod storage;
 mod templates;
@@ -72,6 +73,7 @@ impl Orchestrator {
             ListZones(q) => self.list_zones(q).await,
             UpdateZone(u) => self.update_zone(caller, u).await,
             DeleteZone { id } => self.delete_zone(caller, &id).await,
+            Network(r) => self.execute_network(caller, cmd, r).await,
             CreatePod(p) => self.create_pod(caller, p).await,
             ListPods(q) => self.list_pods(q).await,
             UpdatePod(u) => self.update_pod(caller, u).await,

@@ -31,7 +31,7 @@ const GIB: i64 = 1 << 30;
 const OVERPROVISION: i64 = 2;
 
 /// A driver failure as an API error: what the driver said, with a code for its kind.
-fn driver_failure(what: String, e: PluginError) -> ApiError {
+pub(super) fn driver_failure(what: String, e: PluginError) -> ApiError {
     let text = format!("{what}: {e}");
     match &e {
         PluginError::Driver { error: DriverError::InvalidSpec(_), .. } => ApiError::invalid_param(text),
@@ -43,11 +43,11 @@ fn driver_failure(what: String, e: PluginError) -> ApiError {
     }
 }
 
-fn job_error(e: ApiError) -> (u16, String) {
+pub(super) fn job_error(e: ApiError) -> (u16, String) {
     (e.code.code(), e.text)
 }
 
-fn wrap(name: &str, value: Map<String, Value>) -> Map<String, Value> {
+pub(super) fn wrap(name: &str, value: Map<String, Value>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(name.into(), Value::Object(value));
     m
@@ -156,7 +156,7 @@ impl Orchestrator {
     }
 
     /// The account a new volume belongs to: the caller's, or one an admin names.
-    async fn owner(
+    pub(super) async fn owner(
         &self,
         caller: &Caller,
         account: Option<&str>,
