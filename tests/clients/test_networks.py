@@ -231,3 +231,19 @@ def test_bad_physical_network_input(bad_world):
     err = error_of(lambda: cs.updatePhysicalNetwork(id=phys["id"], removevlan="105"))
     assert err["errorcode"] == 536, err
     assert fingerprint(srv.sqlite_path) == before
+
+
+def test_l2_networks_have_a_vlan_and_no_addresses(admin):
+    cs = client(admin)
+    zone, _ = advanced_zone(cs, vlan="400-401")
+    l2 = cs.createNetwork(name="l2", networkofferingid=offering_id(cs, "DefaultL2NetworkOffering"), zoneid=zone["id"])["network"]
+    assert l2["type"] == "L2" and l2["vlan"] == "400" and "cidr" not in l2 and "gateway" not in l2
+    assert not l2.get("service")
+    err = error_of(lambda: cs.createNetwork(name="l2b", networkofferingid=offering_id(cs, "DefaultL2NetworkOffering"), zoneid=zone["id"], gateway="10.9.0.1", netmask="255.255.255.0"))
+    assert err["errorcode"] == 431 and "L2 networks have no addresses" in err["errortext"], err
+    # The VLAN offering wants one named, from the range.
+    with_vlan = offering_id(cs, "DefaultL2NetworkOfferingVlan")
+    assert "needs a VLAN" in error_of(lambda: cs.createNetwork(name="l2c", networkofferingid=with_vlan, zoneid=zone["id"]))["errortext"]
+    named = cs.createNetwork(name="l2d", networkofferingid=with_vlan, zoneid=zone["id"], vlan="401")["network"]
+    assert named["vlan"] == "401"
+    assert "IP ranges are for Shared networks" in error_of(lambda: cs.createVlanIpRange(networkid=named["id"], startip="10.9.0.5"))["errortext"]
