@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, Host};
+use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host};
 use crate::plugins::bindings::types::DriverError;
 use crate::plugins::grants::denial;
 use crate::plugins::state::{CallState, DeadlinePassed};
@@ -91,7 +91,8 @@ impl Op {
                 );
             }
             std::thread::sleep(poll);
-            poll = (poll * 2).min(Duration::from_millis(20));
+            // Short polls: these commands take milliseconds, and a call makes several.
+            poll = (poll * 2).min(Duration::from_millis(2));
         };
         let stdout = out.join().unwrap_or_default();
         let stderr = err.join().unwrap_or_default();
@@ -302,6 +303,22 @@ impl Host for CallState {
         self.netdev_op(&[&name, &bridge], |op| start_dhcp(op, &config))
     }
 
+    fn add_dhcp_host(&mut self, name: String, host: DhcpHost) -> Outcome<()> {
+        self.netdev_op(&[&name], |op| {
+            let host = valid_host(&host)?;
+            edit_leases(op, &name, |hosts| upsert_host(hosts, host))
+        })
+    }
+
+    fn remove_dhcp_host(&mut self, name: String, mac: String) -> Outcome<()> {
+        self.netdev_op(&[&name], |op| {
+            if !valid_mac(&mac) {
+                return Err(invalid(format!("\"{mac}\" is not a MAC address")));
+            }
+            edit_leases(op, &name, |hosts| remove_host(hosts, &mac))
+        })
+    }
+
     fn stop_dhcp(&mut self, name: String) -> Outcome<()> {
         self.netdev_op(&[&name], |op| stop_dhcp(op, &name))
     }
@@ -344,13 +361,74 @@ fn udhcpd_conf(config: &DhcpConfig, iface: &str, server: Ipv4Addr, prefix: u8, d
             config.dns.iter().map(|d| ipv4(d, "DNS server").map(|a| a.to_string())).collect::<NetResult<Vec<_>>>()?;
         conf += &format!("opt dns {}\n", dns.join(" "));
     }
-    for h in &config.hosts {
-        if !valid_mac(&h.mac) {
-            return Err(invalid(format!("\"{}\" is not a MAC address", h.mac)));
-        }
-        conf += &format!("static_lease {} {}\n", h.mac.to_ascii_lowercase(), ipv4(&h.ip, "lease address")?);
+    let hosts = config.hosts.iter().map(valid_host).collect::<NetResult<Vec<_>>>()?;
+    Ok(with_leases(&conf, &hosts))
+}
+
+/// A lease as the host keeps it: MAC in lowercase, address and host name checked.
+fn valid_host(h: &DhcpHost) -> NetResult<DhcpHost> {
+    if !valid_mac(&h.mac) {
+        return Err(invalid(format!("\"{}\" is not a MAC address", h.mac)));
     }
-    Ok(conf)
+    let ip = ipv4(&h.ip, "lease address")?;
+    if let Some(name) = &h.hostname
+        && (name.is_empty()
+            || name.len() > 253
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        return Err(invalid(format!("\"{name}\" is not a host name")));
+    }
+    Ok(DhcpHost { mac: h.mac.to_ascii_lowercase(), ip: ip.to_string(), hostname: h.hostname.clone() })
+}
+
+/// The lease list as the `hosts` file holds it: "MAC IP [HOSTNAME]", one a line.
+fn parse_hosts(text: &str) -> Vec<DhcpHost> {
+    text.lines()
+        .filter_map(|line| {
+            let mut w = line.split_whitespace();
+            let (mac, ip) = (w.next()?, w.next()?);
+            Some(DhcpHost { mac: mac.to_owned(), ip: ip.to_owned(), hostname: w.next().map(str::to_owned) })
+        })
+        .collect()
+}
+
+fn render_hosts(hosts: &[DhcpHost]) -> String {
+    hosts
+        .iter()
+        .map(|h| match &h.hostname {
+            Some(n) => format!("{} {} {n}\n", h.mac, h.ip),
+            None => format!("{} {}\n", h.mac, h.ip),
+        })
+        .collect()
+}
+
+/// Adds `host`, replacing any lease for its MAC or its address (one NIC, one address).
+/// Whether the list changed.
+fn upsert_host(hosts: &mut Vec<DhcpHost>, host: DhcpHost) -> bool {
+    let same = |h: &DhcpHost| h.mac.eq_ignore_ascii_case(&host.mac) || h.ip == host.ip;
+    let identical = |h: &DhcpHost| h.mac == host.mac && h.ip == host.ip && h.hostname == host.hostname;
+    if hosts.iter().filter(|h| same(h)).count() == 1 && hosts.iter().any(identical) {
+        return false;
+    }
+    hosts.retain(|h| !same(h));
+    hosts.push(host);
+    true
+}
+
+fn remove_host(hosts: &mut Vec<DhcpHost>, mac: &str) -> bool {
+    let len = hosts.len();
+    hosts.retain(|h| !h.mac.eq_ignore_ascii_case(mac));
+    hosts.len() != len
+}
+
+/// `conf` with its static leases replaced by `hosts`. udhcpd's static leases carry a
+/// MAC and an address only: host names stay in the list, not on the wire.
+fn with_leases(conf: &str, hosts: &[DhcpHost]) -> String {
+    let mut out: String = conf.lines().filter(|l| !l.starts_with("static_lease ")).flat_map(|l| [l, "\n"]).collect();
+    for h in hosts {
+        out += &format!("static_lease {} {}\n", h.mac, h.ip);
+    }
+    out
 }
 
 fn start_dhcp(op: &Op, config: &DhcpConfig) -> NetResult<()> {
@@ -364,8 +442,9 @@ fn start_dhcp(op: &Op, config: &DhcpConfig) -> NetResult<()> {
         .ok()
         .filter(|p| *p <= 32)
         .ok_or_else(|| invalid(format!("server address \"{}\" has a bad prefix", config.server_address)))?;
-    let kind =
-        op.bridge_kind(&config.bridge)?.ok_or_else(|| DriverError::NotFound(format!("no bridge {}", config.bridge)))?;
+    // Not a Linux bridge: Open vSwitch, and adding the port below is the check (one
+    // ovs-vsctl less; "no bridge named" comes back as not-found).
+    let kind = if is_linux_bridge(&config.bridge) { BridgeKind::Linux } else { BridgeKind::Openvswitch };
     // A restart (new leases) replaces the old service.
     stop_dhcp(op, &config.name)?;
 
@@ -396,21 +475,83 @@ fn start_dhcp(op: &Op, config: &DhcpConfig) -> NetResult<()> {
     std::fs::create_dir_all(&dir).map_err(io)?;
     let conf = udhcpd_conf(config, iface, server, prefix, &dir)?;
     std::fs::write(dir.join("udhcpd.conf"), conf).map_err(io)?;
+    let hosts = config.hosts.iter().map(valid_host).collect::<NetResult<Vec<_>>>()?;
+    std::fs::write(dir.join("hosts"), render_hosts(&hosts)).map_err(io)?;
     // What stop-dhcp must undo besides the daemon.
     std::fs::write(dir.join("interface"), format!("{iface} {}\n", config.server_address)).map_err(io)?;
     std::fs::write(dir.join("leases"), b"").map_err(io)?;
     op.must("ip", &["addr", "replace", &config.server_address, "dev", iface])?;
     op.link_up(iface)?;
-    let conf_path = dir.join("udhcpd.conf");
+    launch_udhcpd(op, &config.name)
+}
+
+/// Starts the service's udhcpd on its configuration and waits for its pid file.
+fn launch_udhcpd(op: &Op, name: &str) -> NetResult<()> {
+    let conf_path = dhcp_dir(name).join("udhcpd.conf");
+    // A stale pid file would pass for the new daemon.
+    let _ = std::fs::remove_file(dhcp_dir(name).join("udhcpd.pid"));
     // udhcpd detaches itself and writes its pid file.
     op.must("busybox", &["udhcpd", &conf_path.to_string_lossy()])?;
     while Instant::now() < op.deadline {
-        if dhcp_pid(&config.name).is_some() {
+        if dhcp_pid(name).is_some() {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     Err(NetError::Deadline)
+}
+
+/// Ends the service's udhcpd, when it runs, and waits until it is gone (it holds port 67).
+fn kill_udhcpd(op: &Op, name: &str) -> NetResult<()> {
+    if let Some(pid) = dhcp_pid(name) {
+        // SAFETY: kill(2) with a pid just read and checked; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        while alive(pid) {
+            if Instant::now() >= op.deadline {
+                return Err(NetError::Deadline);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a process still runs. A zombie does not: it has let go of its sockets, and
+/// udhcpd detached itself, so reaping it is up to init, which may take a second or more.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+/// Edits a service's lease list (`edit` says whether it changed), then rewrites its
+/// configuration and restarts its udhcpd, which has no reload. A missing service is
+/// not-found; one whose daemon died is started again even when nothing changed.
+fn edit_leases(op: &Op, name: &str, edit: impl FnOnce(&mut Vec<DhcpHost>) -> bool) -> NetResult<()> {
+    let dir = dhcp_dir(name);
+    let conf_path = dir.join("udhcpd.conf");
+    let conf = match std::fs::read_to_string(&conf_path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DriverError::NotFound(format!("no DHCP service {name}")).into());
+        }
+        Err(e) => return Err(DriverError::Failed(format!("reading {}: {e}", conf_path.display())).into()),
+    };
+    let io = |e: std::io::Error| DriverError::Failed(format!("DHCP state folder {}: {e}", dir.display()));
+    let mut hosts = parse_hosts(&std::fs::read_to_string(dir.join("hosts")).unwrap_or_default());
+    let changed = edit(&mut hosts);
+    let running = dhcp_pid(name).is_some();
+    if !changed && running {
+        return Ok(());
+    }
+    if changed {
+        // Written beside and renamed: a crash never leaves half a list.
+        let tmp = dir.join("hosts.new");
+        std::fs::write(&tmp, render_hosts(&hosts)).map_err(io)?;
+        std::fs::rename(&tmp, dir.join("hosts")).map_err(io)?;
+        std::fs::write(&conf_path, with_leases(&conf, &hosts)).map_err(io)?;
+    }
+    kill_udhcpd(op, name)?;
+    launch_udhcpd(op, name)
 }
 
 /// The pid of the service's udhcpd, when it runs.
@@ -425,16 +566,7 @@ fn dhcp_pid(name: &str) -> Option<i32> {
 
 fn stop_dhcp(op: &Op, name: &str) -> NetResult<()> {
     let dir = dhcp_dir(name);
-    if let Some(pid) = dhcp_pid(name) {
-        // SAFETY: kill(2) with a pid just read and checked; no memory is involved.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        while Path::new(&format!("/proc/{pid}")).exists() {
-            if Instant::now() >= op.deadline {
-                return Err(NetError::Deadline);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    kill_udhcpd(op, name)?;
     if let Ok(text) = std::fs::read_to_string(dir.join("interface"))
         && let Some((iface, address)) = text.trim().split_once(' ')
         && device_exists(iface)
@@ -491,5 +623,62 @@ mod tests {
         assert!(conf.contains("static_lease 52:54:00:aa:bb:cc 10.1.1.10\n"), "{conf}");
         let bad = DhcpConfig { gateway: Some("nope".into()), ..config };
         assert!(udhcpd_conf(&bad, "ws-d1", "10.1.1.2".parse().unwrap(), 24, Path::new("/x")).is_err());
+    }
+
+    fn lease(mac: &str, ip: &str, hostname: Option<&str>) -> DhcpHost {
+        DhcpHost { mac: mac.into(), ip: ip.into(), hostname: hostname.map(Into::into) }
+    }
+
+    fn pairs(hosts: &[DhcpHost]) -> Vec<(String, String)> {
+        hosts.iter().map(|h| (h.mac.clone(), h.ip.clone())).collect()
+    }
+
+    #[test]
+    fn lease_list_adds_replaces_and_removes() {
+        let mut hosts = vec![];
+        assert!(upsert_host(&mut hosts, lease("52:54:00:00:00:01", "10.1.1.10", Some("a"))));
+        assert!(upsert_host(&mut hosts, lease("52:54:00:00:00:02", "10.1.1.11", None)));
+        // The same lease again changes nothing (no restart).
+        assert!(!upsert_host(&mut hosts, lease("52:54:00:00:00:01", "10.1.1.10", Some("a"))));
+        // Same MAC, new address: replaced.
+        assert!(upsert_host(&mut hosts, lease("52:54:00:00:00:01", "10.1.1.12", Some("a"))));
+        assert_eq!(
+            pairs(&hosts),
+            [("52:54:00:00:00:02".into(), "10.1.1.11".into()), ("52:54:00:00:00:01".into(), "10.1.1.12".into())]
+        );
+        // Same address, new MAC: the old holder loses it.
+        assert!(upsert_host(&mut hosts, lease("52:54:00:00:00:03", "10.1.1.11", None)));
+        assert_eq!(
+            pairs(&hosts),
+            [("52:54:00:00:00:01".into(), "10.1.1.12".into()), ("52:54:00:00:00:03".into(), "10.1.1.11".into())]
+        );
+        assert!(remove_host(&mut hosts, "52:54:00:00:00:01"));
+        assert!(!remove_host(&mut hosts, "52:54:00:00:00:01"), "a missing lease is no change");
+        assert_eq!(pairs(&hosts), [("52:54:00:00:00:03".into(), "10.1.1.11".into())]);
+    }
+
+    #[test]
+    fn lease_file_round_trips_and_conf_follows_it() {
+        let hosts =
+            vec![lease("52:54:00:00:00:01", "10.1.1.10", Some("web-1")), lease("52:54:00:00:00:02", "10.1.1.11", None)];
+        let text = render_hosts(&hosts);
+        assert_eq!(text, "52:54:00:00:00:01 10.1.1.10 web-1\n52:54:00:00:00:02 10.1.1.11\n");
+        let back = parse_hosts(&text);
+        assert_eq!(pairs(&back), pairs(&hosts));
+        assert_eq!(back[0].hostname.as_deref(), Some("web-1"));
+        assert_eq!(back[1].hostname, None);
+
+        let conf = "interface ws-d1\nstart 10.1.1.2\nstatic_lease 52:54:00:00:00:09 10.1.1.99\n";
+        let conf = with_leases(conf, &back[1..]);
+        assert_eq!(conf, "interface ws-d1\nstart 10.1.1.2\nstatic_lease 52:54:00:00:00:02 10.1.1.11\n");
+    }
+
+    #[test]
+    fn leases_are_checked() {
+        assert!(valid_host(&lease("52:54:00:00:00:0g", "10.1.1.10", None)).is_err());
+        assert!(valid_host(&lease("52:54:00:00:00:01", "10.1.1", None)).is_err());
+        assert!(valid_host(&lease("52:54:00:00:00:01", "10.1.1.10", Some("a b"))).is_err());
+        let ok = valid_host(&lease("52:54:00:AA:00:01", "10.1.1.10", Some("web-1.example"))).unwrap();
+        assert_eq!((ok.mac.as_str(), ok.ip.as_str()), ("52:54:00:aa:00:01", "10.1.1.10"));
     }
 }
