@@ -1,6 +1,7 @@
 //! What the `vlan` and `flat` network drivers share: one bridge per physical network
 //! label, kept for as long as the host runs guests; the driver only decides its kind and
-//! whether ports carry a VLAN tag.
+//! whether ports carry a VLAN tag. Both serve DHCP the same way: one BusyBox service per
+//! network, with static leases only: one for each prepared NIC that has an address.
 
 /// The prefix both drivers ask for: every device they touch is named with it.
 pub const PREFIX: &str = "ws-";
@@ -22,4 +23,58 @@ pub fn bridge_name(physical: &str) -> Result<String, String> {
         ));
     }
     Ok(physical.to_owned())
+}
+
+use crate::exports::wasmstack::driver::network::{NetworkSpec, NicSpec};
+use crate::wasmstack::driver::netdev::{self, DhcpConfig, DhcpHost};
+use crate::wasmstack::driver::types::DriverError;
+
+/// The network's DHCP service, as the spec describes it, with these leases.
+fn dhcp_config(net: &NetworkSpec, server: &str, bridge: &str, hosts: Vec<DhcpHost>) -> DhcpConfig {
+    DhcpConfig {
+        name: dhcp_name(&net.id),
+        bridge: bridge.to_owned(),
+        vlan: net.vlan,
+        server_address: server.to_owned(),
+        gateway: net.gateway.clone(),
+        dns: net.dns.clone(),
+        hosts,
+    }
+}
+
+/// Starts the network's DHCP service on `bridge` when it has one and it is not running.
+/// A running one keeps its leases: the server may repeat `implement`.
+pub fn ensure_dhcp(net: &NetworkSpec, bridge: &str) -> Result<(), DriverError> {
+    let Some(server) = &net.dhcp_server else { return Ok(()) };
+    // Removing a lease no NIC holds changes nothing; it answers not-found when the service
+    // does not exist, and the host restarts a service whose daemon died.
+    match netdev::remove_dhcp_host(&dhcp_name(&net.id), NO_NIC_MAC) {
+        Err(DriverError::NotFound(_)) => netdev::start_dhcp(&dhcp_config(net, server, bridge, vec![])),
+        other => other,
+    }
+}
+
+/// A MAC no NIC has (the zero address is never assigned).
+const NO_NIC_MAC: &str = "00:00:00:00:00:00";
+
+/// Serves the NIC's lease, starting the network's DHCP service first if needed. Nothing
+/// to do when the network has no DHCP or the NIC no address.
+pub fn add_lease(net: &NetworkSpec, nic: &NicSpec, bridge: &str) -> Result<(), DriverError> {
+    let (Some(server), Some(ip)) = (&net.dhcp_server, &nic.ip) else { return Ok(()) };
+    let host = DhcpHost { mac: nic.mac.clone(), ip: ip.clone(), hostname: nic.hostname.clone() };
+    match netdev::add_dhcp_host(&dhcp_name(&net.id), &host) {
+        Err(DriverError::NotFound(_)) => netdev::start_dhcp(&dhcp_config(net, server, bridge, vec![host])),
+        other => other,
+    }
+}
+
+/// Withdraws the NIC's lease; a network without a running DHCP service has none.
+pub fn remove_lease(net: &NetworkSpec, nic: &NicSpec) -> Result<(), DriverError> {
+    if net.dhcp_server.is_none() {
+        return Ok(());
+    }
+    match netdev::remove_dhcp_host(&dhcp_name(&net.id), &nic.mac) {
+        Err(DriverError::NotFound(_)) => Ok(()),
+        other => other,
+    }
 }

@@ -31,6 +31,7 @@ impl network::Guest for Flat {
     fn implement(_host: String, net: NetworkSpec) -> Result<Attachment, DriverError> {
         let att = attachment(&net)?;
         netdev::ensure_bridge(&att.bridge, BridgeKind::Linux)?;
+        bridge::ensure_dhcp(&net, &att.bridge)?;
         Ok(att)
     }
 
@@ -40,15 +41,16 @@ impl network::Guest for Flat {
         netdev::stop_dhcp(&bridge::dhcp_name(&net.id))
     }
 
-    fn prepare_nic(_host: String, net: NetworkSpec, _nic: NicSpec) -> Result<Attachment, DriverError> {
+    fn prepare_nic(_host: String, net: NetworkSpec, nic: NicSpec) -> Result<Attachment, DriverError> {
         let att = attachment(&net)?;
         netdev::ensure_bridge(&att.bridge, BridgeKind::Linux)?;
+        bridge::add_lease(&net, &nic, &att.bridge)?;
         Ok(att)
     }
 
-    fn release_nic(_host: String, _net: NetworkSpec, _nic: NicSpec) -> Result<(), DriverError> {
-        // prepare-nic made nothing per NIC; the port leaves the bridge with the VM's tap.
-        Ok(())
+    fn release_nic(_host: String, net: NetworkSpec, nic: NicSpec) -> Result<(), DriverError> {
+        // The NIC's port is the hypervisor's (it goes with the VM's tap); its lease is ours.
+        bridge::remove_lease(&net, &nic)
     }
 }
 

@@ -31,6 +31,7 @@ impl network::Guest for Vlan {
         let att = attachment(&net)?;
         // Idempotent: the bridge is shared by every VLAN on this physical network.
         netdev::ensure_bridge(&att.bridge, BridgeKind::Openvswitch)?;
+        bridge::ensure_dhcp(&net, &att.bridge)?;
         Ok(att)
     }
 
@@ -40,16 +41,16 @@ impl network::Guest for Vlan {
         netdev::stop_dhcp(&bridge::dhcp_name(&net.id))
     }
 
-    fn prepare_nic(_host: String, net: NetworkSpec, _nic: NicSpec) -> Result<Attachment, DriverError> {
+    fn prepare_nic(_host: String, net: NetworkSpec, nic: NicSpec) -> Result<Attachment, DriverError> {
         let att = attachment(&net)?;
         netdev::ensure_bridge(&att.bridge, BridgeKind::Openvswitch)?;
+        bridge::add_lease(&net, &nic, &att.bridge)?;
         Ok(att)
     }
 
-    fn release_nic(_host: String, _net: NetworkSpec, _nic: NicSpec) -> Result<(), DriverError> {
-        // Nothing to undo: prepare-nic made no per-NIC state, and the NIC's port is the
-        // hypervisor's (it goes away with the VM's tap device).
-        Ok(())
+    fn release_nic(_host: String, net: NetworkSpec, nic: NicSpec) -> Result<(), DriverError> {
+        // The NIC's port is the hypervisor's (it goes with the VM's tap); its lease is ours.
+        bridge::remove_lease(&net, &nic)
     }
 }
 
