@@ -1,10 +1,12 @@
 //! End-to-end tests: the real plugin host, real driver components, real libvirt.
 //! One binary, as wasmtime does it, so the suite links once.
 
+mod addresses;
 mod cli;
 mod isolation;
 mod kvm_guest;
 mod network;
+mod network_guest;
 mod reload;
 mod simulator;
 mod storage;

@@ -2,29 +2,33 @@
 //! starts it) and `flat` (Linux bridge) through the real plugin host and its `netdev`
 //! capability. Network namespaces joined by veth pairs stand in for guests; the test
 //! plugs their host ends in where the attachment says, as a hypervisor would, and
-//! checks who can reach whom (BusyBox ping: the images may have no iputils).
+//! checks who can reach whom (BusyBox ping: the images may have no iputils), and what
+//! BusyBox udhcpc gets from the drivers' DHCP services.
 
 use std::process::Command;
+use std::thread;
 
-use wasmstack::plugins::{Attachment, DriverError, Grants, NetworkSpec, NicSpec, PluginError, PluginHost};
+use wasmstack::plugins::{
+    Attachment, DriverError, Grants, NetworkDriver, NetworkSpec, NicSpec, PluginError, PluginHost,
+};
 
 use crate::support::{Sandbox, new_uuid};
 
-const CONFIG: &str = "[plugin.vlan]\nnetdev = [\"ws-\"]\ntimeout-ms = 30000\n\n\
+pub(crate) const CONFIG: &str = "[plugin.vlan]\nnetdev = [\"ws-\"]\ntimeout-ms = 30000\n\n\
                       [plugin.flat]\nnetdev = [\"ws-\"]\ntimeout-ms = 30000\n";
 
 /// Runs a command; whether it succeeded.
-fn run(program: &str, args: &[&str]) -> bool {
+pub(crate) fn run(program: &str, args: &[&str]) -> bool {
     Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-fn must(program: &str, args: &[&str]) {
+pub(crate) fn must(program: &str, args: &[&str]) {
     let out = Command::new(program).args(args).output().expect("running a command");
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Everything the test made, removed when it ends however it ends.
-struct Plumbing {
+pub(crate) struct Plumbing {
     namespaces: Vec<String>,
     links: Vec<String>,
     ovs_bridges: Vec<String>,
@@ -50,26 +54,37 @@ impl Drop for Plumbing {
 
 impl Plumbing {
     /// Cleans up these bridges too, once the drivers made them.
-    fn new(ovs_bridges: &[&str], linux_bridges: &[&str]) -> Self {
+    pub(crate) fn new(ovs_bridges: &[&str], linux_bridges: &[&str]) -> Self {
         let own = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
         Plumbing { namespaces: vec![], links: vec![], ovs_bridges: own(ovs_bridges), linux_bridges: own(linux_bridges) }
     }
 
     /// A "guest": a namespace with one end of a veth pair holding `address`; the other
     /// end (returned) stays on the host, down and unplugged.
-    fn guest(&mut self, ns: &str, host_end: &str, address: &str) -> String {
+    pub(crate) fn guest(&mut self, ns: &str, host_end: &str, address: &str) -> String {
+        self.endpoint(ns, host_end);
+        must("ip", &["-n", ns, "addr", "add", address, "dev", "eth0"]);
+        host_end.to_owned()
+    }
+
+    /// A "guest" with no address yet, whose eth0 has `mac` (a NIC's), for DHCP.
+    fn dhcp_guest(&mut self, ns: &str, host_end: &str, mac: &str) -> String {
+        self.endpoint(ns, host_end);
+        must("ip", &["-n", ns, "link", "set", "eth0", "address", mac]);
+        host_end.to_owned()
+    }
+
+    fn endpoint(&mut self, ns: &str, host_end: &str) {
         self.namespaces.push(ns.to_owned());
         must("ip", &["netns", "add", ns]);
         self.links.push(host_end.to_owned());
         must("ip", &["link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns]);
-        must("ip", &["-n", ns, "addr", "add", address, "dev", "eth0"]);
         must("ip", &["-n", ns, "link", "set", "eth0", "up"]);
         must("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        host_end.to_owned()
     }
 
     /// Plugs a host end in where the attachment says, as libvirt does for a tap.
-    fn plug(&self, att: &Attachment, device: &str) {
+    pub(crate) fn plug(&self, att: &Attachment, device: &str) {
         if att.openvswitch {
             let mut args = vec!["--timeout=5".to_owned(), "add-port".into(), att.bridge.clone(), device.into()];
             args.extend(att.vlan.map(|v| format!("tag={v}")));
@@ -83,11 +98,11 @@ impl Plumbing {
 }
 
 /// One ping from a namespace, one second to answer.
-fn ping_once(ns: &str, address: &str) -> bool {
+pub(crate) fn ping_once(ns: &str, address: &str) -> bool {
     run("ip", &["netns", "exec", ns, "busybox", "ping", "-c1", "-W1", address])
 }
 
-fn pings(ns: &str, address: &str) -> bool {
+pub(crate) fn pings(ns: &str, address: &str) -> bool {
     // A few tries: the userspace datapath learns MACs on the first packets.
     (0..3).any(|_| ping_once(ns, address))
 }
@@ -100,7 +115,7 @@ fn spec(physical: &str, vlan: Option<u16>) -> NetworkSpec {
         cidr: "10.77.0.0/24".into(),
         gateway: None,
         dns: vec![],
-        dhcp: false,
+        dhcp_server: None,
     }
 }
 
@@ -108,7 +123,7 @@ fn nic() -> NicSpec {
     NicSpec { id: new_uuid(), mac: "52:54:00:12:34:56".into(), ip: None, hostname: None }
 }
 
-fn host() -> (Sandbox, PluginHost) {
+pub(crate) fn host() -> (Sandbox, PluginHost) {
     let sb = Sandbox::new();
     sb.install("vlan.wasm", "vlan.wasm");
     sb.install("flat.wasm", "flat.wasm");
@@ -207,4 +222,130 @@ fn names_outside_the_grant_run_nothing() {
         }
     }
     assert!(!bridge_exists(&bridge), "a denied name reached the host");
+}
+
+/// A network a driver implemented, shut down (its DHCP service with it) when the test
+/// ends however it ends. Declared after the `Plumbing`, so it goes first.
+pub(crate) struct Implemented {
+    pub(crate) driver: NetworkDriver,
+    pub(crate) net: NetworkSpec,
+}
+
+impl Drop for Implemented {
+    fn drop(&mut self) {
+        if let Err(e) = self.driver.shutdown("local", &self.net) {
+            eprintln!("shutting network {} down: {e}", self.net.id);
+        }
+    }
+}
+
+/// A network on `subnet`.0/24 with gateway and DNS .1 and its DHCP service on .2.
+pub(crate) fn dhcp_spec(physical: &str, vlan: Option<u16>, subnet: &str) -> NetworkSpec {
+    NetworkSpec {
+        cidr: format!("{subnet}.0/24"),
+        gateway: Some(format!("{subnet}.1")),
+        dns: vec![format!("{subnet}.1")],
+        dhcp_server: Some(format!("{subnet}.2/24")),
+        ..spec(physical, vlan)
+    }
+}
+
+pub(crate) fn nic_at(mac: &str, ip: &str, hostname: Option<&str>) -> NicSpec {
+    NicSpec { id: new_uuid(), mac: mac.into(), ip: Some(ip.into()), hostname: hostname.map(Into::into) }
+}
+
+/// What BusyBox udhcpc in a namespace is offered ("ADDRESS MASK ROUTER"), within about
+/// three seconds; None when no server answers.
+fn dhcp_lease(ns: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("lease.sh");
+    std::fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE $ip $subnet ${router:-none}\"\nexit 0\n")
+        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-n", "-q", "-t", "3", "-T", "1", "-s"])
+        .arg(&script)
+        .output()
+        .expect("running udhcpc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| l.strip_prefix("LEASE ")).map(str::to_owned)
+}
+
+/// Whether some interface on the host holds `address` (a DHCP service's).
+fn host_holds(address: &str) -> bool {
+    let out = Command::new("ip").args(["-o", "-4", "addr", "show"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w == address)
+}
+
+/// DHCP through `driver`: endpoints get exactly their NIC's lease, a released NIC (and,
+/// with VLANs, the same MAC in another VLAN) gets nothing, repeated calls keep the
+/// leases, and shutdown removes the service.
+fn dhcp_serves_prepared_nics(driver: &str, bridge: &str, vlan: Option<u16>, subnet: &str, p: &mut Plumbing) {
+    let (_sb, host) = host();
+    let drv = host.network(driver).expect("the driver");
+    let r = &bridge[3..];
+    let net = dhcp_spec(bridge, vlan, subnet);
+    let implemented = Implemented { driver: drv.clone(), net: net.clone() };
+    let att = drv.implement("local", &net).expect("implementing the network with DHCP");
+    assert!(host_holds(&format!("{subnet}.2/24")), "no DHCP service address on the host");
+    drv.implement("local", &net).expect("implementing it again");
+
+    let a = nic_at("52:54:00:5e:00:0a", &format!("{subnet}.10"), Some("guest-a"));
+    let b = nic_at("52:54:00:5e:00:0b", &format!("{subnet}.11"), None);
+    for nic in [&a, &b, &a] {
+        let prepared = drv.prepare_nic("local", &net, nic).expect("prepare-nic");
+        assert_eq!((prepared.bridge.as_str(), prepared.vlan), (att.bridge.as_str(), att.vlan));
+    }
+    let (ns_a, ns_b, ns_c) = (format!("ws-{r}-a"), format!("ws-{r}-b"), format!("ws-{r}-c"));
+    let dev = p.dhcp_guest(&ns_a, &format!("ws-{r}a"), &a.mac);
+    p.plug(&att, &dev);
+    let dev = p.dhcp_guest(&ns_b, &format!("ws-{r}b"), &b.mac);
+    p.plug(&att, &dev);
+    let want = |ip: &str| Some(format!("{ip} 255.255.255.0 {subnet}.1"));
+    let (got_a, got_b) = thread::scope(|s| {
+        let b = s.spawn(|| dhcp_lease(&ns_b));
+        (dhcp_lease(&ns_a), b.join().unwrap())
+    });
+    assert_eq!(got_a, want(&format!("{subnet}.10")), "endpoint a");
+    assert_eq!(got_b, want(&format!("{subnet}.11")), "endpoint b");
+
+    drv.release_nic("local", &net, &b).expect("release-nic");
+    drv.release_nic("local", &net, &b).expect("release-nic again");
+    // A repeated implement keeps the leases it did not make.
+    drv.implement("local", &net).expect("implementing it a third time");
+    if let Some(tag) = vlan {
+        // a's MAC in another VLAN on the same bridge.
+        let other = Attachment { vlan: Some(tag + 1), ..att.clone() };
+        let dev = p.dhcp_guest(&ns_c, &format!("ws-{r}c"), &a.mac);
+        p.plug(&other, &dev);
+    }
+    let (got_a, got_b, got_c) = thread::scope(|s| {
+        let b = s.spawn(|| dhcp_lease(&ns_b));
+        let c = s.spawn(|| vlan.and_then(|_| dhcp_lease(&ns_c)));
+        (dhcp_lease(&ns_a), b.join().unwrap(), c.join().unwrap())
+    });
+    assert_eq!(got_a, want(&format!("{subnet}.10")), "endpoint a after b's release");
+    assert_eq!(got_b, None, "a released NIC still got a lease");
+    assert_eq!(got_c, None, "another VLAN got a's lease");
+
+    drv.shutdown("local", &net).expect("shutdown");
+    assert!(!host_holds(&format!("{subnet}.2/24")), "the DHCP service outlived shutdown");
+    drv.release_nic("local", &net, &a).expect("release-nic after shutdown");
+    drop(implemented);
+}
+
+#[test]
+fn vlan_dhcp_serves_exactly_the_prepared_leases() {
+    let r = &new_uuid()[..6];
+    let bridge = format!("ws-h{r}");
+    let mut p = Plumbing::new(&[&bridge], &[]);
+    dhcp_serves_prepared_nics("vlan", &bridge, Some(110), "10.79.0", &mut p);
+}
+
+#[test]
+fn flat_dhcp_serves_exactly_the_prepared_leases() {
+    let r = &new_uuid()[..6];
+    let bridge = format!("ws-g{r}");
+    let mut p = Plumbing::new(&[], &[&bridge]);
+    dhcp_serves_prepared_nics("flat", &bridge, None, "10.80.0", &mut p);
 }
