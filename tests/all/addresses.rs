@@ -52,9 +52,15 @@ pub async fn zone_with_vlans(db: &Db, label: &str, vlans: &str) -> Result<(i64, 
     Ok((zone.id, physical.id))
 }
 
-/// An Isolated network 10.1.0.0/`prefix` (gateway 10.1.0.1) owned by the admin account,
-/// with a VLAN from the physical network's range.
-pub async fn isolated_network(db: &Db, zone_id: i64, physical_id: i64, name: &str, prefix: i64) -> Result<NetworkRow> {
+/// An Isolated network `base`/`prefix` (the gateway its first address) owned by the
+/// admin account, with a VLAN from the physical network's range.
+pub async fn isolated_network(
+    db: &Db,
+    (zone_id, physical_id): (i64, i64),
+    name: &str,
+    base: Ipv4Addr,
+    prefix: i64,
+) -> Result<NetworkRow> {
     let offering = nets::list_offerings(
         db,
         &nets::OfferingFilter {
@@ -86,8 +92,8 @@ pub async fn isolated_network(db: &Db, zone_id: i64, physical_id: i64, name: &st
             domain_id: domain,
             guest_type: "Isolated".into(),
             acl_type: "Account".into(),
-            cidr: Some((nets::ip_to_int(Ipv4Addr::new(10, 1, 0, 0)), prefix)),
-            gateway: Some("10.1.0.1".into()),
+            cidr: Some((nets::ip_to_int(base), prefix)),
+            gateway: Some(Ipv4Addr::from(u32::from(base) + 1).to_string()),
             vlan: VlanChoice::FromRange(ranges, physical.vlan.clone().unwrap_or_default()),
             dns1: None,
             dns2: None,
@@ -105,8 +111,10 @@ async fn admin_account(db: &Db) -> Result<(i64, i64)> {
     Ok(sqlx::query_as("SELECT id, domain_id FROM accounts ORDER BY id LIMIT 1").fetch_one(db.pool()).await?)
 }
 
+const TEN_ONE: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 0);
+
 /// A fresh database: SQLite in a folder, or a new PostgreSQL database.
-async fn fresh_db(backend: &str, dir: &std::path::Path) -> Result<(Db, Option<String>)> {
+pub async fn fresh_db(backend: &str, dir: &std::path::Path) -> Result<(Db, Option<String>)> {
     let (url, pg_name) = match backend {
         "sqlite" => (format!("sqlite://{}?mode=rwc", dir.join("alloc.db").display()), None),
         _ => {
@@ -134,7 +142,7 @@ async fn thousand_allocations(backend: &str) -> Result<()> {
     let (db, pg_admin) = fresh_db(backend, dir.path()).await?;
     let (zone, physical) = zone_with_vlans(&db, "ws-alloc", "100-199").await?;
     // A network of 1,022 host addresses narrowed to a range of exactly 1,000.
-    let net = isolated_network(&db, zone, physical, "crowded", 22).await?;
+    let net = isolated_network(&db, (zone, physical), "crowded", TEN_ONE, 22).await?;
     let start = nets::ip_to_int(Ipv4Addr::new(10, 1, 0, 10));
     nets::add_range(
         &db,
@@ -212,13 +220,13 @@ async fn vlans_come_from_the_range_until_it_runs_out() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (db, _) = fresh_db("sqlite", dir.path()).await?;
     let (zone, physical) = zone_with_vlans(&db, "ws-vl", "300-301").await?;
-    let a = isolated_network(&db, zone, physical, "a", 24).await?;
-    let b = isolated_network(&db, zone, physical, "b", 24).await?;
+    let a = isolated_network(&db, (zone, physical), "a", TEN_ONE, 24).await?;
+    let b = isolated_network(&db, (zone, physical), "b", TEN_ONE, 24).await?;
     assert_eq!((a.vlan, b.vlan), (Some(300), Some(301)));
-    let c = isolated_network(&db, zone, physical, "c", 24).await;
+    let c = isolated_network(&db, (zone, physical), "c", TEN_ONE, 24).await;
     let e = c.unwrap_err();
     assert!(matches!(e.downcast_ref::<NetworkError>(), Some(NetworkError::NoFreeVlan { .. })), "{e:#}");
     nets::remove_network(&db, a.id).await?;
-    assert_eq!(isolated_network(&db, zone, physical, "d", 24).await?.vlan, Some(300));
+    assert_eq!(isolated_network(&db, (zone, physical), "d", TEN_ONE, 24).await?.vlan, Some(300));
     Ok(())
 }

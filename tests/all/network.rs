@@ -239,12 +239,13 @@ impl Drop for Implemented {
     }
 }
 
-/// A network on `subnet`.0/24 with gateway and DNS .1 and its DHCP service on .2.
+/// A network on `subnet`.0/24 with gateway .1, DNS servers .1 and .53, and its DHCP
+/// service on .2.
 pub(crate) fn dhcp_spec(physical: &str, vlan: Option<u16>, subnet: &str) -> NetworkSpec {
     NetworkSpec {
         cidr: format!("{subnet}.0/24"),
         gateway: Some(format!("{subnet}.1")),
-        dns: vec![format!("{subnet}.1")],
+        dns: vec![format!("{subnet}.1"), format!("{subnet}.53")],
         dhcp_server: Some(format!("{subnet}.2/24")),
         ..spec(physical, vlan)
     }
@@ -254,12 +255,12 @@ pub(crate) fn nic_at(mac: &str, ip: &str, hostname: Option<&str>) -> NicSpec {
     NicSpec { id: new_uuid(), mac: mac.into(), ip: Some(ip.into()), hostname: hostname.map(Into::into) }
 }
 
-/// What BusyBox udhcpc in a namespace is offered ("ADDRESS MASK ROUTER"), within about
+/// What BusyBox udhcpc in a namespace is offered ("ADDRESS MASK ROUTER DNS…"), within about
 /// three seconds; None when no server answers.
 fn dhcp_lease(ns: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("lease.sh");
-    std::fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE $ip $subnet ${router:-none}\"\nexit 0\n")
+    std::fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE $ip $subnet ${router:-none} ${dns:-none}\"\nexit 0\n")
         .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = Command::new("ip")
@@ -301,7 +302,7 @@ fn dhcp_serves_prepared_nics(driver: &str, bridge: &str, vlan: Option<u16>, subn
     p.plug(&att, &dev);
     let dev = p.dhcp_guest(&ns_b, &format!("ws-{r}b"), &b.mac);
     p.plug(&att, &dev);
-    let want = |ip: &str| Some(format!("{ip} 255.255.255.0 {subnet}.1"));
+    let want = |ip: &str| Some(format!("{ip} 255.255.255.0 {subnet}.1 {subnet}.1 {subnet}.53"));
     let (got_a, got_b) = thread::scope(|s| {
         let b = s.spawn(|| dhcp_lease(&ns_b));
         (dhcp_lease(&ns_a), b.join().unwrap())

@@ -10,29 +10,28 @@ use std::time::{Duration, Instant};
 
 use wasmstack::plugins::{
     Accel, Attachment, ConsoleSpec, Disk, DiskBus, DiskDevice, DiskFormat, FileDisk, Locator, NetworkSpec, Nic,
-    NicModel, SwitchKind, VmSpec,
+    NicModel, NicSpec, SwitchKind, VmSpec,
 };
 
 use crate::kvm_guest::{QEMU, guest_template, wait_for};
-use crate::network::{Implemented, Plumbing, dhcp_spec, nic_at, ping_once, pings};
+use wasmstack::cloud::networks::{self as nets, NewNic};
+use wasmstack::orchestrate::networks::spec_with_dhcp;
+
+use crate::addresses::{fresh_db, isolated_network, zone_with_vlans};
+use crate::network::{Implemented, Plumbing, ping_once, pings};
 use crate::support::{Sandbox, new_uuid};
 
-/// The address the server gives a NIC in `net`. A stand-in until the test takes it
-/// from the core's allocator: the first host address past the gateway and the DHCP
-/// service's.
-pub fn local_assigned_ip(net: &NetworkSpec) -> String {
-    let (base, prefix) = net.cidr.split_once('/').expect("a CIDR");
-    let (base, prefix): (Ipv4Addr, u32) = (base.parse().unwrap(), prefix.parse().unwrap());
-    let taken: Vec<String> = net
-        .gateway
-        .iter()
-        .cloned()
-        .chain(net.dhcp_server.iter().map(|s| s.split('/').next().unwrap().to_owned()))
-        .collect();
-    (1..(1u32 << (32 - prefix)) - 1)
-        .map(|i| Ipv4Addr::from(u32::from(base) + i).to_string())
-        .find(|ip| !taken.contains(ip))
-        .expect("a free address")
+/// A VLAN network and a NIC in it as the core decides them: its database hands out the
+/// VLAN (from the physical network's range), the DHCP service's address, and the NIC's
+/// IP and MAC.
+async fn core_network_and_nic(dir: &std::path::Path, bridge: &str) -> anyhow::Result<(NetworkSpec, NicSpec)> {
+    let (db, _) = fresh_db("sqlite", dir).await?;
+    let zone = zone_with_vlans(&db, bridge, "300-309").await?;
+    let n = isolated_network(&db, zone, "guests", Ipv4Addr::new(10, 81, 0, 0), 24).await?;
+    let net = spec_with_dhcp(&db, &n).await.map_err(|e| anyhow::anyhow!("{}", e.text))?;
+    let nic = nets::allocate_nic(&db, &n, NewNic { is_default: true, ..Default::default() }).await?;
+    let ip = nic.ip().map(|i| i.to_string());
+    Ok((net, NicSpec { id: nic.uuid, mac: nic.mac, ip, hostname: Some("guest".into()) }))
 }
 
 /// Removes the domain however the test ends.
@@ -46,17 +45,18 @@ impl Drop for Domain {
     }
 }
 
+/// The guest's NIC gets the address the core assigned from the vlan driver's DHCP; an
+/// endpoint in the same VLAN reaches it, one in another VLAN on the same bridge does not.
 #[test]
-fn a_real_guest_gets_its_assigned_ip_by_dhcp_and_only_its_vlan_reaches_it() {
-    guest_on_a_vlan_network(local_assigned_ip);
-}
-
-/// The guest's NIC gets `assigned_ip(net)` from the vlan driver's DHCP; an endpoint in
-/// the same VLAN reaches it, one in another VLAN on the same bridge does not.
-pub fn guest_on_a_vlan_network(assigned_ip: fn(&NetworkSpec) -> String) {
+fn a_real_guest_gets_the_core_assigned_ip_by_dhcp_and_only_its_vlan_reaches_it() {
     let template = guest_template();
     let r = &new_uuid()[..6];
     let bridge = format!("ws-v{r}");
+    let db_dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (net, nic) = runtime.block_on(core_network_and_nic(db_dir.path(), &bridge)).expect("the core's network");
+    let vlan_id = net.vlan.expect("a VLAN from the range");
+    let ip = nic.ip.clone().expect("an address from the core");
     // QEMU runs as an unprivileged user: the disks live in a folder it can enter.
     let work = tempfile::Builder::new().prefix("wasmstack-netguest-").tempdir_in("/var/tmp").unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -85,13 +85,10 @@ pub fn guest_on_a_vlan_network(assigned_ip: fn(&NetworkSpec) -> String) {
     let (kvm, vlan) = (host.hypervisor("kvm").expect("kvm"), host.network("vlan").expect("vlan"));
 
     let mut p = Plumbing::new(&[&bridge], &[]);
-    let net = dhcp_spec(&bridge, Some(300), "10.81.0");
     let implemented = Implemented { driver: vlan.clone(), net: net.clone() };
     vlan.implement("local", &net).expect("implementing the network");
-    let ip = assigned_ip(&net);
-    let nic = nic_at("52:54:00:5e:01:0a", &ip, Some("guest"));
     let att = vlan.prepare_nic("local", &net, &nic).expect("prepare-nic");
-    assert_eq!((att.openvswitch, att.vlan), (true, Some(300)));
+    assert_eq!((att.openvswitch, att.vlan), (true, Some(vlan_id)));
 
     let uuid = new_uuid();
     let domain = Domain(uuid.clone());
@@ -130,7 +127,7 @@ pub fn guest_on_a_vlan_network(assigned_ip: fn(&NetworkSpec) -> String) {
     let same = p.guest(&format!("ws-v{r}-s"), &format!("ws-v{r}s"), "10.81.0.200/24");
     p.plug(&att, &same);
     let other = p.guest(&format!("ws-v{r}-o"), &format!("ws-v{r}o"), "10.81.0.201/24");
-    p.plug(&Attachment { vlan: Some(301), ..att.clone() }, &other);
+    p.plug(&Attachment { vlan: Some(vlan_id + 1), ..att.clone() }, &other);
 
     let ip_line = || {
         let log = std::fs::read_to_string(&serial).unwrap_or_default();
