@@ -260,8 +260,11 @@ pub(crate) fn nic_at(mac: &str, ip: &str, hostname: Option<&str>) -> NicSpec {
 fn dhcp_lease(ns: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("lease.sh");
-    std::fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE $ip $subnet ${router:-none} ${dns:-none}\"\nexit 0\n")
-        .unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE $ip $subnet ${router:-none} ${dns:-none}\"\nexit 0\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = Command::new("ip")
         .args(["netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-n", "-q", "-t", "3", "-T", "1", "-s"])
