@@ -103,7 +103,7 @@ pub async fn isolated_network(
         },
     )
     .await?;
-    Ok(nets::network(db, &uuid).await?.context("the new network")?)
+    nets::network(db, &uuid).await?.context("the new network")
 }
 
 /// The admin account made by the first start: (account id, domain id).
