@@ -38,11 +38,11 @@ pub(crate) fn virsh_knows(uuid: &str) -> bool {
     Command::new("virsh").args(["-c", QEMU, "dominfo", uuid]).output().expect("running virsh").status.success()
 }
 
-#[test]
-fn a_real_guest_boots_stops_and_leaves_nothing_behind() {
+/// A folder QEMU (an unprivileged user) can enter, holding a copy of the guest template
+/// and a qcow2 root disk over it: (folder, root disk, serial log path).
+pub fn guest_disk(prefix: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let template = guest_template();
-    // QEMU runs as an unprivileged user: the disks live in a folder it can enter.
-    let work = tempfile::Builder::new().prefix("wasmstack-guest-").tempdir_in("/var/tmp").unwrap();
+    let work = tempfile::Builder::new().prefix(prefix).tempdir_in("/var/tmp").unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let base = work.path().join("template.qcow2");
     std::fs::copy(&template, &base).unwrap();
@@ -55,6 +55,12 @@ fn a_real_guest_boots_stops_and_leaves_nothing_behind() {
         .unwrap();
     assert!(made.success(), "qemu-img create failed");
     let serial = work.path().join("serial.log");
+    (work, disk, serial)
+}
+
+#[test]
+fn a_real_guest_boots_stops_and_leaves_nothing_behind() {
+    let (work, disk, serial) = guest_disk("wasmstack-guest-");
 
     let sb = Sandbox::new();
     sb.install("kvm.wasm", "kvm.wasm");

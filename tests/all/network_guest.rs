@@ -4,7 +4,6 @@
 //! udhcpc and prints what it got on the serial console.
 
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use wasmstack::plugins::{
     NicModel, NicSpec, SwitchKind, VmSpec,
 };
 
-use crate::kvm_guest::{QEMU, guest_template, wait_for};
+use crate::kvm_guest::{QEMU, guest_disk, wait_for};
 use wasmstack::cloud::networks::{self as nets, NewNic};
 use wasmstack::orchestrate::networks::spec_with_dhcp;
 
@@ -49,7 +48,6 @@ impl Drop for Domain {
 /// endpoint in the same VLAN reaches it, one in another VLAN on the same bridge does not.
 #[test]
 fn a_real_guest_gets_the_core_assigned_ip_by_dhcp_and_only_its_vlan_reaches_it() {
-    let template = guest_template();
     let r = &new_uuid()[..6];
     let bridge = format!("ws-v{r}");
     let db_dir = tempfile::tempdir().unwrap();
@@ -57,20 +55,7 @@ fn a_real_guest_gets_the_core_assigned_ip_by_dhcp_and_only_its_vlan_reaches_it()
     let (net, nic) = runtime.block_on(core_network_and_nic(db_dir.path(), &bridge)).expect("the core's network");
     let vlan_id = net.vlan.expect("a VLAN from the range");
     let ip = nic.ip.clone().expect("an address from the core");
-    // QEMU runs as an unprivileged user: the disks live in a folder it can enter.
-    let work = tempfile::Builder::new().prefix("wasmstack-netguest-").tempdir_in("/var/tmp").unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let base = work.path().join("template.qcow2");
-    std::fs::copy(&template, &base).unwrap();
-    let disk = work.path().join("root.qcow2");
-    let made = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-        .arg(&base)
-        .arg(&disk)
-        .status()
-        .unwrap();
-    assert!(made.success(), "qemu-img create failed");
-    let serial = work.path().join("serial.log");
+    let (_work, disk, serial) = guest_disk("wasmstack-netguest-");
 
     let sb = Sandbox::new();
     sb.install("kvm.wasm", "kvm.wasm");
