@@ -19,48 +19,78 @@ use super::error::ApiError;
 /// How far ahead `expires` may be when timestamps are enforced.
 pub const MAX_EXPIRES_AHEAD_MINUTES: i64 = 15;
 
-/// Which quirks of client signers a canonical string reproduces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Variant {
-    /// `~` left raw (Python `quote`, Go `QueryEscape`) instead of Java's `%7E`.
-    tilde_raw: bool,
-    /// Names sorted after lower-casing (Libcloud) instead of as received.
-    sort_lowered: bool,
-}
-
 /// The strict canonical string, exactly as the Java server builds it.
 pub fn canonical(pairs: &[(String, String)]) -> String {
-    build(pairs, Variant::default())
+    let mut entries = signed_entries(pairs);
+    sort_strict(&mut entries);
+    join(&entries, false)
 }
 
-fn build(pairs: &[(String, String)], variant: Variant) -> String {
-    // The server reads a name → value map, so a name sent twice counts once (the last value).
-    let mut last: HashMap<&str, &str> = HashMap::new();
-    let mut names: Vec<&str> = Vec::new();
+/// Every parameter but `signature`, each name once with its last value, in order of first
+/// appearance: the server reads a name → value map, so a name sent twice counts once.
+fn signed_entries(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut entries: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
+    // A few names are looked up in place; many go through a map, so that a request with
+    // thousands of parameters costs no quadratic time.
+    let mut index: Option<HashMap<&str, usize>> = (pairs.len() > 32).then(HashMap::new);
     for (name, value) in pairs {
         if name.eq_ignore_ascii_case("signature") {
             continue;
         }
-        if last.insert(name, value).is_none() {
-            names.push(name);
+        let found = match &index {
+            Some(map) => map.get(name.as_str()).copied(),
+            None => entries.iter().position(|(n, _)| n == name),
+        };
+        match found {
+            Some(i) => entries[i].1 = value,
+            None => {
+                if let Some(map) = &mut index {
+                    map.insert(name, entries.len());
+                }
+                entries.push((name, value));
+            }
         }
     }
-    if variant.sort_lowered {
-        names.sort_by_cached_key(|n| n.to_lowercase().encode_utf16().collect::<Vec<_>>());
+    entries
+}
+
+/// Java's String.compareTo order: by UTF-16 code unit, which for ASCII is byte order.
+fn sort_strict(entries: &mut [(&str, &str)]) {
+    if entries.iter().all(|(n, _)| n.is_ascii()) {
+        entries.sort_by_key(|(n, _)| *n);
     } else {
-        // Java's String.compareTo orders by UTF-16 code unit.
-        names.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+        entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
     }
-    let mut out = String::new();
-    for (i, name) in names.iter().enumerate() {
+}
+
+/// Libcloud's order: names compared after lower-casing; equal ones keep their order.
+fn sort_lowered(entries: &mut [(&str, &str)]) {
+    if entries.iter().all(|(n, _)| n.is_ascii()) {
+        entries.sort_by(|(a, _), (b, _)| {
+            a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+        });
+    } else {
+        entries.sort_by_cached_key(|(n, _)| n.to_lowercase().encode_utf16().collect::<Vec<_>>());
+    }
+}
+
+/// `name=value` pairs joined with `&`, values encoded, the whole lower-cased.
+fn join(entries: &[(&str, &str)], tilde_raw: bool) -> String {
+    let mut out = String::with_capacity(entries.iter().map(|(n, v)| n.len() + 3 * v.len() + 2).sum());
+    for (i, (name, value)) in entries.iter().enumerate() {
         if i > 0 {
             out.push('&');
         }
         out.push_str(name);
         out.push('=');
-        url_encode(&mut out, last[name], variant.tilde_raw);
+        url_encode(&mut out, value, tilde_raw);
     }
-    out.to_lowercase()
+    if out.is_ascii() {
+        out.make_ascii_lowercase();
+        out
+    } else {
+        out.to_lowercase()
+    }
 }
 
 /// `URLEncoder.encode(v, "UTF-8").replace("+", "%20")`.
@@ -92,10 +122,18 @@ pub fn sign(secret: &str, canonical: &str) -> String {
 /// form this accepts the two mistakes real clients make (raw `~`; names sorted after
 /// lower-casing) and both together, since a request signed that way is still proof of the key.
 pub fn verify(pairs: &[(String, String)], signature: &str, secret: &str) -> bool {
+    let mut strict = signed_entries(pairs);
+    let mut lowered = strict.clone();
+    sort_strict(&mut strict);
+    sort_lowered(&mut lowered);
+    // A variant that cannot change the string is not built: the order only when the two
+    // sorts differ, the raw `~` only when a value holds one.
+    let orders: &[&[(&str, &str)]] = if lowered == strict { &[&strict] } else { &[&strict, &lowered] };
+    let tildes: &[bool] = if strict.iter().any(|(_, v)| v.contains('~')) { &[false, true] } else { &[false] };
     let mut candidates: Vec<String> = Vec::with_capacity(4);
-    for tilde_raw in [false, true] {
-        for sort_lowered in [false, true] {
-            let c = build(pairs, Variant { tilde_raw, sort_lowered });
+    for order in orders {
+        for &tilde_raw in tildes {
+            let c = join(order, tilde_raw);
             if !candidates.contains(&c) {
                 candidates.push(c);
             }
@@ -281,6 +319,18 @@ mod tests {
         with_sig.push(("Signature".into(), "VFAkEH96gJJxlLWtRHR1eE1dKrM=".into()));
         assert_eq!(canonical(&with_sig), c);
         assert!(verify(&with_sig, "VFAkEH96gJJxlLWtRHR1eE1dKrM=", "SECRET"));
+    }
+
+    #[test]
+    fn a_repeated_name_counts_once_with_its_last_value() {
+        let p = pairs(&[("b", "1"), ("a", "2"), ("b", "3")]);
+        assert_eq!(canonical(&p), "a=2&b=3");
+        // Past the size where names are looked up through a map, the result is the same.
+        let mut many: Vec<(String, String)> = (0..40).map(|i| (format!("n{i:02}"), "x".to_owned())).collect();
+        many.push(("n05".into(), "last".into()));
+        let c = canonical(&many);
+        assert!(c.starts_with("n00=x&n01=x&n02=x&n03=x&n04=x&n05=last&n06=x"), "{c}");
+        assert_eq!(c.matches("n05=").count(), 1);
     }
 
     #[test]
