@@ -2,6 +2,7 @@
 //! parameters (type, required, length), mode (sync or async), the roles allowed and
 //! the response fields. Parameter validation, `listApis` and the docs all read it.
 
+mod instance;
 mod network;
 
 use super::error::ApiError;
@@ -1945,7 +1946,7 @@ pub static COMMANDS: &[Command] = &[
 
 /// Every command, in table order.
 pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
-    COMMANDS.iter().chain(network::NETWORK_COMMANDS)
+    COMMANDS.iter().chain(network::NETWORK_COMMANDS).chain(instance::INSTANCE_COMMANDS)
 }
 
 /// A command by its exact (case-sensitive) name.

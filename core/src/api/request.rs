@@ -1,8 +1,10 @@
 //! Typed requests: what a validated parameter set means, one variant per command.
 //! The HTTP layer only builds these; the orchestrator executes them.
 
+mod instance;
 mod network;
 
+pub use instance::{DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
 
 use super::commands::Command;
@@ -280,6 +282,8 @@ pub enum Request {
     },
     /// A networking command (see `request::network`).
     Network(NetworkRequest),
+    /// A virtual machine command (see `request::instance`).
+    Instance(InstanceRequest),
     CreatePod(NewPodRequest),
     ListPods(InfraQuery),
     UpdatePod(InfraUpdate),
@@ -842,9 +846,10 @@ impl Request {
             }),
             "revertSnapshot" => Request::RevertSnapshot { id: must_uuid(p, cmd, "id")? },
             "deleteSnapshot" => Request::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
-            other => match network::parse(cmd, p)? {
-                Some(r) => Request::Network(r),
-                None => return Err(ApiError::unsupported(format!("The command {other} has no handler"))),
+            other => match (network::parse(cmd, p)?, instance::parse(cmd, p)?) {
+                (Some(r), _) => Request::Network(r),
+                (None, Some(r)) => Request::Instance(r),
+                (None, None) => return Err(ApiError::unsupported(format!("The command {other} has no handler"))),
             },
         })
     }

@@ -585,6 +585,10 @@ impl Orchestrator {
 
     pub(super) async fn delete_host(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
         let host = infra::host(&self.db, id).await?.ok_or_else(|| no_such("host", id))?;
+        let vms = infra::users_of(&self.db, "instances", "host_id", host.id).await?;
+        if vms > 0 {
+            return Err(ApiError::in_use(format!("Host {} still has {vms} VM(s); expunge them first", host.name)));
+        }
         infra::remove(&self.db, "hosts", host.id).await?;
         self.audit(caller, "HOST.DELETE", ("Host", &host.uuid, &host.name), format!("Host {} deleted", host.name))
             .await?;

@@ -4,6 +4,7 @@
 mod discovery;
 mod identity;
 mod infra;
+mod instances;
 pub mod networks;
 mod offerings;
 mod storage;
@@ -74,6 +75,7 @@ impl Orchestrator {
             UpdateZone(u) => self.update_zone(caller, u).await,
             DeleteZone { id } => self.delete_zone(caller, &id).await,
             Network(r) => self.execute_network(caller, cmd, r).await,
+            Instance(r) => self.execute_instance(caller, cmd, r).await,
             CreatePod(p) => self.create_pod(caller, p).await,
             ListPods(q) => self.list_pods(q).await,
             UpdatePod(u) => self.update_pod(caller, u).await,

@@ -541,7 +541,7 @@ impl Orchestrator {
 
     /// Whether the caller may see and use a network: its own, or a Domain-wide one of
     /// its domain or a domain above it.
-    fn may_use(&self, caller: &Caller, n: &NetworkRow) -> bool {
+    pub(super) fn may_use(&self, caller: &Caller, n: &NetworkRow) -> bool {
         caller.can_reach(n.account_id, &n.domain_path)
             || (n.acl_type == "Domain" && caller.user.domain_path.starts_with(&n.domain_path))
     }
@@ -874,7 +874,7 @@ impl Orchestrator {
         Ok(hosts.into_iter().map(|h| h.name).collect())
     }
 
-    fn network_driver(&self, n: &NetworkRow) -> Result<NetworkDriver, ApiError> {
+    pub(super) fn network_driver(&self, n: &NetworkRow) -> Result<NetworkDriver, ApiError> {
         let name = driver_name(&n.isolation_method);
         self.plugins.network(name).map_err(|e| ApiError::unavailable(e.to_string()))
     }

@@ -427,6 +427,12 @@ impl Orchestrator {
 
     pub(super) async fn delete_volume(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
         let v = self.volume_for(caller, id).await?;
+        if v.volume_type == "ROOT" {
+            return Err(ApiError::in_use(format!(
+                "Volume {} is a VM's root disk; it goes when the VM is expunged",
+                v.name
+            )));
+        }
         self.hold(&v, "Destroying").await?;
         let result = async {
             let snapshots = volumes::snapshots_of(&self.db, v.id).await?;

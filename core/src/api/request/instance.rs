@@ -1,0 +1,84 @@
+//! Typed requests of the virtual machine commands.
+
+use super::{Listing, listing, must_uuid, s, uuid};
+use crate::api::commands::Command;
+use crate::api::error::ApiError;
+use crate::api::params::Params;
+
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub service_offering_id: String,
+    pub zone_id: String,
+    pub template_id: Option<String>,
+    pub network_ids: Vec<String>,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub start: bool,
+    pub ip_address: Option<String>,
+    pub user_data: Option<String>,
+    pub hypervisor: Option<String>,
+    pub account: Option<String>,
+    pub domain_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceQuery {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub state: Option<String>,
+    pub zone_id: Option<String>,
+    pub host_id: Option<String>,
+    pub listing: Listing,
+}
+
+/// One virtual machine command, parsed.
+#[derive(Debug, Clone)]
+pub enum InstanceRequest {
+    Deploy(DeployRequest),
+    Start { id: String },
+    Stop { id: String, forced: bool },
+    Reboot { id: String, forced: bool },
+    Destroy { id: String, expunge: bool },
+    Expunge { id: String },
+    Recover { id: String },
+    List(InstanceQuery),
+}
+
+/// The virtual machine request for `cmd`, or None when `cmd` is not one.
+pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<InstanceRequest>, ApiError> {
+    use InstanceRequest::*;
+    let forced = || -> Result<bool, ApiError> { Ok(p.bool("forced")?.unwrap_or(false)) };
+    Ok(Some(match cmd.name {
+        "deployVirtualMachine" => Deploy(DeployRequest {
+            service_offering_id: must_uuid(p, cmd, "serviceofferingid")?,
+            zone_id: must_uuid(p, cmd, "zoneid")?,
+            template_id: uuid(p, "templateid")?,
+            network_ids: p.list("networkids")?.unwrap_or_default(),
+            name: s(p, "name"),
+            display_name: s(p, "displayname"),
+            start: p.bool("startvm")?.unwrap_or(true),
+            ip_address: s(p, "ipaddress"),
+            user_data: s(p, "userdata"),
+            hypervisor: s(p, "hypervisor"),
+            account: s(p, "account"),
+            domain_id: uuid(p, "domainid")?,
+        }),
+        "startVirtualMachine" => Start { id: must_uuid(p, cmd, "id")? },
+        "stopVirtualMachine" => Stop { id: must_uuid(p, cmd, "id")?, forced: forced()? },
+        "rebootVirtualMachine" => Reboot { id: must_uuid(p, cmd, "id")?, forced: forced()? },
+        "destroyVirtualMachine" => {
+            Destroy { id: must_uuid(p, cmd, "id")?, expunge: p.bool("expunge")?.unwrap_or(false) }
+        }
+        "expungeVirtualMachine" => Expunge { id: must_uuid(p, cmd, "id")? },
+        "recoverVirtualMachine" => Recover { id: must_uuid(p, cmd, "id")? },
+        "listVirtualMachines" => List(InstanceQuery {
+            id: uuid(p, "id")?,
+            name: s(p, "name"),
+            state: s(p, "state"),
+            zone_id: uuid(p, "zoneid")?,
+            host_id: uuid(p, "hostid")?,
+            listing: listing(p)?,
+        }),
+        _ => return Ok(None),
+    }))
+}

@@ -1,0 +1,381 @@
+//! Queries on virtual machine instances, and the allocator that places them on hosts.
+//!
+//! Placement happens in one transaction that first bumps the zone's allocation counter:
+//! on PostgreSQL that takes the zone row's lock, on SQLite BEGIN IMMEDIATE already
+//! serialises writers. Two deploys can therefore never both see the same free room.
+
+use sqlx::FromRow;
+
+use crate::auth::store::{Arg, Scope, eq, fetch_page, keyword};
+use crate::db::{Db, DbError, now_ms};
+
+/// States in which an instance holds none of its host's capacity.
+const IDLE_STATES: &str = "'Stopped', 'Destroyed', 'Expunged', 'Error'";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct InstanceRow {
+    pub id: i64,
+    pub uuid: String,
+    pub name: String,
+    pub instance_name: String,
+    pub display_name: String,
+    pub account_id: i64,
+    pub account_name: String,
+    pub domain_id: i64,
+    pub domain_uuid: String,
+    pub domain_name: String,
+    pub domain_path: String,
+    pub zone_id: i64,
+    pub zone_uuid: String,
+    pub zone_name: String,
+    pub host_id: Option<i64>,
+    pub host_uuid: Option<String>,
+    pub host_name: Option<String>,
+    pub host_uri: Option<String>,
+    pub host_driver: Option<String>,
+    pub offering_id: i64,
+    pub offering_uuid: String,
+    pub offering_name: String,
+    pub template_id: i64,
+    pub template_uuid: String,
+    pub template_name: String,
+    pub template_display_text: String,
+    pub template_password_enabled: i64,
+    pub os_type_uuid: Option<String>,
+    pub os_type_name: Option<String>,
+    pub root_volume_id: Option<i64>,
+    pub hypervisor: String,
+    pub state: String,
+    pub cpus: i64,
+    pub cpu_mhz: i64,
+    pub memory_mb: i64,
+    pub created: i64,
+}
+
+const SELECT: &str = "SELECT i.id, i.uuid, i.name, i.instance_name, i.display_name, i.account_id, \
+     a.name AS account_name, i.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, d.path AS domain_path, \
+     i.zone_id, z.uuid AS zone_uuid, z.name AS zone_name, i.host_id, h.uuid AS host_uuid, h.name AS host_name, \
+     h.libvirt_uri AS host_uri, h.driver AS host_driver, i.service_offering_id AS offering_id, \
+     o.uuid AS offering_uuid, o.name AS offering_name, i.template_id, t.uuid AS template_uuid, \
+     t.name AS template_name, t.display_text AS template_display_text, \
+     t.password_enabled AS template_password_enabled, ot.uuid AS os_type_uuid, ot.description AS os_type_name, \
+     i.root_volume_id, i.hypervisor, i.state, i.cpus, i.cpu_mhz, i.memory_mb, i.created \
+     FROM instances i JOIN accounts a ON a.id = i.account_id JOIN domains d ON d.id = i.domain_id \
+     JOIN zones z ON z.id = i.zone_id LEFT JOIN hosts h ON h.id = i.host_id \
+     JOIN service_offerings o ON o.id = i.service_offering_id JOIN templates t ON t.id = i.template_id \
+     LEFT JOIN os_types ot ON ot.id = t.os_type_id WHERE i.removed IS NULL";
+
+#[derive(Debug, Default, Clone)]
+pub struct InstanceFilter {
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub state: Option<String>,
+    pub zone_id: Option<i64>,
+    pub host_id: Option<i64>,
+    pub keyword: Option<String>,
+}
+
+pub async fn list_instances(
+    db: &Db,
+    scope: &Scope,
+    f: &InstanceFilter,
+    page: Option<(u32, u32)>,
+) -> Result<(Vec<InstanceRow>, i64), DbError> {
+    let mut sql = SELECT.to_owned();
+    let mut args = Vec::new();
+    scope.push(&mut sql, &mut args, "i.account_id", "d.path", "i.domain_id");
+    if let Some(v) = &f.uuid {
+        eq(&mut sql, &mut args, "i.uuid", Arg::Text(v.clone()));
+    }
+    if let Some(v) = &f.name {
+        eq(&mut sql, &mut args, "i.name", Arg::Text(v.clone()));
+    }
+    if let Some(v) = &f.state {
+        eq(&mut sql, &mut args, "LOWER(i.state)", Arg::Text(v.to_ascii_lowercase()));
+    }
+    if let Some(v) = f.zone_id {
+        eq(&mut sql, &mut args, "i.zone_id", Arg::Int(v));
+    }
+    if let Some(v) = f.host_id {
+        eq(&mut sql, &mut args, "i.host_id", Arg::Int(v));
+    }
+    if let Some(k) = &f.keyword {
+        keyword(&mut sql, &mut args, "i.display_name || ' ' || i.name", k);
+    }
+    fetch_page(db, sql, &args, "i.id", page).await
+}
+
+pub async fn instance(db: &Db, uuid: &str) -> Result<Option<InstanceRow>, DbError> {
+    let f = InstanceFilter { uuid: Some(uuid.into()), ..Default::default() };
+    Ok(list_instances(db, &Scope::default(), &f, None).await?.0.into_iter().next())
+}
+
+/// A host that could run an instance, with what its instances already hold.
+#[derive(Debug, Clone, FromRow)]
+pub struct Candidate {
+    pub id: i64,
+    pub name: String,
+    pub cpus: i64,
+    pub cpu_mhz: i64,
+    pub memory_bytes: i64,
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+    pub used_mhz: i64,
+    pub used_mb: i64,
+}
+
+impl Candidate {
+    pub fn free_mhz(&self) -> i64 {
+        ((self.cpus * self.cpu_mhz) as f64 * self.cpu_overcommit) as i64 - self.used_mhz
+    }
+
+    pub fn free_mb(&self) -> i64 {
+        ((self.memory_bytes >> 20) as f64 * self.memory_overcommit) as i64 - self.used_mb
+    }
+}
+
+fn candidates_sql(extra: &str) -> String {
+    format!(
+        "SELECT h.id, h.name, h.cpus, h.cpu_mhz, h.memory_bytes, c.cpu_overcommit, c.memory_overcommit, \
+         CAST(COALESCE((SELECT SUM(i.cpus * i.cpu_mhz) FROM instances i WHERE i.host_id = h.id \
+           AND i.removed IS NULL AND i.state NOT IN ({IDLE_STATES})), 0) AS BIGINT) AS used_mhz, \
+         CAST(COALESCE((SELECT SUM(i.memory_mb) FROM instances i WHERE i.host_id = h.id \
+           AND i.removed IS NULL AND i.state NOT IN ({IDLE_STATES})), 0) AS BIGINT) AS used_mb \
+         FROM hosts h JOIN clusters c ON c.id = h.cluster_id JOIN pods p ON p.id = h.pod_id \
+         WHERE h.removed IS NULL AND h.state = 'Up' AND h.resource_state = 'Enabled' \
+         AND c.allocation_state = 'Enabled' AND p.allocation_state = 'Enabled' {extra} ORDER BY h.id"
+    )
+}
+
+/// What an instance needs of a host.
+#[derive(Debug, Clone, Copy)]
+pub struct Need {
+    pub cpus: i64,
+    pub cpu_mhz: i64,
+    pub memory_mb: i64,
+}
+
+impl Need {
+    fn fits(&self, c: &Candidate) -> bool {
+        c.free_mhz() >= self.cpus * self.cpu_mhz && c.free_mb() >= self.memory_mb
+    }
+}
+
+/// Why nothing was placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    NoHost(String),
+    #[error("{0}")]
+    NoRoom(String),
+    #[error("instance {0} is not in a state to start")]
+    Busy(String),
+}
+
+impl From<sqlx::Error> for PlaceError {
+    fn from(e: sqlx::Error) -> Self {
+        PlaceError::Db(DbError::Sql(e))
+    }
+}
+
+fn no_room(need: &Need, hosts: &[Candidate], place: &str) -> PlaceError {
+    let best_cpu = hosts.iter().map(Candidate::free_mhz).max().unwrap_or(0).max(0);
+    let best_mem = hosts.iter().map(Candidate::free_mb).max().unwrap_or(0).max(0);
+    let cpu_short = hosts.iter().all(|h| h.free_mhz() < need.cpus * need.cpu_mhz);
+    let mem_short = hosts.iter().all(|h| h.free_mb() < need.memory_mb);
+    let what = match (cpu_short, mem_short) {
+        (true, true) => "CPU and memory",
+        (true, false) => "CPU",
+        (false, true) => "memory",
+        (false, false) => "CPU and memory together",
+    };
+    PlaceError::NoRoom(format!(
+        "Insufficient capacity: {place} has no host with enough free {what} for {} CPU x {} MHz and {} MB \
+         (the most free on one host: {best_cpu} MHz of CPU, {best_mem} MB of memory)",
+        need.cpus, need.cpu_mhz, need.memory_mb
+    ))
+}
+
+/// A new instance to record.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub uuid: String,
+    pub name: String,
+    pub display_name: String,
+    pub account_id: i64,
+    pub domain_id: i64,
+    pub zone_id: i64,
+    pub zone_name: String,
+    pub service_offering_id: i64,
+    pub template_id: i64,
+    pub hypervisor: String,
+    pub need: Need,
+    pub user_data: Option<String>,
+    /// Whether it starts at once, holding capacity (state Starting), or stays Stopped.
+    pub start: bool,
+}
+
+async fn lock_zone(tx: &mut sqlx::Transaction<'static, sqlx::Any>, zone_id: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE zones SET alloc_seq = alloc_seq + 1 WHERE id = $1").bind(zone_id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Picks a host for a new instance and records the instance on it, in one transaction.
+/// Returns the host's id.
+pub async fn place(db: &Db, n: &NewInstance) -> Result<i64, PlaceError> {
+    let mut tx = db.begin().await?;
+    lock_zone(&mut tx, n.zone_id).await?;
+    let sql = candidates_sql("AND h.zone_id = $1 AND c.hypervisor = $2");
+    let hosts: Vec<Candidate> =
+        sqlx::query_as(&sql).bind(n.zone_id).bind(&n.hypervisor).fetch_all(&mut *tx).await.map_err(DbError::Sql)?;
+    if hosts.is_empty() {
+        return Err(PlaceError::NoHost(format!(
+            "Zone {} has no Up and Enabled {} host to run the instance on",
+            n.zone_name, n.hypervisor
+        )));
+    }
+    // The host with the most free memory spreads instances; a stopped one needs no room.
+    let host = hosts
+        .iter()
+        .filter(|h| !n.start || n.need.fits(h))
+        .max_by_key(|h| (h.free_mb(), -h.id))
+        .ok_or_else(|| no_room(&n.need, &hosts, &format!("zone {}", n.zone_name)))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO instances (uuid, name, instance_name, display_name, account_id, domain_id, zone_id, host_id, \
+         service_offering_id, template_id, hypervisor, state, cpus, cpu_mhz, memory_mb, user_data, created) \
+         VALUES ($1, $2, '', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+    )
+    .bind(&n.uuid)
+    .bind(&n.name)
+    .bind(&n.display_name)
+    .bind(n.account_id)
+    .bind(n.domain_id)
+    .bind(n.zone_id)
+    .bind(host.id)
+    .bind(n.service_offering_id)
+    .bind(n.template_id)
+    .bind(&n.hypervisor)
+    .bind(if n.start { "Starting" } else { "Stopped" })
+    .bind(n.need.cpus)
+    .bind(n.need.cpu_mhz)
+    .bind(n.need.memory_mb)
+    .bind(&n.user_data)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE instances SET instance_name = $1 WHERE id = $2")
+        .bind(format!("i-{}-{id}-VM", n.account_id))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let host_id = host.id;
+    tx.commit().await?;
+    Ok(host_id)
+}
+
+/// Takes the room a Stopped instance needs on its own host again (Stopped → Starting).
+pub async fn reserve_start(db: &Db, i: &InstanceRow) -> Result<(), PlaceError> {
+    let host_id = i.host_id.ok_or_else(|| PlaceError::NoHost(format!("Instance {} has no host", i.name)))?;
+    let mut tx = db.begin().await?;
+    lock_zone(&mut tx, i.zone_id).await?;
+    let sql = candidates_sql("AND h.id = $1");
+    let hosts: Vec<Candidate> = sqlx::query_as(&sql).bind(host_id).fetch_all(&mut *tx).await.map_err(DbError::Sql)?;
+    let Some(host) = hosts.first() else {
+        return Err(PlaceError::NoHost(format!("The host of instance {} is not Up and Enabled", i.name)));
+    };
+    let need = Need { cpus: i.cpus, cpu_mhz: i.cpu_mhz, memory_mb: i.memory_mb };
+    if !need.fits(host) {
+        return Err(no_room(&need, &hosts, &format!("host {}", host.name)));
+    }
+    let done = sqlx::query("UPDATE instances SET state = 'Starting' WHERE id = $1 AND state = 'Stopped'")
+        .bind(i.id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() != 1 {
+        return Err(PlaceError::Busy(i.uuid.clone()));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Moves an instance from one state to another; false when it was not in `from`.
+pub async fn transition(db: &Db, id: i64, from: &[&str], to: &str) -> Result<bool, DbError> {
+    let list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let done = sqlx::query(&format!(
+        "UPDATE instances SET state = $1 WHERE id = $2 AND removed IS NULL AND state IN ({list})"
+    ))
+    .bind(to)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_state(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE instances SET state = $1 WHERE id = $2").bind(state).bind(id).execute(db.pool()).await?;
+    Ok(())
+}
+
+pub async fn set_root_volume(db: &Db, id: i64, volume_uuid: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE volumes SET volume_type = 'ROOT' WHERE uuid = $1").bind(volume_uuid).execute(db.pool()).await?;
+    sqlx::query("UPDATE instances SET root_volume_id = (SELECT id FROM volumes WHERE uuid = $1) WHERE id = $2")
+        .bind(volume_uuid)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// The uuid of an instance's root volume.
+pub async fn root_volume_uuid(db: &Db, i: &InstanceRow) -> Result<Option<String>, DbError> {
+    let Some(id) = i.root_volume_id else { return Ok(None) };
+    Ok(sqlx::query_scalar("SELECT uuid FROM volumes WHERE id = $1 AND removed IS NULL")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+/// Removes an instance for good: it holds nothing any more.
+pub async fn remove(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE instances SET state = $1, removed = $2 WHERE id = $3")
+        .bind(state)
+        .bind(now_ms())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(cpus: i64, mhz: i64, mem_mb: i64, used_mhz: i64, used_mb: i64, over: f64) -> Candidate {
+        Candidate {
+            id: 1,
+            name: "h".into(),
+            cpus,
+            cpu_mhz: mhz,
+            memory_bytes: mem_mb << 20,
+            cpu_overcommit: over,
+            memory_overcommit: 1.0,
+            used_mhz,
+            used_mb,
+        }
+    }
+
+    #[test]
+    fn room_counts_overcommit_and_what_is_used() {
+        let need = Need { cpus: 2, cpu_mhz: 1000, memory_mb: 512 };
+        assert!(need.fits(&host(2, 1000, 512, 0, 0, 1.0)));
+        assert!(!need.fits(&host(2, 1000, 512, 1, 0, 1.0)));
+        assert!(need.fits(&host(1, 1000, 512, 0, 0, 2.0)));
+        assert!(!need.fits(&host(4, 1000, 1024, 0, 600, 1.0)));
+        let e = no_room(&need, &[host(1, 1000, 4096, 0, 0, 1.0)], "zone z").to_string();
+        assert!(e.contains("enough free CPU for 2 CPU x 1000 MHz"), "{e}");
+        let e = no_room(&need, &[host(4, 1000, 256, 0, 0, 1.0)], "zone z").to_string();
+        assert!(e.contains("free memory"), "{e}");
+    }
+}

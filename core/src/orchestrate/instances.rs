@@ -1,0 +1,841 @@
+//! Virtual machines: deploy, start, stop, reboot, destroy, recover, expunge, list.
+//!
+//! A deploy places the instance on a host synchronously (`cloud::instances::place`, so a
+//! full zone answers 533 at once and concurrent deploys never over-commit a host), then
+//! builds it in an async job: NICs, the root disk on primary storage, the domain. Any
+//! failure undoes what the job made and leaves the instance removed in state Error.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::api::commands::Command;
+use crate::api::error::ApiError;
+use crate::api::render::Reply;
+use crate::api::request::{DeployRequest, InstanceQuery, InstanceRequest};
+use crate::auth::{Caller, RoleType};
+use crate::cloud::infra::{self, ClusterRow, HostRow};
+use crate::cloud::instances::{self, InstanceFilter, InstanceRow, Need, NewInstance, PlaceError};
+use crate::cloud::networks::{
+    self as nets, NetworkFilter, NetworkRow, NewNic, NicFilter, NicRow, int_to_ip, prefix_mask,
+};
+use crate::cloud::offerings::{self, OfferingFilter};
+use crate::cloud::storage::{self as pools, PoolRow, StorageFilter};
+use crate::cloud::templates::TemplateRow;
+use crate::cloud::volumes::{self, NewVolume};
+use crate::db::{format_time, new_uuid};
+use crate::jobs::JobSpec;
+use crate::plugins::{
+    Accel, Attachment, ConsoleSpec, Disk, DiskBus, DiskDevice, HypervisorDriver, NetworkDriver, NetworkSpec, Nic,
+    NicModel, NicSpec, PluginError, SwitchKind, VmSpec,
+};
+
+use super::networks::spec_with_dhcp;
+use super::volumes::{driver_failure, job_error, wrap};
+use super::{Orchestrator, list, no_such, not_yours, views};
+
+const GIB: i64 = 1 << 30;
+
+/// How long a guest may take to shut down before it is powered off.
+const STOP_TIMEOUT_MS: u32 = 10_000;
+
+impl From<PlaceError> for ApiError {
+    fn from(e: PlaceError) -> Self {
+        match e {
+            PlaceError::Db(e) => e.into(),
+            PlaceError::NoHost(t) | PlaceError::NoRoom(t) => ApiError::insufficient_capacity(t),
+            PlaceError::Busy(_) => ApiError::in_use(e.to_string()),
+        }
+    }
+}
+
+/// A host name as CloudStack accepts it for a VM: letters, digits and hyphens, 1-63
+/// characters, no hyphen at either end, not only digits.
+fn check_hostname(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.chars().all(|c| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_param(format!(
+            "Invalid name {name:?}: a VM name is a host name of 1-63 letters, digits and hyphens, \
+             not starting or ending with a hyphen"
+        )))
+    }
+}
+
+/// What a deploy job made so far, to undo on failure.
+#[derive(Default)]
+struct Made {
+    /// (NIC id, network spec, NIC spec, driver that prepared it on the host).
+    nics: Vec<(i64, NetworkSpec, NicSpec, Option<NetworkDriver>)>,
+    /// The root volume's file: (pool, path), and its uuid once recorded.
+    volume: Option<(PoolRow, String, Option<String>)>,
+    domain: bool,
+}
+
+/// Everything a deploy job needs.
+struct Build {
+    vm: InstanceRow,
+    host: HostRow,
+    cluster: ClusterRow,
+    template: TemplateRow,
+    networks: Vec<NetworkRow>,
+    ip: Option<Ipv4Addr>,
+    root_size: i64,
+    start: bool,
+}
+
+/// The lock that serialises copying one template to one pool.
+fn install_gate(template_id: i64, pool_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+    type Gates = HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>;
+    static GATES: LazyLock<Mutex<Gates>> = LazyLock::new(Default::default);
+    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    gates.entry((template_id, pool_id)).or_default().clone()
+}
+
+async fn blocking<T: Send + 'static>(
+    what: String,
+    call: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || call().map_err(|e| driver_failure(what, e)))
+        .await
+        .map_err(|e| ApiError::internal(format!("a driver call crashed: {e}")))?
+}
+
+impl Orchestrator {
+    pub(super) async fn execute_instance(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        request: InstanceRequest,
+    ) -> Result<Reply, ApiError> {
+        use InstanceRequest::*;
+        match request {
+            Deploy(r) => self.deploy_vm(caller, cmd, r).await,
+            Start { id } => self.start_vm(caller, cmd, &id).await,
+            Stop { id, forced } => self.stop_vm(caller, cmd, &id, forced).await,
+            Reboot { id, forced } => self.reboot_vm(caller, cmd, &id, forced).await,
+            Destroy { id, expunge } => self.destroy_vm(caller, cmd, &id, expunge).await,
+            Expunge { id } => self.expunge_vm(caller, cmd, &id).await,
+            Recover { id } => self.recover_vm(caller, cmd, &id).await,
+            List(q) => self.list_vms(caller, q).await,
+        }
+    }
+
+    /// An instance the caller may act on.
+    async fn vm_for(&self, caller: &Caller, id: &str) -> Result<InstanceRow, ApiError> {
+        let i = instances::instance(&self.db, id).await?.ok_or_else(|| no_such("virtual machine", id))?;
+        if !caller.can_reach(i.account_id, &i.domain_path) {
+            return Err(not_yours("virtual machine", id));
+        }
+        Ok(i)
+    }
+
+    fn hypervisor_for(&self, driver: &str) -> Result<HypervisorDriver, ApiError> {
+        self.plugins.hypervisor(driver).map_err(|e| ApiError::unavailable(e.to_string()))
+    }
+
+    async fn vm_reply(&self, caller: &Caller, uuid: &str) -> Result<Map<String, Value>, ApiError> {
+        let i = instances::instance(&self.db, uuid).await?.ok_or_else(|| no_such("virtual machine", uuid))?;
+        Ok(wrap("virtualmachine", self.vm_view(caller, &i).await?))
+    }
+
+    async fn vm_view(&self, caller: &Caller, i: &InstanceRow) -> Result<Map<String, Value>, ApiError> {
+        let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
+        let (nics, _) = nets::list_nics(&self.db, &f, None).await?;
+        Ok(vm_view(caller, i, &nics))
+    }
+
+    async fn vm_job(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        class: &str,
+        uuid: &str,
+        work: impl Future<Output = Result<Map<String, Value>, ApiError>> + Send + 'static,
+    ) -> Result<Reply, ApiError> {
+        let class = format!("org.apache.cloudstack.api.command.user.vm.{class}");
+        let spec = JobSpec { cmd: &class, command: cmd.name, instance: Some(("VirtualMachine", uuid.to_owned())) };
+        let job = self.jobs.submit(caller, spec, async move { work.await.map_err(job_error) }).await?;
+        Ok(Reply::AsyncJob { job_id: job, id: Some(uuid.to_owned()) })
+    }
+
+    /// The networks a new VM gets: those named, or the zone's first one the caller may use.
+    async fn deploy_networks(
+        &self,
+        caller: &Caller,
+        zone_id: i64,
+        zone_name: &str,
+        ids: &[String],
+    ) -> Result<Vec<NetworkRow>, ApiError> {
+        let mut out = Vec::new();
+        for id in ids {
+            let n = nets::network(&self.db, id).await?.ok_or_else(|| no_such("network", id))?;
+            if !self.may_use(caller, &n) {
+                return Err(not_yours("network", id));
+            }
+            if n.zone_id != zone_id {
+                return Err(ApiError::invalid_param(format!("Network {} is not in zone {zone_name}", n.name)));
+            }
+            if out.iter().any(|o: &NetworkRow| o.id == n.id) {
+                return Err(ApiError::invalid_param(format!("Network {} is given twice", n.name)));
+            }
+            out.push(n);
+        }
+        if out.is_empty() {
+            let f = NetworkFilter { zone_id: Some(zone_id), ..Default::default() };
+            let (all, _) = nets::list_networks(&self.db, &Default::default(), None, &f, None).await?;
+            let first = all.into_iter().find(|n| self.may_use(caller, n)).ok_or_else(|| {
+                ApiError::invalid_param(format!(
+                    "Zone {zone_name} has no network you may use: create one, or give networkids"
+                ))
+            })?;
+            out.push(first);
+        }
+        Ok(out)
+    }
+
+    async fn deploy_vm(&self, caller: &Caller, cmd: &'static Command, r: DeployRequest) -> Result<Reply, ApiError> {
+        let zone = infra::zone(&self.db, &r.zone_id).await?.ok_or_else(|| no_such("zone", &r.zone_id))?;
+        if zone.allocation_state == "Disabled" && caller.role != RoleType::Admin {
+            return Err(ApiError::permission_denied(format!(
+                "Cannot perform this operation, zone {} is currently disabled",
+                zone.name
+            )));
+        }
+        let f = OfferingFilter { uuid: Some(r.service_offering_id.clone()), ..Default::default() };
+        let offering = offerings::list_service(&self.db, &f, None)
+            .await?
+            .0
+            .into_iter()
+            .next()
+            .ok_or_else(|| no_such("service offering", &r.service_offering_id))?;
+        let (Some(cpus), Some(cpu_mhz), Some(memory_mb)) =
+            (offering.cpu_number, offering.cpu_speed, offering.memory_mb)
+        else {
+            return Err(ApiError::invalid_param(format!(
+                "Service offering {} is customized; deploying with customized offerings is not supported yet",
+                offering.name
+            )));
+        };
+        let template_id =
+            r.template_id.as_deref().ok_or_else(|| ApiError::missing_param("deployvirtualmachine", "templateid"))?;
+        let template = self.volume_template(caller, template_id, &zone).await?;
+        if let Some(h) = &r.hypervisor
+            && !h.eq_ignore_ascii_case(&template.hypervisor)
+        {
+            return Err(ApiError::invalid_param(format!(
+                "Template {} is for {}, not {h}",
+                template.name, template.hypervisor
+            )));
+        }
+        if let Some(n) = &r.name {
+            check_hostname(n)?;
+        }
+        let ip = match &r.ip_address {
+            Some(a) => Some(a.parse::<Ipv4Addr>().map_err(|_| {
+                ApiError::invalid_param(format!("Invalid value of parameter ipaddress: {a} is not an IPv4 address"))
+            })?),
+            None => None,
+        };
+        let user_data = match &r.user_data {
+            Some(d) => {
+                base64::engine::general_purpose::STANDARD.decode(d).map_err(|_| {
+                    ApiError::invalid_param("Invalid value of parameter userdata: it is not base64-encoded")
+                })?;
+                Some(d.clone())
+            }
+            None => None,
+        };
+        let (account_id, domain_id) = self.owner(caller, r.account.as_deref(), r.domain_id.as_deref()).await?;
+        let networks = self.deploy_networks(caller, zone.id, &zone.name, &r.network_ids).await?;
+        let root_size = template.size.max(offering.root_disk_gb.unwrap_or(0).saturating_mul(GIB));
+
+        let uuid = new_uuid();
+        let name = r.name.clone().unwrap_or_else(|| format!("VM-{uuid}"));
+        let new = NewInstance {
+            uuid: uuid.clone(),
+            name: name.clone(),
+            display_name: r.display_name.clone().unwrap_or_else(|| name.clone()),
+            account_id,
+            domain_id,
+            zone_id: zone.id,
+            zone_name: zone.name.clone(),
+            service_offering_id: offering.id,
+            template_id: template.id,
+            hypervisor: template.hypervisor.clone(),
+            need: Need { cpus, cpu_mhz, memory_mb },
+            user_data,
+            start: r.start,
+        };
+        instances::place(&self.db, &new).await?;
+        let prepared = async {
+            let vm = instances::instance(&self.db, &uuid).await?.ok_or_else(|| no_such("virtual machine", &uuid))?;
+            let host_uuid = vm.host_uuid.clone().unwrap_or_default();
+            let host = infra::host(&self.db, &host_uuid).await?.ok_or_else(|| no_such("host", &host_uuid))?;
+            let cluster = infra::cluster(&self.db, &host.cluster_uuid)
+                .await?
+                .ok_or_else(|| no_such("cluster", &host.cluster_uuid))?;
+            Ok::<_, ApiError>(Build { vm, host, cluster, template, networks, ip, root_size, start: r.start })
+        }
+        .await;
+        let build = match prepared {
+            Ok(b) => b,
+            Err(e) => {
+                instances::remove(&self.db, self.instance_id(&uuid).await?, "Error").await?;
+                return Err(e);
+            }
+        };
+        let (me, who, id) = (self.clone(), caller.clone(), uuid.clone());
+        let work = async move {
+            let mut made = Made::default();
+            let built = me.build_vm(&build, &mut made).await;
+            if let Err(e) = built {
+                me.undo_build(&build, made).await;
+                if let Err(d) = instances::remove(&me.db, build.vm.id, "Error").await {
+                    tracing::error!("{d}");
+                }
+                return Err(e);
+            }
+            instances::set_state(&me.db, build.vm.id, if build.start { "Running" } else { "Stopped" }).await?;
+            me.audit(
+                &who,
+                "VM.CREATE",
+                ("VirtualMachine", &id, &build.vm.name),
+                format!("VM {} created on host {}", build.vm.name, build.host.name),
+            )
+            .await?;
+            me.vm_reply(&who, &id).await
+        };
+        let submitted = self.vm_job(caller, cmd, "DeployVMCmd", &uuid, work).await;
+        if submitted.is_err() {
+            instances::remove(&self.db, self.instance_id(&uuid).await?, "Error").await?;
+        }
+        submitted
+    }
+
+    async fn instance_id(&self, uuid: &str) -> Result<i64, ApiError> {
+        Ok(sqlx::query_scalar("SELECT id FROM instances WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(crate::db::DbError::Sql)?)
+    }
+
+    /// NICs, root disk and domain of a new VM; `made` records each step for `undo_build`.
+    async fn build_vm(&self, b: &Build, made: &mut Made) -> Result<(), ApiError> {
+        let kvm = b.host.hypervisor == "KVM";
+        let mut vm_nics = Vec::new();
+        for (k, n) in b.networks.iter().enumerate() {
+            let new = NewNic {
+                instance_uuid: Some(b.vm.uuid.clone()),
+                ip: if k == 0 { b.ip } else { None },
+                is_default: k == 0,
+                device_id: k as i64,
+            };
+            let nic = nets::allocate_nic(&self.db, n, new).await?;
+            let spec = spec_with_dhcp(&self.db, n).await;
+            let nic_spec = NicSpec {
+                id: nic.uuid.clone(),
+                mac: nic.mac.clone(),
+                ip: nic.ip().map(|i| i.to_string()),
+                hostname: Some(b.vm.name.clone()),
+            };
+            let spec = match spec {
+                Ok(s) => s,
+                Err(e) => {
+                    let unused = NetworkSpec {
+                        id: n.uuid.clone(),
+                        physical: String::new(),
+                        vlan: None,
+                        cidr: String::new(),
+                        gateway: None,
+                        dns: Vec::new(),
+                        dhcp_server: None,
+                    };
+                    made.nics.push((nic.id, unused, nic_spec, None));
+                    return Err(e);
+                }
+            };
+            made.nics.push((nic.id, spec.clone(), nic_spec.clone(), None));
+            let attachment = if kvm {
+                let driver = self.network_driver(n)?;
+                let (d, h, s, c) = (driver.clone(), b.host.name.clone(), spec.clone(), nic_spec.clone());
+                let what = format!("Preparing NIC {} of VM {} on host {}", nic.mac, b.vm.name, b.host.name);
+                let a = blocking(what, move || d.prepare_nic(&h, &s, &c)).await?;
+                if let Some(last) = made.nics.last_mut() {
+                    last.3 = Some(driver);
+                }
+                a
+            } else {
+                // libvirt's test driver plugs nothing in: describe the NIC as the
+                // network driver would attach it.
+                Attachment {
+                    bridge: spec.physical.clone(),
+                    openvswitch: n.isolation_method.eq_ignore_ascii_case("VLAN"),
+                    vlan: spec.vlan,
+                }
+            };
+            vm_nics.push(Nic {
+                mac: nic.mac.clone(),
+                bridge: attachment.bridge,
+                switch: if attachment.openvswitch { SwitchKind::Openvswitch } else { SwitchKind::LinuxBridge },
+                vlan: attachment.vlan,
+                model: NicModel::Virtio,
+                host_device: None,
+            });
+        }
+
+        let mut disks = Vec::new();
+        match self.root_pool(b).await? {
+            Some(pool) => disks.push(self.make_root_disk(b, &pool, made).await?),
+            // A Simulator domain needs no disk; a KVM guest does.
+            None if kvm => {
+                return Err(ApiError::insufficient_capacity(format!(
+                    "Zone {} has no Up primary storage pool with room for a root disk of {} bytes",
+                    b.vm.zone_name, b.root_size
+                )));
+            }
+            None => {}
+        }
+
+        let spec = VmSpec {
+            uuid: b.vm.uuid.clone(),
+            name: b.vm.instance_name.clone(),
+            vcpus: b.vm.cpus as u32,
+            memory_mib: b.vm.memory_mb as u64,
+            accel: match b.cluster.accel.as_str() {
+                "kvm" => Accel::Kvm,
+                "tcg" => Accel::Tcg,
+                _ => Accel::Auto,
+            },
+            disks,
+            nics: vm_nics,
+            console: ConsoleSpec { serial_log: None, vnc_listen: kvm.then(|| b.host.ip_address.clone()) },
+        };
+        let hv = self.hypervisor_for(&b.host.driver)?;
+        let (d, uri) = (hv.clone(), b.host.libvirt_uri.clone());
+        blocking(format!("Defining VM {} on host {}", b.vm.name, b.host.name), move || d.create_vm(&uri, &spec))
+            .await?;
+        made.domain = true;
+        if b.start {
+            let (d, uri, id) = (hv, b.host.libvirt_uri.clone(), b.vm.uuid.clone());
+            blocking(format!("Starting VM {} on host {}", b.vm.name, b.host.name), move || d.start_vm(&uri, &id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The Up primary pool of the zone (the host's cluster's, or zone-wide) with the most
+    /// room for the root disk; none when no pool has room.
+    async fn root_pool(&self, b: &Build) -> Result<Option<PoolRow>, ApiError> {
+        let f = StorageFilter { zone_id: Some(b.vm.zone_id), ..Default::default() };
+        let (all, _) = pools::list_pools(&self.db, &f, None).await?;
+        Ok(all
+            .into_iter()
+            .filter(|p| p.state == "Up" && p.cluster_id.is_none_or(|c| c == b.cluster.id))
+            .filter(|p| p.allocated_bytes.saturating_add(b.root_size) <= p.capacity_bytes.saturating_mul(2))
+            .max_by_key(|p| (p.capacity_bytes - p.used_bytes, -p.allocated_bytes)))
+    }
+
+    async fn make_root_disk(&self, b: &Build, pool: &PoolRow, made: &mut Made) -> Result<Disk, ApiError> {
+        let base = {
+            // Concurrent first deploys would each copy the template to the pool and all
+            // but one fail to record it: one copy at a time per (template, pool).
+            let gate = install_gate(b.template.id, pool.id);
+            let _held = gate.lock().await;
+            self.template_on_pool(&b.template, pool).await?
+        };
+        let vol_uuid = new_uuid();
+        let (url, name, size) = (pool.url.clone(), vol_uuid.clone(), b.root_size as u64);
+        let what = format!("Creating the root disk of VM {} on storage pool {}", b.vm.name, pool.name);
+        let file = self.on_driver(&pool.driver, what, move |d| d.create_volume(&url, &name, size, Some(&base))).await?;
+        made.volume = Some((pool.clone(), file.path.clone(), None));
+        let new = NewVolume {
+            uuid: vol_uuid.clone(),
+            name: format!("ROOT-{}", b.vm.id),
+            account_id: b.vm.account_id,
+            domain_id: b.vm.domain_id,
+            zone_id: b.vm.zone_id,
+            pool_id: pool.id,
+            disk_offering_id: None,
+            template_id: Some(b.template.id),
+            size_bytes: file.virtual_size as i64,
+            physical_bytes: file.physical_size as i64,
+            path: file.path.clone(),
+            provisioning_type: "thin".into(),
+        };
+        volumes::create_volume(&self.db, new).await?;
+        made.volume = Some((pool.clone(), file.path.clone(), Some(vol_uuid.clone())));
+        instances::set_root_volume(&self.db, b.vm.id, &vol_uuid).await?;
+        let (url, path) = (pool.url.clone(), file.path.clone());
+        let what = format!("Locating the root disk of VM {}", b.vm.name);
+        let locator = self.on_driver(&pool.driver, what, move |d| d.locate(&url, &path)).await?;
+        Ok(Disk {
+            locator: Some(locator),
+            device: DiskDevice::Disk,
+            bus: DiskBus::Virtio,
+            target: "vda".into(),
+            read_only: false,
+            boot_order: Some(1),
+        })
+    }
+
+    /// Undoes what a failed deploy made, last first; failures here are only logged.
+    async fn undo_build(&self, b: &Build, made: Made) {
+        if made.domain
+            && let Ok(hv) = self.hypervisor_for(&b.host.driver)
+        {
+            let (uri, id) = (b.host.libvirt_uri.clone(), b.vm.uuid.clone());
+            if let Err(e) = blocking("Removing a half-made VM".into(), move || hv.destroy_vm(&uri, &id)).await {
+                tracing::error!("{}", e.text);
+            }
+        }
+        if let Some((pool, path, recorded)) = made.volume {
+            self.drop_volume(&pool, &path, recorded.as_deref()).await;
+        }
+        self.drop_nics(&b.host.name, made.nics).await;
+    }
+
+    async fn drop_volume(&self, pool: &PoolRow, path: &str, recorded: Option<&str>) {
+        let (url, p) = (pool.url.clone(), path.to_owned());
+        let gone =
+            self.on_driver(&pool.driver, "Deleting a root disk".into(), move |d| d.delete_volume(&url, &p)).await;
+        if let Err(e) = gone {
+            tracing::error!("{}", e.text);
+            return;
+        }
+        if let Some(uuid) = recorded {
+            match volumes::volume(&self.db, uuid).await {
+                Ok(Some(v)) => {
+                    if let Err(e) = volumes::remove_volume(&self.db, &v).await {
+                        tracing::error!("{e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
+    }
+
+    async fn drop_nics(&self, host: &str, nics: Vec<(i64, NetworkSpec, NicSpec, Option<NetworkDriver>)>) {
+        for (id, spec, nic, driver) in nics.into_iter().rev() {
+            if let Some(d) = driver {
+                let h = host.to_owned();
+                if let Err(e) = blocking("Releasing a NIC".into(), move || d.release_nic(&h, &spec, &nic)).await {
+                    tracing::error!("{}", e.text);
+                }
+            }
+            if let Err(e) = nets::release_nic(&self.db, id).await {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
+    /// Runs one hypervisor call on an instance's host.
+    async fn on_host<T: Send + 'static>(
+        &self,
+        i: &InstanceRow,
+        what: &str,
+        call: impl FnOnce(&HypervisorDriver, &str, &str) -> Result<T, PluginError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (Some(uri), Some(driver)) = (i.host_uri.clone(), i.host_driver.clone()) else {
+            return Err(ApiError::invalid_param(format!("VM {} has no host", i.name)));
+        };
+        let hv = self.hypervisor_for(&driver)?;
+        let id = i.uuid.clone();
+        blocking(format!("{what} VM {}", i.name), move || call(&hv, &uri, &id)).await
+    }
+
+    fn wrong_state(i: &InstanceRow, action: &str) -> ApiError {
+        ApiError::invalid_param(format!("Cannot {action} VM {}: it is {}", i.name, i.state))
+    }
+
+    async fn start_vm(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
+        let i = self.vm_for(caller, id).await?;
+        if i.state != "Stopped" {
+            return Err(Self::wrong_state(&i, "start"));
+        }
+        instances::reserve_start(&self.db, &i).await?;
+        let (me, who) = (self.clone(), caller.clone());
+        let work = async move {
+            if let Err(e) = me.on_host(&i, "Starting", |d, u, id| d.start_vm(u, id)).await {
+                instances::set_state(&me.db, i.id, "Stopped").await?;
+                return Err(e);
+            }
+            instances::set_state(&me.db, i.id, "Running").await?;
+            me.audit(&who, "VM.START", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} started", i.name)).await?;
+            me.vm_reply(&who, &i.uuid).await
+        };
+        self.vm_job(caller, cmd, "StartVMCmd", id, work).await
+    }
+
+    async fn stop_vm(&self, caller: &Caller, cmd: &'static Command, id: &str, forced: bool) -> Result<Reply, ApiError> {
+        let i = self.vm_for(caller, id).await?;
+        if !instances::transition(&self.db, i.id, &["Running"], "Stopping").await? {
+            return Err(Self::wrong_state(&i, "stop"));
+        }
+        let (me, who) = (self.clone(), caller.clone());
+        let work = async move {
+            let timeout = if forced { 0 } else { STOP_TIMEOUT_MS };
+            if let Err(e) = me.on_host(&i, "Stopping", move |d, u, id| d.stop_vm(u, id, timeout)).await {
+                // Forced, the caller knows the VM is down: it is Stopped whatever the host said.
+                if !forced {
+                    instances::set_state(&me.db, i.id, "Running").await?;
+                    return Err(e);
+                }
+                tracing::warn!("{}", e.text);
+            }
+            instances::set_state(&me.db, i.id, "Stopped").await?;
+            me.audit(&who, "VM.STOP", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} stopped", i.name)).await?;
+            me.vm_reply(&who, &i.uuid).await
+        };
+        self.vm_job(caller, cmd, "StopVMCmd", id, work).await
+    }
+
+    async fn reboot_vm(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        id: &str,
+        forced: bool,
+    ) -> Result<Reply, ApiError> {
+        let i = self.vm_for(caller, id).await?;
+        if i.state != "Running" {
+            return Err(Self::wrong_state(&i, "reboot"));
+        }
+        let (me, who) = (self.clone(), caller.clone());
+        let work = async move {
+            me.on_host(&i, "Rebooting", move |d, u, id| d.reboot_vm(u, id, forced)).await?;
+            me.audit(&who, "VM.REBOOT", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} rebooted", i.name))
+                .await?;
+            me.vm_reply(&who, &i.uuid).await
+        };
+        self.vm_job(caller, cmd, "RebootVMCmd", id, work).await
+    }
+
+    async fn destroy_vm(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        id: &str,
+        expunge: bool,
+    ) -> Result<Reply, ApiError> {
+        let i = self.vm_for(caller, id).await?;
+        let from: &[&str] = if expunge { &["Running", "Stopped", "Destroyed"] } else { &["Running", "Stopped"] };
+        let busy = if expunge { "Expunging" } else { "Stopping" };
+        if !instances::transition(&self.db, i.id, from, busy).await? {
+            return Err(Self::wrong_state(&i, "destroy"));
+        }
+        let (me, who) = (self.clone(), caller.clone());
+        let work = async move {
+            if expunge {
+                let mut view = me.vm_view(&who, &i).await?;
+                me.expunge_work(&who, &i).await?;
+                view.insert("state".into(), "Expunging".into());
+                return Ok(wrap("virtualmachine", view));
+            }
+            // Powered off, not undefined: a destroyed VM can still be recovered.
+            if let Err(e) = me.on_host(&i, "Powering off", |d, u, id| d.stop_vm(u, id, 0)).await {
+                instances::set_state(&me.db, i.id, &i.state).await?;
+                return Err(e);
+            }
+            instances::set_state(&me.db, i.id, "Destroyed").await?;
+            me.audit(&who, "VM.DESTROY", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} destroyed", i.name))
+                .await?;
+            me.vm_reply(&who, &i.uuid).await
+        };
+        self.vm_job(caller, cmd, "DestroyVMCmd", id, work).await
+    }
+
+    async fn expunge_vm(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
+        let i = self.vm_for(caller, id).await?;
+        if !instances::transition(&self.db, i.id, &["Destroyed"], "Expunging").await? {
+            return Err(Self::wrong_state(&i, "expunge"));
+        }
+        let (me, who) = (self.clone(), caller.clone());
+        let work = async move {
+            me.expunge_work(&who, &i).await?;
+            let mut m = Map::new();
+            m.insert("success".into(), true.into());
+            Ok(m)
+        };
+        self.vm_job(caller, cmd, "ExpungeVMCmd", id, work).await
+    }
+
+    /// Removes a VM for good: the domain, the root disk, the NICs. A failure leaves it
+    /// Destroyed, so expunging it again resumes where this stopped.
+    async fn expunge_work(&self, who: &Caller, i: &InstanceRow) -> Result<(), ApiError> {
+        let result = async {
+            if i.host_uri.is_some() {
+                self.on_host(i, "Removing", |d, u, id| d.destroy_vm(u, id)).await?;
+            }
+            if let Some(uuid) = instances::root_volume_uuid(&self.db, i).await?
+                && let Some(v) = volumes::volume(&self.db, &uuid).await?
+            {
+                let (url, path) = (v.pool_url.clone(), v.path.clone());
+                let what = format!("Deleting the root disk of VM {}", i.name);
+                self.on_driver(&v.pool_driver, what, move |d| d.delete_volume(&url, &path)).await?;
+                volumes::remove_volume(&self.db, &v).await?;
+            }
+            let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
+            let (nics, _) = nets::list_nics(&self.db, &f, None).await?;
+            for nic in nics {
+                let Some(n) = nets::network_by_id(&self.db, nic.network_id).await? else { continue };
+                if i.hypervisor == "KVM"
+                    && let Some(host) = &i.host_name
+                {
+                    let driver = self.network_driver(&n)?;
+                    let spec = super::networks::driver_spec(&n, n.dhcp_server.as_deref())?;
+                    let ns = NicSpec {
+                        id: nic.uuid.clone(),
+                        mac: nic.mac.clone(),
+                        ip: nic.ip().map(|a| a.to_string()),
+                        hostname: Some(i.name.clone()),
+                    };
+                    let h = host.clone();
+                    blocking(format!("Releasing NIC {}", nic.mac), move || driver.release_nic(&h, &spec, &ns)).await?;
+                }
+                nets::release_nic(&self.db, nic.id).await?;
+            }
+            instances::remove(&self.db, i.id, "Expunged").await?;
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            instances::set_state(&self.db, i.id, "Destroyed").await?;
+            return Err(e);
+        }
+        self.audit(who, "VM.EXPUNGE", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} expunged", i.name)).await?;
+        Ok(())
+    }
+
+    async fn recover_vm(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
+        let i = self.vm_for(caller, id).await?;
+        if !instances::transition(&self.db, i.id, &["Destroyed"], "Stopped").await? {
+            return Err(Self::wrong_state(&i, "recover"));
+        }
+        let (me, who) = (self.clone(), caller.clone());
+        let work = async move {
+            me.audit(&who, "VM.RECOVER", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} recovered", i.name))
+                .await?;
+            me.vm_reply(&who, &i.uuid).await
+        };
+        self.vm_job(caller, cmd, "RecoverVMCmd", id, work).await
+    }
+
+    async fn list_vms(&self, caller: &Caller, q: InstanceQuery) -> Result<Reply, ApiError> {
+        if let Some(id) = &q.id
+            && let Some(i) = instances::instance(&self.db, id).await?
+            && !caller.can_reach(i.account_id, &i.domain_path)
+        {
+            return Err(not_yours("virtual machine", id));
+        }
+        let scope = self.scope(caller, &q.listing).await?;
+        let zone_id = match &q.zone_id {
+            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
+            None => None,
+        };
+        let host_id = match &q.host_id {
+            Some(h) => Some(infra::host(&self.db, h).await?.ok_or_else(|| no_such("host", h))?.id),
+            None => None,
+        };
+        let f = InstanceFilter {
+            uuid: q.id,
+            name: q.name,
+            state: q.state,
+            zone_id,
+            host_id,
+            keyword: q.listing.keyword.clone(),
+        };
+        let (rows, total) = instances::list_instances(&self.db, &scope, &f, q.listing.page).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for i in &rows {
+            items.push(self.vm_view(caller, i).await?);
+        }
+        Ok(list("virtualmachine", total, items))
+    }
+}
+
+fn nic_view(c: &NicRow) -> Value {
+    let netmask = c.cidr_prefix.map(|p| std::net::Ipv4Addr::from(prefix_mask(p)).to_string());
+    Value::Object(views::object(json!({
+        "id": c.uuid,
+        "networkid": c.network_uuid,
+        "networkname": c.network_name,
+        "ipaddress": c.ip_address.map(|a| int_to_ip(a).to_string()),
+        "netmask": netmask,
+        "gateway": c.gateway,
+        "macaddress": c.mac,
+        "isdefault": c.is_default != 0,
+        "deviceid": c.device_id.to_string(),
+        "traffictype": "Guest",
+        "type": c.guest_type,
+        "broadcasturi": c.vlan.map(|v| format!("vlan://{v}")),
+        "isolationuri": c.vlan.map(|v| format!("vlan://{v}")),
+    })))
+}
+
+fn vm_view(caller: &Caller, i: &InstanceRow, nics: &[NicRow]) -> Map<String, Value> {
+    let admin = caller.role == RoleType::Admin;
+    let mut m = views::object(json!({
+        "id": i.uuid,
+        "name": i.name,
+        "displayname": i.display_name,
+        "instancename": admin.then(|| i.instance_name.clone()),
+        "state": i.state,
+        "zoneid": i.zone_uuid,
+        "zonename": i.zone_name,
+        "hostid": if admin { i.host_uuid.clone() } else { None },
+        "hostname": if admin { i.host_name.clone() } else { None },
+        "templateid": i.template_uuid,
+        "templatename": i.template_name,
+        "templatedisplaytext": i.template_display_text,
+        "serviceofferingid": i.offering_uuid,
+        "serviceofferingname": i.offering_name,
+        "cpunumber": i.cpus,
+        "cpuspeed": i.cpu_mhz,
+        "memory": i.memory_mb,
+        "hypervisor": i.hypervisor,
+        "guestosid": i.os_type_uuid,
+        "ostypeid": i.os_type_uuid,
+        "osdisplayname": i.os_type_name,
+        "rootdeviceid": 0,
+        "rootdevicetype": "ROOT",
+        "passwordenabled": i.template_password_enabled != 0,
+        "haenable": false,
+        "isdynamicallyscalable": false,
+        "account": i.account_name,
+        "domainid": i.domain_uuid,
+        "domain": i.domain_name,
+        "created": format_time(i.created),
+    }));
+    // Always present, even empty: clients index nic[0] and iterate the groups.
+    m.insert("nic".into(), Value::Array(nics.iter().map(nic_view).collect()));
+    m.insert("securitygroup".into(), Value::Array(vec![]));
+    m.insert("affinitygroup".into(), Value::Array(vec![]));
+    m.insert("tags".into(), Value::Array(vec![]));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_names_are_host_names() {
+        for ok in ["web-1", "a", "VM1", &"x".repeat(63)] {
+            assert!(check_hostname(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a_b", "a.b", "123", &"x".repeat(64), "a b"] {
+            assert!(check_hostname(bad).is_err(), "{bad}");
+        }
+    }
+}
