@@ -13,6 +13,7 @@ use crate::auth::store;
 use crate::db::Db;
 use crate::jobs::Jobs;
 use crate::orchestrate::Orchestrator;
+use crate::orchestrate::reconcile::{self, Reconciler};
 use crate::plugins::{HostConfig, PluginHost};
 
 /// How `serve` was asked to run.
@@ -31,6 +32,8 @@ pub struct Server {
     pub orchestrator: Orchestrator,
     pub listener: tokio::net::TcpListener,
     pub watcher: crate::plugins::WatchHandle,
+    /// Brings recorded VM states in line with the hosts once serving starts.
+    pub reconciler: Reconciler,
 }
 
 impl Server {
@@ -75,13 +78,17 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
         let keys = Default::default();
-        Ok(Server { orchestrator: Orchestrator { db, jobs, sealer, plugins, keys }, listener, watcher })
+        let orchestrator = Orchestrator { db, jobs, sealer, plugins, keys };
+        // Built now, after the jobs above were failed, to know which VMs a crash left busy.
+        let reconciler = Reconciler::new(orchestrator.clone()).await?;
+        Ok(Server { orchestrator, listener, watcher, reconciler })
     }
 
     /// Serves until the process is stopped.
     pub async fn run(self) -> Result<()> {
         let app = crate::api::http::routes(self.orchestrator);
         let _watcher = self.watcher;
+        self.reconciler.spawn(reconcile::interval());
         axum::serve(self.listener, app).await.context("serving HTTP")
     }
 }

@@ -48,6 +48,16 @@ pub struct EventRow {
 
 /// Records a completed event on behalf of `caller` (or the system).
 pub async fn record(db: &Db, caller: Option<&Caller>, ev: Event<'_>) -> Result<(), DbError> {
+    insert(db, caller.map(|c| c.user.id), caller.map(|c| (c.user.account_id, c.user.domain_id)), ev).await
+}
+
+/// Records an event the system made about something an account owns, so that the
+/// account sees it in listEvents.
+pub async fn record_for_account(db: &Db, account_id: i64, domain_id: i64, ev: Event<'_>) -> Result<(), DbError> {
+    insert(db, None, Some((account_id, domain_id)), ev).await
+}
+
+async fn insert(db: &Db, user_id: Option<i64>, owner: Option<(i64, i64)>, ev: Event<'_>) -> Result<(), DbError> {
     let (rtype, rid, rname) = ev.resource.map_or((None, None, None), |(t, i, n)| (Some(t), Some(i), Some(n)));
     sqlx::query(
         "INSERT INTO events (uuid, event_type, level, state, description, user_id, account_id, domain_id, \
@@ -57,9 +67,9 @@ pub async fn record(db: &Db, caller: Option<&Caller>, ev: Event<'_>) -> Result<(
     .bind(ev.kind)
     .bind(ev.level)
     .bind(ev.description)
-    .bind(caller.map(|c| c.user.id))
-    .bind(caller.map(|c| c.user.account_id))
-    .bind(caller.map(|c| c.user.domain_id))
+    .bind(user_id)
+    .bind(owner.map(|o| o.0))
+    .bind(owner.map(|o| o.1))
     .bind(rtype.map(str::to_owned))
     .bind(rid.map(str::to_owned))
     .bind(rname.map(str::to_owned))

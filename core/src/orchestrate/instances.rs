@@ -70,6 +70,13 @@ fn check_hostname(name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Where a KVM guest's serial console is written on its host: libvirt's own log folder
+/// exists on every libvirt host, local or remote; the uuid keeps a reused name from
+/// showing an older guest's output.
+fn serial_log(vm: &InstanceRow) -> String {
+    format!("/var/log/libvirt/qemu/{}-{}.serial.log", vm.instance_name, vm.uuid)
+}
+
 /// What a deploy job made so far, to undo on failure.
 #[derive(Default)]
 struct Made {
@@ -418,7 +425,10 @@ impl Orchestrator {
             },
             disks,
             nics: vm_nics,
-            console: ConsoleSpec { serial_log: None, vnc_listen: kvm.then(|| b.host.ip_address.clone()) },
+            console: ConsoleSpec {
+                serial_log: kvm.then(|| serial_log(&b.vm)),
+                vnc_listen: kvm.then(|| b.host.ip_address.clone()),
+            },
         };
         let hv = self.hypervisor_for(&b.host.driver)?;
         let (d, uri) = (hv.clone(), b.host.libvirt_uri.clone());

@@ -7,6 +7,7 @@ mod infra;
 mod instances;
 pub mod networks;
 mod offerings;
+pub mod reconcile;
 mod storage;
 mod templates;
 pub mod views;
