@@ -426,6 +426,11 @@ const VOLUME_FIELDS: &[Field] = &[
     f("domainid", "string", "the ID of the domain associated with the disk volume"),
     f("destroyed", "boolean", "the boolean state of whether the volume is destroyed or not"),
     f("isextractable", "boolean", "true if the volume is extractable, false otherwise"),
+    f("virtualmachineid", "string", "id of the virtual machine"),
+    f("vmname", "string", "name of the virtual machine"),
+    f("vmdisplayname", "string", "display name of the virtual machine"),
+    f("vmstate", "string", "state of the virtual machine"),
+    f("deviceid", "long", "the ID of the device on user vm the volume is attached to; absent when detached"),
 ];
 
 const SNAPSHOT_FIELDS: &[Field] = &[
@@ -909,6 +914,7 @@ pub static COMMANDS: &[Command] = &[
             rel(p("zoneid", Uuid, "the ID of the availability zone"), "listZones"),
             rel(p("storageid", Uuid, "the ID of the storage pool, available to ROOT admin only"), "listStoragePools"),
             rel(p("diskofferingid", Uuid, "list volumes by disk offering"), "listDiskOfferings"),
+            rel(p("virtualmachineid", Uuid, "the ID of the virtual machine"), "listVirtualMachines"),
             ACCOUNT,
             DOMAINID,
             ISRECURSIVE,

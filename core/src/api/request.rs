@@ -4,7 +4,7 @@
 mod instance;
 mod network;
 
-pub use instance::{DeployRequest, InstanceQuery, InstanceRequest};
+pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
 
 use super::commands::Command;
@@ -45,6 +45,7 @@ pub struct VolumeQuery {
     pub zone_id: Option<String>,
     pub storage_id: Option<String>,
     pub disk_offering_id: Option<String>,
+    pub vm_id: Option<String>,
     pub listing: Listing,
 }
 
@@ -820,6 +821,7 @@ impl Request {
                 zone_id: uuid(p, "zoneid")?,
                 storage_id: uuid(p, "storageid")?,
                 disk_offering_id: uuid(p, "diskofferingid")?,
+                vm_id: uuid(p, "virtualmachineid")?,
                 listing: listing(p)?,
             }),
             "resizeVolume" => Request::ResizeVolume {

@@ -319,7 +319,11 @@ pub async fn set_state(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
 }
 
 pub async fn set_root_volume(db: &Db, id: i64, volume_uuid: &str) -> Result<(), DbError> {
-    sqlx::query("UPDATE volumes SET volume_type = 'ROOT' WHERE uuid = $1").bind(volume_uuid).execute(db.pool()).await?;
+    sqlx::query("UPDATE volumes SET volume_type = 'ROOT', instance_id = $1, device_id = 0 WHERE uuid = $2")
+        .bind(id)
+        .bind(volume_uuid)
+        .execute(db.pool())
+        .await?;
     sqlx::query("UPDATE instances SET root_volume_id = (SELECT id FROM volumes WHERE uuid = $1) WHERE id = $2")
         .bind(volume_uuid)
         .bind(id)
@@ -339,6 +343,13 @@ pub async fn root_volume_uuid(db: &Db, i: &InstanceRow) -> Result<Option<String>
 
 /// Removes an instance for good: it holds nothing any more.
 pub async fn remove(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
+    // Its data disks outlive it, free to attach elsewhere.
+    sqlx::query(
+        "UPDATE volumes SET instance_id = NULL, device_id = NULL WHERE instance_id = $1 AND volume_type <> 'ROOT'",
+    )
+    .bind(id)
+    .execute(db.pool())
+    .await?;
     sqlx::query("UPDATE instances SET state = $1, removed = $2 WHERE id = $3")
         .bind(state)
         .bind(now_ms())

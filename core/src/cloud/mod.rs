@@ -1,5 +1,6 @@
 //! The cloud's resources as stored: zones, pods, clusters, hosts, storage, networks.
 
+pub mod attachments;
 pub mod infra;
 pub mod instances;
 pub mod networks;

@@ -38,6 +38,13 @@ pub struct VolumeRow {
     pub path: String,
     pub provisioning_type: String,
     pub created: i64,
+    /// The VM it is attached to, and as which device.
+    pub instance_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub vm_uuid: Option<String>,
+    pub vm_name: Option<String>,
+    pub vm_display_name: Option<String>,
+    pub vm_state: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -71,10 +78,12 @@ const VOLUME_SELECT: &str = "SELECT v.id, v.uuid, v.name, v.account_id, a.name A
      z.name AS zone_name, v.pool_id, s.uuid AS pool_uuid, s.name AS pool_name, s.url AS pool_url, \
      s.driver AS pool_driver, s.hypervisor AS pool_hypervisor, v.disk_offering_id, o.uuid AS offering_uuid, \
      o.name AS offering_name, o.storage_type AS offering_storage_type, v.template_id, v.volume_type, v.state, \
-     v.size_bytes, v.physical_bytes, v.path, v.provisioning_type, v.created \
+     v.size_bytes, v.physical_bytes, v.path, v.provisioning_type, v.created, v.instance_id, v.device_id, \
+     vm.uuid AS vm_uuid, vm.name AS vm_name, vm.display_name AS vm_display_name, vm.state AS vm_state \
      FROM volumes v JOIN accounts a ON a.id = v.account_id JOIN domains d ON d.id = v.domain_id \
      JOIN zones z ON z.id = v.zone_id JOIN storage_pools s ON s.id = v.pool_id \
-     LEFT JOIN disk_offerings o ON o.id = v.disk_offering_id WHERE v.removed IS NULL";
+     LEFT JOIN disk_offerings o ON o.id = v.disk_offering_id \
+     LEFT JOIN instances vm ON vm.id = v.instance_id WHERE v.removed IS NULL";
 
 const SNAPSHOT_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.volume_id, v.uuid AS volume_uuid, \
      v.name AS volume_name, v.volume_type, n.account_id, a.name AS account_name, d.uuid AS domain_uuid, \
@@ -94,6 +103,7 @@ pub struct VolumeFilter {
     pub zone_id: Option<i64>,
     pub pool_id: Option<i64>,
     pub disk_offering_id: Option<i64>,
+    pub instance_id: Option<i64>,
     pub keyword: Option<String>,
 }
 
@@ -124,7 +134,12 @@ pub async fn list_volumes(
             eq(&mut sql, &mut args, col, Arg::Text(v.clone()));
         }
     }
-    for (col, v) in [("v.zone_id", f.zone_id), ("v.pool_id", f.pool_id), ("v.disk_offering_id", f.disk_offering_id)] {
+    for (col, v) in [
+        ("v.zone_id", f.zone_id),
+        ("v.pool_id", f.pool_id),
+        ("v.disk_offering_id", f.disk_offering_id),
+        ("v.instance_id", f.instance_id),
+    ] {
         if let Some(v) = v {
             eq(&mut sql, &mut args, col, Arg::Int(v));
         }

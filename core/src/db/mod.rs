@@ -100,6 +100,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_volumes", include_str!("migrations/0006_volumes.sql")),
     ("0007_networks", include_str!("migrations/0007_networks.sql")),
     ("0008_instances", include_str!("migrations/0008_instances.sql")),
+    ("0009_volume_attachments", include_str!("migrations/0009_volume_attachments.sql")),
 ];
 
 impl Db {

@@ -133,11 +133,16 @@ impl Orchestrator {
             Expunge { id } => self.expunge_vm(caller, cmd, &id).await,
             Recover { id } => self.recover_vm(caller, cmd, &id).await,
             List(q) => self.list_vms(caller, q).await,
+            AttachVolume { id, vm_id, device_id } => self.attach_volume(caller, cmd, &id, &vm_id, device_id).await,
+            DetachVolume { id, vm_id, device_id } => {
+                self.detach_volume(caller, cmd, id.as_deref(), vm_id.as_deref(), device_id).await
+            }
+            ListAddressing(q) => self.list_addressing(caller, q).await,
         }
     }
 
     /// An instance the caller may act on.
-    async fn vm_for(&self, caller: &Caller, id: &str) -> Result<InstanceRow, ApiError> {
+    pub(super) async fn vm_for(&self, caller: &Caller, id: &str) -> Result<InstanceRow, ApiError> {
         let i = instances::instance(&self.db, id).await?.ok_or_else(|| no_such("virtual machine", id))?;
         if !caller.can_reach(i.account_id, &i.domain_path) {
             return Err(not_yours("virtual machine", id));
@@ -412,6 +417,7 @@ impl Orchestrator {
             }
             None => {}
         }
+        disks.extend(self.data_disks(b.vm.id).await?);
 
         let spec = VmSpec {
             uuid: b.vm.uuid.clone(),
@@ -550,7 +556,7 @@ impl Orchestrator {
     }
 
     /// Runs one hypervisor call on an instance's host.
-    async fn on_host<T: Send + 'static>(
+    pub(super) async fn on_host<T: Send + 'static>(
         &self,
         i: &InstanceRow,
         what: &str,
@@ -564,7 +570,7 @@ impl Orchestrator {
         blocking(format!("{what} VM {}", i.name), move || call(&hv, &uri, &id)).await
     }
 
-    fn wrong_state(i: &InstanceRow, action: &str) -> ApiError {
+    pub(super) fn wrong_state(i: &InstanceRow, action: &str) -> ApiError {
         ApiError::invalid_param(format!("Cannot {action} VM {}: it is {}", i.name, i.state))
     }
 

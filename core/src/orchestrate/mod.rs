@@ -1,9 +1,11 @@
 //! Executes typed requests: checks who may do what, changes the database, records
 //! events, and runs long work as async jobs. Knows nothing of HTTP.
 
+mod addressing;
 mod discovery;
 mod identity;
 mod infra;
+mod instance_volumes;
 mod instances;
 pub mod networks;
 mod offerings;

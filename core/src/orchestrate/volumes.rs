@@ -330,6 +330,10 @@ impl Orchestrator {
             Some(o) => Some(self.disk_offering(o).await?.id),
             None => None,
         };
+        let instance_id = match &q.vm_id {
+            Some(i) => Some(self.vm_for(caller, i).await?.id),
+            None => None,
+        };
         let f = VolumeFilter {
             uuid: q.id,
             name: q.name,
@@ -338,6 +342,7 @@ impl Orchestrator {
             zone_id,
             pool_id,
             disk_offering_id,
+            instance_id,
             keyword: q.listing.keyword.clone(),
         };
         let (rows, total) = volumes::list_volumes(&self.db, &scope, &f, q.listing.page).await?;
@@ -432,6 +437,9 @@ impl Orchestrator {
                 "Volume {} is a VM's root disk; it goes when the VM is expunged",
                 v.name
             )));
+        }
+        if let Some(vm) = &v.vm_name {
+            return Err(ApiError::in_use(format!("Volume {} is attached to VM {vm}; detach it first", v.name)));
         }
         self.hold(&v, "Destroying").await?;
         let result = async {
@@ -761,7 +769,7 @@ impl Orchestrator {
     }
 }
 
-fn volume_view(v: &VolumeRow) -> Map<String, Value> {
+pub(super) fn volume_view(v: &VolumeRow) -> Map<String, Value> {
     views::object(json!({
         "id": v.uuid,
         "name": v.name,
@@ -785,6 +793,11 @@ fn volume_view(v: &VolumeRow) -> Map<String, Value> {
         "domainid": v.domain_uuid,
         "destroyed": false,
         "isextractable": true,
+        "virtualmachineid": v.vm_uuid,
+        "vmname": v.vm_name,
+        "vmdisplayname": v.vm_display_name,
+        "vmstate": v.vm_state,
+        "deviceid": v.device_id,
     }))
 }
 

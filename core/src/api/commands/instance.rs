@@ -1,5 +1,5 @@
 //! The virtual machine commands: deploy, start, stop, reboot, destroy, expunge, recover
-//! and list.
+//! and list; attaching volumes; and the (so far always empty) public address listings.
 
 use super::*;
 
@@ -62,6 +62,35 @@ const VM_FIELDS: &[Field] = &[
     nested("securitygroup", "list", "list of security groups associated with the virtual machine", &[]),
     nested("affinitygroup", "list", "list of affinity groups associated with the virtual machine", &[]),
     nested("tags", "list", "the list of resource tags associated", &[]),
+];
+
+const PUBLIC_IP_FIELDS: &[Field] = &[
+    f("id", "string", "public IP address id"),
+    f("ipaddress", "string", "public IP address"),
+    f("state", "string", "State of the ip address. Can be: Allocating, Allocated, Releasing, Reserved and Free"),
+    f("zoneid", "string", "the ID of the zone the public IP address belongs to"),
+    f("zonename", "string", "the name of the zone the public IP address belongs to"),
+    f("issourcenat", "boolean", "true if the IP address is a source nat address, false otherwise"),
+    f("isstaticnat", "boolean", "true if this ip is for static nat, false otherwise"),
+    f("virtualmachineid", "string", "virtual machine id the ip address is assigned to"),
+    f("associatednetworkid", "string", "the ID of the Network associated with the IP address"),
+    f("account", "string", "the account the public IP address is associated with"),
+    f("domainid", "string", "the domain ID the public IP address is associated with"),
+];
+
+const FORWARDING_RULE_FIELDS: &[Field] = &[
+    f("id", "string", "the ID of the rule"),
+    f("ipaddressid", "string", "the public ip address id for the rule"),
+    f("ipaddress", "string", "the public ip address for the rule"),
+    f("protocol", "string", "the protocol of the rule"),
+    f("startport", "string", "the starting port of the rule's port range"),
+    f("endport", "string", "the ending port of the rule's port range"),
+    f("publicport", "string", "the starting port of the rule's public port range"),
+    f("publicendport", "string", "the ending port of the rule's public port range"),
+    f("privateport", "string", "the starting port of the rule's private port range"),
+    f("privateendport", "string", "the ending port of the rule's private port range"),
+    f("virtualmachineid", "string", "the VM ID for the rule"),
+    f("state", "string", "the state of the rule"),
 ];
 
 const VM_ID: Param = rel(req("id", Uuid, "The ID of the virtual machine"), "listVirtualMachines");
@@ -196,6 +225,125 @@ pub(super) static INSTANCE_COMMANDS: &[Command] = &[
         object: "virtualmachine",
         shape: Shape::List,
         response: VM_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "attachVolume",
+        description: "Attaches a disk volume to a virtual machine.",
+        is_async: true,
+        roles: Roles::ALL,
+        params: &[
+            rel(req("id", Uuid, "the ID of the disk volume"), "listVolumes"),
+            rel(req("virtualmachineid", Uuid, "the ID of the virtual machine"), "listVirtualMachines"),
+            p(
+                "deviceid",
+                Long,
+                "the ID of the device to map the volume to within the guest OS (1 is vdb, 2 vdc…). If not given, the next free one is chosen.",
+            ),
+        ],
+        object: "volume",
+        shape: Shape::Object,
+        response: VOLUME_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "detachVolume",
+        description: "Detaches a disk volume from a virtual machine.",
+        is_async: true,
+        roles: Roles::ALL,
+        params: &[
+            rel(p("id", Uuid, "the ID of the disk volume"), "listVolumes"),
+            rel(
+                p("virtualmachineid", Uuid, "the ID of the virtual machine where the volume is attached"),
+                "listVirtualMachines",
+            ),
+            p(
+                "deviceid",
+                Long,
+                "the device ID on the virtual machine where the volume is attached (with virtualmachineid)",
+            ),
+        ],
+        object: "volume",
+        shape: Shape::Object,
+        response: VOLUME_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listPublicIpAddresses",
+        description: "Lists all public IP addresses.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            p("id", Uuid, "lists IP address by ID"),
+            p("ipaddress", Str, "lists the specified IP address"),
+            rel(p("zoneid", Uuid, "lists all public IP addresses by zone ID"), "listZones"),
+            p("allocatedonly", Boolean, "limits search results to allocated public IP addresses"),
+            p("associatednetworkid", Uuid, "lists all public IP addresses associated to the network specified"),
+            p("networkid", Uuid, "lists all public IP addresses by source network ID"),
+            p("vpcid", Uuid, "List IP addresses belonging to VPC"),
+            p("issourcenat", Boolean, "list only source NAT IP addresses"),
+            p("isstaticnat", Boolean, "list only static NAT IP addresses"),
+            p("forvirtualnetwork", Boolean, "the virtual network for the IP address"),
+            p("state", Str, "lists all public IP addresses by state"),
+            ACCOUNT,
+            DOMAINID,
+            ISRECURSIVE,
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "publicipaddress",
+        shape: Shape::List,
+        response: PUBLIC_IP_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listPortForwardingRules",
+        description: "Lists all port forwarding rules for an IP address.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            p("id", Uuid, "Lists rule with the specified ID."),
+            p("ipaddressid", Uuid, "the ID of IP address of the port forwarding services"),
+            p("networkid", Uuid, "list port forwarding rules for certain network"),
+            rel(
+                p("virtualmachineid", Uuid, "list port forwarding rules of this virtual machine"),
+                "listVirtualMachines",
+            ),
+            ACCOUNT,
+            DOMAINID,
+            ISRECURSIVE,
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "portforwardingrule",
+        shape: Shape::List,
+        response: FORWARDING_RULE_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listIpForwardingRules",
+        description: "List the IP forwarding rules",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            p("id", Uuid, "Lists rule with the specified ID."),
+            p("ipaddressid", Uuid, "list the rule belonging to this public IP address"),
+            rel(p("virtualmachineid", Uuid, "Lists all rules applied to the specified VM."), "listVirtualMachines"),
+            ACCOUNT,
+            DOMAINID,
+            ISRECURSIVE,
+            LISTALL,
+            KEYWORD,
+            PAGE,
+            PAGESIZE,
+        ],
+        object: "ipforwardingrule",
+        shape: Shape::List,
+        response: FORWARDING_RULE_FIELDS,
         since: "",
     },
 ];

@@ -42,6 +42,19 @@ pub enum InstanceRequest {
     Expunge { id: String },
     Recover { id: String },
     List(InstanceQuery),
+    AttachVolume { id: String, vm_id: String, device_id: Option<i64> },
+    DetachVolume { id: Option<String>, vm_id: Option<String>, device_id: Option<i64> },
+    ListAddressing(AddressQuery),
+}
+
+/// A listing of public addresses or forwarding rules.
+#[derive(Debug, Clone)]
+pub struct AddressQuery {
+    /// The response's object name.
+    pub object: &'static str,
+    pub zone_id: Option<String>,
+    pub vm_id: Option<String>,
+    pub listing: Listing,
 }
 
 /// The virtual machine request for `cmd`, or None when `cmd` is not one.
@@ -77,6 +90,24 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<InstanceRequest
             state: s(p, "state"),
             zone_id: uuid(p, "zoneid")?,
             host_id: uuid(p, "hostid")?,
+            listing: listing(p)?,
+        }),
+        "attachVolume" => AttachVolume {
+            id: must_uuid(p, cmd, "id")?,
+            vm_id: must_uuid(p, cmd, "virtualmachineid")?,
+            device_id: p.long("deviceid")?,
+        },
+        "detachVolume" => {
+            DetachVolume { id: uuid(p, "id")?, vm_id: uuid(p, "virtualmachineid")?, device_id: p.long("deviceid")? }
+        }
+        "listPublicIpAddresses" | "listPortForwardingRules" | "listIpForwardingRules" => ListAddressing(AddressQuery {
+            object: match cmd.name {
+                "listPublicIpAddresses" => "publicipaddress",
+                "listPortForwardingRules" => "portforwardingrule",
+                _ => "ipforwardingrule",
+            },
+            zone_id: uuid(p, "zoneid")?,
+            vm_id: uuid(p, "virtualmachineid")?,
             listing: listing(p)?,
         }),
         _ => return Ok(None),
