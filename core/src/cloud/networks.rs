@@ -951,6 +951,20 @@ pub async fn list_nics(db: &Db, f: &NicFilter, page: Option<(u32, u32)>) -> Resu
     fetch_page(db, sql, &args, "c.device_id, c.id", page).await
 }
 
+/// The live NICs of several instances in one query (a listing's page), by device order.
+pub async fn nics_of_instances(db: &Db, instance_uuids: &[&str]) -> Result<Vec<NicRow>, DbError> {
+    if instance_uuids.is_empty() {
+        return Ok(vec![]);
+    }
+    let marks: Vec<String> = (1..=instance_uuids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("{NIC_SELECT} AND c.instance_uuid IN ({}) ORDER BY c.device_id, c.id", marks.join(", "));
+    let mut q = sqlx::query_as::<_, NicRow>(&sql);
+    for u in instance_uuids {
+        q = q.bind(*u);
+    }
+    Ok(q.fetch_all(db.pool()).await?)
+}
+
 /// How many live NICs a network has.
 pub async fn nic_count(db: &Db, network_id: i64) -> Result<i64, DbError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM nics WHERE network_id = $1 AND removed IS NULL")

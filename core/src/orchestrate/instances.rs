@@ -772,10 +772,14 @@ impl Orchestrator {
             keyword: q.listing.keyword.clone(),
         };
         let (rows, total) = instances::list_instances(&self.db, &scope, &f, q.listing.page).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for i in &rows {
-            items.push(self.vm_view(caller, i).await?);
+        // One query for the whole page's NICs, not one per VM: a page holds up to 500.
+        let uuids: Vec<&str> = rows.iter().map(|i| i.uuid.as_str()).collect();
+        let mut by_vm: std::collections::HashMap<String, Vec<NicRow>> = std::collections::HashMap::new();
+        for nic in nets::nics_of_instances(&self.db, &uuids).await? {
+            by_vm.entry(nic.instance_uuid.clone().unwrap_or_default()).or_default().push(nic);
         }
+        let items =
+            rows.iter().map(|i| vm_view(caller, i, by_vm.get(&i.uuid).map_or(&[][..], Vec::as_slice))).collect();
         Ok(list("virtualmachine", total, items))
     }
 }

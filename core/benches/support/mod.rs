@@ -1,0 +1,92 @@
+//! What the API benchmarks share: a keep-alive HTTP/1.1 client connection that speaks
+//! just enough of the protocol, and signed request paths.
+
+#![allow(dead_code)] // each benchmark uses its own part
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wasmstack::api::signing;
+
+/// One keep-alive connection.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connecting");
+        stream.set_nodelay(true).unwrap();
+        Conn { stream, buf: Vec::with_capacity(16 << 10) }
+    }
+
+    /// Sends a GET and reads the whole reply; returns the status and the body.
+    pub async fn get(&mut self, path: &str) -> (u16, &[u8]) {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        self.stream.write_all(req.as_bytes()).await.unwrap();
+        self.buf.clear();
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            let n = self.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap().to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .expect("a content-length");
+                while self.buf.len() < end + 4 + len {
+                    let n = self.stream.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "connection closed");
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                let status = head[9..12].parse().unwrap();
+                return (status, &self.buf[end + 4..end + 4 + len]);
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Percent-encoding as CloudStack's clients do it.
+pub fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A signature-v3 request path for `params`, valid for an hour.
+pub fn signed_path(key: &str, secret: &str, params: &[(&str, &str)]) -> String {
+    let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S%z").to_string();
+    let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    pairs.extend([
+        ("apiKey".to_owned(), key.to_owned()),
+        ("response".into(), "json".into()),
+        ("signatureVersion".into(), "3".into()),
+        ("expires".into(), expires),
+    ]);
+    let signature = signing::sign(secret, &signing::canonical(&pairs));
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    format!("/client/api?{}&signature={}", query.join("&"), encode(&signature))
+}
+
+/// The median and the 99th percentile of some latencies.
+pub fn p50_p99(mut lat: Vec<Duration>) -> (Duration, Duration) {
+    lat.sort();
+    (lat[lat.len() / 2], lat[(lat.len() * 99 / 100).min(lat.len() - 1)])
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
