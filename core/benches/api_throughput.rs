@@ -6,63 +6,20 @@
 //! Two keep-alive client connections each send requests back to back for a few
 //! seconds; then the cost of verifying one signature alone is measured.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use wasmstack::api::signing;
 use wasmstack::auth::store;
 use wasmstack::server::{ServeOptions, Server};
 
+use support::{Conn, encode};
+
 const CONNECTIONS: usize = 2;
-
-/// One keep-alive connection speaking just enough HTTP/1.1.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connecting");
-        stream.set_nodelay(true).unwrap();
-        Conn { stream, buf: Vec::with_capacity(16 << 10) }
-    }
-
-    /// Sends a GET and reads the whole reply; returns the status.
-    async fn get(&mut self, path: &str) -> u16 {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
-        self.stream.write_all(req.as_bytes()).await.unwrap();
-        self.buf.clear();
-        let mut chunk = [0u8; 16 << 10];
-        loop {
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                let head = std::str::from_utf8(&self.buf[..end]).unwrap().to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map(|v| v.trim().parse().unwrap())
-                    .expect("a content-length");
-                while self.buf.len() < end + 4 + len {
-                    let n = self.stream.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "connection closed");
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-                return head[9..12].parse().unwrap();
-            }
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
 
 struct Figures {
     per_second: f64,
@@ -80,7 +37,7 @@ async fn load(addr: SocketAddr, path: String, duration: Duration) -> Figures {
             let mut lat = Vec::new();
             while start.elapsed() < duration {
                 let t = Instant::now();
-                let status = conn.get(&path).await;
+                let (status, _) = conn.get(&path).await;
                 lat.push(t.elapsed());
                 assert_eq!(status, 200, "{path}");
             }
@@ -98,15 +55,6 @@ async fn load(addr: SocketAddr, path: String, duration: Duration) -> Figures {
         p50: all[all.len() / 2],
         p99: all[all.len() * 99 / 100],
     }
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn main() {
