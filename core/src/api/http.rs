@@ -83,13 +83,14 @@ async fn answer(app: &Orchestrator, method: &Method, uri: &Uri, headers: &Header
         Ok(q) => q,
         Err(e) => return Answer::error(Format::Xml, None, e),
     };
-    // The format must be known to report body errors in it, so look at the query first.
-    let early = Params::new(query.clone(), Vec::new());
-    let early_format = Format::of(&early);
+    // The format must be known to report body errors in it, so look at the query first
+    // (the last value of a repeated name wins, as in `Params`).
+    let last = |name: &str| query.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let early_format = Format::from_param(last("response"));
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            let command = early.command().and_then(commands::find).map(|c| c.name);
+            let command = last("command").and_then(commands::find).map(|c| c.name);
             let e = ApiError::invalid_param(format!("The request body is larger than the limit of {MAX_BODY} bytes"));
             return Answer::error(early_format, command, e);
         }

@@ -115,7 +115,11 @@ impl Params {
 
     /// The value of a parameter; the name is matched case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(&name.to_lowercase()).map(String::as_str)
+        // The server's own lookups use lower-case names: no allocation for them.
+        if name.bytes().any(|b| b.is_ascii_uppercase()) || !name.is_ascii() {
+            return self.values.get(&name.to_lowercase()).map(String::as_str);
+        }
+        self.values.get(name).map(String::as_str)
     }
 
     pub fn contains(&self, name: &str) -> bool {
