@@ -47,8 +47,6 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ImageActivity {
     transfers: Mutex<BTreeMap<String, Transfer>>,
     reached: AtomicU64,
-    /// Numbers the local temporary files of downloads to NFS.
-    downloads: AtomicU64,
 }
 
 /// A download, running or finished, keyed by its target URL.
@@ -570,11 +568,15 @@ impl Op<'_> {
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 p.with_file_name(format!(".{name}.partial"))
             }
-            Location::Nfs(_) => std::env::temp_dir().join(format!(
-                "wasmstack-fetch-{}-{}.partial",
-                std::process::id(),
-                activity.downloads.fetch_add(1, Ordering::Relaxed)
-            )),
+            Location::Nfs(_) => {
+                // Unique in the process, not per plugin host: several hosts may download at once.
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                std::env::temp_dir().join(format!(
+                    "wasmstack-fetch-{}-{}.partial",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ))
+            }
         };
         let result = self.download(activity, source, target, &partial, want).and_then(|size| match dst {
             Location::File(p) => std::fs::rename(&partial, p).map(|_| size).map_err(|e| io_error(p, e)),
