@@ -15,7 +15,6 @@ use axum::Router;
 use axum::routing::get;
 use wasmstack::api::signing;
 use wasmstack::auth::store;
-use wasmstack::server::{ServeOptions, Server};
 
 use support::{Conn, encode};
 
@@ -62,19 +61,7 @@ fn main() {
     let duration = Duration::from_secs(seconds);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let data = tempfile::tempdir().unwrap();
-        let opts = ServeOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data.path().to_owned(),
-            database: None,
-            admin_password: Some("bench-password".into()),
-        };
-        let server = Server::start(&opts).await.expect("the server starts");
-        let api_addr = server.listener.local_addr().unwrap();
-        let o = server.orchestrator.clone();
-        let admin = store::user_by_login(&o.db, "admin", "/").await.unwrap().unwrap();
-        let (key, secret) = store::register_keys(&o.db, &o.sealer, admin.id).await.unwrap();
-        tokio::spawn(server.run());
+        let (api_addr, o, key, secret, _data) = support::start_server().await;
 
         let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let bare_addr = bare.local_addr().unwrap();

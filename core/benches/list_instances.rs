@@ -9,14 +9,12 @@ mod support;
 
 use std::time::Instant;
 
-use wasmstack::auth::store;
 use wasmstack::cloud::infra::{self, NewCluster, NewHost, NewPod, NewZone};
 use wasmstack::cloud::networks as nets;
 use wasmstack::cloud::offerings::{self, NewServiceOffering};
 use wasmstack::cloud::storage::{self, NewStore};
 use wasmstack::cloud::templates::{self, NewTemplate};
 use wasmstack::db::{Db, new_uuid, now_ms};
-use wasmstack::server::{ServeOptions, Server};
 
 use support::{Conn, ms, p50_p99, signed_path};
 
@@ -268,19 +266,7 @@ fn main() {
     let requests: usize = std::env::var("REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let data = tempfile::tempdir().unwrap();
-        let opts = ServeOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data.path().to_owned(),
-            database: None,
-            admin_password: Some("bench-password".into()),
-        };
-        let server = Server::start(&opts).await.expect("the server starts");
-        let addr = server.listener.local_addr().unwrap();
-        let o = server.orchestrator.clone();
-        let admin = store::user_by_login(&o.db, "admin", "/").await.unwrap().unwrap();
-        let (key, secret) = store::register_keys(&o.db, &o.sealer, admin.id).await.unwrap();
-        tokio::spawn(server.run());
+        let (addr, o, key, secret, _data) = support::start_server().await;
 
         let f = fixture(&o.db).await;
         let t = Instant::now();

@@ -91,3 +91,23 @@ pub fn p50_p99(mut lat: Vec<Duration>) -> (Duration, Duration) {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
+
+/// A server on a fresh SQLite data folder, serving on a loopback port, and API keys of
+/// its admin: (address, orchestrator, key, secret, data folder to keep alive).
+pub async fn start_server() -> (SocketAddr, wasmstack::orchestrate::Orchestrator, String, String, tempfile::TempDir) {
+    use wasmstack::server::{ServeOptions, Server};
+    let data = tempfile::tempdir().unwrap();
+    let opts = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().to_owned(),
+        database: None,
+        admin_password: Some("bench-password".into()),
+    };
+    let server = Server::start(&opts).await.expect("the server starts");
+    let addr = server.listener.local_addr().unwrap();
+    let o = server.orchestrator.clone();
+    let admin = wasmstack::auth::store::user_by_login(&o.db, "admin", "/").await.unwrap().unwrap();
+    let (key, secret) = wasmstack::auth::store::register_keys(&o.db, &o.sealer, admin.id).await.unwrap();
+    tokio::spawn(server.run());
+    (addr, o, key, secret, data)
+}

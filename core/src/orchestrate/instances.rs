@@ -107,7 +107,8 @@ fn install_gate(template_id: i64, pool_id: i64) -> Arc<tokio::sync::Mutex<()>> {
     gates.entry((template_id, pool_id)).or_default().clone()
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs one blocking driver call off the async runtime.
+pub(super) async fn blocking<T: Send + 'static>(
     what: String,
     call: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
 ) -> Result<T, ApiError> {

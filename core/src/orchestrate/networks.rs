@@ -26,10 +26,11 @@ use crate::cloud::networks::{
 };
 use crate::db::{Db, format_time};
 use crate::jobs::Outcome;
-use crate::plugins::{NetworkDriver, NetworkSpec, PluginError};
+use crate::plugins::{NetworkDriver, NetworkSpec};
 
 use super::infra::check_netmask;
-use super::volumes::{driver_failure, job_error, wrap};
+use super::instances::blocking;
+use super::volumes::{job_error, wrap};
 use super::{Orchestrator, list, no_such, not_yours, object, views};
 
 const TRAFFIC_TYPES: &[&str] = &["Guest", "Management", "Public", "Storage"];
@@ -893,7 +894,7 @@ impl Orchestrator {
             for host in &hosts {
                 let (d, s, h) = (driver.clone(), spec.clone(), host.clone());
                 let what = format!("Building network {} on host {host}", n.name);
-                on_network_driver(what, move || d.implement(&h, &s)).await?;
+                blocking(what, move || d.implement(&h, &s)).await?;
             }
             nets::set_network(&me.db, n.id, "state", Some("Implemented".into())).await?;
             me.audit(
@@ -930,7 +931,7 @@ impl Orchestrator {
                 for host in &hosts {
                     let (d, s, h) = (driver.clone(), spec.clone(), host.clone());
                     let what = format!("Tearing network {} down on host {host}", n.name);
-                    if let Err(e) = on_network_driver(what, move || d.shutdown(&h, &s)).await {
+                    if let Err(e) = blocking(what, move || d.shutdown(&h, &s)).await {
                         if !forced {
                             return Err(e);
                         }
@@ -1141,16 +1142,6 @@ impl Orchestrator {
             .await?;
         Ok(Reply::Success { display_text: None })
     }
-}
-
-/// Runs one blocking network-driver call off the async runtime.
-async fn on_network_driver<T: Send + 'static>(
-    what: String,
-    call: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || call().map_err(|e| driver_failure(what, e)))
-        .await
-        .map_err(|e| ApiError::internal(format!("a network driver call crashed: {e}")))?
 }
 
 fn success() -> Map<String, Value> {
