@@ -269,7 +269,7 @@ pub async fn create_zone(db: &Db, z: NewZone) -> Result<String, DbError> {
     Ok(uuid)
 }
 
-/// Sets one text column of a zone, pod or cluster row; `table` and `column` come from
+/// Sets one text column of a row (zones, pods, clusters, networks…); `table` and `column` come from
 /// the code, never from a request.
 pub async fn set_text(db: &Db, table: &str, id: i64, column: &str, value: Option<String>) -> Result<(), DbError> {
     sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE id = $2"))

@@ -181,16 +181,6 @@ pub async fn create_physical(db: &Db, p: NewPhysical) -> Result<String, DbError>
     Ok(uuid)
 }
 
-/// Sets one column of a physical network; `column` comes from the code.
-pub async fn set_physical(db: &Db, id: i64, column: &str, value: Option<String>) -> Result<(), DbError> {
-    sqlx::query(&format!("UPDATE physical_networks SET {column} = $1 WHERE id = $2"))
-        .bind(value)
-        .bind(id)
-        .execute(db.pool())
-        .await?;
-    Ok(())
-}
-
 pub async fn remove_physical(db: &Db, id: i64) -> Result<(), DbError> {
     let mut tx = db.begin().await.map_err(DbError::Sql)?;
     sqlx::query("DELETE FROM traffic_types WHERE physical_network_id = $1").bind(id).execute(&mut *tx).await?;
@@ -614,16 +604,6 @@ pub async fn create_network(db: &Db, n: NewNetwork) -> Result<String, NetworkErr
     }
     tx.commit().await?;
     Ok(uuid)
-}
-
-/// Sets one column of a network; `column` comes from the code.
-pub async fn set_network(db: &Db, id: i64, column: &str, value: Option<String>) -> Result<(), DbError> {
-    sqlx::query(&format!("UPDATE networks SET {column} = $1 WHERE id = $2"))
-        .bind(value)
-        .bind(id)
-        .execute(db.pool())
-        .await?;
-    Ok(())
 }
 
 /// Removes a network with its ranges and reserved addresses; its VLAN is free again.

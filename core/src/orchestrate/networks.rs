@@ -365,16 +365,16 @@ impl Orchestrator {
         };
         if changed {
             let text = (!ranges.is_empty()).then(|| format_ranges(&merge(&ranges)));
-            nets::set_physical(&self.db, p.id, "vlan", text).await?;
+            infra::set_text(&self.db, "physical_networks", p.id, "vlan", text).await?;
         }
         if let Some(s) = state {
-            nets::set_physical(&self.db, p.id, "state", Some(s.into())).await?;
+            infra::set_text(&self.db, "physical_networks", p.id, "state", Some(s.into())).await?;
         }
         if let Some(t) = u.tags {
-            nets::set_physical(&self.db, p.id, "tags", Some(t.join(","))).await?;
+            infra::set_text(&self.db, "physical_networks", p.id, "tags", Some(t.join(","))).await?;
         }
         if let Some(s) = u.network_speed {
-            nets::set_physical(&self.db, p.id, "network_speed", Some(s)).await?;
+            infra::set_text(&self.db, "physical_networks", p.id, "network_speed", Some(s)).await?;
         }
         let p = self.physical(&u.id).await?;
         self.audit(
@@ -855,7 +855,7 @@ impl Orchestrator {
         ];
         for (column, value) in fields {
             if let Some(v) = value {
-                nets::set_network(&self.db, n.id, column, Some(v)).await?;
+                infra::set_text(&self.db, "networks", n.id, column, Some(v)).await?;
             }
         }
         let n = nets::network(&self.db, &u.id).await?.ok_or_else(|| no_such("network", &u.id))?;
@@ -896,7 +896,7 @@ impl Orchestrator {
                 let what = format!("Building network {} on host {host}", n.name);
                 blocking(what, move || d.implement(&h, &s)).await?;
             }
-            nets::set_network(&me.db, n.id, "state", Some("Implemented".into())).await?;
+            infra::set_text(&me.db, "networks", n.id, "state", Some("Implemented".into())).await?;
             me.audit(
                 &who,
                 "NETWORK.RESTART",
