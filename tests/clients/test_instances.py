@@ -193,8 +193,8 @@ def test_concurrent_deploys_never_overcommit_a_host(admin, web):
     cluster = cs.listClusters(id=z["cluster"]["id"])["cluster"][0]
     memory_mb = int(host["memorytotal"] // (1 << 20) * float(cluster["memoryovercommitratio"]))
     cpu_mhz = int(host["cpunumber"] * host["cpuspeed"] * float(cluster["cpuovercommitratio"]))
-    # Sized so that memory runs out after five.
-    big = cs.createServiceOffering(name="big" + z["tag"], displaytext="a fifth", cpunumber=1, cpuspeed=100, memory=memory_mb // 5)["serviceoffering"]
+    # Sized so that memory runs out after twenty; fifty ask at once.
+    big = cs.createServiceOffering(name="big" + z["tag"], displaytext="a twentieth", cpunumber=1, cpuspeed=10, memory=memory_mb // 20)["serviceoffering"]
 
     def one(_):
         try:
@@ -202,14 +202,14 @@ def test_concurrent_deploys_never_overcommit_a_host(admin, web):
         except CloudStackApiException as e:
             return e.error["errorcode"], e.error["errortext"]
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(one, range(20)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(one, range(50)))
     running = [r for r in results if r == "Running"]
     refused = [r for r in results if r != "Running"]
-    assert len(running) == 5, results
+    assert len(running) == 20, results
     assert all(code == 533 and "memory" in text for code, text in refused), refused
     vms = [v for v in vms_in(cs, z["zone"]) if v["state"] == "Running"]
-    assert len(vms) == 5
+    assert len(vms) == 20
     assert sum(v["memory"] for v in vms) <= memory_mb and sum(v["cpunumber"] * v["cpuspeed"] for v in vms) <= cpu_mhz
     # A full host refuses more at once, and a stopped VM frees its share.
     err = error_of(lambda: deploy(cs, z, serviceofferingid=big["id"]))
