@@ -15,7 +15,7 @@ use crate::db::format_time;
 use super::{Orchestrator, list, no_such, object, views};
 
 /// Picks one of `allowed` case-insensitively and returns it as spelled there.
-fn one_of(param: &str, value: &str, allowed: &[&'static str]) -> Result<&'static str, ApiError> {
+pub(crate) fn one_of(param: &str, value: &str, allowed: &[&'static str]) -> Result<&'static str, ApiError> {
     allowed.iter().copied().find(|a| a.eq_ignore_ascii_case(value)).ok_or_else(|| {
         ApiError::invalid_param(format!(
             "Invalid value of parameter {param}: {value}; use one of {}",

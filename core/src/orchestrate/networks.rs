@@ -28,7 +28,7 @@ use crate::db::{Db, format_time};
 use crate::jobs::Outcome;
 use crate::plugins::{NetworkDriver, NetworkSpec};
 
-use super::infra::check_netmask;
+use super::infra::{check_netmask, one_of};
 use super::instances::blocking;
 use super::volumes::{job_error, wrap};
 use super::{Orchestrator, list, no_such, not_yours, object, views};
@@ -65,12 +65,6 @@ fn vlan_id(value: &str) -> Result<u16, ApiError> {
         .ok()
         .filter(|v| (1..=4094).contains(v))
         .ok_or_else(|| invalid(format!("Invalid value of parameter vlan: {value} is not a VLAN ID (1-4094)")))
-}
-
-fn one_of(param: &str, value: &str, allowed: &[&'static str]) -> Result<&'static str, ApiError> {
-    allowed.iter().copied().find(|a| a.eq_ignore_ascii_case(value)).ok_or_else(|| {
-        invalid(format!("Invalid value of parameter {param}: {value}; use one of {}", allowed.join(", ")))
-    })
 }
 
 /// The subnet of gateway/netmask: (network address, prefix).
