@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The first command: install what is missing, build, and start a wasmstack server with
-# the KVM driver granted the Simulator (libvirt's test driver) and the local libvirtd.
+# The first command: install what is missing, build, and start a wasmstack server in demo
+# mode: a ready zone on the Simulator (libvirt's test driver) with a template, an offering
+# and a guest network, so an instance can be deployed at once from the console or the API.
 #
 #   scripts/run.sh            data in ${WASMSTACK_DATA_DIR:-$HOME/.local/share/wasmstack}
 #   LISTEN=0.0.0.0:8080 scripts/run.sh
@@ -16,22 +17,20 @@ DATA="${WASMSTACK_DATA_DIR:-$HOME/.local/share/wasmstack}"
 LISTEN="${LISTEN:-127.0.0.1:8080}"
 
 bash scripts/setup.sh
-cargo build --release -p wasmstack
-cargo build --release --target wasm32-wasip2 -p kvm
+bash scripts/build.sh
 
+# The demo needs the KVM driver (it drives the Simulator too) and the local storage driver;
+# on its first start it grants them the Simulator, the local libvirtd and its own folders.
 mkdir -p "$DATA/plugins"
-cp -f "$CARGO_TARGET_DIR/wasm32-wasip2/release/kvm.wasm" "$DATA/plugins/kvm.wasm"
-if [ ! -f "$DATA/wasmstack.toml" ]; then
-  cat > "$DATA/wasmstack.toml" <<'TOML'
-# Plugins load from the plugins/ folder beside this file; each gets only what is granted here.
-[plugin.kvm]
-libvirt = ["test:///default", "qemu:///system"]
-timeout-ms = 120000
-TOML
-fi
+for driver in kvm local; do
+  cp -f "$CARGO_TARGET_DIR/wasm32-wasip2/release/$driver.wasm" "$DATA/plugins/$driver.wasm"
+done
 
+echo "Console:  http://$LISTEN/client/"
 echo "API:      http://$LISTEN/client/api"
 if [ -f "$DATA/admin-password" ]; then
   echo "Login:    admin / $(cat "$DATA/admin-password")"
+else
+  echo "Login:    admin / the password printed below on this first start"
 fi
-exec "$CARGO_TARGET_DIR/release/wasmstack" serve --listen "$LISTEN" --data-dir "$DATA"
+exec "$CARGO_TARGET_DIR/release/wasmstack" serve --demo --listen "$LISTEN" --data-dir "$DATA"

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cloud;
 pub mod db;
+pub mod demo;
 pub mod events;
 pub mod jobs;
 pub mod orchestrate;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use wasmstack::demo::DemoDir;
 use wasmstack::plugins::{HostConfig, LoadedPlugin, PluginHost};
 use wasmstack::server::{ServeOptions, Server};
 
@@ -27,6 +28,9 @@ enum Command {
         /// Database URL: sqlite://FILE or postgres://USER:PASS@HOST/DB (default: SQLite in the data folder).
         #[arg(long, env = "WASMSTACK_DATABASE")]
         database: Option<String>,
+        /// On a data folder without zones, set up a ready demo cloud on the Simulator.
+        #[arg(long)]
+        demo: bool,
     },
     /// Driver plugins: what is loaded, what each asks for and what is granted.
     Plugins {
@@ -71,23 +75,31 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve { listen, data_dir, database } => serve(ServeOptions {
-            listen,
-            data_dir,
-            database,
-            admin_password: std::env::var("WASMSTACK_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
-        }),
+        Command::Serve { listen, data_dir, database, demo } => serve(
+            ServeOptions {
+                listen,
+                data_dir,
+                database,
+                admin_password: std::env::var("WASMSTACK_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+            },
+            demo,
+        ),
         Command::Plugins { command: PluginsCommand::List(args) } => plugins_list(&args),
         Command::Plugins { command: PluginsCommand::Inspect { file, host } } => plugins_inspect(&file, &host),
     }
 }
 
-fn serve(opts: ServeOptions) -> Result<()> {
+fn serve(opts: ServeOptions, demo: bool) -> Result<()> {
+    // The demo's grants must be in place before the plugin host reads them.
+    let demo = if demo { Some(DemoDir::prepare(&opts.data_dir)?) } else { None };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = Server::start(&opts).await?;
         println!("wasmstack API listening on http://{}/client/api", server.listener.local_addr()?);
-        server.run().await
+        match demo {
+            Some(dir) => server.run_demo(dir).await,
+            None => server.run().await,
+        }
     })
 }
 

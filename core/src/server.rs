@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::auth::secrets::Sealer;
 use crate::auth::store;
 use crate::db::Db;
+use crate::demo::{self, DemoDir};
 use crate::jobs::Jobs;
 use crate::orchestrate::Orchestrator;
 use crate::orchestrate::reconcile::{self, Reconciler};
@@ -84,12 +85,52 @@ impl Server {
         Ok(Server { orchestrator, listener, watcher, reconciler })
     }
 
+    /// The API.
+    fn routes(&self) -> axum::Router {
+        crate::api::http::routes(self.orchestrator.clone())
+    }
+
     /// Serves until the process is stopped.
     pub async fn run(self) -> Result<()> {
-        let app = crate::api::http::routes(self.orchestrator);
+        let app = self.routes();
         let _watcher = self.watcher;
         self.reconciler.spawn(reconcile::interval());
         axum::serve(self.listener, app).await.context("serving HTTP")
+    }
+
+    /// Serves, and meanwhile sets up the demo cloud (see `demo`) when there is none yet.
+    /// The server serves the demo template itself, so the set-up runs while serving.
+    pub async fn run_demo(self, dir: DemoDir) -> Result<()> {
+        let addr = self.listener.local_addr()?;
+        // Downloads go to the address the server listens on; "all addresses" means loopback.
+        let host = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+        let base = format!("http://{}", SocketAddr::new(host, addr.port()));
+        let template = dir.template();
+        let serve_template = axum::routing::get(move || async move {
+            match tokio::fs::read(&template).await {
+                Ok(bytes) => Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], bytes)),
+                Err(_) => Err(axum::http::StatusCode::NOT_FOUND),
+            }
+        });
+        let app = self.routes().route(demo::TEMPLATE_PATH, serve_template);
+        let _watcher = self.watcher;
+        self.reconciler.spawn(reconcile::interval());
+        let serving = tokio::spawn(async move { axum::serve(self.listener, app).await });
+        match demo::set_up(&self.orchestrator, &dir, &base).await {
+            Ok(Some(s)) => {
+                println!("Demo cloud ready: zone Demo ({}) on the Simulator", s.zone);
+                println!(
+                    "  template \"Demo Linux\" {}, offering Small {}, network demo-network {}",
+                    s.template, s.offering, s.network
+                );
+            }
+            Ok(None) => println!("Demo: this data folder already has a zone; left as it is"),
+            Err(e) => {
+                serving.abort();
+                return Err(anyhow::Error::new(e).context("setting up the demo cloud"));
+            }
+        }
+        serving.await.context("the HTTP server stopped")?.context("serving HTTP")
     }
 }
 

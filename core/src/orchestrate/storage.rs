@@ -12,6 +12,7 @@ use crate::cloud::storage::{self, PoolRow, StorageFilter, StoreRow};
 use crate::db::format_time;
 use crate::plugins::Usage;
 
+use super::infra::one_of;
 use super::{Orchestrator, list, no_such, object, views};
 
 /// Which driver serves a storage URL, the CloudStack pool type, and the URL's address
@@ -172,18 +173,18 @@ impl Orchestrator {
     }
 
     pub(super) async fn add_store(&self, caller: &Caller, r: NewStoreRequest) -> Result<Reply, ApiError> {
-        if !r.provider.eq_ignore_ascii_case("NFS") {
-            return Err(ApiError::invalid_param(format!(
-                "Image store provider {} is not supported; use NFS",
-                r.provider
-            )));
-        }
+        // NFS is CloudStack's store; Local (a folder on the management server's host)
+        // serves single-machine clouds such as the demo.
+        let provider = one_of("provider", &r.provider, &["NFS", "Local"]).map_err(|_| {
+            ApiError::invalid_param(format!("Image store provider {} is not supported; use NFS or Local", r.provider))
+        })?;
         let url = r.url.ok_or_else(|| ApiError::missing_param("addimagestore", "url"))?;
         let t = target(&url)?;
-        if t.driver != "nfs" {
-            return Err(ApiError::invalid_param(format!(
-                "Invalid value of parameter url: {url}; an NFS store needs nfs://server/path"
-            )));
+        let (want, protocol) = if provider == "NFS" { ("nfs", "nfs") } else { ("local", "file") };
+        if t.driver != want {
+            let form =
+                if want == "nfs" { "an NFS store needs nfs://server/path" } else { "a Local store needs file:///path" };
+            return Err(ApiError::invalid_param(format!("Invalid value of parameter url: {url}; {form}")));
         }
         let zone = match &r.zone_id {
             Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?),
@@ -198,8 +199,8 @@ impl Orchestrator {
             name: r.name.unwrap_or_else(|| url.clone()),
             zone_id: zone.as_ref().map(|z| z.id),
             url,
-            protocol: "nfs".into(),
-            provider: "NFS".into(),
+            protocol: protocol.into(),
+            provider: provider.into(),
             driver: t.driver.into(),
             capacity_bytes: usage.total_bytes as i64,
             used_bytes: usage.used_bytes as i64,

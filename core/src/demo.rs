@@ -1,0 +1,317 @@
+//! `wasmstack serve --demo`: on a data folder without zones, builds a ready cloud on the
+//! Simulator (libvirt's test driver) so that a new user can deploy an instance at once.
+//!
+//! The cloud is made by running, as the admin, the same API commands an operator would
+//! (createZone, addHost, registerTemplate, …): the demo exercises the real paths and
+//! leaves nothing the API could not have made.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::api::commands;
+use crate::api::params::Params;
+use crate::api::render::Reply;
+use crate::api::request::Request;
+use crate::auth::{Caller, store};
+use crate::db::DbError;
+use crate::orchestrate::Orchestrator;
+
+/// Where the demo template is served from, by this server, while demo mode runs.
+pub const TEMPLATE_PATH: &str = "/demo/template.qcow2";
+
+/// What went wrong while preparing the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo mode needs the {0} driver in {1} (scripts/run.sh puts it there)")]
+    MissingDriver(&'static str, PathBuf),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("making the demo template: {0}")]
+    Image(String),
+    #[error("no admin user to run the demo set-up as")]
+    NoAdmin,
+    #[error("{command}: {text}")]
+    Command { command: String, text: String },
+    #[error("the demo template did not download: {0}")]
+    Template(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The demo's files in the data folder.
+pub struct DemoDir {
+    root: PathBuf,
+}
+
+impl DemoDir {
+    /// Prepares `<data>/demo` before the server starts: folders for the primary pool and
+    /// the image store, the small template, and (only when the folder has none yet) a
+    /// driver configuration granting the Simulator and those folders.
+    pub fn prepare(data_dir: &Path) -> Result<DemoDir, DemoError> {
+        let io = |what: &Path| {
+            let what = what.display().to_string();
+            move |e| DemoError::Io(what, e)
+        };
+        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+        let data = data_dir.canonicalize().map_err(io(data_dir))?;
+        let plugins = data.join("plugins");
+        for driver in ["kvm", "local"] {
+            if !plugins.join(format!("{driver}.wasm")).is_file() {
+                return Err(DemoError::MissingDriver(driver, plugins));
+            }
+        }
+        let root = data.join("demo");
+        for dir in [root.join("primary"), root.join("images")] {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        let config = data.join("wasmstack.toml");
+        if !config.exists() {
+            std::fs::write(&config, grants(&root)).map_err(io(&config))?;
+        }
+        let template = root.join("template.qcow2");
+        if !template.exists() {
+            // A blank disk: the Simulator boots nothing, yet the template goes through
+            // the same download, check and copy as a real one.
+            let out = std::process::Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2"])
+                .arg(&template)
+                .arg("256M")
+                .output()
+                .map_err(|e| DemoError::Image(format!("running qemu-img: {e}")))?;
+            if !out.status.success() {
+                return Err(DemoError::Image(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+            }
+        }
+        Ok(DemoDir { root })
+    }
+
+    pub fn template(&self) -> PathBuf {
+        self.root.join("template.qcow2")
+    }
+
+    fn url(&self, sub: &str) -> String {
+        format!("file://{}", self.root.join(sub).display())
+    }
+}
+
+fn grants(root: &Path) -> String {
+    format!(
+        "# Written by `wasmstack serve --demo`. Each driver reaches only what is granted here.\n\
+         [plugin.kvm]\n\
+         libvirt = [\"test:///default\", \"qemu:///system\"]\n\
+         timeout-ms = 120000\n\n\
+         [plugin.local]\n\
+         images = [\"file://{}\"]\n",
+        root.display()
+    )
+}
+
+/// What the demo set up, for the start-up message.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub zone: String,
+    pub template: String,
+    pub offering: String,
+    pub network: String,
+}
+
+/// Runs the set-up commands as the admin, unless the cloud already has a zone. `base`
+/// is this server's own URL (it serves the template during the set-up).
+pub async fn set_up(orch: &Orchestrator, dir: &DemoDir, base: &str) -> Result<Option<Summary>, DemoError> {
+    let admin = store::user_by_login(&orch.db, "admin", "/").await?.ok_or(DemoError::NoAdmin)?;
+    let op = Operator { orch, caller: Caller { role: admin.role(), user: admin } };
+    if !op.list("listZones", &[]).await?.is_empty() {
+        return Ok(None);
+    }
+    let zone = op
+        .call(
+            "createZone",
+            &[
+                ("name", "Demo"),
+                ("networktype", "Advanced"),
+                ("dns1", "8.8.8.8"),
+                ("internaldns1", "10.0.0.2"),
+                ("guestcidraddress", "10.1.1.0/24"),
+            ],
+        )
+        .await?;
+    let zone_id = id(&zone);
+    let pod = op.call("createPod", &[("name", "demo-pod"), ("zoneid", &zone_id)]).await?;
+    let cluster = op
+        .call(
+            "addCluster",
+            &[
+                ("clustername", "demo-cluster"),
+                ("clustertype", "CloudManaged"),
+                ("hypervisor", "Simulator"),
+                ("podid", &id(&pod)),
+                ("zoneid", &zone_id),
+            ],
+        )
+        .await?;
+    let cluster_id = id(&cluster);
+    op.call(
+        "addHost",
+        &[
+            ("hypervisor", "Simulator"),
+            ("podid", &id(&pod)),
+            ("zoneid", &zone_id),
+            ("clusterid", &cluster_id),
+            ("url", "test:///default"),
+            ("username", "root"),
+            ("password", "password"),
+        ],
+    )
+    .await?;
+    op.call(
+        "createStoragePool",
+        &[
+            ("name", "demo-primary"),
+            ("url", &dir.url("primary")),
+            ("zoneid", &zone_id),
+            ("clusterid", &cluster_id),
+            ("scope", "cluster"),
+        ],
+    )
+    .await?;
+    op.call(
+        "addImageStore",
+        &[("provider", "Local"), ("name", "demo-images"), ("url", &dir.url("images")), ("zoneid", &zone_id)],
+    )
+    .await?;
+    let template = op
+        .call(
+            "registerTemplate",
+            &[
+                ("name", "Demo Linux"),
+                ("displaytext", "A small blank disk for trying things out"),
+                ("url", &format!("{base}{TEMPLATE_PATH}")),
+                ("format", "QCOW2"),
+                ("hypervisor", "Simulator"),
+                ("zoneid", &zone_id),
+                ("ispublic", "true"),
+                ("isfeatured", "true"),
+            ],
+        )
+        .await?;
+    let template_id = id(&template);
+    let physical = op
+        .call(
+            "createPhysicalNetwork",
+            &[("name", "demo-physical"), ("zoneid", &zone_id), ("vlan", "100-199"), ("isolationmethods", "VLAN")],
+        )
+        .await?;
+    let physical_id = id(&physical);
+    op.call(
+        "addTrafficType",
+        &[("physicalnetworkid", &physical_id), ("traffictype", "Guest"), ("kvmnetworklabel", "ws-demo")],
+    )
+    .await?;
+    op.call("updatePhysicalNetwork", &[("id", &physical_id), ("state", "Enabled")]).await?;
+    let isolated =
+        op.list("listNetworkOfferings", &[("name", "DefaultIsolatedNetworkOfferingWithSourceNatService")]).await?;
+    let offering_id = isolated.first().map(id).unwrap_or_default();
+    let network = op
+        .call(
+            "createNetwork",
+            &[
+                ("name", "demo-network"),
+                ("displaytext", "Demo guest network"),
+                ("networkofferingid", &offering_id),
+                ("zoneid", &zone_id),
+            ],
+        )
+        .await?;
+    let offering = op
+        .call(
+            "createServiceOffering",
+            &[
+                ("name", "Small"),
+                ("displaytext", "1 CPU, 512 MB"),
+                ("cpunumber", "1"),
+                ("cpuspeed", "1000"),
+                ("memory", "512"),
+            ],
+        )
+        .await?;
+    op.call("updateZone", &[("id", &zone_id), ("allocationstate", "Enabled")]).await?;
+    op.wait_ready(&template_id).await?;
+    Ok(Some(Summary { zone: id(&zone), template: template_id, offering: id(&offering), network: id(&network) }))
+}
+
+fn id(object: &Map<String, Value>) -> String {
+    object.get("id").and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// Runs API commands as one caller, through the same parsing and checks as HTTP requests.
+struct Operator<'a> {
+    orch: &'a Orchestrator,
+    caller: Caller,
+}
+
+impl Operator<'_> {
+    async fn reply(&self, command: &str, params: &[(&str, &str)]) -> Result<Reply, DemoError> {
+        let failed = |text: String| DemoError::Command { command: command.to_owned(), text };
+        let cmd = commands::find(command).ok_or_else(|| failed("no such command".into()))?;
+        let mut pairs = vec![("command".to_owned(), command.to_owned())];
+        pairs.extend(params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let params = Params::from_pairs(pairs);
+        let run = async {
+            cmd.validate(&params)?;
+            let request = Request::parse(cmd, &params)?;
+            self.orch.execute(&self.caller, cmd, request).await
+        };
+        run.await.map_err(|e| failed(e.text))
+    }
+
+    /// The command's one object: a created thing, or the finished job's result.
+    async fn call(&self, command: &str, params: &[(&str, &str)]) -> Result<Map<String, Value>, DemoError> {
+        let failed = |text: String| DemoError::Command { command: command.to_owned(), text };
+        match self.reply(command, params).await? {
+            Reply::Object { value, .. } | Reply::Flat(value) => Ok(value),
+            Reply::List { items, .. } => Ok(items.into_iter().next().unwrap_or_default()),
+            Reply::Success { .. } => Ok(Map::new()),
+            Reply::AsyncJob { job_id, .. } => {
+                let job = self.orch.jobs.wait(&job_id).await?.ok_or_else(|| failed("its job is gone".into()))?;
+                let result: Value = serde_json::from_str(job.result.as_deref().unwrap_or("{}")).unwrap_or_default();
+                if job.result_code != 0 {
+                    return Err(failed(result["errortext"].as_str().unwrap_or("failed").to_owned()));
+                }
+                // The result holds one object under its name.
+                Ok(result.as_object().and_then(|m| m.values().find_map(Value::as_object)).cloned().unwrap_or_default())
+            }
+            Reply::Error(e) => Err(failed(e.text)),
+        }
+    }
+
+    async fn list(&self, command: &str, params: &[(&str, &str)]) -> Result<Vec<Map<String, Value>>, DemoError> {
+        match self.reply(command, params).await? {
+            Reply::List { items, .. } => Ok(items),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Waits for the template's download into the image store.
+    async fn wait_ready(&self, template_id: &str) -> Result<(), DemoError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let listed = self.list("listTemplates", &[("templatefilter", "all"), ("id", template_id)]).await?;
+            let t = listed.first().cloned().unwrap_or_default();
+            if t.get("isready").and_then(Value::as_bool) == Some(true) {
+                return Ok(());
+            }
+            let status = t.get("status").and_then(Value::as_str).unwrap_or_default().to_owned();
+            // While it runs the status reads "Downloading" or "42% Downloaded"; a
+            // failed download leaves the reason there.
+            if !status.is_empty() && !status.contains("Download") && status != "Creating" {
+                return Err(DemoError::Template(status));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(DemoError::Template(format!("still \"{status}\" after 2 minutes")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
