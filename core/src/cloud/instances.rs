@@ -50,6 +50,10 @@ pub struct InstanceRow {
     pub cpu_mhz: i64,
     pub memory_mb: i64,
     pub created: i64,
+    pub iso_id: Option<i64>,
+    pub iso_uuid: Option<String>,
+    pub iso_name: Option<String>,
+    pub iso_display_text: Option<String>,
 }
 
 const SELECT: &str = "SELECT i.id, i.uuid, i.name, i.instance_name, i.display_name, i.account_id, \
@@ -59,11 +63,13 @@ const SELECT: &str = "SELECT i.id, i.uuid, i.name, i.instance_name, i.display_na
      o.uuid AS offering_uuid, o.name AS offering_name, i.template_id, t.uuid AS template_uuid, \
      t.name AS template_name, t.display_text AS template_display_text, \
      t.password_enabled AS template_password_enabled, ot.uuid AS os_type_uuid, ot.description AS os_type_name, \
-     i.root_volume_id, i.hypervisor, i.state, i.cpus, i.cpu_mhz, i.memory_mb, i.created \
+     i.root_volume_id, i.hypervisor, i.state, i.cpus, i.cpu_mhz, i.memory_mb, i.created, i.iso_id, \
+     iso.uuid AS iso_uuid, iso.name AS iso_name, iso.display_text AS iso_display_text \
      FROM instances i JOIN accounts a ON a.id = i.account_id JOIN domains d ON d.id = i.domain_id \
      JOIN zones z ON z.id = i.zone_id LEFT JOIN hosts h ON h.id = i.host_id \
      JOIN service_offerings o ON o.id = i.service_offering_id JOIN templates t ON t.id = i.template_id \
-     LEFT JOIN os_types ot ON ot.id = t.os_type_id WHERE i.removed IS NULL";
+     LEFT JOIN os_types ot ON ot.id = t.os_type_id LEFT JOIN templates iso ON iso.id = i.iso_id \
+     WHERE i.removed IS NULL";
 
 #[derive(Debug, Default, Clone)]
 pub struct InstanceFilter {
@@ -178,7 +184,7 @@ pub struct Need {
 }
 
 impl Need {
-    fn fits(&self, c: &Candidate) -> bool {
+    pub fn fits(&self, c: &Candidate) -> bool {
         c.free_mhz() >= self.cpus * self.cpu_mhz && c.free_mb() >= self.memory_mb
     }
 }
@@ -320,6 +326,128 @@ pub async fn reserve_start(db: &Db, i: &InstanceRow) -> Result<(), PlaceError> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The Up and Enabled host `host_id` with what its instances hold, after locking the zone.
+async fn locked_host(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    zone_id: i64,
+    host_id: i64,
+) -> Result<Option<Candidate>, PlaceError> {
+    lock_zone(tx, zone_id).await?;
+    let sql = candidates_sql("AND h.id = $1");
+    let hosts: Vec<Candidate> = sqlx::query_as(&sql).bind(host_id).fetch_all(&mut **tx).await.map_err(DbError::Sql)?;
+    Ok(hosts.into_iter().next())
+}
+
+/// Records a new offering for a Stopped instance if its host has room for what the
+/// offering needs (checked as a start would, so the instance can still start there).
+pub async fn resize(db: &Db, i: &InstanceRow, offering_id: i64, need: Need) -> Result<(), PlaceError> {
+    let host_id = i.host_id.ok_or_else(|| PlaceError::NoHost(format!("Instance {} has no host", i.name)))?;
+    let mut tx = db.begin().await?;
+    let Some(host) = locked_host(&mut tx, i.zone_id, host_id).await? else {
+        return Err(PlaceError::NoHost(format!("The host of instance {} is not Up and Enabled", i.name)));
+    };
+    if !need.fits(&host) {
+        return Err(no_room(&need, std::slice::from_ref(&host), &format!("host {}", host.name)));
+    }
+    let done = sqlx::query(
+        "UPDATE instances SET service_offering_id = $1, cpus = $2, cpu_mhz = $3, memory_mb = $4 \
+         WHERE id = $5 AND state = 'Stopped' AND removed IS NULL",
+    )
+    .bind(offering_id)
+    .bind(need.cpus)
+    .bind(need.cpu_mhz)
+    .bind(need.memory_mb)
+    .bind(i.id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(PlaceError::Busy(i.uuid.clone()));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Puts an instance's recorded offering back (after a failed resize).
+pub async fn set_offering(db: &Db, i: &InstanceRow) -> Result<(), DbError> {
+    sqlx::query("UPDATE instances SET service_offering_id = $1, cpus = $2, cpu_mhz = $3, memory_mb = $4 WHERE id = $5")
+        .bind(i.offering_id)
+        .bind(i.cpus)
+        .bind(i.cpu_mhz)
+        .bind(i.memory_mb)
+        .bind(i.id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Records an instance on host `to` in state Migrating, if `to` is Up and Enabled and,
+/// for a Running instance, has room for it: from then on `to` holds its share.
+pub async fn begin_move(db: &Db, i: &InstanceRow, to: i64) -> Result<(), PlaceError> {
+    let mut tx = db.begin().await?;
+    let Some(host) = locked_host(&mut tx, i.zone_id, to).await? else {
+        return Err(PlaceError::NoHost("The destination host is not Up and Enabled".into()));
+    };
+    let need = Need { cpus: i.cpus, cpu_mhz: i.cpu_mhz, memory_mb: i.memory_mb };
+    if i.state == "Running" && !need.fits(&host) {
+        return Err(no_room(&need, std::slice::from_ref(&host), &format!("host {}", host.name)));
+    }
+    let done = sqlx::query(
+        "UPDATE instances SET host_id = $1, state = 'Migrating' WHERE id = $2 AND state = $3 AND host_id = $4 \
+         AND removed IS NULL",
+    )
+    .bind(to)
+    .bind(i.id)
+    .bind(&i.state)
+    .bind(i.host_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(PlaceError::Busy(i.uuid.clone()));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends a move: the instance is on `host_id` in `state`.
+pub async fn end_move(db: &Db, id: i64, host_id: i64, state: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE instances SET host_id = $1, state = $2 WHERE id = $3")
+        .bind(host_id)
+        .bind(state)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// The other Up and Enabled hosts of a cluster, with what their instances hold.
+pub async fn cluster_hosts(db: &Db, cluster_id: i64, except: i64) -> Result<Vec<Candidate>, DbError> {
+    let sql = candidates_sql("AND h.cluster_id = $1 AND h.id <> $2");
+    Ok(sqlx::query_as(&sql).bind(cluster_id).bind(except).fetch_all(db.pool()).await?)
+}
+
+/// Puts an ISO (a template row id) in an instance's CD-ROM drive, or takes it out (None).
+/// With `expect` the change happens only if the drive holds that now; false if not.
+pub async fn set_iso(db: &Db, id: i64, iso: Option<i64>, expect: Option<i64>) -> Result<bool, DbError> {
+    let done = match expect {
+        Some(e) => {
+            sqlx::query("UPDATE instances SET iso_id = $1 WHERE id = $2 AND iso_id = $3")
+                .bind(iso)
+                .bind(id)
+                .bind(e)
+                .execute(db.pool())
+                .await?
+        }
+        None => {
+            sqlx::query("UPDATE instances SET iso_id = $1 WHERE id = $2 AND iso_id IS NULL")
+                .bind(iso)
+                .bind(id)
+                .execute(db.pool())
+                .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
 }
 
 /// Moves an instance from one state to another; false when it was not in `from`.

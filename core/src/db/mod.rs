@@ -101,6 +101,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_networks", include_str!("migrations/0007_networks.sql")),
     ("0008_instances", include_str!("migrations/0008_instances.sql")),
     ("0009_volume_attachments", include_str!("migrations/0009_volume_attachments.sql")),
+    ("0010_instance_iso", include_str!("migrations/0010_instance_iso.sql")),
 ];
 
 impl Db {

@@ -671,7 +671,7 @@ fn cluster_view(c: &ClusterRow) -> serde_json::Map<String, serde_json::Value> {
     }))
 }
 
-fn host_view(h: &HostRow) -> serde_json::Map<String, serde_json::Value> {
+pub(super) fn host_view(h: &HostRow) -> serde_json::Map<String, serde_json::Value> {
     views::object(json!({
         "id": h.uuid,
         "name": h.name,

@@ -73,7 +73,7 @@ fn check_hostname(name: &str) -> Result<(), ApiError> {
 /// Where a KVM guest's serial console is written on its host: libvirt's own log folder
 /// exists on every libvirt host, local or remote; the uuid keeps a reused name from
 /// showing an older guest's output.
-fn serial_log(vm: &InstanceRow) -> String {
+pub(super) fn serial_log(vm: &InstanceRow) -> String {
     format!("/var/log/libvirt/qemu/{}-{}.serial.log", vm.instance_name, vm.uuid)
 }
 
@@ -139,6 +139,11 @@ impl Orchestrator {
                 self.detach_volume(caller, cmd, id.as_deref(), vm_id.as_deref(), device_id).await
             }
             ListAddressing(q) => self.list_addressing(caller, q).await,
+            Scale { id, offering_id } => self.scale_vm(caller, cmd, &id, &offering_id).await,
+            Migrate { vm_id, host_id } => self.migrate_vm(caller, cmd, &vm_id, host_id.as_deref()).await,
+            HostsForMigration { vm_id } => self.hosts_for_migration(caller, &vm_id).await,
+            AttachIso { id, vm_id } => self.attach_iso(caller, cmd, &id, &vm_id).await,
+            DetachIso { vm_id } => self.detach_iso(caller, cmd, &vm_id).await,
         }
     }
 
@@ -151,11 +156,11 @@ impl Orchestrator {
         Ok(i)
     }
 
-    fn hypervisor_for(&self, driver: &str) -> Result<HypervisorDriver, ApiError> {
+    pub(super) fn hypervisor_for(&self, driver: &str) -> Result<HypervisorDriver, ApiError> {
         self.plugins.hypervisor(driver).map_err(|e| ApiError::unavailable(e.to_string()))
     }
 
-    async fn vm_reply(&self, caller: &Caller, uuid: &str) -> Result<Map<String, Value>, ApiError> {
+    pub(super) async fn vm_reply(&self, caller: &Caller, uuid: &str) -> Result<Map<String, Value>, ApiError> {
         let i = instances::instance(&self.db, uuid).await?.ok_or_else(|| no_such("virtual machine", uuid))?;
         Ok(wrap("virtualmachine", self.vm_view(caller, &i).await?))
     }
@@ -583,7 +588,11 @@ impl Orchestrator {
         instances::reserve_start(&self.db, &i).await?;
         let (me, who) = (self.clone(), caller.clone());
         let work = async move {
-            if let Err(e) = me.on_host(&i, "Starting", |d, u, id| d.start_vm(u, id)).await {
+            let started = async {
+                me.ensure_defined(&i).await?;
+                me.on_host(&i, "Starting", |d, u, id| d.start_vm(u, id)).await
+            };
+            if let Err(e) = started.await {
                 instances::set_state(&me.db, i.id, "Stopped").await?;
                 return Err(e);
             }
@@ -837,6 +846,9 @@ fn vm_view(caller: &Caller, i: &InstanceRow, nics: &[NicRow]) -> Map<String, Val
         "domainid": i.domain_uuid,
         "domain": i.domain_name,
         "created": format_time(i.created),
+        "isoid": i.iso_uuid,
+        "isoname": i.iso_name,
+        "isodisplaytext": i.iso_display_text,
     }));
     // Always present, even empty: clients index nic[0] and iterate the groups.
     m.insert("nic".into(), Value::Array(nics.iter().map(nic_view).collect()));

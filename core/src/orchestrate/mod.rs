@@ -5,6 +5,7 @@ mod addressing;
 mod discovery;
 mod identity;
 mod infra;
+mod instance_changes;
 mod instance_volumes;
 mod instances;
 pub mod networks;

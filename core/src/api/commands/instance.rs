@@ -1,5 +1,5 @@
 //! The virtual machine commands: deploy, start, stop, reboot, destroy, expunge, recover
-//! and list; attaching volumes; and the (so far always empty) public address listings.
+//! and list; scale, migrate and ISOs; attaching volumes; and the (so far always empty) public address listings.
 
 use super::*;
 
@@ -58,6 +58,9 @@ const VM_FIELDS: &[Field] = &[
     f("domainid", "string", "the ID of the domain in which the virtual machine exists"),
     f("domain", "string", "the name of the domain in which the virtual machine exists"),
     f("created", "date", "the date when this virtual machine was created"),
+    f("isoid", "string", "the ID of the ISO attached to the virtual machine"),
+    f("isoname", "string", "the name of the ISO attached to the virtual machine"),
+    f("isodisplaytext", "string", "an alternate display text of the ISO attached to the virtual machine"),
     nested("nic", "list", "the list of nics associated with vm", VM_NIC_FIELDS),
     nested("securitygroup", "list", "list of security groups associated with the virtual machine", &[]),
     nested("affinitygroup", "list", "list of affinity groups associated with the virtual machine", &[]),
@@ -91,6 +94,27 @@ const FORWARDING_RULE_FIELDS: &[Field] = &[
     f("privateendport", "string", "the ending port of the rule's private port range"),
     f("virtualmachineid", "string", "the VM ID for the rule"),
     f("state", "string", "the state of the rule"),
+];
+
+const HOST_MIGRATION_FIELDS: &[Field] = &[
+    f("id", "string", "the ID of the host"),
+    f("name", "string", "the name of the host"),
+    f("state", "string", "the state of the host"),
+    f("clusterid", "string", "the cluster ID of the host"),
+    f("clustername", "string", "the cluster name of the host"),
+    f("cpunumber", "integer", "the CPU number of the host"),
+    f("cpuspeed", "long", "the CPU speed of the host"),
+    f("memorytotal", "long", "the memory total of the host"),
+    f(
+        "suitableformigration",
+        "boolean",
+        "true if this host is suitable(has enough capacity and satisfies all conditions like hosttags, max guests vm limit etc) to migrate a VM to it , false otherwise",
+    ),
+    f(
+        "requiresStorageMotion",
+        "boolean",
+        "true if migrating a vm to this host requires storage motion, false otherwise",
+    ),
 ];
 
 const VM_ID: Param = rel(req("id", Uuid, "The ID of the virtual machine"), "listVirtualMachines");
@@ -266,6 +290,80 @@ pub(super) static INSTANCE_COMMANDS: &[Command] = &[
         object: "volume",
         shape: Shape::Object,
         response: VOLUME_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "scaleVirtualMachine",
+        description: "Scales the virtual machine to a new service offering. The virtual machine must be stopped.",
+        is_async: true,
+        roles: Roles::ALL,
+        params: &[
+            VM_ID,
+            rel(
+                req("serviceofferingid", Uuid, "the ID of the service offering for the virtual machine"),
+                "listServiceOfferings",
+            ),
+        ],
+        object: "virtualmachine",
+        shape: Shape::Object,
+        response: VM_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "migrateVirtualMachine",
+        description: "Attempts migration of a VM to a different host in the same cluster.",
+        is_async: true,
+        roles: Roles::ADMIN,
+        params: &[
+            rel(req("virtualmachineid", Uuid, "the ID of the virtual machine"), "listVirtualMachines"),
+            rel(
+                p(
+                    "hostid",
+                    Uuid,
+                    "Destination Host ID to migrate VM to. If not given, a suitable host of its cluster is chosen",
+                ),
+                "listHosts",
+            ),
+        ],
+        object: "virtualmachine",
+        shape: Shape::Object,
+        response: VM_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "findHostsForMigration",
+        description: "Find hosts suitable for migrating a virtual machine.",
+        is_async: false,
+        roles: Roles::ADMIN,
+        params: &[rel(req("id", Uuid, "find hosts to which this VM can be migrated"), "listVirtualMachines")],
+        object: "host",
+        shape: Shape::List,
+        response: HOST_MIGRATION_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "attachIso",
+        description: "Attaches an ISO to a virtual machine.",
+        is_async: true,
+        roles: Roles::ALL,
+        params: &[
+            rel(req("id", Uuid, "the ID of the ISO file"), "listIsos"),
+            rel(req("virtualmachineid", Uuid, "the ID of the virtual machine"), "listVirtualMachines"),
+        ],
+        object: "virtualmachine",
+        shape: Shape::Object,
+        response: VM_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "detachIso",
+        description: "Detaches any ISO file (if any) currently attached to a virtual machine.",
+        is_async: true,
+        roles: Roles::ALL,
+        params: &[rel(req("virtualmachineid", Uuid, "The ID of the virtual machine"), "listVirtualMachines")],
+        object: "virtualmachine",
+        shape: Shape::Object,
+        response: VM_FIELDS,
         since: "",
     },
     Command {

@@ -45,6 +45,11 @@ pub enum InstanceRequest {
     AttachVolume { id: String, vm_id: String, device_id: Option<i64> },
     DetachVolume { id: Option<String>, vm_id: Option<String>, device_id: Option<i64> },
     ListAddressing(AddressQuery),
+    Scale { id: String, offering_id: String },
+    Migrate { vm_id: String, host_id: Option<String> },
+    HostsForMigration { vm_id: String },
+    AttachIso { id: String, vm_id: String },
+    DetachIso { vm_id: String },
 }
 
 /// A listing of public addresses or forwarding rules.
@@ -100,6 +105,15 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<InstanceRequest
         "detachVolume" => {
             DetachVolume { id: uuid(p, "id")?, vm_id: uuid(p, "virtualmachineid")?, device_id: p.long("deviceid")? }
         }
+        "scaleVirtualMachine" => {
+            Scale { id: must_uuid(p, cmd, "id")?, offering_id: must_uuid(p, cmd, "serviceofferingid")? }
+        }
+        "migrateVirtualMachine" => {
+            Migrate { vm_id: must_uuid(p, cmd, "virtualmachineid")?, host_id: uuid(p, "hostid")? }
+        }
+        "findHostsForMigration" => HostsForMigration { vm_id: must_uuid(p, cmd, "id")? },
+        "attachIso" => AttachIso { id: must_uuid(p, cmd, "id")?, vm_id: must_uuid(p, cmd, "virtualmachineid")? },
+        "detachIso" => DetachIso { vm_id: must_uuid(p, cmd, "virtualmachineid")? },
         "listPublicIpAddresses" | "listPortForwardingRules" | "listIpForwardingRules" => ListAddressing(AddressQuery {
             object: match cmd.name {
                 "listPublicIpAddresses" => "publicipaddress",
