@@ -2,6 +2,8 @@
 # Build everything once, release profile, into one target folder:
 #   - the wasmstack server binary and its test binary (host)
 #   - the plugin components kvm, nfs, local, vlan, flat, rogue (two versions) and future (wasm32-wasip2)
+#   - the web console (web/, wasm32-unknown-unknown, profile wasm-release) into
+#     $CARGO_TARGET_DIR/release/web, where the server binary finds it by default
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,8 +30,31 @@ log "components: rogue --features v2"
 cargo build --release --target wasm32-wasip2 -p rogue --features v2
 cp -f "$WASM_DIR/rogue.wasm" "$WASM_DIR/rogue-v2.wasm"
 
+log "web console: cargo build, wasm-bindgen, wasm-opt"
+t0=$SECONDS
+cargo build -p wasmstack-console --target wasm32-unknown-unknown --profile wasm-release
+WEB_DIR=$CARGO_TARGET_DIR/release/web
+rm -rf "$WEB_DIR.new"
+mkdir -p "$WEB_DIR.new/pkg"
+wasm-bindgen --target web --no-typescript --out-dir "$WEB_DIR.new/pkg" --out-name console \
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/wasmstack-console.wasm"
+# wasm-opt from npm's binaryen (scripts/setup.sh); Debian's older one breaks some bundles.
+wasm_opt=${WASMSTACK_NODE_DIR:-$HOME/.cache/wasmstack/node}/node_modules/.bin/wasm-opt
+"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  -o "$WEB_DIR.new/pkg/console_bg.wasm" "$WEB_DIR.new/pkg/console_bg.wasm"
+cp web/index.html web/style.css "$WEB_DIR.new/"
+# Served as they are to browsers that take gzip (ServeDir's precompressed files).
+find "$WEB_DIR.new" -type f \( -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.wasm' \) -exec gzip -9 -k {} +
+# Swapped in whole, so a running server never serves half of one build and half of another.
+rm -rf "$WEB_DIR.old"
+[ ! -d "$WEB_DIR" ] || mv "$WEB_DIR" "$WEB_DIR.old"
+mv "$WEB_DIR.new" "$WEB_DIR"
+rm -rf "$WEB_DIR.old"
+log "web console: $WEB_DIR in $((SECONDS - t0)) s, $(cat "$WEB_DIR"/pkg/*.gz "$WEB_DIR"/*.gz | wc -c) bytes gzip"
+
 log "artifacts:"
 for f in "$CARGO_TARGET_DIR/release/wasmstack" \
+         "$CARGO_TARGET_DIR/release/web/index.html" "$CARGO_TARGET_DIR/release/web/pkg/console_bg.wasm" \
          "$WASM_DIR/kvm.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/rogue-v1.wasm" "$WASM_DIR/rogue-v2.wasm" "$WASM_DIR/future.wasm"; do
   [ -f "$f" ] || { printf 'build: ERROR: missing %s\n' "$f" >&2; exit 1; }
   printf '  %s\n' "$f"

@@ -13,6 +13,9 @@
 #     database tests on 127.0.0.1:5432
 #   - a Python venv for the real-client API suite (tests/clients) at $WASMSTACK_VENV
 #     (default ~/.cache/wasmstack/venv), reinstalled only when its requirements.txt changes
+#   - the web console's tools: wasm-bindgen-cli of the version Cargo.toml pins, and the npm
+#     packages of tests/console/package.json (wasm-opt from binaryen, playwright-core) at
+#     $WASMSTACK_NODE_DIR (default ~/.cache/wasmstack/node); Debian's chromium for the browser test
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,6 +33,7 @@ PACKAGES=(
   isolinux syslinux-common syslinux-utils genisoimage
   iproute2 cpio openvswitch-switch busybox-static
   postgresql python3-venv
+  chromium fonts-wqy-microhei
 )
 
 installed_version() { # pkg -> version, or nothing when not installed
@@ -341,6 +345,44 @@ else
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
   printf '%s\n' "$want_hash" > "$stamp"
   log "venv: ready in $((SECONDS - t0)) s"
+fi
+
+# ---------------------------------------------------------------- web console tools
+# Node.js comes with the machine (playwright-core needs 20 or newer); Debian's when it is missing.
+if ! command -v npm >/dev/null 2>&1; then
+  log "node: installing Debian's nodejs and npm"
+  apt-get install -y -q --no-install-recommends nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || log "node: WARNING: Node.js $node_major is older than playwright-core needs (20)"
+
+# wasm-bindgen-cli must be the exact version of the wasm-bindgen crate the console links.
+wb_want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
+[ -n "$wb_want" ] || die "wasm-bindgen: no exact version pinned in Cargo.toml"
+wb_have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ "$wb_have" = "$wb_want" ]; then
+  log "wasm-bindgen-cli: $wb_want present"
+else
+  log "wasm-bindgen-cli: installing $wb_want (have: ${wb_have:-none}; about 2 minutes)"
+  t0=$SECONDS
+  # Not --locked: its lock file wants a crate version the registry lacks. Its own target
+  # folder (cargo's temporary one), so that the shared one stays free for builds.
+  env -u CARGO_TARGET_DIR cargo install -q wasm-bindgen-cli --version "$wb_want"
+  log "wasm-bindgen-cli: installed in $((SECONDS - t0)) s"
+fi
+
+node_dir=${WASMSTACK_NODE_DIR:-$HOME/.cache/wasmstack/node}
+node_pkg=tests/console/package.json
+if cmp -s "$node_pkg" "$node_dir/package.json" && [ -x "$node_dir/node_modules/.bin/wasm-opt" ] &&
+   [ -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+  log "npm: $node_dir up to date"
+else
+  log "npm: installing $node_pkg into $node_dir"
+  t0=$SECONDS
+  mkdir -p "$node_dir"
+  cp "$node_pkg" "$node_dir/package.json"
+  (cd "$node_dir" && npm install -q --no-audit --no-fund)
+  log "npm: ready in $((SECONDS - t0)) s"
 fi
 
 log "done"

@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh [ARGS...]     ARGS go to the wasmstack `cargo test` (e.g. a test name filter)
 #
-# Then the real-client API suite: tests/clients (pytest, in the venv scripts/setup.sh makes).
+# Then the real-client API suite: tests/clients (pytest, in the venv scripts/setup.sh makes),
+# and the web console in headless Chromium: tests/console (node's test runner, playwright-core).
 #
 # Needs root on Debian 12; installs its own packages and starts libvirtd (see scripts/setup.sh).
 set -euo pipefail
@@ -40,6 +41,11 @@ cargo test --release -p kvm -p nfs -p local || failed+=(drivers)
 venv="${WASMSTACK_VENV:-$HOME/.cache/wasmstack/venv}"
 printf 'test: pytest tests/clients\n'
 "$venv/bin/python" -m pytest -q tests/clients || failed+=(clients)
+
+# The console against `wasmstack serve --demo`, in Debian's chromium; playwright-core is
+# in the npm folder scripts/setup.sh fills.
+printf 'test: node --test tests/console\n'
+NODE_PATH="${WASMSTACK_NODE_DIR:-$HOME/.cache/wasmstack/node}/node_modules" node --test tests/console/ || failed+=(console)
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'test: FAILED: %s\n' "${failed[*]}" >&2

@@ -11,3 +11,4 @@ pub mod jobs;
 pub mod orchestrate;
 pub mod plugins;
 pub mod server;
+pub mod web;

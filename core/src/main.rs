@@ -28,6 +28,9 @@ enum Command {
         /// Database URL: sqlite://FILE or postgres://USER:PASS@HOST/DB (default: SQLite in the data folder).
         #[arg(long, env = "WASMSTACK_DATABASE")]
         database: Option<String>,
+        /// The built web console, served at /client/ (default: the `web` folder beside this program).
+        #[arg(long, env = "WASMSTACK_WEB_DIR")]
+        web_dir: Option<PathBuf>,
         /// On a data folder without zones, set up a ready demo cloud on the Simulator.
         #[arg(long)]
         demo: bool,
@@ -75,12 +78,13 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve { listen, data_dir, database, demo } => serve(
+        Command::Serve { listen, data_dir, database, web_dir, demo } => serve(
             ServeOptions {
                 listen,
                 data_dir,
                 database,
                 admin_password: std::env::var("WASMSTACK_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+                web_dir: web_dir.or_else(default_web_dir),
             },
             demo,
         ),
@@ -101,6 +105,11 @@ fn serve(opts: ServeOptions, demo: bool) -> Result<()> {
             None => server.run().await,
         }
     })
+}
+
+/// Where scripts/build.sh puts the console: `web` beside the binary, so the two travel together.
+fn default_web_dir() -> Option<PathBuf> {
+    Some(std::env::current_exe().ok()?.parent()?.join("web"))
 }
 
 fn host_config(args: &HostArgs) -> Result<HostConfig> {

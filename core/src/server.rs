@@ -26,6 +26,8 @@ pub struct ServeOptions {
     pub database: Option<String>,
     /// The admin password for the first start; generated when absent.
     pub admin_password: Option<String>,
+    /// The built web console served at /client/; none: no console.
+    pub web_dir: Option<PathBuf>,
 }
 
 /// What a started server is, for callers that embed it (tests, the CLI).
@@ -35,6 +37,7 @@ pub struct Server {
     pub watcher: crate::plugins::WatchHandle,
     /// Brings recorded VM states in line with the hosts once serving starts.
     pub reconciler: Reconciler,
+    pub console: Option<crate::web::Console>,
 }
 
 impl Server {
@@ -82,12 +85,17 @@ impl Server {
         let orchestrator = Orchestrator { db, jobs, sealer, plugins, keys };
         // Built now, after the jobs above were failed, to know which VMs a crash left busy.
         let reconciler = Reconciler::new(orchestrator.clone()).await?;
-        Ok(Server { orchestrator, listener, watcher, reconciler })
+        let console = opts.web_dir.clone().map(|dir| crate::web::Console::new(dir, &opts.data_dir));
+        Ok(Server { orchestrator, listener, watcher, reconciler, console })
     }
 
-    /// The API.
+    /// The API, and the console when there is one.
     fn routes(&self) -> axum::Router {
-        crate::api::http::routes(self.orchestrator.clone())
+        let app = crate::api::http::routes(self.orchestrator.clone());
+        match &self.console {
+            Some(console) => app.merge(console.routes()),
+            None => app,
+        }
     }
 
     /// Serves until the process is stopped.

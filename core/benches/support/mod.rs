@@ -102,6 +102,7 @@ pub async fn start_server() -> (SocketAddr, wasmstack::orchestrate::Orchestrator
         data_dir: data.path().to_owned(),
         database: None,
         admin_password: Some("bench-password".into()),
+        web_dir: None,
     };
     let server = Server::start(&opts).await.expect("the server starts");
     let addr = server.listener.local_addr().unwrap();

@@ -1,0 +1,309 @@
+//! The deploy wizard: zone → template → offering → network → name → launch, then the
+//! new instance watched until it runs.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde_json::Value;
+
+use crate::api::{self, ApiResult, s};
+use crate::i18n::{I18n, text, tr, tr_dyn};
+use crate::{SessionCtx, fail};
+
+const ZONE: usize = 0;
+const TEMPLATE: usize = 1;
+const OFFERING: usize = 2;
+const NETWORK: usize = 3;
+const NAME: usize = 4;
+const REVIEW: usize = 5;
+const STEPS: [&str; 6] =
+    ["deploy.zone", "deploy.template", "deploy.offering", "deploy.network", "deploy.name", "deploy.review"];
+
+/// One thing to pick in a step.
+#[derive(Debug, Clone, PartialEq)]
+struct Choice {
+    id: String,
+    label: String,
+    detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Launch {
+    Idle,
+    Deploying(u32),
+    Watching(String),
+    Running(String),
+    Failed(String),
+}
+
+async fn choices(step: usize, zone: String) -> ApiResult<Vec<Choice>> {
+    let z = || ("zoneid", zone.clone());
+    let (items, label, detail): (Vec<Value>, &str, fn(&Value) -> String) = match step {
+        ZONE => (api::list("listZones", "zone", &[("available", "true".into())]).await?.0, "name", |v| {
+            s(v, "networktype").to_owned()
+        }),
+        TEMPLATE => {
+            let params = [("templatefilter", "executable".to_owned()), z()];
+            let all = api::list("listTemplates", "template", &params).await?.0;
+            // Only templates ready in this zone can be deployed.
+            let ready = all.into_iter().filter(|t| t.get("isready") == Some(&Value::Bool(true))).collect();
+            (ready, "name", |v| format!("{} · {}", s(v, "ostypename"), s(v, "hypervisor")))
+        }
+        OFFERING => (api::list("listServiceOfferings", "serviceoffering", &[]).await?.0, "name", |v| {
+            let n = |k| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+            format!("{} vCPU × {} MHz · {} MiB", n("cpunumber"), n("cpuspeed"), n("memory"))
+        }),
+        NETWORK => (api::list("listNetworks", "network", &[z()]).await?.0, "name", |v| {
+            format!("{} · {}", s(v, "type"), s(v, "cidr"))
+        }),
+        _ => (Vec::new(), "name", |_| String::new()),
+    };
+    Ok(items
+        .iter()
+        .map(|v| Choice { id: s(v, "id").to_owned(), label: s(v, label).to_owned(), detail: detail(v) })
+        .collect())
+}
+
+#[component]
+pub fn Deploy() -> impl IntoView {
+    let session = expect_context::<SessionCtx>();
+    let lang = expect_context::<I18n>().0;
+    let step = RwSignal::new(ZONE);
+    let picked = RwSignal::new([None::<Choice>, None, None, None]);
+    let options = RwSignal::new(None::<Result<Vec<Choice>, String>>);
+    let name = RwSignal::new(String::new());
+    let launch = RwSignal::new(Launch::Idle);
+
+    // Each step with choices loads them when it is shown (templates and networks depend on the zone).
+    Effect::new(move |_| {
+        let at = step.get();
+        options.set(None);
+        if at > NETWORK {
+            return;
+        }
+        let zone = picked.with_untracked(|p| p[ZONE].as_ref().map(|c| c.id.clone()).unwrap_or_default());
+        spawn_local(async move {
+            let r = choices(at, zone).await.map_err(|e| fail(session, e));
+            if step.get_untracked() != at {
+                return;
+            }
+            // A single choice is picked for the user; the network step may stay empty.
+            if let Ok(list) = &r
+                && list.len() == 1
+                && at != NETWORK
+                && picked.with_untracked(|p| p[at].is_none())
+            {
+                picked.update(|p| p[at] = Some(list[0].clone()));
+            }
+            options.set(Some(r));
+        });
+    });
+
+    let can_next = move || match step.get() {
+        NETWORK => true,
+        NAME => !name.with(|n| n.trim().is_empty()),
+        at if at < NETWORK => picked.with(|p| p[at].is_some()),
+        _ => false,
+    };
+    let pick = move |at: usize, c: Option<Choice>| {
+        picked.update(|p| {
+            // A new zone invalidates what was picked in it.
+            if at == ZONE && p[ZONE] != c {
+                p[TEMPLATE] = None;
+                p[NETWORK] = None;
+            }
+            p[at] = c;
+        })
+    };
+
+    let start = move |_| {
+        let p = picked.get_untracked();
+        let (Some(zone), Some(template), Some(offering)) = (&p[ZONE], &p[TEMPLATE], &p[OFFERING]) else { return };
+        let n = name.get_untracked().trim().to_owned();
+        let mut params = vec![
+            ("zoneid", zone.id.clone()),
+            ("templateid", template.id.clone()),
+            ("serviceofferingid", offering.id.clone()),
+            ("name", n.clone()),
+            ("displayname", n),
+        ];
+        if let Some(net) = &p[NETWORK] {
+            params.push(("networkids", net.id.clone()));
+        }
+        launch.set(Launch::Deploying(0));
+        spawn_local(async move {
+            let r =
+                api::run_job("deployVirtualMachine", &params, move |secs| launch.set(Launch::Deploying(secs))).await;
+            let vm = match r {
+                Ok(result) => result.get("virtualmachine").cloned().unwrap_or(Value::Null),
+                Err(e) => return launch.set(Launch::Failed(fail(session, e))),
+            };
+            let id = s(&vm, "id").to_owned();
+            let mut state = s(&vm, "state").to_owned();
+            // The deploy job may end before the VM runs: watch its state, for up to 10 minutes.
+            for _ in 0..600 {
+                if state == "Running" {
+                    return launch.set(Launch::Running(s(&vm, "name").to_owned()));
+                }
+                if matches!(state.as_str(), "Error" | "Destroyed" | "Expunging") {
+                    return launch.set(Launch::Failed(state));
+                }
+                launch.set(Launch::Watching(state.clone()));
+                api::sleep(1000).await;
+                match api::list("listVirtualMachines", "virtualmachine", &[("id", id.clone())]).await {
+                    Ok((list, _)) => state = list.first().map(|v| s(v, "state").to_owned()).unwrap_or_default(),
+                    Err(e) => return launch.set(Launch::Failed(fail(session, e))),
+                }
+            }
+            launch.set(Launch::Failed(state));
+        });
+    };
+
+    let reset = move |_| {
+        picked.set([None, None, None, None]);
+        name.set(String::new());
+        launch.set(Launch::Idle);
+        step.set(ZONE);
+    };
+
+    let choice_list = move || {
+        let at = step.get();
+        match options.get() {
+            None => view! { <p class="muted">{tr("common.loading")}</p> }.into_any(),
+            Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+            Some(Ok(list)) => {
+                let none = (at == NETWORK).then(|| {
+                    view! {
+                        <button
+                            class="choice"
+                            class:selected=move || picked.with(|p| p[NETWORK].is_none())
+                            on:click=move |_| pick(NETWORK, None)
+                        >
+                            <strong>{tr("deploy.no_network")}</strong>
+                        </button>
+                    }
+                });
+                let empty =
+                    (list.is_empty() && at != NETWORK).then(|| view! { <p class="muted">{tr("deploy.empty")}</p> });
+                let items = list
+                    .into_iter()
+                    .map(|c| {
+                        let id = c.id.clone();
+                        let chosen = c.clone();
+                        view! {
+                            <button
+                                class="choice"
+                                class:selected=move || {
+                                    picked.with(|p| p[at].as_ref().is_some_and(|x| x.id == id))
+                                }
+                                on:click=move |_| pick(at, Some(chosen.clone()))
+                            >
+                                <strong>{c.label}</strong>
+                                <span class="muted">{c.detail}</span>
+                            </button>
+                        }
+                    })
+                    .collect_view();
+                view! { <div class="choices">{none} {items} {empty}</div> }.into_any()
+            }
+        }
+    };
+
+    let review = move || {
+        let p = picked.get();
+        let row = |key: &'static str, v: Option<&Choice>| {
+            let v = v.map(|c| c.label.clone());
+            view! {
+                <tr>
+                    <th>{tr(key)}</th>
+                    <td>{move || v.clone().unwrap_or_else(|| text(lang.get(), "common.none").to_owned())}</td>
+                </tr>
+            }
+        };
+        view! {
+            <table class="review">
+                {row("deploy.zone", p[ZONE].as_ref())}
+                {row("deploy.template", p[TEMPLATE].as_ref())}
+                {row("deploy.offering", p[OFFERING].as_ref())}
+                {row("deploy.network", p[NETWORK].as_ref())}
+                <tr>
+                    <th>{tr("deploy.name")}</th>
+                    <td>{name.get()}</td>
+                </tr>
+            </table>
+        }
+    };
+
+    let status = move || {
+        let l = lang.get();
+        match launch.get() {
+            Launch::Idle => None,
+            Launch::Deploying(secs) => Some(("busy", format!("{} {secs}s", text(l, "deploy.launching")))),
+            Launch::Watching(st) => {
+                Some(("busy", format!("{} ({})", text(l, "deploy.watching"), tr_dyn(l, "state.", &st))))
+            }
+            Launch::Running(n) => Some(("ok", format!("{} {n}", text(l, "deploy.running")))),
+            Launch::Failed(e) => Some(("error", format!("{}: {e}", text(l, "job.failed")))),
+        }
+        .map(|(class, msg)| view! { <p id="deploy-status" class=class role="status">{msg}</p> })
+    };
+    let launched = move || !matches!(launch.get(), Launch::Idle | Launch::Failed(_));
+
+    view! {
+        <section class="deploy">
+            <h1>{tr("deploy.title")}</h1>
+            <ol class="steps">
+                {STEPS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| {
+                        view! {
+                            <li class:current=move || step.get() == i class:done=move || { step.get() > i }>
+                                {tr(key)}
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ol>
+            <div class="card step">
+                <h2>{move || text(lang.get(), STEPS[step.get()])}</h2>
+                {move || match step.get() {
+                    NAME => {
+                        view! {
+                            <input
+                                id="vm-name"
+                                placeholder=tr("deploy.name_hint")
+                                prop:value=name
+                                on:input=move |ev| name.set(event_target_value(&ev))
+                            />
+                        }
+                            .into_any()
+                    }
+                    REVIEW => review().into_any(),
+                    _ => choice_list().into_any(),
+                }}
+                {status}
+                <div class="buttons">
+                    <Show when=move || { step.get() > ZONE && !launched() }>
+                        <button id="back" on:click=move |_| step.update(|s| *s -= 1)>
+                            {tr("common.back")}
+                        </button>
+                    </Show>
+                    <Show when=move || { step.get() < REVIEW }>
+                        <button id="next" class="primary" disabled=move || !can_next() on:click=move |_| step.update(|s| *s += 1)>
+                            {tr("common.next")}
+                        </button>
+                    </Show>
+                    <Show when=move || { step.get() == REVIEW && !launched() }>
+                        <button id="launch" class="primary" on:click=start>
+                            {tr("deploy.launch")}
+                        </button>
+                    </Show>
+                    <Show when=move || matches!(launch.get(), Launch::Running(_))>
+                        <button on:click=reset>{tr("deploy.another")}</button>
+                        <a href="/client/instances">{tr("deploy.to_list")}</a>
+                    </Show>
+                </div>
+            </div>
+        </section>
+    }
+}

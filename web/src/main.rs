@@ -1,0 +1,226 @@
+//! The wasmstack web console: a client-side rendered Leptos app, served by the server at
+//! `/client/` and talking to `/client/api` with the session login.
+
+mod api;
+mod branding;
+mod dashboard;
+mod deploy;
+mod i18n;
+mod instances;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::path;
+
+use api::{ApiError, Session};
+use branding::Branding;
+use i18n::{I18n, Lang, tr};
+
+/// Who is logged in; `None` shows the login page whatever the URL.
+#[derive(Clone, Copy)]
+pub struct SessionCtx(pub RwSignal<Option<Session>>);
+
+/// The text to show for a failed call; a call refused for want of a session logs out.
+pub fn fail(session: SessionCtx, e: ApiError) -> String {
+    if e.is_unauthorized() {
+        api::drop_session();
+        session.0.set(None);
+    }
+    e.text
+}
+
+fn main() {
+    leptos::mount::mount_to_body(App);
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let lang = RwSignal::new(i18n::saved_lang().unwrap_or(Lang::En));
+    provide_context(I18n(lang));
+    let session = SessionCtx(RwSignal::new(api::saved_session()));
+    provide_context(session);
+    let brand = RwSignal::new(Branding::default());
+    provide_context(brand);
+    spawn_local(async move {
+        let (b, raw) = branding::load().await;
+        branding::apply(&b, &raw);
+        if i18n::saved_lang().is_none() {
+            lang.set(Lang::from_code(&b.default_language));
+        }
+        brand.set(b);
+    });
+    Effect::new(move |_| {
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("lang", if lang.get() == Lang::Zh { "zh-CN" } else { "en" });
+        }
+    });
+    view! {
+        <Router>
+            <Show when=move || session.0.with(Option::is_some) fallback=|| view! { <Login /> }>
+                <Shell />
+            </Show>
+        </Router>
+    }
+}
+
+#[component]
+fn LangSwitch() -> impl IntoView {
+    let lang = expect_context::<I18n>().0;
+    view! {
+        <label class="lang">
+            <span class="sr">{tr("nav.language")}</span>
+            <select
+                prop:value=move || lang.get().code()
+                on:change=move |ev| {
+                    let l = Lang::from_code(&event_target_value(&ev));
+                    i18n::save_lang(l);
+                    lang.set(l);
+                }
+            >
+                <option value="en">"English"</option>
+                <option value="zh">"中文"</option>
+            </select>
+        </label>
+    }
+}
+
+#[component]
+fn Brand() -> impl IntoView {
+    let brand = expect_context::<RwSignal<Branding>>();
+    view! {
+        <span class="brand">
+            {move || {
+                let url = brand.with(|b| b.logo_url.clone());
+                (!url.is_empty()).then(|| view! { <img class="logo" src=url alt="" /> })
+            }}
+            <span class="product">{move || brand.with(|b| b.product_name.clone())}</span>
+        </span>
+    }
+}
+
+#[component]
+fn Footer() -> impl IntoView {
+    let brand = expect_context::<RwSignal<Branding>>();
+    view! {
+        <footer>
+            <span>{move || brand.with(|b| b.footer.clone())}</span>
+            {move || {
+                brand
+                    .with(|b| b.links.clone())
+                    .into_iter()
+                    .map(|l| view! { <a href=l.url>{l.label}</a> })
+                    .collect_view()
+            }}
+        </footer>
+    }
+}
+
+#[component]
+fn Login() -> impl IntoView {
+    let session = expect_context::<SessionCtx>();
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let domain = RwSignal::new("/".to_owned());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let r = api::login(&username.get_untracked(), &password.get_untracked(), &domain.get_untracked()).await;
+            busy.set(false);
+            match r {
+                Ok(s) => session.0.set(Some(s)),
+                Err(e) => error.set(Some(e.text)),
+            }
+        });
+    };
+    view! {
+        <div class="login-page">
+            <header class="nav">
+                <Brand />
+                <span class="spacer"></span>
+                <LangSwitch />
+            </header>
+            <form class="card login" on:submit=submit>
+                <h1>{tr("login.title")}</h1>
+                <label>
+                    {tr("login.username")}
+                    <input
+                        id="username"
+                        autocomplete="username"
+                        required
+                        prop:value=username
+                        on:input=move |ev| username.set(event_target_value(&ev))
+                    />
+                </label>
+                <label>
+                    {tr("login.password")}
+                    <input
+                        id="password"
+                        type="password"
+                        autocomplete="current-password"
+                        required
+                        prop:value=password
+                        on:input=move |ev| password.set(event_target_value(&ev))
+                    />
+                </label>
+                <label>
+                    {tr("login.domain")}
+                    <input
+                        id="domain"
+                        prop:value=domain
+                        placeholder=tr("login.domain_hint")
+                        on:input=move |ev| domain.set(event_target_value(&ev))
+                    />
+                </label>
+                <p class="error" role="alert">
+                    {move || error.get()}
+                </p>
+                <button type="submit" class="primary" disabled=busy>
+                    {move || if busy.get() { tr("login.busy")() } else { tr("login.submit")() }}
+                </button>
+            </form>
+            <Footer />
+        </div>
+    }
+}
+
+#[component]
+fn Shell() -> impl IntoView {
+    let session = expect_context::<SessionCtx>();
+    let logout = move |_| {
+        spawn_local(async move {
+            api::logout().await;
+            session.0.set(None);
+        })
+    };
+    view! {
+        <header class="nav">
+            <Brand />
+            <nav>
+                <A href="/client/" exact=true>
+                    {tr("nav.dashboard")}
+                </A>
+                <A href="/client/instances">{tr("nav.instances")}</A>
+                <A href="/client/deploy">{tr("nav.deploy")}</A>
+            </nav>
+            <span class="spacer"></span>
+            <LangSwitch />
+            <span class="user">{move || session.0.with(|s| s.as_ref().map(|s| s.username.clone()))}</span>
+            <button id="logout" class="link" on:click=logout>
+                {tr("nav.logout")}
+            </button>
+        </header>
+        <main>
+            <Routes fallback=|| view! { <dashboard::Dashboard /> }>
+                <Route path=path!("/client") view=dashboard::Dashboard />
+                <Route path=path!("/client/instances") view=instances::Instances />
+                <Route path=path!("/client/deploy") view=deploy::Deploy />
+            </Routes>
+        </main>
+        <Footer />
+    }
+}
