@@ -4,18 +4,26 @@
 //! the instances recorded on that host. It runs once when the server starts (after the
 //! jobs a stopped server left are failed) and then at a fixed interval. A VM that a job
 //! is working on is left alone: the job owns its state.
+//!
+//! A VM whose deploy job the stop failed is half-made: if its host has the domain, every
+//! step before it was recorded and the VM is settled like any other; if not, what the
+//! deploy made (root disk, NICs and their addresses) is undone, as a failed job would have.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::api::error::ApiError;
 use crate::auth::store::Scope;
 use crate::cloud::infra::{self, HostRow};
 use crate::cloud::instances::{self, InstanceFilter, InstanceRow};
+use crate::cloud::networks::{self as nets, NicFilter};
+use crate::cloud::volumes;
 use crate::db::DbError;
 use crate::events::{self, Event};
-use crate::plugins::VmPower;
+use crate::plugins::{NicSpec, VmPower};
 
 use super::Orchestrator;
+use super::instances::blocking;
 
 /// The interval between passes unless `WASMSTACK_RECONCILE_SECS` says otherwise.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -36,6 +44,8 @@ pub struct Reconciler {
     orch: Orchestrator,
     /// Busy VMs no job can own any more, whose state the next pass may settle.
     orphans: HashSet<i64>,
+    /// VMs whose deploy job failed with the VM still there: a stop cut the deploy short.
+    unfinished: HashSet<i64>,
 }
 
 impl Reconciler {
@@ -49,7 +59,8 @@ impl Reconciler {
             let (rows, _) = instances::list_instances(&orch.db, &Scope::default(), &f, None).await?;
             orphans.extend(rows.into_iter().filter(|i| !held.contains(&i.uuid)).map(|i| i.id));
         }
-        Ok(Reconciler { orch, orphans })
+        let unfinished = unfinished_deploys(&orch).await?;
+        Ok(Reconciler { orch, orphans, unfinished })
     }
 
     /// Runs a pass now and then one every `every`, for the life of the server.
@@ -76,7 +87,12 @@ impl Reconciler {
             let rows: Vec<_> = rows
                 .into_iter()
                 .filter(|i| !held.contains(&i.uuid))
-                .filter(|i| BUSY.contains(&i.state.as_str()) || i.state == "Running" || i.state == "Stopped")
+                .filter(|i| {
+                    self.unfinished.contains(&i.id)
+                        || BUSY.contains(&i.state.as_str())
+                        || i.state == "Running"
+                        || i.state == "Stopped"
+                })
                 .collect();
             if rows.is_empty() {
                 continue;
@@ -84,6 +100,22 @@ impl Reconciler {
             let Some(report) = self.report(&h).await else { continue };
             for i in rows {
                 let power = report.get(&i.uuid.to_ascii_lowercase()).copied().unwrap_or(VmPower::Missing);
+                if self.unfinished.contains(&i.id) {
+                    if matches!(power, VmPower::Missing) {
+                        // Kept for the next pass when a driver fails: the undo resumes.
+                        match self.undo_deploy(&h, &i).await {
+                            Ok(()) => changed += 1,
+                            Err(e) => {
+                                tracing::error!("undoing the deploy of VM {}: {}", i.name, e.text);
+                                continue;
+                            }
+                        }
+                    } else if self.settle(&h, &i, power).await? {
+                        changed += 1;
+                    }
+                    self.unfinished.remove(&i.id);
+                    continue;
+                }
                 // A busy VM seen for the first time may belong to a job about to be
                 // submitted (a deploy records the VM first): wait for the next pass.
                 if BUSY.contains(&i.state.as_str()) && !self.orphans.contains(&i.id) {
@@ -153,6 +185,84 @@ impl Reconciler {
         events::record_for_account(&self.orch.db, i.account_id, i.domain_id, ev).await?;
         Ok(true)
     }
+
+    /// Removes what a deploy cut short made: its root disk, its NICs (on the host too),
+    /// then the VM itself, in state Error as a failed deploy leaves it; with an event.
+    async fn undo_deploy(&self, h: &HostRow, i: &InstanceRow) -> Result<(), ApiError> {
+        let o = &self.orch;
+        // Claimed first: a user or another server must not act on it meanwhile.
+        if !instances::transition(&o.db, i.id, &[i.state.as_str()], "Expunging").await? {
+            return Ok(());
+        }
+        // By name too: a stop between recording the disk and linking it to the VM leaves
+        // only the name (`ROOT-<vm id>`, on the VM's template) to find it by.
+        let root = match instances::root_volume_uuid(&o.db, i).await? {
+            Some(uuid) => Some(uuid),
+            None => sqlx::query_scalar(
+                "SELECT uuid FROM volumes WHERE name = $1 AND zone_id = $2 AND template_id = $3 AND removed IS NULL",
+            )
+            .bind(format!("ROOT-{}", i.id))
+            .bind(i.zone_id)
+            .bind(i.template_id)
+            .fetch_optional(o.db.pool())
+            .await
+            .map_err(DbError::Sql)?,
+        };
+        if let Some(uuid) = root
+            && let Some(v) = volumes::volume(&o.db, &uuid).await?
+        {
+            let (url, path) = (v.pool_url.clone(), v.path.clone());
+            let what = format!("Deleting the root disk of VM {}", i.name);
+            o.on_driver(&v.pool_driver, what, move |d| d.delete_volume(&url, &path)).await?;
+            volumes::remove_volume(&o.db, &v).await?;
+        }
+        let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
+        let (nics, _) = nets::list_nics(&o.db, &f, None).await?;
+        for nic in nics {
+            let Some(n) = nets::network_by_id(&o.db, nic.network_id).await? else { continue };
+            // Only a KVM host had its NICs plugged in by the network driver.
+            if h.hypervisor == "KVM" {
+                let driver = o.network_driver(&n)?;
+                let spec = super::networks::driver_spec(&n, n.dhcp_server.as_deref())?;
+                let ns = NicSpec {
+                    id: nic.uuid.clone(),
+                    mac: nic.mac.clone(),
+                    ip: nic.ip().map(|a| a.to_string()),
+                    hostname: Some(i.name.clone()),
+                };
+                let host = h.name.clone();
+                blocking(format!("Releasing NIC {}", nic.mac), move || driver.release_nic(&host, &spec, &ns)).await?;
+            }
+            nets::release_nic(&o.db, nic.id).await?;
+        }
+        instances::remove(&o.db, i.id, "Error").await?;
+        let text = format!(
+            "VM {} was being deployed when the management server stopped; host {} does not know it: \
+             its deploy is undone",
+            i.name, h.name
+        );
+        tracing::warn!("{text}");
+        let ev = Event { kind: "VM.SYNC", level: "INFO", description: text, resource: None }.on(
+            "VirtualMachine",
+            &i.uuid,
+            &i.name,
+        );
+        events::record_for_account(&o.db, i.account_id, i.domain_id, ev).await?;
+        Ok(())
+    }
+}
+
+/// VMs still there whose deploy job failed: a failed deploy removes its VM, so only a
+/// stop of the server (its jobs failed at the next start) leaves one.
+async fn unfinished_deploys(orch: &Orchestrator) -> Result<HashSet<i64>, DbError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT i.id FROM instances i JOIN async_jobs j ON j.instance_id = i.uuid \
+         AND j.instance_type = 'VirtualMachine' WHERE i.removed IS NULL AND j.command = 'deployVirtualMachine' \
+         AND j.status = 2",
+    )
+    .fetch_all(orch.db.pool())
+    .await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// The uuids of the VMs a job in progress works on.
