@@ -13,7 +13,8 @@
 # The guest's /init prints on the serial console, one line each:
 #   WASMSTACK-GUEST-UP
 #   WASMSTACK-GUEST-IP <addr/prefix|none>   (DHCP on eth0, or gip=ADDR/PREFIX on the cmdline)
-# then runs a root shell on ttyS0 (prompt "guest# "), restarted when it exits.
+# then echoes each line typed on the screen's keyboard as "WASMSTACK-GUEST-KEYS <line>" and runs a
+# root shell on ttyS0 (prompt "guest# "), restarted when it exits.
 # halt=1 on the kernel cmdline (direct kernel boot) powers off right after the IP line.
 #
 # Does nothing when all four outputs exist and are newer than this script.
@@ -161,6 +162,12 @@ echo "WASMSTACK-GUEST-IP $addr"
 if [ "$(cmdline_arg halt)" = 1 ]; then
   sync
   poweroff -f
+fi
+
+# Lines typed on the screen's keyboard (e.g. through the VNC console) are echoed on the
+# serial port, so that tests can see keystrokes arrive.
+if [ -e /dev/tty1 ]; then
+  (while read -r line; do echo "WASMSTACK-GUEST-KEYS $line"; done </dev/tty1 >/dev/ttyS0 2>&1) &
 fi
 
 # A root shell on the serial port, with ttyS0 as its controlling terminal; restarted on exit.

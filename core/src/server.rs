@@ -82,7 +82,7 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
         let keys = Default::default();
-        let orchestrator = Orchestrator { db, jobs, sealer, plugins, keys };
+        let orchestrator = Orchestrator { db, jobs, sealer, plugins, keys, consoles: Default::default() };
         // Built now, after the jobs above were failed, to know which VMs a crash left busy.
         let reconciler = Reconciler::new(orchestrator.clone()).await?;
         let console = opts.web_dir.clone().map(|dir| crate::web::Console::new(dir, &opts.data_dir));

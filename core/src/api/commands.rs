@@ -2,6 +2,7 @@
 //! parameters (type, required, length), mode (sync or async), the roles allowed and
 //! the response fields. Parameter validation, `listApis` and the docs all read it.
 
+mod console;
 mod instance;
 mod network;
 
@@ -1952,7 +1953,7 @@ pub static COMMANDS: &[Command] = &[
 
 /// Every command, in table order.
 pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
-    COMMANDS.iter().chain(network::NETWORK_COMMANDS).chain(instance::INSTANCE_COMMANDS)
+    COMMANDS.iter().chain(network::NETWORK_COMMANDS).chain(instance::INSTANCE_COMMANDS).chain(console::CONSOLE_COMMANDS)
 }
 
 /// A command by its exact (case-sensitive) name.

@@ -34,6 +34,7 @@ pub fn routes(orchestrator: Orchestrator) -> Router {
     Router::new()
         .route("/client/api", any(handle))
         .route("/client/api/{*rest}", any(handle))
+        .route(crate::orchestrate::consoles::SOCKET_PATH, axum::routing::get(super::console::socket))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -155,7 +156,7 @@ async fn authenticate(
                 (user, secret)
             }
         };
-        let caller = active_caller(user)?;
+        let caller = active_caller(user, None)?;
         let cmd = command_for(&caller, params, cmd)?;
         let signature = params.get("signature").ok_or_else(ApiError::unauthorized)?;
         if !signing::verify(params.raw(), signature, &secret) {
@@ -188,16 +189,16 @@ async fn authenticate(
         return Err(ApiError::unauthorized());
     };
     let user = store::user_by_id(&app.db, user_id).await?.ok_or_else(ApiError::unauthorized)?;
-    let caller = active_caller(user)?;
+    let caller = active_caller(user, Some(session_id))?;
     let cmd = command_for(&caller, params, cmd)?;
     Ok((caller, cmd))
 }
 
-fn active_caller(user: UserRow) -> Result<Caller, ApiError> {
+fn active_caller(user: UserRow, session: Option<String>) -> Result<Caller, ApiError> {
     if !user.active() {
         return Err(ApiError::unauthorized());
     }
-    Ok(Caller { role: user.role(), user })
+    Ok(Caller { role: user.role(), user, session })
 }
 
 /// The command, if it exists (case-sensitively) and the caller's role may run it.
@@ -213,6 +214,14 @@ fn command_for(caller: &Caller, params: &Params, cmd: Option<&'static Command>) 
             ),
         )),
     }
+}
+
+/// The login session a request's JSESSIONID cookie names.
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookies(headers)
+        .into_iter()
+        .find(|(k, _)| k == "JSESSIONID")
+        .map(|(_, v)| v.split('.').next().unwrap_or(&v).to_owned())
 }
 
 fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
@@ -252,7 +261,7 @@ async fn login(app: &Orchestrator, method: &Method, params: &Params, format: For
         Ok(s) => s,
         Err(e) => return fail(e.into()),
     };
-    let who = Caller { role: user.role(), user: user.clone() };
+    let who = Caller { role: user.role(), user: user.clone(), session: None };
     let event = Event::info("USER.LOGIN", format!("user {} has logged in from the API", user.username)).on(
         "User",
         &user.uuid,

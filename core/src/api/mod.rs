@@ -10,6 +10,7 @@
 //! The facts these follow are collected in `cloudstack-api.md` (the shared fact sheet).
 
 pub mod commands;
+mod console;
 pub mod error;
 pub mod http;
 pub mod params;

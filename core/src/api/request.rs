@@ -411,6 +411,9 @@ pub enum Request {
     DeleteSnapshot {
         id: String,
     },
+    CreateConsoleEndpoint {
+        vm_id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -848,6 +851,7 @@ impl Request {
             }),
             "revertSnapshot" => Request::RevertSnapshot { id: must_uuid(p, cmd, "id")? },
             "deleteSnapshot" => Request::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
+            "createConsoleEndpoint" => Request::CreateConsoleEndpoint { vm_id: must_uuid(p, cmd, "virtualmachineid")? },
             other => match (network::parse(cmd, p)?, instance::parse(cmd, p)?) {
                 (Some(r), _) => Request::Network(r),
                 (None, Some(r)) => Request::Instance(r),

@@ -58,6 +58,8 @@ impl RoleType {
 pub struct Caller {
     pub user: UserRow,
     pub role: RoleType,
+    /// The login session the request came with; none for signed requests.
+    pub session: Option<String>,
 }
 
 impl Caller {

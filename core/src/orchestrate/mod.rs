@@ -2,6 +2,7 @@
 //! events, and runs long work as async jobs. Knows nothing of HTTP.
 
 mod addressing;
+pub mod consoles;
 mod discovery;
 mod identity;
 mod infra;
@@ -38,6 +39,8 @@ pub struct Orchestrator {
     pub plugins: PluginHost,
     /// Recently verified API keys (see `auth::cache`).
     pub keys: std::sync::Arc<crate::auth::cache::KeyCache>,
+    /// Console tickets handed out by createConsoleEndpoint.
+    pub consoles: std::sync::Arc<consoles::ConsoleTickets>,
 }
 
 /// The version this server reports as CloudStack's.
@@ -160,6 +163,7 @@ impl Orchestrator {
             ListSnapshots(q) => self.list_snapshots(caller, q).await,
             RevertSnapshot { id } => self.revert_snapshot(caller, cmd, &id).await,
             DeleteSnapshot { id } => self.delete_snapshot(caller, cmd, &id).await,
+            CreateConsoleEndpoint { vm_id } => self.create_console_endpoint(caller, &vm_id).await,
         }
     }
 
