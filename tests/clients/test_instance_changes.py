@@ -6,13 +6,18 @@ nothing: the VM listing is the same before and after."""
 
 import functools
 import http.server
+import re
 import secrets
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from cs import CloudStack
 
 from conftest import admin_credentials, new_user_account
+from test_instance_guest import QEMU, domstate, host_server, virsh, zone_with  # noqa: F401 (host_server is a fixture)
 from test_instances import GUEST_DIR, client, deploy, error_of, sim_zone, vms_in
 
 MISSING = "6d2b0fa4-0000-4000-8000-00000000000f"
@@ -125,6 +130,8 @@ def test_attach_and_detach_an_iso(admin, web):
     assert attached["state"] == "Running"
     assert cs.listVirtualMachines(id=vm["id"])["virtualmachine"][0]["isoid"] == iso["id"]
     refused(cs, z, lambda: cs.attachIso(id=iso["id"], virtualmachineid=vm["id"]), 431, "already has ISO")
+    err = error_of(lambda: cs.deleteIso(id=iso["id"]))
+    assert err["errorcode"] == 536 and "attached to VM(s) " + vm["name"] in err["errortext"], err
     detached = cs.detachIso(virtualmachineid=vm["id"])["virtualmachine"]
     assert "isoid" not in detached and "isoname" not in detached
     refused(cs, z, lambda: cs.detachIso(virtualmachineid=vm["id"]), 431, "no ISO")
@@ -137,6 +144,7 @@ def test_attach_and_detach_an_iso(admin, web):
     assert "isoid" not in cs.detachIso(virtualmachineid=vm["id"])["virtualmachine"]
     events = [e["type"] for e in cs.listEvents(keyword=vm["name"], fetch_list=True)]
     assert events.count("ISO.ATTACH") == 2 and events.count("ISO.DETACH") == 2, events
+    assert cs.deleteIso(id=iso["id"]) == {"success": True}
     for v in (vm, theirs):
         cs.destroyVirtualMachine(id=v["id"], expunge=True)
 
@@ -229,3 +237,49 @@ def test_start_defines_a_lost_domain_again(server_factory, web):
     assert cs.startVirtualMachine(id=running["id"])["virtualmachine"]["state"] == "Running"
     for v in (running, stopped):
         cs.destroyVirtualMachine(id=v["id"], expunge=True)
+
+
+def test_iso_scale_and_a_lost_domain_on_a_real_kvm_host(host_server, web):
+    """On the local libvirtd: the ISO is hot-plugged into the running guest and unplugged
+    again; a scale shows in the domain's definition; a domain undefined behind the server's
+    back is defined again by the next start."""
+    creds = admin_credentials(host_server)
+    cs = CloudStack(endpoint=creds.endpoint, key=creds.apikey, secret=creds.secret, method="post", fetch_result=True, poll_interval=0.2, job_timeout=300)
+    tag = secrets.token_hex(3)
+    bridge = "ws-g" + tag
+    uuid = None
+    try:
+        z = zone_with(cs, web, tag, "KVM", QEMU, bridge, "10.86.0.0/24", "3560-3569", 128)
+        iso = register_iso(cs, web, z["zone"]["id"])
+        vm = cs.deployVirtualMachine(serviceofferingid=z["offering"]["id"], zoneid=z["zone"]["id"], templateid=z["template"]["id"], name="c-" + tag)["virtualmachine"]
+        uuid = vm["id"]
+        assert domstate(uuid) == "running"
+
+        cdrom = re.compile(r"<disk type='network' device='cdrom'>.*?<target dev='sda' bus='scsi'/>", re.S)
+        assert cs.attachIso(id=iso["id"], virtualmachineid=uuid)["virtualmachine"]["isoid"] == iso["id"]
+        for flags in ([], ["--inactive"]):
+            xml = virsh("dumpxml", *flags, uuid).stdout
+            assert cdrom.search(xml), xml
+        assert "isoid" not in cs.detachIso(virtualmachineid=uuid)["virtualmachine"]
+        for flags in ([], ["--inactive"]):
+            assert "device='cdrom'" not in virsh("dumpxml", *flags, uuid).stdout
+
+        cs.stopVirtualMachine(id=uuid, forced=True)
+        bigger = cs.createServiceOffering(name="kb" + tag, displaytext="bigger", cpunumber=2, cpuspeed=100, memory=192)["serviceoffering"]
+        assert cs.scaleVirtualMachine(id=uuid, serviceofferingid=bigger["id"])["virtualmachine"]["cpunumber"] == 2
+        xml = virsh("dumpxml", "--inactive", uuid).stdout
+        assert re.search(r"<vcpu[^>]*>2</vcpu>", xml) and re.search(r"<memory unit='KiB'>196608</memory>", xml), xml
+
+        assert virsh("undefine", uuid).returncode == 0 and domstate(uuid) is None
+        assert cs.startVirtualMachine(id=uuid)["virtualmachine"]["state"] == "Running"
+        assert domstate(uuid) == "running"
+        assert re.search(r"<vcpu[^>]*>2</vcpu>", virsh("dumpxml", uuid).stdout)
+        cs.destroyVirtualMachine(id=uuid, expunge=True)
+        assert domstate(uuid) is None
+    finally:
+        if uuid:
+            virsh("destroy", uuid)
+            virsh("undefine", uuid)
+            for log in Path("/var/log/libvirt/qemu").glob("*-{}.serial.log".format(uuid)):
+                log.unlink(missing_ok=True)
+        subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", bridge], capture_output=True, timeout=30)

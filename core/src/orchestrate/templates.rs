@@ -418,6 +418,16 @@ impl Orchestrator {
                 return Err(ApiError::invalid_param(format!("The {what} {id} is not registered in zone {z}")));
             }
         }
+        if iso {
+            let vms = self.iso_users(&rows).await?;
+            if !vms.is_empty() {
+                return Err(ApiError::in_use(format!(
+                    "The ISO {} is attached to VM(s) {}; detach it first",
+                    first.name,
+                    vms.join(", ")
+                )));
+            }
+        }
         let users = self.template_users(&rows).await?;
         if !users.is_empty() {
             return Err(ApiError::in_use(format!(
@@ -471,6 +481,21 @@ impl Orchestrator {
                 .map_err(|e| format!("deleting {path} from {url}: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Names of the VMs with any of these ISO rows in their CD-ROM drive.
+    async fn iso_users(&self, rows: &[TemplateRow]) -> Result<Vec<String>, ApiError> {
+        let mut names = Vec::new();
+        for row in rows {
+            let found: Vec<(String,)> =
+                sqlx::query_as("SELECT name FROM instances WHERE iso_id = $1 AND removed IS NULL")
+                    .bind(row.id)
+                    .fetch_all(self.db.pool())
+                    .await
+                    .map_err(crate::db::DbError::from)?;
+            names.extend(found.into_iter().map(|(n,)| n));
+        }
+        Ok(names)
     }
 
     /// Names of the volumes made from any of these template rows.
