@@ -34,13 +34,38 @@ console.log(`# console test folder: ${run}`);
 // The KVM driver granted libvirt's test driver, as tests/clients does, for runs without --demo.
 const GRANTS = `[plugin.kvm]\nlibvirt = ["test:///default"]\ntimeout-ms = 20000\n`;
 
+function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+}
+
+/** Stops a server this test started, then drops its data folder (the logs and screenshots stay). */
+async function stopServer(server, dataDir) {
+  if (server.proc.exitCode === null) {
+    const exited = new Promise((resolve) => server.proc.once("exit", resolve));
+    server.proc.kill("SIGTERM");
+    await exited;
+  }
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+
 function supportsDemo() {
   const help = require("node:child_process").spawnSync(BIN, ["serve", "--help"], { encoding: "utf8" });
   return /--demo/.test(help.stdout || "");
 }
 
-/** Starts `wasmstack serve` on a free port; resolves with { proc, base, demoReady }. */
-function startServer(dataDir, demo) {
+/** Starts `wasmstack serve` on a free port; resolves with { proc, base, demoReady }.
+ *  Without `password` the server generates the admin's first one (in <data>/admin-password). */
+function startServer(dataDir, { demo = false, password = PASSWORD } = {}) {
   const plugins = path.join(dataDir, "plugins");
   fs.mkdirSync(plugins, { recursive: true });
   for (const name of ["kvm.wasm", "local.wasm"]) {
@@ -49,11 +74,11 @@ function startServer(dataDir, demo) {
   if (!demo) fs.writeFileSync(path.join(dataDir, "wasmstack.toml"), GRANTS);
   const args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", WEB_DIR];
   if (demo) args.push("--demo");
-  const out = fs.openSync(path.join(run, "server.stderr.log"), "a");
-  const proc = spawn(BIN, args, {
-    env: { ...process.env, WASMSTACK_ADMIN_PASSWORD: PASSWORD },
-    stdio: ["ignore", "pipe", out],
-  });
+  const out = fs.openSync(path.join(run, `${path.basename(dataDir)}.stderr.log`), "a");
+  const env = { ...process.env };
+  delete env.WASMSTACK_ADMIN_PASSWORD;
+  if (password) env.WASMSTACK_ADMIN_PASSWORD = password;
+  const proc = spawn(BIN, args, { env, stdio: ["ignore", "pipe", out] });
   let stdout = "";
   let onDemo = null;
   const demoReady = new Promise((resolve, reject) => {
@@ -64,7 +89,7 @@ function startServer(dataDir, demo) {
     const timer = setTimeout(() => reject(new Error(`the server did not listen within 30 s:\n${stdout}`)), 30000);
     proc.stdout.on("data", (chunk) => {
       stdout += chunk;
-      fs.appendFileSync(path.join(run, "server.stdout.log"), chunk);
+      fs.appendFileSync(path.join(run, `${path.basename(dataDir)}.stdout.log`), chunk);
       const m = stdout.match(/wasmstack API listening on (http:\/\/\S+)\/client\/api/);
       if (m) {
         clearTimeout(timer);
@@ -72,8 +97,9 @@ function startServer(dataDir, demo) {
       }
       if (/Demo cloud ready/.test(stdout)) onDemo.resolve();
     });
-    proc.on("exit", (code) => {
+    proc.on("exit", (code, signal) => {
       clearTimeout(timer);
+      if (signal === "SIGTERM") return;
       reject(new Error(`the server exited with ${code}:\n${stdout}`));
       onDemo.reject(new Error(`the server exited with ${code}`));
     });
@@ -85,21 +111,11 @@ test("web console", { timeout: 600000 }, async (t) => {
   assert.ok(fs.existsSync(path.join(WEB_DIR, "index.html")), `no console in ${WEB_DIR} (run scripts/build.sh)`);
   const demo = supportsDemo();
   const dataDir = path.join(run, "data");
-  const server = await startServer(dataDir, demo);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  const server = await startServer(dataDir, { demo });
+  const browser = await launchBrowser();
   t.after(async () => {
     await browser.close();
-    server.proc.kill("SIGTERM");
+    await stopServer(server, dataDir);
   });
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
@@ -232,4 +248,37 @@ test("web console", { timeout: 600000 }, async (t) => {
     await shot("10-logged-out");
     assert.deepEqual(consoleErrors, []);
   });
+});
+
+test("a generated first password must be changed before anything else", { timeout: 120000 }, async (t) => {
+  const dataDir = path.join(run, "data-first-password");
+  const server = await startServer(dataDir, { password: null });
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await stopServer(server, dataDir);
+  });
+  const generated = fs.readFileSync(path.join(dataDir, "admin-password"), "utf8").trim();
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(`${server.base}/client/instances`);
+  await page.fill("#username", "admin");
+  await page.fill("#password", generated);
+  await page.click("button[type=submit]");
+  await page.locator("#change-password").waitFor();
+  // No page is reachable before the change.
+  assert.equal(await page.locator("table.vm-table").count(), 0);
+  await page.fill("#new-password", "first-choice-1");
+  await page.fill("#new-password-again", "something-else");
+  await page.click("#change-password button[type=submit]");
+  await page.locator("#change-password .error", { hasText: "differ" }).waitFor();
+  await page.screenshot({ path: path.join(shots, "11-change-password.png") });
+  await page.fill("#new-password-again", "first-choice-1");
+  await page.click("#change-password button[type=submit]");
+  await page.locator("table.vm-table").waitFor();
+  await page.click("#logout");
+  await page.fill("#username", "admin");
+  await page.fill("#password", "first-choice-1");
+  await page.click("button[type=submit]");
+  await page.locator("table.vm-table").waitFor();
+  assert.equal(await page.locator("#change-password").count(), 0);
 });

@@ -9,6 +9,9 @@ use web_sys::{Headers, Request, RequestCredentials, RequestInit, Response, UrlSe
 const ENDPOINT: &str = "/client/api";
 const KEY_ITEM: &str = "wasmstack.sessionkey";
 const USER_ITEM: &str = "wasmstack.username";
+const USER_ID_ITEM: &str = "wasmstack.userid";
+const MUST_CHANGE_ITEM: &str = "wasmstack.mustchange";
+const DOMAIN_ITEM: &str = "wasmstack.domain";
 
 /// Why a call failed: the API's own words when it gave any.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 pub struct Session {
     pub key: String,
     pub username: String,
+    pub user_id: String,
+    /// The domain path logged in to ("/" for ROOT).
+    pub domain: String,
+    /// The password is a generated first one: it must be changed before anything else.
+    pub must_change: bool,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -51,8 +59,14 @@ fn storage() -> Option<web_sys::Storage> {
 pub fn saved_session() -> Option<Session> {
     let s = storage()?;
     let key = s.get_item(KEY_ITEM).ok().flatten()?;
-    let username = s.get_item(USER_ITEM).ok().flatten().unwrap_or_default();
-    Some(Session { key, username })
+    let item = |name| s.get_item(name).ok().flatten().unwrap_or_default();
+    Some(Session {
+        key,
+        username: item(USER_ITEM),
+        user_id: item(USER_ID_ITEM),
+        domain: item(DOMAIN_ITEM),
+        must_change: item(MUST_CHANGE_ITEM) == "true",
+    })
 }
 
 fn save_session(session: Option<&Session>) {
@@ -61,10 +75,14 @@ fn save_session(session: Option<&Session>) {
         Some(session) => {
             let _ = s.set_item(KEY_ITEM, &session.key);
             let _ = s.set_item(USER_ITEM, &session.username);
+            let _ = s.set_item(USER_ID_ITEM, &session.user_id);
+            let _ = s.set_item(DOMAIN_ITEM, &session.domain);
+            let _ = s.set_item(MUST_CHANGE_ITEM, if session.must_change { "true" } else { "false" });
         }
         None => {
-            let _ = s.remove_item(KEY_ITEM);
-            let _ = s.remove_item(USER_ITEM);
+            for item in [KEY_ITEM, USER_ITEM, USER_ID_ITEM, DOMAIN_ITEM, MUST_CHANGE_ITEM] {
+                let _ = s.remove_item(item);
+            }
         }
     }
 }
@@ -122,7 +140,13 @@ pub async fn login(username: &str, password: &str, domain: &str) -> ApiResult<Se
         post(&[("command", "login"), ("username", username), ("password", password), ("domain", domain)]).await?;
     let body = unwrap(status, &text)?;
     let key = body.get("sessionkey").and_then(Value::as_str).ok_or_else(|| ApiError::local("no session key"))?;
-    let session = Session { key: key.to_owned(), username: username.to_owned() };
+    let session = Session {
+        key: key.to_owned(),
+        username: username.to_owned(),
+        user_id: s(&body, "userid").to_owned(),
+        domain: domain.to_owned(),
+        must_change: body.get("passwordchangerequired").and_then(Value::as_bool).unwrap_or(false),
+    };
     save_session(Some(&session));
     Ok(session)
 }

@@ -19,13 +19,21 @@ use i18n::{I18n, Lang, tr};
 
 /// Who is logged in; `None` shows the login page whatever the URL.
 #[derive(Clone, Copy)]
-pub struct SessionCtx(pub RwSignal<Option<Session>>);
+pub struct SessionCtx {
+    pub user: RwSignal<Option<Session>>,
+    /// The server ended the session (timeout, logout elsewhere): the login page says so.
+    pub expired: RwSignal<bool>,
+    /// The password just logged in with, kept in memory only while it must be changed:
+    /// updateUser asks for the current one, and the user has just typed it.
+    pub typed_password: StoredValue<Option<String>>,
+}
 
 /// The text to show for a failed call; a call refused for want of a session logs out.
 pub fn fail(session: SessionCtx, e: ApiError) -> String {
     if e.is_unauthorized() {
         api::drop_session();
-        session.0.set(None);
+        session.expired.set(true);
+        session.user.set(None);
     }
     e.text
 }
@@ -38,7 +46,11 @@ fn main() {
 fn App() -> impl IntoView {
     let lang = RwSignal::new(i18n::saved_lang().unwrap_or(Lang::En));
     provide_context(I18n(lang));
-    let session = SessionCtx(RwSignal::new(api::saved_session()));
+    let session = SessionCtx {
+        user: RwSignal::new(api::saved_session()),
+        expired: RwSignal::new(false),
+        typed_password: StoredValue::new(None),
+    };
     provide_context(session);
     let brand = RwSignal::new(Branding::default());
     provide_context(brand);
@@ -57,7 +69,7 @@ fn App() -> impl IntoView {
     });
     view! {
         <Router>
-            <Show when=move || session.0.with(Option::is_some) fallback=|| view! { <Login /> }>
+            <Show when=move || session.user.with(Option::is_some) fallback=|| view! { <Login /> }>
                 <Shell />
             </Show>
         </Router>
@@ -132,7 +144,11 @@ fn Login() -> impl IntoView {
             let r = api::login(&username.get_untracked(), &password.get_untracked(), &domain.get_untracked()).await;
             busy.set(false);
             match r {
-                Ok(s) => session.0.set(Some(s)),
+                Ok(s) => {
+                    session.typed_password.set_value(s.must_change.then(|| password.get_untracked()));
+                    session.expired.set(false);
+                    session.user.set(Some(s));
+                }
                 Err(e) => error.set(Some(e.text)),
             }
         });
@@ -146,6 +162,9 @@ fn Login() -> impl IntoView {
             </header>
             <form class="card login" on:submit=submit>
                 <h1>{tr("login.title")}</h1>
+                <Show when=move || session.expired.get()>
+                    <p class="muted">{tr("common.session_ended")}</p>
+                </Show>
                 <label>
                     {tr("login.username")}
                     <input
@@ -194,7 +213,7 @@ fn Shell() -> impl IntoView {
     let logout = move |_| {
         spawn_local(async move {
             api::logout().await;
-            session.0.set(None);
+            session.user.set(None);
         })
     };
     view! {
@@ -209,18 +228,115 @@ fn Shell() -> impl IntoView {
             </nav>
             <span class="spacer"></span>
             <LangSwitch />
-            <span class="user">{move || session.0.with(|s| s.as_ref().map(|s| s.username.clone()))}</span>
+            <span class="user">{move || session.user.with(|s| s.as_ref().map(|s| s.username.clone()))}</span>
             <button id="logout" class="link" on:click=logout>
                 {tr("nav.logout")}
             </button>
         </header>
         <main>
-            <Routes fallback=|| view! { <dashboard::Dashboard /> }>
-                <Route path=path!("/client") view=dashboard::Dashboard />
-                <Route path=path!("/client/instances") view=instances::Instances />
-                <Route path=path!("/client/deploy") view=deploy::Deploy />
-            </Routes>
+            <Show
+                when=move || session.user.with(|s| s.as_ref().is_some_and(|s| s.must_change))
+                fallback=|| {
+                    view! {
+                        <Routes fallback=|| view! { <dashboard::Dashboard /> }>
+                            <Route path=path!("/client") view=dashboard::Dashboard />
+                            <Route path=path!("/client/instances") view=instances::Instances />
+                            <Route path=path!("/client/deploy") view=deploy::Deploy />
+                        </Routes>
+                    }
+                }
+            >
+                <ChangePassword />
+            </Show>
         </main>
         <Footer />
+    }
+}
+
+/// Shown instead of every page while the user still has a generated first password.
+#[component]
+fn ChangePassword() -> impl IntoView {
+    let session = expect_context::<SessionCtx>();
+    let lang = expect_context::<I18n>().0;
+    let current = RwSignal::new(session.typed_password.get_value().unwrap_or_default());
+    let first = RwSignal::new(String::new());
+    let second = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let password = first.get_untracked();
+        if password != second.get_untracked() {
+            error.set(Some(i18n::text(lang.get_untracked(), "pw.mismatch").to_owned()));
+            return;
+        }
+        let Some(me) = session.user.get_untracked() else { return };
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let params = [
+                ("id", me.user_id.clone()),
+                ("password", password.clone()),
+                ("currentpassword", current.get_untracked()),
+            ];
+            // A new password ends the user's sessions, this one too: log in again with it.
+            let r = match api::call("updateUser", &params).await {
+                Ok(_) => api::login(&me.username, &password, &me.domain).await,
+                Err(e) => Err(e),
+            };
+            busy.set(false);
+            match r {
+                Ok(fresh) => {
+                    session.typed_password.set_value(None);
+                    session.user.set(Some(fresh));
+                }
+                Err(e) => error.set(Some(fail(session, e))),
+            }
+        });
+    };
+    view! {
+        <form class="card login" id="change-password" on:submit=submit>
+            <h1>{tr("pw.title")}</h1>
+            <p class="muted">{tr("pw.why")}</p>
+            <label>
+                {tr("pw.current")}
+                <input
+                    id="current-password"
+                    type="password"
+                    autocomplete="current-password"
+                    required
+                    prop:value=current
+                    on:input=move |ev| current.set(event_target_value(&ev))
+                />
+            </label>
+            <label>
+                {tr("pw.new")}
+                <input
+                    id="new-password"
+                    type="password"
+                    autocomplete="new-password"
+                    required
+                    prop:value=first
+                    on:input=move |ev| first.set(event_target_value(&ev))
+                />
+            </label>
+            <label>
+                {tr("pw.again")}
+                <input
+                    id="new-password-again"
+                    type="password"
+                    autocomplete="new-password"
+                    required
+                    prop:value=second
+                    on:input=move |ev| second.set(event_target_value(&ev))
+                />
+            </label>
+            <p class="error" role="alert">
+                {move || error.get()}
+            </p>
+            <button type="submit" class="primary" disabled=busy>
+                {tr("pw.submit")}
+            </button>
+        </form>
     }
 }
