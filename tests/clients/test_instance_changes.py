@@ -8,6 +8,7 @@ import functools
 import http.server
 import re
 import secrets
+import sqlite3
 import subprocess
 import threading
 import time
@@ -208,8 +209,9 @@ def test_migrate_within_a_cluster(admin, web):
 
 def test_start_defines_a_lost_domain_again(server_factory, web):
     """libvirt's test driver keeps its domains in the server process: after a restart the
-    host knows none of the VMs. The reconciler reports them Stopped, and a start defines
-    each again from the database (with its scaled size and its ISO) before starting it."""
+    host knows none of the VMs. The reconciler settles a migration the stop cut short as
+    Stopped, and a start defines each VM again from the database (with its scaled size and
+    its ISO) before starting it."""
     srv = server_factory("sqlite")
     cs = client(admin_credentials(srv))
     z = sim_zone(cs, web)
@@ -221,12 +223,21 @@ def test_start_defines_a_lost_domain_again(server_factory, web):
     cs.attachIso(id=iso["id"], virtualmachineid=stopped["id"])
 
     srv.stop()
+    # As if the server had stopped in the middle of migrating it.
+    con = sqlite3.connect(str(srv.sqlite_path))
+    try:
+        assert con.execute("UPDATE instances SET state = 'Migrating' WHERE uuid = ?", (running["id"],)).rowcount == 1
+        con.commit()
+    finally:
+        con.close()
     srv.start()
     cs = client(admin_credentials(srv))
     deadline = time.monotonic() + 30
     while cs.listVirtualMachines(id=running["id"])["virtualmachine"][0]["state"] != "Stopped":
-        assert time.monotonic() < deadline, "the reconciler did not see the lost domain"
+        assert time.monotonic() < deadline, "the reconciler did not settle the migration a stop cut short"
         time.sleep(0.2)
+    [ev] = [e for e in cs.listEvents(type="VM.SYNC", listall=True)["event"] if e.get("resourceid") == running["id"]]
+    assert "left Migrating by a stopped management server" in ev["description"], ev
     for v in (running, stopped):
         assert cs.startVirtualMachine(id=v["id"])["virtualmachine"]["state"] == "Running"
     assert srv.stderr_path.read_text().count("defining it again") == 2

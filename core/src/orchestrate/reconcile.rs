@@ -28,8 +28,9 @@ use super::instances::blocking;
 /// The interval between passes unless `WASMSTACK_RECONCILE_SECS` says otherwise.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
-/// States a job moves a VM through; only a crash leaves a VM in one with no job.
-const BUSY: [&str; 2] = ["Starting", "Stopping"];
+/// States a job moves a VM through; only a crash leaves a VM in one with no job. A
+/// migration left so is settled by what its recorded (destination) host reports.
+const BUSY: [&str; 3] = ["Starting", "Stopping", "Migrating"];
 
 /// The interval between passes.
 pub fn interval() -> Duration {
