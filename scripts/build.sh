@@ -39,10 +39,14 @@ mkdir -p "$WEB_DIR.new/pkg"
 wasm-bindgen --target web --no-typescript --out-dir "$WEB_DIR.new/pkg" --out-name console \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/wasmstack-console.wasm"
 # wasm-opt from npm's binaryen (scripts/setup.sh); Debian's older one breaks some bundles.
-wasm_opt=${WASMSTACK_NODE_DIR:-$HOME/.cache/wasmstack/node}/node_modules/.bin/wasm-opt
+node_dir=${WASMSTACK_NODE_DIR:-$HOME/.cache/wasmstack/node}
+wasm_opt=$node_dir/node_modules/.bin/wasm-opt
 "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
   -o "$WEB_DIR.new/pkg/console_bg.wasm" "$WEB_DIR.new/pkg/console_bg.wasm"
-cp web/index.html web/style.css "$WEB_DIR.new/"
+cp web/index.html web/style.css web/console.html "$WEB_DIR.new/"
+# The VM console page: noVNC from npm, bundled with its script into one file.
+NODE_PATH="$node_dir/node_modules" "$node_dir/node_modules/.bin/esbuild" web/vnc.js --bundle --minify \
+  --format=iife --target=es2020 --log-level=warning --outfile="$WEB_DIR.new/vnc.js"
 # Served as they are to browsers that take gzip (ServeDir's precompressed files).
 find "$WEB_DIR.new" -type f \( -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.wasm' \) -exec gzip -9 -k {} +
 # Swapped in whole, so a running server never serves half of one build and half of another.

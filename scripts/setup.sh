@@ -374,7 +374,8 @@ fi
 node_dir=${WASMSTACK_NODE_DIR:-$HOME/.cache/wasmstack/node}
 node_pkg=tests/console/package.json
 if cmp -s "$node_pkg" "$node_dir/package.json" && [ -x "$node_dir/node_modules/.bin/wasm-opt" ] &&
-   [ -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+   [ -f "$node_dir/node_modules/playwright-core/package.json" ] && [ -x "$node_dir/node_modules/.bin/esbuild" ] &&
+   [ -f "$node_dir/node_modules/@novnc/novnc/package.json" ]; then
   log "npm: $node_dir up to date"
 else
   log "npm: installing $node_pkg into $node_dir"

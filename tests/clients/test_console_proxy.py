@@ -4,6 +4,7 @@ framebuffer update, keystrokes that the tiny guest echoes on its serial console)
 every way of getting it wrong is refused before anything reaches the display."""
 
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -20,12 +21,12 @@ from cs import CloudStackApiException
 from conftest import ADMIN_PASSWORD, Server, admin_credentials, install_drivers, login, new_user_account, server_binary
 from test_instance_guest import GRANTS, client, serial_log, virsh, wait_for, web, zone_with  # noqa: F401 (web is a fixture)
 
-TICKET_SECS = "3"
+TICKET_SECS = "8"
 
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory):
-    """A server that may drive the local libvirtd, with console tickets that last 3 s."""
+    """A server that may drive the local libvirtd, with console tickets that last 8 s."""
     srv = Server("sqlite", tmp_path_factory.mktemp("wasmstack-console"))
     install_drivers(srv.data_dir)
     wasm_dir = server_binary().parent.parent / "wasm32-wasip2" / "release"
@@ -113,6 +114,26 @@ class Rfb:
         self.ws.close()
 
 
+NODE_MODULES = os.path.join(os.environ.get("WASMSTACK_NODE_DIR", os.path.expanduser("~/.cache/wasmstack/node")), "node_modules")
+
+
+def console_page(endpoint, page_url, shot):
+    """Opens the console page in headless Chromium; returns what vnc_screenshot.cjs saw."""
+    u = urlsplit(endpoint)
+    script = os.path.join(os.path.dirname(__file__), "vnc_screenshot.cjs")
+    done = subprocess.run(
+        ["node", script, "{}://{}{}".format(u.scheme, u.netloc, page_url), str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=dict(os.environ, NODE_PATH=NODE_MODULES),
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen["log"] = done.stderr
+    return seen
+
+
 def error_of(call):
     with pytest.raises(CloudStackApiException) as e:
         call()
@@ -149,6 +170,14 @@ def test_console_of_a_real_guest_through_the_proxy(console_server, web):  # noqa
         print("console: handshake, a framebuffer update and a typed line in {:.1f} s".format(time.monotonic() - started))
         rfb.close()
 
+        # The console page in a browser shows the guest's screen.
+        ep = cs.createConsoleEndpoint(virtualmachineid=uuid)["consoleendpoint"]
+        shot = console_server.root / "console-page.png"
+        page = console_page(console_server.endpoint, ep["url"], shot)
+        assert page["status"] == "Connected" and page["lit"] > 100 and page["shown"] > 300, page
+        assert shot.stat().st_size > 1000
+        print("console page screenshot: {}".format(shot))
+
         # Used once: the same ticket again is refused, and says why.
         status, body = upgrade_status(url)
         assert (status, body) == (403, "this console token was already used; open the console again")
@@ -181,12 +210,15 @@ def test_console_of_a_real_guest_through_the_proxy(console_server, web):  # noqa
         err = error_of(lambda: user.createConsoleEndpoint(virtualmachineid=uuid))
         assert err["errorcode"] in (431, 531) and uuid in err["errortext"], err
 
-        # A ticket taken while it ran is refused once the VM has stopped; a stopped VM
-        # gets no ticket at all.
+        # A ticket taken while it ran is refused once the VM has stopped, and the page says
+        # so; a stopped VM gets no ticket at all.
         ep = cs.createConsoleEndpoint(virtualmachineid=uuid)["consoleendpoint"]
         assert cs.stopVirtualMachine(id=uuid, forced=True)["virtualmachine"]["state"] == "Stopped"
+        stopped = "VM c-{} is Stopped; start it to see its console".format(tag)
+        page = console_page(console_server.endpoint, ep["url"], console_server.root / "console-stopped.png")
+        assert page["status"] == stopped, page
         status, body = upgrade_status(socket_url(console_server.endpoint, ep))
-        assert status == 409 and body == "VM c-{} is Stopped; start it to see its console".format(tag), (status, body)
+        assert (status, body) == (409, stopped)
         err = error_of(lambda: cs.createConsoleEndpoint(virtualmachineid=uuid))
         assert err["errorcode"] == 431 and "is Stopped" in err["errortext"], err
     finally:

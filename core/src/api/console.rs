@@ -49,6 +49,19 @@ pub(super) async fn socket(
     upgrade.protocols(["binary"]).on_upgrade(move |ws| relay(ws, vnc))
 }
 
+/// Says whether a ticket would open the console, and of which VM, without spending it.
+pub(super) async fn check(
+    State(app): State<Arc<Orchestrator>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = super::http::session_cookie(&headers);
+    match app.check_console(q.token.as_deref(), session.as_deref()).await {
+        Ok(vm) => axum::Json(serde_json::json!({ "vm": vm })).into_response(),
+        Err(refusal) => refused(refusal),
+    }
+}
+
 fn refused(refusal: Refusal) -> Response {
     let status = match refusal {
         Refusal::NoToken => StatusCode::UNAUTHORIZED,

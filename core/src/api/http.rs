@@ -35,6 +35,7 @@ pub fn routes(orchestrator: Orchestrator) -> Router {
         .route("/client/api", any(handle))
         .route("/client/api/{*rest}", any(handle))
         .route(crate::orchestrate::consoles::SOCKET_PATH, axum::routing::get(super::console::socket))
+        .route(crate::orchestrate::consoles::CHECK_PATH, axum::routing::get(super::console::check))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

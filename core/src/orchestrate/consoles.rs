@@ -19,6 +19,8 @@ use super::{Orchestrator, views};
 
 /// Where the console proxy's WebSocket is served.
 pub const SOCKET_PATH: &str = "/client/console/websocket";
+/// Where the console page asks, without spending its ticket, whether it would be let in.
+pub const CHECK_PATH: &str = "/client/console/ticket";
 
 /// How long an unused ticket lasts: a minute, or `WASMSTACK_CONSOLE_TICKET_SECS`.
 fn ticket_ttl() -> Duration {
@@ -92,6 +94,21 @@ impl ConsoleTickets {
         token
     }
 
+    /// What `take` would refuse, without spending the ticket: lets the console page
+    /// explain a refusal that a browser's WebSocket cannot see.
+    fn check(&self, token: &str, session: Option<&str>) -> Result<String, Refusal> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        match slots.get(token) {
+            None => Err(Refusal::Unknown),
+            Some(Slot::Used(_)) => Err(Refusal::Used),
+            Some(Slot::Fresh(t)) if t.issued.elapsed() > ticket_ttl() => Err(Refusal::Expired),
+            Some(Slot::Fresh(t)) if t.session.is_some() && t.session.as_deref() != session => {
+                Err(Refusal::OtherSession)
+            }
+            Some(Slot::Fresh(t)) => Ok(t.vm_uuid.clone()),
+        }
+    }
+
     /// Spends a ticket: whatever the outcome, it cannot be used again.
     fn take(&self, token: &str, session: Option<&str>) -> Result<Ticket, Refusal> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,17 +175,30 @@ impl Orchestrator {
     pub async fn redeem_console(&self, token: Option<&str>, session: Option<&str>) -> Result<Display, Refusal> {
         let token = token.filter(|t| !t.is_empty()).ok_or(Refusal::NoToken)?;
         let ticket = self.consoles.take(token, session)?;
-        let vm = instances::instance(&self.db, &ticket.vm_uuid)
+        self.running_vm(&ticket.vm_uuid).await?;
+        Ok(ticket.display)
+    }
+
+    /// The name of the VM a ticket would open, or why it would be refused; the ticket
+    /// stays unspent.
+    pub async fn check_console(&self, token: Option<&str>, session: Option<&str>) -> Result<String, Refusal> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(Refusal::NoToken)?;
+        let vm_uuid = self.consoles.check(token, session)?;
+        self.running_vm(&vm_uuid).await
+    }
+
+    async fn running_vm(&self, uuid: &str) -> Result<String, Refusal> {
+        let vm = instances::instance(&self.db, uuid)
             .await
             .map_err(|e| {
-                tracing::error!("console ticket for {}: {e}", ticket.vm_uuid);
+                tracing::error!("console ticket for {uuid}: {e}");
                 Refusal::Internal
             })?
-            .ok_or_else(|| Refusal::Gone(ticket.vm_uuid.clone()))?;
+            .ok_or_else(|| Refusal::Gone(uuid.to_owned()))?;
         if vm.state != "Running" {
             return Err(Refusal::NotRunning(vm.name, vm.state));
         }
-        Ok(ticket.display)
+        Ok(vm.name)
     }
 }
 
@@ -189,7 +219,9 @@ mod tests {
     fn a_ticket_works_once() {
         let t = ConsoleTickets::default();
         let token = t.issue(ticket(None));
+        assert_eq!(t.check(&token, None).unwrap(), "vm");
         assert_eq!(t.take(&token, None).unwrap().display.port, 5900);
+        assert_eq!(t.check(&token, None).unwrap_err(), Refusal::Used);
         assert_eq!(t.take(&token, None).unwrap_err(), Refusal::Used);
         assert_eq!(t.take("nope", None).unwrap_err(), Refusal::Unknown);
     }
