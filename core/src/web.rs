@@ -39,7 +39,16 @@ impl Console {
             .route("/", get(|| async { Redirect::temporary("/client/") }))
             .route("/client/branding.json", get(move || branding(branding_file.clone())))
             .nest_service("/client", files)
+            .layer(axum::middleware::map_response(revalidate))
     }
+}
+
+/// The console's files keep their names from build to build (console.js, console_bg.wasm),
+/// and the two must match: browsers ask again each time (a 304 when unchanged) rather than
+/// guess a lifetime from Last-Modified and pair an old script with a new module.
+async fn revalidate(mut response: Response) -> Response {
+    response.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// The built-in look: what a missing or partial branding file falls back to.

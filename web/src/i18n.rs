@@ -166,9 +166,6 @@ pub fn save_lang(lang: Lang) {
     if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
         let _ = s.set_item(LANG_ITEM, lang.code());
     }
-    if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
-        let _ = root.set_attribute("lang", if lang == Lang::Zh { "zh-CN" } else { "en" });
-    }
 }
 
 #[cfg(test)]
