@@ -54,7 +54,8 @@ rm -rf "$WEB_DIR.old"
 [ ! -d "$WEB_DIR" ] || mv "$WEB_DIR" "$WEB_DIR.old"
 mv "$WEB_DIR.new" "$WEB_DIR"
 rm -rf "$WEB_DIR.old"
-log "web console: $WEB_DIR in $((SECONDS - t0)) s, $(cat "$WEB_DIR"/pkg/*.gz "$WEB_DIR"/*.gz | wc -c) bytes gzip"
+first_page=$(cat "$WEB_DIR"/index.html.gz "$WEB_DIR"/style.css.gz "$WEB_DIR"/pkg/*.gz | wc -c)
+log "web console: $WEB_DIR in $((SECONDS - t0)) s; first page $first_page bytes gzip"
 
 log "artifacts:"
 for f in "$CARGO_TARGET_DIR/release/wasmstack" \
