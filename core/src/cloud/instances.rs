@@ -142,6 +142,7 @@ pub async fn instance(db: &Db, uuid: &str) -> Result<Option<InstanceRow>, DbErro
 #[derive(Debug, Clone, FromRow)]
 pub struct Candidate {
     pub id: i64,
+    pub uuid: String,
     pub name: String,
     pub cpus: i64,
     pub cpu_mhz: i64,
@@ -164,7 +165,7 @@ impl Candidate {
 
 fn candidates_sql(extra: &str) -> String {
     format!(
-        "SELECT h.id, h.name, h.cpus, h.cpu_mhz, h.memory_bytes, c.cpu_overcommit, c.memory_overcommit, \
+        "SELECT h.id, h.uuid, h.name, h.cpus, h.cpu_mhz, h.memory_bytes, c.cpu_overcommit, c.memory_overcommit, \
          CAST(COALESCE((SELECT SUM(i.cpus * i.cpu_mhz) FROM instances i WHERE i.host_id = h.id \
            AND i.removed IS NULL AND i.state NOT IN ({IDLE_STATES})), 0) AS BIGINT) AS used_mhz, \
          CAST(COALESCE((SELECT SUM(i.memory_mb) FROM instances i WHERE i.host_id = h.id \
@@ -516,6 +517,7 @@ mod tests {
     fn host(cpus: i64, mhz: i64, mem_mb: i64, used_mhz: i64, used_mb: i64, over: f64) -> Candidate {
         Candidate {
             id: 1,
+            uuid: "u".into(),
             name: "h".into(),
             cpus,
             cpu_mhz: mhz,

@@ -306,12 +306,7 @@ impl Orchestrator {
                 from.cluster_name, i.name
             ))
         })?;
-        let uuid: String = sqlx::query_scalar("SELECT uuid FROM hosts WHERE id = $1")
-            .bind(best.id)
-            .fetch_one(self.db.pool())
-            .await
-            .map_err(crate::db::DbError::Sql)?;
-        Ok(uuid)
+        Ok(best.uuid.clone())
     }
 
     /// A Stopped VM moves by its definition: undefined on the source, defined on the
@@ -412,12 +407,7 @@ impl Orchestrator {
         let need = Need { cpus: i.cpus, cpu_mhz: i.cpu_mhz, memory_mb: i.memory_mb };
         let mut items = Vec::new();
         for c in instances::cluster_hosts(&self.db, from.cluster_id, from.id).await? {
-            let uuid: String = sqlx::query_scalar("SELECT uuid FROM hosts WHERE id = $1")
-                .bind(c.id)
-                .fetch_one(self.db.pool())
-                .await
-                .map_err(crate::db::DbError::Sql)?;
-            let Some(h) = infra::host(&self.db, &uuid).await? else { continue };
+            let Some(h) = infra::host(&self.db, &c.uuid).await? else { continue };
             let mut view = super::infra::host_view(&h);
             view.insert("suitableformigration".into(), (i.state != "Running" || need.fits(&c)).into());
             view.insert("requiresStorageMotion".into(), false.into());
