@@ -172,9 +172,15 @@ def test_migrate_within_a_cluster(admin, web):
     err = error_of(lambda: ucs.migrateVirtualMachine(virtualmachineid=vm["id"], hostid=dst))
     assert err["errorcode"] == 401, err
 
-    # A running VM moves.
+    # A running VM moves, with its data disk and ISO.
+    offering = cs.createDiskOffering(name="md" + z["tag"], displaytext="data", disksize=1)["diskoffering"]
+    data = cs.createVolume(name="md" + z["tag"], diskofferingid=offering["id"], zoneid=z["zone"]["id"])["volume"]
+    cs.attachVolume(id=data["id"], virtualmachineid=vm["id"])
+    iso = register_iso(cs, web, z["zone"]["id"])
+    cs.attachIso(id=iso["id"], virtualmachineid=vm["id"])
     moved = cs.migrateVirtualMachine(virtualmachineid=vm["id"], hostid=dst)["virtualmachine"]
-    assert moved["hostid"] == dst and moved["state"] == "Running", moved
+    assert moved["hostid"] == dst and moved["state"] == "Running" and moved["isoid"] == iso["id"], moved
+    assert cs.listVolumes(id=data["id"])["volume"][0]["virtualmachineid"] == vm["id"]
     assert [h["id"] for h in cs.findHostsForMigration(id=vm["id"])["host"]] == [src]
     # A stopped one moves its definition back, and starts there.
     cs.stopVirtualMachine(id=vm["id"])
