@@ -81,6 +81,12 @@ pub enum Refusal {
 }
 
 impl ConsoleTickets {
+    /// A ticket to `display` for one VM; createConsoleEndpoint asks the VM's driver where
+    /// its display is, and benchmarks point it at a stand-in.
+    pub fn issue_to(&self, vm_uuid: &str, session: Option<String>, display: Display) -> String {
+        self.issue(Ticket { vm_uuid: vm_uuid.to_owned(), session, display, issued: Instant::now() })
+    }
+
     fn issue(&self, ticket: Ticket) -> String {
         let token = crate::auth::secrets::new_session_key();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
