@@ -95,8 +95,16 @@ pub fn ms(d: Duration) -> f64 {
 /// A server on a fresh SQLite data folder, serving on a loopback port, and API keys of
 /// its admin: (address, orchestrator, key, secret, data folder to keep alive).
 pub async fn start_server() -> (SocketAddr, wasmstack::orchestrate::Orchestrator, String, String, tempfile::TempDir) {
+    start_server_with(|_| {}).await
+}
+
+/// As `start_server`, with `prepare` run on the data folder first (plugins, grants).
+pub async fn start_server_with(
+    prepare: impl FnOnce(&std::path::Path),
+) -> (SocketAddr, wasmstack::orchestrate::Orchestrator, String, String, tempfile::TempDir) {
     use wasmstack::server::{ServeOptions, Server};
     let data = tempfile::tempdir().unwrap();
+    prepare(data.path());
     let opts = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.path().to_owned(),
@@ -111,4 +119,63 @@ pub async fn start_server() -> (SocketAddr, wasmstack::orchestrate::Orchestrator
     let (key, secret) = wasmstack::auth::store::register_keys(&o.db, &o.sealer, admin.id).await.unwrap();
     tokio::spawn(server.run());
     (addr, o, key, secret, data)
+}
+
+/// The folder the components are built into (scripts/build.sh), or `WASMSTACK_WASM_DIR`.
+pub fn wasm_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("WASMSTACK_WASM_DIR") {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().expect("bench executable path");
+    exe.ancestors().nth(3).expect("cargo target dir").join("wasm32-wasip2/release")
+}
+
+/// Puts built components into a data folder's plugins and writes its grants (TOML, as
+/// in `wasmstack.toml`), before the server starts on it.
+pub fn install_plugins(data: &std::path::Path, names: &[&str], grants: &str) {
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in names {
+        let wasm = wasm_dir().join(format!("{name}.wasm"));
+        std::fs::copy(&wasm, plugins.join(format!("{name}.wasm")))
+            .unwrap_or_else(|e| panic!("{}: {e}; run scripts/build.sh", wasm.display()));
+    }
+    std::fs::write(data.join("wasmstack.toml"), grants).unwrap();
+}
+
+/// Sends one signed API call and returns the reply's object (`{command}response`);
+/// panics unless it answers 200. An async command's job is waited for and its result
+/// returned, unless `wait` is false.
+pub async fn call(conn: &mut Conn, key: &str, secret: &str, params: &[(&str, &str)], wait: bool) -> serde_json::Value {
+    let path = signed_path(key, secret, params);
+    let (status, body) = conn.get(&path).await;
+    let text = String::from_utf8_lossy(body).into_owned();
+    assert_eq!(status, 200, "{params:?}: {text}");
+    let reply: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let name = format!("{}response", params.iter().find(|(k, _)| *k == "command").unwrap().1.to_ascii_lowercase());
+    let inner = reply[&name].clone();
+    match inner["jobid"].as_str() {
+        Some(job) if wait => {
+            let done = wait_job(conn, key, secret, job).await;
+            assert_eq!(done["jobstatus"], 1, "{params:?}: {done}");
+            done["jobresult"].clone()
+        }
+        _ => inner,
+    }
+}
+
+/// Polls a job until it ends (every millisecond: the poll must not hide the job's own
+/// time); returns queryAsyncJobResult's object.
+pub async fn wait_job(conn: &mut Conn, key: &str, secret: &str, job: &str) -> serde_json::Value {
+    loop {
+        let path = signed_path(key, secret, &[("command", "queryAsyncJobResult"), ("jobid", job)]);
+        let (status, body) = conn.get(&path).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(body));
+        let reply: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let r = &reply["queryasyncjobresultresponse"];
+        if r["jobstatus"] != 0 {
+            return r.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
