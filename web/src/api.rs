@@ -197,6 +197,11 @@ pub async fn run_job(command: &str, params: &[(&str, String)], progress: impl Fn
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::local("no job id in the reply"))?
         .to_owned();
+    wait_job(job, progress).await
+}
+
+/// Polls an async job until it ends; returns its result object or its error.
+pub async fn wait_job(job: String, progress: impl Fn(u32)) -> ApiResult<Value> {
     let t0 = js_sys::Date::now();
     loop {
         progress(((js_sys::Date::now() - t0) / 1000.0) as u32);
@@ -219,4 +224,13 @@ pub async fn run_job(command: &str, params: &[(&str, String)], progress: impl Fn
 /// A string field of an API object ("" when missing).
 pub fn s<'a>(v: &'a Value, field: &str) -> &'a str {
     v.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Runs a command, sync or async alike: an async one's job is waited for and its result returned.
+pub async fn call_settled(command: &str, params: &[(&str, String)]) -> ApiResult<Value> {
+    let reply = call(command, params).await?;
+    match reply.get("jobid").and_then(Value::as_str) {
+        Some(job) => wait_job(job.to_owned(), |_| ()).await,
+        None => Ok(reply),
+    }
 }

@@ -115,9 +115,23 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("state.Migrating", "Migrating", "迁移中"),
 ];
 
+/// The shared table, then each page module's own (kept there so pages can be added apart).
+const TABLES: &[&[(&str, &str, &str)]] = &[
+    TABLE,
+    crate::infra::STRINGS,
+    crate::zone_wizard::STRINGS,
+    crate::templates::STRINGS,
+    crate::networks::STRINGS,
+    crate::offerings::STRINGS,
+];
+
+fn find(key: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    TABLES.iter().flat_map(|t| t.iter()).find(|(k, _, _)| *k == key)
+}
+
 /// The text for `key` in `lang`; the key itself when missing, so a gap shows rather than hides.
 pub fn text(lang: Lang, key: &str) -> &str {
-    match TABLE.iter().find(|(k, _, _)| *k == key) {
+    match find(key) {
         Some((_, en, zh)) => match lang {
             Lang::En => en,
             Lang::Zh => zh,
@@ -148,7 +162,7 @@ pub fn fill(lang: Lang, key: &str, args: &[&dyn std::fmt::Display]) -> String {
 /// The same for keys made at run time (VM states); unknown ones show as they are.
 pub fn tr_dyn(lang: Lang, key_prefix: &str, value: &str) -> String {
     let key = format!("{key_prefix}{value}");
-    match TABLE.iter().find(|(k, _, _)| *k == key) {
+    match find(&key) {
         Some(_) => text(lang, &key).to_owned(),
         None => value.to_owned(),
     }
@@ -174,7 +188,7 @@ mod tests {
 
     #[test]
     fn every_key_once() {
-        let mut keys: Vec<_> = TABLE.iter().map(|(k, _, _)| *k).collect();
+        let mut keys: Vec<_> = TABLES.iter().flat_map(|t| t.iter()).map(|(k, _, _)| *k).collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();

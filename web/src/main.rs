@@ -6,7 +6,12 @@ mod branding;
 mod dashboard;
 mod deploy;
 mod i18n;
+mod infra;
 mod instances;
+mod networks;
+mod offerings;
+mod templates;
+mod zone_wizard;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -225,6 +230,11 @@ fn Shell() -> impl IntoView {
                 </A>
                 <A href="/client/instances">{tr("nav.instances")}</A>
                 <A href="/client/deploy">{tr("nav.deploy")}</A>
+                <A href="/client/infra">{tr("nav.infra")}</A>
+                <A href="/client/zone-wizard">{tr("nav.zone_wizard")}</A>
+                <A href="/client/templates">{tr("nav.templates")}</A>
+                <A href="/client/networks">{tr("nav.networks")}</A>
+                <A href="/client/offerings">{tr("nav.offerings")}</A>
             </nav>
             <span class="spacer"></span>
             <LangSwitch />
@@ -242,6 +252,11 @@ fn Shell() -> impl IntoView {
                             <Route path=path!("/client") view=dashboard::Dashboard />
                             <Route path=path!("/client/instances") view=instances::Instances />
                             <Route path=path!("/client/deploy") view=deploy::Deploy />
+                            <Route path=path!("/client/infra") view=infra::Infra />
+                            <Route path=path!("/client/zone-wizard") view=zone_wizard::ZoneWizard />
+                            <Route path=path!("/client/templates") view=templates::Templates />
+                            <Route path=path!("/client/networks") view=networks::Networks />
+                            <Route path=path!("/client/offerings") view=offerings::Offerings />
                         </Routes>
                     }
                 }
