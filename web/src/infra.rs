@@ -37,6 +37,7 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("col.scope", "Scope", "范围"),
     ("col.path", "Path", "路径"),
     ("col.actions", "Actions", "操作"),
+    ("col.allocated", "{0} allocated", "已分配 {0}"),
     ("list.count", "{0} items", "共 {0} 项"),
     ("list.empty", "Nothing here yet.", "暂无内容。"),
     ("list.delete", "Delete", "删除"),
@@ -337,7 +338,10 @@ const HOSTS: &[Col] = &[
     ("col.ip", |v, _| s(v, "ipaddress").to_owned()),
     ("col.hypervisor", |v, _| s(v, "hypervisor").to_owned()),
     ("col.cluster", |v, _| s(v, "clustername").to_owned()),
-    ("col.cpu", |v, _| format!("{} × {} MHz · {} used", n(v, "cpunumber"), n(v, "cpuspeed"), s(v, "cpuallocated"))),
+    ("col.cpu", |v, l| {
+        let allocated = fill(l, "col.allocated", &[&s(v, "cpuallocated")]);
+        format!("{} × {} MHz · {allocated}", n(v, "cpunumber"), n(v, "cpuspeed"))
+    }),
     ("col.memory", |v, _| usage(v, "memoryused", "memorytotal")),
 ];
 const POOLS: &[Col] = &[
