@@ -193,6 +193,17 @@ test("zone wizard, infrastructure, templates and forms", { timeout: 600000 }, as
     await shot("infra-08-template-ready");
   });
 
+  await t.test("ISOs have their own list; a template is deleted", async () => {
+    await page.click("#tab-isos");
+    await page.locator("#isos .empty").waitFor();
+    await page.click("#tab-templates");
+    const row = page.locator("#templates tr[data-name=web-template]");
+    page.once("dialog", (d) => d.accept());
+    await row.locator("button.act-delete").click();
+    await row.waitFor({ state: "detached", timeout: 60000 });
+    assert.equal(await count("listTemplates", "template", { templatefilter: "all", listall: "true" }), 0);
+  });
+
   await t.test("networks: a bad netmask is refused beside its field; create and delete", async () => {
     await page.click("nav >> text=Networks");
     await page.locator("#networks tbody tr").first().waitFor();

@@ -464,7 +464,7 @@ pub fn ZoneWizard() -> impl IntoView {
                                 {field("netmask", "zw.netmask", "255.255.255.0", "")}
                                 {field("startip", "zw.startip", "10.2.0.10", "")}
                                 {field("endip", "zw.endip", "10.2.0.200", "")}
-                                {field("netvlan", "zw.netvlan", "200", "")}
+                                {field("netvlan", "zw.netvlan", "150", "")}
                             </Show>
                         }
                             .into_any(),
