@@ -97,12 +97,17 @@ impl Api {
 
     /// Deploys and waits for the job; returns the VM's uuid and the time taken.
     async fn deploy(&mut self, z: &Zone) -> (String, Duration) {
+        self.deploy_with(z, true).await
+    }
+
+    async fn deploy_with(&mut self, z: &Zone, start: bool) -> (String, Duration) {
         let t = Instant::now();
         let params = [
             ("command", "deployVirtualMachine"),
             ("zoneid", z.zone.as_str()),
             ("templateid", z.template.as_str()),
             ("serviceofferingid", z.offering.as_str()),
+            ("startvm", if start { "true" } else { "false" }),
         ];
         let submitted = call(&mut self.conn, &self.key, &self.secret, &params, false).await;
         let job = submitted["jobid"].as_str().expect("a job id");
@@ -110,9 +115,38 @@ impl Api {
         let took = t.elapsed();
         assert_eq!(done["jobstatus"], 1, "the deploy failed: {done}");
         let vm = &done["jobresult"]["virtualmachine"];
-        assert_eq!(vm["state"], "Running", "{vm}");
+        assert_eq!(vm["state"], if start { "Running" } else { "Stopped" }, "{vm}");
         (vm["id"].as_str().unwrap().to_owned(), took)
     }
+}
+
+/// A QEMU deploy in two halves, each against libvirt's own share of it: deploy without
+/// starting (NIC, disk, define) against `define` alone, and startVirtualMachine against
+/// `start` alone. Returns p50s: (build, define, start via API, start alone).
+async fn halves(api: &mut Api, z: &Zone, runs: usize, left: &mut Leftovers) -> [Duration; 4] {
+    let conn = Connect::open(Some(QEMU)).expect("opening libvirt");
+    let mut lat: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..runs {
+        let (vm, took) = api.deploy_with(z, false).await;
+        left.domains.push(vm.clone());
+        lat[0].push(took);
+        let dom = Domain::lookup_by_uuid_string(&conn, &vm).expect("the VM's domain");
+        let xml = dom.get_xml_desc(0).unwrap();
+        dom.undefine().unwrap();
+        let t = Instant::now();
+        let dom = Domain::define_xml(&conn, &xml).expect("defining the same XML");
+        lat[1].push(t.elapsed());
+        let t = Instant::now();
+        api.call(&[("command", "startVirtualMachine"), ("id", &vm)]).await;
+        lat[2].push(t.elapsed());
+        api.call(&[("command", "stopVirtualMachine"), ("id", &vm), ("forced", "true")]).await;
+        let t = Instant::now();
+        dom.create().expect("starting it");
+        lat[3].push(t.elapsed());
+        dom.destroy().unwrap();
+        api.call(&[("command", "destroyVirtualMachine"), ("id", &vm), ("expunge", "true")]).await;
+    }
+    lat.map(|l| p50_p99(l).0)
 }
 
 /// The ids a deploy names.
@@ -483,6 +517,15 @@ fn main() {
             ms(p50_p99(disk).0),
             ms(p50_p99(bare.clone()).0),
             ms(p50_p99(nic).0)
+        );
+        let [build, define, start, start_alone] = halves(&mut api, &kvm, qemu_runs, &mut left).await;
+        println!(
+            "  in halves: deploy without start p50 {:.1} ms (define alone {:.1} ms); \
+             startVirtualMachine p50 {:.1} ms (start alone {:.1} ms)",
+            ms(build),
+            ms(define),
+            ms(start),
+            ms(start_alone)
         );
         // The same work done with the bare tools: the overlay made, then define + start.
         let tools = p50_p99(bare).0 + raw_p50;
