@@ -9,8 +9,9 @@
 //! components built (scripts/build.sh) and the tiny guest (scripts/guest-image.sh;
 //! `WASMSTACK_GUEST_DIR`, default ~/.cache/wasmstack/guest). `WASMSTACK_NFS_URL` and
 //! `WASMSTACK_NFS_EXPORT_DIR` name the export as for the tests. `BENCH_RUNS` (20) and
-//! `BENCH_QEMU_RUNS` (10) set the latency runs, `BENCH_DEPLOYS` (160) the deploys per
-//! throughput level, `BENCH_ACCEL` (tcg) the QEMU cluster's acceleration.
+//! `BENCH_QEMU_RUNS` (10) set the latency runs, `BENCH_DEPLOYS` (160, at most what the
+//! Simulator host holds) the deploys per throughput level, `BENCH_ACCEL` (tcg) the QEMU
+//! cluster's acceleration.
 //!
 //! A latency run deploys a VM through the API and waits for its job (polled every
 //! millisecond); then, untimed, stops it through the API and undefines its domain, and
