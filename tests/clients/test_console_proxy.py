@@ -134,6 +134,13 @@ def console_page(endpoint, page_url, shot):
     return seen
 
 
+def vnc_clients(uuid):
+    """How many viewers QEMU has on the domain's VNC display now."""
+    done = virsh("qemu-monitor-command", uuid, "--hmp", "info vnc")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.count("Client:")
+
+
 def error_of(call):
     with pytest.raises(CloudStackApiException) as e:
         call()
@@ -168,7 +175,10 @@ def test_console_of_a_real_guest_through_the_proxy(console_server, web):  # noqa
         rfb.type_line(word)
         wait_for("the keystrokes on the serial console", lambda: "WASMSTACK-GUEST-KEYS " + word in log.read_text(errors="replace"), 30)
         print("console: handshake, a framebuffer update and a typed line in {:.1f} s".format(time.monotonic() - started))
+        # QEMU lists the viewers connected to its display: the proxy's one while it is open.
+        assert vnc_clients(uuid) == 1
         rfb.close()
+        wait_for("the viewer to leave the display", lambda: vnc_clients(uuid) == 0, 10)
 
         # The console page in a browser shows the guest's screen.
         ep = cs.createConsoleEndpoint(virtualmachineid=uuid)["consoleendpoint"]
@@ -191,6 +201,8 @@ def test_console_of_a_real_guest_through_the_proxy(console_server, web):  # noqa
         time.sleep(int(TICKET_SECS) + 1)
         status, body = upgrade_status(socket_url(console_server.endpoint, ep))
         assert (status, body) == (403, "this console token expired; open the console again")
+        # None of the refused attempts reached the display.
+        assert vnc_clients(uuid) == 0
 
         # A ticket asked for in a login session works only with that session's cookie.
         session, lr = login(console_server.endpoint, "admin", ADMIN_PASSWORD)
