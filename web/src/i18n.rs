@@ -118,6 +118,9 @@ const TABLE: &[(&str, &str, &str)] = &[
 /// The shared table, then each page module's own (kept there so pages can be added apart).
 const TABLES: &[&[(&str, &str, &str)]] = &[
     TABLE,
+    crate::accounts::STRINGS,
+    crate::events::STRINGS,
+    crate::instances::STRINGS,
     crate::infra::STRINGS,
     crate::zone_wizard::STRINGS,
     crate::templates::STRINGS,

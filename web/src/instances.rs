@@ -1,5 +1,6 @@
 //! The instance list: one server-side page of 50 at a time, keyword search, a state
-//! filter, and start/stop/reboot/destroy run as async jobs with their progress.
+//! filter, and start/stop/reboot/destroy/recover, volume and ISO attach/detach run as async jobs
+//! with their progress; Console opens the VM's display in a new tab.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,25 @@ use serde_json::Value;
 use crate::api::{self, s};
 use crate::i18n::{I18n, fill, text, tr, tr_dyn};
 use crate::{SessionCtx, fail};
+
+/// The strings of the recover, volume, ISO and console actions.
+pub const STRINGS: &[(&str, &str, &str)] = &[
+    ("vm.recover", "Recover", "恢复"),
+    ("vm.console", "Console", "控制台"),
+    ("vm.storage", "Volumes & ISO", "卷和 ISO"),
+    ("vm.attach_volume", "Attach volume", "附加卷"),
+    ("vm.detach_volume", "Detach volume", "卸载卷"),
+    ("vm.attach_iso", "Attach ISO", "附加 ISO"),
+    ("vm.detach_iso", "Detach ISO", "卸载 ISO"),
+    ("vm.storage_of", "Volumes and ISO of {0}", "{0} 的卷和 ISO"),
+    ("vm.attached_volumes", "Attached volumes", "已附加的卷"),
+    ("vm.free_volumes", "Volumes to attach", "可附加的卷"),
+    ("vm.no_free_volumes", "No free data volume in this zone.", "此区域没有可附加的数据卷。"),
+    ("vm.iso", "ISO", "ISO"),
+    ("vm.no_iso", "No ISO attached.", "未附加 ISO。"),
+    ("vm.no_isos", "No ISO in this zone.", "此区域没有 ISO。"),
+    ("vm.close", "Close", "关闭"),
+];
 
 const PAGE_SIZE: u64 = 50;
 const STATES: &[&str] = &["Running", "Stopped", "Starting", "Stopping", "Destroyed", "Error"];
@@ -24,6 +44,9 @@ struct Vm {
     offering: String,
     ip: String,
     host: String,
+    zone_id: String,
+    iso_id: String,
+    iso: String,
 }
 
 impl Vm {
@@ -44,6 +67,9 @@ impl Vm {
             offering: s(v, "serviceofferingname").to_owned(),
             ip,
             host: s(v, "hostname").to_owned(),
+            zone_id: s(v, "zoneid").to_owned(),
+            iso_id: s(v, "isoid").to_owned(),
+            iso: s(v, "isoname").to_owned(),
         }
     }
 }
@@ -53,6 +79,12 @@ fn action_key(action: &str) -> &'static str {
         "start" => "vm.start",
         "stop" => "vm.stop",
         "reboot" => "vm.reboot",
+        "recover" => "vm.recover",
+        "console" => "vm.console",
+        "attach_volume" => "vm.attach_volume",
+        "detach_volume" => "vm.detach_volume",
+        "attach_iso" => "vm.attach_iso",
+        "detach_iso" => "vm.detach_iso",
         _ => "vm.destroy",
     }
 }
@@ -78,6 +110,9 @@ pub fn Instances() -> impl IntoView {
     let keyword = RwSignal::new(String::new());
     let state = RwSignal::new(String::new());
     let jobs = RwSignal::new(HashMap::<String, Job>::new());
+    // The VM whose volumes and ISO are shown below the list; bumped after each job to re-read them.
+    let panel = RwSignal::new(None::<Vm>);
+    let panel_version = RwSignal::new(0u32);
     // Answers to older requests (a slow page, then a new search) must not overwrite newer ones.
     let generation = StoredValue::new(0u32);
 
@@ -121,13 +156,8 @@ pub fn Instances() -> impl IntoView {
         load();
     });
 
-    let act = move |id: String, command: &'static str, action: &'static str| {
-        if command == "destroyVirtualMachine" {
-            let ok = window().confirm_with_message(text(lang.get_untracked(), "vm.confirm_destroy")).unwrap_or(false);
-            if !ok {
-                return;
-            }
-        }
+    // Runs one job on a VM (its row shows the progress); `params` name the VM themselves.
+    let run = move |id: String, command: &'static str, action: &'static str, params: Vec<(&'static str, String)>| {
         jobs.update(|j| {
             j.insert(id.clone(), Job::Running { action, secs: 0 });
         });
@@ -138,7 +168,7 @@ pub fn Instances() -> impl IntoView {
                     j.insert(progress_id.clone(), Job::Running { action, secs });
                 })
             };
-            let outcome = match api::run_job(command, &[("id", id.clone())], tick).await {
+            let outcome = match api::run_job(command, &params, tick).await {
                 Ok(result) => {
                     // The job's result is the VM as it is now: update its row in place.
                     if let Some(v) = result.get("virtualmachine") {
@@ -149,6 +179,7 @@ pub fn Instances() -> impl IntoView {
                             }
                         });
                     }
+                    panel_version.update(|v| *v += 1);
                     Job::Done { action }
                 }
                 Err(e) => Job::Failed { action, error: fail(session, e) },
@@ -156,6 +187,45 @@ pub fn Instances() -> impl IntoView {
             jobs.update(|j| {
                 j.insert(id, outcome);
             });
+        });
+    };
+
+    let act = move |id: String, command: &'static str, action: &'static str| {
+        if command == "destroyVirtualMachine" {
+            let ok = window().confirm_with_message(text(lang.get_untracked(), "vm.confirm_destroy")).unwrap_or(false);
+            if !ok {
+                return;
+            }
+        }
+        run(id.clone(), command, action, vec![("id", id)]);
+    };
+    let open_console = move |id: String| {
+        // Opened before the call, while the click still counts as the user's: popup blockers
+        // refuse a window opened later from the reply.
+        let tab = window().open_with_url_and_target("about:blank", "_blank").ok().flatten();
+        spawn_local(async move {
+            match api::call("createConsoleEndpoint", &[("virtualmachineid", id.clone())]).await {
+                Ok(v) => {
+                    let url = s(&v, "url").to_owned();
+                    match &tab {
+                        Some(tab) => {
+                            let _ = tab.location().set_href(&url);
+                        }
+                        None => {
+                            let _ = window().open_with_url_and_target(&url, "_blank");
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Some(tab) = tab {
+                        let _ = tab.close();
+                    }
+                    let error = fail(session, e);
+                    jobs.update(|j| {
+                        j.insert(id, Job::Failed { action: "console", error });
+                    });
+                }
+            }
         });
     };
 
@@ -245,6 +315,23 @@ pub fn Instances() -> impl IntoView {
                                 let reboot = (st == "Running").then(|| button("rebootVirtualMachine", "reboot"));
                                 let destroy = (!matches!(st, "Destroyed" | "Expunging"))
                                     .then(|| button("destroyVirtualMachine", "destroy"));
+                                let recover = (st == "Destroyed").then(|| button("recoverVirtualMachine", "recover"));
+                                let console = (st == "Running").then(|| {
+                                    let id = id.clone();
+                                    view! {
+                                        <button class="act act-console" on:click=move |_| open_console(id.clone())>
+                                            {tr("vm.console")}
+                                        </button>
+                                    }
+                                });
+                                let storage = (!matches!(st, "Destroyed" | "Expunging")).then(|| {
+                                    let vm = vm.clone();
+                                    view! {
+                                        <button class="act act-storage" on:click=move |_| panel.set(Some(vm.clone()))>
+                                            {tr("vm.storage")}
+                                        </button>
+                                    }
+                                });
                                 let job_id = id.clone();
                                 let job = move || {
                                     let l = lang.get();
@@ -278,7 +365,7 @@ pub fn Instances() -> impl IntoView {
                                         <td>{vm.host}</td>
                                         <td>
                                             <div class="actions">
-                                                {start} {stop} {reboot} {destroy} <span class="job">{job}</span>
+                                                {start} {stop} {reboot} {destroy} {recover} {console} {storage} <span class="job">{job}</span>
                                             </div>
                                         </td>
                                     </tr>
@@ -291,6 +378,14 @@ pub fn Instances() -> impl IntoView {
             <Show when=move || !loading.get() && vms.with(Vec::is_empty) && error.with(Option::is_none)>
                 <p class="muted">{tr("vm.none")}</p>
             </Show>
+            {move || {
+                panel
+                    .get()
+                    .map(|vm| {
+                        let fresh = vms.with(|l| l.iter().find(|r| r.id == vm.id).cloned()).unwrap_or(vm);
+                        view! { <StoragePanel vm=fresh version=panel_version run=run close=move || panel.set(None) /> }
+                    })
+            }}
             <div class="pager">
                 <button id="prev" disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>
                     {tr("vm.prev")}
@@ -301,5 +396,149 @@ pub fn Instances() -> impl IntoView {
                 </button>
             </div>
         </section>
+    }
+}
+
+/// The data volumes attached to a VM and those of its zone still free, and its ISO.
+#[component]
+fn StoragePanel<R, C>(vm: Vm, version: RwSignal<u32>, run: R, close: C) -> impl IntoView
+where
+    R: Fn(String, &'static str, &'static str, Vec<(&'static str, String)>) + Copy + Send + Sync + 'static,
+    C: Fn() + Copy + Send + Sync + 'static,
+{
+    let session = expect_context::<SessionCtx>();
+    let lang = expect_context::<I18n>().0;
+    let attached = RwSignal::new(Vec::<(String, String)>::new());
+    let free = RwSignal::new(Vec::<(String, String)>::new());
+    let isos = RwSignal::new(Vec::<(String, String)>::new());
+    let error = RwSignal::new(None::<String>);
+    let pick_volume = RwSignal::new(String::new());
+    let pick_iso = RwSignal::new(String::new());
+    let vm = StoredValue::new(vm);
+    Effect::new(move |_| {
+        version.track();
+        let v = vm.get_value();
+        spawn_local(async move {
+            let zone = [("zoneid", v.zone_id.clone()), ("listall", "true".to_owned())];
+            let volumes = api::list("listVolumes", "volume", &zone).await;
+            let images = api::list("listIsos", "iso", &[("zoneid", v.zone_id.clone())]).await;
+            match (volumes, images) {
+                (Ok((vols, _)), Ok((iso_list, _))) => {
+                    let named = |x: &Value| (s(x, "id").to_owned(), s(x, "name").to_owned());
+                    let data: Vec<&Value> = vols.iter().filter(|x| s(x, "type") == "DATADISK").collect();
+                    attached.set(data.iter().filter(|x| s(x, "virtualmachineid") == v.id).map(|x| named(x)).collect());
+                    let f: Vec<_> =
+                        data.iter().filter(|x| s(x, "virtualmachineid").is_empty()).map(|x| named(x)).collect();
+                    pick_volume.set(f.first().map(|x| x.0.clone()).unwrap_or_default());
+                    free.set(f);
+                    let i: Vec<_> = iso_list.iter().map(named).collect();
+                    pick_iso.set(i.first().map(|x| x.0.clone()).unwrap_or_default());
+                    isos.set(i);
+                }
+                (Err(e), _) | (_, Err(e)) => error.set(Some(fail(session, e))),
+            }
+        });
+    });
+    let id = move || vm.with_value(|v| v.id.clone());
+    let options = |list: RwSignal<Vec<(String, String)>>| {
+        move || list.get().into_iter().map(|(id, name)| view! { <option value=id>{name}</option> }).collect_view()
+    };
+    view! {
+        <div class="card storage-panel" id="storage-panel">
+            <div class="toolbar">
+                <h2>{move || vm.with_value(|v| fill(lang.get(), "vm.storage_of", &[&v.name]))}</h2>
+                <button on:click=move |_| close()>{tr("vm.close")}</button>
+            </div>
+            <p class="error" role="alert">
+                {move || error.get()}
+            </p>
+            <h3>{tr("vm.attached_volumes")}</h3>
+            <ul class="attached">
+                {move || {
+                    attached
+                        .get()
+                        .into_iter()
+                        .map(|(vol, name)| {
+                            view! {
+                                <li>
+                                    {name} " "
+                                    <button
+                                        class="act act-detach-volume"
+                                        on:click=move |_| run(id(), "detachVolume", "detach_volume", vec![("id", vol.clone())])
+                                    >
+                                        {tr("vm.detach_volume")}
+                                    </button>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ul>
+            <h3>{tr("vm.free_volumes")}</h3>
+            <Show when=move || !free.with(Vec::is_empty) fallback=|| view! { <p class="muted">{tr("vm.no_free_volumes")}</p> }>
+                <div class="row">
+                    <select id="volume-pick" prop:value=pick_volume on:change=move |ev| pick_volume.set(event_target_value(&ev))>
+                        {options(free)}
+                    </select>
+                    <button
+                        id="attach-volume"
+                        on:click=move |_| {
+                            run(
+                                id(),
+                                "attachVolume",
+                                "attach_volume",
+                                vec![("id", pick_volume.get_untracked()), ("virtualmachineid", id())],
+                            )
+                        }
+                    >
+                        {tr("vm.attach_volume")}
+                    </button>
+                </div>
+            </Show>
+            <h3>{tr("vm.iso")}</h3>
+            {move || {
+                let (iso_id, iso) = vm.with_value(|v| (v.iso_id.clone(), v.iso.clone()));
+                if iso_id.is_empty() {
+                    view! {
+                        <Show when=move || !isos.with(Vec::is_empty) fallback=|| view! { <p class="muted">{tr("vm.no_isos")}</p> }>
+                            <p class="muted">{tr("vm.no_iso")}</p>
+                            <div class="row">
+                                <select id="iso-pick" prop:value=pick_iso on:change=move |ev| pick_iso.set(event_target_value(&ev))>
+                                    {options(isos)}
+                                </select>
+                                <button
+                                    id="attach-iso"
+                                    on:click=move |_| {
+                                        run(
+                                            id(),
+                                            "attachIso",
+                                            "attach_iso",
+                                            vec![("id", pick_iso.get_untracked()), ("virtualmachineid", id())],
+                                        )
+                                    }
+                                >
+                                    {tr("vm.attach_iso")}
+                                </button>
+                            </div>
+                        </Show>
+                    }
+                        .into_any()
+                } else {
+                    let name = if iso.is_empty() { iso_id } else { iso };
+                    view! {
+                        <div class="row">
+                            <span class="iso-name">{name}</span>
+                            <button
+                                id="detach-iso"
+                                on:click=move |_| run(id(), "detachIso", "detach_iso", vec![("virtualmachineid", id())])
+                            >
+                                {tr("vm.detach_iso")}
+                            </button>
+                        </div>
+                    }
+                        .into_any()
+                }
+            }}
+        </div>
     }
 }

@@ -1,10 +1,12 @@
 //! The wasmstack web console: a client-side rendered Leptos app, served by the server at
 //! `/client/` and talking to `/client/api` with the session login.
 
+mod accounts;
 mod api;
 mod branding;
 mod dashboard;
 mod deploy;
+mod events;
 mod i18n;
 mod infra;
 mod instances;
@@ -235,6 +237,8 @@ fn Shell() -> impl IntoView {
                 <A href="/client/templates">{tr("nav.templates")}</A>
                 <A href="/client/networks">{tr("nav.networks")}</A>
                 <A href="/client/offerings">{tr("nav.offerings")}</A>
+                <A href="/client/accounts">{tr("nav.accounts")}</A>
+                <A href="/client/events">{tr("nav.events")}</A>
             </nav>
             <span class="spacer"></span>
             <LangSwitch />
@@ -257,6 +261,8 @@ fn Shell() -> impl IntoView {
                             <Route path=path!("/client/templates") view=templates::Templates />
                             <Route path=path!("/client/networks") view=networks::Networks />
                             <Route path=path!("/client/offerings") view=offerings::Offerings />
+                            <Route path=path!("/client/accounts") view=accounts::Accounts />
+                            <Route path=path!("/client/events") view=events::Events />
                         </Routes>
                     }
                 }
