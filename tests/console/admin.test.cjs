@@ -217,6 +217,23 @@ test("admin pages", { timeout: 600000 }, async (t) => {
     await shot("a06-events");
   });
 
+  await t.test("the dashboard: capacity, alerts, jobs, recent events", async () => {
+    await page.click("nav >> text=Dashboard");
+    const zone = page.locator("table.capacity tbody tr", { hasText: "Demo" });
+    await zone.waitFor({ timeout: 10000 }).catch(async (e) => {
+      await shot("a07-dashboard-failed");
+      throw e;
+    });
+    // The demo's host has cores and memory; its pools have a size.
+    const cells = await zone.locator("td").allInnerTexts();
+    assert.ok(Number(cells[1]) > 0, cells.join(" | "));
+    assert.match(cells[3], /%\)/);
+    await page.locator("#alerts").waitFor();
+    await page.locator("#running-jobs").waitFor();
+    await page.locator("#recent-events li").first().waitFor();
+    await shot("a07-dashboard");
+  });
+
   await t.test("no page errors", async () => {
     assert.deepEqual(pageErrors, []);
   });

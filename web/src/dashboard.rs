@@ -135,6 +135,7 @@ pub fn Dashboard() -> impl IntoView {
                         .into_any()
                 }
             }}
+            <crate::overview::Overview />
         </section>
     }
 }

@@ -121,6 +121,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::accounts::STRINGS,
     crate::events::STRINGS,
     crate::instances::STRINGS,
+    crate::overview::STRINGS,
     crate::infra::STRINGS,
     crate::zone_wizard::STRINGS,
     crate::templates::STRINGS,

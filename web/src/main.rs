@@ -12,6 +12,7 @@ mod infra;
 mod instances;
 mod networks;
 mod offerings;
+mod overview;
 mod templates;
 mod zone_wizard;
 
