@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use wasmstack::demo::DemoDir;
-use wasmstack::plugins::{HostConfig, LoadedPlugin, PluginHost};
+use wasmstack::plugins::{DriverKind, HostConfig, LoadedPlugin, PluginHost, conformance, scaffold, signing};
 use wasmstack::server::{ServeOptions, Server};
 
 #[derive(Parser)]
@@ -65,6 +65,38 @@ enum PluginsCommand {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Writes a new driver crate: Cargo.toml, the WIT, a skeleton, grants and a README.
+    New {
+        /// hypervisor, storage or network.
+        #[arg(long, value_parser = ["hypervisor", "storage", "network"])]
+        kind: String,
+        /// The driver's name (lowercase letters, digits, dashes).
+        name: String,
+        /// Where to write it (default ./NAME); must be missing or empty.
+        dir: Option<PathBuf>,
+    },
+    /// Runs the conformance calls of a driver's kind against scratch targets.
+    Check {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Let a network driver build and remove a scratch network on this host.
+        #[arg(long)]
+        network: bool,
+    },
+    /// Makes an ed25519 key pair for signing plugins; prints the public key to trust.
+    Keygen {
+        /// Where to write the private key (never overwritten).
+        keyfile: PathBuf,
+    },
+    /// Signs a plugin: writes FILE.sig beside it.
+    Sign {
+        /// A private key from `plugins keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        file: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -90,6 +122,21 @@ fn main() -> Result<()> {
         ),
         Command::Plugins { command: PluginsCommand::List(args) } => plugins_list(&args),
         Command::Plugins { command: PluginsCommand::Inspect { file, host } } => plugins_inspect(&file, &host),
+        Command::Plugins { command: PluginsCommand::New { kind, name, dir } } => plugins_new(&kind, &name, dir),
+        Command::Plugins { command: PluginsCommand::Check { file, json, network } } => {
+            plugins_check(&file, json, network)
+        }
+        Command::Plugins { command: PluginsCommand::Keygen { keyfile } } => {
+            let public = signing::keygen(&keyfile).map_err(anyhow::Error::msg)?;
+            println!("wrote the private key to {}; keep it secret", keyfile.display());
+            println!("trust it in wasmstack.toml: [plugin-host] trusted-keys = [\"{public}\"]");
+            Ok(())
+        }
+        Command::Plugins { command: PluginsCommand::Sign { key, file } } => {
+            let (sig, public) = signing::sign(&key, &file).map_err(anyhow::Error::msg)?;
+            println!("wrote {} (signed by {public})", sig.display());
+            Ok(())
+        }
     }
 }
 
@@ -160,6 +207,35 @@ fn plugins_inspect(file: &std::path::Path, args: &HostArgs) -> Result<()> {
     }
     if plugin.info.name.is_empty() {
         bail!("the plugin has no name");
+    }
+    Ok(())
+}
+
+fn plugins_new(kind: &str, name: &str, dir: Option<PathBuf>) -> Result<()> {
+    let kind = match kind {
+        "hypervisor" => DriverKind::Hypervisor,
+        "storage" => DriverKind::Storage,
+        _ => DriverKind::Network,
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let files = scaffold::generate(kind, name, &dir)?;
+    println!("wrote a {} driver in {}: {}", kind.as_str(), dir.display(), files.join(" "));
+    println!("build it: cd {} && cargo build --release --target wasm32-wasip2", dir.display());
+    println!("check it: wasmstack plugins check target/wasm32-wasip2/release/{}", scaffold::artifact(name));
+    Ok(())
+}
+
+fn plugins_check(file: &std::path::Path, json: bool, network: bool) -> Result<()> {
+    let report = conformance::check(file, &conformance::CheckOptions { network });
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["passed"] = report.passed().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", report.text());
+    }
+    if !report.passed() {
+        bail!("{} does not conform", file.display());
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 
 mod addresses;
 mod cli;
+mod driver_kit;
 mod isolation;
 mod kvm_guest;
 mod network;
 mod network_guest;
 mod reload;
+mod signing;
 mod simulator;
 mod storage;
 mod support;

@@ -185,6 +185,8 @@ pub struct NewPoolRequest {
     pub scope: Option<String>,
     pub hypervisor: Option<String>,
     pub tags: Option<String>,
+    /// The storage driver to use, by name; none: chosen by the URL's scheme.
+    pub provider: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -596,6 +598,7 @@ impl Request {
                 scope: s(p, "scope"),
                 hypervisor: s(p, "hypervisor"),
                 tags: s(p, "tags"),
+                provider: s(p, "provider"),
             }),
             "listStoragePools" => Request::ListStoragePools { query: infra_query(p)?, scope: s(p, "scope") },
             "deleteStoragePool" => Request::DeleteStoragePool { id: must_uuid(p, cmd, "id")? },

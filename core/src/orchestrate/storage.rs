@@ -19,7 +19,7 @@ use super::{Orchestrator, list, no_such, object, views};
 /// and path parts.
 #[derive(Debug)]
 struct Target {
-    driver: &'static str,
+    driver: String,
     pool_type: &'static str,
     address: String,
     path: String,
@@ -37,10 +37,10 @@ fn target(url: &str) -> Result<Target, ApiError> {
     };
     match scheme.to_ascii_lowercase().as_str() {
         "nfs" if !address.is_empty() && path.len() > 1 => {
-            Ok(Target { driver: "nfs", pool_type: "NetworkFilesystem", address, path })
+            Ok(Target { driver: "nfs".into(), pool_type: "NetworkFilesystem", address, path })
         }
         "file" if address.is_empty() && path.len() > 1 => {
-            Ok(Target { driver: "local", pool_type: "Filesystem", address: "127.0.0.1".into(), path })
+            Ok(Target { driver: "local".into(), pool_type: "Filesystem", address: "127.0.0.1".into(), path })
         }
         "nfs" | "file" => Err(ApiError::invalid_param(format!(
             "Invalid value of parameter url: {url}; give nfs://server/path or file:///path"
@@ -49,6 +49,29 @@ fn target(url: &str) -> Result<Target, ApiError> {
             "Storage URL scheme {other}:// is not supported; use nfs:// (NFS) or file:// (local)"
         ))),
     }
+}
+
+/// With a `provider` naming a storage driver, that driver serves the pool, whatever the
+/// URL's scheme (so a dropped-in driver can be used); without one, or with CloudStack's
+/// default "DefaultPrimary", the scheme picks the driver.
+fn pool_target(url: &str, provider: Option<&str>) -> Result<Target, ApiError> {
+    let provider = provider.map(str::trim).filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("DefaultPrimary"));
+    let Some(driver) = provider else {
+        return target(url);
+    };
+    let (scheme, rest) = url.split_once("://").filter(|(s, r)| !s.is_empty() && !r.is_empty()).ok_or_else(|| {
+        ApiError::invalid_param(format!("Invalid value of parameter url: {url}; give scheme://address/path"))
+    })?;
+    let (address, path) = match rest.find('/') {
+        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
+        None => (rest.to_owned(), "/".to_owned()),
+    };
+    let (pool_type, address) = match scheme.to_ascii_lowercase().as_str() {
+        "nfs" => ("NetworkFilesystem", address),
+        "file" => ("Filesystem", "127.0.0.1".to_owned()),
+        _ => ("PreSetup", address),
+    };
+    Ok(Target { driver: driver.to_owned(), pool_type, address, path })
 }
 
 impl Orchestrator {
@@ -63,7 +86,13 @@ impl Orchestrator {
     }
 
     pub(super) async fn create_pool(&self, caller: &Caller, r: NewPoolRequest) -> Result<Reply, ApiError> {
-        let t = target(&r.url)?;
+        let t = pool_target(&r.url, r.provider.as_deref())?;
+        if self.plugins.storage(&t.driver).is_err() {
+            return Err(ApiError::invalid_param(format!(
+                "Storage provider {} is not a loaded storage driver; see wasmstack plugins list",
+                t.driver
+            )));
+        }
         let zone = infra::zone(&self.db, &r.zone_id).await?.ok_or_else(|| no_such("zone", &r.zone_id))?;
         let scope = match (r.scope.as_deref().map(str::to_ascii_lowercase).as_deref(), &r.cluster_id) {
             (None, Some(_)) | (Some("cluster"), _) => "CLUSTER",
@@ -99,7 +128,7 @@ impl Orchestrator {
         if let Some(other) = existing.iter().find(|p| p.url == r.url) {
             return Err(ApiError::invalid_param(format!("Storage pool {} already uses {}", other.name, r.url)));
         }
-        let usage = self.attach(t.driver, &r.url).await?;
+        let usage = self.attach(&t.driver, &r.url).await?;
         let new = storage::NewPool {
             name: r.name,
             zone_id: zone.id,
@@ -108,7 +137,7 @@ impl Orchestrator {
             host_id: None,
             scope: scope.into(),
             url: r.url,
-            driver: t.driver.into(),
+            driver: t.driver,
             pool_type: t.pool_type.into(),
             address: t.address,
             path: t.path,
@@ -194,14 +223,14 @@ impl Orchestrator {
         if let Some(other) = existing.iter().find(|s| s.url == url) {
             return Err(ApiError::invalid_param(format!("Image store {} already uses {url}", other.name)));
         }
-        let usage = self.attach(t.driver, &url).await?;
+        let usage = self.attach(&t.driver, &url).await?;
         let new = storage::NewStore {
             name: r.name.unwrap_or_else(|| url.clone()),
             zone_id: zone.as_ref().map(|z| z.id),
             url,
             protocol: protocol.into(),
             provider: provider.into(),
-            driver: t.driver.into(),
+            driver: t.driver,
             capacity_bytes: usage.total_bytes as i64,
             used_bytes: usage.used_bytes as i64,
         };
@@ -288,19 +317,30 @@ fn store_view(s: &StoreRow) -> serde_json::Map<String, serde_json::Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::target;
+    use super::{pool_target, target};
 
     #[test]
     fn storage_urls() {
         let t = target("nfs://10.0.0.5/export/primary").unwrap();
         assert_eq!(
-            (t.driver, t.pool_type, t.address.as_str(), t.path.as_str()),
+            (t.driver.as_str(), t.pool_type, t.address.as_str(), t.path.as_str()),
             ("nfs", "NetworkFilesystem", "10.0.0.5", "/export/primary")
         );
         let t = target("file:///var/lib/pool").unwrap();
-        assert_eq!((t.driver, t.path.as_str()), ("local", "/var/lib/pool"));
+        assert_eq!((t.driver.as_str(), t.path.as_str()), ("local", "/var/lib/pool"));
         assert!(target("iscsi://x/y").unwrap_err().text.contains("iscsi:// is not supported"));
         assert!(target("nfs://host").is_err());
         assert!(target("no-scheme").is_err());
+    }
+
+    #[test]
+    fn a_provider_names_the_driver() {
+        let t = pool_target("file:///srv/p", Some("dirpool")).unwrap();
+        assert_eq!((t.driver.as_str(), t.pool_type, t.path.as_str()), ("dirpool", "Filesystem", "/srv/p"));
+        let t = pool_target("ceph://mon1/rbd", Some("ceph")).unwrap();
+        assert_eq!((t.driver.as_str(), t.pool_type, t.address.as_str()), ("ceph", "PreSetup", "mon1"));
+        assert_eq!(pool_target("nfs://h/e", Some("DefaultPrimary")).unwrap().driver, "nfs");
+        assert_eq!(pool_target("file:///x", None).unwrap().driver, "local");
+        assert!(pool_target("no-scheme", Some("ceph")).is_err());
     }
 }

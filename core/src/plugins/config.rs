@@ -6,6 +6,7 @@
 //! dir = "plugins"          # relative to the configuration file
 //! memory-mib = 64          # default cap per instance
 //! timeout-ms = 30000       # default deadline per call
+//! trusted-keys = ["ed25519:…"]  # signers whose plugins load (then signatures are required)
 //!
 //! [plugin.kvm]
 //! libvirt = ["qemu:///system", "test:///default"]
@@ -20,6 +21,7 @@ use serde::Deserialize;
 
 use super::error::PluginError;
 use super::grants::Grants;
+use super::signing::PublicKey;
 
 /// Resource limits of one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,10 @@ pub struct HostConfig {
     pub defaults: Limits,
     /// Per-plugin settings, keyed by the name the plugin's `describe()` gives.
     pub plugins: BTreeMap<String, PluginSettings>,
+    /// Keys whose signatures make a plugin acceptable.
+    pub trusted_keys: Vec<PublicKey>,
+    /// Refuse plugins without a good signature from a trusted key (`NAME.wasm.sig`).
+    pub require_signature: bool,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +75,9 @@ struct HostSection {
     dir: Option<PathBuf>,
     memory_mib: Option<u64>,
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    trusted_keys: Vec<String>,
+    require_signature: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,7 +120,19 @@ impl HostConfig {
                 .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
             plugins.insert(name, PluginSettings { grants, limits });
         }
-        Ok(HostConfig { dir, defaults, plugins })
+        let trusted_keys = form
+            .plugin_host
+            .trusted_keys
+            .iter()
+            .map(|k| PublicKey::parse(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PluginError::Config(format!("trusted-keys: {e}")))?;
+        // Trusting a key means wanting signatures, unless the operator says otherwise.
+        let require_signature = form.plugin_host.require_signature.unwrap_or(!trusted_keys.is_empty());
+        if require_signature && trusted_keys.is_empty() {
+            return Err(PluginError::Config("require-signature needs at least one of trusted-keys".into()));
+        }
+        Ok(HostConfig { dir, defaults, plugins, trusted_keys, require_signature })
     }
 
     /// Grants and limits of a plugin; a plugin the file does not name gets no grants.
@@ -167,6 +188,10 @@ mod tests {
     fn refuses_unknown_keys_and_bad_limits() {
         let err = HostConfig::parse("[plugin.kvm]\nlibvrit = []\n", Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("libvrit"), "{err}");
+        let err = HostConfig::parse("[plugin-host]\ntrusted-keys = [\"rsa:x\"]\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("trusted-keys: \"rsa:x\" is not an ed25519"), "{err}");
+        let err = HostConfig::parse("[plugin-host]\nrequire-signature = true\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("require-signature needs"), "{err}");
         let err = HostConfig::parse("[plugin.kvm]\nmemory-mib = 0\n", Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("[plugin.kvm]: configuration: memory-mib"), "{err}");
     }

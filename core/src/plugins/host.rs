@@ -180,6 +180,8 @@ mod unix_seconds {
 struct FileStamp {
     modified: SystemTime,
     len: u64,
+    /// Of `NAME.wasm.sig`, so that a signature dropped in after the file is seen.
+    signature: Option<(SystemTime, u64)>,
 }
 
 struct FileSeen {
@@ -333,7 +335,15 @@ impl PluginHost {
     pub fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
         let invalid = |reason: String| PluginError::Invalid { file: path.to_owned(), reason };
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let digest = Sha256::digest(&bytes);
+        let sha256 = hex::encode(digest);
+        // Checked before compiling: an untrusted file never reaches the compiler.
+        {
+            let config = read(&self.inner.config);
+            if config.require_signature {
+                super::signing::verify(path, &digest, &config.trusted_keys).map_err(invalid)?;
+            }
+        }
         let component = self.compile(&sha256, &bytes).map_err(invalid)?;
         let (kind, wit_version) = interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
         let instance_pre =
@@ -410,7 +420,10 @@ impl PluginHost {
                         && meta.is_file()
                     {
                         let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                        present.insert(path, FileStamp { modified, len: meta.len() });
+                        let signature = std::fs::metadata(super::signing::signature_path(&path))
+                            .ok()
+                            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+                        present.insert(path, FileStamp { modified, len: meta.len(), signature });
                     }
                 }
             }

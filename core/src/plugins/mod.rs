@@ -4,10 +4,13 @@
 mod bindings;
 mod caps;
 mod config;
+pub mod conformance;
 mod driver;
 mod error;
 mod grants;
 mod host;
+pub mod scaffold;
+pub mod signing;
 mod state;
 
 pub use bindings::hypervisor::{

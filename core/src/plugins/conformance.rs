@@ -1,0 +1,469 @@
+//! `wasmstack plugins check`: loads one driver and runs the conformance calls of its
+//! kind against throwaway targets (a scratch folder, the libvirt Simulator), so an
+//! author can test a driver on their own machine before an operator drops it in.
+//!
+//! Every call runs in a fresh store, so a panic or trap fails that step alone and
+//! the check goes on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::bindings::hypervisor::{Accel, ConsoleSpec, Disk, DiskBus, DiskDevice, Nic, NicModel, SwitchKind};
+use super::bindings::hypervisor::{VmPower, VmSpec};
+use super::bindings::network::NetworkSpec;
+use super::bindings::storage::{Usage, Volume};
+use super::bindings::types::{DiskFormat, FileDisk, Locator};
+use super::config::{HostConfig, PluginSettings};
+use super::driver::{HypervisorDriver, NetworkDriver, StorageDriver};
+use super::error::PluginError;
+use super::grants::{Capability, Grants};
+use super::host::{DriverKind, LoadedPlugin, PluginHost};
+
+/// The libvirt URI hypervisor drivers are checked against.
+pub const SIMULATOR: &str = "test:///default";
+
+const MIB: u64 = 1 << 20;
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// One conformance step and its outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub step: String,
+    pub status: Status,
+    /// What was seen: the driver's message when it failed, the reason when skipped.
+    pub message: String,
+}
+
+/// The whole check of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: PathBuf,
+    pub plugin: Option<String>,
+    pub kind: Option<DriverKind>,
+    pub version: Option<String>,
+    pub wit: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+impl Report {
+    /// Whether nothing failed.
+    pub fn passed(&self) -> bool {
+        self.steps.iter().all(|s| s.status != Status::Failed)
+    }
+
+    fn push(&mut self, step: &str, status: Status, message: impl Into<String>) {
+        self.steps.push(Step { step: step.to_owned(), status, message: message.into() });
+    }
+
+    /// Records a call's outcome: `Ok(text)` passes, `Err(text)` fails.
+    fn record(&mut self, step: &str, outcome: Result<String, String>) -> bool {
+        match outcome {
+            Ok(m) => {
+                self.push(step, Status::Passed, m);
+                true
+            }
+            Err(m) => {
+                self.push(step, Status::Failed, m);
+                false
+            }
+        }
+    }
+
+    /// The report as an operator reads it.
+    pub fn text(&self) -> String {
+        let mut out = format!("checking {}\n", self.file.display());
+        for s in &self.steps {
+            let status = match s.status {
+                Status::Passed => "passed ",
+                Status::Failed => "FAILED ",
+                Status::Skipped => "skipped",
+            };
+            out.push_str(&format!("  {status} {}: {}\n", s.step, s.message));
+        }
+        let count = |st| self.steps.iter().filter(|s| s.status == st).count();
+        out.push_str(&format!(
+            "{} passed, {} failed, {} skipped\n",
+            count(Status::Passed),
+            count(Status::Failed),
+            count(Status::Skipped)
+        ));
+        out
+    }
+}
+
+/// What the check may do beyond the safe defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Let a network driver build and tear down a scratch network on this host.
+    pub network: bool,
+}
+
+/// Loads `file` and runs the checks for its kind.
+pub fn check(file: &Path, opts: &CheckOptions) -> Report {
+    let mut report =
+        Report { file: file.to_owned(), plugin: None, kind: None, version: None, wit: None, steps: Vec::new() };
+    let scratch = match tempfile::Builder::new().prefix("wasmstack-check-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            report.push("setup", Status::Failed, format!("cannot make a scratch folder: {e}"));
+            return report;
+        }
+    };
+    let host = match PluginHost::new(HostConfig::new(scratch.path().join("plugins"))) {
+        Ok(h) => h,
+        Err(e) => {
+            report.push("setup", Status::Failed, e.to_string());
+            return report;
+        }
+    };
+    let mut plugin = match host.load_file(file) {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = match e {
+                PluginError::Invalid { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            let step = if reason.starts_with("built for") { "wit-version" } else { "load" };
+            report.push(step, Status::Failed, reason);
+            return report;
+        }
+    };
+    report.plugin = Some(plugin.info.name.clone());
+    report.kind = Some(plugin.info.kind);
+    report.version = Some(plugin.info.version.clone());
+    report.wit = Some(plugin.wit_version_label());
+    report.push("wit-version", Status::Passed, plugin.wit_version_label());
+    manifest(&mut report, &plugin);
+
+    let root = format!("file://{}", scratch.path().display());
+    let grants = grants_for(&mut report, &plugin, &root);
+    plugin.settings = PluginSettings { grants: grants.clone(), limits: plugin.settings.limits };
+    plugin.grants = Arc::new(grants);
+    let plugin = Arc::new(plugin);
+    match plugin.info.kind {
+        DriverKind::Storage => storage(&mut report, StorageDriver::new(plugin), &format!("{root}/pool")),
+        DriverKind::Hypervisor => hypervisor(&mut report, HypervisorDriver::new(plugin)),
+        DriverKind::Network => network(&mut report, NetworkDriver::new(plugin), opts),
+    }
+    report
+}
+
+fn manifest(report: &mut Report, p: &LoadedPlugin) {
+    let i = &p.info;
+    report.push(
+        "describe",
+        Status::Passed,
+        format!("{} {} ({} driver): {}", i.name, i.version, i.kind.as_str(), i.description),
+    );
+    report.record(
+        "manifest version",
+        semver(&i.version)
+            .then(|| i.version.clone())
+            .ok_or_else(|| format!("\"{}\" is not a semantic version like 1.2.0", i.version)),
+    );
+    let mut bad = Vec::new();
+    for cap in &i.capabilities {
+        let checked = match cap {
+            Capability::Libvirt(x) => Grants::new(vec![x.clone()], vec![], vec![]),
+            Capability::Images(x) => Grants::new(vec![], vec![x.clone()], vec![]),
+            Capability::Netdev(x) => Grants::new(vec![], vec![], vec![x.clone()]),
+        };
+        if let Err(e) = checked {
+            bad.push(e);
+        }
+    }
+    let wanted = match i.kind {
+        DriverKind::Hypervisor => "libvirt",
+        DriverKind::Storage => "images",
+        DriverKind::Network => "netdev",
+    };
+    let asks_own = i.capabilities.iter().any(|c| {
+        matches!(
+            (c, i.kind),
+            (Capability::Libvirt(_), DriverKind::Hypervisor)
+                | (Capability::Images(_), DriverKind::Storage)
+                | (Capability::Netdev(_), DriverKind::Network)
+        )
+    });
+    let caps: Vec<String> = i.capabilities.iter().map(|c| c.to_string()).collect();
+    let outcome = if !bad.is_empty() {
+        Err(bad.join("; "))
+    } else if !asks_own {
+        Err(format!("asks for no {wanted} capability, which a {} driver needs", i.kind.as_str()))
+    } else {
+        Ok(caps.join(", "))
+    };
+    report.record("manifest capabilities", outcome);
+    let schema = if i.config_schema.is_object() {
+        Ok("a JSON object".to_owned())
+    } else {
+        Err(format!("config-schema must be a JSON object (\"{{}}\" for none), not {}", i.config_schema))
+    };
+    report.record("manifest config-schema", schema);
+}
+
+fn semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The grants the check gives: the scratch target, and only when the driver asked for
+/// something covering it, as an operator following the manifest would.
+fn grants_for(report: &mut Report, p: &LoadedPlugin, root: &str) -> Grants {
+    let asked =
+        |f: fn(&Capability) -> Option<&String>| p.info.capabilities.iter().filter_map(f).cloned().collect::<Vec<_>>();
+    let (cap, target, grants) = match p.info.kind {
+        DriverKind::Storage => {
+            let asked =
+                Grants::new(vec![], asked(|c| if let Capability::Images(x) = c { Some(x) } else { None }), vec![]);
+            let covered = asked.is_ok_and(|g| g.allows_image(root));
+            ("images", root.to_owned(), covered.then(|| Grants::new(vec![], vec![root.to_owned()], vec![])))
+        }
+        DriverKind::Hypervisor => {
+            let asked =
+                Grants::new(asked(|c| if let Capability::Libvirt(x) = c { Some(x) } else { None }), vec![], vec![]);
+            let covered = asked.is_ok_and(|g| g.allows_libvirt(SIMULATOR));
+            ("libvirt", SIMULATOR.to_owned(), covered.then(|| Grants::new(vec![SIMULATOR.into()], vec![], vec![])))
+        }
+        DriverKind::Network => {
+            let prefixes = asked(|c| if let Capability::Netdev(x) = c { Some(x) } else { None });
+            let target = prefixes.join(", ");
+            let grants = (!prefixes.is_empty()).then(|| Grants::new(vec![], vec![], prefixes));
+            ("netdev", target, grants)
+        }
+    };
+    match grants {
+        Some(Ok(g)) => {
+            report.push("grants", Status::Passed, format!("granted {cap} = [\"{target}\"] for the check"));
+            g
+        }
+        _ => {
+            report.push(
+                "grants",
+                Status::Failed,
+                format!("asks for no {cap} grant covering \"{target}\"; the calls below run without one"),
+            );
+            Grants::default()
+        }
+    }
+}
+
+fn err(e: PluginError) -> String {
+    e.to_string()
+}
+
+/// A path the server may keep: relative, no `..`, no scheme.
+fn check_relative(what: &str, path: &str) -> Result<(), String> {
+    if path.trim().is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if path.starts_with('/') || path.contains("://") || path.split('/').any(|s| s == ".." || s == ".") {
+        return Err(format!("{what} \"{path}\" must be relative to the pool URL (no leading /, scheme or ..)"));
+    }
+    Ok(())
+}
+
+fn check_locator(l: &Locator) -> Result<(), String> {
+    match l {
+        Locator::File(f) if !f.path.starts_with('/') => {
+            Err(format!("locator file path \"{}\" is not absolute", f.path))
+        }
+        Locator::Network(n) if n.host.is_empty() || n.path.is_empty() || n.protocol.is_empty() => {
+            Err("locator network disk lacks a protocol, host or path".into())
+        }
+        Locator::Block(b) if !b.starts_with("/dev/") => Err(format!("locator block device \"{b}\" is not under /dev/")),
+        _ => Ok(()),
+    }
+}
+
+fn check_volume(v: &Volume, min_size: u64) -> Result<String, String> {
+    check_relative("volume path", &v.path)?;
+    check_locator(&v.locator)?;
+    if v.virtual_size < min_size {
+        return Err(format!("virtual-size {} is smaller than the {} bytes asked for", v.virtual_size, min_size));
+    }
+    // Allocation metadata may add a little; much more means the driver reported wrong.
+    if v.physical_size > v.virtual_size + 64 * MIB {
+        return Err(format!("physical-size {} is far above virtual-size {}", v.physical_size, v.virtual_size));
+    }
+    Ok(format!("{} ({} MiB)", v.path, v.virtual_size / MIB))
+}
+
+fn check_usage(u: &Usage) -> Result<String, String> {
+    if u.total_bytes == 0 {
+        return Err("total-bytes is 0".into());
+    }
+    if u.used_bytes > u.total_bytes {
+        return Err(format!("used-bytes {} exceeds total-bytes {}", u.used_bytes, u.total_bytes));
+    }
+    Ok(format!("{} MiB total, {} MiB used", u.total_bytes / MIB, u.used_bytes / MIB))
+}
+
+fn storage(report: &mut Report, d: StorageDriver, pool: &str) {
+    report.record("attach", d.attach(pool).map_err(err).and_then(|u| check_usage(&u)));
+    report.record("capacity", d.capacity(pool).map_err(err).and_then(|u| check_usage(&u)));
+    let size = 64 * MIB;
+    let created = d.create_volume(pool, "check-vol", size, None).map_err(err);
+    let volume = match created.and_then(|v| check_volume(&v, size).map(|m| (v, m))) {
+        Ok((v, m)) => {
+            report.push("create-volume", Status::Passed, m);
+            v
+        }
+        Err(m) => {
+            report.push("create-volume", Status::Failed, m);
+            for step in ["resize-volume", "create-snapshot", "revert-snapshot", "delete-snapshot", "delete-volume"] {
+                report.push(step, Status::Skipped, "needs the volume create-volume did not make");
+            }
+            report.record(
+                "delete-volume (missing)",
+                d.delete_volume(pool, "check-missing").map(|_| "succeeded".into()).map_err(err),
+            );
+            return;
+        }
+    };
+    let path = volume.path.as_str();
+    let resized = d.resize_volume(pool, path, 2 * size).map_err(err).and_then(|v| {
+        if v.path != path {
+            return Err(format!("the volume moved from \"{path}\" to \"{}\"", v.path));
+        }
+        check_volume(&v, 2 * size)
+    });
+    report.record("resize-volume", resized);
+    let snap = "check-snap";
+    let ok = |_| "succeeded".to_owned();
+    if report.record("create-snapshot", d.create_snapshot(pool, path, snap).map(ok).map_err(err)) {
+        report.record("revert-snapshot", d.revert_snapshot(pool, path, snap).map(ok).map_err(err));
+        report.record("delete-snapshot", d.delete_snapshot(pool, path, snap).map(ok).map_err(err));
+    } else {
+        report.push("revert-snapshot", Status::Skipped, "needs the snapshot create-snapshot did not take");
+        report.push("delete-snapshot", Status::Skipped, "needs the snapshot create-snapshot did not take");
+    }
+    report.record("delete-volume", d.delete_volume(pool, path).map(ok).map_err(err));
+    report.record("delete-volume (missing)", d.delete_volume(pool, path).map(ok).map_err(err));
+}
+
+fn hypervisor(report: &mut Report, d: HypervisorDriver) {
+    let url = SIMULATOR;
+    let facts = d.probe_host(url).map_err(err).and_then(|f| {
+        if f.cpus == 0 || f.memory_bytes == 0 {
+            return Err(format!("reports {} CPUs and {} bytes of memory", f.cpus, f.memory_bytes));
+        }
+        Ok(format!("{} CPUs, {} MiB, {}", f.cpus, f.memory_bytes / MIB, f.hypervisor_version))
+    });
+    report.record("probe-host", facts);
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let name = format!("wscheck-{}", &uuid[..8]);
+    let spec = VmSpec {
+        uuid: uuid.clone(),
+        name: name.clone(),
+        vcpus: 1,
+        memory_mib: 64,
+        accel: Accel::Auto,
+        disks: vec![Disk {
+            locator: Some(Locator::File(FileDisk {
+                path: format!("/var/lib/wasmstack/{name}.qcow2"),
+                format: DiskFormat::Qcow2,
+            })),
+            device: DiskDevice::Disk,
+            bus: DiskBus::Virtio,
+            target: "vda".into(),
+            read_only: false,
+            boot_order: Some(1),
+        }],
+        nics: vec![Nic {
+            mac: format!("52:54:00:{}:{}:{}", &uuid[0..2], &uuid[2..4], &uuid[4..6]),
+            bridge: "ws-check0".into(),
+            switch: SwitchKind::LinuxBridge,
+            vlan: None,
+            model: NicModel::Virtio,
+            host_device: None,
+        }],
+        console: ConsoleSpec { serial_log: None, vnc_listen: None },
+    };
+    let ok = |_| "succeeded".to_owned();
+    if !report.record("create-vm", d.create_vm(url, &spec).map(ok).map_err(err)) {
+        for step in ["start-vm", "power-state", "list-vms", "stop-vm", "destroy-vm"] {
+            report.push(step, Status::Skipped, "needs the VM create-vm did not define");
+        }
+        return;
+    }
+    report.record("start-vm", d.start_vm(url, &uuid).map(ok).map_err(err));
+    let power = d.power_state(url, &uuid).map_err(err).and_then(|p| match p {
+        VmPower::Running => Ok("running".into()),
+        other => Err(format!("{other:?} after start-vm; expected running")),
+    });
+    report.record("power-state", power);
+    let listed = d.list_vms(url).map_err(err).and_then(|vms| match vms.iter().find(|v| v.uuid == uuid) {
+        Some(v) if v.name == name => Ok(format!("{} VMs, {name} among them", vms.len())),
+        Some(v) => Err(format!("lists {uuid} under the name \"{}\", not \"{name}\"", v.name)),
+        None => Err(format!("{uuid} is not among the {} VMs listed", vms.len())),
+    });
+    report.record("list-vms", listed);
+    report.record("stop-vm", d.stop_vm(url, &uuid, 0).map(ok).map_err(err));
+    report.record("destroy-vm", d.destroy_vm(url, &uuid).map(ok).map_err(err));
+}
+
+fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
+    let why = "changes this host's network devices; run with --network (as root) to build and remove a scratch network";
+    if !opts.network {
+        for step in ["implement", "shutdown"] {
+            report.push(step, Status::Skipped, why);
+        }
+        return;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let prefix = d.plugin().settings.grants.capabilities().into_iter().find_map(|c| match c {
+        Capability::Netdev(p) => Some(p),
+        _ => None,
+    });
+    let Some(prefix) = prefix else {
+        for step in ["implement", "shutdown"] {
+            report.push(step, Status::Skipped, "no netdev prefix to name a scratch bridge with");
+        }
+        return;
+    };
+    let spec = NetworkSpec {
+        id: id.clone(),
+        physical: format!("{prefix}chk{}", &id[..4]),
+        vlan: None,
+        cidr: "10.251.0.0/24".into(),
+        gateway: Some("10.251.0.1".into()),
+        dns: vec![],
+        dhcp_server: None,
+    };
+    let host = "localhost";
+    let implemented = d.implement(host, &spec).map_err(err).and_then(|a| {
+        if a.bridge.is_empty() {
+            Err("the attachment names no bridge".into())
+        } else {
+            Ok(format!("NICs plug into {}", a.bridge))
+        }
+    });
+    report.record("implement", implemented);
+    report.record("shutdown", d.shutdown(host, &spec).map(|_| "succeeded".into()).map_err(err));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_versions() {
+        assert!(check_relative("p", "volumes/a.qcow2").is_ok());
+        for bad in ["", "/abs", "file:///x", "../x", "a/../b"] {
+            assert!(check_relative("p", bad).is_err(), "{bad}");
+        }
+        assert!(semver("1.2.3") && semver("0.1.0-rc.1") && !semver("1.2") && !semver("v1.2.3"));
+    }
+}
