@@ -12,6 +12,9 @@ Environment:
                      (default postgres://wasmstack:wasmstack@127.0.0.1/postgres)
 """
 
+import contextlib
+import functools
+import http.server
 import itertools
 import os
 import re
@@ -19,6 +22,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,7 @@ import requests
 import wire
 
 BACKENDS = ["sqlite", "postgres"]
+GUEST_DIR = Path(os.environ.get("WASMSTACK_GUEST_DIR", os.path.expanduser("~/.cache/wasmstack/guest")))
 ADMIN_PASSWORD = "adm-" + secrets.token_urlsafe(12)
 PG_ADMIN_URL = os.environ.get("WASMSTACK_TEST_PG", "postgres://wasmstack:wasmstack@127.0.0.1/postgres")
 LISTENING = re.compile(r"wasmstack API listening on (http://\S+/client/api)")
@@ -282,3 +287,32 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for srv in _servers_of(item):
             report.sections.append(("wasmstack stderr ({}, {})".format(srv.backend, srv.root), srv.stderr_tail()))
+
+
+@contextlib.contextmanager
+def file_server(root: Path):
+    """Serves a folder over HTTP on a loopback port (templates to register); yields its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield "http://127.0.0.1:{}".format(httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+
+
+def guest_files(root: Path):
+    """Copies the tiny guest's template (as tiny.qcow2) and ISO (tiny.iso) into `root`."""
+    for src, name in ((GUEST_DIR / "template.qcow2", "tiny.qcow2"), (GUEST_DIR / "tiny.iso", "tiny.iso")):
+        assert src.is_file(), "run scripts/guest-image.sh first"
+        shutil.copyfile(src, root / name)
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    """A local HTTP server with the tiny guest's template (tiny.qcow2) and ISO (tiny.iso)."""
+    root = tmp_path_factory.mktemp("web")
+    guest_files(root)
+    with file_server(root) as url:
+        yield url

@@ -19,7 +19,7 @@ import websocket
 from cs import CloudStackApiException
 
 from conftest import ADMIN_PASSWORD, Server, admin_credentials, install_drivers, login, new_user_account, server_binary
-from test_instance_guest import GRANTS, client, serial_log, virsh, wait_for, web, zone_with  # noqa: F401 (web is a fixture)
+from test_instance_guest import GRANTS, client, serial_log, virsh, wait_for, zone_with
 
 TICKET_SECS = "8"
 
@@ -147,7 +147,7 @@ def error_of(call):
     return e.value.error
 
 
-def test_console_of_a_real_guest_through_the_proxy(console_server, web):  # noqa: F811
+def test_console_of_a_real_guest_through_the_proxy(console_server, web):
     admin = admin_credentials(console_server)
     cs = client(admin)
     tag = secrets.token_hex(3)

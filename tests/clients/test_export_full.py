@@ -3,22 +3,18 @@ holding a zone's image store and primary pool. Downloads and copies that run out
 space must fail with a message that says so, and leave no half-written file behind.
 The tmpfs folder is read (and filled) directly, as the other storage tests do."""
 
-import functools
-import http.server
 import os
 import secrets
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from cs import CloudStack, CloudStackApiException
 
-from conftest import NFS_SMALL_URL
+from conftest import NFS_SMALL_URL, file_server, guest_files
 
 SMALL_DIR = Path(os.environ.get("WASMSTACK_NFS_SMALL_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/small")))
-GUEST_DIR = Path(os.environ.get("WASMSTACK_GUEST_DIR", os.path.expanduser("~/.cache/wasmstack/guest")))
 MIB = 1 << 20
 BIG = 100 * MIB  # more than the whole export
 FILLER = ".filler"  # dot-named: not a folder a store or pool uses
@@ -57,18 +53,12 @@ def web(tmp_path_factory):
     if not os.path.ismount(SMALL_DIR):
         pytest.fail("{} is not mounted: run scripts/setup.sh".format(SMALL_DIR))
     root = tmp_path_factory.mktemp("web-full")
-    template = GUEST_DIR / "template.qcow2"
-    assert template.is_file(), "run scripts/guest-image.sh first"
-    shutil.copyfile(template, root / "tiny.qcow2")
+    guest_files(root)
     with open(root / "big.raw", "wb") as f:
         for _ in range(BIG // (4 * MIB)):
             f.write(os.urandom(4 * MIB))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:{}".format(httpd.server_address[1])
-    httpd.shutdown()
+    with file_server(root) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,13 +4,10 @@ and a start that defines again a domain its host lost (libvirt's test state is r
 the server restarts). Every refused request answers in the API's error format and changes
 nothing: the VM listing is the same before and after."""
 
-import functools
-import http.server
 import re
 import secrets
 import sqlite3
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -19,25 +16,9 @@ from cs import CloudStack
 
 from conftest import admin_credentials, new_user_account
 from test_instance_guest import QEMU, domstate, host_server, virsh, zone_with  # noqa: F401 (host_server is a fixture)
-from test_instances import GUEST_DIR, client, deploy, error_of, sim_zone, vms_in
+from test_instances import client, deploy, error_of, sim_zone, vms_in
 
 MISSING = "6d2b0fa4-0000-4000-8000-00000000000f"
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory):
-    """A local HTTP server with the tiny guest's template and an ISO."""
-    root = tmp_path_factory.mktemp("changeweb")
-    template = GUEST_DIR / "template.qcow2"
-    assert template.is_file(), "run scripts/guest-image.sh first"
-    (root / "tiny.qcow2").write_bytes(template.read_bytes())
-    (root / "tiny.iso").write_bytes((GUEST_DIR / "tiny.iso").read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:{}".format(httpd.server_address[1])
-    httpd.shutdown()
 
 
 def refused(cs, z, call, code, text):

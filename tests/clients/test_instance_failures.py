@@ -9,8 +9,6 @@ NIC and address were taken: the job fails with the storage's message and gives t
 A server killed (SIGKILL) while its deploy waits on libvirt fails that job when it starts
 again, and the reconciler undoes the half-made VM."""
 
-import functools
-import http.server
 import os
 import secrets
 import shutil
@@ -27,7 +25,6 @@ from cs import CloudStack
 
 from conftest import BACKENDS, NFS_SMALL_URL, NFS_URL, Server, admin_credentials, install_drivers, psql, server_binary
 
-GUEST_DIR = Path(os.environ.get("WASMSTACK_GUEST_DIR", os.path.expanduser("~/.cache/wasmstack/guest")))
 EXPORT_DIR = Path(os.environ.get("WASMSTACK_NFS_EXPORT_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/export")))
 SMALL_DIR = Path(os.environ.get("WASMSTACK_NFS_SMALL_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/small")))
 LIBVIRT_SOCK = "/var/run/libvirt/libvirt-sock"
@@ -245,20 +242,6 @@ def start_server(srv):
             del os.environ["WASMSTACK_RECONCILE_SECS"]
         else:
             os.environ["WASMSTACK_RECONCILE_SECS"] = old
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory):
-    root = tmp_path_factory.mktemp("failweb")
-    template = GUEST_DIR / "template.qcow2"
-    assert template.is_file(), "run scripts/guest-image.sh first"
-    shutil.copyfile(template, root / "tiny.qcow2")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:{}".format(httpd.server_address[1])
-    httpd.shutdown()
 
 
 @pytest.fixture(scope="module")

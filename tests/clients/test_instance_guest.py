@@ -8,15 +8,12 @@ domain powered off behind the server's back is found Stopped; expunging leaves n
 domain nor a root disk. On the Simulator: a VM a crash left Starting is settled when the
 server starts again, with an event."""
 
-import functools
-import http.server
 import os
 import re
 import secrets
 import shutil
 import sqlite3
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +22,6 @@ from cs import CloudStack
 
 from conftest import NFS_URL, Server, admin_credentials, install_drivers, server_binary
 
-GUEST_DIR = Path(os.environ.get("WASMSTACK_GUEST_DIR", os.path.expanduser("~/.cache/wasmstack/guest")))
 EXPORT_DIR = Path(os.environ.get("WASMSTACK_NFS_EXPORT_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/export")))
 QEMU = "qemu:///system"
 # Short, so that the tests see a pass soon after a change.
@@ -93,21 +89,6 @@ def host_server(tmp_path_factory):
     start_server(srv)
     yield srv
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory):
-    """A local HTTP server with the tiny guest's template."""
-    root = tmp_path_factory.mktemp("guestweb")
-    template = GUEST_DIR / "template.qcow2"
-    assert template.is_file(), "run scripts/guest-image.sh first"
-    shutil.copyfile(template, root / "tiny.qcow2")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:{}".format(httpd.server_address[1])
-    httpd.shutdown()
 
 
 def zone_with(cs, web, tag, hypervisor, url, bridge, cidr, vlans, memory):

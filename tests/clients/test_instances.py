@@ -4,21 +4,14 @@ recover and expunge; who may see and act on a VM; bad input that allocates nothi
 concurrent deploys that must never over-commit a host."""
 
 import concurrent.futures
-import functools
-import http.server
 import ipaddress
-import os
 import secrets
-import threading
 import time
-from pathlib import Path
 
 import pytest
 from cs import CloudStack, CloudStackApiException
 
 from conftest import NFS_URL, new_user_account
-
-GUEST_DIR = Path(os.environ.get("WASMSTACK_GUEST_DIR", os.path.expanduser("~/.cache/wasmstack/guest")))
 
 
 def client(creds):
@@ -29,21 +22,6 @@ def error_of(call):
     with pytest.raises(CloudStackApiException) as e:
         call()
     return e.value.error
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory):
-    """A local HTTP server with the tiny guest's template."""
-    root = tmp_path_factory.mktemp("vmweb")
-    template = GUEST_DIR / "template.qcow2"
-    assert template.is_file(), "run scripts/guest-image.sh first"
-    (root / "tiny.qcow2").write_bytes(template.read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:{}".format(httpd.server_address[1])
-    httpd.shutdown()
 
 
 def sim_zone(cs, web, pool=True):

@@ -11,7 +11,7 @@ from libcloud.compute.providers import get_driver
 from libcloud.compute.types import NodeState, Provider, StorageVolumeState
 
 from conftest import BACKENDS, admin_credentials, new_user_account
-from test_instances import client, deploy, error_of, sim_zone, web  # noqa: F401 (web is a fixture)
+from test_instances import client, deploy, error_of, sim_zone
 
 
 def lc_driver(creds):

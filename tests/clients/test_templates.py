@@ -2,22 +2,18 @@
 the storage driver: download in the background with a SHA-256 check, CloudStack's
 template filters, and failures that leave nothing behind."""
 
-import functools
 import hashlib
-import http.server
 import os
 import secrets
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from cs import CloudStack, CloudStackApiException
 
-from conftest import NFS_URL, new_user_account
+from conftest import NFS_URL, file_server, guest_files, new_user_account
 
 EXPORT_DIR = Path(os.environ.get("WASMSTACK_NFS_EXPORT_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/export")))
-GUEST_DIR = Path(os.environ.get("WASMSTACK_GUEST_DIR", os.path.expanduser("~/.cache/wasmstack/guest")))
 
 
 def client(creds):
@@ -34,17 +30,9 @@ def error_of(call):
 def web(tmp_path_factory):
     """A local HTTP server with the tiny guest's template and an ISO-sized blob."""
     root = tmp_path_factory.mktemp("web")
-    template = GUEST_DIR / "template.qcow2"
-    assert template.is_file(), "run scripts/guest-image.sh first"
-    (root / "tiny.qcow2").write_bytes(template.read_bytes())
-    (root / "tiny.iso").write_bytes((GUEST_DIR / "tiny.iso").read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = "http://127.0.0.1:{}".format(httpd.server_address[1])
-    yield base, hashlib.sha256((root / "tiny.qcow2").read_bytes()).hexdigest()
-    httpd.shutdown()
+    guest_files(root)
+    with file_server(root) as base:
+        yield base, hashlib.sha256((root / "tiny.qcow2").read_bytes()).hexdigest()
 
 
 @pytest.fixture
