@@ -12,98 +12,19 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { chromium } = require("playwright-core");
+const helpers = require("./helpers.cjs");
 
-const targetDir = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), ".cache", "wasmstack", "target");
-const BIN = process.env.WASMSTACK_BIN || path.join(targetDir, "release", "wasmstack");
-const WEB_DIR = process.env.WASMSTACK_WEB_DIR || path.join(path.dirname(BIN), "web");
-const PLUGINS = path.join(targetDir, "wasm32-wasip2", "release");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const { BIN, WEB_DIR, launchBrowser, stopServer, supportsDemo } = helpers;
 const PASSWORD = "console-" + Math.random().toString(36).slice(2);
 const FIRST_PAGE_LIMIT = 500 * 1024;
 
-const run = fs.mkdtempSync(path.join(os.tmpdir(), "wasmstack-console-"));
-const shots = path.join(run, "screenshots");
-fs.mkdirSync(shots);
-console.log(`# console test folder: ${run}`);
+const { run, shots } = helpers.makeRun("wasmstack-console-");
 
-// The KVM driver granted libvirt's test driver, as tests/clients does, for runs without --demo.
-const GRANTS = `[plugin.kvm]\nlibvirt = ["test:///default"]\ntimeout-ms = 20000\n`;
-
-function launchBrowser() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
-}
-
-/** Stops a server this test started, then drops its data folder (the logs and screenshots stay). */
-async function stopServer(server, dataDir) {
-  if (server.proc.exitCode === null) {
-    const exited = new Promise((resolve) => server.proc.once("exit", resolve));
-    server.proc.kill("SIGTERM");
-    await exited;
-  }
-  fs.rmSync(dataDir, { recursive: true, force: true });
-}
-
-function supportsDemo() {
-  const help = require("node:child_process").spawnSync(BIN, ["serve", "--help"], { encoding: "utf8" });
-  return /--demo/.test(help.stdout || "");
-}
-
-/** Starts `wasmstack serve` on a free port; resolves with { proc, base, demoReady }.
- *  Without `password` the server generates the admin's first one (in <data>/admin-password). */
+/** A server for this file's run; the admin password is PASSWORD unless given. */
 function startServer(dataDir, { demo = false, password = PASSWORD } = {}) {
-  const plugins = path.join(dataDir, "plugins");
-  fs.mkdirSync(plugins, { recursive: true });
-  for (const name of ["kvm.wasm", "local.wasm"]) {
-    if (fs.existsSync(path.join(PLUGINS, name))) fs.copyFileSync(path.join(PLUGINS, name), path.join(plugins, name));
-  }
-  if (!demo) fs.writeFileSync(path.join(dataDir, "wasmstack.toml"), GRANTS);
-  const args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", WEB_DIR];
-  if (demo) args.push("--demo");
-  const out = fs.openSync(path.join(run, `${path.basename(dataDir)}.stderr.log`), "a");
-  const env = { ...process.env };
-  delete env.WASMSTACK_ADMIN_PASSWORD;
-  if (password) env.WASMSTACK_ADMIN_PASSWORD = password;
-  const proc = spawn(BIN, args, { env, stdio: ["ignore", "pipe", out] });
-  let stdout = "";
-  let onDemo = null;
-  const demoReady = new Promise((resolve, reject) => {
-    onDemo = { resolve, reject };
-  });
-  demoReady.catch(() => {});
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not listen within 30 s:\n${stdout}`)), 30000);
-    proc.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      fs.appendFileSync(path.join(run, `${path.basename(dataDir)}.stdout.log`), chunk);
-      const m = stdout.match(/wasmstack API listening on (http:\/\/\S+)\/client\/api/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, base: m[1], demoReady });
-      }
-      if (/Demo cloud ready/.test(stdout)) onDemo.resolve();
-    });
-    proc.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      if (signal === "SIGTERM") return;
-      reject(new Error(`the server exited with ${code}:\n${stdout}`));
-      onDemo.reject(new Error(`the server exited with ${code}`));
-    });
-  });
+  return helpers.startServer(run, dataDir, { demo, password });
 }
 
 test("web console", { timeout: 600000 }, async (t) => {
