@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use wasmstack::demo::DemoDir;
-use wasmstack::plugins::{DriverKind, HostConfig, LoadedPlugin, PluginHost, conformance, scaffold, signing};
+use wasmstack::plugins::{DriverKind, HostConfig, LoadedPlugin, PluginHost, conformance, scaffold, signing, witdocs};
 use wasmstack::server::{ServeOptions, Server};
 
 #[derive(Parser)]
@@ -90,6 +90,12 @@ enum PluginsCommand {
         /// Where to write the private key (never overwritten).
         keyfile: PathBuf,
     },
+    /// Writes the WIT API reference (Markdown) from the WIT doc comments.
+    WitDocs {
+        /// Write here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Signs a plugin: writes FILE.sig beside it.
     Sign {
         /// A private key from `plugins keygen`.
@@ -132,6 +138,15 @@ fn main() -> Result<()> {
             println!("trust it in wasmstack.toml: [plugin-host] trusted-keys = [\"{public}\"]");
             Ok(())
         }
+        Command::Plugins { command: PluginsCommand::WitDocs { out } } => match out {
+            Some(path) => {
+                std::fs::write(&path, witdocs::render()).with_context(|| format!("writing {}", path.display()))
+            }
+            None => {
+                print!("{}", witdocs::render());
+                Ok(())
+            }
+        },
         Command::Plugins { command: PluginsCommand::Sign { key, file } } => {
             let (sig, public) = signing::sign(&key, &file).map_err(anyhow::Error::msg)?;
             println!("wrote {} (signed by {public})", sig.display());

@@ -12,6 +12,7 @@ mod host;
 pub mod scaffold;
 pub mod signing;
 mod state;
+pub mod witdocs;
 
 pub use bindings::hypervisor::{
     Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, Nic, NicModel, SwitchKind, VmPower,
