@@ -234,6 +234,19 @@ test("admin pages", { timeout: 600000 }, async (t) => {
     await shot("a07-dashboard");
   });
 
+  await t.test("the plugins page lists kvm and local", async () => {
+    await page.click("nav >> text=Plugins");
+    const kvm = page.locator("table.plugin-table tbody tr[data-name=kvm]");
+    await kvm.waitFor();
+    const cells = await kvm.locator("td").allInnerTexts();
+    assert.equal(cells[2], "hypervisor");
+    assert.equal(cells[3], "Loaded");
+    assert.match(cells[4], /libvirt/i, "kvm asks for libvirt");
+    const local = page.locator("table.plugin-table tbody tr[data-name=local]");
+    assert.equal(await local.locator("td").nth(2).innerText(), "storage");
+    await shot("a08-plugins");
+  });
+
   await t.test("no page errors", async () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -122,6 +122,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::events::STRINGS,
     crate::instances::STRINGS,
     crate::overview::STRINGS,
+    crate::plugins::STRINGS,
     crate::infra::STRINGS,
     crate::zone_wizard::STRINGS,
     crate::templates::STRINGS,

@@ -13,6 +13,7 @@ mod instances;
 mod networks;
 mod offerings;
 mod overview;
+mod plugins;
 mod templates;
 mod zone_wizard;
 
@@ -240,6 +241,7 @@ fn Shell() -> impl IntoView {
                 <A href="/client/offerings">{tr("nav.offerings")}</A>
                 <A href="/client/accounts">{tr("nav.accounts")}</A>
                 <A href="/client/events">{tr("nav.events")}</A>
+                <A href="/client/plugins">{tr("nav.plugins")}</A>
             </nav>
             <span class="spacer"></span>
             <LangSwitch />
@@ -264,6 +266,7 @@ fn Shell() -> impl IntoView {
                             <Route path=path!("/client/offerings") view=offerings::Offerings />
                             <Route path=path!("/client/accounts") view=accounts::Accounts />
                             <Route path=path!("/client/events") view=events::Events />
+                            <Route path=path!("/client/plugins") view=plugins::Plugins />
                         </Routes>
                     }
                 }

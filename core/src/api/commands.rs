@@ -5,6 +5,7 @@
 mod console;
 mod instance;
 mod network;
+mod plugins;
 
 use super::error::ApiError;
 use super::params::Params;
@@ -1953,7 +1954,12 @@ pub static COMMANDS: &[Command] = &[
 
 /// Every command, in table order.
 pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
-    COMMANDS.iter().chain(network::NETWORK_COMMANDS).chain(instance::INSTANCE_COMMANDS).chain(console::CONSOLE_COMMANDS)
+    COMMANDS
+        .iter()
+        .chain(network::NETWORK_COMMANDS)
+        .chain(instance::INSTANCE_COMMANDS)
+        .chain(console::CONSOLE_COMMANDS)
+        .chain(plugins::PLUGIN_COMMANDS)
 }
 
 /// A command by its exact (case-sensitive) name.

@@ -416,6 +416,10 @@ pub enum Request {
     CreateConsoleEndpoint {
         vm_id: String,
     },
+    ListPlugins {
+        name: Option<String>,
+        page: Option<(u32, u32)>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -855,6 +859,7 @@ impl Request {
             "revertSnapshot" => Request::RevertSnapshot { id: must_uuid(p, cmd, "id")? },
             "deleteSnapshot" => Request::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
             "createConsoleEndpoint" => Request::CreateConsoleEndpoint { vm_id: must_uuid(p, cmd, "virtualmachineid")? },
+            "listPlugins" => Request::ListPlugins { name: s(p, "name"), page: listing(p)?.page },
             other => match (network::parse(cmd, p)?, instance::parse(cmd, p)?) {
                 (Some(r), _) => Request::Network(r),
                 (None, Some(r)) => Request::Instance(r),

@@ -11,6 +11,7 @@ mod instance_volumes;
 mod instances;
 pub mod networks;
 mod offerings;
+mod plugins_api;
 pub mod reconcile;
 mod storage;
 mod templates;
@@ -164,6 +165,7 @@ impl Orchestrator {
             RevertSnapshot { id } => self.revert_snapshot(caller, cmd, &id).await,
             DeleteSnapshot { id } => self.delete_snapshot(caller, cmd, &id).await,
             CreateConsoleEndpoint { vm_id } => self.create_console_endpoint(caller, &vm_id).await,
+            ListPlugins { name, page } => Ok(self.list_plugins(name.as_deref(), page)),
         }
     }
 
