@@ -824,7 +824,11 @@ pub static COMMANDS: &[Command] = &[
                 Str,
                 "hypervisor type of the hosts in zone that will be attached to this storage pool. KVM, Simulator supported as of now.",
             ),
-            p("provider", Str, "the storage provider: the name of a loaded storage driver (default: by the URL's scheme)"),
+            p(
+                "provider",
+                Str,
+                "the storage provider: the name of a loaded storage driver (default: by the URL's scheme)",
+            ),
             p("tags", Str, "the tags for the storage pool"),
             p("capacitybytes", Long, "bytes CloudStack can provision from this storage pool"),
             p("managed", Boolean, "whether the storage should be managed by CloudStack"),
