@@ -137,7 +137,7 @@ print("inserted %d instances in %.1f s" % (n, time.time() - t0))
       const t0 = Date.now();
       await page.goto(`${server.base}/client/instances`);
       await page.locator("table.vm-table:not(.loading) tbody tr").first().waitFor();
-      await page.locator("#next:not([disabled])").waitFor();
+      await page.locator(".pager .next:not([disabled])").waitFor();
       times.push(Date.now() - t0);
       bytes = 0;
       for (const r of finished) {

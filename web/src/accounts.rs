@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::api::{self, s};
 use crate::i18n::{I18n, Lang, fill, text, tr, tr_dyn};
+use crate::infra::Pager;
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -53,9 +54,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("acct.pw_changed", "Password changed", "密码已修改"),
     ("acct.created", "Created", "已创建"),
     ("acct.role", "Role", "角色"),
-    ("acct.prev", "Previous", "上一页"),
-    ("acct.next", "Next", "下一页"),
-    ("acct.page_of", "Page {0} of {1}", "第 {0} 页，共 {1} 页"),
     ("acct.state.enabled", "Enabled", "已启用"),
     ("acct.state.disabled", "Disabled", "已禁用"),
     ("acct.state.locked", "Locked", "已锁定"),
@@ -364,15 +362,7 @@ pub fn Accounts() -> impl IntoView {
             <Show when=move || !loading.get() && accounts.with(Vec::is_empty) && error.with(Option::is_none)>
                 <p class="muted">{tr("acct.none")}</p>
             </Show>
-            <div class="pager">
-                <button disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>
-                    {tr("acct.prev")}
-                </button>
-                <span>{move || fill(lang.get(), "acct.page_of", &[&page.get(), &pages()])}</span>
-                <button disabled=move || { page.get() >= pages() } on:click=move |_| page.update(|p| *p += 1)>
-                    {tr("acct.next")}
-                </button>
-            </div>
+            <Pager page=page pages=Signal::derive(pages) />
             {move || selected.get().map(|a| view! { <Users account=a status=status /> })}
         </section>
     }

@@ -6,6 +6,7 @@ use leptos::task::spawn_local;
 
 use crate::api::{self, s};
 use crate::i18n::{I18n, fill, tr};
+use crate::infra::Pager;
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -27,9 +28,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("ev.account", "Account", "账户"),
     ("ev.none", "No events.", "没有事件。"),
     ("ev.count", "{0} events", "共 {0} 个事件"),
-    ("ev.prev", "Previous", "上一页"),
-    ("ev.next", "Next", "下一页"),
-    ("ev.page_of", "Page {0} of {1}", "第 {0} 页，共 {1} 页"),
 ];
 
 const PAGE_SIZE: u64 = 50;
@@ -213,15 +211,7 @@ pub fn Events() -> impl IntoView {
             <Show when=move || !loading.get() && rows.with(Vec::is_empty) && error.with(Option::is_none)>
                 <p class="muted">{tr("ev.none")}</p>
             </Show>
-            <div class="pager">
-                <button disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>
-                    {tr("ev.prev")}
-                </button>
-                <span>{move || fill(lang.get(), "ev.page_of", &[&page.get(), &pages()])}</span>
-                <button disabled=move || { page.get() >= pages() } on:click=move |_| page.update(|p| *p += 1)>
-                    {tr("ev.next")}
-                </button>
-            </div>
+            <Pager page=page pages=Signal::derive(pages) />
         </section>
     }
 }

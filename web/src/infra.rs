@@ -242,15 +242,25 @@ pub fn Listing(
             <Show when=move || !loading.get() && rows.with(Vec::is_empty) && error.with(Option::is_none)>
                 <p class="muted empty">{tr("list.empty")}</p>
             </Show>
-            <div class="pager">
-                <button class="prev" disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>
-                    {tr("vm.prev")}
-                </button>
-                <span>{move || fill(lang.get(), "vm.page_of", &[&page.get(), &pages()])}</span>
-                <button class="next" disabled=move || { page.get() >= pages() } on:click=move |_| page.update(|p| *p += 1)>
-                    {tr("vm.next")}
-                </button>
-            </div>
+            <Pager page=page pages=Signal::derive(pages) />
+        </div>
+    }
+}
+
+/// Previous, "Page N of M" and Next under a list paged on the server; the list reloads
+/// when `page` changes.
+#[component]
+pub fn Pager(page: RwSignal<u64>, #[prop(into)] pages: Signal<u64>) -> impl IntoView {
+    let lang = expect_context::<I18n>().0;
+    view! {
+        <div class="pager">
+            <button class="prev" disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>
+                {tr("vm.prev")}
+            </button>
+            <span>{move || fill(lang.get(), "vm.page_of", &[&page.get(), &pages.get()])}</span>
+            <button class="next" disabled=move || { page.get() >= pages.get() } on:click=move |_| page.update(|p| *p += 1)>
+                {tr("vm.next")}
+            </button>
         </div>
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::api::{self, s};
 use crate::i18n::{I18n, fill, text, tr, tr_dyn};
+use crate::infra::Pager;
 use crate::{SessionCtx, fail};
 
 /// The strings of the recover, volume, ISO and console actions.
@@ -386,15 +387,7 @@ pub fn Instances() -> impl IntoView {
                         view! { <StoragePanel vm=fresh version=panel_version run=run close=move || panel.set(None) /> }
                     })
             }}
-            <div class="pager">
-                <button id="prev" disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>
-                    {tr("vm.prev")}
-                </button>
-                <span>{move || fill(lang.get(), "vm.page_of", &[&page.get(), &pages()])}</span>
-                <button id="next" disabled=move || { page.get() >= pages() } on:click=move |_| page.update(|p| *p += 1)>
-                    {tr("vm.next")}
-                </button>
-            </div>
+            <Pager page=page pages=Signal::derive(pages) />
         </section>
     }
 }
