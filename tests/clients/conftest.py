@@ -94,6 +94,18 @@ def psql(url: str, sql: str) -> str:
     return done.stdout.strip()
 
 
+def drop_database(name: str):
+    """Drops a test database; retried because a background worker may still hold it."""
+    for attempt in range(20):
+        try:
+            psql(PG_ADMIN_URL, "DROP DATABASE IF EXISTS {} WITH (FORCE)".format(name))
+            return
+        except RuntimeError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+
+
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
@@ -118,7 +130,7 @@ class Server:
         self.pg_name = None
         if backend == "postgres":
             self.pg_name = "wasmstack_test_{}_{}".format(os.getpid(), next(_counter))
-            psql(PG_ADMIN_URL, "DROP DATABASE IF EXISTS {} WITH (FORCE)".format(self.pg_name))
+            drop_database(self.pg_name)
             psql(PG_ADMIN_URL, "CREATE DATABASE {}".format(self.pg_name))
             self.database_url = with_database(PG_ADMIN_URL, self.pg_name)
         _LIVE.append(self)
@@ -187,7 +199,7 @@ class Server:
     def close(self):
         self.stop(signal.SIGKILL)
         if self.pg_name:
-            psql(PG_ADMIN_URL, "DROP DATABASE IF EXISTS {} WITH (FORCE)".format(self.pg_name))
+            drop_database(self.pg_name)
             self.pg_name = None
         if self in _LIVE:
             _LIVE.remove(self)
