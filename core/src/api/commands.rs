@@ -2,6 +2,7 @@
 //! parameters (type, required, length), mode (sync or async), the roles allowed and
 //! the response fields. Parameter validation, `listApis` and the docs all read it.
 
+mod capacity;
 mod console;
 mod instance;
 mod network;
@@ -1964,6 +1965,7 @@ pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
         .chain(instance::INSTANCE_COMMANDS)
         .chain(console::CONSOLE_COMMANDS)
         .chain(plugins::PLUGIN_COMMANDS)
+        .chain(capacity::CAPACITY_COMMANDS)
 }
 
 /// A command by its exact (case-sensitive) name.

@@ -420,6 +420,11 @@ pub enum Request {
         name: Option<String>,
         page: Option<(u32, u32)>,
     },
+    ListCapacity {
+        query: InfraQuery,
+        kind: Option<i32>,
+        sort_by: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -860,6 +865,9 @@ impl Request {
             "deleteSnapshot" => Request::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
             "createConsoleEndpoint" => Request::CreateConsoleEndpoint { vm_id: must_uuid(p, cmd, "virtualmachineid")? },
             "listPlugins" => Request::ListPlugins { name: s(p, "name"), page: listing(p)?.page },
+            "listCapacity" => {
+                Request::ListCapacity { query: infra_query(p)?, kind: p.int("type")?, sort_by: s(p, "sortby") }
+            }
             other => match (network::parse(cmd, p)?, instance::parse(cmd, p)?) {
                 (Some(r), _) => Request::Network(r),
                 (None, Some(r)) => Request::Instance(r),

@@ -154,16 +154,27 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The CPU the allocator may hand out on this host: its MHz times the cluster's overcommit.
+    pub fn total_mhz(&self) -> i64 {
+        ((self.cpus * self.cpu_mhz) as f64 * self.cpu_overcommit) as i64
+    }
+
+    /// The memory the allocator may hand out on this host, in MB, overcommit included.
+    pub fn total_mb(&self) -> i64 {
+        ((self.memory_bytes >> 20) as f64 * self.memory_overcommit) as i64
+    }
+
     pub fn free_mhz(&self) -> i64 {
-        ((self.cpus * self.cpu_mhz) as f64 * self.cpu_overcommit) as i64 - self.used_mhz
+        self.total_mhz() - self.used_mhz
     }
 
     pub fn free_mb(&self) -> i64 {
-        ((self.memory_bytes >> 20) as f64 * self.memory_overcommit) as i64 - self.used_mb
+        self.total_mb() - self.used_mb
     }
 }
 
-fn candidates_sql(extra: &str) -> String {
+/// Hosts with what their instances hold; `cond` narrows which hosts.
+fn load_sql(cond: &str) -> String {
     format!(
         "SELECT h.id, h.uuid, h.name, h.cpus, h.cpu_mhz, h.memory_bytes, c.cpu_overcommit, c.memory_overcommit, \
          CAST(COALESCE((SELECT SUM(i.cpus * i.cpu_mhz) FROM instances i WHERE i.host_id = h.id \
@@ -171,9 +182,21 @@ fn candidates_sql(extra: &str) -> String {
          CAST(COALESCE((SELECT SUM(i.memory_mb) FROM instances i WHERE i.host_id = h.id \
            AND i.removed IS NULL AND i.state NOT IN ({IDLE_STATES})), 0) AS BIGINT) AS used_mb \
          FROM hosts h JOIN clusters c ON c.id = h.cluster_id JOIN pods p ON p.id = h.pod_id \
-         WHERE h.removed IS NULL AND h.state = 'Up' AND h.resource_state = 'Enabled' \
-         AND c.allocation_state = 'Enabled' AND p.allocation_state = 'Enabled' {extra} ORDER BY h.id"
+         WHERE h.removed IS NULL {cond} ORDER BY h.id"
     )
+}
+
+fn candidates_sql(extra: &str) -> String {
+    load_sql(&format!(
+        "AND h.state = 'Up' AND h.resource_state = 'Enabled' \
+         AND c.allocation_state = 'Enabled' AND p.allocation_state = 'Enabled' {extra}"
+    ))
+}
+
+/// Every host, whatever its state, with what its instances hold as the allocator counts
+/// it: the numbers capacity reports and listHosts show.
+pub async fn host_loads(db: &Db) -> Result<Vec<Candidate>, DbError> {
+    sqlx::query_as(&load_sql("")).fetch_all(db.pool()).await.map_err(DbError::Sql)
 }
 
 /// What an instance needs of a host.

@@ -12,7 +12,7 @@ use crate::cloud::infra::{self, ClusterRow, HostRow, InfraFilter, PodRow, ZoneRo
 use crate::cloud::storage::{self, StorageFilter};
 use crate::db::format_time;
 
-use super::{Orchestrator, list, no_such, object, views};
+use super::{Orchestrator, capacity, list, no_such, object, views};
 
 /// Picks one of `allowed` case-insensitively and returns it as spelled there.
 pub(crate) fn one_of(param: &str, value: &str, allowed: &[&'static str]) -> Result<&'static str, ApiError> {
@@ -561,7 +561,8 @@ impl Orchestrator {
             ..Default::default()
         };
         let (rows, total) = infra::list_hosts(&self.db, &f, q.state.as_deref(), q.page).await?;
-        Ok(list("host", total, rows.iter().map(host_view).collect()))
+        let loads = self.host_loads().await?;
+        Ok(list("host", total, rows.iter().map(|h| capacity::with_load(host_view(h), loads.get(&h.id))).collect()))
     }
 
     pub(super) async fn update_host(&self, caller: &Caller, u: InfraUpdate) -> Result<Reply, ApiError> {
@@ -580,7 +581,8 @@ impl Orchestrator {
         let host = infra::host(&self.db, &u.id).await?.ok_or_else(|| no_such("host", &u.id))?;
         self.audit(caller, "HOST.UPDATE", ("Host", &host.uuid, &host.name), format!("Host {} updated", host.name))
             .await?;
-        Ok(object("host", host_view(&host)))
+        let loads = self.host_loads().await?;
+        Ok(object("host", capacity::with_load(host_view(&host), loads.get(&host.id))))
     }
 
     pub(super) async fn delete_host(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {

@@ -2,6 +2,7 @@
 //! events, and runs long work as async jobs. Knows nothing of HTTP.
 
 mod addressing;
+mod capacity;
 pub mod consoles;
 mod discovery;
 mod identity;
@@ -166,6 +167,7 @@ impl Orchestrator {
             DeleteSnapshot { id } => self.delete_snapshot(caller, cmd, &id).await,
             CreateConsoleEndpoint { vm_id } => self.create_console_endpoint(caller, &vm_id).await,
             ListPlugins { name, page } => Ok(self.list_plugins(name.as_deref(), page)),
+            ListCapacity { query, kind, sort_by } => self.list_capacity(query, kind, sort_by.as_deref()).await,
         }
     }
 

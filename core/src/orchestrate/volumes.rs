@@ -28,7 +28,7 @@ const GIB: i64 = 1 << 30;
 
 /// How far a pool may be promised beyond its size: volumes are thin qcow2 files. The
 /// same factor listStoragePools reports as `overprovisionfactor`.
-const OVERPROVISION: i64 = 2;
+pub(super) const OVERPROVISION: i64 = 2;
 
 /// A driver failure as an API error: what the driver said, with a code for its kind.
 pub(super) fn driver_failure(what: String, e: PluginError) -> ApiError {
