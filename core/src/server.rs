@@ -82,7 +82,15 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
         let keys = Default::default();
-        let orchestrator = Orchestrator { db, jobs, sealer, plugins, keys, consoles: Default::default() };
+        let orchestrator = Orchestrator {
+            db,
+            jobs,
+            sealer,
+            plugins,
+            keys,
+            consoles: Default::default(),
+            plugin_uploads: Default::default(),
+        };
         // Built now, after the jobs above were failed, to know which VMs a crash left busy.
         let reconciler = Reconciler::new(orchestrator.clone()).await?;
         let console = opts.web_dir.clone().map(|dir| crate::web::Console::new(dir, &opts.data_dir));
@@ -142,11 +150,16 @@ impl Server {
     }
 }
 
-/// The plugin host over `<data>/plugins`, with grants from `<data>/wasmstack.toml` if present.
+/// The plugin host over `<data>/plugins`, with grants from `<data>/wasmstack.toml` if present
+/// (and saved there when changed through the API).
 fn plugin_host(data_dir: &Path) -> Result<PluginHost> {
     let config_file = data_dir.join("wasmstack.toml");
-    let config =
-        if config_file.exists() { HostConfig::load(&config_file)? } else { HostConfig::new(data_dir.join("plugins")) };
+    let config = if config_file.exists() {
+        HostConfig::load(&config_file)?
+    } else {
+        // Grants made from the API create the file.
+        HostConfig { file: Some(config_file), ..HostConfig::new(data_dir.join("plugins")) }
+    };
     std::fs::create_dir_all(&config.dir).with_context(|| format!("creating {}", config.dir.display()))?;
     Ok(PluginHost::new(config)?)
 }

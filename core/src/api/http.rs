@@ -36,6 +36,10 @@ pub fn routes(orchestrator: Orchestrator) -> Router {
         .route("/client/api/{*rest}", any(handle))
         .route(crate::orchestrate::consoles::SOCKET_PATH, axum::routing::get(super::console::socket))
         .route(crate::orchestrate::consoles::CHECK_PATH, axum::routing::get(super::console::check))
+        .route(
+            &format!("{}/{{id}}", crate::orchestrate::plugins_api::UPLOAD_PATH),
+            axum::routing::post(super::upload::plugin),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

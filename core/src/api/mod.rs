@@ -17,6 +17,7 @@ pub mod params;
 pub mod render;
 pub mod request;
 pub mod signing;
+mod upload;
 
 pub use error::{ApiError, ErrorCode};
 pub use params::Params;

@@ -3,9 +3,11 @@
 
 mod instance;
 mod network;
+mod plugins;
 
 pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
+pub use plugins::PluginRequest;
 
 use super::commands::Command;
 use super::error::ApiError;
@@ -287,6 +289,8 @@ pub enum Request {
     Network(NetworkRequest),
     /// A virtual machine command (see `request::instance`).
     Instance(InstanceRequest),
+    /// A plugin management command (see `request::plugins`).
+    Plugin(PluginRequest),
     CreatePod(NewPodRequest),
     ListPods(InfraQuery),
     UpdatePod(InfraUpdate),
@@ -576,6 +580,7 @@ impl Request {
             })
         };
         Ok(match cmd.name {
+            "getUploadParamsForPlugin" | "updatePlugin" | "reloadPlugins" => Request::Plugin(plugins::parse(cmd, p)?),
             "createTemplate" => Request::CreateTemplate(TemplateFromVolume {
                 name: must(p, cmd, "name")?,
                 display_text: s(p, "displaytext"),

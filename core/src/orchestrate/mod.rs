@@ -12,7 +12,7 @@ mod instance_volumes;
 mod instances;
 pub mod networks;
 mod offerings;
-mod plugins_api;
+pub mod plugins_api;
 pub mod reconcile;
 mod storage;
 mod templates;
@@ -43,6 +43,8 @@ pub struct Orchestrator {
     pub keys: std::sync::Arc<crate::auth::cache::KeyCache>,
     /// Console tickets handed out by createConsoleEndpoint.
     pub consoles: std::sync::Arc<consoles::ConsoleTickets>,
+    /// Plugin uploads handed out by getUploadParamsForPlugin, and the lock plugin changes take.
+    pub plugin_uploads: std::sync::Arc<plugins_api::PluginUploads>,
 }
 
 /// The version this server reports as CloudStack's.
@@ -85,6 +87,7 @@ impl Orchestrator {
             DeleteZone { id } => self.delete_zone(caller, &id).await,
             Network(r) => self.execute_network(caller, cmd, r).await,
             Instance(r) => self.execute_instance(caller, cmd, r).await,
+            Plugin(r) => self.execute_plugin(caller, r).await,
             CreatePod(p) => self.create_pod(caller, p).await,
             ListPods(q) => self.list_pods(q).await,
             UpdatePod(u) => self.update_pod(caller, u).await,

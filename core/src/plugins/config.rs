@@ -58,6 +58,8 @@ pub struct HostConfig {
     pub trusted_keys: Vec<PublicKey>,
     /// Refuse plugins without a good signature from a trusted key (`NAME.wasm.sig`).
     pub require_signature: bool,
+    /// The file grants made at run time are saved to (see `save_grants`); none: they are not kept.
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +106,7 @@ impl HostConfig {
     pub fn load(path: &Path) -> Result<Self, PluginError> {
         let text = std::fs::read_to_string(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base)
+        Ok(HostConfig { file: Some(path.to_owned()), ..Self::parse(&text, base)? })
     }
 
     /// Parses the TOML text; relative paths are taken from `base`.
@@ -132,7 +134,7 @@ impl HostConfig {
         if require_signature && trusted_keys.is_empty() {
             return Err(PluginError::Config("require-signature needs at least one of trusted-keys".into()));
         }
-        Ok(HostConfig { dir, defaults, plugins, trusted_keys, require_signature })
+        Ok(HostConfig { dir, defaults, plugins, trusted_keys, require_signature, file: None })
     }
 
     /// Grants and limits of a plugin; a plugin the file does not name gets no grants.
@@ -151,6 +153,62 @@ impl HostConfig {
         let grants = self.settings(plugin).grants;
         self.plugins.insert(plugin.to_owned(), PluginSettings { grants, limits });
     }
+}
+
+/// Writes one plugin's grants into the `[plugin.NAME]` table of the configuration file at
+/// `path` (created if missing), keeping everything else in it, comments included. The
+/// result must still read as a configuration; the file is replaced in one rename.
+pub fn save_grants(path: &Path, plugin: &str, grants: &Grants) -> Result<(), PluginError> {
+    let io = |source| PluginError::Io { path: path.to_owned(), source };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(e)),
+    };
+    let updated = with_grants(&text, plugin, grants)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    HostConfig::parse(&updated, base)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(base).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, updated.as_bytes()).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// The configuration text with `[plugin.NAME]`'s grant keys replaced by `grants`.
+fn with_grants(text: &str, plugin: &str, grants: &Grants) -> Result<String, PluginError> {
+    use toml_edit::{Array, DocumentMut, Item, Table, value};
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PluginError::Config(e.to_string()))?;
+    let bad = |what: &str| PluginError::Config(format!("{what} in the configuration file is not a table"));
+    let plugins = doc.entry("plugin").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let plugins = plugins.as_table_mut().ok_or_else(|| bad("plugin"))?;
+    let table = plugins.entry(plugin).or_insert_with(|| Item::Table(Table::new()));
+    let table = table.as_table_mut().ok_or_else(|| bad(&format!("plugin.{plugin}")))?;
+    let (mut libvirt, mut images, mut netdev) = (Array::new(), Array::new(), Array::new());
+    for cap in grants.capabilities() {
+        match cap {
+            super::grants::Capability::Libvirt(p) => libvirt.push(p),
+            super::grants::Capability::Images(p) => images.push(p),
+            super::grants::Capability::Netdev(p) => netdev.push(p),
+        }
+    }
+    for (key, list) in [("libvirt", libvirt), ("images", images), ("netdev", netdev)] {
+        if list.is_empty() {
+            table.remove(key);
+        } else if let Some(existing) = table.get_mut(key).and_then(Item::as_array_mut) {
+            // Keeps the array's place and the comments around it.
+            let decor = existing.decor().clone();
+            *existing = list;
+            *existing.decor_mut() = decor;
+        } else {
+            table.insert(key, value(list));
+        }
+    }
+    Ok(doc.to_string())
 }
 
 fn limits(base: Limits, memory_mib: Option<u64>, timeout_ms: Option<u64>) -> Result<Limits, PluginError> {
@@ -182,6 +240,25 @@ mod tests {
         assert_eq!(kvm.limits, Limits { memory_mib: 32, timeout: Duration::from_millis(500) });
         assert!(kvm.grants.allows_libvirt("test:///default"));
         assert!(!cfg.settings("other").grants.allows_libvirt("test:///default"));
+    }
+
+    #[test]
+    fn saved_grants_keep_the_rest_of_the_file() {
+        let text = "# operator notes\n[plugin-host]\nmemory-mib = 32 # small\n\n[plugin.kvm]\n# the simulator\nlibvirt = [\"test:///default\"]\ntimeout-ms = 500\n";
+        let grants =
+            Grants::new(vec!["test:///default".into(), "qemu:///system".into()], vec![], vec!["ws-".into()]).unwrap();
+        let out = with_grants(text, "kvm", &grants).unwrap();
+        assert!(
+            out.contains("# operator notes") && out.contains("# small") && out.contains("# the simulator"),
+            "{out}"
+        );
+        let cfg = HostConfig::parse(&out, Path::new("/")).unwrap();
+        assert_eq!(cfg.settings("kvm").grants, grants);
+        assert_eq!(cfg.settings("kvm").limits.timeout, Duration::from_millis(500));
+        let out = with_grants(&out, "kvm", &Grants::default()).unwrap();
+        assert!(!out.contains("libvirt") && out.contains("timeout-ms = 500"), "{out}");
+        let fresh = with_grants("", "nfs", &Grants::new(vec![], vec!["nfs://h/e".into()], vec![]).unwrap()).unwrap();
+        assert_eq!(fresh.trim(), "[plugin.nfs]\nimages = [\"nfs://h/e\"]");
     }
 
     #[test]

@@ -271,6 +271,11 @@ impl PluginHost {
         read(&self.inner.config).dir.clone()
     }
 
+    /// The configuration file grants changed at run time are saved to, if any.
+    pub fn config_file(&self) -> Option<PathBuf> {
+        read(&self.inner.config).file.clone()
+    }
+
     /// The shared libvirt connections.
     pub fn libvirt(&self) -> &Arc<LibvirtPool> {
         &self.inner.runtime.libvirt

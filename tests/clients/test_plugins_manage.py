@@ -1,0 +1,230 @@
+"""Managing driver plugins over the API (admins only), through the `cs` client and plain HTTP:
+uploading a `.wasm` CloudStack style (getUploadParamsForPlugin, then a multipart POST to the
+signed, one-use URL), granting and revoking capabilities (saved in the server configuration, so
+a restart keeps them), and reloadPlugins."""
+
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from cs import CloudStack, CloudStackApiException
+
+from conftest import DRIVER_GRANTS, Server, admin_credentials, install_drivers, new_user_account, server_binary
+
+UPLOAD_SECS = 3
+MAX_UPLOAD = 64 << 20
+OPERATOR_NOTE = "# operator: grants reviewed by the storage team\n"
+
+
+def built(name: str) -> Path:
+    wasm = server_binary().parent.parent / "wasm32-wasip2" / "release" / name
+    assert wasm.is_file(), "no {} (run scripts/build.sh)".format(wasm)
+    return wasm
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    """A private server (its plugin folder changes) whose upload parameters last UPLOAD_SECS."""
+    server = Server("sqlite", tmp_path_factory.mktemp("plugins-manage"))
+    install_drivers(server.data_dir)
+    (server.data_dir / "wasmstack.toml").write_text(OPERATOR_NOTE + DRIVER_GRANTS)
+    os.environ["WASMSTACK_PLUGIN_UPLOAD_SECS"] = str(UPLOAD_SECS)
+    try:
+        server.start()
+    finally:
+        del os.environ["WASMSTACK_PLUGIN_UPLOAD_SECS"]
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def admin(srv):
+    return admin_credentials(srv)
+
+
+def client(creds):
+    return CloudStack(endpoint=creds.endpoint, key=creds.apikey, secret=creds.secret, method="post", timeout=30)
+
+
+def plugins_dir(srv) -> Path:
+    return srv.data_dir / "plugins"
+
+
+def folder(srv):
+    """What the plugin folder holds, hidden files included."""
+    return sorted(p.name for p in plugins_dir(srv).iterdir())
+
+
+def upload_params(creds, name):
+    return client(creds).getUploadParamsForPlugin(name=name)["getuploadparams"]
+
+
+def post(srv, params, data: bytes, file_name="driver.wasm", headers=None, field="file"):
+    parts = urlsplit(srv.endpoint)
+    url = "{}://{}{}".format(parts.scheme, parts.netloc, params["postURL"])
+    sent = {"X-signature": params["signature"], "X-expires": params["expires"], "X-metadata": params["metadata"]}
+    sent.update(headers or {})
+    return requests.post(url, headers=sent, files={field: (file_name, data, "application/wasm")}, timeout=60)
+
+
+def error_of(reply):
+    return reply.json()["uploadpluginresponse"]
+
+
+def listed(creds, name):
+    return client(creds).listPlugins(name=name).get("plugin", [])
+
+
+def test_upload_params_look_like_cloudstacks(srv, admin):
+    params = upload_params(admin, "local.wasm")
+    assert set(params) == {"id", "postURL", "metadata", "expires", "signature"}
+    assert params["postURL"].endswith("/" + params["id"])
+    for bad in ("local", "../local.wasm", "a/b.wasm", ".hidden.wasm", "x y.wasm"):
+        with pytest.raises(CloudStackApiException) as e:
+            upload_params(admin, bad)
+        assert e.value.error["errorcode"] == 431 and "Invalid plugin file name" in e.value.error["errortext"], bad
+
+
+def test_upload_a_driver_and_it_is_loaded_at_once(srv, admin):
+    assert listed(admin, "local") == []
+    data = built("local.wasm").read_bytes()
+    reply = post(srv, upload_params(admin, "local.wasm"), data, "local.wasm")
+    assert reply.status_code == 200, reply.text
+    plugin = reply.json()["uploadpluginresponse"]["plugin"]
+    assert plugin["name"] == "local" and plugin["state"] == "Loaded" and plugin["file"] == "local.wasm"
+    assert (plugins_dir(srv) / "local.wasm").read_bytes() == data
+    assert not any(n.startswith(".upload-") for n in folder(srv)), folder(srv)
+    [shown] = listed(admin, "local")
+    assert shown["state"] == "Loaded" and shown["sha256"] == plugin["sha256"]
+
+
+def test_upload_tokens_are_signed_short_lived_and_one_use(srv, admin):
+    before = folder(srv)
+    data = built("flat.wasm").read_bytes()
+
+    params = upload_params(admin, "flat.wasm")
+    forged = dict(params, metadata=params["metadata"][:-2] + "AA")
+    r = post(srv, forged, data, "flat.wasm")
+    assert r.status_code == 401 and "signature does not match" in error_of(r)["errortext"], r.text
+    r = post(srv, params, data, "flat.wasm", headers={"X-signature": "c2lnbmF0dXJl"})
+    assert r.status_code == 401 and "signature does not match" in error_of(r)["errortext"], r.text
+    r = post(srv, params, data, "flat.wasm", headers={"X-signature": ""})
+    assert r.status_code == 401, r.text
+    assert folder(srv) == before
+
+    expired = upload_params(admin, "flat.wasm")
+    time.sleep(UPLOAD_SECS + 1)
+    r = post(srv, expired, data, "flat.wasm")
+    assert r.status_code == 401 and "expired" in error_of(r)["errortext"], r.text
+    assert folder(srv) == before and listed(admin, "flat") == []
+
+    once = upload_params(admin, "flat.wasm")
+    r = post(srv, once, b"not a component", "flat.wasm")
+    assert r.status_code == 431, r.text
+    r = post(srv, once, data, "flat.wasm")
+    assert r.status_code == 401 and "already used" in error_of(r)["errortext"], r.text
+    assert folder(srv) == before and listed(admin, "flat") == []
+
+
+def test_a_file_the_loader_refuses_leaves_nothing_behind(srv, admin):
+    before = folder(srv)
+    r = post(srv, upload_params(admin, "junk.wasm"), b"this is not WebAssembly", "junk.wasm")
+    assert r.status_code == 431, r.text
+    text = error_of(r)["errortext"]
+    assert text.startswith("The plugin junk.wasm was refused: not a WebAssembly file"), text
+    # A core module is not a component: the loader says so.
+    r = post(srv, upload_params(admin, "core.wasm"), b"\0asm\x01\0\0\0", "core.wasm")
+    assert r.status_code == 431 and "a core WebAssembly module, not a component" in error_of(r)["errortext"], r.text
+    # The NFS driver is loaded from nfs.wasm already: another file of it is refused.
+    r = post(srv, upload_params(admin, "nfs2.wasm"), built("nfs.wasm").read_bytes(), "nfs2.wasm")
+    assert r.status_code == 431 and 'plugin "nfs" is already loaded from nfs.wasm' in error_of(r)["errortext"], r.text
+    # No field named file.
+    r = post(srv, upload_params(admin, "junk.wasm"), b"x", "junk.wasm", field="upload")
+    assert r.status_code == 431 and "no field named file" in error_of(r)["errortext"], r.text
+    assert folder(srv) == before
+    assert [p["name"] for p in client(admin).listPlugins()["plugin"] if p["state"] != "Loaded"] == []
+
+
+def test_a_file_over_the_size_cap_is_refused(srv, admin):
+    before = folder(srv)
+    r = post(srv, upload_params(admin, "big.wasm"), b"\0" * (MAX_UPLOAD + 1), "big.wasm")
+    assert r.status_code == 431 and "larger than the limit of 64 MiB" in error_of(r)["errortext"], r.text
+    assert folder(srv) == before
+
+
+def config_text(srv) -> str:
+    return (srv.data_dir / "wasmstack.toml").read_text()
+
+
+def test_grants_change_and_survive_a_restart(srv, admin):
+    [kvm] = listed(admin, "kvm")
+    missing = [c for c in kvm["missing"] if c.startswith("libvirt ")]
+    assert missing, kvm
+    cap = missing[0]
+    reply = client(admin).updatePlugin(name="kvm", grant=cap)["plugin"]
+    assert cap in reply["granted"] and cap not in reply["missing"]
+    assert "libvirt test:///default" in reply["granted"], "the other grants stay"
+    text = config_text(srv)
+    assert cap.split(" ", 1)[1] in text and OPERATOR_NOTE.strip() in text and "timeout-ms = 20000" in text, text
+
+    srv.stop()
+    srv.start()
+    [kvm] = listed(admin, "kvm")
+    assert cap in kvm["granted"] and cap not in kvm["missing"], kvm
+
+    reply = client(admin).updatePlugin(name="kvm", revoke=cap)["plugin"]
+    assert cap not in reply["granted"] and cap in reply["missing"]
+    srv.stop()
+    srv.start()
+    [kvm] = listed(admin, "kvm")
+    assert cap not in kvm["granted"] and "libvirt test:///default" in kvm["granted"], kvm
+    assert OPERATOR_NOTE.strip() in config_text(srv)
+
+
+def test_bad_grant_requests_change_nothing(srv, admin):
+    text = config_text(srv)
+    [kvm] = listed(admin, "kvm")
+    cases = [
+        (dict(name="nosuch", grant="libvirt test:///default"), "No plugin named nosuch"),
+        (dict(name="kvm", grant="libvirt nope"), 'libvirt grant "nope" is not a URI pattern'),
+        (dict(name="kvm", grant="disk /dev/sda"), 'unknown capability "disk"'),
+        (dict(name="kvm", grant="netdev ws-*", revoke="libvirt qemu:///nowhere"), 'has no grant "libvirt qemu:///nowhere"'),
+        (dict(name="kvm", grant="images /no/scheme"), 'images grant "/no/scheme" is not a URL prefix'),
+    ]
+    for args, message in cases:
+        with pytest.raises(CloudStackApiException) as e:
+            client(admin).updatePlugin(**args)
+        assert e.value.error["errorcode"] == 431 and message in e.value.error["errortext"], (args, e.value.error)
+    assert config_text(srv) == text
+    assert listed(admin, "kvm")[0]["granted"] == kvm["granted"]
+
+
+def test_reload_plugins_rescans_the_folder(srv, admin):
+    target = plugins_dir(srv) / "vlan.wasm"
+    tmp = plugins_dir(srv) / ".vlan.part"
+    shutil.copyfile(built("vlan.wasm"), tmp)
+    os.replace(tmp, target)
+    reply = client(admin).reloadPlugins()
+    assert reply["count"] == len(reply["plugin"])
+    assert "vlan" in [p["name"] for p in reply["plugin"]], reply
+    target.unlink()
+    reply = client(admin).reloadPlugins()
+    assert "vlan" not in [p["name"] for p in reply["plugin"]], reply
+
+
+def test_users_cannot_manage_plugins(srv, admin):
+    user = new_user_account(admin, prefix="plg")
+    text = config_text(srv)
+    for command, args in [
+        ("getUploadParamsForPlugin", dict(name="x.wasm")),
+        ("updatePlugin", dict(name="kvm", grant="libvirt qemu:///system")),
+        ("reloadPlugins", {}),
+    ]:
+        with pytest.raises(CloudStackApiException) as e:
+            getattr(client(user), command)(**args)
+        assert e.value.error["errorcode"] in (401, 432), command
+    assert config_text(srv) == text
