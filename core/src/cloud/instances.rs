@@ -6,8 +6,8 @@
 
 use sqlx::FromRow;
 
-use crate::auth::store::{Arg, Scope, count, eq, fetch_all, keyword, push_page};
-use crate::db::{Db, DbError, now_ms};
+use crate::auth::store::{Arg, Scope, count, eq, fetch_all, keyword, like_escape, push_page, read_rows};
+use crate::db::{Backend, Db, DbError, now_ms};
 
 /// States in which an instance holds none of its host's capacity.
 const IDLE_STATES: &str = "'Stopped', 'Destroyed', 'Expunged', 'Error'";
@@ -110,11 +110,22 @@ pub async fn list_instances(
         eq(&mut cond, &mut args, "i.host_id", Arg::Int(v));
     }
     if let Some(k) = &f.keyword {
-        keyword(&mut cond, &mut args, "i.display_name || ' ' || i.name", k);
+        if db.backend() == Backend::Sqlite {
+            // SQLite's LIKE ignores ASCII case by itself, and matching each column keeps
+            // the match inside the listing index; LOWER() of a concatenation would not.
+            args.push(Arg::Text(format!("%{}%", like_escape(k))));
+            let n = args.len();
+            cond.push_str(&format!(" AND (i.display_name LIKE ${n} ESCAPE '\\' OR i.name LIKE ${n} ESCAPE '\\')"));
+        } else {
+            keyword(&mut cond, &mut args, "i.display_name || ' ' || i.name", k);
+        }
     }
     // Domains are joined only when the scope asks for a domain subtree.
     let join = if scope.domain_prefix.is_some() { " JOIN domains d ON d.id = i.domain_id" } else { "" };
     let light = format!("SELECT i.id FROM instances i{join} WHERE i.removed IS NULL{cond}");
+    if let Some(found) = list_on_reader(db, &light, &args, page) {
+        return found;
+    }
     let total = match page {
         Some(_) => Some(count(db, &light, &args).await?),
         None => None,
@@ -131,6 +142,83 @@ pub async fn list_instances(
     };
     let total = total.unwrap_or(rows.len() as i64);
     Ok((rows, total))
+}
+
+/// The SQLite path of `list_instances`: one pass over the listing index yields both the
+/// total and the page (a count and then a page would scan twice), and the page's full
+/// rows are read in-line. `None` when the database has no in-line reader.
+fn list_on_reader(
+    db: &Db,
+    light: &str,
+    args: &[Arg],
+    page: Option<(u32, u32)>,
+) -> Option<Result<(Vec<InstanceRow>, i64), DbError>> {
+    let ids = read_rows(db, light, args, |r| r.get::<_, i64>(0))?;
+    Some(ids.and_then(|mut ids| {
+        let total = ids.len() as i64;
+        // Unordered from the index; sorting the ids here is cheaper than asking SQLite to.
+        ids.sort_unstable();
+        let shown = match page {
+            Some((p, size)) => {
+                let start = ((p.max(1) - 1) as usize).saturating_mul(size as usize).min(ids.len());
+                let end = start.saturating_add(size as usize).min(ids.len());
+                &ids[start..end]
+            }
+            None => &ids[..],
+        };
+        if shown.is_empty() {
+            return Ok((vec![], total));
+        }
+        let list: Vec<String> = shown.iter().map(i64::to_string).collect();
+        let sql = format!("{SELECT} AND i.id IN ({}) ORDER BY i.id", list.join(", "));
+        let rows = read_rows(db, &sql, &[], instance_row).unwrap_or_else(|| Ok(vec![]))?;
+        Ok((rows, total))
+    }))
+}
+
+fn instance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
+    Ok(InstanceRow {
+        id: r.get("id")?,
+        uuid: r.get("uuid")?,
+        name: r.get("name")?,
+        instance_name: r.get("instance_name")?,
+        display_name: r.get("display_name")?,
+        account_id: r.get("account_id")?,
+        account_name: r.get("account_name")?,
+        domain_id: r.get("domain_id")?,
+        domain_uuid: r.get("domain_uuid")?,
+        domain_name: r.get("domain_name")?,
+        domain_path: r.get("domain_path")?,
+        zone_id: r.get("zone_id")?,
+        zone_uuid: r.get("zone_uuid")?,
+        zone_name: r.get("zone_name")?,
+        host_id: r.get("host_id")?,
+        host_uuid: r.get("host_uuid")?,
+        host_name: r.get("host_name")?,
+        host_uri: r.get("host_uri")?,
+        host_driver: r.get("host_driver")?,
+        offering_id: r.get("offering_id")?,
+        offering_uuid: r.get("offering_uuid")?,
+        offering_name: r.get("offering_name")?,
+        template_id: r.get("template_id")?,
+        template_uuid: r.get("template_uuid")?,
+        template_name: r.get("template_name")?,
+        template_display_text: r.get("template_display_text")?,
+        template_password_enabled: r.get("template_password_enabled")?,
+        os_type_uuid: r.get("os_type_uuid")?,
+        os_type_name: r.get("os_type_name")?,
+        root_volume_id: r.get("root_volume_id")?,
+        hypervisor: r.get("hypervisor")?,
+        state: r.get("state")?,
+        cpus: r.get("cpus")?,
+        cpu_mhz: r.get("cpu_mhz")?,
+        memory_mb: r.get("memory_mb")?,
+        created: r.get("created")?,
+        iso_id: r.get("iso_id")?,
+        iso_uuid: r.get("iso_uuid")?,
+        iso_name: r.get("iso_name")?,
+        iso_display_text: r.get("iso_display_text")?,
+    })
 }
 
 pub async fn instance(db: &Db, uuid: &str) -> Result<Option<InstanceRow>, DbError> {

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use sqlx::FromRow;
 
-use crate::auth::store::{Arg, Scope, eq, fetch_page, keyword};
+use crate::auth::store::{Arg, Scope, eq, fetch_page, keyword, read_rows};
 use crate::db::{Backend, Db, DbError, new_uuid, now_ms};
 
 /// Why an allocation could not be made.
@@ -938,11 +938,36 @@ pub async fn nics_of_instances(db: &Db, instance_uuids: &[&str]) -> Result<Vec<N
     }
     let marks: Vec<String> = (1..=instance_uuids.len()).map(|i| format!("${i}")).collect();
     let sql = format!("{NIC_SELECT} AND c.instance_uuid IN ({}) ORDER BY c.device_id, c.id", marks.join(", "));
+    let args: Vec<Arg> = instance_uuids.iter().map(|u| Arg::Text((*u).to_owned())).collect();
+    if let Some(rows) = read_rows(db, &sql, &args, nic_row) {
+        return rows;
+    }
     let mut q = sqlx::query_as::<_, NicRow>(&sql);
     for u in instance_uuids {
         q = q.bind(*u);
     }
     Ok(q.fetch_all(db.pool()).await?)
+}
+
+fn nic_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NicRow> {
+    Ok(NicRow {
+        id: r.get("id")?,
+        uuid: r.get("uuid")?,
+        network_id: r.get("network_id")?,
+        network_uuid: r.get("network_uuid")?,
+        network_name: r.get("network_name")?,
+        instance_uuid: r.get("instance_uuid")?,
+        mac: r.get("mac")?,
+        ip_address: r.get("ip_address")?,
+        is_default: r.get("is_default")?,
+        device_id: r.get("device_id")?,
+        state: r.get("state")?,
+        guest_type: r.get("guest_type")?,
+        gateway: r.get("gateway")?,
+        cidr_prefix: r.get("cidr_prefix")?,
+        vlan: r.get("vlan")?,
+        created: r.get("created")?,
+    })
 }
 
 /// How many live NICs a network has.

@@ -102,6 +102,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_instances", include_str!("migrations/0008_instances.sql")),
     ("0009_volume_attachments", include_str!("migrations/0009_volume_attachments.sql")),
     ("0010_instance_iso", include_str!("migrations/0010_instance_iso.sql")),
+    ("0011_instance_listing", include_str!("migrations/0011_instance_listing.sql")),
 ];
 
 impl Db {
