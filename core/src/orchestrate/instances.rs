@@ -348,8 +348,13 @@ impl Orchestrator {
     }
 
     /// NICs, root disk and domain of a new VM; `made` records each step for `undo_build`.
-    async fn build_vm(&self, b: &Build, made: &mut Made) -> Result<(), ApiError> {
-        let kvm = b.host.hypervisor == "KVM";
+    /// Allocates and prepares the instance's NICs, recording each in `made_nics` as it goes.
+    async fn make_nics(
+        &self,
+        b: &Build,
+        kvm: bool,
+        made_nics: &mut Vec<(i64, NetworkSpec, NicSpec, Option<NetworkDriver>)>,
+    ) -> Result<Vec<Nic>, ApiError> {
         let mut vm_nics = Vec::new();
         for (k, n) in b.networks.iter().enumerate() {
             let new = NewNic {
@@ -378,17 +383,17 @@ impl Orchestrator {
                         dns: Vec::new(),
                         dhcp_server: None,
                     };
-                    made.nics.push((nic.id, unused, nic_spec, None));
+                    made_nics.push((nic.id, unused, nic_spec, None));
                     return Err(e);
                 }
             };
-            made.nics.push((nic.id, spec.clone(), nic_spec.clone(), None));
+            made_nics.push((nic.id, spec.clone(), nic_spec.clone(), None));
             let attachment = if kvm {
                 let driver = self.network_driver(n)?;
                 let (d, h, s, c) = (driver.clone(), b.host.name.clone(), spec.clone(), nic_spec.clone());
                 let what = format!("Preparing NIC {} of VM {} on host {}", nic.mac, b.vm.name, b.host.name);
                 let a = blocking(what, move || d.prepare_nic(&h, &s, &c)).await?;
-                if let Some(last) = made.nics.last_mut() {
+                if let Some(last) = made_nics.last_mut() {
                     last.3 = Some(driver);
                 }
                 a
@@ -411,9 +416,19 @@ impl Orchestrator {
             });
         }
 
+        Ok(vm_nics)
+    }
+
+    /// The root disk, when the zone has a pool for it; recorded in `made_volume` as it is made.
+    async fn make_disks(
+        &self,
+        b: &Build,
+        kvm: bool,
+        made_volume: &mut Option<(PoolRow, String, Option<String>)>,
+    ) -> Result<Vec<Disk>, ApiError> {
         let mut disks = Vec::new();
         match self.root_pool(b).await? {
-            Some(pool) => disks.push(self.make_root_disk(b, &pool, made).await?),
+            Some(pool) => disks.push(self.make_root_disk(b, &pool, made_volume).await?),
             // A Simulator domain needs no disk; a KVM guest does.
             None if kvm => {
                 return Err(ApiError::insufficient_capacity(format!(
@@ -423,6 +438,17 @@ impl Orchestrator {
             }
             None => {}
         }
+        Ok(disks)
+    }
+
+    async fn build_vm(&self, b: &Build, made: &mut Made) -> Result<(), ApiError> {
+        let kvm = b.host.hypervisor == "KVM";
+        // The NICs and the root disk do not depend on each other: make them side by side
+        // (the disk is a round trip to the storage server, the NICs to the host). Both
+        // record what they made, so a failure of either undoes both.
+        let (nics, disks) =
+            tokio::join!(self.make_nics(b, kvm, &mut made.nics), self.make_disks(b, kvm, &mut made.volume));
+        let (vm_nics, mut disks) = (nics?, disks?);
         disks.extend(self.data_disks(b.vm.id).await?);
 
         let spec = VmSpec {
@@ -467,7 +493,12 @@ impl Orchestrator {
             .max_by_key(|p| (p.capacity_bytes - p.used_bytes, -p.allocated_bytes)))
     }
 
-    async fn make_root_disk(&self, b: &Build, pool: &PoolRow, made: &mut Made) -> Result<Disk, ApiError> {
+    async fn make_root_disk(
+        &self,
+        b: &Build,
+        pool: &PoolRow,
+        made_volume: &mut Option<(PoolRow, String, Option<String>)>,
+    ) -> Result<Disk, ApiError> {
         let base = {
             // Concurrent first deploys would each copy the template to the pool and all
             // but one fail to record it: one copy at a time per (template, pool).
@@ -479,7 +510,7 @@ impl Orchestrator {
         let (url, name, size) = (pool.url.clone(), vol_uuid.clone(), b.root_size as u64);
         let what = format!("Creating the root disk of VM {} on storage pool {}", b.vm.name, pool.name);
         let file = self.on_driver(&pool.driver, what, move |d| d.create_volume(&url, &name, size, Some(&base))).await?;
-        made.volume = Some((pool.clone(), file.path.clone(), None));
+        *made_volume = Some((pool.clone(), file.path.clone(), None));
         let new = NewVolume {
             uuid: vol_uuid.clone(),
             name: format!("ROOT-{}", b.vm.id),
@@ -495,13 +526,11 @@ impl Orchestrator {
             provisioning_type: "thin".into(),
         };
         volumes::create_volume(&self.db, new).await?;
-        made.volume = Some((pool.clone(), file.path.clone(), Some(vol_uuid.clone())));
+        *made_volume = Some((pool.clone(), file.path.clone(), Some(vol_uuid.clone())));
         instances::set_root_volume(&self.db, b.vm.id, &vol_uuid).await?;
-        let (url, path) = (pool.url.clone(), file.path.clone());
-        let what = format!("Locating the root disk of VM {}", b.vm.name);
-        let locator = self.on_driver(&pool.driver, what, move |d| d.locate(&url, &path)).await?;
+        // The driver says how to reach the volume it just made: no second call to locate it.
         Ok(Disk {
-            locator: Some(locator),
+            locator: Some(file.locator),
             device: DiskDevice::Disk,
             bus: DiskBus::Virtio,
             target: "vda".into(),
