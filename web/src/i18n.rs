@@ -128,6 +128,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::templates::STRINGS,
     crate::networks::STRINGS,
     crate::offerings::STRINGS,
+    crate::volumes::STRINGS,
 ];
 
 fn find(key: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {

@@ -53,11 +53,11 @@ pub type Col = (&'static str, fn(&Value, Lang) -> String);
 
 const PAGE_SIZE: u64 = 20;
 
-fn gib(bytes: u64) -> String {
+pub fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-fn n(v: &Value, field: &str) -> u64 {
+pub fn n(v: &Value, field: &str) -> u64 {
     // Some counters come as strings from older-style fields: accept both.
     v.get(field).and_then(|x| x.as_u64().or_else(|| x.as_str().and_then(|t| t.parse().ok()))).unwrap_or(0)
 }
@@ -73,6 +73,8 @@ struct Loader {
     command: &'static str,
     object: &'static str,
     params: &'static [(&'static str, &'static str)],
+    keyword: Option<RwSignal<String>>,
+    extra: StoredValue<Option<(&'static str, String)>>,
     poll_while: Option<fn(&Value) -> bool>,
     // Answers to older requests must not overwrite newer ones.
     generation: StoredValue<u32>,
@@ -88,6 +90,12 @@ impl Loader {
         let mut p: Vec<(&str, String)> = self.params.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
         p.push(("page", page.to_string()));
         p.push(("pagesize", PAGE_SIZE.to_string()));
+        if let Some(k) = self.keyword.map(|k| k.get_untracked()).filter(|k| !k.is_empty()) {
+            p.push(("keyword", k));
+        }
+        if let Some(e) = self.extra.get_value() {
+            p.push(e);
+        }
         self.generation.update_value(|g| *g += 1);
         let mine = self.generation.get_value();
         self.loading.set(true);
@@ -123,7 +131,9 @@ impl Loader {
 
 /// One server-side page of a list command at a time, with a pager and an optional delete per
 /// row. `reload` re-reads the page when bumped; while `poll_while` holds for a row (a template
-/// still downloading) the page is re-read every 2 s.
+/// still downloading) the page is re-read every 2 s. `keyword`, when set, is sent as the
+/// list's keyword; `extra` is one more parameter such as `("volumeid", id)`; `actions` adds
+/// a row's own buttons before its Delete.
 #[component]
 pub fn Listing(
     id: &'static str,
@@ -134,6 +144,9 @@ pub fn Listing(
     #[prop(optional)] delete: Option<&'static str>,
     #[prop(optional)] reload: Option<RwSignal<u32>>,
     #[prop(optional)] poll_while: Option<fn(&Value) -> bool>,
+    #[prop(optional)] keyword: Option<RwSignal<String>>,
+    #[prop(optional, into)] actions: Option<Callback<Value, AnyView>>,
+    #[prop(optional)] extra: Option<(&'static str, String)>,
 ) -> impl IntoView {
     let session = expect_context::<SessionCtx>();
     let lang = expect_context::<I18n>().0;
@@ -145,12 +158,38 @@ pub fn Listing(
     let row_error = RwSignal::new(None::<(String, String)>);
     let generation = StoredValue::new(0u32);
 
-    let loader = Loader { command, object, params, poll_while, generation, session, rows, count, loading, error };
+    let extra = StoredValue::new(extra);
+    let loader = Loader {
+        command,
+        object,
+        params,
+        keyword,
+        extra,
+        poll_while,
+        generation,
+        session,
+        rows,
+        count,
+        loading,
+        error,
+    };
     let reload_now = move || loader.load(page.get_untracked());
+    let last_keyword = StoredValue::new(String::new());
     Effect::new(move |_| {
         page.track();
         if let Some(r) = reload {
             r.track();
+        }
+        // A new keyword starts again from the first page.
+        if let Some(k) = keyword {
+            let now = k.get();
+            if now != last_keyword.get_value() {
+                last_keyword.set_value(now);
+                if page.get_untracked() != 1 {
+                    page.set(1);
+                    return;
+                }
+            }
         }
         reload_now();
     });
@@ -189,7 +228,7 @@ pub fn Listing(
                 <thead>
                     <tr>
                         {columns.iter().map(|(key, _)| view! { <th>{tr(key)}</th> }).collect_view()}
-                        {delete.map(|_| view! { <th>{tr("col.actions")}</th> })}
+                        {(delete.is_some() || actions.is_some()).then(|| view! { <th>{tr("col.actions")}</th> })}
                     </tr>
                 </thead>
                 <tbody>
@@ -206,15 +245,23 @@ pub fn Listing(
                                         view! { <td class=key.replace('.', "-")>{cell(&v, l)}</td> }
                                     })
                                     .collect_view();
-                                let actions = delete
-                                    .map(|_| {
+                                let own = actions.map(|a| a.run(v.clone()));
+                                let action_cell = (delete.is_some() || own.is_some())
+                                    .then(|| {
                                         let (i, n) = (item_id.clone(), name.clone());
                                         let mine = item_id.clone();
+                                        let remove_button = delete
+                                            .map(|_| {
+                                                view! {
+                                                    <button class="act act-delete" on:click=move |_| remove(i.clone(), n.clone())>
+                                                        {tr("list.delete")}
+                                                    </button>
+                                                }
+                                            });
                                         view! {
                                             <td>
-                                                <button class="act act-delete" on:click=move |_| remove(i.clone(), n.clone())>
-                                                    {tr("list.delete")}
-                                                </button>
+                                                {own}
+                                                {remove_button}
                                                 <span class="job">
                                                     {move || {
                                                         row_error
@@ -231,7 +278,7 @@ pub fn Listing(
                                 view! {
                                     <tr data-id=item_id.clone() data-name=name.clone()>
                                         {cells}
-                                        {actions}
+                                        {action_cell}
                                     </tr>
                                 }
                             })
@@ -323,6 +370,124 @@ pub fn FormMessage(error: FormError) -> impl IntoView {
             {move || error.with(|e| e.as_ref().filter(|(f, _)| f.is_none()).map(|(_, t)| t.clone()))}
         </p>
     }
+}
+
+/// A search box that sets `keyword` (trimmed) when submitted.
+#[component]
+pub fn SearchBox(id: &'static str, keyword: RwSignal<String>) -> impl IntoView {
+    let typed = RwSignal::new(String::new());
+    view! {
+        <form
+            class="search"
+            on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                keyword.set(typed.get_untracked().trim().to_owned());
+            }
+        >
+            <input
+                id=id
+                type="search"
+                placeholder=tr("vm.search_placeholder")
+                prop:value=typed
+                on:input=move |ev| typed.set(event_target_value(&ev))
+            />
+            <button type="submit">{tr("vm.search")}</button>
+        </form>
+    }
+}
+
+/// What the last async action on a row is doing, keyed by the row's id in a `JobMap`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    Running { label: &'static str, secs: u32 },
+    Done { label: &'static str },
+    Failed { label: &'static str, error: String },
+}
+
+impl JobState {
+    /// "Attach: Running… 3s", "Attach: Done", "Attach: Failed — why" (`label` is a text key).
+    pub fn describe(&self, l: Lang) -> String {
+        match self {
+            JobState::Running { label, secs } => format!("{}: {} {secs}s", text(l, label), text(l, "job.running")),
+            JobState::Done { label } => format!("{}: {}", text(l, label), text(l, "job.done")),
+            JobState::Failed { label, error } => format!("{}: {} — {error}", text(l, label), text(l, "job.failed")),
+        }
+    }
+}
+
+pub type JobMap = RwSignal<std::collections::HashMap<String, JobState>>;
+
+/// Runs a command for row `id`, sync or async: the row's entry in `jobs` follows the job's
+/// seconds and its end; `done` hears the result when it succeeds.
+pub fn track_job(
+    session: SessionCtx,
+    jobs: JobMap,
+    id: String,
+    label: &'static str,
+    command: &'static str,
+    params: Vec<(&'static str, String)>,
+    done: impl FnOnce(Value) + 'static,
+) {
+    set_job(jobs, &id, JobState::Running { label, secs: 0 });
+    spawn_local(async move {
+        let started = api::call(command, &params).await;
+        settle(session, jobs, id, label, started, done).await;
+    });
+}
+
+/// As `track_job`, for a command already accepted (`started` is its reply): a page that
+/// shows a refusal beside its field sends the command itself and then follows the job here.
+pub fn follow_job(
+    session: SessionCtx,
+    jobs: JobMap,
+    id: String,
+    label: &'static str,
+    started: Value,
+    done: impl FnOnce(Value) + 'static,
+) {
+    set_job(jobs, &id, JobState::Running { label, secs: 0 });
+    spawn_local(settle(session, jobs, id, label, Ok(started), done));
+}
+
+fn set_job(jobs: JobMap, id: &str, state: JobState) {
+    jobs.update(|j| {
+        j.insert(id.to_owned(), state);
+    });
+}
+
+async fn settle(
+    session: SessionCtx,
+    jobs: JobMap,
+    id: String,
+    label: &'static str,
+    started: api::ApiResult<Value>,
+    done: impl FnOnce(Value) + 'static,
+) {
+    let tick = {
+        let id = id.clone();
+        move |secs| set_job(jobs, &id, JobState::Running { label, secs })
+    };
+    let reply = match started {
+        Ok(r) => match r.get("jobid").and_then(Value::as_str) {
+            Some(job) => api::wait_job(job.to_owned(), tick).await,
+            None => Ok(r),
+        },
+        Err(e) => Err(e),
+    };
+    match reply {
+        Ok(result) => {
+            set_job(jobs, &id, JobState::Done { label });
+            done(result);
+        }
+        Err(e) => set_job(jobs, &id, JobState::Failed { label, error: fail(session, e) }),
+    }
+}
+
+/// The line that shows row `id`'s job in `jobs`.
+#[component]
+pub fn JobLine(jobs: JobMap, #[prop(into)] id: String) -> impl IntoView {
+    let lang = expect_context::<I18n>().0;
+    view! { <span class="job job-line">{move || jobs.with(|j| j.get(&id).map(|s| s.describe(lang.get())))}</span> }
 }
 
 const ZONES: &[Col] = &[

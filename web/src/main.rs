@@ -15,6 +15,7 @@ mod offerings;
 mod overview;
 mod plugins;
 mod templates;
+mod volumes;
 mod zone_wizard;
 
 use leptos::prelude::*;
@@ -233,6 +234,7 @@ fn Shell() -> impl IntoView {
                     {tr("nav.dashboard")}
                 </A>
                 <A href="/client/instances">{tr("nav.instances")}</A>
+                <A href="/client/volumes">{tr("nav.volumes")}</A>
                 <A href="/client/deploy">{tr("nav.deploy")}</A>
                 <A href="/client/infra">{tr("nav.infra")}</A>
                 <A href="/client/zone-wizard">{tr("nav.zone_wizard")}</A>
@@ -258,6 +260,7 @@ fn Shell() -> impl IntoView {
                         <Routes fallback=|| view! { <dashboard::Dashboard /> }>
                             <Route path=path!("/client") view=dashboard::Dashboard />
                             <Route path=path!("/client/instances") view=instances::Instances />
+                            <Route path=path!("/client/volumes") view=volumes::Volumes />
                             <Route path=path!("/client/deploy") view=deploy::Deploy />
                             <Route path=path!("/client/infra") view=infra::Infra />
                             <Route path=path!("/client/zone-wizard") view=zone_wizard::ZoneWizard />
