@@ -14,7 +14,7 @@ use crate::support::install_file;
 
 /// The cargo target dir this test binary was built in; driver builds share it so the
 /// wit-bindgen build is reused.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.ancestors().nth(3).expect("cargo target dir").to_owned()
 }
@@ -29,20 +29,63 @@ pub(crate) fn wasmstack(args: &[&str]) -> (bool, String, String) {
 }
 
 /// What the author writes into the skeleton: a pool of qcow2 files in a folder,
-/// through the host's images capability.
-const HELPERS: &str = r#"
+/// through the host's images capability. Its settings (a quota, where volumes go) come in
+/// the pool URL's query string, as its schema declares them.
+const HELPERS: &str = r##"
 use wasmstack::driver::images;
 use wasmstack::driver::types::FileDisk;
 
 const VOLUMES: &str = "vols";
 
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "title": "Folder pool",
+  "properties": {
+    "quota-mib": {"type": "integer", "minimum": 1, "title": "Quota (MiB)", "description": "The space the pool offers"},
+    "layout": {"type": "string", "enum": ["nested", "flat"], "default": "nested", "title": "Layout", "description": "nested: volumes in vols/; flat: in the pool folder"}
+  },
+  "required": ["quota-mib"]
+}"#;
+
+/// The pool folder's URL, its quota in bytes, and whether volumes sit in the folder itself.
+fn settings(url: &str) -> (&str, Option<u64>, bool) {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (mut quota, mut flat) = (None, false);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("quota-mib", v)) => quota = v.parse::<u64>().ok().map(|m| m << 20),
+            Some(("layout", v)) => flat = v == "flat",
+            _ => {}
+        }
+    }
+    (base, quota, flat)
+}
+
 fn at(pool: &str, path: &str) -> String {
-    format!("{}/{path}", pool.trim_end_matches('/'))
+    format!("{}/{path}", settings(pool).0.trim_end_matches('/'))
+}
+
+/// The folder the pool's volumes are in.
+fn volumes_dir(pool: &str) -> String {
+    let (base, _, flat) = settings(pool);
+    if flat { base.to_owned() } else { at(pool, VOLUMES) }
+}
+
+/// The sizes of the pool's volumes, which a quota limits.
+fn provisioned(pool: &str) -> u64 {
+    let dir = volumes_dir(pool);
+    let names = images::list_dir(&dir).unwrap_or_default();
+    let infos = names.iter().filter(|n| n.ends_with(".qcow2")).filter_map(|n| images::info(&format!("{dir}/{n}")).ok());
+    infos.map(|i| i.virtual_size).sum()
 }
 
 fn usage(url: &str) -> Result<Usage, DriverError> {
-    let space = images::capacity(url)?;
-    Ok(Usage { total_bytes: space.total_bytes, used_bytes: space.total_bytes - space.free_bytes })
+    let (base, quota, _) = settings(url);
+    let space = images::capacity(base)?;
+    Ok(match quota {
+        Some(q) => Usage { total_bytes: q, used_bytes: provisioned(url).min(q) },
+        None => Usage { total_bytes: space.total_bytes, used_bytes: space.total_bytes - space.free_bytes },
+    })
 }
 
 fn volume(pool: &str, path: String) -> Result<Volume, DriverError> {
@@ -56,20 +99,24 @@ fn volume(pool: &str, path: String) -> Result<Volume, DriverError> {
         physical_size: info.actual_size,
     })
 }
-"#;
+"##;
 
 /// (function, new definition) pairs replacing skeleton functions.
 const FUNCTIONS: &[(&str, &str)] = &[
     (
         "attach",
-        "fn attach(url: String) -> Result<Usage, DriverError> {\n        images::make_dir(&at(&url, VOLUMES))?;\n        usage(&url)\n    }",
+        "fn attach(url: String) -> Result<Usage, DriverError> {\n        \
+         images::make_dir(&volumes_dir(&url))?;\n        usage(&url)\n    }",
     ),
     ("capacity", "fn capacity(url: String) -> Result<Usage, DriverError> {\n        usage(&url)\n    }"),
     (
         "create-volume",
         "fn create_volume(pool: String, name: String, size_bytes: u64, template: Option<String>) -> Result<Volume, DriverError> {\n        \
          if template.is_some() {\n            return unsupported(\"templates\");\n        }\n        \
-         let path = format!(\"{VOLUMES}/{name}.qcow2\");\n        \
+         let (_, quota, flat) = settings(&pool);\n        \
+         if quota.is_some_and(|q| provisioned(&pool) + size_bytes > q) {\n            \
+         return Err(DriverError::InvalidSpec(format!(\"{size_bytes} bytes exceed the pool's quota\")));\n        }\n        \
+         let path = if flat { format!(\"{name}.qcow2\") } else { format!(\"{VOLUMES}/{name}.qcow2\") };\n        \
          images::create(&at(&pool, &path), DiskFormat::Qcow2, size_bytes, None)?;\n        volume(&pool, path)\n    }",
     ),
     (
@@ -122,7 +169,7 @@ impl Variant {
 }
 
 /// Replaces the skeleton function answering `unsupported("<wit>")` with `new`.
-fn replace_function(src: &str, wit: &str, new: &str) -> String {
+pub(crate) fn replace_function(src: &str, wit: &str, new: &str) -> String {
     let marker = format!("unsupported(\"{wit}\")");
     let at = src.find(&marker).unwrap_or_else(|| panic!("no skeleton for {wit}"));
     let start = src[..at].rfind("    fn ").expect("fn start") + 4;
@@ -157,6 +204,8 @@ fn driver(variant: Variant) -> PathBuf {
     }
     let path = if variant == Variant::BadPath { "file.to_owned()" } else { "path" };
     src.push_str(&HELPERS.replace("VOLUME_PATH", path));
+    src = src.replace("config_schema: \"{}\".into()", "config_schema: SCHEMA.into()");
+    assert!(src.contains("SCHEMA.into()"), "the skeleton's config_schema line moved");
     if variant == Variant::NoGrant {
         src = src
             .replace("Capability::Images(\"file:///\".into())", "Capability::Images(\"file:///srv/elsewhere\".into())");
@@ -255,31 +304,63 @@ fn an_authors_storage_driver_passes_check_and_serves_a_running_server() {
             .await;
         let zone_id = zone["zone"]["id"].as_str().unwrap().to_owned();
         let pool_url = format!("file://{}/p1", pools.display());
-        let create_pool = [
-            ("command", "createStoragePool"),
-            ("name", "kit-pool"),
-            ("url", pool_url.as_str()),
-            ("zoneid", zone_id.as_str()),
-            ("scope", "zone"),
-            ("hypervisor", "KVM"),
-            ("provider", "dirpool"),
-        ];
-        let refused = api.try_call(&create_pool).await.unwrap_err();
+        let pool_args = |details: &[(&'static str, &'static str)]| {
+            let mut a = vec![
+                ("command", "createStoragePool"),
+                ("name", "kit-pool"),
+                ("url", pool_url.as_str()),
+                ("zoneid", zone_id.as_str()),
+                ("scope", "zone"),
+                ("hypervisor", "KVM"),
+                ("provider", "dirpool"),
+            ];
+            a.extend_from_slice(details);
+            a
+        };
+        let refused = api.try_call(&pool_args(&[])).await.unwrap_err();
         assert!(refused.contains("Storage provider dirpool is not a loaded storage driver"), "{refused}");
 
-        // Dropped in while the server runs; its watcher loads it.
+        // Dropped in while the server runs; its watcher loads it. Its schema asks for a quota.
         install_file(&wasm, &data.path().join("plugins/dirpool.wasm"));
         let start = Instant::now();
-        let pool = loop {
-            match api.try_call(&create_pool).await {
-                Ok(v) => break v,
+        let missing = loop {
+            match api.try_call(&pool_args(&[])).await {
                 Err(e) if e.contains("not a loaded storage driver") && start.elapsed() < Duration::from_secs(20) => {
                     tokio::time::sleep(Duration::from_millis(200)).await
                 }
-                Err(e) => panic!("{e}"),
+                other => break other.unwrap_err(),
             }
         };
+        assert_eq!(missing, "Missing detail quota-mib: dirpool requires it");
+        let plugin = api.call(&[("command", "listPlugins"), ("name", "dirpool")]).await;
+        assert_eq!(plugin["plugin"][0]["configschema"]["required"][0], "quota-mib", "{plugin}");
+        for (details, why) in [
+            (&[("details[0].quota-mib", "0")][..], "Invalid detail quota-mib=0: must be at least 1"),
+            (
+                &[("details[0].key", "layout"), ("details[0].value", "deep"), ("details[1].quota-mib", "9")][..],
+                "Invalid detail layout=deep: must be one of nested, flat",
+            ),
+            (
+                &[("details[0].quota-mib", "9"), ("details[1].colour", "red")][..],
+                "Unknown detail colour: dirpool takes quota-mib, layout",
+            ),
+        ] {
+            assert_eq!(api.try_call(&pool_args(details)).await.unwrap_err(), why);
+        }
+        assert!(!pools.join("p1").exists(), "a refused pool was not attached");
+        let none = api.call(&[("command", "listStoragePools")]).await;
+        assert!(none.get("storagepool").is_none(), "{none}");
+
+        // Given in both of CloudStack's map forms; the driver reads them from the pool URL.
+        let pool = api
+            .call(&pool_args(&[
+                ("details[0].key", "quota-mib"),
+                ("details[0].value", "2048"),
+                ("details[1].layout", "nested"),
+            ]))
+            .await;
         assert_eq!(pool["storagepool"]["state"], "Up", "{pool}");
+        assert_eq!(pool["storagepool"]["disksizetotal"], 2048u64 << 20, "the driver reports its quota: {pool}");
         assert!(pools.join("p1/vols").is_dir(), "the driver's attach made its layout");
 
         let vol = api
@@ -291,6 +372,23 @@ fn an_authors_storage_driver_passes_check_and_serves_a_running_server() {
         assert!(file.is_file(), "{} is missing", file.display());
         let listed = api.call(&[("command", "listVolumes"), ("id", id)]).await;
         assert_eq!(listed["volume"][0]["size"], 1u64 << 30, "{listed}");
+
+        // A flat pool keeps volumes in its own folder; a size past the quota is the driver's refusal.
+        let flat_url = format!("file://{}/p2", pools.display());
+        let flat = [
+            ("command", "createStoragePool"),
+            ("name", "kit-flat"),
+            ("url", flat_url.as_str()),
+            ("zoneid", zone_id.as_str()),
+            ("scope", "zone"),
+            ("hypervisor", "KVM"),
+            ("provider", "dirpool"),
+            ("details[0].quota-mib", "1024"),
+            ("details[0].layout", "flat"),
+        ];
+        let flat = api.call(&flat).await;
+        assert_eq!(flat["storagepool"]["disksizetotal"], 1u64 << 30, "{flat}");
+        assert!(pools.join("p2").is_dir() && !pools.join("p2/vols").exists(), "the flat layout has no vols folder");
     });
 }
 

@@ -53,17 +53,34 @@ def test_a_dropped_in_driver_serves_pools_and_volumes(kit_server):
     tmp = srv.data_dir / "plugins" / ".dirpool.wasm.part"
     shutil.copyfile(wasm, tmp)
     os.replace(tmp, srv.data_dir / "plugins" / "dirpool.wasm")
+    # Its schema asks for a quota: without one the server refuses, naming the detail.
     deadline = time.monotonic() + 20
     while True:
-        try:
-            pool = cs.createStoragePool(**pool_args)["storagepool"]
+        with pytest.raises(CloudStackApiException) as e:
+            cs.createStoragePool(**pool_args)
+        if "not a loaded storage driver" not in e.value.error["errortext"] or time.monotonic() > deadline:
             break
-        except CloudStackApiException as e:
-            assert "not a loaded storage driver" in e.error["errortext"] and time.monotonic() < deadline, e.error
-            time.sleep(0.2)
+        time.sleep(0.2)
+    assert e.value.error["errorcode"] == 431 and e.value.error["errortext"] == "Missing detail quota-mib: dirpool requires it", e.value.error
+    for details, why in [
+        ({"quota-mib": "0"}, "Invalid detail quota-mib=0: must be at least 1"),
+        ({"quota-mib": "lots"}, "Invalid detail quota-mib=lots: must be a whole number"),
+        ({"quota-mib": 64, "layout": "deep"}, "Invalid detail layout=deep: must be one of nested, flat"),
+        ({"quota-mib": 64, "colour": "red"}, "Unknown detail colour: dirpool takes quota-mib, layout"),
+    ]:
+        with pytest.raises(CloudStackApiException) as e:
+            cs.createStoragePool(details=details, **pool_args)
+        assert (e.value.error["errorcode"], e.value.error["errortext"]) == (431, why), e.value.error
+    assert "storagepool" not in cs.listStoragePools() and not (pools / "p1").exists(), "a refused pool was made"
+
+    # The key/value form of the map, as libcloud-style callers send it; the driver reads the quota.
+    pool = cs.createStoragePool(details=[{"key": "quota-mib", "value": "2048"}], **pool_args)["storagepool"]
     assert pool["state"] == "Up" and (pools / "p1").is_dir()
+    [listed] = cs.listStoragePools(id=pool["id"])["storagepool"]
+    assert listed["disksizetotal"] == 2048 << 20, listed
     [listed] = cs.listPlugins(name="dirpool")["plugin"]
     assert (listed["name"], listed["kind"]) == ("dirpool", "storage"), listed
+    assert listed["configschema"]["properties"]["layout"]["enum"] == ["nested", "flat"], listed
 
     vol = cs.createVolume(name="kit-vol", zoneid=zone["id"], size=1)["volume"]
     assert vol["storage"] == "kit-pool" and vol["size"] == 1 << 30, vol
@@ -71,3 +88,27 @@ def test_a_dropped_in_driver_serves_pools_and_volumes(kit_server):
     assert len(files) == 1 and vol["id"] in files[0].name, files
     cs.deleteVolume(id=vol["id"])
     assert not [p for p in (pools / "p1").rglob("*") if p.is_file()], "the volume's file outlived it"
+
+
+def test_add_host_checks_the_hypervisor_drivers_settings(kit_server):
+    """addHost takes the KVM driver's settings (its schema has `accel`) as details: a bad or
+    unknown one is refused naming it and adds nothing; the default leaves the URL as given."""
+    srv, _ = kit_server
+    creds = admin_credentials(srv)
+    cs = CloudStack(endpoint=creds.endpoint, key=creds.apikey, secret=creds.secret, method="post", fetch_result=True, poll_interval=0.1, job_timeout=60)
+    zone = cs.createZone(name="hosts", networktype="Basic", dns1="10.0.0.53", internaldns1="10.0.0.53")["zone"]
+    pod = cs.createPod(name="p", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0", startip="10.1.0.10", endip="10.1.0.50")["pod"]
+    cluster = cs.addCluster(clustername="c", clustertype="CloudManaged", hypervisor="Simulator", podid=pod["id"], zoneid=zone["id"])["cluster"][0]
+    host_args = dict(hypervisor="Simulator", podid=pod["id"], zoneid=zone["id"], clusterid=cluster["id"], url="test:///default", username="root", password="x")
+    [kvm] = cs.listPlugins(name="kvm")["plugin"]
+    assert kvm["configschema"]["properties"]["accel"]["enum"] == ["auto", "kvm", "tcg"], kvm
+    for details, why in [
+        ({"accel": "fast"}, "Invalid detail accel=fast: must be one of auto, kvm, tcg"),
+        ({"cores": "2"}, "Unknown detail cores: kvm takes accel"),
+    ]:
+        with pytest.raises(CloudStackApiException) as e:
+            cs.addHost(details=details, **host_args)
+        assert (e.value.error["errorcode"], e.value.error["errortext"]) == (431, why), e.value.error
+    assert "host" not in cs.listHosts()
+    [host] = cs.addHost(details=[{"key": "accel", "value": "auto"}], **host_args)["host"]
+    assert host["state"] == "Up", host

@@ -9,6 +9,8 @@ pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
 pub use plugins::PluginRequest;
 
+use std::collections::BTreeMap;
+
 use super::commands::Command;
 use super::error::ApiError;
 use super::params::Params;
@@ -139,6 +141,8 @@ pub struct NewHostRequest {
     pub cluster_id: Option<String>,
     pub cluster_name: Option<String>,
     pub host_tags: Option<String>,
+    /// Settings for the hypervisor driver, checked against its config-schema.
+    pub details: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +193,8 @@ pub struct NewPoolRequest {
     pub tags: Option<String>,
     /// The storage driver to use, by name; none: chosen by the URL's scheme.
     pub provider: Option<String>,
+    /// Settings for the storage driver, checked against its config-schema.
+    pub details: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -474,6 +480,22 @@ fn s(params: &Params, name: &str) -> Option<String> {
     params.get(name).map(str::to_owned)
 }
 
+/// A `details` map as key/value pairs. Both of CloudStack's forms are read:
+/// `details[0].key=k&details[0].value=v`, and `details[0].k=v` (a field per key).
+fn details(params: &Params) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    for entry in params.map("details")?.into_iter().flat_map(|m| m.values()) {
+        let field = |f: &str| entry.iter().find(|(k, _)| k.eq_ignore_ascii_case(f)).map(|(_, v)| v.clone());
+        match (field("key"), field("value")) {
+            (Some(k), Some(v)) if entry.len() == 2 => {
+                out.insert(k, v);
+            }
+            _ => out.extend(entry.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        }
+    }
+    Ok(out)
+}
+
 fn must(params: &Params, cmd: &Command, name: &str) -> Result<String, ApiError> {
     s(params, name).ok_or_else(|| ApiError::missing_param(&cmd.name.to_ascii_lowercase(), name))
 }
@@ -613,6 +635,7 @@ impl Request {
                 hypervisor: s(p, "hypervisor"),
                 tags: s(p, "tags"),
                 provider: s(p, "provider"),
+                details: details(p)?,
             }),
             "listStoragePools" => Request::ListStoragePools { query: infra_query(p)?, scope: s(p, "scope") },
             "deleteStoragePool" => Request::DeleteStoragePool { id: must_uuid(p, cmd, "id")? },
@@ -725,6 +748,7 @@ impl Request {
                 cluster_id: uuid(p, "clusterid")?,
                 cluster_name: s(p, "clustername"),
                 host_tags: s(p, "hosttags"),
+                details: details(p)?,
             }),
             "listHosts" => Request::ListHosts(infra_query(p)?),
             "updateHost" => Request::UpdateHost(updates(p, cmd, &["name", "allocationstate", "hosttags"])?),

@@ -497,13 +497,17 @@ impl Orchestrator {
             )));
         }
         let (uri, address) = host_uri(hypervisor, &h.url)?;
+        let driver_name = "kvm";
+        // The driver's settings travel in the URI's query string (see wit/plugin.wit).
+        let schema = self.plugins.get(driver_name).map(|p| p.info.config_schema.clone()).unwrap_or_default();
+        let uri = crate::plugins::settings::apply(driver_name, &schema, &uri, &h.details)
+            .map_err(|e| ApiError::invalid_param(e.to_string()))?;
         if hypervisor == "KVM" {
             let (all, _) = infra::list_hosts(&self.db, &InfraFilter::default(), None, None).await?;
             if let Some(other) = all.iter().find(|o| o.libvirt_uri == uri) {
                 return Err(ApiError::invalid_param(format!("Host {} already has the URL {uri}", other.name)));
             }
         }
-        let driver_name = "kvm";
         let driver = self.plugins.hypervisor(driver_name).map_err(|e| ApiError::unavailable(e.to_string()))?;
         let probe_uri = uri.clone();
         let facts = tokio::task::spawn_blocking(move || driver.probe_host(&probe_uri))

@@ -222,6 +222,7 @@ fn describe(p: &LoadedPlugin, events: &[ReloadEvent]) -> Map<String, Value> {
         "missing": strings(p.missing_grants()),
         "memorymib": p.settings.limits.memory_mib,
         "timeoutms": p.settings.limits.timeout.as_millis() as u64,
+        "configschema": p.info.config_schema,
         "errors": errors(mine),
     }))
 }

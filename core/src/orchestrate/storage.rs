@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::cloud::infra;
 use crate::cloud::storage::{self, PoolRow, StorageFilter, StoreRow};
 use crate::db::format_time;
-use crate::plugins::Usage;
+use crate::plugins::{Usage, settings};
 
 use super::infra::one_of;
 use super::{Orchestrator, list, no_such, object, views};
@@ -124,11 +124,16 @@ impl Orchestrator {
         if r.name.trim().is_empty() {
             return Err(ApiError::invalid_param("The storage pool name cannot be empty"));
         }
+        // The driver's settings travel in the URL's query string (see wit/plugin.wit).
+        let schema = self.plugins.get(&t.driver).map(|p| p.info.config_schema.clone()).unwrap_or_default();
+        let url = settings::apply(&t.driver, &schema, &r.url, &r.details)
+            .map_err(|e| ApiError::invalid_param(e.to_string()))?;
         let (existing, _) = storage::list_pools(&self.db, &StorageFilter::default(), None).await?;
-        if let Some(other) = existing.iter().find(|p| p.url == r.url) {
-            return Err(ApiError::invalid_param(format!("Storage pool {} already uses {}", other.name, r.url)));
+        let base = |u: &str| u.split('?').next().unwrap_or_default().to_owned();
+        if let Some(other) = existing.iter().find(|p| base(&p.url) == base(&url)) {
+            return Err(ApiError::invalid_param(format!("Storage pool {} already uses {}", other.name, base(&url))));
         }
-        let usage = self.attach(&t.driver, &r.url).await?;
+        let usage = self.attach(&t.driver, &url).await?;
         let new = storage::NewPool {
             name: r.name,
             zone_id: zone.id,
@@ -136,7 +141,7 @@ impl Orchestrator {
             cluster_id: cluster.as_ref().map(|c| c.id),
             host_id: None,
             scope: scope.into(),
-            url: r.url,
+            url,
             driver: t.driver,
             pool_type: t.pool_type.into(),
             address: t.address,

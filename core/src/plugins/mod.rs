@@ -10,6 +10,7 @@ mod error;
 mod grants;
 mod host;
 pub mod scaffold;
+pub mod settings;
 pub mod signing;
 mod state;
 pub mod witdocs;
