@@ -125,6 +125,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::plugins::STRINGS,
     crate::infra::STRINGS,
     crate::zone_wizard::STRINGS,
+    crate::driver_form::STRINGS,
     crate::templates::STRINGS,
     crate::networks::STRINGS,
     crate::offerings::STRINGS,

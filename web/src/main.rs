@@ -6,6 +6,7 @@ mod api;
 mod branding;
 mod dashboard;
 mod deploy;
+mod driver_form;
 mod events;
 mod i18n;
 mod infra;

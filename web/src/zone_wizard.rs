@@ -10,6 +10,7 @@ use leptos::task::spawn_local;
 use serde_json::Value;
 
 use crate::api::{self, ApiError, ApiResult, s};
+use crate::driver_form::{self, DetailError, DriverSettings, defaults, detail_of, details_params, schema_of};
 use crate::i18n::{I18n, text, tr};
 use crate::infra::{Field, FormError, field_of};
 use crate::{SessionCtx, fail};
@@ -52,6 +53,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("zw.username", "Username", "用户名"),
     ("zw.password", "Password", "密码"),
     ("zw.provider", "Provider", "提供程序"),
+    ("zw.pool_provider", "Storage driver", "存储驱动"),
+    ("zw.by_url", "By the URL's scheme (nfs, file)", "按 URL 协议（nfs、file）"),
     ("zw.go", "Launch zone", "启动区域"),
     ("zw.retry", "Retry this step", "重试此步骤"),
     ("zw.waiting", "Waiting", "等待中"),
@@ -73,7 +76,7 @@ const STEPS: &[(&str, &str, &[&str])] = &[
     ),
     ("cluster", "zw.step.cluster", &["clustername", "hypervisor"]),
     ("host", "zw.step.host", &["url", "username", "password"]),
-    ("primary", "zw.step.primary", &["poolname", "poolurl"]),
+    ("primary", "zw.step.primary", &["poolname", "poolurl", "poolprovider"]),
     ("secondary", "zw.step.secondary", &["storename", "storeurl"]),
     ("launch", "zw.step.launch", &[]),
 ];
@@ -83,6 +86,7 @@ fn api_name(field: &'static str) -> &'static str {
     match field {
         "podname" | "physname" | "netname" | "clustername" | "poolname" | "storename" => "name",
         "poolurl" | "storeurl" => "url",
+        "poolprovider" => "provider",
         "netvlan" => "vlan",
         "label" => "kvmnetworklabel",
         other => other,
@@ -135,6 +139,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("password", ""),
     ("poolname", "primary-1"),
     ("poolurl", ""),
+    ("poolprovider", ""),
     ("provider", "Local"),
     ("storename", "images-1"),
     ("storeurl", ""),
@@ -152,10 +157,16 @@ fn id_of(reply: &Value, object: &str) -> String {
     o.map(|o| s(o, "id").to_owned()).unwrap_or_default()
 }
 
-async fn run_step(step: &str, v: &HashMap<&'static str, String>, made: Made) -> ApiResult<String> {
+/// The driver settings of the host and primary storage steps, as `details` parameters, by step.
+type Details = HashMap<&'static str, Vec<(String, String)>>;
+
+async fn run_step(step: &str, v: &HashMap<&'static str, String>, details: &Details, made: Made) -> ApiResult<String> {
     let get = |k: &str| made.with_value(|m| m.get(k).cloned().unwrap_or_default());
     let val = |k: &str| v.get(k).cloned().unwrap_or_default();
     let zone = get("zone");
+    let detail_params = |step: &str| -> Vec<(&str, String)> {
+        details.get(step).into_iter().flatten().map(|(k, v)| (k.as_str(), v.clone())).collect()
+    };
     let put = |k: &'static str, id: String| {
         made.update_value(|m| {
             m.insert(k, id);
@@ -260,7 +271,7 @@ async fn run_step(step: &str, v: &HashMap<&'static str, String>, made: Made) -> 
             Ok(val("clustername"))
         }
         "host" => {
-            let p = [
+            let mut p = vec![
                 ("hypervisor", val("hypervisor")),
                 ("podid", get("pod")),
                 ("zoneid", zone),
@@ -269,13 +280,14 @@ async fn run_step(step: &str, v: &HashMap<&'static str, String>, made: Made) -> 
                 ("username", val("username")),
                 ("password", val("password")),
             ];
+            p.extend(detail_params("host"));
             let r = api::call("addHost", &p).await?;
             let host = r.get("host").and_then(Value::as_array).and_then(|a| a.first()).cloned().unwrap_or_default();
             put("host", s(&host, "id").to_owned());
             Ok(format!("{} · {}", s(&host, "name"), s(&host, "state")))
         }
         "primary" => {
-            let p = [
+            let mut p = vec![
                 ("name", val("poolname")),
                 ("url", val("poolurl")),
                 ("zoneid", zone),
@@ -283,6 +295,10 @@ async fn run_step(step: &str, v: &HashMap<&'static str, String>, made: Made) -> 
                 ("clusterid", get("cluster")),
                 ("scope", "cluster".to_owned()),
             ];
+            if !val("poolprovider").is_empty() {
+                p.push(("provider", val("poolprovider")));
+            }
+            p.extend(detail_params("primary"));
             let r = api::call("createStoragePool", &p).await?;
             put("primary", id_of(&r, "storagepool"));
             Ok(val("poolname"))
@@ -311,6 +327,21 @@ pub fn ZoneWizard() -> impl IntoView {
     let busy = RwSignal::new(false);
     // The failing step's message, beside the field it names (by the wizard's field name).
     let error: FormError = RwSignal::new(None);
+    // The drivers' settings forms: the host's (the KVM driver) and the primary storage's.
+    let plugins = driver_form::load_plugins();
+    let host_schema = Signal::derive(move || plugins.with(|p| schema_of(p, "kvm")));
+    let pool_provider = vals.with_value(|m| m["poolprovider"]);
+    let pool_schema = Signal::derive(move || {
+        let name = pool_provider.get();
+        if name.is_empty() { None } else { plugins.with(|p| schema_of(p, &name)) }
+    });
+    let host_details = RwSignal::new(defaults(None));
+    let pool_details = RwSignal::new(defaults(None));
+    let host_error: DetailError = RwSignal::new(None);
+    let pool_error: DetailError = RwSignal::new(None);
+    // A newly chosen driver starts from its schema's defaults.
+    Effect::new(move |_| host_details.set(defaults(host_schema.get().as_ref())));
+    Effect::new(move |_| pool_details.set(defaults(pool_schema.get().as_ref())));
 
     let run = move || {
         if busy.get_untracked() {
@@ -318,19 +349,32 @@ pub fn ZoneWizard() -> impl IntoView {
         }
         busy.set(true);
         error.set(None);
+        host_error.set(None);
+        pool_error.set(None);
         let v: HashMap<&'static str, String> =
             vals.with_value(|m| m.iter().map(|(k, s)| (*k, s.get_untracked().trim().to_owned())).collect());
+        let details: Details = [
+            ("host", host_details.with_untracked(details_params)),
+            ("primary", pool_details.with_untracked(details_params)),
+        ]
+        .into();
         spawn_local(async move {
             for (i, (step, _, fields)) in STEPS.iter().enumerate() {
                 if matches!(status.with_untracked(|s| s[i].clone()), Status::Done(_)) {
                     continue;
                 }
                 status.update(|s| s[i] = Status::Running);
-                match run_step(step, &v, made).await {
+                match run_step(step, &v, &details, made).await {
                     Ok(detail) => status.update(|s| s[i] = Status::Done(detail)),
                     Err(e) => {
                         let text = fail(session, e);
-                        error.set(Some((field_for(&text, fields), text.clone())));
+                        // A driver setting's message goes beside that setting.
+                        let setting = detail_of(&text).map(|k| (k, text.clone()));
+                        match *step {
+                            "host" if setting.is_some() => host_error.set(setting),
+                            "primary" if setting.is_some() => pool_error.set(setting),
+                            _ => error.set(Some((field_for(&text, fields), text.clone()))),
+                        }
                         status.update(|s| s[i] = Status::Failed(text));
                         break;
                     }
@@ -348,6 +392,9 @@ pub fn ZoneWizard() -> impl IntoView {
         made.set_value(HashMap::new());
         status.set(vec![Status::Waiting; STEPS.len()]);
         error.set(None);
+        host_error.set(None);
+        pool_error.set(None);
+        host_details.set(defaults(host_schema.get_untracked().as_ref()));
     };
     let started = move || status.with(|s| s.iter().any(|x| *x != Status::Waiting));
     let finished = move || status.with(|s| s.iter().all(|x| matches!(x, Status::Done(_))));
@@ -483,6 +530,7 @@ pub fn ZoneWizard() -> impl IntoView {
                             {field("url", "zw.host_url", "test:///default", "")}
                             {field("username", "zw.username", "", "")}
                             {field("password", "zw.password", "", "password")}
+                            <DriverSettings form="zw-host" schema=host_schema values=host_details error=host_error />
                         }
                             .into_any(),
                     )}
@@ -491,6 +539,30 @@ pub fn ZoneWizard() -> impl IntoView {
                         view! {
                             {field("poolname", "zw.name", "", "")}
                             {field("poolurl", "zw.url", "file:///var/lib/wasmstack/primary", "")}
+                            <label class="field">
+                                <span>{tr("zw.pool_provider")}</span>
+                                <select
+                                    id="zw-poolprovider"
+                                    prop:value=pool_provider
+                                    on:change=move |ev| pool_provider.set(event_target_value(&ev))
+                                >
+                                    <option value="">{tr("zw.by_url")}</option>
+                                    {move || {
+                                        plugins
+                                            .get()
+                                            .into_iter()
+                                            .filter(|p| s(p, "kind") == "storage")
+                                            .map(|p| {
+                                                let name = s(&p, "name").to_owned();
+                                                view! { <option value=name.clone()>{name.clone()}</option> }
+                                            })
+                                            .collect_view()
+                                    }}
+                                </select>
+                            </label>
+                            <Show when=move || !pool_provider.get().is_empty()>
+                                <DriverSettings form="zw-pool" schema=pool_schema values=pool_details error=pool_error />
+                            </Show>
                         }
                             .into_any(),
                     )}
