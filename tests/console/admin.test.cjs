@@ -240,9 +240,10 @@ test("admin pages", { timeout: 600000 }, async (t) => {
       await shot("a07-dashboard-failed");
       throw e;
     });
-    // The demo's host has cores and memory; its pools have a size.
+    // listCapacity's figures: what is allocated of the demo host's CPU and memory, the pool's use.
     const cells = await zone.locator("td").allInnerTexts();
-    assert.ok(Number(cells[1]) > 0, cells.join(" | "));
+    assert.match(cells[1], /^\d+ MHz \/ [1-9]\d* MHz \(\d+%\)$/, cells.join(" | "));
+    assert.match(cells[2], /^[\d.]+ (B|KiB|MiB|GiB) \/ [\d.]+ (MiB|GiB|TiB) \(\d+%\)$/, cells.join(" | "));
     assert.match(cells[3], /%\)/);
     await page.locator("#alerts").waitFor();
     await page.locator("#running-jobs").waitFor();

@@ -1,6 +1,6 @@
 //! The dashboard's lower half: capacity per zone, alerts, running jobs and recent events.
-//! Capacity is summed here from the hosts, storage pools and image stores of each zone
-//! (the API has no listCapacity); CPU and memory are the hosts' totals.
+//! Capacity is the server's listCapacity: CPU and memory allocated to running instances
+//! against what the hosts offer (overcommit included), storage used against its size.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +14,8 @@ use crate::i18n::{I18n, Lang, fill, text, tr};
 pub const STRINGS: &[(&str, &str, &str)] = &[
     ("ov.capacity", "Capacity", "容量"),
     ("ov.zone", "Zone", "区域"),
-    ("ov.cpu", "CPU cores", "CPU 核数"),
-    ("ov.memory", "Memory", "内存"),
+    ("ov.cpu", "CPU allocated", "已分配 CPU"),
+    ("ov.memory", "Memory allocated", "已分配内存"),
     ("ov.primary", "Primary storage", "主存储"),
     ("ov.secondary", "Secondary storage", "二级存储"),
     ("ov.alerts", "Alerts", "告警"),
@@ -35,8 +35,9 @@ const FULL: f64 = 0.85;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Capacity {
-    cpus: u64,
-    memory: u64,
+    /// (used, total) in MHz, bytes, bytes and bytes.
+    cpu: (u64, u64),
+    memory: (u64, u64),
     primary: (u64, u64),
     secondary: (u64, u64),
 }
@@ -72,30 +73,30 @@ async fn all(command: &str, object: &str) -> ApiResult<Vec<Value>> {
 async fn infrastructure() -> ApiResult<(BTreeMap<String, Capacity>, Vec<Alert>)> {
     let hosts = all("listHosts", "host").await?;
     let pools = all("listStoragePools", "storagepool").await?;
-    let stores = all("listImageStores", "imagestore").await?;
     let mut zones = BTreeMap::<String, Capacity>::new();
+    // One row per zone and type: 0 memory, 1 CPU, 2 primary storage, 6 secondary storage.
+    for row in &all("listCapacity", "capacity").await? {
+        let c = zones.entry(s(row, "zonename").to_owned()).or_default();
+        let pair = (n(row, "capacityused"), n(row, "capacitytotal"));
+        match n(row, "type") {
+            0 => c.memory = pair,
+            1 => c.cpu = pair,
+            2 => c.primary = pair,
+            6 => c.secondary = pair,
+            _ => {}
+        }
+    }
     let mut alerts = Vec::new();
     for h in &hosts {
-        let c = zones.entry(s(h, "zonename").to_owned()).or_default();
-        c.cpus += n(h, "cpunumber");
-        c.memory += n(h, "memorytotal");
         if s(h, "state") != "Up" {
             alerts.push(Alert::HostDown(s(h, "name").to_owned(), s(h, "state").to_owned()));
         }
     }
     for p in &pools {
         let (used, total) = (n(p, "disksizeused"), n(p, "disksizetotal"));
-        let c = zones.entry(s(p, "zonename").to_owned()).or_default();
-        c.primary.0 += used;
-        c.primary.1 += total;
         if total > 0 && used as f64 > total as f64 * FULL {
             alerts.push(Alert::PoolFull(s(p, "name").to_owned(), used * 100 / total));
         }
-    }
-    for st in &stores {
-        let c = zones.entry(s(st, "zonename").to_owned()).or_default();
-        c.secondary.0 += n(st, "disksizeused");
-        c.secondary.1 += n(st, "disksizetotal");
     }
     Ok((zones, alerts))
 }
@@ -138,10 +139,19 @@ fn bytes(b: u64) -> String {
 }
 
 fn usage((used, total): (u64, u64)) -> String {
+    share((used, total), bytes)
+}
+
+/// "used / total (n%)" in the unit `unit` prints.
+fn share((used, total): (u64, u64), unit: fn(u64) -> String) -> String {
     if total == 0 {
         return "—".into();
     }
-    format!("{} / {} ({}%)", bytes(used), bytes(total), used * 100 / total)
+    format!("{} / {} ({}%)", unit(used), unit(total), used * 100 / total)
+}
+
+fn mhz(v: u64) -> String {
+    format!("{v} MHz")
 }
 
 fn alert_text(l: Lang, a: &Alert) -> String {
@@ -194,8 +204,8 @@ pub fn Overview() -> impl IntoView {
                                             view! {
                                                 <tr>
                                                     <td>{zone}</td>
-                                                    <td class="num">{c.cpus}</td>
-                                                    <td class="num">{bytes(c.memory)}</td>
+                                                    <td class="num">{share(c.cpu, mhz)}</td>
+                                                    <td class="num">{usage(c.memory)}</td>
                                                     <td>{usage(c.primary)}</td>
                                                     <td>{usage(c.secondary)}</td>
                                                 </tr>
