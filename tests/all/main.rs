@@ -3,6 +3,7 @@
 
 mod addresses;
 mod cli;
+mod conformance;
 mod driver_kit;
 mod isolation;
 mod kvm_guest;
