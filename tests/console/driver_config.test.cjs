@@ -1,6 +1,7 @@
 // Driver settings forms rendered from describe()'s config-schema: the zone wizard shows the
 // KVM driver's settings for the host and, once a storage driver is chosen, that driver's for
-// the primary storage. The driver is dirpool, the folder-backed driver the driver kit test
+// the primary storage, and so do the infrastructure page's forms that add a host or a
+// primary storage pool. The driver is dirpool, the folder-backed driver the driver kit test
 // (tests/all/driver_kit.rs) builds from `wasmstack plugins new`: the console knows nothing
 // of it. A bad value comes back from the API beside its field and nothing is made; a good
 // one reaches the driver (the pool's size is the quota it was given).
@@ -151,8 +152,50 @@ test("driver settings forms from config-schema", { timeout: 600000 }, async (t) 
     await shot("drivers-03-done");
   });
 
+  await t.test("the infrastructure page adds a pool on the driver, settings refused beside their field", async () => {
+    await page.click('nav a[href="/client/infra"]');
+    await page.click("#tab-pools");
+    await page.locator("#add-pool").waitFor();
+    assert.equal(await page.locator("#pool-settings").count(), 0);
+    await page.selectOption("#pool-provider", "dirpool");
+    await page.locator("#pool-detail-quota-mib").waitFor();
+    assert.equal(await page.locator("#pool-detail-layout").inputValue(), "nested");
+    await page.fill("#pool-name", "pool-2");
+    await page.fill("#pool-url", `file://${path.join(store, "p2")}`);
+    await page.fill("#pool-detail-quota-mib", "0");
+    await page.click("#add-pool button[type=submit]");
+    const fieldError = page.locator("label:has(#pool-detail-quota-mib) .field-error");
+    await fieldError.filter({ hasText: /\S/ }).waitFor({ timeout: 10000 }).catch(async (e) => {
+      await shot("drivers-04-infra-failed");
+      throw e;
+    });
+    assert.equal(await fieldError.innerText(), "Invalid detail quota-mib=0: must be at least 1");
+    assert.equal((await api("listStoragePools")).storagepool.length, 1, "nothing was made");
+    await shot("drivers-04-infra-bad-quota");
+    await page.fill("#pool-detail-quota-mib", "512");
+    await page.click("#add-pool button[type=submit]");
+    await page.locator("#pools tr[data-name=pool-2]").waitFor();
+    assert.equal(await fieldError.innerText(), "");
+    const pool = (await api("listStoragePools", { name: "pool-2" })).storagepool[0];
+    assert.equal(pool.disksizetotal, 512 * 1024 * 1024);
+    assert.ok(fs.existsSync(path.join(store, "p2", "vols")), "the nested layout (the default) made vols/");
+  });
+
+  await t.test("the hosts tab adds a host with the KVM driver's settings", async () => {
+    await page.click("#tab-hosts");
+    const accel = page.locator("#host-detail-accel");
+    await accel.waitFor();
+    assert.equal(await accel.inputValue(), "auto");
+    await page.fill("#host-url", "test:///default");
+    await page.fill("#host-password", "x");
+    await page.click("#add-host button[type=submit]");
+    await page.locator("#add-host .ok", { hasText: "test:///default" }).waitFor();
+    assert.equal((await api("listHosts")).host.length, 2);
+    await shot("drivers-05-infra-host");
+  });
+
   await t.test("the settings form speaks Chinese too", async () => {
-    await page.click("text=Add another zone");
+    await page.click('nav a[href="/client/zone-wizard"]');
     await page.selectOption(".nav .lang select", "zh");
     await page.locator("#zw-host-settings h4", { hasText: "驱动设置" }).waitFor();
     await page.selectOption(".nav .lang select", "en");

@@ -126,6 +126,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::infra::STRINGS,
     crate::zone_wizard::STRINGS,
     crate::driver_form::STRINGS,
+    crate::infra_forms::STRINGS,
     crate::templates::STRINGS,
     crate::networks::STRINGS,
     crate::offerings::STRINGS,

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::api::{self, s};
 use crate::i18n::{I18n, Lang, fill, text, tr};
+use crate::infra_forms::{AddHost, AddPool};
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -574,9 +575,20 @@ pub fn Infra() -> impl IntoView {
                     view! { <Listing id="clusters" command="listClusters" object="cluster" columns=CLUSTERS /> }
                         .into_any()
                 }
-                "hosts" => view! { <Listing id="hosts" command="listHosts" object="host" columns=HOSTS /> }.into_any(),
+                "hosts" => {
+                    let reload = RwSignal::new(0u32);
+                    view! {
+                        <AddHost reload=reload />
+                        <Listing id="hosts" command="listHosts" object="host" columns=HOSTS reload=reload />
+                    }
+                        .into_any()
+                }
                 "pools" => {
-                    view! { <Listing id="pools" command="listStoragePools" object="storagepool" columns=POOLS /> }
+                    let reload = RwSignal::new(0u32);
+                    view! {
+                        <AddPool reload=reload />
+                        <Listing id="pools" command="listStoragePools" object="storagepool" columns=POOLS reload=reload />
+                    }
                         .into_any()
                 }
                 "stores" => {

@@ -10,6 +10,7 @@ mod driver_form;
 mod events;
 mod i18n;
 mod infra;
+mod infra_forms;
 mod instances;
 mod networks;
 mod offerings;
