@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::api::{self, s};
 use crate::i18n::{I18n, fill, text, tr, tr_dyn};
-use crate::infra::Pager;
+use crate::infra::{JobLine, JobMap, JobState, Pager, track_job};
 use crate::{SessionCtx, fail};
 
 /// The strings of the recover, volume, ISO and console actions.
@@ -90,14 +90,6 @@ fn action_key(action: &str) -> &'static str {
     }
 }
 
-/// What the last action on a VM is doing.
-#[derive(Debug, Clone, PartialEq)]
-enum Job {
-    Running { action: &'static str, secs: u32 },
-    Done { action: &'static str },
-    Failed { action: &'static str, error: String },
-}
-
 #[component]
 pub fn Instances() -> impl IntoView {
     let session = expect_context::<SessionCtx>();
@@ -110,7 +102,7 @@ pub fn Instances() -> impl IntoView {
     let search = RwSignal::new(String::new());
     let keyword = RwSignal::new(String::new());
     let state = RwSignal::new(String::new());
-    let jobs = RwSignal::new(HashMap::<String, Job>::new());
+    let jobs: JobMap = RwSignal::new(HashMap::new());
     // The VM whose volumes and ISO are shown below the list; bumped after each job to re-read them.
     let panel = RwSignal::new(None::<Vm>);
     let panel_version = RwSignal::new(0u32);
@@ -159,35 +151,17 @@ pub fn Instances() -> impl IntoView {
 
     // Runs one job on a VM (its row shows the progress); `params` name the VM themselves.
     let run = move |id: String, command: &'static str, action: &'static str, params: Vec<(&'static str, String)>| {
-        jobs.update(|j| {
-            j.insert(id.clone(), Job::Running { action, secs: 0 });
-        });
-        spawn_local(async move {
-            let progress_id = id.clone();
-            let tick = move |secs| {
-                jobs.update(|j| {
-                    j.insert(progress_id.clone(), Job::Running { action, secs });
-                })
-            };
-            let outcome = match api::run_job(command, &params, tick).await {
-                Ok(result) => {
-                    // The job's result is the VM as it is now: update its row in place.
-                    if let Some(v) = result.get("virtualmachine") {
-                        let fresh = Vm::from(v);
-                        vms.update(|list| {
-                            if let Some(row) = list.iter_mut().find(|r| r.id == fresh.id) {
-                                *row = fresh;
-                            }
-                        });
+        track_job(session, jobs, id, action_key(action), command, params, move |result| {
+            // The job's result is the VM as it is now: update its row in place.
+            if let Some(v) = result.get("virtualmachine") {
+                let fresh = Vm::from(v);
+                vms.update(|list| {
+                    if let Some(row) = list.iter_mut().find(|r| r.id == fresh.id) {
+                        *row = fresh;
                     }
-                    panel_version.update(|v| *v += 1);
-                    Job::Done { action }
-                }
-                Err(e) => Job::Failed { action, error: fail(session, e) },
-            };
-            jobs.update(|j| {
-                j.insert(id, outcome);
-            });
+                });
+            }
+            panel_version.update(|v| *v += 1);
         });
     };
 
@@ -223,7 +197,7 @@ pub fn Instances() -> impl IntoView {
                     }
                     let error = fail(session, e);
                     jobs.update(|j| {
-                        j.insert(id, Job::Failed { action: "console", error });
+                        j.insert(id, JobState::Failed { label: "vm.console", error });
                     });
                 }
             }
@@ -295,7 +269,7 @@ pub fn Instances() -> impl IntoView {
                                 let id = vm.id.clone();
                                 let busy = {
                                     let id = id.clone();
-                                    move || jobs.with(|j| matches!(j.get(&id), Some(Job::Running { .. })))
+                                    move || jobs.with(|j| matches!(j.get(&id), Some(JobState::Running { .. })))
                                 };
                                 let button = |command: &'static str, action: &'static str| {
                                     let id = id.clone();
@@ -333,22 +307,6 @@ pub fn Instances() -> impl IntoView {
                                         </button>
                                     }
                                 });
-                                let job_id = id.clone();
-                                let job = move || {
-                                    let l = lang.get();
-                                    jobs.with(|j| match j.get(&job_id) {
-                                        None => String::new(),
-                                        Some(Job::Running { action, secs }) => {
-                                            format!("{}: {} {secs}s", text(l, action_key(action)), text(l, "job.running"))
-                                        }
-                                        Some(Job::Done { action }) => {
-                                            format!("{}: {}", text(l, action_key(action)), text(l, "job.done"))
-                                        }
-                                        Some(Job::Failed { action, error }) => {
-                                            format!("{}: {} — {error}", text(l, action_key(action)), text(l, "job.failed"))
-                                        }
-                                    })
-                                };
                                 let state_name = vm.state.clone();
                                 view! {
                                     <tr data-id=id.clone()>
@@ -366,7 +324,7 @@ pub fn Instances() -> impl IntoView {
                                         <td>{vm.host}</td>
                                         <td>
                                             <div class="actions">
-                                                {start} {stop} {reboot} {destroy} {recover} {console} {storage} <span class="job">{job}</span>
+                                                {start} {stop} {reboot} {destroy} {recover} {console} {storage} <JobLine jobs=jobs id=id.clone() />
                                             </div>
                                         </td>
                                     </tr>
