@@ -1,8 +1,9 @@
 // The volumes page and the instances page's ISO action in a real browser, on the demo cloud
 // (the Simulator): a data volume refused for an empty name (the API's message beside the
-// field, nothing made), then created, attached to an instance, resized, snapshotted, its
-// snapshot listed and deleted; and an ISO attached to an instance from the instances page and
-// reported on the instance. What the page shows is checked against the API.
+// field, nothing made), then created, attached to an instance, snapshotted, resized,
+// reverted to its snapshot, the snapshot deleted, the volume detached and deleted; and an
+// ISO attached to an instance from the instances page and reported on the instance. What
+// the page shows is checked against the API.
 //
 //   NODE_PATH=~/.cache/wasmstack/node/node_modules node --test tests/console/storage.test.cjs
 
@@ -165,6 +166,21 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
     await shot("storage-03-attached");
   });
 
+  const snapName = "snap-" + Date.now().toString(36);
+  await t.test("take a snapshot: it is listed under the volume", async () => {
+    await page.fill("#snap-name", snapName);
+    await page.click("#snap-take");
+    const snapRow = page.locator(`#snapshots tr[data-name="${snapName}"]`);
+    await snapRow.waitFor({ timeout: 120000 });
+    assert.match(await page.locator("#volume-panel .job-line").innerText(), /Take snapshot: Done/);
+    const { snapshot } = await api("listSnapshots", { volumeid: (await dataVolumes())[0].id });
+    assert.deepEqual(
+      snapshot.map((s) => s.name),
+      [snapName],
+    );
+    await shot("storage-04-snapshot");
+  });
+
   await t.test("resize it: no size is refused beside the field, then it grows", async () => {
     const row = page.locator(`#volumes tr[data-name="${volName}"]`);
     await page.click("#vol-resize");
@@ -179,22 +195,17 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
     await row.locator("td.col-size", { hasText: "2.0 GiB" }).waitFor();
     assert.equal((await dataVolumes())[0].size, 2 * (1 << 30));
     assert.equal(await fieldError.innerText(), "");
-    await shot("storage-04-resized");
+    await shot("storage-05-resized");
   });
 
-  const snapName = "snap-" + Date.now().toString(36);
-  await t.test("take a snapshot: it is listed under the volume", async () => {
-    await page.fill("#snap-name", snapName);
-    await page.click("#snap-take");
-    const snapRow = page.locator(`#snapshots tr[data-name="${snapName}"]`);
-    await snapRow.waitFor({ timeout: 120000 });
-    assert.match(await page.locator("#volume-panel .job-line").innerText(), /Take snapshot: Done/);
-    const { snapshot } = await api("listSnapshots", { volumeid: (await dataVolumes())[0].id });
-    assert.deepEqual(
-      snapshot.map((s) => s.name),
-      [snapName],
-    );
-    await shot("storage-05-snapshot");
+  await t.test("revert to the snapshot: the volume is its size again", async () => {
+    const row = page.locator(`#volumes tr[data-name="${volName}"]`);
+    await page.locator(`#snapshots tr[data-name="${snapName}"] .act-revert`).click();
+    await row.locator(".job-line", { hasText: /Revert: (Done|Failed)/ }).waitFor({ timeout: 120000 });
+    assert.match(await row.locator(".job-line").innerText(), /Revert: Done/);
+    await row.locator("td.col-size", { hasText: "1.0 GiB" }).waitFor();
+    assert.equal((await dataVolumes())[0].size, 1 << 30);
+    await shot("storage-06-reverted");
   });
 
   await t.test("delete the snapshot", async () => {
@@ -203,7 +214,21 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
     const left = await api("listSnapshots", { volumeid: (await dataVolumes())[0].id });
     assert.equal((left.snapshot || []).length, 0);
     await page.locator("#snapshots .empty").waitFor();
-    await shot("storage-06-snapshot-deleted");
+    await shot("storage-07-snapshot-deleted");
+  });
+
+  await t.test("detach and delete the volume", async () => {
+    const row = page.locator(`#volumes tr[data-name="${volName}"]`);
+    await page.click("#vol-detach");
+    await row.locator(".job-line", { hasText: /Detach: (Done|Failed)/ }).waitFor({ timeout: 120000 });
+    assert.match(await row.locator(".job-line").innerText(), /Detach: Done/);
+    await page.locator("#volume-panel #vol-attach").waitFor();
+    assert.equal(await row.locator("td.vol-instance").innerText(), "");
+    assert.equal((await dataVolumes())[0].virtualmachineid, undefined);
+    await row.locator(".act-delete").click();
+    await row.waitFor({ state: "detached" });
+    assert.deepEqual(await dataVolumes(), []);
+    await shot("storage-08-volume-deleted");
   });
 
   await t.test("attach an ISO from the instances page; the instance reports it", async () => {
@@ -222,7 +247,7 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
     const [listed] = (await api("listVirtualMachines", { id: vm.id })).virtualmachine;
     assert.equal(listed.isoid, registered.id);
     assert.equal(listed.isoname, isoName);
-    await shot("storage-07-iso-attached");
+    await shot("storage-09-iso-attached");
   });
 
   await t.test("the page raised no script errors", () => {
