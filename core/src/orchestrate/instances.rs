@@ -126,24 +126,26 @@ impl Orchestrator {
     ) -> Result<Reply, ApiError> {
         use InstanceRequest::*;
         match request {
-            Deploy(r) => self.deploy_vm(caller, cmd, r).await,
-            Start { id } => self.start_vm(caller, cmd, &id).await,
-            Stop { id, forced } => self.stop_vm(caller, cmd, &id, forced).await,
-            Reboot { id, forced } => self.reboot_vm(caller, cmd, &id, forced).await,
-            Destroy { id, expunge } => self.destroy_vm(caller, cmd, &id, expunge).await,
-            Expunge { id } => self.expunge_vm(caller, cmd, &id).await,
-            Recover { id } => self.recover_vm(caller, cmd, &id).await,
-            List(q) => self.list_vms(caller, q).await,
-            AttachVolume { id, vm_id, device_id } => self.attach_volume(caller, cmd, &id, &vm_id, device_id).await,
-            DetachVolume { id, vm_id, device_id } => {
-                self.detach_volume(caller, cmd, id.as_deref(), vm_id.as_deref(), device_id).await
+            Deploy(r) => Box::pin(self.deploy_vm(caller, cmd, r)).await,
+            Start { id } => Box::pin(self.start_vm(caller, cmd, &id)).await,
+            Stop { id, forced } => Box::pin(self.stop_vm(caller, cmd, &id, forced)).await,
+            Reboot { id, forced } => Box::pin(self.reboot_vm(caller, cmd, &id, forced)).await,
+            Destroy { id, expunge } => Box::pin(self.destroy_vm(caller, cmd, &id, expunge)).await,
+            Expunge { id } => Box::pin(self.expunge_vm(caller, cmd, &id)).await,
+            Recover { id } => Box::pin(self.recover_vm(caller, cmd, &id)).await,
+            List(q) => Box::pin(self.list_vms(caller, q)).await,
+            AttachVolume { id, vm_id, device_id } => {
+                Box::pin(self.attach_volume(caller, cmd, &id, &vm_id, device_id)).await
             }
-            ListAddressing(q) => self.list_addressing(caller, q).await,
-            Scale { id, offering_id } => self.scale_vm(caller, cmd, &id, &offering_id).await,
-            Migrate { vm_id, host_id } => self.migrate_vm(caller, cmd, &vm_id, host_id.as_deref()).await,
-            HostsForMigration { vm_id } => self.hosts_for_migration(caller, &vm_id).await,
-            AttachIso { id, vm_id } => self.attach_iso(caller, cmd, &id, &vm_id).await,
-            DetachIso { vm_id } => self.detach_iso(caller, cmd, &vm_id).await,
+            DetachVolume { id, vm_id, device_id } => {
+                Box::pin(self.detach_volume(caller, cmd, id.as_deref(), vm_id.as_deref(), device_id)).await
+            }
+            ListAddressing(q) => Box::pin(self.list_addressing(caller, q)).await,
+            Scale { id, offering_id } => Box::pin(self.scale_vm(caller, cmd, &id, &offering_id)).await,
+            Migrate { vm_id, host_id } => Box::pin(self.migrate_vm(caller, cmd, &vm_id, host_id.as_deref())).await,
+            HostsForMigration { vm_id } => Box::pin(self.hosts_for_migration(caller, &vm_id)).await,
+            AttachIso { id, vm_id } => Box::pin(self.attach_iso(caller, cmd, &id, &vm_id)).await,
+            DetachIso { vm_id } => Box::pin(self.detach_iso(caller, cmd, &vm_id)).await,
         }
     }
 

@@ -59,75 +59,80 @@ impl From<DbError> for ApiError {
 
 impl Orchestrator {
     /// Runs one request for `caller`.
+    ///
+    /// Each workflow's future is boxed: unboxed, this future would be as large as the
+    /// largest workflow's (tens of KiB), and every request would copy that much around.
     pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
         use Request::*;
         match request {
-            RegisterTemplate(r) => self.register_template(caller, r).await,
-            CreateTemplate(r) => self.create_template(caller, cmd, r).await,
-            ListTemplates(q) => self.list_templates(caller, q).await,
+            RegisterTemplate(r) => Box::pin(self.register_template(caller, r)).await,
+            CreateTemplate(r) => Box::pin(self.create_template(caller, cmd, r)).await,
+            ListTemplates(q) => Box::pin(self.list_templates(caller, q)).await,
             DeleteTemplate { iso, id, zone_id } => {
-                self.delete_template(caller, cmd, iso, &id, zone_id.as_deref()).await
+                Box::pin(self.delete_template(caller, cmd, iso, &id, zone_id.as_deref())).await
             }
-            CreateStoragePool(r) => self.create_pool(caller, r).await,
-            ListStoragePools { query, scope } => self.list_pools(query, scope).await,
-            DeleteStoragePool { id } => self.delete_pool(caller, &id).await,
-            AddImageStore(r) => self.add_store(caller, r).await,
-            ListImageStores(q) => self.list_stores(q).await,
-            DeleteImageStore { id } => self.delete_store(caller, &id).await,
-            CreateServiceOffering(o) => self.create_service_offering(caller, o).await,
-            ListServiceOfferings(q) => self.list_service_offerings(q).await,
-            DeleteServiceOffering { id } => self.delete_offering(caller, "service_offerings", &id).await,
-            CreateDiskOffering(o) => self.create_disk_offering(caller, o).await,
-            ListDiskOfferings(q) => self.list_disk_offerings(q).await,
-            DeleteDiskOffering { id } => self.delete_offering(caller, "disk_offerings", &id).await,
-            ListOsTypes(q) => self.list_os_types(q).await,
-            CreateZone(z) => self.create_zone(caller, z).await,
-            ListZones(q) => self.list_zones(q).await,
-            UpdateZone(u) => self.update_zone(caller, u).await,
-            DeleteZone { id } => self.delete_zone(caller, &id).await,
-            Network(r) => self.execute_network(caller, cmd, r).await,
-            Instance(r) => self.execute_instance(caller, cmd, r).await,
-            Plugin(r) => self.execute_plugin(caller, r).await,
-            CreatePod(p) => self.create_pod(caller, p).await,
-            ListPods(q) => self.list_pods(q).await,
-            UpdatePod(u) => self.update_pod(caller, u).await,
-            DeletePod { id } => self.delete_pod(caller, &id).await,
-            AddCluster(c) => self.add_cluster(caller, c).await,
-            ListClusters(q) => self.list_clusters(q).await,
-            DeleteCluster { id } => self.delete_cluster(caller, &id).await,
-            AddHost(h) => self.add_host(caller, h).await,
-            ListHosts(q) => self.list_hosts(q).await,
-            UpdateHost(u) => self.update_host(caller, u).await,
-            DeleteHost { id, .. } => self.delete_host(caller, &id).await,
+            CreateStoragePool(r) => Box::pin(self.create_pool(caller, r)).await,
+            ListStoragePools { query, scope } => Box::pin(self.list_pools(query, scope)).await,
+            DeleteStoragePool { id } => Box::pin(self.delete_pool(caller, &id)).await,
+            AddImageStore(r) => Box::pin(self.add_store(caller, r)).await,
+            ListImageStores(q) => Box::pin(self.list_stores(q)).await,
+            DeleteImageStore { id } => Box::pin(self.delete_store(caller, &id)).await,
+            CreateServiceOffering(o) => Box::pin(self.create_service_offering(caller, o)).await,
+            ListServiceOfferings(q) => Box::pin(self.list_service_offerings(q)).await,
+            DeleteServiceOffering { id } => Box::pin(self.delete_offering(caller, "service_offerings", &id)).await,
+            CreateDiskOffering(o) => Box::pin(self.create_disk_offering(caller, o)).await,
+            ListDiskOfferings(q) => Box::pin(self.list_disk_offerings(q)).await,
+            DeleteDiskOffering { id } => Box::pin(self.delete_offering(caller, "disk_offerings", &id)).await,
+            ListOsTypes(q) => Box::pin(self.list_os_types(q)).await,
+            CreateZone(z) => Box::pin(self.create_zone(caller, z)).await,
+            ListZones(q) => Box::pin(self.list_zones(q)).await,
+            UpdateZone(u) => Box::pin(self.update_zone(caller, u)).await,
+            DeleteZone { id } => Box::pin(self.delete_zone(caller, &id)).await,
+            Network(r) => Box::pin(self.execute_network(caller, cmd, r)).await,
+            Instance(r) => Box::pin(self.execute_instance(caller, cmd, r)).await,
+            Plugin(r) => Box::pin(self.execute_plugin(caller, r)).await,
+            CreatePod(p) => Box::pin(self.create_pod(caller, p)).await,
+            ListPods(q) => Box::pin(self.list_pods(q)).await,
+            UpdatePod(u) => Box::pin(self.update_pod(caller, u)).await,
+            DeletePod { id } => Box::pin(self.delete_pod(caller, &id)).await,
+            AddCluster(c) => Box::pin(self.add_cluster(caller, c)).await,
+            ListClusters(q) => Box::pin(self.list_clusters(q)).await,
+            DeleteCluster { id } => Box::pin(self.delete_cluster(caller, &id)).await,
+            AddHost(h) => Box::pin(self.add_host(caller, h)).await,
+            ListHosts(q) => Box::pin(self.list_hosts(q)).await,
+            UpdateHost(u) => Box::pin(self.update_host(caller, u)).await,
+            DeleteHost { id, .. } => Box::pin(self.delete_host(caller, &id)).await,
             ListApis { name } => discovery::list_apis(caller, name.as_deref()),
             ListCapabilities => Ok(discovery::capabilities()),
             CreateDomain { name, parent, network_domain } => {
-                self.create_domain(caller, &name, parent.as_deref(), network_domain.as_deref()).await
+                Box::pin(self.create_domain(caller, &name, parent.as_deref(), network_domain.as_deref())).await
             }
             ListDomains { id, name, level, listing } => {
-                self.list_domains(caller, id.as_deref(), name.as_deref(), level, &listing).await
+                Box::pin(self.list_domains(caller, id.as_deref(), name.as_deref(), level, &listing)).await
             }
             ListRoles { id, name, role_type, listing } => {
-                self.list_roles(id.as_deref(), name.as_deref(), role_type.as_deref(), &listing).await
+                Box::pin(self.list_roles(id.as_deref(), name.as_deref(), role_type.as_deref(), &listing)).await
             }
-            CreateAccount(a) => self.create_account(caller, a).await,
+            CreateAccount(a) => Box::pin(self.create_account(caller, a)).await,
             ListAccounts { id, name, account_type, state, listing } => {
-                self.list_accounts(caller, id, name, account_type, state, &listing).await
+                Box::pin(self.list_accounts(caller, id, name, account_type, state, &listing)).await
             }
             UpdateAccount { account, new_name, network_domain } => {
-                self.update_account(caller, &account, new_name.as_deref(), network_domain.as_deref()).await
+                Box::pin(self.update_account(caller, &account, new_name.as_deref(), network_domain.as_deref())).await
             }
-            DisableAccount { account, lock } => self.disable_account(caller, cmd, &account, lock).await,
-            EnableAccount { account } => self.enable_account(caller, &account).await,
-            DeleteAccount { id } => self.delete_account(caller, cmd, &id).await,
-            CreateUser(u) => self.create_user(caller, u).await,
-            ListUsers { id, username, state, listing } => self.list_users(caller, id, username, state, &listing).await,
-            UpdateUser(u) => self.update_user(caller, u).await,
-            DisableUser { id } => self.disable_user(caller, cmd, &id).await,
-            EnableUser { id } => self.enable_user(caller, &id).await,
-            DeleteUser { id } => self.delete_user(caller, &id).await,
-            RegisterUserKeys { id } => self.register_keys(caller, &id).await,
-            GetUserKeys { id } => self.get_keys(caller, &id).await,
+            DisableAccount { account, lock } => Box::pin(self.disable_account(caller, cmd, &account, lock)).await,
+            EnableAccount { account } => Box::pin(self.enable_account(caller, &account)).await,
+            DeleteAccount { id } => Box::pin(self.delete_account(caller, cmd, &id)).await,
+            CreateUser(u) => Box::pin(self.create_user(caller, u)).await,
+            ListUsers { id, username, state, listing } => {
+                Box::pin(self.list_users(caller, id, username, state, &listing)).await
+            }
+            UpdateUser(u) => Box::pin(self.update_user(caller, u)).await,
+            DisableUser { id } => Box::pin(self.disable_user(caller, cmd, &id)).await,
+            EnableUser { id } => Box::pin(self.enable_user(caller, &id)).await,
+            DeleteUser { id } => Box::pin(self.delete_user(caller, &id)).await,
+            RegisterUserKeys { id } => Box::pin(self.register_keys(caller, &id)).await,
+            GetUserKeys { id } => Box::pin(self.get_keys(caller, &id)).await,
             ListEvents { id, kind, level, start, end, resource_id, resource_type, listing } => {
                 let filter = crate::events::EventFilter {
                     uuid: id,
@@ -139,12 +144,12 @@ impl Orchestrator {
                     since_ms: start,
                     until_ms: end,
                 };
-                let scope = self.scope(caller, &listing).await?;
+                let scope = Box::pin(self.scope(caller, &listing)).await?;
                 let (rows, total) = crate::events::list(&self.db, &scope, &filter, listing.page).await?;
                 Ok(list("event", total, rows.iter().map(views::event).collect()))
             }
             QueryAsyncJobResult { job_id } => {
-                let job = self.jobs.get(&job_id).await?.ok_or_else(|| no_such("job", &job_id))?;
+                let job = Box::pin(self.jobs.get(&job_id)).await?.ok_or_else(|| no_such("job", &job_id))?;
                 let path = job.domain_path.clone().unwrap_or_default();
                 if !caller.can_reach(job.account_id, &path) {
                     return Err(not_yours("job", &job_id));
@@ -152,25 +157,27 @@ impl Orchestrator {
                 Ok(Reply::Flat(views::job(&job)))
             }
             ListAsyncJobs { start, listing } => {
-                let scope = self.scope(caller, &listing).await?;
-                let (rows, total) = self.jobs.list(&scope, start, listing.page).await?;
+                let scope = Box::pin(self.scope(caller, &listing)).await?;
+                let (rows, total) = Box::pin(self.jobs.list(&scope, start, listing.page)).await?;
                 Ok(list("asyncjobs", total, rows.iter().map(views::job).collect()))
             }
-            CreateVolume(r) => self.create_volume(caller, cmd, r).await,
-            ListVolumes(q) => self.list_volumes(caller, q).await,
+            CreateVolume(r) => Box::pin(self.create_volume(caller, cmd, r)).await,
+            ListVolumes(q) => Box::pin(self.list_volumes(caller, q)).await,
             ResizeVolume { id, size_gb, disk_offering_id, shrink_ok } => {
-                self.resize_volume(caller, cmd, &id, size_gb, disk_offering_id, shrink_ok).await
+                Box::pin(self.resize_volume(caller, cmd, &id, size_gb, disk_offering_id, shrink_ok)).await
             }
-            DeleteVolume { id } => self.delete_volume(caller, &id).await,
+            DeleteVolume { id } => Box::pin(self.delete_volume(caller, &id)).await,
             CreateSnapshot { volume_id, name, location_type } => {
-                self.create_snapshot(caller, cmd, &volume_id, name, location_type).await
+                Box::pin(self.create_snapshot(caller, cmd, &volume_id, name, location_type)).await
             }
-            ListSnapshots(q) => self.list_snapshots(caller, q).await,
-            RevertSnapshot { id } => self.revert_snapshot(caller, cmd, &id).await,
-            DeleteSnapshot { id } => self.delete_snapshot(caller, cmd, &id).await,
-            CreateConsoleEndpoint { vm_id } => self.create_console_endpoint(caller, &vm_id).await,
+            ListSnapshots(q) => Box::pin(self.list_snapshots(caller, q)).await,
+            RevertSnapshot { id } => Box::pin(self.revert_snapshot(caller, cmd, &id)).await,
+            DeleteSnapshot { id } => Box::pin(self.delete_snapshot(caller, cmd, &id)).await,
+            CreateConsoleEndpoint { vm_id } => Box::pin(self.create_console_endpoint(caller, &vm_id)).await,
             ListPlugins { name, page } => Ok(self.list_plugins(name.as_deref(), page)),
-            ListCapacity { query, kind, sort_by } => self.list_capacity(query, kind, sort_by.as_deref()).await,
+            ListCapacity { query, kind, sort_by } => {
+                Box::pin(self.list_capacity(query, kind, sort_by.as_deref())).await
+            }
         }
     }
 

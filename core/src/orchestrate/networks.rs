@@ -158,7 +158,7 @@ impl Orchestrator {
     ) -> Result<Reply, ApiError> {
         use NetworkRequest::*;
         match request {
-            CreatePhysicalNetwork(r) => self.create_physical(caller, cmd, r).await,
+            CreatePhysicalNetwork(r) => Box::pin(self.create_physical(caller, cmd, r)).await,
             ListPhysicalNetworks { id, name, zone_id, listing } => {
                 let zone_id = match zone_id {
                     Some(z) => Some(infra::zone(&self.db, &z).await?.ok_or_else(|| no_such("zone", &z))?.id),
@@ -168,26 +168,26 @@ impl Orchestrator {
                 let (rows, total) = nets::list_physical(&self.db, &f, listing.page).await?;
                 Ok(list("physicalnetwork", total, rows.iter().map(physical_view).collect()))
             }
-            UpdatePhysicalNetwork(u) => self.update_physical(caller, cmd, u).await,
-            DeletePhysicalNetwork { id } => self.delete_physical(caller, cmd, &id).await,
+            UpdatePhysicalNetwork(u) => Box::pin(self.update_physical(caller, cmd, u)).await,
+            DeletePhysicalNetwork { id } => Box::pin(self.delete_physical(caller, cmd, &id)).await,
             AddTrafficType { physical_network_id, traffic_type, kvm_label } => {
-                self.add_traffic_type(caller, cmd, &physical_network_id, &traffic_type, kvm_label).await
+                Box::pin(self.add_traffic_type(caller, cmd, &physical_network_id, &traffic_type, kvm_label)).await
             }
             ListTrafficTypes { physical_network_id, page } => {
-                let p = self.physical(&physical_network_id).await?;
+                let p = Box::pin(self.physical(&physical_network_id)).await?;
                 let (rows, total) = nets::traffic_types(&self.db, Some(p.id), None, page).await?;
                 Ok(list("traffictype", total, rows.iter().map(traffic_view).collect()))
             }
-            DeleteTrafficType { id } => self.delete_traffic_type(caller, cmd, &id).await,
-            ListNetworkOfferings(q) => self.list_network_offerings(q).await,
-            CreateNetwork(r) => self.create_network(caller, r).await,
-            ListNetworks(q) => self.list_networks(caller, q).await,
-            UpdateNetwork(u) => self.update_network(caller, cmd, u).await,
-            DeleteNetwork { id, forced } => self.delete_network(caller, cmd, &id, forced).await,
-            RestartNetwork { id } => self.restart_network(caller, cmd, &id).await,
+            DeleteTrafficType { id } => Box::pin(self.delete_traffic_type(caller, cmd, &id)).await,
+            ListNetworkOfferings(q) => Box::pin(self.list_network_offerings(q)).await,
+            CreateNetwork(r) => Box::pin(self.create_network(caller, r)).await,
+            ListNetworks(q) => Box::pin(self.list_networks(caller, q)).await,
+            UpdateNetwork(u) => Box::pin(self.update_network(caller, cmd, u)).await,
+            DeleteNetwork { id, forced } => Box::pin(self.delete_network(caller, cmd, &id, forced)).await,
+            RestartNetwork { id } => Box::pin(self.restart_network(caller, cmd, &id)).await,
             ListNics { vm_id, nic_id, network_id, page } => {
                 let network_id = match network_id {
-                    Some(n) => Some(self.network_for(caller, &n).await?.id),
+                    Some(n) => Some(Box::pin(self.network_for(caller, &n)).await?.id),
                     None => None,
                 };
                 let f = NicFilter { uuid: nic_id, instance_uuid: Some(vm_id), network_id };
@@ -209,9 +209,9 @@ impl Orchestrator {
                 };
                 Ok(list("nic", total, page))
             }
-            CreateVlanIpRange(r) => self.create_ip_range(caller, r).await,
-            ListVlanIpRanges(q) => self.list_ip_ranges(q).await,
-            DeleteVlanIpRange { id } => self.delete_ip_range(caller, &id).await,
+            CreateVlanIpRange(r) => Box::pin(self.create_ip_range(caller, r)).await,
+            ListVlanIpRanges(q) => Box::pin(self.list_ip_ranges(q)).await,
+            DeleteVlanIpRange { id } => Box::pin(self.delete_ip_range(caller, &id)).await,
         }
     }
 

@@ -285,7 +285,7 @@ impl Orchestrator {
                     })),
                 ))
             }
-            PluginRequest::Update { name, grant, revoke } => self.update_plugin(&name, &grant, &revoke).await,
+            PluginRequest::Update { name, grant, revoke } => Box::pin(self.update_plugin(&name, &grant, &revoke)).await,
             PluginRequest::Reload => {
                 let host = self.plugins.clone();
                 tokio::task::spawn_blocking(move || host.scan())

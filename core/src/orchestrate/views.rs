@@ -11,7 +11,11 @@ use crate::jobs::JobRow;
 /// Builds a JSON object, dropping `null` values.
 pub fn object(value: Value) -> Map<String, Value> {
     match value {
-        Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        // In place: collecting into a new map would hash every key a second time.
+        Value::Object(mut m) => {
+            m.retain(|_, v| !v.is_null());
+            m
+        }
         _ => Map::new(),
     }
 }
