@@ -281,10 +281,16 @@ fn candidates_sql(extra: &str) -> String {
     ))
 }
 
-/// Every host, whatever its state, with what its instances hold as the allocator counts
-/// it: the numbers capacity reports and listHosts show.
-pub async fn host_loads(db: &Db) -> Result<Vec<Candidate>, DbError> {
-    sqlx::query_as(&load_sql("")).fetch_all(db.pool()).await.map_err(DbError::Sql)
+/// The hosts `ids`, whatever their state, with what their instances hold as the allocator
+/// counts it: the numbers capacity reports and listHosts show.
+pub async fn host_loads(db: &Db, ids: &[i64]) -> Result<Vec<Candidate>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Ids from the database's own rows: numbers, safe to write into the statement.
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let sql = load_sql(&format!("AND h.id IN ({})", list.join(", ")));
+    sqlx::query_as(&sql).fetch_all(db.pool()).await.map_err(DbError::Sql)
 }
 
 /// What an instance needs of a host.

@@ -101,9 +101,10 @@ pub(super) fn with_load(mut view: Map<String, Value>, load: Option<&Candidate>) 
 }
 
 impl Orchestrator {
-    /// Every host's load by host id.
-    pub(super) async fn host_loads(&self) -> Result<HashMap<i64, Candidate>, ApiError> {
-        Ok(vms::host_loads(&self.db).await?.into_iter().map(|c| (c.id, c)).collect())
+    /// The load of each of `hosts`, by host id.
+    pub(super) async fn host_loads(&self, hosts: &[HostRow]) -> Result<HashMap<i64, Candidate>, ApiError> {
+        let ids: Vec<i64> = hosts.iter().map(|h| h.id).collect();
+        Ok(vms::host_loads(&self.db, &ids).await?.into_iter().map(|c| (c.id, c)).collect())
     }
 
     pub(super) async fn list_capacity(
@@ -142,7 +143,7 @@ impl Orchestrator {
         if wanted(MEMORY) || wanted(CPU) {
             let f = InfraFilter { zone_id, pod_id, cluster_id, ..Default::default() };
             let (hosts, _) = infra::list_hosts(&self.db, &f, None, None).await?;
-            let loads = self.host_loads().await?;
+            let loads = self.host_loads(&hosts).await?;
             for h in &hosts {
                 let Some(l) = loads.get(&h.id) else { continue };
                 let at = host_place(level, h);

@@ -565,7 +565,7 @@ impl Orchestrator {
             ..Default::default()
         };
         let (rows, total) = infra::list_hosts(&self.db, &f, q.state.as_deref(), q.page).await?;
-        let loads = self.host_loads().await?;
+        let loads = self.host_loads(&rows).await?;
         Ok(list("host", total, rows.iter().map(|h| capacity::with_load(host_view(h), loads.get(&h.id))).collect()))
     }
 
@@ -585,7 +585,7 @@ impl Orchestrator {
         let host = infra::host(&self.db, &u.id).await?.ok_or_else(|| no_such("host", &u.id))?;
         self.audit(caller, "HOST.UPDATE", ("Host", &host.uuid, &host.name), format!("Host {} updated", host.name))
             .await?;
-        let loads = self.host_loads().await?;
+        let loads = self.host_loads(std::slice::from_ref(&host)).await?;
         Ok(object("host", capacity::with_load(host_view(&host), loads.get(&host.id))))
     }
 
