@@ -143,9 +143,10 @@ def test_storage_rows_and_filters(admin, web):
     cs.destroyVirtualMachine(id=vm["id"], expunge=True)
 
 
-def test_users_may_not_list_capacity(admin):
-    user = client(new_user_account(admin, prefix="cap"))
-    err = error_of(lambda: user.listCapacity())
-    assert err["errorcode"] == 401, err
-    # Nor see what a host has allocated.
-    assert error_of(lambda: user.listHosts())["errorcode"] == 401
+def test_only_root_admins_list_capacity(admin):
+    for account_type in (0, 2):  # a user, a domain admin
+        caller = client(new_user_account(admin, prefix="cap", account_type=account_type))
+        err = error_of(lambda: caller.listCapacity())
+        assert err["errorcode"] == 401, err
+        # Nor see what a host has allocated.
+        assert error_of(lambda: caller.listHosts())["errorcode"] == 401
