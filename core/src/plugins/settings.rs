@@ -4,7 +4,8 @@
 //!
 //! The schema subset understood: an object's `properties`, each with `type` (string,
 //! integer, number or boolean), `enum`, `minimum`/`maximum`, `minLength`/`maxLength`,
-//! `default`, `title`/`description`; the object's `required`. Keys the schema does not
+//! `pattern` (a regular expression the value must contain a match of, as JSON Schema
+//! reads it), `default`, `title`/`description`; the object's `required`. Keys the schema does not
 //! name are refused.
 
 use std::collections::BTreeMap;
@@ -68,6 +69,13 @@ fn check_value(key: &str, value: &str, prop: &Value) -> Result<String, SettingsE
         }
         if let Some(max) = prop.get("maxLength").and_then(Value::as_u64).filter(|m| len > *m) {
             return Err(invalid(format!("must be at most {max} characters")));
+        }
+        if let Some(pattern) = prop.get("pattern").and_then(Value::as_str) {
+            let re = regex::Regex::new(pattern)
+                .map_err(|_| invalid(format!("the schema's pattern {pattern} is not valid")))?;
+            if !re.is_match(&canonical) {
+                return Err(invalid(format!("must match {pattern}")));
+            }
         }
     }
     if let Some(choices) = prop.get("enum").and_then(Value::as_array) {
@@ -213,6 +221,12 @@ pub fn check_schema(schema: &Value) -> Result<usize, String> {
         if prop.get("enum").is_some_and(|e| !e.is_array()) {
             return Err(format!("config-schema property {key}: enum must be an array"));
         }
+        if let Some(p) = prop.get("pattern") {
+            let valid = p.as_str().is_some_and(|p| regex::Regex::new(p).is_ok());
+            if !valid {
+                return Err(format!("config-schema property {key}: pattern {p} is not a valid regular expression"));
+            }
+        }
         if let Some(d) = prop.get("default") {
             check_value(key, &as_text(d), prop).map_err(|e| format!("config-schema default: {e}"))?;
         }
@@ -240,7 +254,8 @@ mod tests {
                 "layout": {"type": "string", "enum": ["flat", "nested"], "default": "flat"},
                 "ratio": {"type": "number", "minimum": 0.5},
                 "sparse": {"type": "boolean", "default": true},
-                "label": {"type": "string", "maxLength": 4}
+                "label": {"type": "string", "maxLength": 4},
+                "pool": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"}
             },
             "required": ["quota-mib"]
         })
@@ -277,14 +292,29 @@ mod tests {
             err(&[("quota-mib", "1"), ("label", "toolong")]),
             "Invalid detail label=toolong: must be at most 4 characters"
         );
-        assert_eq!(err(&[("colour", "red")]), "Unknown detail colour: p takes quota-mib, layout, ratio, sparse, label");
+        assert_eq!(
+            err(&[("quota-mib", "1"), ("pool", "Tank 1")]),
+            "Invalid detail pool=Tank 1: must match ^[a-z][a-z0-9-]*$"
+        );
+        assert_eq!(
+            apply("p", &schema(), "file:///x", &d(&[("quota-mib", "1"), ("pool", "tank-1")])).unwrap(),
+            "file:///x?pool=tank-1&quota-mib=1"
+        );
+        assert_eq!(
+            err(&[("colour", "red")]),
+            "Unknown detail colour: p takes quota-mib, layout, ratio, sparse, label, pool"
+        );
         assert_eq!(err(&[("layout", "flat")]), "Missing detail quota-mib: p requires it");
         assert_eq!(err(&[]), "Missing detail quota-mib: p requires it");
     }
 
     #[test]
     fn schemas_the_server_can_check() {
-        assert_eq!(check_schema(&schema()), Ok(5));
+        assert_eq!(check_schema(&schema()), Ok(6));
+        assert_eq!(
+            check_schema(&json!({"properties": {"x": {"pattern": "(["}}})).unwrap_err(),
+            "config-schema property x: pattern \"([\" is not a valid regular expression"
+        );
         assert_eq!(check_schema(&json!({})), Ok(0));
         let bad = |v: Value| check_schema(&v).unwrap_err();
         assert_eq!(bad(json!("x")), "config-schema must be a JSON object (\"{}\" for none), not \"x\"");
