@@ -121,7 +121,7 @@ pub struct Summary {
 /// is this server's own URL (it serves the template during the set-up).
 pub async fn set_up(orch: &Orchestrator, dir: &DemoDir, base: &str) -> Result<Option<Summary>, DemoError> {
     let admin = store::user_by_login(&orch.db, "admin", "/").await?.ok_or(DemoError::NoAdmin)?;
-    let op = Operator { orch, caller: Caller { role: admin.role(), user: admin, session: None } };
+    let op = Operator { orch, caller: Caller { role: admin.role(), user: std::sync::Arc::new(admin), session: None } };
     if !op.list("listZones", &[]).await?.is_empty() {
         return Ok(None);
     }

@@ -155,8 +155,13 @@ async fn authenticate(
             Some(hit) => hit,
             None => {
                 let user = store::user_by_api_key(&app.db, api_key).await?.ok_or_else(ApiError::unauthorized)?;
-                let secret =
-                    user.secret_key.as_deref().and_then(|s| app.sealer.open(s)).ok_or_else(ApiError::unauthorized)?;
+                let secret: Arc<str> = user
+                    .secret_key
+                    .as_deref()
+                    .and_then(|s| app.sealer.open(s))
+                    .ok_or_else(ApiError::unauthorized)?
+                    .into();
+                let user = Arc::new(user);
                 app.keys.put(api_key, user.clone(), secret.clone());
                 (user, secret)
             }
@@ -193,13 +198,13 @@ async fn authenticate(
         store::end_session(&app.db, &session_id).await?;
         return Err(ApiError::unauthorized());
     };
-    let user = store::user_by_id(&app.db, user_id).await?.ok_or_else(ApiError::unauthorized)?;
+    let user = Arc::new(store::user_by_id(&app.db, user_id).await?.ok_or_else(ApiError::unauthorized)?);
     let caller = active_caller(user, Some(session_id))?;
     let cmd = command_for(&caller, params, cmd)?;
     Ok((caller, cmd))
 }
 
-fn active_caller(user: UserRow, session: Option<String>) -> Result<Caller, ApiError> {
+fn active_caller(user: Arc<UserRow>, session: Option<String>) -> Result<Caller, ApiError> {
     if !user.active() {
         return Err(ApiError::unauthorized());
     }
@@ -266,7 +271,7 @@ async fn login(app: &Orchestrator, method: &Method, params: &Params, format: For
         Ok(s) => s,
         Err(e) => return fail(e.into()),
     };
-    let who = Caller { role: user.role(), user: user.clone(), session: None };
+    let who = Caller { role: user.role(), user: Arc::new(user.clone()), session: None };
     let event = Event::info("USER.LOGIN", format!("user {} has logged in from the API", user.username)).on(
         "User",
         &user.uuid,

@@ -6,6 +6,7 @@
 //! within `TTL`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,8 @@ const MAX_ENTRIES: usize = 10_000;
 
 struct Entry {
     at: Instant,
-    user: UserRow,
-    secret: String,
+    user: Arc<UserRow>,
+    secret: Arc<str>,
 }
 
 /// API key (lower-cased) → the user and their unsealed secret.
@@ -27,7 +28,7 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    pub fn get(&self, api_key: &str) -> Option<(UserRow, String)> {
+    pub fn get(&self, api_key: &str) -> Option<(Arc<UserRow>, Arc<str>)> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(&api_key.to_ascii_lowercase())
@@ -35,7 +36,7 @@ impl KeyCache {
             .map(|e| (e.user.clone(), e.secret.clone()))
     }
 
-    pub fn put(&self, api_key: &str, user: UserRow, secret: String) {
+    pub fn put(&self, api_key: &str, user: Arc<UserRow>, secret: Arc<str>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| e.at.elapsed() < TTL);

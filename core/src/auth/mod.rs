@@ -56,7 +56,8 @@ impl RoleType {
 /// Who is making a request, once authenticated.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user: UserRow,
+    /// Shared with the API-key cache: a signed request copies no user record.
+    pub user: std::sync::Arc<UserRow>,
     pub role: RoleType,
     /// The login session the request came with; none for signed requests.
     pub session: Option<String>,
