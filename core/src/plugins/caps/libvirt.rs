@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -22,26 +23,46 @@ use crate::plugins::state::CallState;
 /// Live libvirt connections, one per URI, shared by every plugin.
 #[derive(Default)]
 pub struct LibvirtPool {
-    conns: Mutex<HashMap<String, Arc<Connect>>>,
+    conns: Mutex<HashMap<String, Pooled>>,
     opened: AtomicU64,
 }
+
+struct Pooled {
+    conn: Arc<Connect>,
+    used: Instant,
+}
+
+/// A connection idle longer than this is asked a question before it is handed out:
+/// `is_alive` stays true after the daemon went away until the next round trip fails.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 impl LibvirtPool {
     /// The pooled connection to `uri`, opened on first use or when the old one died.
     pub fn connect(&self, uri: &str) -> Result<Arc<Connect>, DriverError> {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = conns.get(uri)
-            && c.is_alive().unwrap_or(false)
+        if let Some(p) = conns.get_mut(uri)
+            && p.conn.is_alive().unwrap_or(false)
+            && (p.used.elapsed() < IDLE_CHECK || p.conn.get_lib_version().is_ok())
         {
-            return Ok(c.clone());
+            p.used = Instant::now();
+            return Ok(p.conn.clone());
         }
         // libvirt prints every error to stderr by default; ours go into driver errors.
         virt::error::clear_error_callback();
         let conn = Connect::open(Some(uri)).map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(conn);
-        conns.insert(uri.to_owned(), conn.clone());
+        conns.insert(uri.to_owned(), Pooled { conn: conn.clone(), used: Instant::now() });
         Ok(conn)
+    }
+
+    /// Drops `conn` from the pool after it failed at the connection level, so that the
+    /// next call opens a fresh one instead of failing the same way.
+    fn evict(&self, uri: &str, conn: &Arc<Connect>) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if conns.get(uri).is_some_and(|p| Arc::ptr_eq(&p.conn, conn)) {
+            conns.remove(uri);
+        }
     }
 
     /// How many connections were ever opened; lets tests prove a denied call never
@@ -49,6 +70,13 @@ impl LibvirtPool {
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
     }
+}
+
+/// Whether an error means the connection itself is gone, not the operation refused.
+fn connection_lost(e: &virt::error::Error) -> bool {
+    matches!(e.code(), ErrorNumber::NoConnect | ErrorNumber::Rpc)
+        || e.message().contains("End of file while reading data")
+        || e.message().contains("Cannot write data")
 }
 
 /// A connection handle held by a guest.
@@ -107,8 +135,14 @@ impl CallState {
         op: impl FnOnce(&Connect) -> Result<T, virt::error::Error>,
     ) -> Outcome<T> {
         self.check_deadline()?;
-        let conn = self.table.get(handle)?.conn.clone();
-        let result = op(&conn).map_err(map_err);
+        let entry = self.table.get(handle)?;
+        let (uri, conn) = (entry.uri.clone(), entry.conn.clone());
+        let result = op(&conn).map_err(|e| {
+            if connection_lost(&e) {
+                self.libvirt.evict(&uri, &conn);
+            }
+            map_err(e)
+        });
         self.check_deadline()?;
         Ok(result)
     }
