@@ -281,6 +281,7 @@ fn an_authors_storage_driver_passes_check_and_serves_a_running_server() {
     {
         assert_eq!(steps[step].0, "passed", "{step}: {out}");
     }
+    assert_eq!(steps["manifest config-schema"].1, "a JSON object, 2 setting(s)", "{out}");
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
