@@ -115,6 +115,33 @@ fn not_running(uuid: &str, state: DomainState) -> DriverError {
     DriverError::Unavailable(format!("VM {uuid} is not running ({})", state_word(state)))
 }
 
+/// What the operator set for a host, carried in its URL's query (see `CONFIG_SCHEMA`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct HostSettings {
+    accel: Accel,
+}
+
+/// Splits a host URL into the libvirt URI and the host's settings.
+fn settings(url: &str) -> Result<(&str, HostSettings), DriverError> {
+    let (uri, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut found = HostSettings { accel: Accel::Auto };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        found.accel = match pair {
+            "accel=auto" => Accel::Auto,
+            "accel=kvm" => Accel::Kvm,
+            "accel=tcg" => Accel::Tcg,
+            other => return Err(DriverError::InvalidSpec(format!("unknown host setting {other} (kvm takes accel)"))),
+        };
+    }
+    Ok((uri, found))
+}
+
+/// Opens libvirt for a host URL, settings stripped.
+fn open(url: &str) -> Result<(Connection, HostSettings), DriverError> {
+    let (uri, found) = settings(url)?;
+    Ok((Connection::open(uri)?, found))
+}
+
 /// libvirt's domain type for an acceleration choice.
 fn domain_type(conn: &Connection, accel: Accel) -> Result<&'static str, DriverError> {
     Ok(match accel {
@@ -170,7 +197,7 @@ fn clear_renamed(conn: &Connection, spec: &VmSpec, uuid: &str) -> Result<Option<
 
 impl hypervisor::Guest for Kvm {
     fn probe_host(url: String) -> Result<HostFacts, DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let node = conn.node_info().map_err(context("node info"))?;
         let version = conn.hypervisor_version().map_err(context("hypervisor version"))?;
         let caps = conn.capabilities().map_err(context("capabilities"))?;
@@ -197,9 +224,11 @@ impl hypervisor::Guest for Kvm {
 
     fn create_vm(url: String, spec: VmSpec) -> Result<(), DriverError> {
         domain_xml::validate_spec(&spec)?;
-        let conn = Connection::open(&url)?;
+        let (conn, host) = open(&url)?;
         let uuid = canonical(&spec.uuid);
-        let kind = domain_type(&conn, spec.accel)?;
+        // The host's own setting is the more specific: it wins over the cluster's.
+        let accel = if host.accel == Accel::Auto { spec.accel } else { host.accel };
+        let kind = domain_type(&conn, accel)?;
         let xml = domain_xml::domain_xml(&spec, kind);
         let restore = clear_renamed(&conn, &spec, &uuid)?;
         let what = format!("define {}", spec.name);
@@ -226,7 +255,7 @@ impl hypervisor::Guest for Kvm {
     }
 
     fn start_vm(url: String, uuid: String) -> Result<(), DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         if matches!(state, DomainState::Paused | DomainState::Suspended) {
@@ -247,7 +276,7 @@ impl hypervisor::Guest for Kvm {
     }
 
     fn stop_vm(url: String, uuid: String, timeout_ms: u32) -> Result<(), DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         if !active(state) {
@@ -280,7 +309,7 @@ impl hypervisor::Guest for Kvm {
     }
 
     fn reboot_vm(url: String, uuid: String, forced: bool) -> Result<(), DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         if !matches!(state, DomainState::Running | DomainState::Blocked) {
@@ -297,7 +326,7 @@ impl hypervisor::Guest for Kvm {
     }
 
     fn destroy_vm(url: String, uuid: String) -> Result<(), DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let Some(state) = state_of(&conn, &uuid)? else {
             return Ok(());
@@ -315,18 +344,18 @@ impl hypervisor::Guest for Kvm {
     }
 
     fn power_state(url: String, uuid: String) -> Result<VmPower, DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         Ok(state_of(&conn, &canonical(&uuid))?.map_or(VmPower::Missing, power))
     }
 
     fn list_vms(url: String) -> Result<Vec<VmStatus>, DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let domains = conn.list_domains().map_err(context("list domains"))?;
         Ok(domains.into_iter().map(|d| VmStatus { uuid: d.uuid, name: d.name, power: power(d.state) }).collect())
     }
 
     fn console(url: String, uuid: String) -> Result<ConsoleEndpoint, DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         if !active(state) || state == DomainState::Crashed {
@@ -347,7 +376,7 @@ impl hypervisor::Guest for Kvm {
     }
 
     fn stats(url: String, uuid: String) -> Result<VmStats, DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         if !active(state) {
@@ -359,7 +388,7 @@ impl hypervisor::Guest for Kvm {
 
     fn attach_disk(url: String, uuid: String, disk: Disk) -> Result<(), DriverError> {
         domain_xml::validate_disk(&disk)?;
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         let xml = domain_xml::disk_xml(&disk);
@@ -370,7 +399,7 @@ impl hypervisor::Guest for Kvm {
     }
 
     fn detach_disk(url: String, uuid: String, target: String) -> Result<(), DriverError> {
-        let conn = Connection::open(&url)?;
+        let (conn, _) = open(&url)?;
         let uuid = canonical(&uuid);
         let state = existing_state(&conn, &uuid)?;
         // The persistent definition lists every disk, also one attached while stopped.
@@ -412,6 +441,15 @@ mod tests {
         assert_eq!(url_host("qemu+tcp://kvm1.lab/system?x=1"), "kvm1.lab");
         assert_eq!(url_host("qemu+tcp://[fd00::7]:16509/system"), "fd00::7");
         assert_eq!(url_host("test:///default"), "127.0.0.1");
+    }
+
+    #[test]
+    fn host_settings_from_urls() {
+        let (uri, found) = settings("qemu:///system?accel=tcg").unwrap();
+        assert_eq!((uri, found.accel), ("qemu:///system", Accel::Tcg));
+        assert_eq!(settings("qemu:///system").unwrap(), ("qemu:///system", HostSettings { accel: Accel::Auto }));
+        let e = settings("qemu:///system?accel=fast").unwrap_err();
+        assert!(matches!(&e, DriverError::InvalidSpec(m) if m.contains("accel=fast")), "{e:?}");
     }
 
     #[test]
