@@ -32,29 +32,6 @@ function dirpoolWasm() {
   return wasm;
 }
 
-/** Logs in over HTTP; returns `call(command, params)` resolving with the reply's payload. */
-async function apiSession(base, username, password) {
-  const post = async (form, cookie) => {
-    const res = await fetch(`${base}/client/api`, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", ...(cookie ? { Cookie: cookie } : {}) },
-      body: new URLSearchParams({ ...form, response: "json" }),
-    });
-    return { res, payload: Object.values(await res.json())[0] };
-  };
-  const { res, payload } = await post({ command: "login", username, password, domain: "/" });
-  if (!payload.sessionkey) throw new Error(`login failed: ${JSON.stringify(payload)}`);
-  const cookie = res.headers
-    .getSetCookie()
-    .map((c) => c.split(";")[0])
-    .join("; ");
-  return async (command, params = {}) => {
-    const r = await post({ command, sessionkey: payload.sessionkey, ...params }, cookie);
-    if (r.payload.errortext) throw new Error(`${command}: ${r.payload.errortext}`);
-    return r.payload;
-  };
-}
-
 test("driver settings forms from config-schema", { timeout: 600000 }, async (t) => {
   assert.ok(fs.existsSync(h.BIN), `no server binary at ${h.BIN} (run scripts/build.sh)`);
   assert.ok(fs.existsSync(path.join(h.WEB_DIR, "index.html")), `no console in ${h.WEB_DIR} (run scripts/build.sh)`);
@@ -74,7 +51,7 @@ test("driver settings forms from config-schema", { timeout: 600000 }, async (t) 
     await browser.close();
     await h.stopServer(server, dataDir);
   });
-  const api = await apiSession(server.base, "admin", PASSWORD);
+  const api = await h.apiSession(server.base, "admin", PASSWORD);
   const page = await browser.newPage({ viewport: { width: 1280, height: 1200 } });
   const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
   const pageErrors = [];

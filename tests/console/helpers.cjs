@@ -116,4 +116,28 @@ async function signedCall(base, apiKey, secretKey, command, params = {}) {
   return { status: res.status, body: await res.json() };
 }
 
-module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, supportsDemo, startServer, signedCall };
+/** Logs in over HTTP; returns `call(command, params)` resolving with the reply's payload, to
+ *  check from outside the page what exists. */
+async function apiSession(base, username, password) {
+  const post = async (form, cookie) => {
+    const res = await fetch(`${base}/client/api`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", ...(cookie ? { Cookie: cookie } : {}) },
+      body: new URLSearchParams({ ...form, response: "json" }),
+    });
+    return { res, payload: Object.values(await res.json())[0] };
+  };
+  const { res, payload } = await post({ command: "login", username, password, domain: "/" });
+  if (!payload.sessionkey) throw new Error(`login failed: ${JSON.stringify(payload)}`);
+  const cookie = res.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0])
+    .join("; ");
+  return async (command, params = {}) => {
+    const r = await post({ command, sessionkey: payload.sessionkey, ...params }, cookie);
+    if (r.payload.errortext) throw new Error(`${command}: ${r.payload.errortext}`);
+    return r.payload;
+  };
+}
+
+module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, supportsDemo, startServer, signedCall, apiSession };

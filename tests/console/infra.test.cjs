@@ -18,30 +18,6 @@ const h = require("./helpers.cjs");
 const PASSWORD = "infra-" + Math.random().toString(36).slice(2);
 const { run, shots } = h.makeRun("wasmstack-console-infra-");
 
-/** Logs in over HTTP; returns `call(command, params)` resolving with the reply's payload, to
- *  check from outside the page what exists. */
-async function apiSession(base, username, password) {
-  const post = async (form, cookie) => {
-    const res = await fetch(`${base}/client/api`, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", ...(cookie ? { Cookie: cookie } : {}) },
-      body: new URLSearchParams({ ...form, response: "json" }),
-    });
-    return { res, payload: Object.values(await res.json())[0] };
-  };
-  const { res, payload } = await post({ command: "login", username, password, domain: "/" });
-  if (!payload.sessionkey) throw new Error(`login failed: ${JSON.stringify(payload)}`);
-  const cookie = res.headers
-    .getSetCookie()
-    .map((c) => c.split(";")[0])
-    .join("; ");
-  return async (command, params = {}) => {
-    const r = await post({ command, sessionkey: payload.sessionkey, ...params }, cookie);
-    if (r.payload.errortext) throw new Error(`${command}: ${r.payload.errortext}`);
-    return r.payload;
-  };
-}
-
 /** Serves one file over HTTP on a free port, slowly (ten pieces half a second apart) so that
  *  the download's progress can be seen; resolves with { url, close }. */
 function serveFile(file) {
@@ -83,7 +59,7 @@ test("zone wizard, infrastructure, templates and forms", { timeout: 600000 }, as
     await browser.close();
     await h.stopServer(server, dataDir);
   });
-  const api = await apiSession(server.base, "admin", PASSWORD);
+  const api = await h.apiSession(server.base, "admin", PASSWORD);
   const count = async (command, object, params = {}) => ((await api(command, params))[object] || []).length;
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });

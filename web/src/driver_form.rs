@@ -14,6 +14,8 @@ use crate::i18n::tr;
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
     ("df.title", "Driver settings", "驱动设置"),
+    ("df.storage_driver", "Storage driver", "存储驱动"),
+    ("df.by_url", "By the URL's scheme (nfs, file)", "按 URL 协议（nfs、file）"),
     ("df.required", "required", "必填"),
     ("df.none", "This driver has no settings.", "此驱动没有设置项。"),
 ];
@@ -23,6 +25,31 @@ pub type Values = RwSignal<BTreeMap<String, String>>;
 
 /// The API's message and the key it is about.
 pub type DetailError = RwSignal<Option<(String, String)>>;
+
+/// A choice of the loaded storage drivers, or none: the server then picks one by the
+/// URL's scheme.
+#[component]
+pub fn StorageDriverSelect(id: &'static str, plugins: RwSignal<Vec<Value>>, value: RwSignal<String>) -> impl IntoView {
+    view! {
+        <label class="field">
+            <span>{tr("df.storage_driver")}</span>
+            <select id=id prop:value=value on:change=move |ev| value.set(event_target_value(&ev))>
+                <option value="">{tr("df.by_url")}</option>
+                {move || {
+                    plugins
+                        .get()
+                        .into_iter()
+                        .filter(|p| s(p, "kind") == "storage")
+                        .map(|p| {
+                            let name = s(&p, "name").to_owned();
+                            view! { <option value=name.clone()>{name.clone()}</option> }
+                        })
+                        .collect_view()
+                }}
+            </select>
+        </label>
+    }
+}
 
 /// The loaded drivers (listPlugins), read once per form; empty when the caller may not list them.
 pub fn load_plugins() -> RwSignal<Vec<Value>> {

@@ -373,6 +373,27 @@ pub fn FormMessage(error: FormError) -> impl IntoView {
     }
 }
 
+/// The end of a create form: the API's message that names no field, what was created,
+/// and the submit button (disabled while the request runs).
+#[component]
+pub fn FormFooter(
+    error: FormError,
+    done: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+    submit: &'static str,
+) -> impl IntoView {
+    let lang = expect_context::<I18n>().0;
+    view! {
+        <FormMessage error=error />
+        <p class="ok" role="status">
+            {move || done.get().map(|n| fill(lang.get(), "form.created", &[&n]))}
+        </p>
+        <button type="submit" class="primary" disabled=busy>
+            {tr(submit)}
+        </button>
+    }
+}
+
 /// A search box that sets `keyword` (trimmed) when submitted.
 #[component]
 pub fn SearchBox(id: &'static str, keyword: RwSignal<String>) -> impl IntoView {

@@ -8,9 +8,11 @@ use leptos::task::spawn_local;
 use serde_json::Value;
 
 use crate::api::{self, s};
-use crate::driver_form::{self, DetailError, DriverSettings, defaults, detail_of, details_params, schema_of};
-use crate::i18n::{I18n, fill, tr};
-use crate::infra::{Field, FormError, FormMessage, set_error};
+use crate::driver_form::{
+    self, DetailError, DriverSettings, StorageDriverSelect, defaults, detail_of, details_params, schema_of,
+};
+use crate::i18n::tr;
+use crate::infra::{Field, FormError, FormFooter, set_error};
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -22,8 +24,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("if.password", "Password", "密码"),
     ("if.name", "Name", "名称"),
     ("if.url", "URL", "URL"),
-    ("if.driver", "Storage driver", "存储驱动"),
-    ("if.by_url", "By the URL's scheme (nfs, file)", "按 URL 协议（nfs、file）"),
     ("if.add", "Add", "添加"),
 ];
 
@@ -144,7 +144,6 @@ impl FormState {
 /// addHost into a chosen cluster, with the KVM driver's settings.
 #[component]
 pub fn AddHost(reload: RwSignal<u32>) -> impl IntoView {
-    let lang = expect_context::<I18n>().0;
     let cluster = RwSignal::new(String::new());
     let list = clusters(cluster);
     let plugins = driver_form::load_plugins();
@@ -173,13 +172,7 @@ pub fn AddHost(reload: RwSignal<u32>) -> impl IntoView {
             <div style="flex-basis: 100%">
                 <DriverSettings form="host" schema=schema values=values error=detail_error />
             </div>
-            <FormMessage error=error />
-            <p class="ok" role="status">
-                {move || done.get().map(|n| fill(lang.get(), "form.created", &[&n]))}
-            </p>
-            <button type="submit" class="primary" disabled=busy>
-                {tr("if.add")}
-            </button>
+            <FormFooter error=error done=done busy=busy submit="if.add" />
         </form>
     }
 }
@@ -188,7 +181,6 @@ pub fn AddHost(reload: RwSignal<u32>) -> impl IntoView {
 /// with that driver's settings.
 #[component]
 pub fn AddPool(reload: RwSignal<u32>) -> impl IntoView {
-    let lang = expect_context::<I18n>().0;
     let cluster = RwSignal::new(String::new());
     let list = clusters(cluster);
     let plugins = driver_form::load_plugins();
@@ -219,35 +211,13 @@ pub fn AddPool(reload: RwSignal<u32>) -> impl IntoView {
             <Field form="pool" param="name" label="if.name" value=name error=error />
             <ClusterSelect id="pool-clusterid" list=list value=cluster />
             <Field form="pool" param="url" label="if.url" value=url error=error placeholder="nfs://server/export" />
-            <label class="field">
-                <span>{tr("if.driver")}</span>
-                <select id="pool-provider" prop:value=provider on:change=move |ev| provider.set(event_target_value(&ev))>
-                    <option value="">{tr("if.by_url")}</option>
-                    {move || {
-                        plugins
-                            .get()
-                            .into_iter()
-                            .filter(|p| s(p, "kind") == "storage")
-                            .map(|p| {
-                                let n = s(&p, "name").to_owned();
-                                view! { <option value=n.clone()>{n.clone()}</option> }
-                            })
-                            .collect_view()
-                    }}
-                </select>
-            </label>
+            <StorageDriverSelect id="pool-provider" plugins=plugins value=provider />
             <Show when=move || !provider.get().is_empty()>
                 <div style="flex-basis: 100%">
                     <DriverSettings form="pool" schema=schema values=values error=detail_error />
                 </div>
             </Show>
-            <FormMessage error=error />
-            <p class="ok" role="status">
-                {move || done.get().map(|n| fill(lang.get(), "form.created", &[&n]))}
-            </p>
-            <button type="submit" class="primary" disabled=busy>
-                {tr("if.add")}
-            </button>
+            <FormFooter error=error done=done busy=busy submit="if.add" />
         </form>
     }
 }

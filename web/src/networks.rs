@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{self, s};
-use crate::i18n::{I18n, fill, tr};
-use crate::infra::{Col, Field, FormError, FormMessage, Listing, set_error};
+use crate::i18n::tr;
+use crate::infra::{Col, Field, FormError, FormFooter, Listing, set_error};
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -56,7 +56,6 @@ pub fn options(
 #[component]
 pub fn Networks() -> impl IntoView {
     let session = expect_context::<SessionCtx>();
-    let lang = expect_context::<I18n>().0;
     let zones = options("listZones", "zone", &[]);
     let offerings = options("listNetworkOfferings", "networkoffering", &[("state", "Enabled")]);
     let zone = RwSignal::new(String::new());
@@ -139,13 +138,7 @@ pub fn Networks() -> impl IntoView {
                 <Field form="net" param="startip" label="net.startip" value=startip error=error />
                 <Field form="net" param="endip" label="net.endip" value=endip error=error />
                 <Field form="net" param="vlan" label="net.vlan" value=vlan error=error />
-                <FormMessage error=error />
-                <p class="ok" role="status">
-                    {move || done.get().map(|n| fill(lang.get(), "form.created", &[&n]))}
-                </p>
-                <button type="submit" class="primary" disabled=busy>
-                    {tr("form.create")}
-                </button>
+                <FormFooter error=error done=done busy=busy submit="form.create" />
             </form>
             <Listing
                 id="networks"

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::api;
 use crate::api::s;
-use crate::i18n::{I18n, fill, tr};
-use crate::infra::{Col, Field, FormError, FormMessage, Listing, set_error};
+use crate::i18n::tr;
+use crate::infra::{Col, Field, FormError, FormFooter, Listing, set_error};
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -49,7 +49,6 @@ fn CreateForm(
     reload: RwSignal<u32>,
 ) -> impl IntoView {
     let session = expect_context::<SessionCtx>();
-    let lang = expect_context::<I18n>().0;
     let values: Vec<RwSignal<String>> = fields.iter().map(|(_, _, d)| RwSignal::new((*d).to_owned())).collect();
     let params: Vec<&'static str> = fields.iter().map(|(p, _, _)| *p).collect();
     let error: FormError = RwSignal::new(None);
@@ -92,13 +91,7 @@ fn CreateForm(
                     view! { <Field form=form param=param label=label value=value error=error /> }
                 })
                 .collect_view()}
-            <FormMessage error=error />
-            <p class="ok" role="status">
-                {move || done.get().map(|n| fill(lang.get(), "form.created", &[&n]))}
-            </p>
-            <button type="submit" class="primary" disabled=busy>
-                {tr("form.create")}
-            </button>
+            <FormFooter error=error done=done busy=busy submit="form.create" />
         </form>
     }
 }

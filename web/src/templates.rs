@@ -6,8 +6,8 @@ use leptos::task::spawn_local;
 use serde_json::Value;
 
 use crate::api::{self, s};
-use crate::i18n::{I18n, Lang, fill, text, tr};
-use crate::infra::{Col, Field, FormError, FormMessage, Listing, set_error};
+use crate::i18n::{Lang, text, tr};
+use crate::infra::{Col, Field, FormError, FormFooter, Listing, set_error};
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -54,7 +54,6 @@ const FIELDS: &[&str] = &["name", "url", "zoneid", "format", "hypervisor"];
 #[component]
 pub fn Templates() -> impl IntoView {
     let session = expect_context::<SessionCtx>();
-    let lang = expect_context::<I18n>().0;
     let iso = RwSignal::new(false);
     let name = RwSignal::new(String::new());
     let url = RwSignal::new(String::new());
@@ -152,13 +151,7 @@ pub fn Templates() -> impl IntoView {
                         </select>
                     </label>
                 </Show>
-                <FormMessage error=error />
-                <p class="ok" role="status">
-                    {move || done.get().map(|n| fill(lang.get(), "form.created", &[&n]))}
-                </p>
-                <button type="submit" class="primary" disabled=busy>
-                    {tr("tpl.submit")}
-                </button>
+                <FormFooter error=error done=done busy=busy submit="tpl.submit" />
             </form>
             {move || {
                 if iso.get() {

@@ -10,7 +10,9 @@ use leptos::task::spawn_local;
 use serde_json::Value;
 
 use crate::api::{self, ApiError, ApiResult, s};
-use crate::driver_form::{self, DetailError, DriverSettings, defaults, detail_of, details_params, schema_of};
+use crate::driver_form::{
+    self, DetailError, DriverSettings, StorageDriverSelect, defaults, detail_of, details_params, schema_of,
+};
 use crate::i18n::{I18n, text, tr};
 use crate::infra::{Field, FormError, field_of};
 use crate::{SessionCtx, fail};
@@ -53,8 +55,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("zw.username", "Username", "用户名"),
     ("zw.password", "Password", "密码"),
     ("zw.provider", "Provider", "提供程序"),
-    ("zw.pool_provider", "Storage driver", "存储驱动"),
-    ("zw.by_url", "By the URL's scheme (nfs, file)", "按 URL 协议（nfs、file）"),
     ("zw.go", "Launch zone", "启动区域"),
     ("zw.retry", "Retry this step", "重试此步骤"),
     ("zw.waiting", "Waiting", "等待中"),
@@ -539,27 +539,7 @@ pub fn ZoneWizard() -> impl IntoView {
                         view! {
                             {field("poolname", "zw.name", "", "")}
                             {field("poolurl", "zw.url", "file:///var/lib/wasmstack/primary", "")}
-                            <label class="field">
-                                <span>{tr("zw.pool_provider")}</span>
-                                <select
-                                    id="zw-poolprovider"
-                                    prop:value=pool_provider
-                                    on:change=move |ev| pool_provider.set(event_target_value(&ev))
-                                >
-                                    <option value="">{tr("zw.by_url")}</option>
-                                    {move || {
-                                        plugins
-                                            .get()
-                                            .into_iter()
-                                            .filter(|p| s(p, "kind") == "storage")
-                                            .map(|p| {
-                                                let name = s(&p, "name").to_owned();
-                                                view! { <option value=name.clone()>{name.clone()}</option> }
-                                            })
-                                            .collect_view()
-                                    }}
-                                </select>
-                            </label>
+                            <StorageDriverSelect id="zw-poolprovider" plugins=plugins value=pool_provider />
                             <Show when=move || !pool_provider.get().is_empty()>
                                 <DriverSettings form="zw-pool" schema=pool_schema values=pool_details error=pool_error />
                             </Show>
