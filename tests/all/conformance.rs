@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use serde_json::Value;
-
-use crate::driver_kit::{replace_function, target_dir, wasmstack};
+use crate::driver_kit::{check_report, replace_function, target_dir, wasmstack};
 
 /// `plugins check --json [extra] FILE`, optionally in a fresh network namespace of its own
 /// (`unshare -n`: it and whatever the driver made there go when the check exits).
@@ -32,18 +30,7 @@ fn check(file: &Path, extra: &[&str], scratch_netns: bool) -> (bool, HashMap<Str
     } else {
         wasmstack(&args)
     };
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-    assert_eq!(v["passed"], ok, "the exit code follows the verdict");
-    let steps = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let text = |k: &str| s[k].as_str().unwrap().to_owned();
-            (text("step"), (text("status"), text("message")))
-        })
-        .collect();
-    (ok, steps, out)
+    check_report(ok, out, &err)
 }
 
 fn status<'a>(steps: &'a HashMap<String, (String, String)>, step: &str) -> &'a str {

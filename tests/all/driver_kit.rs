@@ -231,6 +231,12 @@ fn driver(variant: Variant) -> PathBuf {
 /// `plugins check --json`: whether it passed, and each step's status and message.
 fn check(file: &Path) -> (bool, HashMap<String, (String, String)>, String) {
     let (ok, out, err) = wasmstack(&["plugins", "check", "--json", file.to_str().unwrap()]);
+    check_report(ok, out, &err)
+}
+
+/// Reads what `plugins check --json` printed: whether it passed (the exit code must agree),
+/// each step's (status, message), and the report itself.
+pub(crate) fn check_report(ok: bool, out: String, err: &str) -> (bool, HashMap<String, (String, String)>, String) {
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
     assert_eq!(v["passed"], ok, "the exit code follows the verdict");
     let steps = v["steps"]

@@ -124,14 +124,8 @@ impl Orchestrator {
             Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
             None => None,
         };
-        let pod_id = match q.pod_id.as_deref() {
-            Some(p) => Some(infra::pod(&self.db, p).await?.ok_or_else(|| no_such("pod", p))?.id),
-            None => None,
-        };
-        let cluster_id = match q.cluster_id.as_deref() {
-            Some(c) => Some(infra::cluster(&self.db, c).await?.ok_or_else(|| no_such("cluster", c))?.id),
-            None => None,
-        };
+        let pod_id = self.pod_id(q.pod_id.as_deref()).await?;
+        let cluster_id = self.cluster_id(q.cluster_id.as_deref()).await?;
         let level = match (pod_id, cluster_id) {
             (_, Some(_)) => Level::Cluster,
             (Some(_), None) => Level::Pod,

@@ -332,9 +332,25 @@ impl Orchestrator {
         Ok(Reply::Success { display_text: None })
     }
 
-    async fn zone_id(&self, uuid: Option<&str>) -> Result<Option<i64>, ApiError> {
+    pub(super) async fn zone_id(&self, uuid: Option<&str>) -> Result<Option<i64>, ApiError> {
         match uuid {
             Some(u) => Ok(Some(infra::zone(&self.db, u).await?.ok_or_else(|| no_such("zone", u))?.id)),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the pod a filter names, if it names one that exists.
+    pub(super) async fn pod_id(&self, uuid: Option<&str>) -> Result<Option<i64>, ApiError> {
+        match uuid {
+            Some(u) => Ok(Some(infra::pod(&self.db, u).await?.ok_or_else(|| no_such("pod", u))?.id)),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the cluster a filter names, if it names one that exists.
+    pub(super) async fn cluster_id(&self, uuid: Option<&str>) -> Result<Option<i64>, ApiError> {
+        match uuid {
+            Some(u) => Ok(Some(infra::cluster(&self.db, u).await?.ok_or_else(|| no_such("cluster", u))?.id)),
             None => Ok(None),
         }
     }
@@ -416,10 +432,7 @@ impl Orchestrator {
 
     pub(super) async fn list_clusters(&self, q: InfraQuery) -> Result<Reply, ApiError> {
         let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
-        let pod_id = match q.pod_id.as_deref() {
-            Some(p) => Some(infra::pod(&self.db, p).await?.ok_or_else(|| no_such("pod", p))?.id),
-            None => None,
-        };
+        let pod_id = self.pod_id(q.pod_id.as_deref()).await?;
         let f = InfraFilter {
             uuid: q.id,
             name: q.name,
@@ -546,14 +559,8 @@ impl Orchestrator {
 
     pub(super) async fn list_hosts(&self, q: InfraQuery) -> Result<Reply, ApiError> {
         let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
-        let pod_id = match q.pod_id.as_deref() {
-            Some(p) => Some(infra::pod(&self.db, p).await?.ok_or_else(|| no_such("pod", p))?.id),
-            None => None,
-        };
-        let cluster_id = match q.cluster_id.as_deref() {
-            Some(c) => Some(infra::cluster(&self.db, c).await?.ok_or_else(|| no_such("cluster", c))?.id),
-            None => None,
-        };
+        let pod_id = self.pod_id(q.pod_id.as_deref()).await?;
+        let cluster_id = self.cluster_id(q.cluster_id.as_deref()).await?;
         let f = InfraFilter {
             uuid: q.id,
             name: q.name,

@@ -1088,10 +1088,7 @@ impl Orchestrator {
             Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
             None => None,
         };
-        let pod_id = match &q.pod_id {
-            Some(p) => Some(infra::pod(&self.db, p).await?.ok_or_else(|| no_such("pod", p))?.id),
-            None => None,
-        };
+        let pod_id = self.pod_id(q.pod_id.as_deref()).await?;
         let network_id = match &q.network_id {
             Some(n) => Some(nets::network(&self.db, n).await?.ok_or_else(|| no_such("network", n))?.id),
             None => None,

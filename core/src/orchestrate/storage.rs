@@ -168,10 +168,7 @@ impl Orchestrator {
             Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
             None => None,
         };
-        let cluster_id = match q.cluster_id.as_deref() {
-            Some(c) => Some(infra::cluster(&self.db, c).await?.ok_or_else(|| no_such("cluster", c))?.id),
-            None => None,
-        };
+        let cluster_id = self.cluster_id(q.cluster_id.as_deref()).await?;
         let f = StorageFilter {
             uuid: q.id,
             name: q.name,
