@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -34,7 +33,7 @@ pub struct ServeOptions {
 pub struct Server {
     pub orchestrator: Orchestrator,
     pub listener: tokio::net::TcpListener,
-    pub watcher: crate::plugins::WatchHandle,
+    pub watcher: Option<crate::plugins::WatchHandle>,
     /// Brings recorded VM states in line with the hosts once serving starts.
     pub reconciler: Reconciler,
     pub console: Option<crate::web::Console>,
@@ -77,7 +76,7 @@ impl Server {
                 println!("plugin {}: {}", ev.file.display(), ev.message);
             }
         }
-        let watcher = plugins.watch(Duration::from_secs(1));
+        let watcher = plugins.watch_interval().map(|every| plugins.watch(every));
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;

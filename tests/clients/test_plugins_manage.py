@@ -31,7 +31,9 @@ def srv(tmp_path_factory):
     """A private server (its plugin folder changes) whose upload parameters last UPLOAD_SECS."""
     server = Server("sqlite", tmp_path_factory.mktemp("plugins-manage"))
     install_drivers(server.data_dir)
-    (server.data_dir / "wasmstack.toml").write_text(OPERATOR_NOTE + DRIVER_GRANTS)
+    # No folder watcher: a driver appears only when the server is told (upload, reloadPlugins),
+    # so the reload test sees reloadPlugins' own work.
+    (server.data_dir / "wasmstack.toml").write_text(OPERATOR_NOTE + "[plugin-host]\nwatch-ms = 0\n\n" + DRIVER_GRANTS)
     os.environ["WASMSTACK_PLUGIN_UPLOAD_SECS"] = str(UPLOAD_SECS)
     try:
         server.start()
@@ -208,6 +210,8 @@ def test_reload_plugins_rescans_the_folder(srv, admin):
     tmp = plugins_dir(srv) / ".vlan.part"
     shutil.copyfile(built("vlan.wasm"), tmp)
     os.replace(tmp, target)
+    time.sleep(1.5)
+    assert listed(admin, "vlan") == [], "loaded with the folder watcher off"
     reply = client(admin).reloadPlugins()
     assert reply["count"] == len(reply["plugin"])
     assert "vlan" in [p["name"] for p in reply["plugin"]], reply

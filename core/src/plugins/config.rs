@@ -7,6 +7,7 @@
 //! memory-mib = 64          # default cap per instance
 //! timeout-ms = 30000       # default deadline per call
 //! trusted-keys = ["ed25519:…"]  # signers whose plugins load (then signatures are required)
+//! watch-ms = 1000          # how often the folder is rescanned; 0: only at start and on reloadPlugins
 //!
 //! [plugin.kvm]
 //! libvirt = ["qemu:///system", "test:///default"]
@@ -60,6 +61,8 @@ pub struct HostConfig {
     pub require_signature: bool,
     /// The file grants made at run time are saved to (see `save_grants`); none: they are not kept.
     pub file: Option<PathBuf>,
+    /// How often the folder is rescanned, in ms: none for the default, 0 for never.
+    pub watch_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +83,7 @@ struct HostSection {
     #[serde(default)]
     trusted_keys: Vec<String>,
     require_signature: Option<bool>,
+    watch_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -134,7 +138,18 @@ impl HostConfig {
         if require_signature && trusted_keys.is_empty() {
             return Err(PluginError::Config("require-signature needs at least one of trusted-keys".into()));
         }
-        Ok(HostConfig { dir, defaults, plugins, trusted_keys, require_signature, file: None })
+        let watch_ms = form.plugin_host.watch_ms;
+        Ok(HostConfig { dir, defaults, plugins, trusted_keys, require_signature, file: None, watch_ms })
+    }
+
+    /// How often the plugin folder is rescanned for changed files; none when the operator
+    /// turned that off (production setups that change drivers only on purpose).
+    pub fn watch_interval(&self) -> Option<Duration> {
+        match self.watch_ms {
+            None => Some(Duration::from_secs(1)),
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        }
     }
 
     /// Grants and limits of a plugin; a plugin the file does not name gets no grants.
@@ -240,6 +255,14 @@ mod tests {
         assert_eq!(kvm.limits, Limits { memory_mib: 32, timeout: Duration::from_millis(500) });
         assert!(kvm.grants.allows_libvirt("test:///default"));
         assert!(!cfg.settings("other").grants.allows_libvirt("test:///default"));
+    }
+
+    #[test]
+    fn the_folder_watch_can_be_slowed_or_turned_off() {
+        let every = |text: &str| HostConfig::parse(text, Path::new("/")).unwrap().watch_interval();
+        assert_eq!(every(""), Some(Duration::from_secs(1)));
+        assert_eq!(every("[plugin-host]\nwatch-ms = 250\n"), Some(Duration::from_millis(250)));
+        assert_eq!(every("[plugin-host]\nwatch-ms = 0\n"), None);
     }
 
     #[test]

@@ -272,6 +272,11 @@ impl PluginHost {
     }
 
     /// The configuration file grants changed at run time are saved to, if any.
+    /// How often the folder should be rescanned (the configuration's `watch-ms`).
+    pub fn watch_interval(&self) -> Option<Duration> {
+        read(&self.inner.config).watch_interval()
+    }
+
     pub fn config_file(&self) -> Option<PathBuf> {
         read(&self.inner.config).file.clone()
     }
