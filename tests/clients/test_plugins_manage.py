@@ -4,6 +4,8 @@ signed, one-use URL), granting and revoking capabilities (saved in the server co
 a restart keeps them), and reloadPlugins."""
 
 import os
+import re
+import subprocess
 import shutil
 import time
 from pathlib import Path
@@ -232,3 +234,56 @@ def test_users_cannot_manage_plugins(srv, admin):
             getattr(client(user), command)(**args)
         assert e.value.error["errorcode"] in (401, 432), command
     assert config_text(srv) == text
+
+
+def test_where_plugins_must_be_signed_the_upload_carries_the_signature(tmp_path_factory):
+    """A server that trusts a key takes an uploaded driver only with its NAME.wasm.sig in the
+    `signature` field, signed by that key; unsigned or signed by another key it is refused
+    with the loader's reason, and nothing is left in the folder."""
+    work = tmp_path_factory.mktemp("signed-upload")
+    wasmstack = str(server_binary())
+
+    def keygen(name):
+        out = subprocess.run([wasmstack, "plugins", "keygen", str(work / name)], capture_output=True, text=True, check=True)
+        return re.search(r"ed25519:[A-Za-z0-9+/=]+", out.stdout).group(0)
+
+    def signed_by(key):
+        copy = work / ("signed-by-" + key) / "local.wasm"
+        copy.parent.mkdir()
+        shutil.copyfile(built("local.wasm"), copy)
+        subprocess.run([wasmstack, "plugins", "sign", "--key", str(work / key), str(copy)], capture_output=True, check=True)
+        return (copy.parent / "local.wasm.sig").read_bytes()
+
+    trusted = keygen("ops.key")
+    keygen("other.key")
+    server = Server("sqlite", work / "server")
+    install_drivers(server.data_dir)  # unsigned: this server refuses them, which does not matter here
+    (server.data_dir / "wasmstack.toml").write_text(
+        '[plugin-host]\ntrusted-keys = ["{}"]\nwatch-ms = 0\n\n[plugin.local]\nimages = ["file:///"]\n'.format(trusted)
+    )
+    try:
+        server.start()
+        creds = admin_credentials(server)
+        data = built("local.wasm").read_bytes()
+
+        def upload(signature=None):
+            params = client(creds).getUploadParamsForPlugin(name="local.wasm")["getuploadparams"]
+            parts = urlsplit(server.endpoint)
+            files = {"file": ("local.wasm", data, "application/wasm")}
+            if signature is not None:
+                files["signature"] = ("local.wasm.sig", signature, "application/octet-stream")
+            headers = {"X-signature": params["signature"], "X-expires": params["expires"], "X-metadata": params["metadata"]}
+            url = "{}://{}{}".format(parts.scheme, parts.netloc, params["postURL"])
+            return requests.post(url, headers=headers, files=files, timeout=60)
+
+        for signature, why in [(None, "unsigned: no local.wasm.sig beside it"), (signed_by("other.key"), "a key this server does not trust")]:
+            r = upload(signature)
+            assert r.status_code == 431 and why in r.json()["uploadpluginresponse"]["errortext"], r.text
+            assert [p.name for p in (server.data_dir / "plugins").iterdir() if "local" in p.name or p.name.startswith(".")] == []
+        r = upload(signed_by("ops.key"))
+        assert r.status_code == 200, r.text
+        assert r.json()["uploadpluginresponse"]["plugin"]["state"] == "Loaded"
+        kept = sorted(p.name for p in (server.data_dir / "plugins").iterdir() if "local" in p.name or p.name.startswith("."))
+        assert kept == ["local.wasm", "local.wasm.sig"], kept
+    finally:
+        server.close()

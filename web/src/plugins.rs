@@ -31,6 +31,11 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("pl.nothing", "nothing", "无"),
     ("pl.upload", "Upload a driver", "上传驱动"),
     ("pl.upload_button", "Upload", "上传"),
+    (
+        "pl.signature",
+        "Signature (.wasm.sig), where the server takes only signed drivers",
+        "签名文件（.wasm.sig），服务器只接受已签名驱动时需要",
+    ),
     ("pl.choose", "Choose a .wasm file first.", "请先选择一个 .wasm 文件。"),
     ("pl.uploading", "Uploading…", "正在上传…"),
     ("pl.uploaded", "Loaded {0} {1} from {2}.", "已从 {2} 加载 {0} {1}。"),
@@ -43,10 +48,13 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
 ];
 
 /// The reply of the upload POST: the plugin as listPlugins shows it, or the refusal's text.
-async fn post_file(params: &Value, file: &web_sys::File) -> Result<Value, String> {
+async fn post_file(params: &Value, file: &web_sys::File, signature: Option<web_sys::File>) -> Result<Value, String> {
     let js = |e: JsValue| e.as_string().unwrap_or_else(|| format!("{e:?}"));
     let form = FormData::new().map_err(js)?;
     form.append_with_blob_and_filename("file", file, &file.name()).map_err(js)?;
+    if let Some(sig) = &signature {
+        form.append_with_blob_and_filename("signature", sig, &sig.name()).map_err(js)?;
+    }
     let headers = Headers::new().map_err(js)?;
     for (header, field) in [("X-signature", "signature"), ("X-expires", "expires"), ("X-metadata", "metadata")] {
         headers.set(header, s(params, field)).map_err(js)?;
@@ -136,6 +144,7 @@ pub fn Plugins() -> impl IntoView {
     let status = RwSignal::new(None::<(bool, String)>);
     let busy = RwSignal::new(false);
     let file_input = NodeRef::<leptos::html::Input>::new();
+    let sig_input = NodeRef::<leptos::html::Input>::new();
     let load = move || {
         spawn_local(async move {
             let r = api::list("listPlugins", "plugin", &[]).await.map(|(items, _)| items).map_err(|e| fail(session, e));
@@ -162,12 +171,13 @@ pub fn Plugins() -> impl IntoView {
             status.set(Some((false, tr("pl.choose")().to_owned())));
             return;
         };
+        let signature = sig_input.get_untracked().and_then(|input| input.files()).and_then(|files| files.get(0));
         busy.set(true);
         status.set(Some((true, tr("pl.uploading")().to_owned())));
         spawn_local(async move {
             let outcome = match api::call("getUploadParamsForPlugin", &[("name", file.name())]).await {
                 Err(e) => Err(fail(session, e)),
-                Ok(reply) => post_file(reply.get("getuploadparams").unwrap_or(&Value::Null), &file).await,
+                Ok(reply) => post_file(reply.get("getuploadparams").unwrap_or(&Value::Null), &file, signature).await,
             };
             status.set(Some(match outcome {
                 Ok(p) => (
@@ -208,6 +218,10 @@ pub fn Plugins() -> impl IntoView {
             <div class="card inline-form" id="plugin-upload">
                 <h2>{tr("pl.upload")}</h2>
                 <input type="file" accept=".wasm" id="plugin-file" node_ref=file_input />
+                <label class="field">
+                    <span>{tr("pl.signature")}</span>
+                    <input type="file" accept=".sig" id="plugin-signature" node_ref=sig_input />
+                </label>
                 <button type="button" class="primary" id="plugin-upload-button" on:click=upload disabled=busy>
                     {tr("pl.upload_button")}
                 </button>

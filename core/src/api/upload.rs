@@ -1,5 +1,6 @@
 //! The upload endpoint for driver components: `POST UPLOAD_PATH/<id>` with the file as
-//! multipart/form-data (field `file`) and the `X-signature`, `X-expires` and `X-metadata`
+//! multipart/form-data (field `file`, and its `NAME.wasm.sig` as field `signature` where the
+//! server takes only signed plugins) and the `X-signature`, `X-expires` and `X-metadata`
 //! headers from getUploadParamsForPlugin, as CloudStack's browser uploads of templates do.
 //! Replies in the API's JSON envelope (`uploadpluginresponse`), errors with their code as
 //! the HTTP status.
@@ -51,12 +52,15 @@ async fn receive(app: &Orchestrator, id: &str, headers: &HeaderMap, body: Body) 
     }
     let bytes = axum::body::to_bytes(body, MAX_UPLOAD + FRAMING).await.map_err(|_| too_large())?;
     let content_type = header(header::CONTENT_TYPE.as_str());
-    let file = file_part(content_type, &bytes).map_err(ApiError::invalid_param)?;
-    app.install_plugin_upload(&file_name, file.to_vec()).await
+    let file = part(content_type, &bytes, "file")
+        .map_err(ApiError::invalid_param)?
+        .ok_or_else(|| ApiError::invalid_param("The upload has no field named file"))?;
+    let signature = part(content_type, &bytes, "signature").map_err(ApiError::invalid_param)?;
+    app.install_plugin_upload(&file_name, file.to_vec(), signature.map(<[u8]>::to_vec)).await
 }
 
-/// The content of the `file` field of a multipart/form-data body.
-fn file_part<'a>(content_type: &str, body: &'a [u8]) -> Result<&'a [u8], String> {
+/// The content of the field `name` of a multipart/form-data body, if it has one.
+fn part<'a>(content_type: &str, body: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, String> {
     let not_multipart = || "Send the file as multipart/form-data with the field file".to_owned();
     let mut parts = content_type.split(';').map(str::trim);
     if !parts.next().is_some_and(|t| t.eq_ignore_ascii_case("multipart/form-data")) {
@@ -70,21 +74,21 @@ fn file_part<'a>(content_type: &str, body: &'a [u8]) -> Result<&'a [u8], String>
     let malformed = || "The multipart/form-data body is malformed".to_owned();
     let delimiter = format!("\r\n--{boundary}");
     let mut rest = body.strip_prefix(&delimiter.as_bytes()[2..]).ok_or_else(malformed)?;
+    let (quoted, bare) = (format!("name=\"{name}\""), format!("name={name}"));
     loop {
         if rest.starts_with(b"--") {
-            return Err("The upload has no field named file".to_owned());
+            return Ok(None);
         }
         rest = rest.strip_prefix(b"\r\n").ok_or_else(malformed)?;
         let head_end = find(rest, b"\r\n\r\n").ok_or_else(malformed)?;
         let head = String::from_utf8_lossy(&rest[..head_end]).to_ascii_lowercase();
         let content = &rest[head_end + 4..];
         let end = find(content, delimiter.as_bytes()).ok_or_else(malformed)?;
-        let is_file = head.lines().any(|line| {
-            line.starts_with("content-disposition:")
-                && line.split(';').map(str::trim).any(|p| p == "name=\"file\"" || p == "name=file")
+        let wanted = head.lines().any(|line| {
+            line.starts_with("content-disposition:") && line.split(';').map(str::trim).any(|p| p == quoted || p == bare)
         });
-        if is_file {
-            return Ok(&content[..end]);
+        if wanted {
+            return Ok(Some(&content[..end]));
         }
         rest = &content[end + delimiter.len()..];
     }
@@ -96,13 +100,19 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::file_part;
+    use super::part;
+
+    fn file_part<'a>(content_type: &str, body: &'a [u8]) -> Result<&'a [u8], String> {
+        part(content_type, body, "file")?.ok_or_else(|| "no field named file".to_owned())
+    }
 
     #[test]
     fn finds_the_file_field() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wasm\"\r\nContent-Type: application/wasm\r\n\r\n\0asm\r\n\x01--XyZ\r\n--XyZ--\r\n";
         assert_eq!(file_part("multipart/form-data; boundary=XyZ", body).unwrap(), b"\0asm\r\n\x01--XyZ");
         assert_eq!(file_part("multipart/form-data; boundary=\"XyZ\"", body).unwrap(), b"\0asm\r\n\x01--XyZ");
+        assert_eq!(part("multipart/form-data; boundary=XyZ", body, "note").unwrap(), Some(&b"hello"[..]));
+        assert_eq!(part("multipart/form-data; boundary=XyZ", body, "signature").unwrap(), None);
         let none = b"--XyZ\r\nContent-Disposition: form-data; name=\"files\"\r\n\r\nx\r\n--XyZ--\r\n";
         assert!(file_part("multipart/form-data; boundary=XyZ", none).unwrap_err().contains("no field named file"));
         assert!(file_part("application/octet-stream", body).unwrap_err().contains("multipart/form-data"));

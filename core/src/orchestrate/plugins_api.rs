@@ -19,7 +19,7 @@ use crate::api::error::{ApiError, ErrorCode};
 use crate::api::render::Reply;
 use crate::api::request::PluginRequest;
 use crate::auth::Caller;
-use crate::plugins::{Capability, Grants, LoadedPlugin, PluginError, ReloadEvent};
+use crate::plugins::{Capability, Grants, LoadedPlugin, PluginError, ReloadEvent, signing};
 
 use super::{Orchestrator, views};
 
@@ -356,14 +356,19 @@ impl Orchestrator {
     /// hidden temporary file, renamed into place (the folder never holds a partial or refused
     /// `.wasm`), and the folder is scanned so it is in use at once. The reply: the plugin as
     /// listPlugins shows it, or the loader's refusal (431) with nothing left behind.
-    pub async fn install_plugin_upload(&self, file_name: &str, bytes: Vec<u8>) -> Result<Reply, ApiError> {
+    pub async fn install_plugin_upload(
+        &self,
+        file_name: &str,
+        bytes: Vec<u8>,
+        signature: Option<Vec<u8>>,
+    ) -> Result<Reply, ApiError> {
         if bytes.len() > MAX_UPLOAD {
             return Err(too_large());
         }
         let _one_at_a_time = self.plugin_uploads.changing.lock().await;
         let host = self.plugins.clone();
         let name = file_name.to_owned();
-        let installed = tokio::task::spawn_blocking(move || install(&host, &name, &bytes))
+        let installed = tokio::task::spawn_blocking(move || install(&host, &name, &bytes, signature.as_deref()))
             .await
             .map_err(|e| ApiError::internal(format!("installing the plugin crashed: {e}")))??;
         let plugin = self.plugins.get(&installed).ok_or_else(|| no_plugin(&installed))?;
@@ -381,7 +386,12 @@ fn no_plugin(name: &str) -> ApiError {
 }
 
 /// The blocking part of an upload: the name of the plugin now loaded from `file_name`.
-fn install(host: &crate::plugins::PluginHost, file_name: &str, bytes: &[u8]) -> Result<String, ApiError> {
+fn install(
+    host: &crate::plugins::PluginHost,
+    file_name: &str,
+    bytes: &[u8],
+    signature: Option<&[u8]>,
+) -> Result<String, ApiError> {
     let dir = host.dir();
     let failed = |e: std::io::Error| {
         tracing::error!("writing an uploaded plugin into {}: {e}", dir.display());
@@ -391,7 +401,21 @@ fn install(host: &crate::plugins::PluginHost, file_name: &str, bytes: &[u8]) -> 
     let mut tmp = tempfile::Builder::new().prefix(".upload-").suffix(".part").tempfile_in(&dir).map_err(failed)?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(failed)?;
     tmp.as_file().sync_all().map_err(failed)?;
-    let refused = |reason: String| ApiError::invalid_param(format!("The plugin {file_name} was refused: {reason}"));
+    // The signature goes beside the file under check, as the loader looks for it.
+    let sig_tmp = match signature {
+        Some(sig) => {
+            let path = signing::signature_path(tmp.path());
+            std::fs::write(&path, sig).map_err(failed)?;
+            Some(tempfile::TempPath::try_from_path(path).map_err(failed)?)
+        }
+        None => None,
+    };
+    // The loader names the file it read, which is the temporary one: say the uploaded name.
+    let tmp_name = self::file_name(tmp.path());
+    let refused = |reason: String| {
+        let reason = reason.replace(&tmp_name, file_name);
+        ApiError::invalid_param(format!("The plugin {file_name} was refused: {reason}"))
+    };
     let loaded = host.load_file(tmp.path()).map_err(|e| match e {
         PluginError::Invalid { reason, .. } => refused(reason),
         other => refused(other.to_string()),
@@ -412,6 +436,10 @@ fn install(host: &crate::plugins::PluginHost, file_name: &str, bytes: &[u8]) -> 
             )));
         }
     }
+    // The signature first: the watcher may see the file at once, and must find it signed.
+    if let Some(sig) = sig_tmp {
+        sig.persist(signing::signature_path(&target)).map_err(|e| failed(e.error))?;
+    }
     tmp.persist(&target).map_err(|e| failed(e.error))?;
     let events = host.scan();
     match host.get(&name) {
@@ -424,6 +452,7 @@ fn install(host: &crate::plugins::PluginHost, file_name: &str, bytes: &[u8]) -> 
                 .find(|e| e.file == target && !e.loaded)
                 .map_or_else(|| "it was not loaded".to_owned(), |e| e.message.clone());
             let _ = std::fs::remove_file(&target);
+            let _ = std::fs::remove_file(signing::signature_path(&target));
             host.scan();
             Err(refused(why))
         }
