@@ -47,15 +47,24 @@ cp web/index.html web/style.css web/console.html "$WEB_DIR.new/"
 # The VM console page: noVNC from npm, bundled with its script into one file.
 NODE_PATH="$node_dir/node_modules" "$node_dir/node_modules/.bin/esbuild" web/vnc.js --bundle --minify \
   --format=iife --target=es2020 --log-level=warning --outfile="$WEB_DIR.new/vnc.js"
-# Served as they are to browsers that take gzip (ServeDir's precompressed files).
+# Served as they are to browsers that take brotli or gzip (ServeDir's precompressed files);
+# node's zlib makes the brotli ones, so no other tool is needed.
 find "$WEB_DIR.new" -type f \( -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.wasm' \) -exec gzip -9 -k {} +
+find "$WEB_DIR.new" -type f \( -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.wasm' \) -print0 |
+  xargs -0 node -e '
+    const fs = require("fs"), zlib = require("zlib");
+    for (const f of process.argv.slice(1)) {
+      const q = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: fs.statSync(f).size } };
+      fs.writeFileSync(f + ".br", zlib.brotliCompressSync(fs.readFileSync(f), q));
+    }'
 # Swapped in whole, so a running server never serves half of one build and half of another.
 rm -rf "$WEB_DIR.old"
 [ ! -d "$WEB_DIR" ] || mv "$WEB_DIR" "$WEB_DIR.old"
 mv "$WEB_DIR.new" "$WEB_DIR"
 rm -rf "$WEB_DIR.old"
 first_page=$(cat "$WEB_DIR"/index.html.gz "$WEB_DIR"/style.css.gz "$WEB_DIR"/pkg/*.gz | wc -c)
-log "web console: $WEB_DIR in $((SECONDS - t0)) s; first page $first_page bytes gzip"
+first_page_br=$(cat "$WEB_DIR"/index.html.br "$WEB_DIR"/style.css.br "$WEB_DIR"/pkg/*.br | wc -c)
+log "web console: $WEB_DIR in $((SECONDS - t0)) s; first page $first_page bytes gzip, $first_page_br brotli"
 
 log "artifacts:"
 for f in "$CARGO_TARGET_DIR/release/wasmstack" \
