@@ -84,6 +84,10 @@ enum PluginsCommand {
         /// Let a network driver build and remove a scratch network on this host.
         #[arg(long)]
         network: bool,
+        /// A driver setting KEY=VALUE (repeatable), as an operator gives it when adding a
+        /// pool or host; checked against the driver's config-schema.
+        #[arg(long = "detail", value_name = "KEY=VALUE", value_parser = parse_detail)]
+        details: Vec<(String, String)>,
     },
     /// Makes an ed25519 key pair for signing plugins; prints the public key to trust.
     Keygen {
@@ -129,8 +133,8 @@ fn main() -> Result<()> {
         Command::Plugins { command: PluginsCommand::List(args) } => plugins_list(&args),
         Command::Plugins { command: PluginsCommand::Inspect { file, host } } => plugins_inspect(&file, &host),
         Command::Plugins { command: PluginsCommand::New { kind, name, dir } } => plugins_new(&kind, &name, dir),
-        Command::Plugins { command: PluginsCommand::Check { file, json, network } } => {
-            plugins_check(&file, json, network)
+        Command::Plugins { command: PluginsCommand::Check { file, json, network, details } } => {
+            plugins_check(&file, json, conformance::CheckOptions { network, details: details.into_iter().collect() })
         }
         Command::Plugins { command: PluginsCommand::Keygen { keyfile } } => {
             let public = signing::keygen(&keyfile).map_err(anyhow::Error::msg)?;
@@ -240,8 +244,15 @@ fn plugins_new(kind: &str, name: &str, dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn plugins_check(file: &std::path::Path, json: bool, network: bool) -> Result<()> {
-    let report = conformance::check(file, &conformance::CheckOptions { network });
+fn parse_detail(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("\"{s}\" is not KEY=VALUE")),
+    }
+}
+
+fn plugins_check(file: &std::path::Path, json: bool, opts: conformance::CheckOptions) -> Result<()> {
+    let report = conformance::check(file, &opts);
     if json {
         let mut v = serde_json::to_value(&report)?;
         v["passed"] = report.passed().into();

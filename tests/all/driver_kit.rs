@@ -228,9 +228,17 @@ fn driver(variant: Variant) -> PathBuf {
     wasm
 }
 
-/// `plugins check --json`: whether it passed, and each step's status and message.
+/// `plugins check --json` with dirpool's one required setting: whether it passed, and each
+/// step's status and message.
 fn check(file: &Path) -> (bool, HashMap<String, (String, String)>, String) {
-    let (ok, out, err) = wasmstack(&["plugins", "check", "--json", file.to_str().unwrap()]);
+    check_with(file, &["--detail", "quota-mib=1024"])
+}
+
+fn check_with(file: &Path, extra: &[&str]) -> (bool, HashMap<String, (String, String)>, String) {
+    let mut args = vec!["plugins", "check", "--json"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    let (ok, out, err) = wasmstack(&args);
     check_report(ok, out, &err)
 }
 
@@ -282,12 +290,18 @@ fn an_authors_storage_driver_passes_check_and_serves_a_running_server() {
     let wasm = driver(Variant::Good);
     let (ok, steps, out) = check(&wasm);
     assert!(ok, "{out}");
+    // The setting reached the driver: its pool is as large as the quota says.
+    assert_eq!(steps["capacity"].1.split(',').next(), Some("1024 MiB total"), "{out}");
     for step in
         ["wit-version", "attach", "create-volume", "resize-volume", "revert-snapshot", "delete-volume (missing)"]
     {
         assert_eq!(steps[step].0, "passed", "{step}: {out}");
     }
     assert_eq!(steps["manifest config-schema"].1, "a JSON object, 2 setting(s)", "{out}");
+    let (ok, steps, out) = check_with(&wasm, &[]);
+    assert!(!ok && steps["settings"].1.contains("Missing detail quota-mib"), "{out}");
+    let (ok, steps, out) = check_with(&wasm, &["--detail", "quota-mib=0"]);
+    assert!(!ok && steps["settings"].1.contains("must be at least 1"), "{out}");
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {

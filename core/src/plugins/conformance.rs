@@ -5,6 +5,7 @@
 //! Every call runs in a fresh store, so a panic or trap fails that step alone and
 //! the check goes on.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::driver::{HypervisorDriver, NetworkDriver, StorageDriver};
 use super::error::PluginError;
 use super::grants::{Capability, Grants};
 use super::host::{DriverKind, LoadedPlugin, PluginHost};
+use super::settings;
 
 /// The libvirt URI hypervisor drivers are checked against.
 pub const SIMULATOR: &str = "test:///default";
@@ -106,6 +108,9 @@ impl Report {
 pub struct CheckOptions {
     /// Let a network driver build and tear down a scratch network on this host.
     pub network: bool,
+    /// The driver's settings (see its `config-schema`), checked as the server checks a
+    /// pool's or host's `details` and put in the URL the calls get.
+    pub details: BTreeMap<String, String>,
 }
 
 /// Loads `file` and runs the checks for its kind.
@@ -150,10 +155,22 @@ pub fn check(file: &Path, opts: &CheckOptions) -> Report {
     plugin.settings = PluginSettings { grants: grants.clone(), limits: plugin.settings.limits };
     plugin.grants = Arc::new(grants);
     let plugin = Arc::new(plugin);
+    let with_settings = |report: &mut Report, url: &str| {
+        let applied = settings::apply(&plugin.info.name, &plugin.info.config_schema, url, &opts.details);
+        let outcome = applied.as_ref().map(|u| format!("the calls get {u}")).map_err(ToString::to_string);
+        report.record("settings", outcome);
+        applied.ok()
+    };
     match plugin.info.kind {
-        DriverKind::Storage => storage(&mut report, StorageDriver::new(plugin), &format!("{root}/pool")),
-        DriverKind::Hypervisor => hypervisor(&mut report, HypervisorDriver::new(plugin)),
-        DriverKind::Network => network(&mut report, NetworkDriver::new(plugin), opts),
+        DriverKind::Storage => match with_settings(&mut report, &format!("{root}/pool")) {
+            Some(pool) => storage(&mut report, StorageDriver::new(plugin.clone()), &pool),
+            None => report.push("attach", Status::Skipped, "needs settings the schema accepts"),
+        },
+        DriverKind::Hypervisor => match with_settings(&mut report, SIMULATOR) {
+            Some(url) => hypervisor(&mut report, HypervisorDriver::new(plugin.clone()), &url),
+            None => report.push("probe-host", Status::Skipped, "needs settings the schema accepts"),
+        },
+        DriverKind::Network => network(&mut report, NetworkDriver::new(plugin.clone()), opts),
     }
     report
 }
@@ -350,8 +367,7 @@ fn storage(report: &mut Report, d: StorageDriver, pool: &str) {
     report.record("delete-volume (missing)", d.delete_volume(pool, path).map(ok).map_err(err));
 }
 
-fn hypervisor(report: &mut Report, d: HypervisorDriver) {
-    let url = SIMULATOR;
+fn hypervisor(report: &mut Report, d: HypervisorDriver, url: &str) {
     let facts = d.probe_host(url).map_err(err).and_then(|f| {
         if f.cpus == 0 || f.memory_bytes == 0 {
             return Err(format!("reports {} CPUs and {} bytes of memory", f.cpus, f.memory_bytes));
