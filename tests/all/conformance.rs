@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use crate::driver_kit::{check_report, replace_function, target_dir, wasmstack};
+use crate::driver_kit::{build_crate, check_report, replace_function, target_dir, wasmstack};
 
 /// `plugins check --json [extra] FILE`, optionally in a fresh network namespace of its own
 /// (`unshare -n`: it and whatever the driver made there go when the check exits).
@@ -63,16 +63,7 @@ fn build(kind: &str, name: &str, edits: &[(&str, &str)], replace: &[(&str, &str)
         src = src.replace(from, to);
     }
     std::fs::write(&lib, src).unwrap();
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"), dir.join("Cargo.lock")).unwrap();
-    let out = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--offline", "--quiet"])
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .output()
-        .expect("running cargo");
-    assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
-    let wasm = target_dir().join("wasm32-wasip2/release").join(wasmstack::plugins::scaffold::artifact(name));
-    assert!(wasm.is_file(), "{} is missing", wasm.display());
+    let wasm = build_crate(&dir, name);
     built.get_or_insert_with(HashMap::new).insert(name.to_owned(), wasm.clone());
     wasm
 }

@@ -177,6 +177,23 @@ pub(crate) fn replace_function(src: &str, wit: &str, new: &str) -> String {
     format!("{}{new}{}", &src[..start], &src[end..])
 }
 
+/// Builds a crate `plugins new` wrote (as its README says) and returns its component.
+pub(crate) fn build_crate(dir: &Path, name: &str) -> PathBuf {
+    // The workspace's lock file pins the same dependency versions, so the build reuses
+    // what the workspace built and needs no network.
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let out = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--offline", "--quiet"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("running cargo");
+    assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let wasm = target_dir().join("wasm32-wasip2/release").join(wasmstack::plugins::scaffold::artifact(name));
+    assert!(wasm.is_file(), "{} is missing", wasm.display());
+    wasm
+}
+
 /// Generates, edits and builds one driver; built once per test run.
 fn driver(variant: Variant) -> PathBuf {
     static BUILT: Mutex<Option<HashMap<Variant, PathBuf>>> = Mutex::new(None);
@@ -212,18 +229,7 @@ fn driver(variant: Variant) -> PathBuf {
     }
     std::fs::write(&lib, src).unwrap();
 
-    // The workspace's lock file pins the same dependency versions, so the build reuses
-    // what the workspace built and needs no network.
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"), dir.join("Cargo.lock")).unwrap();
-    let out = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--offline", "--quiet"])
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .output()
-        .expect("running cargo");
-    assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
-    let wasm = target_dir().join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(wasm.is_file(), "{} is missing", wasm.display());
+    let wasm = build_crate(&dir, name);
     built.get_or_insert_with(HashMap::new).insert(variant, wasm.clone());
     wasm
 }

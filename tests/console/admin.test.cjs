@@ -63,9 +63,7 @@ test("admin pages", { timeout: 600000 }, async (t) => {
   const status = page.locator("#acct-status");
 
   await page.goto(`${server.base}/client/`);
-  await page.fill("#username", "admin");
-  await page.fill("#password", PASSWORD);
-  await page.click("button[type=submit]");
+  await h.logIn(page, "admin", PASSWORD);
   await page.locator("section.dashboard").waitFor();
 
   const account = "acct-" + Date.now().toString(36);

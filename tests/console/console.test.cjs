@@ -61,9 +61,7 @@ test("web console", { timeout: 600000 }, async (t) => {
   });
 
   await t.test("a wrong password shows the API's error", async () => {
-    await page.fill("#username", "admin");
-    await page.fill("#password", "not-the-password");
-    await page.click("button[type=submit]");
+    await helpers.logIn(page, "admin", "not-the-password");
     const err = page.locator(".login .error");
     await err.filter({ hasText: /\S/ }).waitFor();
     assert.match(await err.innerText(), /authenticat|credential|password/i);
@@ -182,9 +180,7 @@ test("a generated first password must be changed before anything else", { timeou
   const generated = fs.readFileSync(path.join(dataDir, "admin-password"), "utf8").trim();
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   await page.goto(`${server.base}/client/instances`);
-  await page.fill("#username", "admin");
-  await page.fill("#password", generated);
-  await page.click("button[type=submit]");
+  await helpers.logIn(page, "admin", generated);
   await page.locator("#change-password").waitFor();
   // No page is reachable before the change.
   assert.equal(await page.locator("table.vm-table").count(), 0);
@@ -197,9 +193,7 @@ test("a generated first password must be changed before anything else", { timeou
   await page.click("#change-password button[type=submit]");
   await page.locator("table.vm-table").waitFor();
   await page.click("#logout");
-  await page.fill("#username", "admin");
-  await page.fill("#password", "first-choice-1");
-  await page.click("button[type=submit]");
+  await helpers.logIn(page, "admin", "first-choice-1");
   await page.locator("table.vm-table").waitFor();
   assert.equal(await page.locator("#change-password").count(), 0);
 });

@@ -58,9 +58,7 @@ test("driver settings forms from config-schema", { timeout: 600000 }, async (t) 
   page.on("pageerror", (e) => pageErrors.push(String(e)));
 
   await page.goto(`${server.base}/client/`);
-  await page.fill("#username", "admin");
-  await page.fill("#password", PASSWORD);
-  await page.click("button[type=submit]");
+  await h.logIn(page, "admin", PASSWORD);
   await page.locator("#logout").waitFor();
 
   await t.test("the host step shows the KVM driver's settings, defaults filled", async () => {

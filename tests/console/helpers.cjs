@@ -116,6 +116,13 @@ async function signedCall(base, apiKey, secretKey, command, params = {}) {
   return { status: res.status, body: await res.json() };
 }
 
+/** Fills the console's login form and submits it; the caller waits for what should follow. */
+async function logIn(page, username, password) {
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await page.click("button[type=submit]");
+}
+
 /** Logs in over HTTP; returns `call(command, params)` resolving with the reply's payload, to
  *  check from outside the page what exists. */
 async function apiSession(base, username, password) {
@@ -140,4 +147,4 @@ async function apiSession(base, username, password) {
   };
 }
 
-module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, supportsDemo, startServer, signedCall, apiSession };
+module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, supportsDemo, startServer, signedCall, apiSession, logIn };

@@ -67,9 +67,7 @@ test("zone wizard, infrastructure, templates and forms", { timeout: 600000 }, as
   page.on("pageerror", (e) => pageErrors.push(String(e)));
 
   await page.goto(`${server.base}/client/`);
-  await page.fill("#username", "admin");
-  await page.fill("#password", PASSWORD);
-  await page.click("button[type=submit]");
+  await h.logIn(page, "admin", PASSWORD);
   await page.locator("#logout").waitFor();
 
   await t.test("the zone wizard: a bad CIDR is refused beside its field, nothing is made", async () => {

@@ -40,9 +40,7 @@ test("plugins page", { timeout: 300000 }, async (t) => {
   const row = (name) => page.locator(`table.plugin-table tbody tr[data-name=${name}]`);
 
   await page.goto(`${server.base}/client/`);
-  await page.fill("#username", "admin");
-  await page.fill("#password", PASSWORD);
-  await page.click("button[type=submit]");
+  await h.logIn(page, "admin", PASSWORD);
   await page.locator("section.dashboard").waitFor();
   await page.click("nav >> text=Plugins");
   await row("kvm").waitFor();

@@ -84,9 +84,7 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
   const dataVolumes = async () => (await api("listVolumes", { type: "DATADISK", listall: "true" })).volume || [];
 
   await page.goto(`${server.base}/client/`);
-  await page.fill("#username", "admin");
-  await page.fill("#password", PASSWORD);
-  await page.click("button[type=submit]");
+  await h.logIn(page, "admin", PASSWORD);
   await page.locator("#logout").waitFor();
   await server.demoReady;
 
