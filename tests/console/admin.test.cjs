@@ -55,11 +55,8 @@ test("admin pages", { timeout: 600000 }, async (t) => {
     await browser.close();
     await h.stopServer(server, dataDir);
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const { page, shot, pageErrors } = await h.openPage(browser, shots, 1280, 900);
   page.on("dialog", (d) => d.accept());
-  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-  const pageErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
   const status = page.locator("#acct-status");
 
   await page.goto(`${server.base}/client/`);

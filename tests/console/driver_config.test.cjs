@@ -52,10 +52,7 @@ test("driver settings forms from config-schema", { timeout: 600000 }, async (t) 
     await h.stopServer(server, dataDir);
   });
   const api = await h.apiSession(server.base, "admin", PASSWORD);
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1200 } });
-  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-  const pageErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  const { page, shot, pageErrors } = await h.openPage(browser, shots, 1280, 1200);
 
   await page.goto(`${server.base}/client/`);
   await h.logIn(page, "admin", PASSWORD);

@@ -116,6 +116,16 @@ async function signedCall(base, apiKey, secretKey, command, params = {}) {
   return { status: res.status, body: await res.json() };
 }
 
+/** A new page of `browser`; `shot(name)` saves a full-page screenshot into `shots`, and
+ *  `pageErrors` collects the page's uncaught errors (tests assert it stays empty). */
+async function openPage(browser, shots, width = 1280, height = 900) {
+  const page = await browser.newPage({ viewport: { width, height } });
+  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  return { page, shot, pageErrors };
+}
+
 /** Fills the console's login form and submits it; the caller waits for what should follow. */
 async function logIn(page, username, password) {
   await page.fill("#username", username);
@@ -147,4 +157,4 @@ async function apiSession(base, username, password) {
   };
 }
 
-module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, supportsDemo, startServer, signedCall, apiSession, logIn };
+module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, supportsDemo, startServer, signedCall, apiSession, logIn, openPage };

@@ -61,10 +61,7 @@ test("zone wizard, infrastructure, templates and forms", { timeout: 600000 }, as
   });
   const api = await h.apiSession(server.base, "admin", PASSWORD);
   const count = async (command, object, params = {}) => ((await api(command, params))[object] || []).length;
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-  const pageErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  const { page, shot, pageErrors } = await h.openPage(browser, shots, 1280, 900);
 
   await page.goto(`${server.base}/client/`);
   await h.logIn(page, "admin", PASSWORD);

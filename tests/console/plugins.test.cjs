@@ -32,10 +32,7 @@ test("plugins page", { timeout: 300000 }, async (t) => {
     await browser.close();
     await h.stopServer(server, dataDir);
   });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-  const pageErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  const { page, shot, pageErrors } = await h.openPage(browser, shots, 1400, 900);
   const status = page.locator("#plugins-status");
   const row = (name) => page.locator(`table.plugin-table tbody tr[data-name=${name}]`);
 

@@ -53,10 +53,7 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
     await browser.close();
     await h.stopServer(server, dataDir);
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-  const pageErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  const { page, shot, pageErrors } = await h.openPage(browser, shots, 1280, 900);
   page.on("dialog", (d) => d.accept());
 
   /** One API call with the page's own session, to check from outside the page what exists. */
