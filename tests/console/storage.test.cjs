@@ -245,6 +245,16 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
     await shot("storage-09-iso-attached");
   });
 
+  await t.test("the volumes page speaks Chinese too", async () => {
+    await page.selectOption(".nav .lang select", "zh");
+    await page.click("nav a[href=\"/client/volumes\"]");
+    await page.locator("section h1", { hasText: "卷" }).waitFor();
+    await page.locator("h2", { hasText: "创建数据卷" }).waitFor();
+    await shot("storage-10-chinese");
+    await page.selectOption(".nav .lang select", "en");
+    await page.locator("h2", { hasText: "Create a data volume" }).waitFor();
+  });
+
   await t.test("the page raised no script errors", () => {
     assert.deepEqual(pageErrors, []);
   });
