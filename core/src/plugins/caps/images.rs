@@ -720,6 +720,9 @@ fn run_tool(program: &str, args: &[&OsStr], deadline: Instant) -> Result<String,
     };
     let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    // A pidfd wakes us the moment the tool exits; polling (the fallback, on kernels before
+    // 5.3) adds up to its sleep to every short qemu-img run, and a deploy makes several.
+    let exited = ExitWatch::new(child.id());
     let mut poll = Duration::from_millis(1);
     let status = loop {
         match child.try_wait() {
@@ -727,19 +730,50 @@ fn run_tool(program: &str, args: &[&OsStr], deadline: Instant) -> Result<String,
             Ok(None) => {}
             Err(e) => return Err(ImageError::Failed(format!("waiting for {program}: {e}"))),
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             tracing::warn!("{program} {args:?} killed at the call's deadline");
             return Err(ImageError::Deadline);
         }
-        std::thread::sleep(poll);
-        poll = (poll * 2).min(Duration::from_millis(20));
+        match &exited {
+            Some(w) => w.wait(deadline - now),
+            None => {
+                std::thread::sleep(poll);
+                poll = (poll * 2).min(Duration::from_millis(20));
+            }
+        }
     };
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     tracing::debug!("{program} {args:?}: {status}");
     if status.success() { Ok(stdout) } else { Err(tool_error(program, &stderr, status)) }
+}
+
+/// A pidfd of a child process: readable once it has exited.
+struct ExitWatch(std::os::fd::OwnedFd);
+
+impl ExitWatch {
+    fn new(pid: u32) -> Option<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        // SAFETY: a non-negative result is a descriptor that only this value owns.
+        (fd >= 0).then(|| ExitWatch(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) }))
+    }
+
+    /// Returns when the process exits or `limit` passes, whichever is first.
+    fn wait(&self, limit: Duration) {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = limit.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
+            // Interrupted or refused: the caller looks again, so never spin.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 /// Turns a tool's complaint into an error of the right kind, keeping its words.
