@@ -25,6 +25,9 @@ pub(crate) struct CallState {
     pub deadline: Instant,
     pub limiter: MemoryLimiter,
     pub table: ResourceTable,
+    /// NFS servers that answered during this call: asked once, not before every image
+    /// operation (each asking is a mount).
+    pub nfs_reachable: Vec<String>,
     wasi: WasiCtx,
     stderr: MemoryOutputPipe,
 }
@@ -50,6 +53,7 @@ impl CallState {
             deadline,
             limiter: MemoryLimiter { cap: memory_cap, hit: false },
             table: ResourceTable::new(),
+            nfs_reachable: Vec::new(),
             wasi,
             stderr,
         }

@@ -257,7 +257,7 @@ struct Inspected {
 }
 
 /// One host call of the images capability: the grants it is checked against, its
-/// deadline and the NFS servers already found reachable.
+/// deadline and the NFS servers already found reachable in this driver call.
 struct Op<'a> {
     plugin: &'a str,
     grants: &'a Grants,
@@ -819,8 +819,10 @@ impl CallState {
     fn images_op<T>(&mut self, f: impl FnOnce(&mut Op<'_>, &ImageActivity) -> Result<T, ImageError>) -> Outcome<T> {
         self.check_deadline()?;
         let activity = self.images.clone();
-        let mut op = Op { plugin: &self.plugin, grants: &self.grants, deadline: self.deadline, reachable: Vec::new() };
+        let reachable = std::mem::take(&mut self.nfs_reachable);
+        let mut op = Op { plugin: &self.plugin, grants: &self.grants, deadline: self.deadline, reachable };
         let result = f(&mut op, &activity);
+        self.nfs_reachable = op.reachable;
         self.check_deadline()?;
         match result {
             Ok(v) => Ok(Ok(v)),
