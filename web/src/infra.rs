@@ -394,15 +394,23 @@ pub fn FormFooter(
     }
 }
 
-/// A search box that sets `keyword` (trimmed) when submitted.
+/// A search box that sets `keyword` (trimmed) when submitted, and sends a paged list back
+/// to its first `page` if given.
 #[component]
-pub fn SearchBox(id: &'static str, keyword: RwSignal<String>) -> impl IntoView {
+pub fn SearchBox(
+    id: &'static str,
+    keyword: RwSignal<String>,
+    #[prop(optional)] page: Option<RwSignal<u64>>,
+) -> impl IntoView {
     let typed = RwSignal::new(String::new());
     view! {
         <form
             class="search"
             on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
+                if let Some(p) = page {
+                    p.set(1);
+                }
                 keyword.set(typed.get_untracked().trim().to_owned());
             }
         >

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::api::{self, s};
 use crate::i18n::{I18n, fill, text, tr, tr_dyn};
-use crate::infra::{JobLine, JobMap, JobState, Pager, track_job};
+use crate::infra::{JobLine, JobMap, JobState, Pager, SearchBox, track_job};
 use crate::{SessionCtx, fail};
 
 /// The strings of the recover, volume, ISO and console actions.
@@ -99,7 +99,6 @@ pub fn Instances() -> impl IntoView {
     let loading = RwSignal::new(true);
     let error = RwSignal::new(None::<String>);
     let page = RwSignal::new(1u64);
-    let search = RwSignal::new(String::new());
     let keyword = RwSignal::new(String::new());
     let state = RwSignal::new(String::new());
     let jobs: JobMap = RwSignal::new(HashMap::new());
@@ -209,23 +208,7 @@ pub fn Instances() -> impl IntoView {
         <section class="instances">
             <div class="toolbar">
                 <h1>{tr("vm.title")}</h1>
-                <form
-                    class="search"
-                    on:submit=move |ev: leptos::ev::SubmitEvent| {
-                        ev.prevent_default();
-                        page.set(1);
-                        keyword.set(search.get_untracked().trim().to_owned());
-                    }
-                >
-                    <input
-                        id="vm-search"
-                        type="search"
-                        placeholder=tr("vm.search_placeholder")
-                        prop:value=search
-                        on:input=move |ev| search.set(event_target_value(&ev))
-                    />
-                    <button type="submit">{tr("vm.search")}</button>
-                </form>
+                <SearchBox id="vm-search" keyword=keyword page=page />
                 <select
                     id="vm-state"
                     prop:value=state
