@@ -13,7 +13,7 @@ use crate::cloud::infra::{self, HostRow, InfraFilter};
 use crate::cloud::instances::{self as vms, Candidate};
 use crate::cloud::storage::{self, StorageFilter};
 
-use super::{Orchestrator, list, no_such, views};
+use super::{Orchestrator, list, views};
 
 /// CloudStack's capacity types that this server has numbers for.
 const MEMORY: i32 = 0;
@@ -120,10 +120,7 @@ impl Orchestrator {
                 return Err(ApiError::invalid_param(format!("Invalid value of parameter sortby: {s}; use usage")));
             }
         };
-        let zone_id = match q.zone_id.as_deref() {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let pod_id = self.pod_id(q.pod_id.as_deref()).await?;
         let cluster_id = self.cluster_id(q.cluster_id.as_deref()).await?;
         let level = match (pod_id, cluster_id) {

@@ -796,10 +796,7 @@ impl Orchestrator {
             return Err(not_yours("virtual machine", id));
         }
         let scope = self.scope(caller, &q.listing).await?;
-        let zone_id = match &q.zone_id {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let host_id = match &q.host_id {
             Some(h) => Some(infra::host(&self.db, h).await?.ok_or_else(|| no_such("host", h))?.id),
             None => None,

@@ -801,10 +801,7 @@ impl Orchestrator {
             // Only guest networks exist here.
             return Ok(list("network", 0, vec![]));
         }
-        let zone_id = match &q.zone_id {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let physical_network_id = match &q.physical_network_id {
             Some(p) => Some(self.physical(p).await?.id),
             None => None,
@@ -1084,10 +1081,7 @@ impl Orchestrator {
     }
 
     async fn list_ip_ranges(&self, q: IpRangeQuery) -> Result<Reply, ApiError> {
-        let zone_id = match &q.zone_id {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let pod_id = self.pod_id(q.pod_id.as_deref()).await?;
         let network_id = match &q.network_id {
             Some(n) => Some(nets::network(&self.db, n).await?.ok_or_else(|| no_such("network", n))?.id),

@@ -164,10 +164,7 @@ impl Orchestrator {
     }
 
     pub(super) async fn list_pools(&self, q: InfraQuery, scope: Option<String>) -> Result<Reply, ApiError> {
-        let zone_id = match q.zone_id.as_deref() {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let cluster_id = self.cluster_id(q.cluster_id.as_deref()).await?;
         let f = StorageFilter {
             uuid: q.id,
@@ -250,10 +247,7 @@ impl Orchestrator {
     }
 
     pub(super) async fn list_stores(&self, q: InfraQuery) -> Result<Reply, ApiError> {
-        let zone_id = match q.zone_id.as_deref() {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let f = StorageFilter { uuid: q.id, name: q.name, zone_id, keyword: q.keyword, ..Default::default() };
         let (rows, total) = storage::list_stores(&self.db, &f, q.page).await?;
         Ok(list("imagestore", total, rows.iter().map(store_view).collect()))

@@ -336,10 +336,7 @@ impl Orchestrator {
     }
 
     pub(super) async fn list_templates(&self, caller: &Caller, q: TemplateQuery) -> Result<Reply, ApiError> {
-        let zone_id = match &q.zone_id {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let mut f = TemplateFilter {
             iso: q.iso,
             uuid: q.id.clone(),

@@ -318,10 +318,7 @@ impl Orchestrator {
             return Err(not_yours("volume", id));
         }
         let scope = self.scope(caller, &q.listing).await?;
-        let zone_id = match &q.zone_id {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let pool_id = match &q.storage_id {
             Some(s) => Some(pools::pool(&self.db, s).await?.ok_or_else(|| no_such("storage pool", s))?.id),
             None => None,
@@ -589,10 +586,7 @@ impl Orchestrator {
             return Ok(list("snapshot", 0, Vec::new()));
         }
         let scope = self.scope(caller, &q.listing).await?;
-        let zone_id = match &q.zone_id {
-            Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?.id),
-            None => None,
-        };
+        let zone_id = self.zone_id(q.zone_id.as_deref()).await?;
         let volume_id = match &q.volume_id {
             Some(v) => Some(self.volume_for(caller, v).await?.id),
             None => None,
