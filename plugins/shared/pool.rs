@@ -34,37 +34,6 @@ pub trait Backend {
     fn locator(url: &str, info: &ImageInfo, format: DiskFormat) -> Result<Locator, DriverError>;
 }
 
-thread_local! {
-    /// Images read earlier in the current call (see `Remembered`).
-    static READ: std::cell::RefCell<Vec<(String, ImageInfo)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Keeps what `images::info` said about some images until dropped, so that one call does
-/// not read the same image twice (each read is a round trip to the storage server).
-/// Scoped to one call: across calls an image may have changed.
-struct Remembered;
-
-impl Remembered {
-    fn new(known: &[(&str, &ImageInfo)]) -> Self {
-        READ.with(|r| *r.borrow_mut() = known.iter().map(|(u, i)| ((*u).to_owned(), (*i).clone())).collect());
-        Remembered
-    }
-}
-
-impl Drop for Remembered {
-    fn drop(&mut self) {
-        READ.with(|r| r.borrow_mut().clear());
-    }
-}
-
-/// `images::info`, answered from what the current call already read where it can.
-pub fn info(url: &str) -> Result<ImageInfo, DriverError> {
-    if let Some(known) = READ.with(|r| r.borrow().iter().find(|(u, _)| u == url).map(|(_, i)| i.clone())) {
-        return Ok(known);
-    }
-    images::info(url)
-}
-
 fn invalid(text: impl Into<String>) -> DriverError {
     DriverError::InvalidSpec(text.into())
 }
@@ -170,7 +139,7 @@ pub fn create_volume<B: Backend>(
     let path = format!("{VOLUMES}/{name}.qcow2");
     let url = join(&root, &path);
     let what = format!("creating volume {path}");
-    match template {
+    let made = match template {
         Some(t) => {
             check_path(t, &[TEMPLATES])?;
             let base_url = join(&root, t);
@@ -181,18 +150,16 @@ pub fn create_volume<B: Backend>(
                     base.virtual_size
                 )));
             }
-            images::create(&url, DiskFormat::Qcow2, size_bytes, Some(&base_url)).map_err(context(&what))?;
-            // The template was just read: describing the volume's chain need not read it again.
-            let _known = Remembered::new(&[(&base_url, &base)]);
-            return describe::<B>(&root, &path);
+            images::create(&url, DiskFormat::Qcow2, size_bytes, Some(&base_url))
         }
         None => {
             if size_bytes == 0 {
                 return Err(invalid(format!("{what}: a blank volume needs a size")));
             }
-            images::create(&url, DiskFormat::Qcow2, size_bytes, None).map_err(context(&what))?;
+            images::create(&url, DiskFormat::Qcow2, size_bytes, None)
         }
-    }
+    };
+    made.map_err(context(&what))?;
     describe::<B>(&root, &path)
 }
 

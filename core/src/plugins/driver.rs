@@ -113,10 +113,14 @@ impl<B> Session<B> {
         f: impl FnOnce(&B, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
     ) -> Result<R, PluginError> {
         let timeout = self.plugin.settings.limits.timeout;
-        self.store.data_mut().deadline = Instant::now() + timeout;
+        self.store.data_mut().begin_call(Instant::now() + timeout);
         self.store.set_epoch_deadline(deadline_ticks(timeout));
         let output_before = self.store.data().output().len();
-        match f(&self.bindings, &mut self.store) {
+        let started = Instant::now();
+        let result = f(&self.bindings, &mut self.store);
+        // Where a workflow's time goes, for operators chasing a slow one.
+        tracing::debug!(plugin = %self.plugin.info.name, op, ms = started.elapsed().as_secs_f64() * 1e3, "driver call");
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(error)) => Err(PluginError::Driver { plugin: self.plugin.info.name.clone(), error }),
             Err(trap) => Err(classify(&self.plugin, &self.store, op, output_before, trap)),

@@ -10,7 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::caps::images::ImageActivity;
+use super::caps::images::{ImageActivity, KnownImages};
 use super::caps::libvirt::LibvirtPool;
 use super::grants::Grants;
 
@@ -28,6 +28,8 @@ pub(crate) struct CallState {
     /// NFS servers that answered during this call: asked once, not before every image
     /// operation (each asking is a mount).
     pub nfs_reachable: Vec<String>,
+    /// Images read during this call.
+    pub images_known: KnownImages,
     wasi: WasiCtx,
     stderr: MemoryOutputPipe,
 }
@@ -54,9 +56,18 @@ impl CallState {
             limiter: MemoryLimiter { cap: memory_cap, hit: false },
             table: ResourceTable::new(),
             nfs_reachable: Vec::new(),
+            images_known: KnownImages::default(),
             wasi,
             stderr,
         }
+    }
+
+    /// Starts a driver call: what the last call learnt about servers and images may
+    /// no longer hold.
+    pub fn begin_call(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.nfs_reachable.clear();
+        self.images_known.clear();
     }
 
     /// What the guest wrote to stdout and stderr so far.

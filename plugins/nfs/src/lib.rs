@@ -11,7 +11,7 @@ mod pool;
 use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
 use exports::wasmstack::driver::storage::{self, Usage, Volume};
 use pool::Backend;
-use wasmstack::driver::images::ImageInfo;
+use wasmstack::driver::images::{self, ImageInfo};
 use wasmstack::driver::types::{BackingImage, DiskFormat, DriverError, Locator, NetworkDisk};
 
 struct Nfs;
@@ -63,7 +63,8 @@ fn backing_chain(info: &ImageInfo) -> Result<Vec<(String, DiskFormat)>, DriverEr
         if chain.len() >= MAX_CHAIN {
             return Err(DriverError::Failed(format!("backing chain deeper than {MAX_CHAIN} images")));
         }
-        let below = pool::info(&url).map_err(pool::context(&format!("reading backing image {url}")))?;
+        // The host answers images this call read already (the template) without a round trip.
+        let below = images::info(&url).map_err(pool::context(&format!("reading backing image {url}")))?;
         next = below.backing.clone();
         chain.push((url, below.format));
     }

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +22,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::nfs::{self, NfsError, NfsPath};
+use super::process::{self, RunError};
+use super::qcow2;
 use crate::plugins::bindings::images::{Host, ImageInfo, Space};
 use crate::plugins::bindings::types::{DiskFormat, DriverError};
 use crate::plugins::grants::{Grants, denial};
@@ -29,6 +31,8 @@ use crate::plugins::state::{CallState, DeadlinePassed};
 
 /// Deepest backing chain an operation follows.
 const MAX_CHAIN: usize = 16;
+/// qemu-img rounds image sizes up to whole sectors, and counts storage in them.
+const SECTOR: u64 = 512;
 /// Finished downloads kept for progress readers.
 const FINISHED_KEPT: usize = 64;
 /// Time given to removing a half-made image after a failure, even past the deadline.
@@ -251,9 +255,36 @@ fn check_snapshot_name(name: &str) -> Result<(), ImageError> {
 
 /// What qemu-img said about one image.
 #[derive(Debug, Clone)]
-struct Inspected {
+pub(crate) struct Inspected {
     info: ImageInfo,
     snapshots: Vec<String>,
+}
+
+/// Images already read in one driver call, by URL, so that a call reading the same
+/// image twice (a driver checking a template, then the host checking the same
+/// template as a backing image) reaches the server once. Every operation that
+/// changes an image forgets it first; across driver calls nothing is kept, since an
+/// image may change between them.
+#[derive(Default)]
+pub(crate) struct KnownImages(Vec<(String, Inspected)>);
+
+impl KnownImages {
+    fn get(&self, url: &str) -> Option<Inspected> {
+        self.0.iter().find(|(u, _)| u == url).map(|(_, i)| i.clone())
+    }
+
+    fn put(&mut self, url: &str, inspected: Inspected) {
+        self.forget(url);
+        self.0.push((url.to_owned(), inspected));
+    }
+
+    fn forget(&mut self, url: &str) {
+        self.0.retain(|(u, _)| u != url);
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// One host call of the images capability: the grants it is checked against, its
@@ -263,6 +294,7 @@ struct Op<'a> {
     grants: &'a Grants,
     deadline: Instant,
     reachable: Vec<String>,
+    known: KnownImages,
 }
 
 impl Op<'_> {
@@ -333,8 +365,21 @@ impl Op<'_> {
         run_tool("qemu-img", args, self.deadline)
     }
 
-    /// `qemu-img info` of one image (its backing file is not opened).
+    /// `qemu-img info` of one image (its backing file is not opened), unless this
+    /// driver call read it already.
     fn inspect(&mut self, url: &str, loc: &Location) -> Result<Inspected, ImageError> {
+        if let Some(known) = self.known.get(url) {
+            return Ok(known);
+        }
+        let inspected = self.inspect_now(url, loc)?;
+        self.known.put(url, inspected.clone());
+        Ok(inspected)
+    }
+
+    fn inspect_now(&mut self, url: &str, loc: &Location) -> Result<Inspected, ImageError> {
+        if let Some(plain) = self.read_plain(loc)? {
+            return Ok(plain);
+        }
         self.reach(loc)?;
         let name = loc.qemu_name();
         let out = self.qemu_img(&["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), &name])?;
@@ -362,6 +407,85 @@ impl Op<'_> {
             backing,
         };
         Ok(Inspected { info, snapshots })
+    }
+
+    /// A plain qcow2 image described from its header, read directly (a qemu-img run
+    /// costs more than the read); `None` when qemu-img must answer (see `qcow2`).
+    fn read_plain(&mut self, loc: &Location) -> Result<Option<Inspected>, ImageError> {
+        let (head, actual_size) = match loc {
+            Location::File(p) => {
+                let read = || -> std::io::Result<(Vec<u8>, u64)> {
+                    let mut head = Vec::with_capacity(qcow2::HEADER_READ);
+                    let f = std::fs::File::open(p)?;
+                    let blocks = f.metadata()?.blocks();
+                    f.take(qcow2::HEADER_READ as u64).read_to_end(&mut head)?;
+                    Ok((head, blocks * SECTOR))
+                };
+                match read() {
+                    Ok(r) => r,
+                    // qemu-img gives the usual errors.
+                    Err(_) => return Ok(None),
+                }
+            }
+            Location::Nfs(n) => match nfs::read_head(n, qcow2::HEADER_READ, self.deadline) {
+                Ok(r) => {
+                    if !self.reachable.contains(&n.server) {
+                        self.reachable.push(n.server.clone());
+                    }
+                    r
+                }
+                Err(e @ NfsError::Unreachable { .. }) => return Err(e.into()),
+                Err(_) => return Ok(None),
+            },
+        };
+        Ok(qcow2::read_header(&head).map(|h| Inspected {
+            info: ImageInfo {
+                format: DiskFormat::Qcow2,
+                virtual_size: h.virtual_size,
+                actual_size,
+                backing: h.backing.as_deref().map(backing_url),
+            },
+            snapshots: Vec::new(),
+        }))
+    }
+
+    /// Makes a new empty qcow2 image directly (see `qcow2`); `None` when qemu-img must.
+    fn write_plain(
+        &mut self,
+        url: &str,
+        loc: &Location,
+        size: u64,
+        backing: Option<(&str, &str)>,
+    ) -> Result<Option<u64>, ImageError> {
+        let Some(pieces) = qcow2::new_image(size, backing) else { return Ok(None) };
+        let exists = || ImageError::Invalid(format!("{url} exists already"));
+        match loc {
+            Location::File(p) => {
+                use std::os::unix::fs::FileExt;
+                let file = match std::fs::File::create_new(p) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
+                    Err(e) => return Err(io_error(p, e)),
+                };
+                let written = pieces
+                    .iter()
+                    .try_for_each(|(at, bytes)| file.write_all_at(bytes, *at))
+                    .and_then(|()| file.sync_all())
+                    .and_then(|()| file.metadata());
+                match written {
+                    Ok(m) => Ok(Some(m.blocks() * SECTOR)),
+                    Err(e) => {
+                        self.clean_up(loc);
+                        Err(io_error(p, e))
+                    }
+                }
+            }
+            Location::Nfs(n) => match nfs::write_new(n, pieces, self.deadline) {
+                Ok(allocated) => Ok(Some(allocated)),
+                Err(NfsError::Exists(_)) => Err(exists()),
+                Err(e) => Err(e.into()),
+            },
+        }
     }
 
     /// Inspects an image and every image below it, top first, refusing a chain that
@@ -449,8 +573,14 @@ impl Op<'_> {
             _ => {}
         }
         let mut backing_args: Vec<OsString> = Vec::new();
+        let mut virtual_size = size.next_multiple_of(SECTOR);
+        let mut backing_of = None;
         if let Some((b, b_loc)) = &below {
             let base = self.chain(b, b_loc)?.remove(0);
+            if size == 0 {
+                virtual_size = base.info.virtual_size;
+            }
+            backing_of = Some((b_loc.qemu_name().to_string_lossy().into_owned(), format_name(base.info.format)));
             if size != 0 && size < base.info.virtual_size {
                 return Err(ImageError::Invalid(format!(
                     "size {size} is smaller than the backing image {b} ({} bytes)",
@@ -459,7 +589,34 @@ impl Op<'_> {
             }
             backing_args = vec!["-b".into(), b_loc.qemu_name(), "-F".into(), format_name(base.info.format).into()];
         }
-        self.must_not_exist(url, &loc)?;
+        let backing_name = backing_of.as_ref().map(|(name, _)| backing_url(name));
+        let plain = match format {
+            DiskFormat::Qcow2 => {
+                self.write_plain(url, &loc, virtual_size, backing_of.as_ref().map(|(n, f)| (n.as_str(), *f)))?
+            }
+            _ => None,
+        };
+        let actual_size = match plain {
+            Some(allocated) => allocated,
+            None => self.create_with_tool(url, &loc, format, size, &backing_args)?,
+        };
+        // What `info` would now read: a driver describing its new volume needs no
+        // second look at the storage.
+        let info = ImageInfo { format, virtual_size, actual_size, backing: backing_name };
+        self.known.put(url, Inspected { info, snapshots: Vec::new() });
+        Ok(())
+    }
+
+    /// `qemu-img create`; returns the bytes the new image takes on storage.
+    fn create_with_tool(
+        &mut self,
+        url: &str,
+        loc: &Location,
+        format: DiskFormat,
+        size: u64,
+        backing_args: &[OsString],
+    ) -> Result<u64, ImageError> {
+        self.must_not_exist(url, loc)?;
         let name = loc.qemu_name();
         let size_arg = size.to_string();
         let mut args: Vec<&OsStr> = vec!["create".as_ref(), "-q".as_ref(), "-f".as_ref(), format_name(format).as_ref()];
@@ -468,7 +625,11 @@ impl Op<'_> {
         if size != 0 {
             args.push(size_arg.as_ref());
         }
-        self.qemu_img(&args).inspect_err(|_| self.clean_up(&loc)).map(drop)
+        self.qemu_img(&args).inspect_err(|_| self.clean_up(loc))?;
+        Ok(match loc {
+            Location::File(p) => p.symlink_metadata().map_err(|e| io_error(p, e))?.blocks() * SECTOR,
+            Location::Nfs(n) => nfs::allocated(n, self.deadline)?,
+        })
     }
 
     fn resize(&mut self, url: &str, size: u64) -> Result<(), ImageError> {
@@ -701,78 +862,11 @@ fn local_space(path: &Path) -> std::io::Result<(u64, u64)> {
 
 /// Runs a tool with its output captured, killing it once `deadline` passes.
 fn run_tool(program: &str, args: &[&OsStr], deadline: Instant) -> Result<String, ImageError> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| ImageError::Failed(format!("cannot run {program}: {e}")))?;
-    // Pipes are drained on threads so that a chatty tool never blocks on a full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut text);
-            }
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    // A pidfd wakes us the moment the tool exits; polling (the fallback, on kernels before
-    // 5.3) adds up to its sleep to every short qemu-img run, and a deploy makes several.
-    let exited = ExitWatch::new(child.id());
-    let mut poll = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(ImageError::Failed(format!("waiting for {program}: {e}"))),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            tracing::warn!("{program} {args:?} killed at the call's deadline");
-            return Err(ImageError::Deadline);
-        }
-        match &exited {
-            Some(w) => w.wait(deadline - now),
-            None => {
-                std::thread::sleep(poll);
-                poll = (poll * 2).min(Duration::from_millis(20));
-            }
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    tracing::debug!("{program} {args:?}: {status}");
-    if status.success() { Ok(stdout) } else { Err(tool_error(program, &stderr, status)) }
-}
-
-/// A pidfd of a child process: readable once it has exited.
-struct ExitWatch(std::os::fd::OwnedFd);
-
-impl ExitWatch {
-    fn new(pid: u32) -> Option<Self> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        // SAFETY: a non-negative result is a descriptor that only this value owns.
-        (fd >= 0).then(|| ExitWatch(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) }))
-    }
-
-    /// Returns when the process exits or `limit` passes, whichever is first.
-    fn wait(&self, limit: Duration) {
-        use std::os::fd::AsRawFd;
-        let mut pfd = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = limit.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
-            // Interrupted or refused: the caller looks again, so never spin.
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    match process::run(program, args, deadline) {
+        Ok(done) if done.status.success() => Ok(done.stdout),
+        Ok(done) => Err(tool_error(program, &done.stderr, done.status)),
+        Err(RunError::TooLong(_)) => Err(ImageError::Deadline),
+        Err(e) => Err(ImageError::Failed(e.to_string())),
     }
 }
 
@@ -820,15 +914,34 @@ impl CallState {
         self.check_deadline()?;
         let activity = self.images.clone();
         let reachable = std::mem::take(&mut self.nfs_reachable);
-        let mut op = Op { plugin: &self.plugin, grants: &self.grants, deadline: self.deadline, reachable };
+        let known = std::mem::take(&mut self.images_known);
+        let mut op = Op { plugin: &self.plugin, grants: &self.grants, deadline: self.deadline, reachable, known };
         let result = f(&mut op, &activity);
         self.nfs_reachable = op.reachable;
+        self.images_known = op.known;
         self.check_deadline()?;
         match result {
             Ok(v) => Ok(Ok(v)),
             Err(ImageError::Deadline) => Err(DeadlinePassed.into()),
             Err(e) => Ok(Err(e.into_driver())),
         }
+    }
+}
+
+impl CallState {
+    /// An images operation that changes (or may change) the image at `url`: what
+    /// this call read of it before, or while changing it, no longer holds.
+    fn images_change<T>(
+        &mut self,
+        url: &str,
+        f: impl FnOnce(&mut Op<'_>, &ImageActivity) -> Result<T, ImageError>,
+    ) -> Outcome<T> {
+        self.images_op(|op, act| {
+            op.known.forget(url);
+            let result = f(op, act);
+            op.known.forget(url);
+            result
+        })
     }
 }
 
@@ -841,6 +954,7 @@ fn reached(activity: &ImageActivity) {
 impl Host for CallState {
     fn create(&mut self, url: String, format: DiskFormat, size_bytes: u64, backing: Option<String>) -> Outcome<()> {
         self.images_op(|op, act| {
+            op.known.forget(&url);
             op.allowed(&url)?;
             if let Some(b) = &backing {
                 op.allowed(b)?;
@@ -851,7 +965,7 @@ impl Host for CallState {
     }
 
     fn convert(&mut self, source: String, target: String, format: DiskFormat) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_change(&target, |op, act| {
             op.allowed(&source)?;
             op.allowed(&target)?;
             reached(act);
@@ -866,7 +980,7 @@ impl Host for CallState {
         target: String,
         format: DiskFormat,
     ) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_change(&target, |op, act| {
             op.allowed(&source)?;
             op.allowed(&target)?;
             reached(act);
@@ -875,7 +989,7 @@ impl Host for CallState {
     }
 
     fn resize(&mut self, url: String, size_bytes: u64) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_change(&url, |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.resize(&url, size_bytes)
@@ -891,7 +1005,7 @@ impl Host for CallState {
     }
 
     fn remove(&mut self, url: String) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_change(&url, |op, act| {
             let loc = op.allowed(&url)?;
             reached(act);
             op.remove(&loc, op.deadline)
@@ -899,7 +1013,7 @@ impl Host for CallState {
     }
 
     fn snapshot_create(&mut self, url: String, name: String) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_change(&url, |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.snapshot_op(&url, &name, "-c")
@@ -907,7 +1021,7 @@ impl Host for CallState {
     }
 
     fn snapshot_revert(&mut self, url: String, name: String) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_change(&url, |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.snapshot_op(&url, &name, "-a")
@@ -915,7 +1029,7 @@ impl Host for CallState {
     }
 
     fn snapshot_delete(&mut self, url: String, name: String) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_change(&url, |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.snapshot_op(&url, &name, "-d")
@@ -931,7 +1045,7 @@ impl Host for CallState {
     }
 
     fn fetch(&mut self, source: String, target: String, sha256: Option<String>) -> Outcome<u64> {
-        self.images_op(|op, act| {
+        self.images_change(&target, |op, act| {
             op.allowed(&target)?;
             reached(act);
             op.fetch(act, &source, &target, sha256.as_deref())

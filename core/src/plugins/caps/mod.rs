@@ -6,3 +6,5 @@ pub mod libvirt;
 mod log;
 pub mod netdev;
 mod nfs;
+mod process;
+mod qcow2;

@@ -114,6 +114,10 @@ unsafe extern "C" {
     fn nfs_readdir(nfs: *mut NfsContext, dir: *mut NfsDir) -> *mut NfsDirent;
     fn nfs_closedir(nfs: *mut NfsContext, dir: *mut NfsDir);
     fn nfs_creat(nfs: *mut NfsContext, path: *const c_char, mode: c_int, fh: *mut *mut NfsFh) -> c_int;
+    fn nfs_create(nfs: *mut NfsContext, path: *const c_char, flags: c_int, mode: c_int, fh: *mut *mut NfsFh) -> c_int;
+    fn nfs_open(nfs: *mut NfsContext, path: *const c_char, flags: c_int, fh: *mut *mut NfsFh) -> c_int;
+    fn nfs_pread(nfs: *mut NfsContext, fh: *mut NfsFh, offset: u64, count: u64, buf: *mut c_void) -> c_int;
+    fn nfs_fsync(nfs: *mut NfsContext, fh: *mut NfsFh) -> c_int;
     fn nfs_pwrite(nfs: *mut NfsContext, fh: *mut NfsFh, offset: u64, count: u64, buf: *const c_void) -> c_int;
     fn nfs_close(nfs: *mut NfsContext, fh: *mut NfsFh) -> c_int;
 }
@@ -314,6 +318,84 @@ pub(crate) fn exists(target: &NfsPath, deadline: Instant) -> Result<bool, NfsErr
         Ok(_) => Ok(true),
         Err(NfsError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
+    })
+}
+
+/// Bytes a file takes on the server, counted in 512-byte blocks as qemu-img does.
+pub(crate) fn allocated(target: &NfsPath, deadline: Instant) -> Result<u64, NfsError> {
+    with_export(target, deadline, |m, t| Ok(m.stat(m.inner(t))?.blocks.saturating_mul(512)))
+}
+
+/// The first `len` bytes of a file (fewer if it is shorter), and the bytes it takes
+/// on the server.
+pub(crate) fn read_head(target: &NfsPath, len: usize, deadline: Instant) -> Result<(Vec<u8>, u64), NfsError> {
+    with_export(target, deadline, move |m, t| {
+        let inner = m.inner(t);
+        let p = cstring(inner)?;
+        let mut fh: *mut NfsFh = std::ptr::null_mut();
+        // SAFETY: ctx is live, p outlives the call, fh is a valid out-pointer.
+        let rc = unsafe { nfs_open(m.ctx, p.as_ptr(), libc::O_RDONLY, &mut fh) };
+        if rc < 0 {
+            return Err(m.fail(rc, inner));
+        }
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        let read = loop {
+            // SAFETY: fh is open; the rest of buf is valid for writing.
+            let rc = unsafe { nfs_pread(m.ctx, fh, got as u64, (len - got) as u64, buf[got..].as_mut_ptr().cast()) };
+            match rc {
+                0 => break Ok(()),
+                n if n < 0 => break Err(m.fail(n, inner)),
+                n => got += n as usize,
+            }
+            if got == len {
+                break Ok(());
+            }
+        };
+        // SAFETY: fh was opened on this context and is closed once.
+        unsafe { nfs_close(m.ctx, fh) };
+        read?;
+        buf.truncate(got);
+        Ok((buf, m.stat(inner)?.blocks.saturating_mul(512)))
+    })
+}
+
+/// Creates a file that must not exist yet, writes `pieces` (offset, bytes) into it and
+/// commits them; returns the bytes it takes on the server. On failure the file is
+/// removed again.
+pub(crate) fn write_new(target: &NfsPath, pieces: Vec<(u64, Vec<u8>)>, deadline: Instant) -> Result<u64, NfsError> {
+    with_export(target, deadline, move |m, t| {
+        let inner = m.inner(t);
+        let p = cstring(inner)?;
+        let mut fh: *mut NfsFh = std::ptr::null_mut();
+        // SAFETY: ctx is live, p outlives the call, fh is a valid out-pointer. O_EXCL
+        // makes the server refuse a name that exists (a guarded create).
+        let rc = unsafe { nfs_create(m.ctx, p.as_ptr(), libc::O_WRONLY | libc::O_EXCL, 0o644, &mut fh) };
+        if rc < 0 {
+            return Err(m.fail(rc, inner));
+        }
+        let mut written = Ok(());
+        for (at, bytes) in &pieces {
+            // SAFETY: fh is open for writing; bytes is valid for its length.
+            let rc = unsafe { nfs_pwrite(m.ctx, fh, *at, bytes.len() as u64, bytes.as_ptr().cast()) };
+            if rc < 0 || rc as usize != bytes.len() {
+                written = Err(m.fail(rc.min(-1), inner));
+                break;
+            }
+        }
+        // SAFETY: as above; the file is committed before it is used.
+        let committed = written.and_then(|()| match unsafe { nfs_fsync(m.ctx, fh) } {
+            rc if rc < 0 => Err(m.fail(rc, inner)),
+            _ => Ok(()),
+        });
+        // SAFETY: fh was opened on this context and is closed once.
+        unsafe { nfs_close(m.ctx, fh) };
+        let allocated = committed.and_then(|()| Ok(m.stat(inner)?.blocks.saturating_mul(512)));
+        if allocated.is_err() {
+            // SAFETY: ctx is live and p outlives the call; removal is best-effort.
+            unsafe { nfs_unlink(m.ctx, p.as_ptr()) };
+        }
+        allocated
     })
 }
 
