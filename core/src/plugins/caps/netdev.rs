@@ -7,12 +7,11 @@
 //! name is checked against the grant before any command runs, and every command runs
 //! within the call's deadline.
 
-use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::process::{self, ExitWatch, RunError};
 use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host};
 use crate::plugins::bindings::types::DriverError;
 use crate::plugins::grants::denial;
@@ -53,51 +52,15 @@ impl Op {
     /// Returns the exit code and what it wrote (stdout, stderr).
     fn run(&self, program: &str, args: &[&str]) -> NetResult<(i32, String, String)> {
         let stop = self.deadline.min(Instant::now() + COMMAND_TIMEOUT);
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| DriverError::Unavailable(format!("cannot run {program}: {e}")))?;
-        // Drained on threads so that a chatty command never blocks on a full pipe.
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut text = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut text);
-                }
-                String::from_utf8_lossy(&text).into_owned()
-            })
-        };
-        let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let mut poll = Duration::from_millis(1);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) => {}
-                Err(e) => return Err(DriverError::Failed(format!("waiting for {program}: {e}")).into()),
+        match process::run(program, args, stop) {
+            Ok(done) => Ok((done.status.code().unwrap_or(-1), done.stdout, done.stderr)),
+            Err(RunError::TooLong(_)) if Instant::now() >= self.deadline => Err(NetError::Deadline),
+            Err(RunError::TooLong(_)) => {
+                Err(DriverError::Unavailable(format!("{program} did not answer within {COMMAND_TIMEOUT:?}")).into())
             }
-            if Instant::now() >= stop {
-                let _ = child.kill();
-                let _ = child.wait();
-                tracing::warn!("{program} {args:?} killed: it ran too long");
-                if Instant::now() >= self.deadline {
-                    return Err(NetError::Deadline);
-                }
-                return Err(
-                    DriverError::Unavailable(format!("{program} did not answer within {COMMAND_TIMEOUT:?}")).into()
-                );
-            }
-            std::thread::sleep(poll);
-            // Short polls: these commands take milliseconds, and a call makes several.
-            poll = (poll * 2).min(Duration::from_millis(2));
-        };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
-        tracing::debug!("{program} {args:?}: {status}");
-        Ok((status.code().unwrap_or(-1), stdout, stderr))
+            Err(e @ RunError::Spawn(..)) => Err(DriverError::Unavailable(e.to_string()).into()),
+            Err(e) => Err(DriverError::Failed(e.to_string()).into()),
+        }
     }
 
     /// Runs a command that must succeed; its complaint becomes an error of the right kind.
@@ -128,6 +91,9 @@ impl Op {
 
     /// Whether `name` is an Open vSwitch bridge. No OVS at all means "no".
     fn is_ovs_bridge(&self, name: &str) -> NetResult<bool> {
+        if let Some(answer) = ovsdb_has_bridge(name, self.deadline.min(Instant::now() + COMMAND_TIMEOUT)) {
+            return Ok(answer);
+        }
         match self.run("ovs-vsctl", &["--timeout=5", "br-exists", name]) {
             Ok((0, _, _)) => Ok(true),
             Ok((2, _, _)) => Ok(false),
@@ -148,12 +114,56 @@ impl Op {
     }
 
     fn link_up(&self, device: &str) -> NetResult<()> {
+        // Every NIC a deploy prepares checks its bridge is up; it nearly always is.
+        if is_up(device) {
+            return Ok(());
+        }
         self.must("ip", &["link", "set", "dev", device, "up"]).map(drop)
     }
 }
 
 fn is_linux_bridge(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).join("bridge").is_dir()
+}
+
+/// The database socket ovs-vsctl uses unless told otherwise.
+fn ovsdb_socket() -> PathBuf {
+    std::env::var_os("OVS_RUNDIR").map_or_else(|| PathBuf::from("/run/openvswitch"), PathBuf::from).join("db.sock")
+}
+
+/// Asks the Open vSwitch database itself whether it has a bridge `name`: one query on
+/// its socket, where `ovs-vsctl br-exists` costs a process. `None` when the database
+/// cannot be asked this way (ovs-vsctl decides then).
+fn ovsdb_has_bridge(name: &str, stop: Instant) -> Option<bool> {
+    use std::io::{Read, Write};
+    let limit = stop.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+    let mut db = std::os::unix::net::UnixStream::connect(ovsdb_socket()).ok()?;
+    db.set_read_timeout(Some(limit)).ok()?;
+    db.set_write_timeout(Some(limit)).ok()?;
+    let query = serde_json::json!({
+        "method": "transact",
+        "params": ["Open_vSwitch", {"op": "select", "table": "Bridge", "where": [["name", "==", name]], "columns": ["name"]}],
+        "id": 0,
+    });
+    db.write_all(query.to_string().as_bytes()).ok()?;
+    let (mut answer, mut chunk) = (Vec::new(), [0u8; 4096]);
+    loop {
+        let n = db.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        answer.extend_from_slice(&chunk[..n]);
+        match serde_json::from_slice::<serde_json::Value>(&answer) {
+            Ok(reply) => return reply["result"][0]["rows"].as_array().map(|rows| !rows.is_empty()),
+            Err(e) if e.is_eof() => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether a device is administratively up (IFF_UP in its flags).
+fn is_up(name: &str) -> bool {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & libc::IFF_UP as u32 != 0)
 }
 
 fn device_exists(name: &str) -> bool {
@@ -496,7 +506,8 @@ fn launch_udhcpd(op: &Op, name: &str) -> NetResult<()> {
         if dhcp_pid(name).is_some() {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // It writes the file within a millisecond or two of starting.
+        std::thread::sleep(Duration::from_micros(250));
     }
     Err(NetError::Deadline)
 }
@@ -504,13 +515,18 @@ fn launch_udhcpd(op: &Op, name: &str) -> NetResult<()> {
 /// Ends the service's udhcpd, when it runs, and waits until it is gone (it holds port 67).
 fn kill_udhcpd(op: &Op, name: &str) -> NetResult<()> {
     if let Some(pid) = dhcp_pid(name) {
+        let exited = ExitWatch::new(pid as u32);
         // SAFETY: kill(2) with a pid just read and checked; no memory is involved.
         unsafe { libc::kill(pid, libc::SIGTERM) };
         while alive(pid) {
-            if Instant::now() >= op.deadline {
+            let now = Instant::now();
+            if now >= op.deadline {
                 return Err(NetError::Deadline);
             }
-            std::thread::sleep(Duration::from_millis(1));
+            match &exited {
+                Some(w) => w.wait((op.deadline - now).min(Duration::from_millis(50))),
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
         }
     }
     Ok(())
@@ -592,6 +608,23 @@ fn stop_dhcp(op: &Op, name: &str) -> NetResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The database's own answer is ovs-vsctl's, for a bridge there and one not.
+    #[test]
+    fn bridges_are_found_in_the_ovs_database() {
+        let name = format!("ws-t{}", std::process::id() % 100_000);
+        let vsctl = |args: &[&str]| {
+            let done = std::process::Command::new("ovs-vsctl").arg("--timeout=5").args(args).status().unwrap();
+            assert!(done.success(), "ovs-vsctl {args:?}");
+        };
+        let soon = || Instant::now() + Duration::from_secs(5);
+        vsctl(&["--may-exist", "add-br", &name, "--", "set", "bridge", &name, "datapath_type=netdev"]);
+        let there = ovsdb_has_bridge(&name, soon());
+        vsctl(&["--if-exists", "del-br", &name]);
+        assert_eq!(there, Some(true), "the Open vSwitch database socket answers (scripts/setup.sh starts it)");
+        assert_eq!(ovsdb_has_bridge(&name, soon()), Some(false));
+        assert_eq!(ovsdb_has_bridge("ws-\"quoted", soon()), Some(false), "a name is a JSON string, not syntax");
+    }
 
     #[test]
     fn device_names() {
