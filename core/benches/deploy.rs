@@ -9,9 +9,10 @@
 //! components built (scripts/build.sh) and the tiny guest (scripts/guest-image.sh;
 //! `WASMSTACK_GUEST_DIR`, default ~/.cache/wasmstack/guest). `WASMSTACK_NFS_URL` and
 //! `WASMSTACK_NFS_EXPORT_DIR` name the export as for the tests. `BENCH_RUNS` (20) and
-//! `BENCH_QEMU_RUNS` (10) set the latency runs, `BENCH_DEPLOYS` (160, at most what the
+//! `BENCH_QEMU_RUNS` (20) set the latency runs, `BENCH_DEPLOYS` (160, at most what the
 //! Simulator host holds) the deploys per throughput level, `BENCH_ACCEL` (tcg) the QEMU
-//! cluster's acceleration.
+//! cluster's acceleration. `RUST_LOG=wasmstack=debug` logs each driver call and tool
+//! run with the time it took.
 //!
 //! A latency run deploys a VM through the API and waits for its job (polled every
 //! millisecond); then, untimed, stops it through the API and undefines its domain, and
@@ -442,6 +443,11 @@ async fn pieces(
 
 fn report(what: &str, through_api: Vec<Duration>, raw: Vec<Duration>) {
     let n = through_api.len();
+    // Each run's own difference: a slow QEMU start lands on both sides of it, so its
+    // median moves less with the machine's noise than the difference of the medians.
+    let mut paired: Vec<f64> = through_api.iter().zip(&raw).map(|(a, r)| ms(*a) - ms(*r)).collect();
+    paired.sort_by(f64::total_cmp);
+    let paired_p50 = paired[paired.len() / 2];
     let (a50, a99) = p50_p99(through_api);
     let (r50, r99) = p50_p99(raw);
     println!("{what}, {n} runs:");
@@ -453,11 +459,22 @@ fn report(what: &str, through_api: Vec<Duration>, raw: Vec<Duration>) {
         ms(a50) - ms(r50),
         (a50.as_secs_f64() / r50.as_secs_f64() - 1.0) * 100.0
     );
+    println!(
+        "  paired: overhead p50 {paired_p50:+.1} ms per deploy, {:+.1}% of libvirt alone",
+        paired_p50 / ms(r50) * 100.0
+    );
 }
 
 fn main() {
+    // RUST_LOG=wasmstack=debug shows each driver call and qemu-img run with its time.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    }
     let runs = env_num("BENCH_RUNS", 20);
-    let qemu_runs = env_num("BENCH_QEMU_RUNS", 10);
+    let qemu_runs = env_num("BENCH_QEMU_RUNS", 20);
     let deploys = env_num("BENCH_DEPLOYS", 160);
     let guest =
         std::env::var_os("WASMSTACK_GUEST_DIR").map_or_else(|| home().join(".cache/wasmstack/guest"), PathBuf::from);
