@@ -159,8 +159,15 @@ pub fn create_volume<B: Backend>(
             images::create(&url, DiskFormat::Qcow2, size_bytes, None)
         }
     };
-    made.map_err(context(&what))?;
-    describe::<B>(&root, &path)
+    match made {
+        Ok(()) => describe::<B>(&root, &path),
+        // The server names each volume once: a name taken is this volume, made by a
+        // call whose answer the server never got, and asked for again to be found.
+        Err(e) => match exists(&url) {
+            Ok(true) => describe::<B>(&root, &path),
+            _ => Err(context(&what)(e)),
+        },
+    }
 }
 
 pub fn delete_volume<B: Backend>(pool: &str, path: &str) -> Result<(), DriverError> {

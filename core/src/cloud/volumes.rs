@@ -213,11 +213,40 @@ pub struct NewVolume {
 
 /// Records a new data disk and counts its size as allocated on its pool, together.
 pub async fn create_volume(db: &Db, v: NewVolume) -> Result<(), DbError> {
+    insert_volume(db, v, "Ready").await
+}
+
+/// Records a volume about to be made (state Creating, no path yet), so that a server
+/// stopped while its driver makes it still knows of it; `volume_made` completes it.
+pub async fn plan_volume(db: &Db, v: NewVolume) -> Result<(), DbError> {
+    insert_volume(db, v, "Creating").await
+}
+
+/// Completes a planned volume with what its driver made, its size allocated anew.
+pub async fn volume_made(db: &Db, uuid: &str, path: &str, size_bytes: i64, physical_bytes: i64) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    let (pool_id, planned): (i64, i64) = sqlx::query_as("SELECT pool_id, size_bytes FROM volumes WHERE uuid = $1")
+        .bind(uuid)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE volumes SET path = $1, size_bytes = $2, physical_bytes = $3, state = 'Ready' WHERE uuid = $4")
+        .bind(path)
+        .bind(size_bytes)
+        .bind(physical_bytes)
+        .bind(uuid)
+        .execute(&mut *tx)
+        .await?;
+    allocate(&mut tx, pool_id, size_bytes - planned).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_volume(db: &Db, v: NewVolume, state: &str) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO volumes (uuid, name, account_id, domain_id, zone_id, pool_id, disk_offering_id, \
          volume_type, state, size_bytes, physical_bytes, path, provisioning_type, created, template_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'DATADISK', 'Ready', $8, $9, $10, $11, $12, $13)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'DATADISK', $14, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&v.uuid)
     .bind(&v.name)
@@ -232,6 +261,7 @@ pub async fn create_volume(db: &Db, v: NewVolume) -> Result<(), DbError> {
     .bind(&v.provisioning_type)
     .bind(now_ms())
     .bind(v.template_id)
+    .bind(state)
     .execute(&mut *tx)
     .await?;
     allocate(&mut tx, v.pool_id, v.size_bytes).await?;

@@ -38,6 +38,8 @@ use super::volumes::{driver_failure, job_error, wrap};
 use super::{Orchestrator, list, no_such, not_yours, views};
 
 const GIB: i64 = 1 << 30;
+/// The size asked for when a volume is only looked for by name (see `drop_unfinished_volume`).
+const MIB: u64 = 1 << 20;
 
 /// How long a guest may take to shut down before it is powered off.
 const STOP_TIMEOUT_MS: u32 = 10_000;
@@ -509,11 +511,10 @@ impl Orchestrator {
             self.template_on_pool(&b.template, pool).await?
         };
         let vol_uuid = new_uuid();
-        let (url, name, size) = (pool.url.clone(), vol_uuid.clone(), b.root_size as u64);
-        let what = format!("Creating the root disk of VM {} on storage pool {}", b.vm.name, pool.name);
-        let file = self.on_driver(&pool.driver, what, move |d| d.create_volume(&url, &name, size, Some(&base))).await?;
-        *made_volume = Some((pool.clone(), file.path.clone(), None));
-        let new = NewVolume {
+        // Recorded before it is made, linked to its VM: a server stopped while the
+        // driver makes it leaves a record to undo it by (the driver finds the volume
+        // again by its name, the uuid).
+        let planned = NewVolume {
             uuid: vol_uuid.clone(),
             name: format!("ROOT-{}", b.vm.id),
             account_id: b.vm.account_id,
@@ -522,14 +523,20 @@ impl Orchestrator {
             pool_id: pool.id,
             disk_offering_id: None,
             template_id: Some(b.template.id),
-            size_bytes: file.virtual_size as i64,
-            physical_bytes: file.physical_size as i64,
-            path: file.path.clone(),
+            size_bytes: b.root_size,
+            physical_bytes: 0,
+            path: String::new(),
             provisioning_type: "thin".into(),
         };
-        volumes::create_volume(&self.db, new).await?;
-        *made_volume = Some((pool.clone(), file.path.clone(), Some(vol_uuid.clone())));
+        volumes::plan_volume(&self.db, planned).await?;
+        *made_volume = Some((pool.clone(), String::new(), Some(vol_uuid.clone())));
         instances::set_root_volume(&self.db, b.vm.id, &vol_uuid).await?;
+        let (url, name, size) = (pool.url.clone(), vol_uuid.clone(), b.root_size as u64);
+        let what = format!("Creating the root disk of VM {} on storage pool {}", b.vm.name, pool.name);
+        let file = self.on_driver(&pool.driver, what, move |d| d.create_volume(&url, &name, size, Some(&base))).await?;
+        *made_volume = Some((pool.clone(), file.path.clone(), Some(vol_uuid.clone())));
+        volumes::volume_made(&self.db, &vol_uuid, &file.path, file.virtual_size as i64, file.physical_size as i64)
+            .await?;
         // The driver says how to reach the volume it just made: no second call to locate it.
         Ok(Disk {
             locator: Some(file.locator),
@@ -558,12 +565,22 @@ impl Orchestrator {
     }
 
     async fn drop_volume(&self, pool: &PoolRow, path: &str, recorded: Option<&str>) {
-        let (url, p) = (pool.url.clone(), path.to_owned());
-        let gone =
-            self.on_driver(&pool.driver, "Deleting a root disk".into(), move |d| d.delete_volume(&url, &p)).await;
+        let gone = match (path, recorded) {
+            // The driver failed or never answered: whatever it made is found by name.
+            ("", Some(uuid)) => self.drop_unfinished_volume(&pool.driver, &pool.url, uuid).await,
+            _ => {
+                let (url, p) = (pool.url.clone(), path.to_owned());
+                self.on_driver(&pool.driver, "Deleting a root disk".into(), move |d| d.delete_volume(&url, &p)).await
+            }
+        };
         if let Err(e) = gone {
             tracing::error!("{}", e.text);
-            return;
+            // A volume whose making failed is almost surely not there (a driver removes
+            // what its failed call made): its record goes regardless. A made one stays
+            // recorded, so that it is not forgotten on storage.
+            if !path.is_empty() {
+                return;
+            }
         }
         if let Some(uuid) = recorded {
             match volumes::volume(&self.db, uuid).await {
@@ -576,6 +593,22 @@ impl Orchestrator {
                 Err(e) => tracing::error!("{e}"),
             }
         }
+    }
+
+    /// Deletes the volume named `uuid` that a driver was asked to make but never said
+    /// where it put: asked again, the driver returns the volume it made under that
+    /// name (or makes a blank one, to be deleted at once).
+    pub(super) async fn drop_unfinished_volume(
+        &self,
+        driver: &str,
+        pool_url: &str,
+        uuid: &str,
+    ) -> Result<(), ApiError> {
+        let (url, name) = (pool_url.to_owned(), uuid.to_owned());
+        let what = format!("Finding volume {uuid}, whose making was cut short");
+        let found = self.on_driver(driver, what, move |d| d.create_volume(&url, &name, MIB, None)).await?;
+        let (url, path) = (pool_url.to_owned(), found.path);
+        self.on_driver(driver, format!("Deleting volume {uuid}"), move |d| d.delete_volume(&url, &path)).await
     }
 
     async fn drop_nics(&self, host: &str, nics: Vec<(i64, NetworkSpec, NicSpec, Option<NetworkDriver>)>) {

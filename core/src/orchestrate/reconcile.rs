@@ -212,9 +212,14 @@ impl Reconciler {
         if let Some(uuid) = root
             && let Some(v) = volumes::volume(&o.db, &uuid).await?
         {
-            let (url, path) = (v.pool_url.clone(), v.path.clone());
-            let what = format!("Deleting the root disk of VM {}", i.name);
-            o.on_driver(&v.pool_driver, what, move |d| d.delete_volume(&url, &path)).await?;
+            if v.path.is_empty() {
+                // Stopped while the driver made it: only the name finds it.
+                o.drop_unfinished_volume(&v.pool_driver, &v.pool_url, &v.uuid).await?;
+            } else {
+                let (url, path) = (v.pool_url.clone(), v.path.clone());
+                let what = format!("Deleting the root disk of VM {}", i.name);
+                o.on_driver(&v.pool_driver, what, move |d| d.delete_volume(&url, &path)).await?;
+            }
             volumes::remove_volume(&o.db, &v).await?;
         }
         let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
