@@ -7,7 +7,8 @@ naming the host and leaves no VM, NIC, address, volume or domain. On a Simulator
 primary pool is on the small NFS export, filled up, the root disk cannot be made after the
 NIC and address were taken: the job fails with the storage's message and gives them back.
 A server killed (SIGKILL) while its deploy waits on libvirt, or while its root disk is made,
-fails that job when it starts again, and the reconciler undoes the half-made VM."""
+fails that job when it starts again, and the reconciler undoes the half-made VM. A libvirtd
+that cut every connection (a restart) costs no failed call."""
 
 import os
 import secrets
@@ -491,3 +492,28 @@ def test_a_server_killed_after_its_deploy_started_the_domain_finds_it_running(sr
         for log in Path("/var/log/libvirt/qemu").glob("*-{}.serial.log".format(vm_id)):
             log.unlink(missing_ok=True)
 
+
+def test_a_host_whose_libvirt_restarted_is_reconnected_without_a_failed_call(srv, door, kvm_zone):
+    z = kvm_zone
+    cs = client(admin_credentials(srv))
+    door.open()
+    vm = cs.deployVirtualMachine(serviceofferingid=z["offering"]["id"], zoneid=z["zone"]["id"], templateid=z["template"]["id"], startvm=False)["virtualmachine"]
+    try:
+        # libvirtd restarts: every connection to it is cut, and it listens again. The
+        # server's pooled connection notices at once (libvirt's event loop runs), so the
+        # next call opens a fresh one instead of failing on the dead one.
+        door.close()
+        door.open()
+        time.sleep(0.3)
+        started = cs.startVirtualMachine(id=vm["id"])["virtualmachine"]
+        assert started["state"] == "Running", started
+        assert virsh("domstate", vm["id"]).stdout.strip() == "running"
+        door.close()
+        door.open()
+        time.sleep(0.3)
+        stopped = cs.stopVirtualMachine(id=vm["id"], forced=True)["virtualmachine"]
+        assert stopped["state"] == "Stopped", stopped
+        assert virsh("domstate", vm["id"]).stdout.strip() == "shut off"
+    finally:
+        cs.destroyVirtualMachine(id=vm["id"], expunge=True)
+    assert virsh("dominfo", vm["id"]).returncode != 0

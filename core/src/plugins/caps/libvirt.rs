@@ -39,6 +39,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 impl LibvirtPool {
     /// The pooled connection to `uri`, opened on first use or when the old one died.
     pub fn connect(&self, uri: &str) -> Result<Arc<Connect>, DriverError> {
+        run_event_loop();
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = conns.get_mut(uri)
             && p.conn.is_alive().unwrap_or(false)
@@ -70,6 +71,31 @@ impl LibvirtPool {
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
     }
+}
+
+/// Runs libvirt's event loop on a thread of its own, once per process. Only while it
+/// runs does a connection notice at once that its daemon closed it (a restart), and
+/// send keepalives that find a daemon gone silent: without it a dead connection looks
+/// alive until a call on it fails, and that call fails with it.
+fn run_event_loop() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        if let Err(e) = virt::event::event_register_default_impl() {
+            tracing::warn!("libvirt's event loop is not available: {}", e.message());
+            return;
+        }
+        let spawned = std::thread::Builder::new().name("libvirt-events".into()).spawn(|| {
+            loop {
+                if virt::event::event_run_default_impl().is_err() {
+                    // Never spin on a failing loop.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start libvirt's event loop: {e}");
+        }
+    });
 }
 
 /// Whether an error means the connection itself is gone, not the operation refused.
