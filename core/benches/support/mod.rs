@@ -167,6 +167,11 @@ pub async fn call(conn: &mut Conn, key: &str, secret: &str, params: &[(&str, &st
 /// Polls a job until it ends (every millisecond: the poll must not hide the job's own
 /// time); returns queryAsyncJobResult's object.
 pub async fn wait_job(conn: &mut Conn, key: &str, secret: &str, job: &str) -> serde_json::Value {
+    wait_job_every(conn, key, secret, job, Duration::from_millis(1)).await
+}
+
+/// `wait_job`, polling every `every`.
+pub async fn wait_job_every(conn: &mut Conn, key: &str, secret: &str, job: &str, every: Duration) -> serde_json::Value {
     loop {
         let path = signed_path(key, secret, &[("command", "queryAsyncJobResult"), ("jobid", job)]);
         let (status, body) = conn.get(&path).await;
@@ -176,6 +181,6 @@ pub async fn wait_job(conn: &mut Conn, key: &str, secret: &str, job: &str) -> se
         if r["jobstatus"] != 0 {
             return r.clone();
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(every).await;
     }
 }
