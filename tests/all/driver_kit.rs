@@ -117,6 +117,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
          if quota.is_some_and(|q| provisioned(&pool) + size_bytes > q) {\n            \
          return Err(DriverError::InvalidSpec(format!(\"{size_bytes} bytes exceed the pool's quota\")));\n        }\n        \
          let path = if flat { format!(\"{name}.qcow2\") } else { format!(\"{VOLUMES}/{name}.qcow2\") };\n        \
+         if images::info(&at(&pool, &path)).is_ok() {\n            return volume(&pool, path);\n        }\n        \
          images::create(&at(&pool, &path), DiskFormat::Qcow2, size_bytes, None)?;\n        volume(&pool, path)\n    }",
     ),
     (
@@ -298,9 +299,15 @@ fn an_authors_storage_driver_passes_check_and_serves_a_running_server() {
     assert!(ok, "{out}");
     // The setting reached the driver: its pool is as large as the quota says.
     assert_eq!(steps["capacity"].1.split(',').next(), Some("1024 MiB total"), "{out}");
-    for step in
-        ["wit-version", "attach", "create-volume", "resize-volume", "revert-snapshot", "delete-volume (missing)"]
-    {
+    for step in [
+        "wit-version",
+        "attach",
+        "create-volume",
+        "create-volume (again)",
+        "resize-volume",
+        "revert-snapshot",
+        "delete-volume (missing)",
+    ] {
         assert_eq!(steps[step].0, "passed", "{step}: {out}");
     }
     assert_eq!(steps["manifest config-schema"].1, "a JSON object, 2 setting(s)", "{out}");
