@@ -122,6 +122,9 @@ pub struct Scope {
     pub domain_prefix: Option<String>,
     /// Only this exact domain.
     pub domain_id: Option<i64>,
+    /// Only accounts of these account types: the ones the caller may act on (see
+    /// `RoleType::may_act_on`), so no listing shows a more privileged account's things.
+    pub account_types: Option<Vec<i64>>,
 }
 
 impl Scope {
@@ -144,6 +147,18 @@ impl Scope {
         }
         if let Some(d) = self.domain_id {
             eq(sql, args, domain_col, Arg::Int(d));
+        }
+        if let Some(types) = &self.account_types {
+            // The accounts left out are the few more privileged ones, so the subquery
+            // stays small however many rows the listing scans.
+            if types.is_empty() {
+                sql.push_str(" AND 1 = 0");
+            } else {
+                let types = types.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                sql.push_str(&format!(
+                    " AND {account_col} NOT IN (SELECT id FROM accounts WHERE account_type NOT IN ({types}))"
+                ));
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct InstanceRow {
     pub display_name: String,
     pub account_id: i64,
     pub account_name: String,
+    /// The owning account's type, for who may reach the instance.
+    pub account_type: i64,
     pub domain_id: i64,
     pub domain_uuid: String,
     pub domain_name: String,
@@ -56,8 +58,18 @@ pub struct InstanceRow {
     pub iso_display_text: Option<String>,
 }
 
+impl crate::auth::Owned for InstanceRow {
+    fn owner(&self) -> crate::auth::Owner<'_> {
+        crate::auth::Owner {
+            account_id: self.account_id,
+            account_type: self.account_type,
+            domain_path: &self.domain_path,
+        }
+    }
+}
+
 const SELECT: &str = "SELECT i.id, i.uuid, i.name, i.instance_name, i.display_name, i.account_id, \
-     a.name AS account_name, i.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, d.path AS domain_path, \
+     a.name AS account_name, a.account_type, i.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, d.path AS domain_path, \
      i.zone_id, z.uuid AS zone_uuid, z.name AS zone_name, i.host_id, h.uuid AS host_uuid, h.name AS host_name, \
      h.libvirt_uri AS host_uri, h.driver AS host_driver, i.service_offering_id AS offering_id, \
      o.uuid AS offering_uuid, o.name AS offering_name, i.template_id, t.uuid AS template_uuid, \
@@ -185,6 +197,7 @@ fn instance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         display_name: r.get("display_name")?,
         account_id: r.get("account_id")?,
         account_name: r.get("account_name")?,
+        account_type: r.get("account_type")?,
         domain_id: r.get("domain_id")?,
         domain_uuid: r.get("domain_uuid")?,
         domain_name: r.get("domain_name")?,

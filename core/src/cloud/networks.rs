@@ -365,6 +365,8 @@ pub struct NetworkRow {
     pub specify_ip_ranges: i64,
     pub account_id: i64,
     pub account_name: String,
+    /// The owning account's type, for who may reach the network.
+    pub account_type: i64,
     pub domain_id: i64,
     pub domain_uuid: String,
     pub domain_name: String,
@@ -406,6 +408,16 @@ impl NetworkRow {
     }
 }
 
+impl crate::auth::Owned for NetworkRow {
+    fn owner(&self) -> crate::auth::Owner<'_> {
+        crate::auth::Owner {
+            account_id: self.account_id,
+            account_type: self.account_type,
+            domain_path: &self.domain_path,
+        }
+    }
+}
+
 const NETWORK_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.display_text, n.zone_id, z.uuid AS zone_uuid, \
      z.name AS zone_name, z.dns1 AS zone_dns1, z.dns2 AS zone_dns2, n.physical_network_id, \
      p.uuid AS physical_network_uuid, p.isolation_method, \
@@ -413,7 +425,7 @@ const NETWORK_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.display_text, n.zon
      AS guest_label, n.network_offering_id AS offering_id, o.uuid AS offering_uuid, o.name AS offering_name, \
      o.display_text AS offering_display_text, o.services AS offering_services, \
      o.availability AS offering_availability, o.conserve_mode AS offering_conserve_mode, o.specify_ip_ranges, \
-     n.account_id, a.name AS account_name, n.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, \
+     n.account_id, a.name AS account_name, a.account_type, n.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, \
      d.path AS domain_path, n.guest_type, n.acl_type, n.cidr_address, n.cidr_prefix, n.gateway, n.vlan, n.dns1, \
      n.dns2, n.network_domain, n.dhcp_server, n.state, n.created \
      FROM networks n JOIN zones z ON z.id = n.zone_id JOIN physical_networks p ON p.id = n.physical_network_id \

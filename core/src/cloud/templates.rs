@@ -19,6 +19,8 @@ pub struct TemplateRow {
     pub account_id: i64,
     pub account_uuid: String,
     pub account_name: String,
+    /// The owning account's type, for who may reach the template.
+    pub account_type: i64,
     pub domain_uuid: String,
     pub domain_name: String,
     pub domain_path: String,
@@ -44,8 +46,19 @@ pub struct TemplateRow {
     pub created: i64,
 }
 
+impl crate::auth::Owned for TemplateRow {
+    fn owner(&self) -> crate::auth::Owner<'_> {
+        crate::auth::Owner {
+            account_id: self.account_id,
+            account_type: self.account_type,
+            domain_path: &self.domain_path,
+        }
+    }
+}
+
 const SELECT: &str = "SELECT t.id, t.uuid, t.name, t.display_text, t.format, t.is_iso, t.hypervisor, \
      o.uuid AS os_type_uuid, o.description AS os_type_name, t.account_id, a.uuid AS account_uuid, a.name AS account_name, \
+     a.account_type, \
      d.uuid AS domain_uuid, d.name AS domain_name, d.path AS domain_path, t.is_public, t.is_featured, t.is_extractable, \
      t.password_enabled, t.bootable, t.url, t.checksum, t.template_type, t.zone_id, z.uuid AS zone_uuid, \
      z.name AS zone_name, t.store_id, s.url AS store_url, s.driver AS store_driver, t.path, t.state, t.status, t.size, \
@@ -67,6 +80,8 @@ pub struct TemplateFilter {
     pub owner: Option<i64>,
     /// Owners in a domain subtree (plus public ones when `public` is set).
     pub domain_prefix: Option<String>,
+    /// Owners of these account types only (plus public ones when `public` is set).
+    pub account_types: Option<Vec<i64>>,
     /// Include other accounts' public templates.
     pub public: bool,
     pub only_public: bool,
@@ -104,6 +119,10 @@ pub async fn list(db: &Db, f: &TemplateFilter, page: Option<(u32, u32)>) -> Resu
     if let Some(p) = &f.domain_prefix {
         args.push(Arg::Text(format!("{}%", like_escape(p))));
         owned.push(format!("d.path LIKE ${} ESCAPE '\\'", args.len()));
+    }
+    if let Some(types) = &f.account_types {
+        let types = types.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        owned.push(format!("a.account_type IN ({types})"));
     }
     let mine = if owned.is_empty() { None } else { Some(owned.join(" AND ")) };
     match (mine, f.public, f.only_public) {

@@ -13,6 +13,8 @@ pub struct VolumeRow {
     pub name: String,
     pub account_id: i64,
     pub account_name: String,
+    /// The owning account's type, for who may reach the volume.
+    pub account_type: i64,
     pub domain_id: i64,
     pub domain_uuid: String,
     pub domain_name: String,
@@ -58,6 +60,8 @@ pub struct SnapshotRow {
     pub volume_type: String,
     pub account_id: i64,
     pub account_name: String,
+    /// The owning account's type, for who may reach the snapshot.
+    pub account_type: i64,
     pub domain_uuid: String,
     pub domain_name: String,
     pub domain_path: String,
@@ -73,7 +77,27 @@ pub struct SnapshotRow {
     pub created: i64,
 }
 
-const VOLUME_SELECT: &str = "SELECT v.id, v.uuid, v.name, v.account_id, a.name AS account_name, v.domain_id, \
+impl crate::auth::Owned for VolumeRow {
+    fn owner(&self) -> crate::auth::Owner<'_> {
+        crate::auth::Owner {
+            account_id: self.account_id,
+            account_type: self.account_type,
+            domain_path: &self.domain_path,
+        }
+    }
+}
+
+impl crate::auth::Owned for SnapshotRow {
+    fn owner(&self) -> crate::auth::Owner<'_> {
+        crate::auth::Owner {
+            account_id: self.account_id,
+            account_type: self.account_type,
+            domain_path: &self.domain_path,
+        }
+    }
+}
+
+const VOLUME_SELECT: &str = "SELECT v.id, v.uuid, v.name, v.account_id, a.name AS account_name, a.account_type, v.domain_id, \
      d.uuid AS domain_uuid, d.name AS domain_name, d.path AS domain_path, v.zone_id, z.uuid AS zone_uuid, \
      z.name AS zone_name, v.pool_id, s.uuid AS pool_uuid, s.name AS pool_name, s.url AS pool_url, \
      s.driver AS pool_driver, s.hypervisor AS pool_hypervisor, v.disk_offering_id, o.uuid AS offering_uuid, \
@@ -86,7 +110,8 @@ const VOLUME_SELECT: &str = "SELECT v.id, v.uuid, v.name, v.account_id, a.name A
      LEFT JOIN instances vm ON vm.id = v.instance_id WHERE v.removed IS NULL";
 
 const SNAPSHOT_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.volume_id, v.uuid AS volume_uuid, \
-     v.name AS volume_name, v.volume_type, n.account_id, a.name AS account_name, d.uuid AS domain_uuid, \
+     v.name AS volume_name, v.volume_type, n.account_id, a.name AS account_name, a.account_type, \
+     d.uuid AS domain_uuid, \
      d.name AS domain_name, d.path AS domain_path, z.uuid AS zone_uuid, n.state, n.virtual_bytes, \
      n.physical_bytes, n.location_type, i.url AS store_url, i.driver AS store_driver, n.store_path, n.created \
      FROM snapshots n JOIN volumes v ON v.id = n.volume_id \

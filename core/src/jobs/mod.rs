@@ -7,8 +7,8 @@ use std::future::Future;
 use serde_json::{Map, Value};
 use sqlx::FromRow;
 
-use crate::auth::Caller;
 use crate::auth::store::{Arg, Scope, fetch_page};
+use crate::auth::{Caller, Owned, Owner, RoleType};
 use crate::db::{Db, DbError, new_uuid, now_ms};
 
 /// Job states, as CloudStack numbers them.
@@ -38,11 +38,24 @@ pub struct JobRow {
     pub account: Option<String>,
     pub domain_uuid: Option<String>,
     pub domain_path: Option<String>,
+    /// The submitting account's type, for who may see the job.
+    pub account_type: Option<i64>,
+}
+
+impl Owned for JobRow {
+    fn owner(&self) -> Owner<'_> {
+        Owner {
+            account_id: self.account_id,
+            // An account that cannot be found is treated as a root admin's.
+            account_type: self.account_type.unwrap_or(RoleType::Admin.account_type()),
+            domain_path: self.domain_path.as_deref().unwrap_or_default(),
+        }
+    }
 }
 
 const JOB_SELECT: &str = "SELECT j.id, j.uuid, j.user_id, j.account_id, j.domain_id, j.cmd, j.command, j.instance_type, \
      j.instance_id, j.status, j.result_code, j.result, j.server, j.created, j.completed, u.uuid AS user_uuid, \
-     a.uuid AS account_uuid, a.name AS account, d.uuid AS domain_uuid, d.path AS domain_path \
+     a.uuid AS account_uuid, a.name AS account, d.uuid AS domain_uuid, d.path AS domain_path, a.account_type \
      FROM async_jobs j LEFT JOIN users u ON u.id = j.user_id LEFT JOIN accounts a ON a.id = j.account_id \
      LEFT JOIN domains d ON d.id = j.domain_id WHERE 1 = 1";
 

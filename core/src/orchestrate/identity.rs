@@ -134,7 +134,9 @@ impl Orchestrator {
             })?,
             (None, None) => return Err(ApiError::invalid_param("Either accounttype or roleid must be given")),
         };
-        if role < caller.role {
+        // The same ladder as for acting on accounts: no one creates an account above
+        // their own role (only root admins create root admins).
+        if !caller.role.may_act_on(role) {
             return Err(ApiError::permission_denied(format!(
                 "A {} cannot create an account of role type {}",
                 caller.role.as_str(),
@@ -182,7 +184,7 @@ impl Orchestrator {
     ) -> Result<Reply, ApiError> {
         if let Some(id) = &id {
             let a = store::account_by_uuid(&self.db, id).await?.ok_or_else(|| no_such("account", id))?;
-            if !caller.can_reach(a.id, &a.domain_path) {
+            if !caller.can_reach(&a) {
                 return Err(not_yours("account", id));
             }
         }
@@ -202,7 +204,7 @@ impl Orchestrator {
                 store::account_by_name(&self.db, name, d.id).await?.ok_or_else(|| no_such("account", name))?
             }
         };
-        if !caller.can_reach(a.id, &a.domain_path) {
+        if !caller.can_reach(&a) {
             return Err(not_yours("account", &a.uuid));
         }
         Ok(a)
@@ -417,7 +419,7 @@ impl Orchestrator {
     /// A user the caller may act on.
     async fn user(&self, caller: &Caller, id: &str) -> Result<UserRow, ApiError> {
         let u = store::user_by_uuid(&self.db, id).await?.ok_or_else(|| no_such("user", id))?;
-        if !caller.can_reach(u.account_id, &u.domain_path) {
+        if !caller.can_reach(&u) {
             return Err(not_yours("user", id));
         }
         Ok(u)

@@ -472,7 +472,7 @@ impl Orchestrator {
         let i = self.vm_for(caller, vm_id).await?;
         let rows = templates::by_uuid(&self.db, id, true).await?;
         let first = rows.first().ok_or_else(|| no_such("ISO", id))?;
-        if first.is_public == 0 && !caller.can_reach(first.account_id, &first.domain_path) {
+        if first.is_public == 0 && !caller.can_reach(&first) {
             return Err(not_yours("ISO", id));
         }
         let t = self.zone_iso(id, i.zone_id).await?;

@@ -154,7 +154,7 @@ impl Orchestrator {
     /// An instance the caller may act on.
     pub(super) async fn vm_for(&self, caller: &Caller, id: &str) -> Result<InstanceRow, ApiError> {
         let i = instances::instance(&self.db, id).await?.ok_or_else(|| no_such("virtual machine", id))?;
-        if !caller.can_reach(i.account_id, &i.domain_path) {
+        if !caller.can_reach(&i) {
             return Err(not_yours("virtual machine", id));
         }
         Ok(i)
@@ -824,7 +824,7 @@ impl Orchestrator {
     async fn list_vms(&self, caller: &Caller, q: InstanceQuery) -> Result<Reply, ApiError> {
         if let Some(id) = &q.id
             && let Some(i) = instances::instance(&self.db, id).await?
-            && !caller.can_reach(i.account_id, &i.domain_path)
+            && !caller.can_reach(&i)
         {
             return Err(not_yours("virtual machine", id));
         }

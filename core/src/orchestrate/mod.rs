@@ -150,8 +150,7 @@ impl Orchestrator {
             }
             QueryAsyncJobResult { job_id } => {
                 let job = Box::pin(self.jobs.get(&job_id)).await?.ok_or_else(|| no_such("job", &job_id))?;
-                let path = job.domain_path.clone().unwrap_or_default();
-                if !caller.can_reach(job.account_id, &path) {
+                if !caller.can_reach(&job) {
                     return Err(not_yours("job", &job_id));
                 }
                 Ok(Reply::Flat(views::job(&job)))
@@ -181,14 +180,18 @@ impl Orchestrator {
         }
     }
 
-    /// What a list command may see: everything for root admins, a domain subtree for
-    /// domain admins, one's own account for users; narrowed by domainid and account.
+    /// What a list command may see: everything for root admins, a domain subtree's
+    /// accounts of no higher role for domain and resource admins, one's own account for
+    /// users; narrowed by domainid and account.
     async fn scope(&self, caller: &Caller, listing: &Listing) -> Result<Scope, ApiError> {
         let mut scope = match caller.role {
             RoleType::Admin => Scope::default(),
-            RoleType::DomainAdmin | RoleType::ResourceAdmin => {
-                Scope { domain_prefix: Some(caller.user.domain_path.clone()), ..Scope::default() }
-            }
+            RoleType::DomainAdmin | RoleType::ResourceAdmin => Scope {
+                domain_prefix: Some(caller.user.domain_path.clone()),
+                // Not a more privileged account's things, even within the caller's domain.
+                account_types: Some(caller.role.reachable_account_types()),
+                ..Scope::default()
+            },
             RoleType::User => Scope { account_id: Some(caller.user.account_id), ..Scope::default() },
         };
         let mut domain = None;
@@ -207,7 +210,7 @@ impl Orchestrator {
         if let Some(name) = &listing.account {
             let domain_id = domain.as_ref().map_or(caller.user.domain_id, |d| d.id);
             let a = store::account_by_name(&self.db, name, domain_id).await?.ok_or_else(|| no_such("account", name))?;
-            if !caller.can_reach(a.id, &a.domain_path) {
+            if !caller.can_reach(&a) {
                 return Err(not_yours("account", name));
             }
             scope.account_id = Some(a.id);

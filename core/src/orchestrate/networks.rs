@@ -537,8 +537,7 @@ impl Orchestrator {
     /// Whether the caller may see and use a network: its own, or a Domain-wide one of
     /// its domain or a domain above it.
     pub(super) fn may_use(&self, caller: &Caller, n: &NetworkRow) -> bool {
-        caller.can_reach(n.account_id, &n.domain_path)
-            || (n.acl_type == "Domain" && caller.user.domain_path.starts_with(&n.domain_path))
+        caller.can_reach(&n) || (n.acl_type == "Domain" && caller.user.domain_path.starts_with(&n.domain_path))
     }
 
     /// A network the caller may see.
@@ -554,8 +553,12 @@ impl Orchestrator {
     async fn network_to_change(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
         let n = self.network_for(caller, id).await?;
         let ok = match n.acl_type.as_str() {
-            "Domain" => caller.role != RoleType::User && caller.can_reach_domain(&n.domain_path),
-            _ => caller.can_reach(n.account_id, &n.domain_path),
+            "Domain" => {
+                caller.role != RoleType::User
+                    && caller.can_reach_domain(&n.domain_path)
+                    && caller.role.may_act_on(RoleType::of_account_type(n.account_type))
+            }
+            _ => caller.can_reach(&n),
         };
         if !ok {
             return Err(not_yours("network", id));

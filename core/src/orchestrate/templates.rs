@@ -160,7 +160,7 @@ impl Orchestrator {
         let (volume, snapshot) = match (&r.snapshot_id, &r.volume_id) {
             (Some(s), _) => {
                 let snap = volumes::snapshot(&self.db, s).await?.ok_or_else(|| no_such("snapshot", s))?;
-                if !caller.can_reach(snap.account_id, &snap.domain_path) {
+                if !caller.can_reach(&snap) {
                     return Err(not_yours("snapshot", s));
                 }
                 (self.volume_for(caller, &snap.volume_uuid).await?, Some(snap.uuid))
@@ -376,6 +376,7 @@ impl Orchestrator {
                 RoleType::Admin => {}
                 RoleType::DomainAdmin | RoleType::ResourceAdmin => {
                     f.domain_prefix = Some(caller.user.domain_path.clone());
+                    f.account_types = Some(caller.role.reachable_account_types());
                     f.public = true;
                 }
                 RoleType::User => {
@@ -404,9 +405,7 @@ impl Orchestrator {
         let what = if iso { "ISO" } else { "template" };
         let mut rows = templates::by_uuid(&self.db, id, iso).await?;
         let first = rows.first().ok_or_else(|| no_such(what, id))?.clone();
-        if !caller.can_reach(first.account_id, &first.domain_path)
-            || (caller.role == RoleType::User && first.account_id != caller.user.account_id)
-        {
+        if !caller.can_reach(&first) || (caller.role == RoleType::User && first.account_id != caller.user.account_id) {
             return Err(not_yours(what, id));
         }
         if let Some(z) = zone {
@@ -519,7 +518,7 @@ impl Orchestrator {
     ) -> Result<TemplateRow, ApiError> {
         let rows = templates::by_uuid(&self.db, id, false).await?;
         let first = rows.first().ok_or_else(|| no_such("template", id))?;
-        if first.is_public == 0 && !caller.can_reach(first.account_id, &first.domain_path) {
+        if first.is_public == 0 && !caller.can_reach(&first) {
             return Err(not_yours("template", id));
         }
         let t = rows.iter().find(|t| t.zone_id == zone.id).ok_or_else(|| {

@@ -122,7 +122,7 @@ impl Orchestrator {
     /// A volume the caller may act on.
     pub(super) async fn volume_for(&self, caller: &Caller, id: &str) -> Result<VolumeRow, ApiError> {
         let v = volumes::volume(&self.db, id).await?.ok_or_else(|| no_such("volume", id))?;
-        if !caller.can_reach(v.account_id, &v.domain_path) {
+        if !caller.can_reach(&v) {
             return Err(not_yours("volume", id));
         }
         Ok(v)
@@ -131,7 +131,7 @@ impl Orchestrator {
     /// A snapshot the caller may act on, with its volume.
     async fn snapshot_for(&self, caller: &Caller, id: &str) -> Result<(SnapshotRow, VolumeRow), ApiError> {
         let s = volumes::snapshot(&self.db, id).await?.ok_or_else(|| no_such("snapshot", id))?;
-        if !caller.can_reach(s.account_id, &s.domain_path) {
+        if !caller.can_reach(&s) {
             return Err(not_yours("snapshot", id));
         }
         let v = volumes::volume(&self.db, &s.volume_uuid)
@@ -170,7 +170,7 @@ impl Orchestrator {
             None => caller.user.domain_id,
         };
         let a = store::account_by_name(&self.db, name, domain).await?.ok_or_else(|| no_such("account", name))?;
-        if !caller.can_reach(a.id, &a.domain_path) {
+        if !caller.can_reach(&a) {
             return Err(not_yours("account", name));
         }
         Ok((a.id, a.domain_id))
@@ -313,7 +313,7 @@ impl Orchestrator {
     pub(super) async fn list_volumes(&self, caller: &Caller, q: VolumeQuery) -> Result<Reply, ApiError> {
         if let Some(id) = &q.id
             && let Some(v) = volumes::volume(&self.db, id).await?
-            && !caller.can_reach(v.account_id, &v.domain_path)
+            && !caller.can_reach(&v)
         {
             return Err(not_yours("volume", id));
         }
@@ -570,7 +570,7 @@ impl Orchestrator {
     pub(super) async fn list_snapshots(&self, caller: &Caller, q: SnapshotQuery) -> Result<Reply, ApiError> {
         if let Some(id) = &q.id
             && let Some(s) = volumes::snapshot(&self.db, id).await?
-            && !caller.can_reach(s.account_id, &s.domain_path)
+            && !caller.can_reach(&s)
         {
             return Err(not_yours("snapshot", id));
         }
