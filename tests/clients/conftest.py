@@ -60,7 +60,7 @@ allowed-internal-sites = ["127.0.0.1/32"]
 """
 # The storage driver may reach the test NFS exports (the small one fills up), and a
 # loopback address where no NFS server runs (to test an unreachable server).
-DRIVER_GRANTS = """
+GRANTS_ONLY = """
 [plugin.kvm]
 libvirt = ["test:///default", "qemu+tcp://127.0.0.1:1/system"]
 timeout-ms = 20000
@@ -68,7 +68,8 @@ timeout-ms = 20000
 [plugin.nfs]
 images = ["{nfs}", "{small}", "nfs://127.0.0.2/export"]
 timeout-ms = 20000
-""".format(nfs=NFS_URL, small=NFS_SMALL_URL) + LOOPBACK_DOWNLOADS
+""".format(nfs=NFS_URL, small=NFS_SMALL_URL)
+DRIVER_GRANTS = GRANTS_ONLY + LOOPBACK_DOWNLOADS
 
 
 def install_drivers(data_dir: Path):
