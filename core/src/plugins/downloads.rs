@@ -505,7 +505,9 @@ mod tests {
         assert_eq!(t("HTTPS://example.org/x"), Ok(Target { host: "example.org".into(), port: 443 }));
         assert_eq!(t("http://u:p@127.1:8080/x"), Ok(Target { host: "127.1".into(), port: 8080 }));
         assert_eq!(t("http://[::1]:81/x"), Ok(Target { host: "::1".into(), port: 81 }));
-        for bad in ["ftp://example.org/x", "file:///etc/passwd", "/relative", "http:///x", "http://h:99999/x", "http://h:/x"] {
+        for bad in
+            ["ftp://example.org/x", "file:///etc/passwd", "/relative", "http:///x", "http://h:99999/x", "http://h:/x"]
+        {
             assert_eq!(t(bad), Err(Refusal::NotHttp), "{bad}");
         }
     }
