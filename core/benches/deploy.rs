@@ -541,7 +541,8 @@ fn main() {
     let grants = format!(
         "[plugin.kvm]\nlibvirt = [\"{SIMULATOR}\", \"{QEMU}\"]\ntimeout-ms = 60000\n\n\
          [plugin.nfs]\nimages = [\"{}\"]\ntimeout-ms = 60000\n\n\
-         [plugin.vlan]\nnetdev = [\"ws-\"]\ntimeout-ms = 30000\n",
+         [plugin.vlan]\nnetdev = [\"ws-\"]\ntimeout-ms = 30000\n\n\
+         [downloads]\nallowed-internal-sites = [\"127.0.0.1/32\"]  # the template's HTTP server\n",
         nfs_url()
     );
 

@@ -313,6 +313,8 @@ fn main() {
     // Registering and installing the 1 GiB template moves the whole GiB twice
     // within one call; the default 30 s deadline is for everyday calls.
     config.limit("nfs", Limits { memory_mib: 64, timeout: Duration::from_secs(600) });
+    // The templates' HTTP server is on loopback, which downloads reach only where allowed.
+    config.allowed_internal_sites = vec!["127.0.0.1/32".parse().unwrap()];
     let host = PluginHost::new(config).unwrap();
     let events = host.scan();
     assert!(events.iter().all(|e| e.loaded), "{events:?}");

@@ -181,13 +181,17 @@ pub async fn set_up(orch: &Orchestrator, dir: &DemoDir, base: &str) -> Result<Op
         &[("provider", "Local"), ("name", "demo-images"), ("url", &dir.url("images")), ("zoneid", &zone_id)],
     )
     .await?;
+    // The template comes from this server's own loopback address, which downloads may not
+    // reach unless allowed: this one URL is, and nothing else on loopback.
+    let template_url = format!("{base}{TEMPLATE_PATH}");
+    orch.plugins.downloads().allow_own_url(&template_url);
     let template = op
         .call(
             "registerTemplate",
             &[
                 ("name", "Demo Linux"),
                 ("displaytext", "A small blank disk for trying things out"),
-                ("url", &format!("{base}{TEMPLATE_PATH}")),
+                ("url", &template_url),
                 ("format", "QCOW2"),
                 ("hypervisor", "Simulator"),
                 ("zoneid", &zone_id),

@@ -167,7 +167,8 @@ fn modified(path: &Path) -> SystemTime {
 // ------------------------------------------------------------------ a tiny HTTP server
 
 /// Serves files over HTTP/1.1 on loopback. "/slow<path>" serves `<path>` in small
-/// chunks with pauses; "/stall" accepts and never answers; anything else unknown is 404.
+/// chunks with pauses; "/stall" accepts and never answers; "/redirect/<rest>" redirects
+/// to `http://<rest>`; anything else unknown is 404.
 struct HttpServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -240,6 +241,12 @@ fn serve(mut conn: TcpStream, files: &[(String, Arc<Vec<u8>>)], stop: &AtomicBoo
         }
         return;
     }
+    if let Some(rest) = path.strip_prefix("/redirect/") {
+        let head =
+            format!("HTTP/1.1 302 Found\r\nLocation: http://{rest}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = conn.write_all(head.as_bytes());
+        return;
+    }
     let (slow, name) = match path.strip_prefix("/slow") {
         Some(rest) => (true, rest),
         None => (false, path.as_str()),
@@ -266,14 +273,22 @@ fn serve(mut conn: TcpStream, files: &[(String, Arc<Vec<u8>>)], stop: &AtomicBoo
 
 // ------------------------------------------------------------------ drivers
 
-/// A plugin host with the storage driver `driver` (and the kvm driver) granted `images`.
+/// A plugin host with the storage driver `driver` (and the kvm driver) granted `images`;
+/// downloads may reach the test HTTP servers on 127.0.0.1.
 fn host_with(sb: &Sandbox, driver: &str, images: &[&str]) -> PluginHost {
+    host_with_sites(sb, driver, images, &["127.0.0.1/32"])
+}
+
+/// The same, with downloads allowed to reach these internal sites only.
+fn host_with_sites(sb: &Sandbox, driver: &str, images: &[&str], sites: &[&str]) -> PluginHost {
     sb.install(&format!("{driver}.wasm"), &format!("{driver}.wasm"));
     sb.install("kvm.wasm", "kvm.wasm");
-    let grants: Vec<String> = images.iter().map(|g| format!("\"{g}\"")).collect();
+    let quoted = |list: &[&str]| list.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(", ");
     let config = format!(
-        "[plugin.{driver}]\nimages = [{}]\ntimeout-ms = 60000\n\n[plugin.kvm]\nlibvirt = [\"{QEMU}\"]\ntimeout-ms = 60000\n",
-        grants.join(", ")
+        "[plugin.{driver}]\nimages = [{}]\ntimeout-ms = 60000\n\n[plugin.kvm]\nlibvirt = [\"{QEMU}\"]\ntimeout-ms = 60000\n\n\
+         [downloads]\nallowed-internal-sites = [{}]\n",
+        quoted(images),
+        quoted(sites)
     );
     let host = sb.host(&config);
     let events = host.scan();
@@ -475,6 +490,70 @@ fn a_call_outside_the_grant_never_reaches_the_server() {
     assert_eq!(host.images().reached(), reached, "a denied call reached storage");
     assert_eq!(http.requests(), requests, "a denied download was started");
     assert!(!outside.dir.exists() && !Path::new(&format!("{}x", area.dir.display())).exists());
+}
+
+/// The driver may name any URL: the host refuses internal addresses itself, for every
+/// redirect too, without connecting to them, and lets through only the sites allowed.
+#[test]
+fn downloads_reach_no_internal_address_unless_allowed() {
+    let area = Area::nfs();
+    let payload = Arc::new(vec![7u8; 4096]);
+    let inside = HttpServer::start(vec![("/x.raw", payload.clone())]);
+    let allowed = HttpServer::start(vec![("/x.raw", payload.clone())]);
+    let sb = Sandbox::new();
+    let site = format!("127.0.0.1:{}", allowed.addr.port());
+    let host = host_with_sites(&sb, "nfs", &[&area.url], &[&site]);
+    let nfs = host.storage("nfs").unwrap();
+    let store = area.store();
+    nfs.attach(&area.pool()).unwrap();
+    nfs.attach(&store).unwrap();
+    let denied =
+        |url: &str| match driver_error(nfs.register_image(&store, url, "x", DiskFormat::Raw, None).unwrap_err()) {
+            DriverError::Denied(text) => text,
+            other => panic!("{url}: expected a refusal, got {other:?}"),
+        };
+
+    let port = inside.addr.port();
+    for (url, kind) in [
+        // The allowed host, on another port.
+        (inside.url("/x.raw"), "a loopback"),
+        (format!("http://127.1:{port}/x.raw"), "a loopback"),
+        (format!("http://2130706433:{port}/x.raw"), "a loopback"),
+        (format!("http://0x7f000001:{port}/x.raw"), "a loopback"),
+        (format!("http://localhost:{port}/x.raw"), "a loopback"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/x.raw"), "a loopback"),
+        (format!("http://[::1]:{port}/x.raw"), "a loopback"),
+        (format!("http://0.0.0.0:{port}/x.raw"), "an any-local"),
+        (format!("http://127.0.0.2:{}/x.raw", allowed.addr.port()), "a loopback"),
+        ("http://169.254.169.254/latest/meta-data/".to_owned(), "a link-local"),
+        ("http://10.255.255.1/x.raw".to_owned(), "a private"),
+    ] {
+        let text = denied(&url);
+        assert!(text.contains(&format!("is not allowed: it resolves to {kind} address")), "{url}: {text}");
+    }
+    assert_eq!(inside.requests(), 0, "a refused download connected");
+
+    // Redirected from the allowed server to the internal one: asked there, never here.
+    let text = denied(&allowed.url(&format!("/redirect/127.0.0.1:{port}/x.raw")));
+    assert!(
+        text.contains(&format!("redirected to http://127.0.0.1:{port}/x.raw")) && text.contains("loopback"),
+        "{text}"
+    );
+    assert_eq!((allowed.requests(), inside.requests()), (1, 0));
+    let text = denied(&allowed.url("/redirect/169.254.169.254/latest/meta-data/"));
+    assert!(text.contains("link-local"), "{text}");
+    assert_eq!(area.tree(), area.expected(&[]));
+
+    // The allowed site itself, directly and through its own redirects (a bounded number).
+    let image = nfs.register_image(&store, &allowed.url("/x.raw"), "direct", DiskFormat::Raw, None).unwrap();
+    assert_eq!(image.virtual_size, 4096);
+    let hop = format!("/redirect/{site}");
+    let via = nfs.register_image(&store, &allowed.url(&format!("{hop}/x.raw")), "via", DiskFormat::Raw, None).unwrap();
+    assert_eq!(via.virtual_size, 4096);
+    let endless = allowed.url(&format!("{}/x.raw", hop.repeat(6)));
+    let err = nfs.register_image(&store, &endless, "endless", DiskFormat::Raw, None).unwrap_err();
+    assert!(matches!(driver_error(err), DriverError::Failed(t) if t.contains("more than 5 redirects")));
+    assert_eq!(inside.requests(), 0);
 }
 
 #[test]

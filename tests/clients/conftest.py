@@ -52,9 +52,15 @@ def server_binary() -> Path:
 # that nothing listens on (to test an unreachable host); qemu:///system stays ungranted.
 NFS_URL = os.environ.get("WASMSTACK_NFS_URL", "nfs://127.0.0.1/export")
 NFS_SMALL_URL = os.environ.get("WASMSTACK_NFS_SMALL_URL", "nfs://127.0.0.1/small")
+# The test HTTP servers (file_server) listen on 127.0.0.1, which template downloads reach
+# only because the operator allows it (test_url_safety checks the refusals without it).
+LOOPBACK_DOWNLOADS = """
+[downloads]
+allowed-internal-sites = ["127.0.0.1/32"]
+"""
 # The storage driver may reach the test NFS exports (the small one fills up), and a
 # loopback address where no NFS server runs (to test an unreachable server).
-DRIVER_GRANTS = """
+GRANTS_ONLY = """
 [plugin.kvm]
 libvirt = ["test:///default", "qemu+tcp://127.0.0.1:1/system"]
 timeout-ms = 20000
@@ -63,6 +69,7 @@ timeout-ms = 20000
 images = ["{nfs}", "{small}", "nfs://127.0.0.2/export"]
 timeout-ms = 20000
 """.format(nfs=NFS_URL, small=NFS_SMALL_URL)
+DRIVER_GRANTS = GRANTS_ONLY + LOOPBACK_DOWNLOADS
 
 
 def install_drivers(data_dir: Path):

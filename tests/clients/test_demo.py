@@ -92,6 +92,14 @@ def test_demo_cloud_deploys_at_once(tmp_path):
         assert any(primary.rglob("*")), "the root disk is not in the demo's primary folder"
         cs.destroyVirtualMachine(id=vm["id"], expunge=True)
         assert cs.listVirtualMachines(id=vm["id"]).get("virtualmachine", []) == []
+
+        # The demo allows its own template's URL, not loopback: the server's other URLs
+        # stay out of downloads' reach.
+        base = endpoint.rsplit("/client/api", 1)[0]
+        for url in [base + "/client/api", base + "/demo/template.qcow2?again"]:
+            with pytest.raises(CloudStackApiException) as e:
+                cs.registerTemplate(name="own", url=url, format="QCOW2", hypervisor="Simulator", zoneid=zone["id"])
+            assert e.value.error["errorcode"] == 431 and "loopback" in e.value.error["errortext"], e.value.error
         demo.stop()
 
         # A second start keeps what is there: still one zone, and the same template.

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from cs import CloudStack
 
-from conftest import BACKENDS, NFS_SMALL_URL, NFS_URL, Server, admin_credentials, install_drivers, psql, server_binary
+from conftest import BACKENDS, LOOPBACK_DOWNLOADS, NFS_SMALL_URL, NFS_URL, Server, admin_credentials, install_drivers, psql, server_binary
 
 EXPORT_DIR = Path(os.environ.get("WASMSTACK_NFS_EXPORT_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/export")))
 SMALL_DIR = Path(os.environ.get("WASMSTACK_NFS_SMALL_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/small")))
@@ -52,7 +52,7 @@ timeout-ms = 60000
 [plugin.vlan]
 netdev = ["ws-"]
 timeout-ms = 30000
-""".format(door=DOOR_URI, nfs=NFS_URL, small=NFS_SMALL_URL)
+""".format(door=DOOR_URI, nfs=NFS_URL, small=NFS_SMALL_URL) + LOOPBACK_DOWNLOADS
 
 
 class LibvirtDoor:

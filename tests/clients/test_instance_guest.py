@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cs import CloudStack
 
-from conftest import NFS_URL, Server, admin_credentials, install_drivers, server_binary
+from conftest import LOOPBACK_DOWNLOADS, NFS_URL, Server, admin_credentials, install_drivers, server_binary
 
 EXPORT_DIR = Path(os.environ.get("WASMSTACK_NFS_EXPORT_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/export")))
 QEMU = "qemu:///system"
@@ -39,7 +39,7 @@ timeout-ms = 60000
 [plugin.vlan]
 netdev = ["ws-"]
 timeout-ms = 30000
-""".format(nfs=NFS_URL)
+""".format(nfs=NFS_URL) + LOOPBACK_DOWNLOADS
 
 
 def client(creds):

@@ -44,12 +44,17 @@ function launchBrowser() {
 
 /** Stops a server this test started, then drops its data folder (the logs and screenshots stay). */
 async function stopServer(server, dataDir) {
+  await stopProcess(server);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** Stops the server and keeps its data folder, to start it again. */
+async function stopProcess(server) {
   if (server.proc.exitCode === null) {
     const exited = new Promise((resolve) => server.proc.once("exit", resolve));
     server.proc.kill("SIGTERM");
     await exited;
   }
-  fs.rmSync(dataDir, { recursive: true, force: true });
 }
 
 function supportsDemo() {
@@ -157,4 +162,4 @@ async function apiSession(base, username, password) {
   };
 }
 
-module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, supportsDemo, startServer, signedCall, apiSession, logIn, openPage };
+module.exports = { BIN, WEB_DIR, makeRun, launchBrowser, stopServer, stopProcess, supportsDemo, startServer, signedCall, apiSession, logIn, openPage };

@@ -46,8 +46,11 @@ test("zone wizard, infrastructure, templates and forms", { timeout: 600000 }, as
   const store = path.join(run, "store");
   fs.mkdirSync(path.join(store, "primary"), { recursive: true });
   fs.mkdirSync(path.join(store, "images"));
+  // The template's HTTP server (serveFile) is on 127.0.0.1, which downloads reach only where allowed.
   const grants =
-    `[plugin.kvm]\nlibvirt = ["test:///default"]\ntimeout-ms = 20000\n\n` + `[plugin.local]\nimages = ["file://${store}"]\n`;
+    `[plugin.kvm]\nlibvirt = ["test:///default"]\ntimeout-ms = 20000\n\n` +
+    `[plugin.local]\nimages = ["file://${store}"]\n\n` +
+    `[downloads]\nallowed-internal-sites = ["127.0.0.1/32"]\n`;
   const dataDir = path.join(run, "data");
   const server = await h.startServer(run, dataDir, { grants, password: PASSWORD });
   const image = path.join(run, "small.qcow2");

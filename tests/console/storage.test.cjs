@@ -45,6 +45,13 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
   assert.ok(fs.existsSync(path.join(h.WEB_DIR, "index.html")), `no console in ${h.WEB_DIR} (run scripts/build.sh)`);
   assert.ok(h.supportsDemo(), "the server has no --demo");
   const dataDir = path.join(run, "data");
+  // The ISO's HTTP server is on 127.0.0.1, which downloads reach only where the operator allows:
+  // the demo's first start writes the configuration and sets the cloud up, then the server
+  // starts again with the allowance added (the demo cloud is left as it is).
+  const first = await h.startServer(run, dataDir, { demo: true, password: PASSWORD });
+  await first.demoReady;
+  await h.stopProcess(first);
+  fs.appendFileSync(path.join(dataDir, "wasmstack.toml"), `\n[downloads]\nallowed-internal-sites = ["127.0.0.1/32"]\n`);
   const server = await h.startServer(run, dataDir, { demo: true, password: PASSWORD });
   const iso = await serveIso(isoBytes());
   const browser = await h.launchBrowser();
@@ -83,7 +90,6 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
   await page.goto(`${server.base}/client/`);
   await h.logIn(page, "admin", PASSWORD);
   await page.locator("#logout").waitFor();
-  await server.demoReady;
 
   // An instance to attach to, and an ISO, made through the API.
   const [zone] = (await api("listZones")).zone;

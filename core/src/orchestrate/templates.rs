@@ -66,6 +66,12 @@ impl Orchestrator {
                 r.url
             )));
         }
+        // The host is resolved and its addresses checked, nothing connected to: a refusal says
+        // what kind of address the host is, never whether anything listens there. The download
+        // checks again, for every redirect too, and connects only to what it checked.
+        if let Err(refusal) = self.plugins.downloads().check(&r.url).await {
+            return Err(ApiError::invalid_param(refusal.sentence()));
+        }
         let (format, hypervisor) = if r.iso {
             ("ISO".to_owned(), "None".to_owned())
         } else {

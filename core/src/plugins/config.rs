@@ -12,6 +12,9 @@
 //! [plugin.kvm]
 //! libvirt = ["qemu:///system", "test:///default"]
 //! timeout-ms = 120000
+//!
+//! [downloads]
+//! allowed-internal-sites = ["10.1.2.0/24", "127.0.0.1:8000"]  # see `downloads`
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +23,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::downloads::InternalSite;
 use super::error::PluginError;
 use super::grants::Grants;
 use super::signing::PublicKey;
@@ -63,6 +67,8 @@ pub struct HostConfig {
     pub file: Option<PathBuf>,
     /// How often the folder is rescanned, in ms: none for the default, 0 for never.
     pub watch_ms: Option<u64>,
+    /// Internal networks (and hosts, ports) that template and ISO downloads may reach.
+    pub allowed_internal_sites: Vec<InternalSite>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +78,15 @@ struct FileForm {
     plugin_host: HostSection,
     #[serde(default)]
     plugin: BTreeMap<String, PluginSection>,
+    #[serde(default)]
+    downloads: DownloadsSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DownloadsSection {
+    #[serde(default)]
+    allowed_internal_sites: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -139,7 +154,23 @@ impl HostConfig {
             return Err(PluginError::Config("require-signature needs at least one of trusted-keys".into()));
         }
         let watch_ms = form.plugin_host.watch_ms;
-        Ok(HostConfig { dir, defaults, plugins, trusted_keys, require_signature, file: None, watch_ms })
+        let allowed_internal_sites = form
+            .downloads
+            .allowed_internal_sites
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PluginError::Config(format!("[downloads] allowed-internal-sites: {e}")))?;
+        Ok(HostConfig {
+            dir,
+            defaults,
+            plugins,
+            trusted_keys,
+            require_signature,
+            file: None,
+            watch_ms,
+            allowed_internal_sites,
+        })
     }
 
     /// How often the plugin folder is rescanned for changed files; none when the operator
@@ -282,6 +313,22 @@ mod tests {
         assert!(!out.contains("libvirt") && out.contains("timeout-ms = 500"), "{out}");
         let fresh = with_grants("", "nfs", &Grants::new(vec![], vec!["nfs://h/e".into()], vec![]).unwrap()).unwrap();
         assert_eq!(fresh.trim(), "[plugin.nfs]\nimages = [\"nfs://h/e\"]");
+    }
+
+    #[test]
+    fn downloads_may_reach_the_internal_sites_listed() {
+        let cfg = HostConfig::parse(
+            "[downloads]\nallowed-internal-sites = [\"10.1.2.0/24\", \"127.0.0.1:8000\"]\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(cfg.allowed_internal_sites, ["10.1.2.0/24".parse().unwrap(), "127.0.0.1:8000".parse().unwrap()]);
+        assert!(HostConfig::parse("", Path::new("/")).unwrap().allowed_internal_sites.is_empty());
+        let err =
+            HostConfig::parse("[downloads]\nallowed-internal-sites = [\"10.1.2.5/24\"]\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("[downloads] allowed-internal-sites: \"10.1.2.5/24\" has bits set"), "{err}");
+        let err = HostConfig::parse("[downloads]\nallowed-sites = []\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("allowed-sites"), "{err}");
     }
 
     #[test]

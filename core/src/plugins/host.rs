@@ -26,6 +26,7 @@ use super::bindings::{
 use super::caps::images::ImageActivity;
 use super::caps::libvirt::LibvirtPool;
 use super::config::{HostConfig, Limits, PluginSettings};
+use super::downloads::DownloadPolicy;
 use super::error::PluginError;
 use super::grants::{Capability, Grants};
 use super::state::CallState;
@@ -84,6 +85,7 @@ pub(crate) struct Runtime {
     pub engine: Engine,
     pub libvirt: Arc<LibvirtPool>,
     pub images: Arc<ImageActivity>,
+    pub downloads: Arc<DownloadPolicy>,
 }
 
 /// A component linked and ready to instantiate, by the world it targets.
@@ -130,6 +132,7 @@ impl LoadedPlugin {
             self.grants.clone(),
             self.runtime.libvirt.clone(),
             self.runtime.images.clone(),
+            self.runtime.downloads.clone(),
             (limits.memory_mib as usize) << 20,
             Instant::now() + limits.timeout,
         );
@@ -250,6 +253,7 @@ impl PluginHost {
             engine,
             libvirt: Arc::new(LibvirtPool::default()),
             images: Arc::new(ImageActivity::default()),
+            downloads: Arc::new(DownloadPolicy::new(config.allowed_internal_sites.clone())),
         });
         Ok(PluginHost {
             inner: Arc::new(Inner {
@@ -289,6 +293,11 @@ impl PluginHost {
     /// What the images capability is doing: downloads and their progress.
     pub fn images(&self) -> &Arc<ImageActivity> {
         &self.inner.runtime.images
+    }
+
+    /// Which addresses downloads may reach (see `downloads`).
+    pub fn downloads(&self) -> &Arc<DownloadPolicy> {
+        &self.inner.runtime.downloads
     }
 
     /// The loaded plugin of that name.

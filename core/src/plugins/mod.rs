@@ -5,6 +5,7 @@ mod bindings;
 mod caps;
 mod config;
 pub mod conformance;
+mod downloads;
 mod driver;
 mod error;
 mod grants;
@@ -25,6 +26,7 @@ pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locat
 pub use caps::images::{ImageActivity, Transfer};
 pub use caps::libvirt::LibvirtPool;
 pub use config::{HostConfig, Limits, PluginSettings, save_grants};
+pub use downloads::{AddressKind, BadSite, DownloadPolicy, InternalSite, Refusal, classify};
 pub use driver::{HypervisorDriver, HypervisorSession, NetworkDriver, NetworkSession, StorageDriver, StorageSession};
 pub use error::{PluginError, driver_error_text};
 pub use grants::{Capability, Grants};

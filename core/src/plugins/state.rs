@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::caps::images::{ImageActivity, KnownImages};
 use super::caps::libvirt::LibvirtPool;
+use super::downloads::DownloadPolicy;
 use super::grants::Grants;
 
 /// How much of a guest's stderr is kept for error messages.
@@ -22,6 +23,7 @@ pub(crate) struct CallState {
     pub grants: Arc<Grants>,
     pub libvirt: Arc<LibvirtPool>,
     pub images: Arc<ImageActivity>,
+    pub downloads: Arc<DownloadPolicy>,
     pub deadline: Instant,
     pub limiter: MemoryLimiter,
     pub table: ResourceTable,
@@ -40,6 +42,7 @@ impl CallState {
         grants: Arc<Grants>,
         libvirt: Arc<LibvirtPool>,
         images: Arc<ImageActivity>,
+        downloads: Arc<DownloadPolicy>,
         memory_cap: usize,
         deadline: Instant,
     ) -> Self {
@@ -52,6 +55,7 @@ impl CallState {
             grants,
             libvirt,
             images,
+            downloads,
             deadline,
             limiter: MemoryLimiter { cap: memory_cap, hit: false },
             table: ResourceTable::new(),

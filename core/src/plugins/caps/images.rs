@@ -26,6 +26,7 @@ use super::process::{self, RunError};
 use super::qcow2;
 use crate::plugins::bindings::images::{Host, ImageInfo, Space};
 use crate::plugins::bindings::types::{DiskFormat, DriverError};
+use crate::plugins::downloads::{DownloadPolicy, Refusal, Target};
 use crate::plugins::grants::{Grants, denial};
 use crate::plugins::state::{CallState, DeadlinePassed};
 
@@ -44,6 +45,8 @@ const FETCH_MARGIN: Duration = Duration::from_millis(300);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest silence from an HTTP server in the middle of a download.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most redirects a download follows, each checked like the URL itself.
+const MAX_REDIRECTS: usize = 5;
 
 /// What the images capability is doing, shared by every plugin: downloads with their
 /// progress, and how many operations reached storage.
@@ -292,6 +295,7 @@ impl KnownImages {
 struct Op<'a> {
     plugin: &'a str,
     grants: &'a Grants,
+    downloads: &'a DownloadPolicy,
     deadline: Instant,
     reachable: Vec<String>,
     known: KnownImages,
@@ -758,21 +762,38 @@ impl Op<'_> {
         partial: &Path,
         want: Option<&str>,
     ) -> Result<u64, ImageError> {
-        let budget = self.deadline.saturating_duration_since(Instant::now()).saturating_sub(FETCH_MARGIN);
-        if budget.is_zero() {
-            return Err(ImageError::Deadline);
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(budget))
-            .timeout_connect(Some(budget.min(CONNECT_TIMEOUT)))
-            .timeout_per_read(Some(budget.min(STALL_TIMEOUT)))
-            .build()
-            .into();
-        let mut response = agent.get(source).call().map_err(|e| http_error(source, budget, e))?;
+        // Redirects are followed here, not by ureq, so that every hop's address is checked
+        // before anything connects to it.
+        let mut url = source.to_owned();
+        let mut redirects = 0;
+        let (mut response, budget) = loop {
+            let budget = self.deadline.saturating_duration_since(Instant::now()).saturating_sub(FETCH_MARGIN);
+            if budget.is_zero() {
+                return Err(ImageError::Deadline);
+            }
+            let (target, addrs) = self
+                .downloads
+                .check_blocking(&url, budget.min(CONNECT_TIMEOUT))
+                .map_err(|r| refused(source, &url, r))?;
+            let response =
+                pinned_agent(budget, target, addrs).get(&url).call().map_err(|e| http_error(&url, budget, e))?;
+            let next = match response.status().is_redirection() {
+                true => response.headers().get("location").and_then(|l| l.to_str().ok()).map(|l| joined(&url, l)),
+                false => None,
+            };
+            let Some(next) = next else { break (response, budget) };
+            redirects += 1;
+            if redirects > MAX_REDIRECTS {
+                return Err(ImageError::Failed(format!("{source}: more than {MAX_REDIRECTS} redirects")));
+            }
+            if next.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ImageError::Invalid(format!("{url} redirected to a malformed URL")));
+            }
+            url = next;
+        };
         let status = response.status();
         if !status.is_success() {
-            let text = format!("{source} answered {status}");
+            let text = format!("{url} answered {status}");
             return Err(match status.as_u16() {
                 404 | 410 => ImageError::NotFound(text),
                 500.. => ImageError::Unavailable(text),
@@ -790,7 +811,7 @@ impl Op<'_> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(body_error(source, budget, e)),
+                Err(e) => return Err(body_error(&url, budget, e)),
             };
             file.write_all(&buf[..n]).map_err(|e| io_error(partial, e))?;
             hasher.update(&buf[..n]);
@@ -800,7 +821,7 @@ impl Op<'_> {
         if let Some(t) = total
             && t != bytes
         {
-            return Err(ImageError::Unavailable(format!("{source} ended after {bytes} of {t} bytes")));
+            return Err(ImageError::Unavailable(format!("{url} ended after {bytes} of {t} bytes")));
         }
         file.sync_all().map_err(|e| io_error(partial, e))?;
         let got = hex::encode(hasher.finalize());
@@ -812,6 +833,86 @@ impl Op<'_> {
             )));
         }
         Ok(bytes)
+    }
+}
+
+/// A ureq agent for one request that connects only to `addrs`, the addresses the download
+/// policy checked for `target`: ureq asks no resolver of its own (a second lookup could
+/// answer differently), follows no redirects and uses no proxy from the environment (the
+/// policy checks where the request goes, not a proxy's address).
+fn pinned_agent(budget: Duration, target: Target, addrs: Vec<std::net::SocketAddr>) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .timeout_global(Some(budget))
+        .timeout_connect(Some(budget.min(CONNECT_TIMEOUT)))
+        .timeout_per_read(Some(budget.min(STALL_TIMEOUT)))
+        .build();
+    let connector = ureq::unversioned::transport::DefaultConnector::default();
+    ureq::Agent::with_parts(config, connector, Pinned { target, addrs })
+}
+
+/// Answers ureq's lookup with the checked addresses, for the checked host only.
+#[derive(Debug)]
+struct Pinned {
+    target: Target,
+    addrs: Vec<std::net::SocketAddr>,
+}
+
+impl ureq::unversioned::resolver::Resolver for Pinned {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let asked = Target::of(&uri.to_string()).ok();
+        if asked.is_none_or(|t| !t.host.eq_ignore_ascii_case(&self.target.host) || t.port != self.target.port) {
+            return Err(ureq::Error::BadUri(format!("{uri} is not the address that was checked")));
+        }
+        let mut out = self.empty();
+        for addr in self.addrs.iter().take(16) {
+            out.push(*addr);
+        }
+        Ok(out)
+    }
+}
+
+/// A redirect's `Location` as an absolute URL, from the URL that answered it.
+fn joined(base: &str, location: &str) -> String {
+    let has_scheme = location.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if has_scheme {
+        return location.to_owned();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if location.starts_with("//") {
+        format!("{scheme}:{location}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        // Relative to the answering URL's folder (query and fragment left out).
+        let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+        let folder = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        let folder = if folder.is_empty() { "/" } else { folder };
+        format!("{scheme}://{authority}{folder}{location}")
+    }
+}
+
+/// A download the policy refused, before anything connected: the words say what kind of
+/// address the host is, never what answers there.
+fn refused(source: &str, url: &str, r: Refusal) -> ImageError {
+    let hop = if url == source { String::new() } else { format!(" (it redirected to {url})") };
+    match r {
+        Refusal::NotHttp => ImageError::Invalid(format!(
+            "bad download URL \"{url}\"{hop}: only http:// and https:// URLs with a host are fetched"
+        )),
+        Refusal::Unresolved => ImageError::Unavailable(format!("{url}: unknown host")),
+        Refusal::Slow => ImageError::Unavailable(format!("{url}: the host did not resolve in time")),
+        Refusal::Internal(_) => ImageError::Denied(format!("download from {source} refused{hop}: {r}")),
     }
 }
 
@@ -915,7 +1016,14 @@ impl CallState {
         let activity = self.images.clone();
         let reachable = std::mem::take(&mut self.nfs_reachable);
         let known = std::mem::take(&mut self.images_known);
-        let mut op = Op { plugin: &self.plugin, grants: &self.grants, deadline: self.deadline, reachable, known };
+        let mut op = Op {
+            plugin: &self.plugin,
+            grants: &self.grants,
+            downloads: &self.downloads,
+            deadline: self.deadline,
+            reachable,
+            known,
+        };
         let result = f(&mut op, &activity);
         self.nfs_reachable = op.reachable;
         self.images_known = op.known;
@@ -1129,6 +1237,18 @@ mod tests {
         let e = run_tool("sleep", &["5".as_ref()], Instant::now() + Duration::from_millis(200)).unwrap_err();
         assert!(matches!(e, ImageError::Deadline), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn redirects_resolve_against_the_answering_url() {
+        let base = "http://a.example:8080/dir/file.qcow2?x=1";
+        assert_eq!(joined(base, "https://b.example/x"), "https://b.example/x");
+        assert_eq!(joined(base, "HTTP://B/x"), "HTTP://B/x");
+        assert_eq!(joined(base, "file:///etc/passwd"), "file:///etc/passwd");
+        assert_eq!(joined(base, "//127.0.0.1:5/x"), "http://127.0.0.1:5/x");
+        assert_eq!(joined(base, "/other?to=http://x/"), "http://a.example:8080/other?to=http://x/");
+        assert_eq!(joined(base, "next.qcow2"), "http://a.example:8080/dir/next.qcow2");
+        assert_eq!(joined("http://a.example", "x"), "http://a.example/x");
     }
 
     #[test]
