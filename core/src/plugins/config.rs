@@ -72,6 +72,11 @@ struct FileForm {
     plugin_host: HostSection,
     #[serde(default)]
     plugin: BTreeMap<String, PluginSection>,
+    // The server's own sections, read by `crate::config`.
+    #[serde(default, rename = "http")]
+    _http: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "login")]
+    _login: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -282,6 +287,12 @@ mod tests {
         assert!(!out.contains("libvirt") && out.contains("timeout-ms = 500"), "{out}");
         let fresh = with_grants("", "nfs", &Grants::new(vec![], vec!["nfs://h/e".into()], vec![]).unwrap()).unwrap();
         assert_eq!(fresh.trim(), "[plugin.nfs]\nimages = [\"nfs://h/e\"]");
+    }
+
+    #[test]
+    fn leaves_the_servers_own_sections_alone() {
+        let cfg = HostConfig::parse("[http]\nmax-connections = 5\n[login]\nlock-ms = 1\n", Path::new("/")).unwrap();
+        assert!(cfg.plugins.is_empty());
     }
 
     #[test]
