@@ -4,6 +4,8 @@
 pub mod api;
 pub mod auth;
 pub mod cloud;
+pub mod config;
+pub mod connections;
 pub mod db;
 pub mod demo;
 pub mod events;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::auth::secrets::Sealer;
-use crate::auth::store;
+use crate::auth::{passwords, store};
+use crate::config::{HttpLimits, ServerConfig};
 use crate::db::Db;
 use crate::demo::{self, DemoDir};
 use crate::jobs::Jobs;
@@ -37,12 +38,25 @@ pub struct Server {
     /// Brings recorded VM states in line with the hosts once serving starts.
     pub reconciler: Reconciler,
     pub console: Option<crate::web::Console>,
+    /// The listener's limits, the connection cap fitted to the open-file limit.
+    pub http: HttpLimits,
 }
 
 impl Server {
     /// Prepares everything up to the bound socket.
     pub async fn start(opts: &ServeOptions) -> Result<Server> {
         std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
+        let config = ServerConfig::load(&opts.data_dir.join("wasmstack.toml"))?;
+        // Before the first hash (the admin's, on a first start).
+        passwords::set_threads(config.login.hash_threads);
+        let (max_connections, open_files) = crate::connections::fit_connections(config.http.max_connections);
+        if max_connections < config.http.max_connections {
+            tracing::warn!(
+                "serving at most {max_connections} connections, not {}: the open-file limit is {open_files}",
+                config.http.max_connections
+            );
+        }
+        let http = HttpLimits { max_connections, ..config.http };
         let url = opts.database.clone().unwrap_or_else(|| Db::sqlite_url(&opts.data_dir.join("wasmstack.db")));
         let db = Db::open(&url).await.with_context(|| format!("opening the database {}", redact(&url)))?;
         if let Some(first) = store::bootstrap(&db, opts.admin_password.clone()).await? {
@@ -89,11 +103,12 @@ impl Server {
             keys,
             consoles: Default::default(),
             plugin_uploads: Default::default(),
+            login: config.login,
         };
         // Built now, after the jobs above were failed, to know which VMs a crash left busy.
         let reconciler = Reconciler::new(orchestrator.clone()).await?;
         let console = opts.web_dir.clone().map(|dir| crate::web::Console::new(dir, &opts.data_dir));
-        Ok(Server { orchestrator, listener, watcher, reconciler, console })
+        Ok(Server { orchestrator, listener, watcher, reconciler, console, http })
     }
 
     /// The API, and the console when there is one.
@@ -110,7 +125,7 @@ impl Server {
         let app = self.routes();
         let _watcher = self.watcher;
         self.reconciler.spawn(reconcile::interval());
-        axum::serve(self.listener, app).await.context("serving HTTP")
+        crate::connections::serve(self.listener, app, self.http).await.context("serving HTTP")
     }
 
     /// Serves, and meanwhile sets up the demo cloud (see `demo`) when there is none yet.
@@ -130,7 +145,7 @@ impl Server {
         let app = self.routes().route(demo::TEMPLATE_PATH, serve_template);
         let _watcher = self.watcher;
         self.reconciler.spawn(reconcile::interval());
-        let serving = tokio::spawn(async move { axum::serve(self.listener, app).await });
+        let serving = tokio::spawn(crate::connections::serve(self.listener, app, self.http));
         match demo::set_up(&self.orchestrator, &dir, &base).await {
             Ok(Some(s)) => {
                 println!("Demo cloud ready: zone Demo ({}) on the Simulator", s.zone);

@@ -29,6 +29,23 @@ impl Conn {
     pub async fn get(&mut self, path: &str) -> (u16, &[u8]) {
         let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
         self.stream.write_all(req.as_bytes()).await.unwrap();
+        let (status, _, body) = self.read_reply().await;
+        (status, body)
+    }
+
+    /// Sends a form POST (with extra header lines, each ending in CRLF) and reads the
+    /// whole reply; returns the status, the head and the body.
+    pub async fn post_form(&mut self, path: &str, headers: &str, form: &str) -> (u16, String, &[u8]) {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n{headers}\r\n{form}",
+            form.len()
+        );
+        self.stream.write_all(req.as_bytes()).await.unwrap();
+        self.read_reply().await
+    }
+
+    async fn read_reply(&mut self) -> (u16, String, &[u8]) {
         self.buf.clear();
         loop {
             let n = self.stream.read(&mut self.chunk).await.unwrap();
@@ -47,7 +64,8 @@ impl Conn {
                     self.buf.extend_from_slice(&self.chunk[..n]);
                 }
                 let status = head[9..12].parse().unwrap();
-                return (status, &self.buf[end + 4..end + 4 + len]);
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                return (status, head, &self.buf[end + 4..end + 4 + len]);
             }
         }
     }

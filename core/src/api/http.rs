@@ -18,8 +18,8 @@ use super::params::{Params, decode_form_bytes};
 use super::render::{Format, Reply, render};
 use super::request::Request;
 use super::signing;
+use crate::auth::Caller;
 use crate::auth::store::{self, UserRow};
-use crate::auth::{Caller, passwords};
 use crate::events::{self, Event};
 use crate::orchestrate::Orchestrator;
 
@@ -260,12 +260,9 @@ async fn login(app: &Orchestrator, method: &Method, params: &Params, format: For
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let user = match store::user_by_login(&app.db, username, &path).await {
+    let user = match app.password_login(username, &path, password).await {
         Ok(u) => u,
-        Err(e) => return fail(e.into()),
-    };
-    let Some(user) = user.filter(|u| u.active() && passwords::verify(password, &u.password_hash)) else {
-        return fail(ApiError::login_failed());
+        Err(e) => return fail(e),
     };
     let (session_id, key) = match store::create_session(&app.db, user.id).await {
         Ok(s) => s,

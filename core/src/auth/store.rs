@@ -63,6 +63,12 @@ pub struct UserRow {
     pub password_change_required: i64,
     pub is_default: i64,
     pub created: i64,
+    /// Wrong passwords in a row (while locked: logins refused during the lock).
+    pub login_failures: i64,
+    /// Until when (Unix ms) password logins are refused; none: not locked.
+    pub locked_until: Option<i64>,
+    /// Locks since the last good login; each lasts twice as long as the one before.
+    pub lock_count: i64,
     pub account_id: i64,
     pub account_uuid: String,
     pub account_name: String,
@@ -86,6 +92,11 @@ impl UserRow {
     pub fn active(&self) -> bool {
         self.state == "enabled" && self.account_state == "enabled"
     }
+
+    /// Whether password logins are refused at `now` (Unix ms) after too many wrong ones.
+    pub fn locked_at(&self, now: i64) -> bool {
+        self.locked_until.is_some_and(|t| t > now)
+    }
 }
 
 const DOMAIN_SELECT: &str = "SELECT d.id, d.uuid, d.name, d.parent_id, p.uuid AS parent_uuid, p.name AS parent_name, \
@@ -99,7 +110,7 @@ const ACCOUNT_SELECT: &str = "SELECT a.id, a.uuid, a.name, a.account_type, a.sta
 
 const USER_SELECT: &str = "SELECT u.id, u.uuid, u.username, u.password_hash, u.firstname, u.lastname, u.email, \
      u.timezone, u.state, u.api_key, u.secret_key, u.password_change_required, u.is_default, u.created, \
-     a.id AS account_id, a.uuid AS account_uuid, a.name AS account_name, a.account_type, a.state AS account_state, \
+     u.login_failures, u.locked_until, u.lock_count, a.id AS account_id, a.uuid AS account_uuid, a.name AS account_name, a.account_type, a.state AS account_state, \
      d.id AS domain_id, d.uuid AS domain_uuid, d.name AS domain_name, d.path AS domain_path, \
      r.uuid AS role_uuid, r.name AS role_name, r.role_type \
      FROM users u JOIN accounts a ON a.id = u.account_id JOIN domains d ON d.id = a.domain_id \
@@ -282,6 +293,9 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         password_change_required: r.get("password_change_required")?,
         is_default: r.get("is_default")?,
         created: r.get("created")?,
+        login_failures: r.get("login_failures")?,
+        locked_until: r.get("locked_until")?,
+        lock_count: r.get("lock_count")?,
         account_id: r.get("account_id")?,
         account_uuid: r.get("account_uuid")?,
         account_name: r.get("account_name")?,
@@ -347,6 +361,7 @@ pub async fn bootstrap(db: &Db, password: Option<String>) -> Result<Option<Boots
     let password = password.unwrap_or_else(passwords::generate);
     let shown = generated.then(|| password.clone());
     let account = insert_account(&mut tx, "admin", root, RoleType::Admin, None).await?;
+    let hash = passwords::hash(&password).await;
     insert_user(
         &mut tx,
         account,
@@ -360,6 +375,7 @@ pub async fn bootstrap(db: &Db, password: Option<String>) -> Result<Option<Boots
             is_default: true,
             password_change_required: generated,
         },
+        hash,
     )
     .await?;
     tx.commit().await?;
@@ -404,7 +420,9 @@ async fn insert_account(
     .await?)
 }
 
-async fn insert_user(tx: &mut Transaction<'_, Any>, account_id: i64, u: NewUser) -> Result<i64, DbError> {
+/// Inserts a user whose password `hash` was computed beforehand: hashing inside the
+/// transaction would hold the database's write lock for the hash's duration.
+async fn insert_user(tx: &mut Transaction<'_, Any>, account_id: i64, u: NewUser, hash: String) -> Result<i64, DbError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO users (uuid, account_id, username, password_hash, firstname, lastname, email, timezone, state, \
          password_change_required, is_default, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'enabled', $9, $10, $11) RETURNING id",
@@ -412,7 +430,7 @@ async fn insert_user(tx: &mut Transaction<'_, Any>, account_id: i64, u: NewUser)
     .bind(new_uuid())
     .bind(account_id)
     .bind(u.username)
-    .bind(passwords::hash(&u.password))
+    .bind(hash)
     .bind(u.firstname)
     .bind(u.lastname)
     .bind(u.email)
@@ -517,14 +535,19 @@ pub async fn username_taken(db: &Db, username: &str, domain_id: i64) -> Result<b
 }
 
 pub async fn create_user(db: &Db, account_id: i64, user: NewUser) -> Result<i64, DbError> {
+    let hash = passwords::hash(&user.password).await;
     let mut tx = db.begin().await?;
-    let id = insert_user(&mut tx, account_id, user).await?;
+    let id = insert_user(&mut tx, account_id, user, hash).await?;
     tx.commit().await?;
     Ok(id)
 }
 
 /// Changes a user's profile fields; `None` leaves a field as it is.
 pub async fn update_user(db: &Db, id: i64, changes: &UserChanges) -> Result<(), DbError> {
+    let hash = match &changes.password {
+        Some(p) => Some(passwords::hash(p).await),
+        None => None,
+    };
     let mut tx = db.begin().await?;
     let fields: [(&str, &Option<String>); 5] = [
         ("username", &changes.username),
@@ -542,9 +565,9 @@ pub async fn update_user(db: &Db, id: i64, changes: &UserChanges) -> Result<(), 
                 .await?;
         }
     }
-    if let Some(p) = &changes.password {
+    if let Some(hash) = hash {
         sqlx::query("UPDATE users SET password_hash = $1, password_change_required = 0 WHERE id = $2")
-            .bind(passwords::hash(p))
+            .bind(hash)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -569,11 +592,57 @@ pub struct UserChanges {
 pub async fn set_user_state(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET state = $1 WHERE id = $2").bind(state).bind(id).execute(&mut *tx).await?;
-    if state != "enabled" {
+    if state == "enabled" {
+        // Enabling is also how an administrator lifts a lock from wrong passwords at once.
+        clear_login_failures(&mut *tx, id).await?;
+    } else {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A good login, or an administrator's enableUser: no failures, no lock.
+pub async fn clear_login_failures<'c, E: sqlx::Executor<'c, Database = Any>>(db: E, id: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET login_failures = 0, locked_until = NULL, lock_count = 0 WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Counts a wrong password (or, while locked, a refused login); returns the count. A lock
+/// that has run out is lifted first, so counting starts again from one.
+pub async fn count_login_failure(db: &Db, id: i64, now: i64) -> Result<i64, DbError> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET login_failures = 0, locked_until = NULL WHERE id = $1 AND locked_until <= $2")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let n = sqlx::query_scalar(
+        "UPDATE users SET login_failures = login_failures + 1 WHERE id = $1 RETURNING login_failures",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Locks password logins until `until`, unless a lock is already on (logins racing each
+/// other past the limit lock once). Returns whether this call locked.
+pub async fn lock_user(db: &Db, id: i64, now: i64, until: i64) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE users SET locked_until = $1, lock_count = lock_count + 1, login_failures = 0 \
+         WHERE id = $2 AND (locked_until IS NULL OR locked_until <= $3)",
+    )
+    .bind(until)
+    .bind(id)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn delete_user(db: &Db, id: i64) -> Result<(), DbError> {
@@ -679,9 +748,10 @@ pub async fn create_account(
     network_domain: Option<&str>,
     user: NewUser,
 ) -> Result<i64, DbError> {
+    let hash = passwords::hash(&user.password).await;
     let mut tx = db.begin().await?;
     let account = insert_account(&mut tx, name, domain_id, role, network_domain).await?;
-    insert_user(&mut tx, account, user).await?;
+    insert_user(&mut tx, account, user, hash).await?;
     tx.commit().await?;
     Ok(account)
 }

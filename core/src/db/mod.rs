@@ -103,6 +103,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_volume_attachments", include_str!("migrations/0009_volume_attachments.sql")),
     ("0010_instance_iso", include_str!("migrations/0010_instance_iso.sql")),
     ("0011_instance_listing", include_str!("migrations/0011_instance_listing.sql")),
+    ("0012_login_attempts", include_str!("migrations/0012_login_attempts.sql")),
 ];
 
 impl Db {

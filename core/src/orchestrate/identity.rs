@@ -448,7 +448,7 @@ impl Orchestrator {
                             "To change your own password, give the current one in currentpassword",
                         ));
                     }
-                    Some(cur) if !passwords::verify(cur, &target.password_hash) => {
+                    Some(cur) if !passwords::verify(cur, &target.password_hash).await => {
                         return Err(ApiError::invalid_param("The current password is incorrect"));
                     }
                     Some(_) => {}

@@ -10,6 +10,7 @@ mod infra;
 mod instance_changes;
 mod instance_volumes;
 mod instances;
+mod logins;
 pub mod networks;
 mod offerings;
 pub mod plugins_api;
@@ -45,6 +46,8 @@ pub struct Orchestrator {
     pub consoles: std::sync::Arc<consoles::ConsoleTickets>,
     /// Plugin uploads handed out by getUploadParamsForPlugin, and the lock plugin changes take.
     pub plugin_uploads: std::sync::Arc<plugins_api::PluginUploads>,
+    /// When wrong passwords lock a user (see `logins`).
+    pub login: crate::config::LoginPolicy,
 }
 
 /// The version this server reports as CloudStack's.

@@ -21,13 +21,15 @@ pub fn object(value: Value) -> Map<String, Value> {
 }
 
 pub fn user(u: &UserRow) -> Map<String, Value> {
+    // Locked after wrong passwords: CloudStack's user state for it.
+    let state = if u.state == "enabled" && u.locked_at(crate::db::now_ms()) { "locked" } else { u.state.as_str() };
     object(json!({
         "id": u.uuid,
         "username": u.username,
         "firstname": u.firstname,
         "lastname": u.lastname,
         "email": u.email,
-        "state": u.state,
+        "state": state,
         "account": u.account_name,
         "accountid": u.account_uuid,
         "accounttype": u.account_type,

@@ -80,6 +80,11 @@ struct FileForm {
     plugin: BTreeMap<String, PluginSection>,
     #[serde(default)]
     downloads: DownloadsSection,
+    // The server's own sections, read by `crate::config`.
+    #[serde(default, rename = "http")]
+    _http: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "login")]
+    _login: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -329,6 +334,12 @@ mod tests {
         assert!(err.to_string().contains("[downloads] allowed-internal-sites: \"10.1.2.5/24\" has bits set"), "{err}");
         let err = HostConfig::parse("[downloads]\nallowed-sites = []\n", Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("allowed-sites"), "{err}");
+    }
+
+    #[test]
+    fn leaves_the_servers_own_sections_alone() {
+        let cfg = HostConfig::parse("[http]\nmax-connections = 5\n[login]\nlock-ms = 1\n", Path::new("/")).unwrap();
+        assert!(cfg.plugins.is_empty());
     }
 
     #[test]
