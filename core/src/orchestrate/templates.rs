@@ -1,7 +1,7 @@
 //! Templates and ISOs: registered from an http(s) URL into an image store of each zone
-//! by the store's storage driver (in the background, with progress and a SHA-256
-//! check), listed with CloudStack's filters, copied once to a primary pool when a
-//! volume needs them, and deleted from everywhere they were copied.
+//! by the store's storage driver (in the background, with progress and a digest check:
+//! MD5, SHA-1, SHA-256 or SHA-512), listed with CloudStack's filters, copied once to a
+//! primary pool when a volume needs them, and deleted from everywhere they were copied.
 
 use serde_json::json;
 
@@ -10,6 +10,7 @@ use crate::api::error::ApiError;
 use crate::api::render::Reply;
 use crate::api::request::{NewTemplateRequest, TemplateFromVolume, TemplateQuery};
 use crate::auth::{Caller, RoleType};
+use crate::checksum::Checksum;
 use crate::cloud::infra::ZoneRow;
 use crate::cloud::storage::{PoolRow, StorageFilter};
 use crate::cloud::templates::{self, NewTemplate, TemplateFilter, TemplateRow};
@@ -20,24 +21,12 @@ use crate::plugins::DiskFormat;
 
 use super::{Orchestrator, list, no_such, not_yours, views};
 
-/// A SHA-256 checksum as hex, from "hex" or "{SHA-256}hex".
-fn sha256(checksum: &str) -> Result<String, ApiError> {
-    let hex = match checksum.split_once('}') {
-        Some((algo, hex)) if algo.trim_start_matches('{').replace('-', "").eq_ignore_ascii_case("sha256") => hex,
-        Some((algo, _)) => {
-            return Err(ApiError::invalid_param(format!(
-                "Checksum algorithm {}}} is not supported; give a SHA-256 digest",
-                algo
-            )));
-        }
-        None => checksum,
-    };
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ApiError::invalid_param(
-            "Invalid value of parameter checksum: give a SHA-256 digest as 64 hex digits",
-        ));
-    }
-    Ok(hex.to_ascii_lowercase())
+/// A checksum in any form CloudStack takes (see `crate::checksum`), in the canonical text
+/// that is stored and handed to the storage driver.
+fn parse_checksum(text: &str) -> Result<String, ApiError> {
+    let c: Checksum =
+        text.parse().map_err(|e| ApiError::invalid_param(format!("Invalid value of parameter checksum: {e}")))?;
+    Ok(c.to_string())
 }
 
 fn disk_format(format: &str) -> DiskFormat {
@@ -82,7 +71,7 @@ impl Orchestrator {
             })?;
             (format, (*hypervisor).to_owned())
         };
-        let checksum = r.checksum.as_deref().filter(|c| !c.is_empty()).map(sha256).transpose()?;
+        let checksum = r.checksum.as_deref().filter(|c| !c.is_empty()).map(parse_checksum).transpose()?;
         if r.is_featured && caller.role != RoleType::Admin {
             return Err(ApiError::permission_denied(format!("Only administrators can mark a {what} featured")));
         }
@@ -603,14 +592,19 @@ impl Orchestrator {
 
 #[cfg(test)]
 mod tests {
-    use super::sha256;
+    use super::parse_checksum as checksum;
 
     #[test]
     fn checksums() {
         let hex = "a".repeat(64);
-        assert_eq!(sha256(&hex).unwrap(), hex);
-        assert_eq!(sha256(&format!("{{SHA-256}}{}", "B".repeat(64))).unwrap(), "b".repeat(64));
-        assert!(sha256("{MD5}d41d8cd98f00b204e9800998ecf8427e").unwrap_err().text.contains("not supported"));
-        assert!(sha256("d41d8cd98f00b204e9800998ecf8427e").is_err());
+        assert_eq!(checksum(&hex).unwrap(), hex);
+        assert_eq!(checksum(&format!("{{SHA-256}}{}", "B".repeat(64))).unwrap(), "b".repeat(64));
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        assert_eq!(checksum(md5).unwrap(), format!("{{MD5}}{md5}"));
+        assert_eq!(checksum(&format!("{{MD5}}{md5}")).unwrap(), format!("{{MD5}}{md5}"));
+        let e = checksum("{CRC32}abcd").unwrap_err();
+        assert_eq!(e.http_status(), 431);
+        assert!(e.text.contains("not supported"), "{}", e.text);
+        assert_eq!(checksum("xyz").unwrap_err().http_status(), 431);
     }
 }
