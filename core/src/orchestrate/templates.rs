@@ -15,7 +15,7 @@ use crate::cloud::infra::ZoneRow;
 use crate::cloud::storage::{PoolRow, StorageFilter};
 use crate::cloud::templates::{self, NewTemplate, TemplateFilter, TemplateRow};
 use crate::cloud::{infra, offerings, storage, volumes};
-use crate::db::{format_time, new_uuid};
+use crate::db::{DbError, format_time, new_uuid};
 use crate::jobs::JobSpec;
 use crate::plugins::DiskFormat;
 
@@ -27,6 +27,12 @@ fn parse_checksum(text: &str) -> Result<String, ApiError> {
     let c: Checksum =
         text.parse().map_err(|e| ApiError::invalid_param(format!("Invalid value of parameter checksum: {e}")))?;
     Ok(c.to_string())
+}
+
+/// A job's failure for a database error, with the texts the API gives (see `ApiError`).
+fn db_job_error(e: DbError) -> (u16, String) {
+    let e = ApiError::from(e);
+    (e.code.code(), e.text)
 }
 
 fn disk_format(format: &str) -> DiskFormat {
@@ -93,6 +99,9 @@ impl Orchestrator {
         let zones = self.template_zones(&r.zones).await?;
         let uuid = new_uuid();
         let mut rows = Vec::new();
+        // Every zone's row and the event are committed together, and only then do the
+        // downloads start: a refused write leaves nothing behind.
+        let mut tx = self.db.begin().await.map_err(DbError::from)?;
         for (zone_id, store_id) in zones {
             let new = NewTemplate {
                 uuid: uuid.clone(),
@@ -113,20 +122,22 @@ impl Orchestrator {
                 zone_id,
                 store_id,
             };
-            templates::create(&self.db, &new).await?;
-        }
-        for row in templates::by_uuid(&self.db, &uuid, r.iso).await? {
-            self.download(caller, row.clone());
-            rows.push(row);
+            templates::create(&mut tx, &new).await?;
         }
         let kind = if r.iso { "ISO.CREATE" } else { "TEMPLATE.CREATE" };
-        self.audit(
+        Self::audit_in(
+            &mut tx,
             caller,
             kind,
             (if r.iso { "Iso" } else { "Template" }, &uuid, &r.name),
             format!("{what} {} registered from {}", r.name, r.url),
         )
         .await?;
+        tx.commit().await.map_err(DbError::from)?;
+        for row in templates::by_uuid(&self.db, &uuid, r.iso).await? {
+            self.download(caller, row.clone());
+            rows.push(row);
+        }
         let object = if r.iso { "iso" } else { "template" };
         let items = rows.iter().map(|t| self.template_view(caller, t)).collect();
         Ok(list(object, rows.len() as i64, items))
@@ -199,58 +210,61 @@ impl Orchestrator {
             zone_id,
             store_id,
         };
-        let row_id = templates::create(&self.db, &new).await?;
-        infra::set_text(&self.db, "templates", row_id, "status", Some("Creating".into())).await?;
-        let row = templates::by_uuid(&self.db, &uuid, false)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::internal("the new template is gone"))?;
-        let me = self.clone();
-        let who = caller.clone();
         let spec = JobSpec {
             cmd: "org.apache.cloudstack.api.command.user.template.CreateTemplateCmd",
             command: cmd.name,
             instance: Some(("Template", uuid.clone())),
         };
-        let job = self
-            .jobs
-            .submit(caller, spec, async move {
-                let (pool, path, store, name) =
-                    (volume.pool_url.clone(), volume.path.clone(), row.store_url.clone(), file_name(&row));
-                let what = format!("Creating template {} from volume {}", row.name, volume.name);
-                let made = me
-                    .on_driver(&volume.pool_driver, what, move |d| {
-                        d.export_image(&pool, &path, snapshot.as_deref(), &store, &name)
-                    })
-                    .await;
-                let made = match made {
-                    Ok(v) => v,
-                    Err(e) => {
-                        // Nothing half-made: the driver removed its partial copy; the row goes too.
-                        if let Err(d) = templates::remove(&me.db, row.id).await {
-                            tracing::error!("removing a failed template: {d}");
-                        }
-                        return Err((e.code.code(), e.text));
+        // The row and its job are committed together, or neither is.
+        let mut tx = self.db.begin().await.map_err(DbError::from)?;
+        let row_id = templates::create(&mut tx, &new).await?;
+        sqlx::query("UPDATE templates SET status = 'Creating' WHERE id = $1")
+            .bind(row_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        let job = self.jobs.record(&mut tx, caller, spec).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        let me = self.clone();
+        let who = caller.clone();
+        let row_uuid = uuid.clone();
+        let job = self.jobs.start(job, async move {
+            let row = templates::by_uuid(&me.db, &row_uuid, false).await.map_err(db_job_error)?;
+            let row = row.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
+            let (pool, path, store, name) =
+                (volume.pool_url.clone(), volume.path.clone(), row.store_url.clone(), file_name(&row));
+            let what = format!("Creating template {} from volume {}", row.name, volume.name);
+            let made = me
+                .on_driver(&volume.pool_driver, what, move |d| {
+                    d.export_image(&pool, &path, snapshot.as_deref(), &store, &name)
+                })
+                .await;
+            let made = match made {
+                Ok(v) => v,
+                Err(e) => {
+                    // Nothing half-made: the driver removed its partial copy; the row goes too.
+                    if let Err(d) = templates::remove(&me.db, row.id).await {
+                        tracing::error!("removing a failed template: {d}");
                     }
-                };
-                let done = (made.path, made.virtual_size as i64, made.physical_size as i64);
-                templates::finish(&me.db, row.id, Ok(done)).await.map_err(|e| (530, e.to_string()))?;
-                me.audit(
-                    &who,
-                    "TEMPLATE.CREATE",
-                    ("Template", &row.uuid, &row.name),
-                    format!("Template {} created from volume {}", row.name, volume.name),
-                )
-                .await
-                .map_err(|e| (530, e.to_string()))?;
-                let fresh = templates::by_uuid(&me.db, &row.uuid, false).await.map_err(|e| (530, e.to_string()))?;
-                let fresh = fresh.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
-                let mut out = serde_json::Map::new();
-                out.insert("template".into(), serde_json::Value::Object(me.template_view(&who, &fresh)));
-                Ok(out)
-            })
-            .await?;
+                    return Err((e.code.code(), e.text));
+                }
+            };
+            let done = (made.path, made.virtual_size as i64, made.physical_size as i64);
+            templates::finish(&me.db, row.id, Ok(done)).await.map_err(db_job_error)?;
+            me.audit(
+                &who,
+                "TEMPLATE.CREATE",
+                ("Template", &row.uuid, &row.name),
+                format!("Template {} created from volume {}", row.name, volume.name),
+            )
+            .await
+            .map_err(db_job_error)?;
+            let fresh = templates::by_uuid(&me.db, &row.uuid, false).await.map_err(db_job_error)?;
+            let fresh = fresh.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
+            let mut out = serde_json::Map::new();
+            out.insert("template".into(), serde_json::Value::Object(me.template_view(&who, &fresh)));
+            Ok(out)
+        });
         Ok(Reply::AsyncJob { job_id: job, id: Some(uuid) })
     }
 
@@ -438,12 +452,12 @@ impl Orchestrator {
             .submit(caller, spec, async move {
                 for row in rows {
                     me.remove_template_copies(&row).await.map_err(|e| (530, e))?;
-                    templates::remove(&me.db, row.id).await.map_err(|e| (530, e.to_string()))?;
+                    templates::remove(&me.db, row.id).await.map_err(db_job_error)?;
                 }
                 let kind = if iso { "ISO.DELETE" } else { "TEMPLATE.DELETE" };
                 me.audit(&who, kind, ("Template", &first.uuid, &first.name), format!("{what} {} deleted", first.name))
                     .await
-                    .map_err(|e| (530, e.to_string()))?;
+                    .map_err(db_job_error)?;
                 let mut ok = serde_json::Map::new();
                 ok.insert("success".into(), true.into());
                 Ok(ok)
