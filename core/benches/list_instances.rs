@@ -145,8 +145,9 @@ async fn fixture(db: &Db) -> Fixture {
     .await
     .unwrap();
     let store = storage::store(db, &store).await.unwrap().unwrap();
+    let mut tx = db.begin().await.unwrap();
     let template = templates::create(
-        db,
+        &mut tx,
         &NewTemplate {
             uuid: new_uuid(),
             name: "tiny".into(),
@@ -169,6 +170,7 @@ async fn fixture(db: &Db) -> Fixture {
     )
     .await
     .unwrap();
+    tx.commit().await.unwrap();
     templates::finish(db, template, Ok(("template/tiny.qcow2".into(), 1 << 26, 1 << 20))).await.unwrap();
     let physical = nets::create_physical(
         db,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod checksum;
 pub mod cloud;
 pub mod config;
 pub mod connections;

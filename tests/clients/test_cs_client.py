@@ -149,3 +149,22 @@ def test_errors(admin, method):
         client(admin, method, secret=admin.secret[::-1]).listAccounts()
     assert bad.value.response.status_code == 401
     assert bad.value.error == {"uuidList": [], "errorcode": 401, "errortext": wire.UNAUTHORIZED_TEXT}
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_endpoint_with_trailing_slash(admin, method):
+    """Some HTTP clients send `/client/api/`: the API answers there, not the console's page."""
+    slash = admin.endpoint + "/"
+    r = wire.send(slash, wire.signed({"command": "listCapabilities"}, admin.apikey, admin.secret), method.upper())
+    assert r.status_code == 200, r.text[:300]
+    key, body = wire.unwrap(r)
+    assert key == "listcapabilitiesresponse" and "capability" in body
+    # An unsigned call there is refused the API's way too.
+    r = wire.send(slash, {"command": "listZones", "response": "json"}, method.upper())
+    assert r.status_code == 401 and wire.unwrap(r)[1]["errorcode"] == 401
+    # cs pointed at it works as usual, async jobs included.
+    cs = CloudStack(endpoint=slash, key=admin.apikey, secret=admin.secret, method=method, poll_interval=0.05, timeout=10)
+    assert cs.listZones() is not None
+    name = "slash" + secrets.token_hex(4)
+    acct = cs.createAccount(username=name, password="pw", email=name + "@example.org", firstname="F", lastname="L", accounttype=0)["account"]
+    assert cs.disableAccount(id=acct["id"], lock=False, fetch_result=True)["account"]["state"] == "disabled"

@@ -1,6 +1,6 @@
 """Templates and ISOs registered from a local HTTP server into an NFS image store through
-the storage driver: download in the background with a SHA-256 check, CloudStack's
-template filters, and failures that leave nothing behind."""
+the storage driver: download in the background with a digest check (MD5, SHA-1, SHA-256 or
+SHA-512), CloudStack's template filters, and failures that leave nothing behind."""
 
 import hashlib
 import os
@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from cs import CloudStack, CloudStackApiException
 
 from conftest import NFS_URL, file_server, guest_files, new_user_account
@@ -116,6 +117,41 @@ def test_failed_downloads_leave_nothing(admin, web, zone, path, checksum, text):
     assert "TEMPLATE.DOWNLOAD.FAILED" in [e["type"] for e in cs.listEvents(keyword=args["name"], fetch_list=True)]
 
 
+@pytest.fixture(scope="module")
+def digests(web):
+    """Every digest of the served template, by algorithm name as CloudStack writes it."""
+    base, _ = web
+    body = requests.get(base + "/tiny.qcow2", timeout=30).content
+    return {name: hashlib.new(algo, body).hexdigest() for name, algo in [("MD5", "md5"), ("SHA-1", "sha1"), ("SHA-256", "sha256"), ("SHA-512", "sha512")]}
+
+
+@pytest.mark.parametrize(
+    "algo, prefixed",
+    [("MD5", True), ("MD5", False), ("SHA-1", True), ("SHA-1", False), ("SHA-256", True), ("SHA-512", True), ("SHA-512", False)],
+)
+def test_every_checksum_form_is_checked(admin, web, zone, digests, algo, prefixed):
+    """A right digest in each form CloudStack takes lets the template become ready; a wrong
+    one of the same algorithm ends in an error naming that algorithm, and leaves no file."""
+    cs = client(admin)
+    base, _ = web
+    z, store_dir = zone
+    form = lambda hexdigest: ("{" + algo + "}" if prefixed else "") + hexdigest
+    name = "sum" + secrets.token_hex(3)
+    t = cs.registerTemplate(name=name, url=base + "/tiny.qcow2", format="QCOW2", hypervisor="KVM", zoneid=z["id"], checksum=form(digests[algo].upper()))["template"][0]
+    shown = "{" + algo + "}" + digests[algo] if algo != "SHA-256" else digests[algo]
+    assert t["checksum"] == shown, t
+    ready = wait_for(cs, t["id"])
+    assert ready["isready"] is True and ready["status"] == "Download Complete", ready
+    assert len(files(store_dir)) == 1
+
+    wrong = "f" * len(digests[algo])
+    bad = cs.registerTemplate(name=name + "x", url=base + "/tiny.qcow2", format="QCOW2", hypervisor="KVM", zoneid=z["id"], checksum=form(wrong))["template"][0]
+    done = wait_for(cs, bad["id"])
+    assert done["isready"] is False, done
+    assert "the {} digest".format(algo) in done["status"] and "did not match" in done["status"] and wrong in done["status"], done
+    assert len(files(store_dir)) == 1
+
+
 def test_unreachable_url_fails_in_bounded_time(admin, zone):
     cs = client(admin)
     z, store_dir = zone
@@ -133,7 +169,12 @@ def test_unreachable_url_fails_in_bounded_time(admin, zone):
         ({"url": "ftp://example.org/x.qcow2"}, "http"),
         ({"format": "VHD"}, "QCOW2 or RAW"),
         ({"hypervisor": "XenServer"}, "KVM or Simulator"),
-        ({"checksum": "{MD5}d41d8cd98f00b204e9800998ecf8427e"}, "not supported"),
+        ({"checksum": "{CRC32}d41d8cd9"}, "not supported"),
+        ({"checksum": "{MD5}" + "0" * 31}, "32 hex digits"),
+        ({"checksum": "{SHA-256}" + "0" * 32}, "64 hex digits"),
+        ({"checksum": "z" * 32}, "not a hex digest"),
+        ({"checksum": "0" * 33}, "names no algorithm"),
+        ({"checksum": "{MD5" + "0" * 32}, "closing"),
         ({"zoneid": "00000000-0000-4000-8000-000000000000"}, "zone"),
     ],
 )

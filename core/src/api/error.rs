@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::db::DbError;
+
 /// `ApiErrorCode` values. The HTTP status of an error reply equals the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
@@ -123,6 +125,24 @@ pub mod cs {
 
 /// The text every authentication failure carries, whatever the cause (so probing learns nothing).
 pub const UNAUTHORIZED_TEXT: &str = "unable to verify user credentials and/or request signature";
+
+/// The texts of a 530 for a write the database refused.
+pub const DB_READ_ONLY_TEXT: &str = "The database is read-only; try again once it is writable";
+pub const DB_BUSY_TEXT: &str = "The database is busy (another writer holds its lock); try again shortly";
+/// The text of a 530 for any other database failure (the cause goes to the server's log).
+pub const DB_INTERNAL_TEXT: &str = "Internal error executing command, please contact your system administrator";
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        tracing::error!("{e}");
+        let text = match e {
+            DbError::ReadOnly(_) => DB_READ_ONLY_TEXT,
+            DbError::Busy(_) => DB_BUSY_TEXT,
+            _ => DB_INTERNAL_TEXT,
+        };
+        ApiError::internal(text)
+    }
+}
 
 /// One failed API call.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -33,6 +33,9 @@ pub fn routes(orchestrator: Orchestrator) -> Router {
     let state = Arc::new(orchestrator);
     Router::new()
         .route("/client/api", any(handle))
+        // Some HTTP clients add a slash; `{*rest}` does not match an empty rest, and the
+        // console's fallback would answer with its HTML.
+        .route("/client/api/", any(handle))
         .route("/client/api/{*rest}", any(handle))
         .route(crate::orchestrate::consoles::SOCKET_PATH, axum::routing::get(super::console::socket))
         .route(crate::orchestrate::consoles::CHECK_PATH, axum::routing::get(super::console::check))

@@ -12,6 +12,8 @@
 pub mod commands;
 mod console;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod params;
 pub mod render;

@@ -739,20 +739,19 @@ pub async fn users_of_accounts(db: &Db, account_ids: &[i64]) -> Result<Vec<UserR
     Ok(sqlx::query_as(&sql).fetch_all(db.pool()).await?)
 }
 
-/// Creates an account and its first user in one transaction; returns the account id.
+/// Adds an account and its first user, whose password is already `hash`ed, within `tx`
+/// (the caller commits it, with the event that tells of it); returns the account id.
 pub async fn create_account(
-    db: &Db,
+    tx: &mut Transaction<'_, Any>,
     name: &str,
     domain_id: i64,
     role: RoleType,
     network_domain: Option<&str>,
     user: NewUser,
+    hash: String,
 ) -> Result<i64, DbError> {
-    let hash = passwords::hash(&user.password).await;
-    let mut tx = db.begin().await?;
-    let account = insert_account(&mut tx, name, domain_id, role, network_domain).await?;
-    insert_user(&mut tx, account, user, hash).await?;
-    tx.commit().await?;
+    let account = insert_account(tx, name, domain_id, role, network_domain).await?;
+    insert_user(tx, account, user, hash).await?;
     Ok(account)
 }
 
@@ -855,8 +854,9 @@ pub async fn list_domains(
     fetch_page(db, sql, &args, "d.path", page).await
 }
 
+/// Adds a domain within `tx` (the caller commits it, with the event that tells of it).
 pub async fn create_domain(
-    db: &Db,
+    tx: &mut sqlx::AnyConnection,
     parent: &DomainRow,
     name: &str,
     network_domain: Option<&str>,
@@ -872,7 +872,7 @@ pub async fn create_domain(
     .bind(parent.level + 1)
     .bind(network_domain.map(str::to_owned))
     .bind(now_ms())
-    .fetch_one(db.pool())
+    .fetch_one(tx)
     .await?)
 }
 

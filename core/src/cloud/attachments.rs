@@ -26,7 +26,7 @@ pub enum AttachError {
 
 impl From<sqlx::Error> for AttachError {
     fn from(e: sqlx::Error) -> Self {
-        AttachError::Db(DbError::Sql(e))
+        AttachError::Db(DbError::from(e))
     }
 }
 

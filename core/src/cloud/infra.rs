@@ -244,6 +244,15 @@ pub struct NewZone {
 }
 
 pub async fn create_zone(db: &Db, z: NewZone) -> Result<String, DbError> {
+    create_zone_in(db.pool(), z).await
+}
+
+/// `create_zone` on an executor of the caller's: a pool, or the transaction that also
+/// records the event.
+pub async fn create_zone_in<'c, E>(ex: E, z: NewZone) -> Result<String, DbError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
     let uuid = new_uuid();
     sqlx::query(
         "INSERT INTO zones (uuid, name, description, network_type, allocation_state, dns1, dns2, internal_dns1, \
@@ -264,7 +273,7 @@ pub async fn create_zone(db: &Db, z: NewZone) -> Result<String, DbError> {
     .bind(z.security_groups_enabled as i64)
     .bind(z.is_edge as i64)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(ex)
     .await?;
     Ok(uuid)
 }

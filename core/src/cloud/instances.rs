@@ -303,7 +303,7 @@ pub async fn host_loads(db: &Db, ids: &[i64]) -> Result<Vec<Candidate>, DbError>
     // Ids from the database's own rows: numbers, safe to write into the statement.
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
     let sql = load_sql(&format!("AND h.id IN ({})", list.join(", ")));
-    sqlx::query_as(&sql).fetch_all(db.pool()).await.map_err(DbError::Sql)
+    sqlx::query_as(&sql).fetch_all(db.pool()).await.map_err(DbError::from)
 }
 
 /// What an instance needs of a host.
@@ -335,7 +335,7 @@ pub enum PlaceError {
 
 impl From<sqlx::Error> for PlaceError {
     fn from(e: sqlx::Error) -> Self {
-        PlaceError::Db(DbError::Sql(e))
+        PlaceError::Db(DbError::from(e))
     }
 }
 
@@ -388,7 +388,7 @@ pub async fn place(db: &Db, n: &NewInstance) -> Result<i64, PlaceError> {
     lock_zone(&mut tx, n.zone_id).await?;
     let sql = candidates_sql("AND h.zone_id = $1 AND c.hypervisor = $2");
     let hosts: Vec<Candidate> =
-        sqlx::query_as(&sql).bind(n.zone_id).bind(&n.hypervisor).fetch_all(&mut *tx).await.map_err(DbError::Sql)?;
+        sqlx::query_as(&sql).bind(n.zone_id).bind(&n.hypervisor).fetch_all(&mut *tx).await.map_err(DbError::from)?;
     if hosts.is_empty() {
         return Err(PlaceError::NoHost(format!(
             "Zone {} has no Up and Enabled {} host to run the instance on",
@@ -440,7 +440,7 @@ pub async fn reserve_start(db: &Db, i: &InstanceRow) -> Result<(), PlaceError> {
     let mut tx = db.begin().await?;
     lock_zone(&mut tx, i.zone_id).await?;
     let sql = candidates_sql("AND h.id = $1");
-    let hosts: Vec<Candidate> = sqlx::query_as(&sql).bind(host_id).fetch_all(&mut *tx).await.map_err(DbError::Sql)?;
+    let hosts: Vec<Candidate> = sqlx::query_as(&sql).bind(host_id).fetch_all(&mut *tx).await.map_err(DbError::from)?;
     let Some(host) = hosts.first() else {
         return Err(PlaceError::NoHost(format!("The host of instance {} is not Up and Enabled", i.name)));
     };
@@ -467,7 +467,7 @@ async fn locked_host(
 ) -> Result<Option<Candidate>, PlaceError> {
     lock_zone(tx, zone_id).await?;
     let sql = candidates_sql("AND h.id = $1");
-    let hosts: Vec<Candidate> = sqlx::query_as(&sql).bind(host_id).fetch_all(&mut **tx).await.map_err(DbError::Sql)?;
+    let hosts: Vec<Candidate> = sqlx::query_as(&sql).bind(host_id).fetch_all(&mut **tx).await.map_err(DbError::from)?;
     Ok(hosts.into_iter().next())
 }
 

@@ -33,7 +33,7 @@ pub enum NetworkError {
 
 impl From<sqlx::Error> for NetworkError {
     fn from(e: sqlx::Error) -> Self {
-        NetworkError::Db(DbError::Sql(e))
+        NetworkError::Db(DbError::from(e))
     }
 }
 
@@ -182,7 +182,7 @@ pub async fn create_physical(db: &Db, p: NewPhysical) -> Result<String, DbError>
 }
 
 pub async fn remove_physical(db: &Db, id: i64) -> Result<(), DbError> {
-    let mut tx = db.begin().await.map_err(DbError::Sql)?;
+    let mut tx = db.begin().await.map_err(DbError::from)?;
     sqlx::query("DELETE FROM traffic_types WHERE physical_network_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("UPDATE physical_networks SET removed = $1 WHERE id = $2")
         .bind(now_ms())
@@ -620,7 +620,7 @@ pub async fn create_network(db: &Db, n: NewNetwork) -> Result<String, NetworkErr
 
 /// Removes a network with its ranges and reserved addresses; its VLAN is free again.
 pub async fn remove_network(db: &Db, id: i64) -> Result<(), DbError> {
-    let mut tx = db.begin().await.map_err(DbError::Sql)?;
+    let mut tx = db.begin().await.map_err(DbError::from)?;
     sqlx::query("DELETE FROM guest_ips WHERE network_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM ip_ranges WHERE network_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("UPDATE networks SET removed = $1, vlan = NULL WHERE id = $2")
@@ -763,7 +763,7 @@ pub async fn range_use(db: &Db, r: &RangeRow) -> Result<i64, DbError> {
 
 /// Deletes a range and any service address reserved in it.
 pub async fn delete_range(db: &Db, r: &RangeRow) -> Result<(), DbError> {
-    let mut tx = db.begin().await.map_err(DbError::Sql)?;
+    let mut tx = db.begin().await.map_err(DbError::from)?;
     let dhcp: Option<String> = sqlx::query_scalar("SELECT dhcp_server FROM networks WHERE id = $1")
         .bind(r.network_id)
         .fetch_one(&mut *tx)
@@ -1070,7 +1070,7 @@ async fn try_allocate_nic(db: &Db, n: &NetworkRow, nic: &NewNic) -> Result<NicRo
 
 /// Releases a NIC: its address returns to the pool and its MAC may be reused.
 pub async fn release_nic(db: &Db, nic_id: i64) -> Result<(), DbError> {
-    let mut tx = db.begin().await.map_err(DbError::Sql)?;
+    let mut tx = db.begin().await.map_err(DbError::from)?;
     sqlx::query("DELETE FROM guest_ips WHERE nic_id = $1").bind(nic_id).execute(&mut *tx).await?;
     sqlx::query("UPDATE nics SET removed = $1, state = 'Deallocated' WHERE id = $2")
         .bind(now_ms())

@@ -167,7 +167,9 @@ pub struct NewTemplate {
     pub store_id: i64,
 }
 
-pub async fn create(db: &Db, t: &NewTemplate) -> Result<i64, DbError> {
+/// Adds a template row within `tx` (the caller commits it, with the event or job that
+/// goes with it).
+pub async fn create(tx: &mut sqlx::AnyConnection, t: &NewTemplate) -> Result<i64, DbError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO templates (uuid, name, display_text, format, is_iso, hypervisor, os_type_id, account_id, is_public, \
          is_featured, is_extractable, password_enabled, bootable, url, checksum, template_type, zone_id, store_id, \
@@ -192,7 +194,7 @@ pub async fn create(db: &Db, t: &NewTemplate) -> Result<i64, DbError> {
     .bind(t.zone_id)
     .bind(t.store_id)
     .bind(now_ms())
-    .fetch_one(db.pool())
+    .fetch_one(tx)
     .await?)
 }
 

@@ -16,12 +16,87 @@ use sqlx::{AnyPool, Executor};
 pub enum DbError {
     #[error("database URL {0:?} is neither sqlite:// nor postgres://")]
     UnknownBackend(String),
+    /// A write was refused: the SQLite file (or its folder) cannot be written, or the
+    /// PostgreSQL transaction is read-only (a standby, or `default_transaction_read_only`).
+    #[error("the database is read-only: {0}")]
+    ReadOnly(String),
+    /// Another writer held the lock past the wait (SQLite busy/locked), PostgreSQL gave
+    /// up on a lock or a serialization conflict, or no connection was free in time.
+    #[error("the database is busy: {0}")]
+    Busy(String),
     #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(sqlx::Error),
     #[error("migration {name}: {source}")]
     Migration { name: &'static str, source: sqlx::Error },
     #[error("database: {0}")]
-    Read(#[from] rusqlite::Error),
+    Read(rusqlite::Error),
+}
+
+/// What kind of refusal a database error is, when it is one a caller can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    ReadOnly,
+    Busy,
+}
+
+/// SQLite's primary result codes (the low byte of an extended code).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_READONLY: i32 = 8;
+
+fn sqlite_refusal(code: i32) -> Option<Refusal> {
+    match code & 0xff {
+        SQLITE_READONLY => Some(Refusal::ReadOnly),
+        SQLITE_BUSY | SQLITE_LOCKED => Some(Refusal::Busy),
+        _ => None,
+    }
+}
+
+/// PostgreSQL SQLSTATEs: 25006 read_only_sql_transaction; 40001 serialization_failure,
+/// 40P01 deadlock_detected, 55P03 lock_not_available (lock_timeout), 57014
+/// query_canceled (statement_timeout).
+fn postgres_refusal(sqlstate: &str) -> Option<Refusal> {
+    match sqlstate {
+        "25006" => Some(Refusal::ReadOnly),
+        "40001" | "40P01" | "55P03" | "57014" => Some(Refusal::Busy),
+        _ => None,
+    }
+}
+
+fn refusal(e: &sqlx::Error) -> Option<Refusal> {
+    match e {
+        sqlx::Error::Database(d) => {
+            if let Some(s) = d.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                return sqlite_refusal(sqlx::error::DatabaseError::code(s)?.parse().ok()?);
+            }
+            if let Some(p) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                return postgres_refusal(p.code());
+            }
+            None
+        }
+        sqlx::Error::PoolTimedOut => Some(Refusal::Busy),
+        _ => None,
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match refusal(&e) {
+            Some(Refusal::ReadOnly) => DbError::ReadOnly(e.to_string()),
+            Some(Refusal::Busy) => DbError::Busy(e.to_string()),
+            None => DbError::Sql(e),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error().and_then(|f| sqlite_refusal(f.extended_code)) {
+            Some(Refusal::ReadOnly) => DbError::ReadOnly(e.to_string()),
+            Some(Refusal::Busy) => DbError::Busy(e.to_string()),
+            None => DbError::Read(e),
+        }
+    }
 }
 
 /// Which database is behind the pool.
@@ -227,4 +302,48 @@ pub fn format_time(ms: i64) -> String {
 /// A new lowercase UUID.
 pub fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_by_code() {
+        // Primary and extended SQLite codes: BUSY_SNAPSHOT, LOCKED_SHAREDCACHE, READONLY_DBMOVED.
+        assert_eq!(sqlite_refusal(5), Some(Refusal::Busy));
+        assert_eq!(sqlite_refusal(517), Some(Refusal::Busy));
+        assert_eq!(sqlite_refusal(262), Some(Refusal::Busy));
+        assert_eq!(sqlite_refusal(8), Some(Refusal::ReadOnly));
+        assert_eq!(sqlite_refusal(1032), Some(Refusal::ReadOnly));
+        assert_eq!(sqlite_refusal(2067), None); // UNIQUE constraint
+        assert_eq!(postgres_refusal("25006"), Some(Refusal::ReadOnly));
+        assert_eq!(postgres_refusal("40001"), Some(Refusal::Busy));
+        assert_eq!(postgres_refusal("55P03"), Some(Refusal::Busy));
+        assert_eq!(postgres_refusal("23505"), None);
+        assert!(matches!(DbError::from(sqlx::Error::PoolTimedOut), DbError::Busy(_)));
+        assert!(matches!(DbError::from(sqlx::Error::RowNotFound), DbError::Sql(_)));
+    }
+
+    #[tokio::test]
+    async fn a_held_write_lock_is_busy_and_a_write_refused_is_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&Db::sqlite_url(&path)).await.unwrap();
+        // Another connection holds the write lock; its wait is cut short for the test.
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        conn.execute("PRAGMA busy_timeout=50").await.unwrap();
+        let e = conn.execute("INSERT INTO schema_migrations (name, applied) VALUES ('x', 0)").await.unwrap_err();
+        assert!(matches!(DbError::from(e), DbError::Busy(_)));
+        holder.execute_batch("ROLLBACK").unwrap();
+        // A connection that may not write (as a read-only file or folder gives).
+        conn.execute("PRAGMA query_only=1").await.unwrap();
+        let e = conn.execute("INSERT INTO schema_migrations (name, applied) VALUES ('x', 0)").await.unwrap_err();
+        let e = DbError::from(e);
+        assert!(matches!(e, DbError::ReadOnly(_)), "{e}");
+        conn.execute("PRAGMA query_only=0").await.unwrap();
+        conn.execute("PRAGMA busy_timeout=10000").await.unwrap();
+    }
 }

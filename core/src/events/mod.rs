@@ -48,16 +48,25 @@ pub struct EventRow {
 
 /// Records a completed event on behalf of `caller` (or the system).
 pub async fn record(db: &Db, caller: Option<&Caller>, ev: Event<'_>) -> Result<(), DbError> {
-    insert(db, caller.map(|c| c.user.id), caller.map(|c| (c.user.account_id, c.user.domain_id)), ev).await
+    insert(db.pool(), caller.map(|c| c.user.id), caller.map(|c| (c.user.account_id, c.user.domain_id)), ev).await
+}
+
+/// Records an event within the transaction that makes the change it tells of, so that
+/// the change and its event are stored together or not at all.
+pub async fn record_in(tx: &mut sqlx::AnyConnection, caller: Option<&Caller>, ev: Event<'_>) -> Result<(), DbError> {
+    insert(tx, caller.map(|c| c.user.id), caller.map(|c| (c.user.account_id, c.user.domain_id)), ev).await
 }
 
 /// Records an event the system made about something an account owns, so that the
 /// account sees it in listEvents.
 pub async fn record_for_account(db: &Db, account_id: i64, domain_id: i64, ev: Event<'_>) -> Result<(), DbError> {
-    insert(db, None, Some((account_id, domain_id)), ev).await
+    insert(db.pool(), None, Some((account_id, domain_id)), ev).await
 }
 
-async fn insert(db: &Db, user_id: Option<i64>, owner: Option<(i64, i64)>, ev: Event<'_>) -> Result<(), DbError> {
+async fn insert<'c, E>(ex: E, user_id: Option<i64>, owner: Option<(i64, i64)>, ev: Event<'_>) -> Result<(), DbError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
     let (rtype, rid, rname) = ev.resource.map_or((None, None, None), |(t, i, n)| (Some(t), Some(i), Some(n)));
     sqlx::query(
         "INSERT INTO events (uuid, event_type, level, state, description, user_id, account_id, domain_id, \
@@ -74,7 +83,7 @@ async fn insert(db: &Db, user_id: Option<i64>, owner: Option<(i64, i64)>, ev: Ev
     .bind(rid.map(str::to_owned))
     .bind(rname.map(str::to_owned))
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(ex)
     .await?;
     Ok(())
 }

@@ -73,6 +73,13 @@ pub struct JobSpec<'a> {
     pub instance: Option<(&'a str, String)>,
 }
 
+/// A job row written in a transaction that is not committed yet.
+#[must_use = "a recorded job must be started once its transaction is committed"]
+pub struct Recorded {
+    id: i64,
+    uuid: String,
+}
+
 /// Submits and tracks jobs.
 #[derive(Clone)]
 pub struct Jobs {
@@ -90,13 +97,32 @@ impl Jobs {
         &self.server
     }
 
-    /// Records a job and starts `work` in the background; returns the job's UUID.
+    /// Records a job and starts `work` in the background; returns the job's UUID. The job
+    /// row is committed before the work starts and before the id is returned: a job that
+    /// could not be recorded fails the request and never runs.
     pub async fn submit<F>(&self, caller: &Caller, spec: JobSpec<'_>, work: F) -> Result<String, DbError>
     where
         F: Future<Output = Outcome> + Send + 'static,
     {
+        let mut tx = self.db.begin().await?;
+        let job = self.record(&mut tx, caller, spec).await?;
+        tx.commit().await?;
+        Ok(self.start(job, work))
+    }
+
+    /// Records a job within `tx`, beside the rows its request makes, so that both are
+    /// stored or neither is; `start` it once `tx` is committed.
+    pub async fn record(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        caller: &Caller,
+        spec: JobSpec<'_>,
+    ) -> Result<Recorded, DbError> {
         let uuid = new_uuid();
         let (itype, iid) = spec.instance.map_or((None, None), |(t, i)| (Some(t.to_owned()), Some(i)));
+        // Always in a transaction: on SQLite, `INSERT … RETURNING` outside one commits only
+        // when the statement is reset after its row is read, and a failure there is not
+        // reported, so the id could name a row that was never stored.
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO async_jobs (uuid, user_id, account_id, domain_id, cmd, command, instance_type, instance_id, \
              status, result_code, server, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9, $10) RETURNING id",
@@ -111,9 +137,18 @@ impl Jobs {
         .bind(iid)
         .bind(&self.server)
         .bind(now_ms())
-        .fetch_one(self.db.pool())
+        .fetch_one(&mut **tx)
         .await?;
+        Ok(Recorded { id, uuid })
+    }
+
+    /// Starts the work of a recorded (and committed) job; returns the job's UUID.
+    pub fn start<F>(&self, job: Recorded, work: F) -> String
+    where
+        F: Future<Output = Outcome> + Send + 'static,
+    {
         let db = self.db.clone();
+        let id = job.id;
         tokio::spawn(async move {
             // A panic in the work must still end the job, not leave it pending.
             let outcome = match tokio::spawn(work).await {
@@ -124,7 +159,7 @@ impl Jobs {
                 tracing::error!(job = id, "recording a job's result failed: {e}");
             }
         });
-        Ok(uuid)
+        job.uuid
     }
 
     /// Fails the jobs this server left in progress when it stopped; returns how many.
@@ -173,18 +208,37 @@ impl Jobs {
     }
 }
 
+/// How often recording a job's result is tried while the database is busy.
+const FINISH_ATTEMPTS: u32 = 5;
+
+/// Records how a job ended. The work is done by then, so a busy database is waited out
+/// a few times rather than leaving the job in progress until the next restart.
 async fn finish(db: &Db, id: i64, outcome: Outcome) -> Result<(), DbError> {
     let (status, code, result) = match outcome {
         Ok(obj) => (SUCCEEDED, 0, Value::Object(obj)),
         Err((code, text)) => (FAILED, code as i64, serde_json::json!({ "errorcode": code, "errortext": text })),
     };
-    sqlx::query("UPDATE async_jobs SET status = $1, result_code = $2, result = $3, completed = $4 WHERE id = $5")
+    let result = result.to_string();
+    let mut attempt = 1;
+    loop {
+        let done = sqlx::query(
+            "UPDATE async_jobs SET status = $1, result_code = $2, result = $3, completed = $4 WHERE id = $5",
+        )
         .bind(status)
         .bind(code)
-        .bind(result.to_string())
+        .bind(&result)
         .bind(now_ms())
         .bind(id)
         .execute(db.pool())
-        .await?;
-    Ok(())
+        .await
+        .map_err(DbError::from);
+        match done {
+            Err(DbError::Busy(e)) if attempt < FINISH_ATTEMPTS => {
+                tracing::warn!(job = id, "recording a job's result: the database is busy ({e}); trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+                attempt += 1;
+            }
+            other => return other.map(|_| ()),
+        }
+    }
 }

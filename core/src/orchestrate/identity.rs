@@ -6,6 +6,7 @@ use crate::api::render::Reply;
 use crate::api::request::{AccountRef, Listing, NewAccount, NewUserRequest, UserUpdate};
 use crate::auth::store::{self, AccountFilter, AccountRow, NewUser, UserChanges, UserFilter, UserRow};
 use crate::auth::{Caller, RoleType, passwords};
+use crate::db::DbError;
 use crate::jobs::JobSpec;
 
 use super::{Orchestrator, list, no_such, not_yours, object, views};
@@ -45,9 +46,18 @@ impl Orchestrator {
                 parent.uuid
             )));
         }
-        let id = store::create_domain(&self.db, &parent, name, network_domain).await?;
+        // The domain and its event are committed together, or neither is.
+        let mut tx = self.db.begin().await.map_err(DbError::from)?;
+        let id = store::create_domain(&mut tx, &parent, name, network_domain).await?;
+        let uuid: String = sqlx::query_scalar("SELECT uuid FROM domains WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        Self::audit_in(&mut tx, caller, "DOMAIN.CREATE", ("Domain", &uuid, name), format!("Domain {name} created"))
+            .await?;
+        tx.commit().await.map_err(DbError::from)?;
         let d = store::domain_by_id(&self.db, id).await?.ok_or_else(|| ApiError::internal("the new domain is gone"))?;
-        self.audit(caller, "DOMAIN.CREATE", ("Domain", &d.uuid, &d.name), format!("Domain {name} created")).await?;
         Ok(object("domain", views::domain(&d, false)))
     }
 
@@ -164,12 +174,23 @@ impl Orchestrator {
             is_default: false,
             password_change_required: false,
         };
-        let id = store::create_account(&self.db, &name, domain.id, role, a.network_domain.as_deref(), user).await?;
+        // Hashed before the transaction opens, so a wait for a hashing slot holds no lock.
+        let hash = passwords::hash(&user.password).await;
+        // The account, its user and the event are committed together, or none is.
+        let mut tx = self.db.begin().await.map_err(DbError::from)?;
+        let id =
+            store::create_account(&mut tx, &name, domain.id, role, a.network_domain.as_deref(), user, hash).await?;
+        let uuid: String = sqlx::query_scalar("SELECT uuid FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        Self::audit_in(&mut tx, caller, "ACCOUNT.CREATE", ("Account", &uuid, &name), format!("Account {name} created"))
+            .await?;
+        tx.commit().await.map_err(DbError::from)?;
         let account =
             store::account_by_id(&self.db, id).await?.ok_or_else(|| ApiError::internal("the new account is gone"))?;
         let users = store::users_of_accounts(&self.db, &[id]).await?;
-        self.audit(caller, "ACCOUNT.CREATE", ("Account", &account.uuid, &name), format!("Account {name} created"))
-            .await?;
         Ok(object("account", views::account(&account, &users)))
     }
 
@@ -585,8 +606,8 @@ fn keys(api_key: &str, secret: &str) -> serde_json::Map<String, serde_json::Valu
 }
 
 fn job_err(e: crate::db::DbError) -> (u16, String) {
-    tracing::error!("{e}");
-    (530, "Internal error executing command, please contact your system administrator".into())
+    let e = ApiError::from(e);
+    (e.code.code(), e.text)
 }
 
 fn wrap(name: &str, value: serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {

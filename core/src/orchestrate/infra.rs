@@ -168,10 +168,13 @@ impl Orchestrator {
             security_groups_enabled: z.security_groups_enabled,
             is_edge: z.is_edge,
         };
-        let uuid = infra::create_zone(&self.db, new).await?;
+        // The zone and its event are committed together, or neither is.
+        let name = new.name.clone();
+        let mut tx = self.db.begin().await.map_err(crate::db::DbError::from)?;
+        let uuid = infra::create_zone_in(&mut *tx, new).await?;
+        Self::audit_in(&mut tx, caller, "ZONE.CREATE", ("Zone", &uuid, &name), format!("Zone {name} created")).await?;
+        tx.commit().await.map_err(crate::db::DbError::from)?;
         let zone = infra::zone(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new zone is gone"))?;
-        self.audit(caller, "ZONE.CREATE", ("Zone", &zone.uuid, &zone.name), format!("Zone {} created", zone.name))
-            .await?;
         Ok(object("zone", zone_view(&zone)))
     }
 

@@ -348,7 +348,7 @@ impl Orchestrator {
             .bind(uuid)
             .fetch_one(self.db.pool())
             .await
-            .map_err(crate::db::DbError::Sql)?)
+            .map_err(crate::db::DbError::from)?)
     }
 
     /// NICs, root disk and domain of a new VM; `made` records each step for `undo_build`.

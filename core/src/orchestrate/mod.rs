@@ -53,13 +53,6 @@ pub struct Orchestrator {
 /// The version this server reports as CloudStack's.
 pub const CLOUDSTACK_VERSION: &str = "4.20.0.0";
 
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        tracing::error!("{e}");
-        ApiError::internal("Internal error executing command, please contact your system administrator")
-    }
-}
-
 impl Orchestrator {
     /// Runs one request for `caller`.
     ///
@@ -224,6 +217,11 @@ impl Orchestrator {
 
 impl Orchestrator {
     /// Records a completed action of `caller` on a resource: (type, UUID, name).
+    ///
+    /// The change it tells of is committed by then, so the reply must say it happened: an
+    /// event that cannot be stored is written to the server's log instead (in full, so that
+    /// nothing of the audit trail is lost), and the request still succeeds. Changes that
+    /// must not exist without their event use `audit_in` within their transaction.
     pub(crate) async fn audit(
         &self,
         caller: &Caller,
@@ -231,8 +229,29 @@ impl Orchestrator {
         (resource_type, uuid, name): (&str, &str, &str),
         description: String,
     ) -> Result<(), DbError> {
+        let event = crate::events::Event::info(kind, description.clone()).on(resource_type, uuid, name);
+        if let Err(e) = crate::events::record(&self.db, Some(caller), event).await {
+            tracing::error!(
+                event = kind,
+                resource_type,
+                resource = uuid,
+                user = caller.user.uuid.as_str(),
+                "an event of a committed change could not be stored ({e}): {description}"
+            );
+        }
+        Ok(())
+    }
+
+    /// `audit` within the transaction that makes the change.
+    pub(crate) async fn audit_in(
+        tx: &mut sqlx::AnyConnection,
+        caller: &Caller,
+        kind: &str,
+        (resource_type, uuid, name): (&str, &str, &str),
+        description: String,
+    ) -> Result<(), DbError> {
         let event = crate::events::Event::info(kind, description).on(resource_type, uuid, name);
-        crate::events::record(&self.db, Some(caller), event).await
+        crate::events::record_in(tx, Some(caller), event).await
     }
 }
 

@@ -207,7 +207,7 @@ impl Reconciler {
             .bind(i.template_id)
             .fetch_optional(o.db.pool())
             .await
-            .map_err(DbError::Sql)?,
+            .map_err(DbError::from)?,
         };
         if let Some(uuid) = root
             && let Some(v) = volumes::volume(&o.db, &uuid).await?

@@ -1,7 +1,7 @@
 //! Templates and ISOs: registered from an http(s) URL into an image store of each zone
-//! by the store's storage driver (in the background, with progress and a SHA-256
-//! check), listed with CloudStack's filters, copied once to a primary pool when a
-//! volume needs them, and deleted from everywhere they were copied.
+//! by the store's storage driver (in the background, with progress and a digest check:
+//! MD5, SHA-1, SHA-256 or SHA-512), listed with CloudStack's filters, copied once to a
+//! primary pool when a volume needs them, and deleted from everywhere they were copied.
 
 use serde_json::json;
 
@@ -10,34 +10,29 @@ use crate::api::error::ApiError;
 use crate::api::render::Reply;
 use crate::api::request::{NewTemplateRequest, TemplateFromVolume, TemplateQuery};
 use crate::auth::{Caller, RoleType};
+use crate::checksum::Checksum;
 use crate::cloud::infra::ZoneRow;
 use crate::cloud::storage::{PoolRow, StorageFilter};
 use crate::cloud::templates::{self, NewTemplate, TemplateFilter, TemplateRow};
 use crate::cloud::{infra, offerings, storage, volumes};
-use crate::db::{format_time, new_uuid};
+use crate::db::{DbError, format_time, new_uuid};
 use crate::jobs::JobSpec;
 use crate::plugins::DiskFormat;
 
 use super::{Orchestrator, list, no_such, not_yours, views};
 
-/// A SHA-256 checksum as hex, from "hex" or "{SHA-256}hex".
-fn sha256(checksum: &str) -> Result<String, ApiError> {
-    let hex = match checksum.split_once('}') {
-        Some((algo, hex)) if algo.trim_start_matches('{').replace('-', "").eq_ignore_ascii_case("sha256") => hex,
-        Some((algo, _)) => {
-            return Err(ApiError::invalid_param(format!(
-                "Checksum algorithm {}}} is not supported; give a SHA-256 digest",
-                algo
-            )));
-        }
-        None => checksum,
-    };
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ApiError::invalid_param(
-            "Invalid value of parameter checksum: give a SHA-256 digest as 64 hex digits",
-        ));
-    }
-    Ok(hex.to_ascii_lowercase())
+/// A checksum in any form CloudStack takes (see `crate::checksum`), in the canonical text
+/// that is stored and handed to the storage driver.
+fn parse_checksum(text: &str) -> Result<String, ApiError> {
+    let c: Checksum =
+        text.parse().map_err(|e| ApiError::invalid_param(format!("Invalid value of parameter checksum: {e}")))?;
+    Ok(c.to_string())
+}
+
+/// A job's failure for a database error, with the texts the API gives (see `ApiError`).
+fn db_job_error(e: DbError) -> (u16, String) {
+    let e = ApiError::from(e);
+    (e.code.code(), e.text)
 }
 
 fn disk_format(format: &str) -> DiskFormat {
@@ -88,7 +83,7 @@ impl Orchestrator {
             })?;
             (format, (*hypervisor).to_owned())
         };
-        let checksum = r.checksum.as_deref().filter(|c| !c.is_empty()).map(sha256).transpose()?;
+        let checksum = r.checksum.as_deref().filter(|c| !c.is_empty()).map(parse_checksum).transpose()?;
         if r.is_featured && caller.role != RoleType::Admin {
             return Err(ApiError::permission_denied(format!("Only administrators can mark a {what} featured")));
         }
@@ -110,6 +105,9 @@ impl Orchestrator {
         let zones = self.template_zones(&r.zones).await?;
         let uuid = new_uuid();
         let mut rows = Vec::new();
+        // Every zone's row and the event are committed together, and only then do the
+        // downloads start: a refused write leaves nothing behind.
+        let mut tx = self.db.begin().await.map_err(DbError::from)?;
         for (zone_id, store_id) in zones {
             let new = NewTemplate {
                 uuid: uuid.clone(),
@@ -130,20 +128,22 @@ impl Orchestrator {
                 zone_id,
                 store_id,
             };
-            templates::create(&self.db, &new).await?;
-        }
-        for row in templates::by_uuid(&self.db, &uuid, r.iso).await? {
-            self.download(caller, row.clone());
-            rows.push(row);
+            templates::create(&mut tx, &new).await?;
         }
         let kind = if r.iso { "ISO.CREATE" } else { "TEMPLATE.CREATE" };
-        self.audit(
+        Self::audit_in(
+            &mut tx,
             caller,
             kind,
             (if r.iso { "Iso" } else { "Template" }, &uuid, &r.name),
             format!("{what} {} registered from {}", r.name, r.url),
         )
         .await?;
+        tx.commit().await.map_err(DbError::from)?;
+        for row in templates::by_uuid(&self.db, &uuid, r.iso).await? {
+            self.download(caller, row.clone());
+            rows.push(row);
+        }
         let object = if r.iso { "iso" } else { "template" };
         let items = rows.iter().map(|t| self.template_view(caller, t)).collect();
         Ok(list(object, rows.len() as i64, items))
@@ -216,58 +216,61 @@ impl Orchestrator {
             zone_id,
             store_id,
         };
-        let row_id = templates::create(&self.db, &new).await?;
-        infra::set_text(&self.db, "templates", row_id, "status", Some("Creating".into())).await?;
-        let row = templates::by_uuid(&self.db, &uuid, false)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::internal("the new template is gone"))?;
-        let me = self.clone();
-        let who = caller.clone();
         let spec = JobSpec {
             cmd: "org.apache.cloudstack.api.command.user.template.CreateTemplateCmd",
             command: cmd.name,
             instance: Some(("Template", uuid.clone())),
         };
-        let job = self
-            .jobs
-            .submit(caller, spec, async move {
-                let (pool, path, store, name) =
-                    (volume.pool_url.clone(), volume.path.clone(), row.store_url.clone(), file_name(&row));
-                let what = format!("Creating template {} from volume {}", row.name, volume.name);
-                let made = me
-                    .on_driver(&volume.pool_driver, what, move |d| {
-                        d.export_image(&pool, &path, snapshot.as_deref(), &store, &name)
-                    })
-                    .await;
-                let made = match made {
-                    Ok(v) => v,
-                    Err(e) => {
-                        // Nothing half-made: the driver removed its partial copy; the row goes too.
-                        if let Err(d) = templates::remove(&me.db, row.id).await {
-                            tracing::error!("removing a failed template: {d}");
-                        }
-                        return Err((e.code.code(), e.text));
+        // The row and its job are committed together, or neither is.
+        let mut tx = self.db.begin().await.map_err(DbError::from)?;
+        let row_id = templates::create(&mut tx, &new).await?;
+        sqlx::query("UPDATE templates SET status = 'Creating' WHERE id = $1")
+            .bind(row_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        let job = self.jobs.record(&mut tx, caller, spec).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        let me = self.clone();
+        let who = caller.clone();
+        let row_uuid = uuid.clone();
+        let job = self.jobs.start(job, async move {
+            let row = templates::by_uuid(&me.db, &row_uuid, false).await.map_err(db_job_error)?;
+            let row = row.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
+            let (pool, path, store, name) =
+                (volume.pool_url.clone(), volume.path.clone(), row.store_url.clone(), file_name(&row));
+            let what = format!("Creating template {} from volume {}", row.name, volume.name);
+            let made = me
+                .on_driver(&volume.pool_driver, what, move |d| {
+                    d.export_image(&pool, &path, snapshot.as_deref(), &store, &name)
+                })
+                .await;
+            let made = match made {
+                Ok(v) => v,
+                Err(e) => {
+                    // Nothing half-made: the driver removed its partial copy; the row goes too.
+                    if let Err(d) = templates::remove(&me.db, row.id).await {
+                        tracing::error!("removing a failed template: {d}");
                     }
-                };
-                let done = (made.path, made.virtual_size as i64, made.physical_size as i64);
-                templates::finish(&me.db, row.id, Ok(done)).await.map_err(|e| (530, e.to_string()))?;
-                me.audit(
-                    &who,
-                    "TEMPLATE.CREATE",
-                    ("Template", &row.uuid, &row.name),
-                    format!("Template {} created from volume {}", row.name, volume.name),
-                )
-                .await
-                .map_err(|e| (530, e.to_string()))?;
-                let fresh = templates::by_uuid(&me.db, &row.uuid, false).await.map_err(|e| (530, e.to_string()))?;
-                let fresh = fresh.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
-                let mut out = serde_json::Map::new();
-                out.insert("template".into(), serde_json::Value::Object(me.template_view(&who, &fresh)));
-                Ok(out)
-            })
-            .await?;
+                    return Err((e.code.code(), e.text));
+                }
+            };
+            let done = (made.path, made.virtual_size as i64, made.physical_size as i64);
+            templates::finish(&me.db, row.id, Ok(done)).await.map_err(db_job_error)?;
+            me.audit(
+                &who,
+                "TEMPLATE.CREATE",
+                ("Template", &row.uuid, &row.name),
+                format!("Template {} created from volume {}", row.name, volume.name),
+            )
+            .await
+            .map_err(db_job_error)?;
+            let fresh = templates::by_uuid(&me.db, &row.uuid, false).await.map_err(db_job_error)?;
+            let fresh = fresh.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
+            let mut out = serde_json::Map::new();
+            out.insert("template".into(), serde_json::Value::Object(me.template_view(&who, &fresh)));
+            Ok(out)
+        });
         Ok(Reply::AsyncJob { job_id: job, id: Some(uuid) })
     }
 
@@ -454,12 +457,12 @@ impl Orchestrator {
             .submit(caller, spec, async move {
                 for row in rows {
                     me.remove_template_copies(&row).await.map_err(|e| (530, e))?;
-                    templates::remove(&me.db, row.id).await.map_err(|e| (530, e.to_string()))?;
+                    templates::remove(&me.db, row.id).await.map_err(db_job_error)?;
                 }
                 let kind = if iso { "ISO.DELETE" } else { "TEMPLATE.DELETE" };
                 me.audit(&who, kind, ("Template", &first.uuid, &first.name), format!("{what} {} deleted", first.name))
                     .await
-                    .map_err(|e| (530, e.to_string()))?;
+                    .map_err(db_job_error)?;
                 let mut ok = serde_json::Map::new();
                 ok.insert("success".into(), true.into());
                 Ok(ok)
@@ -608,14 +611,19 @@ impl Orchestrator {
 
 #[cfg(test)]
 mod tests {
-    use super::sha256;
+    use super::parse_checksum as checksum;
 
     #[test]
     fn checksums() {
         let hex = "a".repeat(64);
-        assert_eq!(sha256(&hex).unwrap(), hex);
-        assert_eq!(sha256(&format!("{{SHA-256}}{}", "B".repeat(64))).unwrap(), "b".repeat(64));
-        assert!(sha256("{MD5}d41d8cd98f00b204e9800998ecf8427e").unwrap_err().text.contains("not supported"));
-        assert!(sha256("d41d8cd98f00b204e9800998ecf8427e").is_err());
+        assert_eq!(checksum(&hex).unwrap(), hex);
+        assert_eq!(checksum(&format!("{{SHA-256}}{}", "B".repeat(64))).unwrap(), "b".repeat(64));
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        assert_eq!(checksum(md5).unwrap(), format!("{{MD5}}{md5}"));
+        assert_eq!(checksum(&format!("{{MD5}}{md5}")).unwrap(), format!("{{MD5}}{md5}"));
+        let e = checksum("{CRC32}abcd").unwrap_err();
+        assert_eq!(e.http_status(), 431);
+        assert!(e.text.contains("not supported"), "{}", e.text);
+        assert_eq!(checksum("xyz").unwrap_err().http_status(), 431);
     }
 }

@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::nfs::{self, NfsError, NfsPath};
 use super::process::{self, RunError};
 use super::qcow2;
+use crate::checksum::Checksum;
 use crate::plugins::bindings::images::{Host, ImageInfo, Space};
 use crate::plugins::bindings::types::{DiskFormat, DriverError};
 use crate::plugins::downloads::{DownloadPolicy, Refusal, Target};
@@ -705,15 +705,10 @@ impl Op<'_> {
                 "bad download URL \"{source}\": only http:// and https:// are fetched"
             )));
         }
-        let want = sha256.map(|h| h.trim().to_ascii_lowercase());
-        if let Some(h) = &want
-            && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
-        {
-            return Err(ImageError::Invalid(format!("bad SHA-256 \"{h}\": give 64 hex digits")));
-        }
+        let want = expected_digest(sha256)?;
         self.must_not_exist(target, &dst)?;
         activity.begin(target, source)?;
-        let result = self.download_into(activity, source, target, &dst, want.as_deref());
+        let result = self.download_into(activity, source, target, &dst, want.as_ref());
         activity.finish(target, result.as_ref().err().map(ToString::to_string));
         result
     }
@@ -724,7 +719,7 @@ impl Op<'_> {
         source: &str,
         target: &str,
         dst: &Location,
-        want: Option<&str>,
+        want: Option<&Checksum>,
     ) -> Result<u64, ImageError> {
         // Bytes land in a hidden file first: beside the target for a local file (so
         // the final rename is atomic), in the local temp folder for NFS (then uploaded).
@@ -760,7 +755,7 @@ impl Op<'_> {
         source: &str,
         target: &str,
         partial: &Path,
-        want: Option<&str>,
+        want: Option<&Checksum>,
     ) -> Result<u64, ImageError> {
         // Redirects are followed here, not by ureq, so that every hop's address is checked
         // before anything connects to it.
@@ -803,7 +798,7 @@ impl Op<'_> {
         let total = response.body().content_length();
         let mut file = std::fs::File::create(partial).map_err(|e| io_error(partial, e))?;
         let mut reader = response.body_mut().as_reader();
-        let mut hasher = Sha256::new();
+        let mut hasher = want.map(|c| c.algorithm.hasher());
         let mut buf = vec![0u8; 256 << 10];
         let mut bytes = 0u64;
         loop {
@@ -814,7 +809,9 @@ impl Op<'_> {
                 Err(e) => return Err(body_error(&url, budget, e)),
             };
             file.write_all(&buf[..n]).map_err(|e| io_error(partial, e))?;
-            hasher.update(&buf[..n]);
+            if let Some(h) = &mut hasher {
+                h.update(&buf[..n]);
+            }
             bytes += n as u64;
             activity.advance(target, bytes, total);
         }
@@ -824,13 +821,8 @@ impl Op<'_> {
             return Err(ImageError::Unavailable(format!("{url} ended after {bytes} of {t} bytes")));
         }
         file.sync_all().map_err(|e| io_error(partial, e))?;
-        let got = hex::encode(hasher.finalize());
-        if let Some(want) = want
-            && want != got
-        {
-            return Err(ImageError::Failed(format!(
-                "{source} has SHA-256 {got}, not the expected {want}; the download was discarded"
-            )));
+        if let (Some(want), Some(h)) = (want, hasher) {
+            check_digest(source, want, h)?;
         }
         Ok(bytes)
     }
@@ -914,6 +906,29 @@ fn refused(source: &str, url: &str, r: Refusal) -> ImageError {
         Refusal::Slow => ImageError::Unavailable(format!("{url}: the host did not resolve in time")),
         Refusal::Internal(_) => ImageError::Denied(format!("download from {source} refused{hop}: {r}")),
     }
+}
+
+/// The digest a `fetch` caller expects: bare SHA-256 hex, or any form `Checksum` reads
+/// (`{MD5}hex`, `{SHA-1}hex`, `{SHA-256}hex`, `{SHA-512}hex`).
+fn expected_digest(text: Option<&str>) -> Result<Option<Checksum>, ImageError> {
+    text.map(|t| t.parse::<Checksum>().map_err(|e| ImageError::Invalid(format!("bad checksum: {e}")))).transpose()
+}
+
+/// Fails (the caller then discards the file) unless what was hashed is what was expected.
+fn check_digest(
+    source: &str,
+    want: &Checksum,
+    hasher: Box<dyn sha2::digest::DynDigest + Send>,
+) -> Result<(), ImageError> {
+    let got = hex::encode(hasher.finalize());
+    if got != want.hex {
+        return Err(ImageError::Failed(format!(
+            "the {} digest of {source} did not match: got {got}, expected {}; the download was discarded",
+            want.algorithm.name(),
+            want.hex
+        )));
+    }
+    Ok(())
 }
 
 fn http_error(source: &str, budget: Duration, e: ureq::Error) -> ImageError {
