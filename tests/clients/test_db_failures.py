@@ -10,13 +10,15 @@ import pytest
 
 import wire
 from conftest import PG_ADMIN_URL, admin_credentials, new_user_account, psql
+from test_instances import client, sim_zone
 
 READ_ONLY_TEXT = "The database is read-only"
 BUSY_TEXT = "The database is busy"
 
 
-def writes(api, tag, victim):
-    """The writes under test, by name: (command, params). `victim` is an account to disable."""
+def writes(tag, victim, sim):
+    """The writes under test, by name: (command, params). `victim` is an account to disable,
+    `sim` a Simulator zone to deploy in."""
     return {
         "createDomain": dict(name="dom" + tag),
         "createZone": dict(name="zone" + tag, networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.2"),
@@ -25,6 +27,10 @@ def writes(api, tag, victim):
         ),
         # Async: its job must be recorded before a job id is answered.
         "disableAccount": dict(id=victim.accountid, lock="false"),
+        # Async, and its instance row is written with its job.
+        "deployVirtualMachine": dict(
+            name="vm" + tag, serviceofferingid=sim["offering"]["id"], zoneid=sim["zone"]["id"], templateid=sim["template"]["id"]
+        ),
     }
 
 
@@ -44,26 +50,32 @@ def assert_refused(replies, text):
         assert "id" not in body and "jobid" not in body, (name, body)
 
 
-def assert_nothing_made(api, tag, victim, jobs_before):
+def assert_nothing_made(api, tag, victim, sim, jobs_before):
     assert api("listDomains", name="dom" + tag).get("domain", []) == []
     assert api("listZones", name="zone" + tag).get("zone", []) == []
     assert api("listAccounts", name="acct" + tag, listall=True).get("account", []) == []
     [acct] = api("listAccounts", id=victim.accountid)["account"]
     assert acct["state"] == "enabled"
+    assert api("listVirtualMachines", zoneid=sim["zone"]["id"], listall=True).get("virtualmachine", []) == []
     jobs = api("listAsyncJobs", listall=True).get("asyncjobs", [])
     assert [j for j in jobs if j["jobid"] not in jobs_before] == [], "a refused request left a job"
     events = api("listEvents", keyword=tag).get("event", [])
     assert events == [], events
 
 
-def assert_writes_work(api, tag, victim):
+def assert_writes_work(api, tag, victim, sim):
     """The same calls succeed once the database takes writes: the refusals were not the calls' fault."""
-    calls = writes(api, tag, victim)
+    calls = writes(tag, victim, sim)
     for name in ("createDomain", "createZone", "createAccount"):
         assert api(name, **calls[name])
-    job = api("disableAccount", **calls["disableAccount"])["jobid"]
-    assert api.wait_job(job)["jobstatus"] == 1
-    assert len(api("listEvents", keyword=tag)["event"]) == 3
+    for name in ("disableAccount", "deployVirtualMachine"):
+        job = api(name, **calls[name])["jobid"]
+        done = api.wait_job(job, timeout=120)
+        assert done["jobstatus"] == 1, done
+    [vm] = api("listVirtualMachines", zoneid=sim["zone"]["id"], listall=True)["virtualmachine"]
+    assert vm["name"] == "vm" + tag and vm["state"] == "Running"
+    kinds = {e["type"] for e in api("listEvents", keyword=tag)["event"]}
+    assert {"DOMAIN.CREATE", "ZONE.CREATE", "ACCOUNT.CREATE", "VM.CREATE"} <= kinds, kinds
 
 
 @pytest.fixture
@@ -72,11 +84,12 @@ def long_waits(monkeypatch):
     monkeypatch.setattr(wire, "TIMEOUT", 60)
 
 
-def test_read_only_postgres(server_factory):
+def test_read_only_postgres(server_factory, web):
     srv = server_factory("postgres")
     admin = admin_credentials(srv)
     api = admin.api()
     victim = new_user_account(admin, "ro")
+    sim = sim_zone(client(admin), web)
     tag = secrets.token_hex(4)
     jobs_before = {j["jobid"] for j in api("listAsyncJobs", listall=True).get("asyncjobs", [])}
     admin_url = PG_ADMIN_URL
@@ -90,18 +103,19 @@ def test_read_only_postgres(server_factory):
     try:
         # Reads still work (the API key was seen before; listing needs no write).
         assert api("listZones") is not None
-        assert_refused(call_all(api, writes(api, tag, victim)), READ_ONLY_TEXT)
+        assert_refused(call_all(api, writes(tag, victim, sim)), READ_ONLY_TEXT)
     finally:
         set_read_only(False)
-    assert_nothing_made(api, tag, victim, jobs_before)
-    assert_writes_work(api, tag, victim)
+    assert_nothing_made(api, tag, victim, sim, jobs_before)
+    assert_writes_work(api, tag, victim, sim)
 
 
-def test_locked_sqlite(server_factory, long_waits):
+def test_locked_sqlite(server_factory, web, long_waits):
     srv = server_factory("sqlite")
     admin = admin_credentials(srv)
     api = admin.api()
     victim = new_user_account(admin, "lk")
+    sim = sim_zone(client(admin), web)
     tag = secrets.token_hex(4)
     jobs_before = {j["jobid"] for j in api("listAsyncJobs", listall=True).get("asyncjobs", [])}
 
@@ -110,9 +124,9 @@ def test_locked_sqlite(server_factory, long_waits):
     holder.execute("BEGIN EXCLUSIVE")
     try:
         assert api("listZones") is not None
-        assert_refused(call_all(api, writes(api, tag, victim)), BUSY_TEXT)
+        assert_refused(call_all(api, writes(tag, victim, sim)), BUSY_TEXT)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert_nothing_made(api, tag, victim, jobs_before)
-    assert_writes_work(api, tag, victim)
+    assert_nothing_made(api, tag, victim, sim, jobs_before)
+    assert_writes_work(api, tag, victim, sim)

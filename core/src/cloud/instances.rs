@@ -381,14 +381,14 @@ async fn lock_zone(tx: &mut sqlx::Transaction<'static, sqlx::Any>, zone_id: i64)
     Ok(())
 }
 
-/// Picks a host for a new instance and records the instance on it, in one transaction.
-/// Returns the host's id.
-pub async fn place(db: &Db, n: &NewInstance) -> Result<i64, PlaceError> {
-    let mut tx = db.begin().await?;
-    lock_zone(&mut tx, n.zone_id).await?;
+/// Picks a host for a new instance and records the instance on it, within `tx` (which
+/// also records the job that builds it); the zone stays locked until `tx` ends. Returns
+/// the host's id.
+pub async fn place(tx: &mut sqlx::Transaction<'static, sqlx::Any>, n: &NewInstance) -> Result<i64, PlaceError> {
+    lock_zone(tx, n.zone_id).await?;
     let sql = candidates_sql("AND h.zone_id = $1 AND c.hypervisor = $2");
     let hosts: Vec<Candidate> =
-        sqlx::query_as(&sql).bind(n.zone_id).bind(&n.hypervisor).fetch_all(&mut *tx).await.map_err(DbError::from)?;
+        sqlx::query_as(&sql).bind(n.zone_id).bind(&n.hypervisor).fetch_all(&mut **tx).await.map_err(DbError::from)?;
     if hosts.is_empty() {
         return Err(PlaceError::NoHost(format!(
             "Zone {} has no Up and Enabled {} host to run the instance on",
@@ -422,16 +422,14 @@ pub async fn place(db: &Db, n: &NewInstance) -> Result<i64, PlaceError> {
     .bind(n.need.memory_mb)
     .bind(&n.user_data)
     .bind(now_ms())
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     sqlx::query("UPDATE instances SET instance_name = $1 WHERE id = $2")
         .bind(format!("i-{}-{id}-VM", n.account_id))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    let host_id = host.id;
-    tx.commit().await?;
-    Ok(host_id)
+    Ok(host.id)
 }
 
 /// Takes the room a Stopped instance needs on its own host again (Stopped → Starting).

@@ -26,7 +26,7 @@ use crate::cloud::offerings::{self, OfferingFilter};
 use crate::cloud::storage::{self as pools, PoolRow, StorageFilter};
 use crate::cloud::templates::TemplateRow;
 use crate::cloud::volumes::{self, NewVolume};
-use crate::db::{format_time, new_uuid};
+use crate::db::{DbError, format_time, new_uuid};
 use crate::jobs::JobSpec;
 use crate::plugins::{
     Accel, Attachment, ConsoleSpec, Disk, DiskBus, DiskDevice, HypervisorDriver, NetworkDriver, NetworkSpec, Nic,
@@ -297,26 +297,42 @@ impl Orchestrator {
             user_data,
             start: r.start,
         };
-        instances::place(&self.db, &new).await?;
-        let prepared = async {
-            let vm = instances::instance(&self.db, &uuid).await?.ok_or_else(|| no_such("virtual machine", &uuid))?;
-            let host_uuid = vm.host_uuid.clone().unwrap_or_default();
-            let host = infra::host(&self.db, &host_uuid).await?.ok_or_else(|| no_such("host", &host_uuid))?;
-            let cluster = infra::cluster(&self.db, &host.cluster_uuid)
-                .await?
-                .ok_or_else(|| no_such("cluster", &host.cluster_uuid))?;
-            Ok::<_, ApiError>(Build { vm, host, cluster, template, networks, ip, root_size, start: r.start })
-        }
-        .await;
-        let build = match prepared {
-            Ok(b) => b,
-            Err(e) => {
-                instances::remove(&self.db, self.instance_id(&uuid).await?, "Error").await?;
-                return Err(e);
-            }
+        let spec = JobSpec {
+            cmd: "org.apache.cloudstack.api.command.user.vm.DeployVMCmd",
+            command: cmd.name,
+            instance: Some(("VirtualMachine", uuid.clone())),
         };
+        // The instance and the job that builds it are committed together, or neither is.
+        let mut tx = self.db.begin().await.map_err(DbError::from)?;
+        instances::place(&mut tx, &new).await?;
+        let job = self.jobs.record(&mut tx, caller, spec).await?;
+        tx.commit().await.map_err(DbError::from)?;
         let (me, who, id) = (self.clone(), caller.clone(), uuid.clone());
+        let start = r.start;
         let work = async move {
+            let prepared = async {
+                let vm = instances::instance(&me.db, &id).await?.ok_or_else(|| no_such("virtual machine", &id))?;
+                let host_uuid = vm.host_uuid.clone().unwrap_or_default();
+                let host = infra::host(&me.db, &host_uuid).await?.ok_or_else(|| no_such("host", &host_uuid))?;
+                let cluster = infra::cluster(&me.db, &host.cluster_uuid)
+                    .await?
+                    .ok_or_else(|| no_such("cluster", &host.cluster_uuid))?;
+                Ok::<_, ApiError>(Build { vm, host, cluster, template, networks, ip, root_size, start })
+            }
+            .await;
+            let build = match prepared {
+                Ok(b) => b,
+                Err(e) => {
+                    let removed = async {
+                        let vm_id = me.instance_id(&id).await?;
+                        instances::remove(&me.db, vm_id, "Error").await.map_err(ApiError::from)
+                    };
+                    if let Err(d) = removed.await {
+                        tracing::error!("{d}");
+                    }
+                    return Err(e);
+                }
+            };
             let mut made = Made::default();
             let built = me.build_vm(&build, &mut made).await;
             if let Err(e) = built {
@@ -336,11 +352,8 @@ impl Orchestrator {
             .await?;
             me.vm_reply(&who, &id).await
         };
-        let submitted = self.vm_job(caller, cmd, "DeployVMCmd", &uuid, work).await;
-        if submitted.is_err() {
-            instances::remove(&self.db, self.instance_id(&uuid).await?, "Error").await?;
-        }
-        submitted
+        let job = self.jobs.start(job, async move { work.await.map_err(job_error) });
+        Ok(Reply::AsyncJob { job_id: job, id: Some(uuid) })
     }
 
     async fn instance_id(&self, uuid: &str) -> Result<i64, ApiError> {
