@@ -261,7 +261,11 @@ async fn login(app: &Orchestrator, method: &Method, params: &Params, format: For
     let password = params.get("password").unwrap_or_default();
     let path = match domain_path(app, params).await {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => {
+            // As long as a wrong password: the timing must not tell which domain ids exist.
+            crate::auth::passwords::verify(password, crate::auth::passwords::NO_ONE).await;
+            return fail(e);
+        }
     };
     let user = match app.password_login(username, &path, password).await {
         Ok(u) => u,
