@@ -766,12 +766,12 @@ impl Op<'_> {
             if budget.is_zero() {
                 return Err(ImageError::Deadline);
             }
-            let (target, addrs) = self
+            let (peer, addrs) = self
                 .downloads
                 .check_blocking(&url, budget.min(CONNECT_TIMEOUT))
                 .map_err(|r| refused(source, &url, r))?;
             let response =
-                pinned_agent(budget, target, addrs).get(&url).call().map_err(|e| http_error(&url, budget, e))?;
+                pinned_agent(budget, peer, addrs).get(&url).call().map_err(|e| http_error(&url, budget, e))?;
             let next = match response.status().is_redirection() {
                 true => response.headers().get("location").and_then(|l| l.to_str().ok()).map(|l| joined(&url, l)),
                 false => None,
