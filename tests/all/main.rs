@@ -5,6 +5,7 @@ mod addresses;
 mod cli;
 mod conformance;
 mod driver_kit;
+mod identity;
 mod isolation;
 mod kvm_guest;
 mod network;
