@@ -2,6 +2,7 @@
 //! One binary, as wasmtime does it, so the suite links once.
 
 mod addresses;
+mod bounds;
 mod cli;
 mod conformance;
 mod driver_kit;
