@@ -606,7 +606,12 @@ impl PluginHost {
     /// that file, puts it in use or records why not.
     fn validate(&self, path: &Path, validation: &Arc<Validation>) {
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let result = self.load_as(path, &name);
+        // Whatever happens, the validation ends: scans wait for it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.load_as(path, &name)))
+            .unwrap_or_else(|_| {
+                let reason = "validating it crashed the loader; see the server log".to_owned();
+                Err(PluginError::Invalid { file: path.to_owned(), reason })
+            });
         let label = super::scaffold::valid_name(&name).then(|| name.clone());
         // (what came of it, whether it stands): a superseded outcome is only for the scans waiting.
         let (ev, stands) = {
