@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build everything once, release profile, into one target folder:
 #   - the wasmstack server binary and its test binary (host)
-#   - the plugin components kvm, nfs, local, vlan, flat, rogue (two versions) and future (wasm32-wasip2)
+#   - the plugin components kvm, nfs, local, vlan, flat (wasm32-wasip2), and the test-only
+#     rogue (in variants), roguestore and future
 #   - the web console (web/, wasm32-unknown-unknown, profile wasm-release) into
 #     $CARGO_TARGET_DIR/release/web, where the server binary finds it by default
 set -euo pipefail
@@ -20,15 +21,19 @@ WASM_DIR=$CARGO_TARGET_DIR/wasm32-wasip2/release
 log "host: wasmstack binary + tests (target dir $CARGO_TARGET_DIR)"
 cargo test --release --no-run -p wasmstack
 
-log "components: kvm nfs local vlan flat rogue future"
-cargo build --release --target wasm32-wasip2 -p kvm -p nfs -p local -p vlan -p flat -p rogue -p future
+log "components: kvm nfs local vlan flat rogue roguestore future"
+cargo build --release --target wasm32-wasip2 -p kvm -p nfs -p local -p vlan -p flat -p rogue -p roguestore -p future
 
-# The rogue test plugin comes in two versions (plugin upgrade tests). Both builds
-# write rogue.wasm, so keep a copy of each; what rogue.wasm holds afterwards does not matter.
+# The rogue test plugin comes in variants, one per cargo feature (see its Cargo.toml): two
+# versions (plugin upgrade tests) and drivers whose describe() misbehaves. Every build
+# writes rogue.wasm, so keep a copy of each; what rogue.wasm holds afterwards does not matter.
 cp -f "$WASM_DIR/rogue.wasm" "$WASM_DIR/rogue-v1.wasm"
-log "components: rogue --features v2"
-cargo build --release --target wasm32-wasip2 -p rogue --features v2
-cp -f "$WASM_DIR/rogue.wasm" "$WASM_DIR/rogue-v2.wasm"
+ROGUE_VARIANTS="v2 impostor describe-loop many-asks huge-describe"
+for variant in $ROGUE_VARIANTS; do
+  log "components: rogue --features $variant"
+  cargo build --release --target wasm32-wasip2 -p rogue --features "$variant"
+  cp -f "$WASM_DIR/rogue.wasm" "$WASM_DIR/rogue-$variant.wasm"
+done
 
 log "web console: cargo build, wasm-bindgen, wasm-opt"
 t0=$SECONDS
@@ -69,7 +74,8 @@ log "web console: $WEB_DIR in $((SECONDS - t0)) s; first page $first_page bytes 
 log "artifacts:"
 for f in "$CARGO_TARGET_DIR/release/wasmstack" \
          "$CARGO_TARGET_DIR/release/web/index.html" "$CARGO_TARGET_DIR/release/web/pkg/console_bg.wasm" \
-         "$WASM_DIR/kvm.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/rogue-v1.wasm" "$WASM_DIR/rogue-v2.wasm" "$WASM_DIR/future.wasm"; do
+         "$WASM_DIR/kvm.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/future.wasm" "$WASM_DIR/roguestore.wasm" "$WASM_DIR/rogue-v1.wasm" \
+         $(for v in $ROGUE_VARIANTS; do printf '%s ' "$WASM_DIR/rogue-$v.wasm"; done); do
   [ -f "$f" ] || { printf 'build: ERROR: missing %s\n' "$f" >&2; exit 1; }
   printf '  %s\n' "$f"
 done

@@ -224,6 +224,10 @@ fn plugins_inspect(file: &std::path::Path, args: &HostArgs) -> Result<()> {
     if !plugin.missing_grants().is_empty() && !args.json {
         println!("  note: until the missing grants are added, calls that need them are refused");
     }
+    let installed_as = format!("{}.wasm", plugin.info.name);
+    if file.file_name().and_then(|n| n.to_str()) != Some(installed_as.as_str()) && !args.json {
+        println!("  note: a plugin's name is its file name: install this one as {installed_as}");
+    }
     if plugin.info.name.is_empty() {
         bail!("the plugin has no name");
     }

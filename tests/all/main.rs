@@ -2,9 +2,11 @@
 //! One binary, as wasmtime does it, so the suite links once.
 
 mod addresses;
+mod bounds;
 mod cli;
 mod conformance;
 mod driver_kit;
+mod identity;
 mod isolation;
 mod kvm_guest;
 mod network;

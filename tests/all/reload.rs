@@ -84,14 +84,62 @@ fn the_watcher_picks_up_new_changed_and_removed_files() {
 }
 
 #[test]
-fn two_files_cannot_claim_the_same_name() {
+fn a_looping_describe_holds_up_no_other_driver() {
+    // Dropped in together: a driver whose describe() never returns, with a deadline of its
+    // own, and a good one.
     let sb = Sandbox::new();
-    sb.install("rogue-v1.wasm", "a.wasm");
-    sb.install("rogue-v2.wasm", "b.wasm");
-    let host = sb.host(CONFIG);
-    let events = host.scan();
-    assert!(events[0].loaded);
-    assert!(!events[1].loaded);
-    assert!(events[1].message.contains("plugin \"rogue\" is already loaded from"), "{}", events[1].message);
+    let slow = sb.install("rogue-describe-loop.wasm", "slow.wasm");
+    let file = sb.install("rogue-v1.wasm", "rogue.wasm");
+    let host = sb.host(&format!("{CONFIG}\n[plugin.slow]\ntimeout-ms = 15000\n"));
+    let _watch = host.watch(Duration::from_millis(50));
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !ok() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never saw: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let heard_of_slow = || host.events().iter().any(|e| e.file == slow);
+
+    // The good one is in use while the looping one is still being validated.
+    wait_for("rogue loaded", &|| host.get("rogue").is_some());
+    assert_eq!(host.validating(), vec![slow.clone()]);
+    assert!(!heard_of_slow(), "{:?}", host.events());
     assert_eq!(version_of(&host), "rogue 1.0.0");
+
+    // A file dropped in after the looping one is not held up either.
+    install_file(&wasm("rogue-v2.wasm"), &file);
+    wait_for("rogue replaced", &|| host.get("rogue").is_some_and(|p| p.info.version == "2.0.0"));
+    assert_eq!(host.validating(), vec![slow.clone()]);
+    assert!(!heard_of_slow(), "{:?}", host.events());
+    assert_eq!(version_of(&host), "rogue 2.0.0");
+
+    // The looping one ends at its own deadline (its plugin's timeout-ms, not the default).
+    wait_for("slow refused", &heard_of_slow);
+    let events = host.events();
+    let order: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(order[..2], ["loaded rogue 1.0.0", "replaced rogue 1.0.0 with 2.0.0"], "{order:?}");
+    assert_eq!(order[2], "refused: describe() failed: slow timed out in describe after 15000 ms", "{order:?}");
+    assert!(host.validating().is_empty() && host.get("slow").is_none());
+}
+
+#[test]
+fn a_scan_waits_for_what_it_started_and_returns_it() {
+    let sb = Sandbox::new();
+    let slow = sb.install("rogue-describe-loop.wasm", "slow.wasm");
+    let rogue = sb.install("rogue-v1.wasm", "rogue.wasm");
+    let host = sb.host(&format!("{CONFIG}\n[plugin.slow]\ntimeout-ms = 15000\n"));
+    // Waiting for one file (as an upload does) is not waiting for the others.
+    let events = host.scan_file(&rogue);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].message, "loaded rogue 1.0.0");
+    assert_eq!(host.validating(), vec![slow.clone()]);
+    // A full scan waits for the validation already under way rather than starting another.
+    let events = host.scan();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].file, slow);
+    assert_eq!(events[0].message, "refused: describe() failed: slow timed out in describe after 15000 ms");
+    assert_eq!(version_of(&host), "rogue 1.0.0");
+    assert!(host.scan().is_empty(), "nothing changed since");
+    assert_eq!(host.events().len(), 2, "one event per file: {:?}", host.events());
 }

@@ -87,7 +87,7 @@ def test_upload_params_look_like_cloudstacks(srv, admin):
     params = upload_params(admin, "local.wasm")
     assert set(params) == {"id", "postURL", "metadata", "expires", "signature"}
     assert params["postURL"].endswith("/" + params["id"])
-    for bad in ("local", "../local.wasm", "a/b.wasm", ".hidden.wasm", "x y.wasm"):
+    for bad in ("local", "../local.wasm", "a/b.wasm", ".hidden.wasm", "x y.wasm", "Local.wasm", "local_2.wasm"):
         with pytest.raises(CloudStackApiException) as e:
             upload_params(admin, bad)
         assert e.value.error["errorcode"] == 431 and "Invalid plugin file name" in e.value.error["errortext"], bad
@@ -143,9 +143,16 @@ def test_a_file_the_loader_refuses_leaves_nothing_behind(srv, admin):
     # A core module is not a component: the loader says so.
     r = post(srv, upload_params(admin, "core.wasm"), b"\0asm\x01\0\0\0", "core.wasm")
     assert r.status_code == 431 and "a core WebAssembly module, not a component" in error_of(r)["errortext"], r.text
-    # The NFS driver is loaded from nfs.wasm already: another file of it is refused.
-    r = post(srv, upload_params(admin, "nfs2.wasm"), built("nfs.wasm").read_bytes(), "nfs2.wasm")
-    assert r.status_code == 431 and 'plugin "nfs" is already loaded from nfs.wasm' in error_of(r)["errortext"], r.text
+    # A driver's name is its file's: NFS's driver under another name is refused, and so is an
+    # upload that would replace another driver's file (the KVM driver's) with it.
+    kvm_before = (plugins_dir(srv) / "kvm.wasm").read_bytes()
+    for name in ("nfs2.wasm", "kvm.wasm"):
+        r = post(srv, upload_params(admin, name), built("nfs.wasm").read_bytes(), name)
+        expected = 'it calls itself "nfs" in describe() but was installed as {}; '.format(name)
+        assert r.status_code == 431 and expected in error_of(r)["errortext"], r.text
+        assert "install it as nfs.wasm" in error_of(r)["errortext"], r.text
+    assert (plugins_dir(srv) / "kvm.wasm").read_bytes() == kvm_before
+    assert listed(admin, "kvm")[0]["state"] == "Loaded" and listed(admin, "nfs2") == []
     # No field named file.
     r = post(srv, upload_params(admin, "junk.wasm"), b"x", "junk.wasm", field="upload")
     assert r.status_code == 431 and "no field named file" in error_of(r)["errortext"], r.text

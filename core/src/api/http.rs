@@ -76,8 +76,9 @@ async fn handle(
         .header(header::CONTENT_TYPE, answer.format.content_type())
         .header("X-Content-Type-Options", "nosniff")
         .header("X-XSS-Protection", "1;mode=block");
+    // Bounded, on one line: an error text may quote what a client or a driver sent.
     if let Reply::Error(e) = &answer.reply
-        && let Ok(v) = HeaderValue::from_str(&e.text.replace(['\r', '\n'], " "))
+        && let Ok(v) = HeaderValue::from_str(&e.text.chars().take(1024).collect::<String>().replace(['\r', '\n'], " "))
     {
         response = response.header("X-Description", v);
     }

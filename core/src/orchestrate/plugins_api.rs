@@ -135,19 +135,15 @@ impl PluginUploads {
     }
 }
 
-/// A name for a file in the plugin folder: `NAME.wasm`, NAME of letters, digits, `-`, `_`, `.`.
-fn check_file_name(name: &str) -> Result<(), ApiError> {
-    let stem = name.strip_suffix(".wasm").unwrap_or("");
-    let ok = !stem.is_empty()
-        && name.len() <= 64
-        && !stem.starts_with('.')
-        && stem.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_param(format!(
-            "Invalid plugin file name {name:?}: use letters, digits, '-', '_' and '.', ending in .wasm (at most 64 characters)"
-        )))
+/// A name for a file in the plugin folder: `NAME.wasm`, NAME a plugin name (1-32 lowercase letters,
+/// digits and dashes), since a plugin's file name is its name.
+fn check_file_name(name: &str) -> Result<&str, ApiError> {
+    match name.strip_suffix(".wasm") {
+        Some(stem) if crate::plugins::scaffold::valid_name(stem) => Ok(stem),
+        _ => Err(ApiError::invalid_param(format!(
+            "Invalid plugin file name {name:?}: a plugin's file is its name and .wasm, the name 1-32 lowercase \
+             letters, digits and dashes starting with a letter (kvm.wasm holds the driver kvm)"
+        ))),
     }
 }
 
@@ -416,32 +412,22 @@ fn install(
         let reason = reason.replace(&tmp_name, file_name);
         ApiError::invalid_param(format!("The plugin {file_name} was refused: {reason}"))
     };
-    let loaded = host.load_file(tmp.path()).map_err(|e| match e {
+    // Validated as the plugin the operator named: its describe() must give that name, and
+    // only then may it replace the file of that name (a new version of the same driver).
+    let name = check_file_name(file_name)?;
+    let loaded = host.load_as(tmp.path(), name).map_err(|e| match e {
         PluginError::Invalid { reason, .. } => refused(reason),
         other => refused(other.to_string()),
     })?;
     let target: PathBuf = dir.join(file_name);
     let name = loaded.info.name.clone();
-    for other in host.list() {
-        if other.info.name == name && other.file != target {
-            return Err(refused(format!(
-                "plugin \"{name}\" is already loaded from {}; upload it under that name to replace it",
-                self::file_name(&other.file)
-            )));
-        }
-        if other.file == target && other.info.name != name {
-            return Err(refused(format!(
-                "{file_name} holds plugin \"{}\", not \"{name}\"; upload {name} under another file name",
-                other.info.name
-            )));
-        }
-    }
     // The signature first: the watcher may see the file at once, and must find it signed.
     if let Some(sig) = sig_tmp {
         sig.persist(signing::signature_path(&target)).map_err(|e| failed(e.error))?;
     }
     tmp.persist(&target).map_err(|e| failed(e.error))?;
-    let events = host.scan();
+    // Waits for this file only: another one still being validated must not hold up the reply.
+    let events = host.scan_file(&target);
     match host.get(&name) {
         Some(p) if p.file == target && p.sha256 == loaded.sha256 => Ok(name),
         _ => {
@@ -453,7 +439,7 @@ fn install(
                 .map_or_else(|| "it was not loaded".to_owned(), |e| e.message.clone());
             let _ = std::fs::remove_file(&target);
             let _ = std::fs::remove_file(signing::signature_path(&target));
-            host.scan();
+            host.scan_file(&target);
             Err(refused(why))
         }
     }
@@ -488,9 +474,20 @@ mod tests {
 
     #[test]
     fn file_names_and_capabilities() {
-        assert!(check_file_name("kvm.wasm").is_ok());
-        assert!(check_file_name("my_driver-2.0.wasm").is_ok());
-        for bad in ["kvm", ".wasm", "../kvm.wasm", "a/b.wasm", ".hidden.wasm", "k vm.wasm", "kvm.wasm.sig"] {
+        assert_eq!(check_file_name("kvm.wasm").unwrap(), "kvm");
+        assert_eq!(check_file_name("my-driver2.wasm").unwrap(), "my-driver2");
+        for bad in [
+            "kvm",
+            ".wasm",
+            "../kvm.wasm",
+            "a/b.wasm",
+            ".hidden.wasm",
+            "k vm.wasm",
+            "kvm.wasm.sig",
+            "KVM.wasm",
+            "my_driver-2.0.wasm",
+            "2kvm.wasm",
+        ] {
             assert!(check_file_name(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_capability("libvirt test:///default").unwrap(), Capability::Libvirt("test:///default".into()));

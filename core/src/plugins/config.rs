@@ -9,9 +9,11 @@
 //! trusted-keys = ["ed25519:…"]  # signers whose plugins load (then signatures are required)
 //! watch-ms = 1000          # how often the folder is rescanned; 0: only at start and on reloadPlugins
 //!
-//! [plugin.kvm]
+//! [plugin.kvm]                   # the driver in plugins/kvm.wasm: its file name is its name
 //! libvirt = ["qemu:///system", "test:///default"]
 //! timeout-ms = 120000
+//! sha256 = "…"                   # optional: load kvm.wasm only with this content
+//! signed-by = ["ed25519:…"]      # optional: load kvm.wasm only when one of these keys signed it
 //!
 //! [downloads]
 //! allowed-internal-sites = ["10.1.2.0/24", "127.0.0.1:8000"]  # see `downloads`
@@ -43,6 +45,16 @@ impl Default for Limits {
     }
 }
 
+/// What the operator pinned a plugin's file to, beyond its name: the file loads as that
+/// plugin only with this content or this signer. Checked before the file is compiled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pin {
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: Option<String>,
+    /// Keys one of which must have signed the file (`NAME.wasm.sig`).
+    pub signed_by: Vec<PublicKey>,
+}
+
 /// What the operator set for one plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PluginSettings {
@@ -57,8 +69,10 @@ pub struct HostConfig {
     pub dir: PathBuf,
     /// Limits for plugins the file does not name.
     pub defaults: Limits,
-    /// Per-plugin settings, keyed by the name the plugin's `describe()` gives.
+    /// Per-plugin settings, keyed by plugin name: the stem of the plugin's file name.
     pub plugins: BTreeMap<String, PluginSettings>,
+    /// Per-plugin pins (`sha256`, `signed-by`), keyed likewise.
+    pub pins: BTreeMap<String, Pin>,
     /// Keys whose signatures make a plugin acceptable.
     pub trusted_keys: Vec<PublicKey>,
     /// Refuse plugins without a good signature from a trusted key (`NAME.wasm.sig`).
@@ -117,6 +131,9 @@ struct PluginSection {
     netdev: Vec<String>,
     memory_mib: Option<u64>,
     timeout_ms: Option<u64>,
+    sha256: Option<String>,
+    #[serde(default)]
+    signed_by: Vec<String>,
 }
 
 impl HostConfig {
@@ -139,11 +156,17 @@ impl HostConfig {
         let defaults = limits(Limits::default(), form.plugin_host.memory_mib, form.plugin_host.timeout_ms)?;
         let dir = base.join(form.plugin_host.dir.unwrap_or_else(|| PathBuf::from("plugins")));
         let mut plugins = BTreeMap::new();
+        let mut pins = BTreeMap::new();
         for (name, section) in form.plugin {
             let grants = Grants::new(section.libvirt, section.images, section.netdev)
                 .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
             let limits = limits(defaults, section.memory_mib, section.timeout_ms)
                 .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
+            let pin = pin(section.sha256, &section.signed_by)
+                .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
+            if pin != Pin::default() {
+                pins.insert(name.clone(), pin);
+            }
             plugins.insert(name, PluginSettings { grants, limits });
         }
         let trusted_keys = form
@@ -170,6 +193,7 @@ impl HostConfig {
             dir,
             defaults,
             plugins,
+            pins,
             trusted_keys,
             require_signature,
             file: None,
@@ -186,6 +210,11 @@ impl HostConfig {
             Some(0) => None,
             Some(ms) => Some(Duration::from_millis(ms)),
         }
+    }
+
+    /// What the file of a plugin is pinned to; nothing for most.
+    pub fn pin(&self, plugin: &str) -> Pin {
+        self.pins.get(plugin).cloned().unwrap_or_default()
     }
 
     /// Grants and limits of a plugin; a plugin the file does not name gets no grants.
@@ -260,6 +289,20 @@ fn with_grants(text: &str, plugin: &str, grants: &Grants) -> Result<String, Plug
         }
     }
     Ok(doc.to_string())
+}
+
+fn pin(sha256: Option<String>, signed_by: &[String]) -> Result<Pin, String> {
+    let sha256 = match sha256 {
+        Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
+        Some(h) => return Err(format!("sha256 \"{h}\" is not 64 hex digits")),
+        None => None,
+    };
+    let signed_by = signed_by
+        .iter()
+        .map(|k| PublicKey::parse(k))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("signed-by: {e}"))?;
+    Ok(Pin { sha256, signed_by })
 }
 
 fn limits(base: Limits, memory_mib: Option<u64>, timeout_ms: Option<u64>) -> Result<Limits, PluginError> {
@@ -340,6 +383,24 @@ mod tests {
     fn leaves_the_servers_own_sections_alone() {
         let cfg = HostConfig::parse("[http]\nmax-connections = 5\n[login]\nlock-ms = 1\n", Path::new("/")).unwrap();
         assert!(cfg.plugins.is_empty());
+    }
+
+    #[test]
+    fn a_plugin_can_be_pinned_to_a_content_hash_or_signers() {
+        let key = "ed25519:".to_owned() + &"A".repeat(43) + "=";
+        let text = format!("[plugin.kvm]\nsha256 = \"{}\"\nsigned-by = [\"{key}\"]\n[plugin.nfs]\n", "AB".repeat(32));
+        let cfg = HostConfig::parse(&text, Path::new("/")).unwrap();
+        let pin = cfg.pin("kvm");
+        assert_eq!(pin.sha256.as_deref(), Some("ab".repeat(32).as_str()), "kept in lowercase");
+        assert_eq!(pin.signed_by, vec![PublicKey::parse(&key).unwrap()]);
+        assert_eq!(cfg.pin("nfs"), Pin::default());
+        let err = HostConfig::parse("[plugin.kvm]\nsha256 = \"abc\"\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("[plugin.kvm]: sha256 \"abc\" is not 64 hex digits"), "{err}");
+        let err = HostConfig::parse("[plugin.kvm]\nsigned-by = [\"rsa:x\"]\n", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("[plugin.kvm]: signed-by: \"rsa:x\" is not an ed25519"), "{err}");
+        // Saving grants keeps the pins.
+        let out = with_grants(&text, "kvm", &Grants::default()).unwrap();
+        assert_eq!(HostConfig::parse(&out, Path::new("/")).unwrap().pin("kvm"), pin);
     }
 
     #[test]

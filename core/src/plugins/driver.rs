@@ -27,12 +27,10 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
             .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
         DriverPre::Storage(_) => StorageSession::open(plugin)?
             .0
-            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
-            .map(storage_info),
+            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info(i)))),
         DriverPre::Network(_) => NetworkSession::open(plugin)?
             .0
-            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok))
-            .map(network_info),
+            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info(i)))),
     }
 }
 
@@ -106,8 +104,9 @@ impl<B> Session<B> {
         }
     }
 
-    /// Runs one export under a new deadline and turns traps into errors.
-    fn run<R>(
+    /// Runs one export under a new deadline and turns traps into errors. Every answer
+    /// passes the size bounds here (see `Answer`); error texts are cut to `MAX_ERROR_TEXT`.
+    fn run<R: Answer>(
         &mut self,
         op: &'static str,
         f: impl FnOnce(&B, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
@@ -121,8 +120,13 @@ impl<B> Session<B> {
         // Where a workflow's time goes, for operators chasing a slow one.
         tracing::debug!(plugin = %self.plugin.info.name, op, ms = started.elapsed().as_secs_f64() * 1e3, "driver call");
         match result {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(error)) => Err(PluginError::Driver { plugin: self.plugin.info.name.clone(), error }),
+            Ok(Ok(v)) => match v.bound() {
+                Ok(()) => Ok(v),
+                Err(detail) => Err(PluginError::Oversized { plugin: self.plugin.info.name.clone(), op, detail }),
+            },
+            Ok(Err(error)) => {
+                Err(PluginError::Driver { plugin: self.plugin.info.name.clone(), error: bound_error(error) })
+            }
             Err(trap) => Err(classify(&self.plugin, &self.store, op, output_before, trap)),
         }
     }
@@ -203,7 +207,7 @@ impl HypervisorSession {
         Session::open(plugin, instantiate, "hypervisor").map(HypervisorSession)
     }
 
-    fn run<R>(
+    fn run<R: Answer>(
         &mut self,
         op: &'static str,
         f: impl FnOnce(&HypervisorBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
@@ -347,7 +351,7 @@ impl StorageSession {
         Session::open(plugin, instantiate, "storage").map(StorageSession)
     }
 
-    fn run<R>(
+    fn run<R: Answer>(
         &mut self,
         op: &'static str,
         f: impl FnOnce(&StorageBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
@@ -473,7 +477,7 @@ impl NetworkSession {
         Session::open(plugin, instantiate, "network").map(NetworkSession)
     }
 
-    fn run<R>(
+    fn run<R: Answer>(
         &mut self,
         op: &'static str,
         f: impl FnOnce(&NetworkBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
@@ -510,7 +514,7 @@ fn classify(
     let output = output.get(output_from..).unwrap_or(&output).trim();
     let limits = plugin.settings.limits;
     if state.limiter.hit {
-        let detail = if output.is_empty() { String::new() } else { format!(" ({})", last_lines(output, 2)) };
+        let detail = if output.is_empty() { String::new() } else { format!(" ({})", cut(&last_lines(output, 2))) };
         return PluginError::OutOfMemory { plugin: name, op, limit_mib: limits.memory_mib, detail };
     }
     if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || trap.downcast_ref::<DeadlinePassed>().is_some() {
@@ -521,16 +525,266 @@ fn classify(
         let after = &output[at..];
         let message = after.split_once('\n').map_or(after, |(_, m)| m);
         let message = message.lines().take_while(|l| !l.starts_with("note:")).collect::<Vec<_>>().join("\n");
-        return PluginError::Panicked { plugin: name, op, message: message.trim().to_owned() };
+        return PluginError::Panicked { plugin: name, op, message: cut(message.trim()) };
     }
     let mut message = trap.root_cause().to_string();
     if !output.is_empty() {
         message = format!("{message}; stderr: {}", last_lines(output, 5));
     }
-    PluginError::Trapped { plugin: name, op, message }
+    PluginError::Trapped { plugin: name, op, message: cut(&message) }
 }
 
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+// What a driver may answer. A driver's answer is copied out of its memory by wasmtime
+// before any of this runs, so the copy itself is bounded by the plugin's memory cap
+// (`memory-mib`: at most a few times that much host memory for one call); these bounds
+// keep what the server then stores, logs, and sends to clients small. Each is documented in
+// docs/writing-a-driver.md and in the WIT's comments.
+
+/// Names, versions, labels, UUIDs, host names, bridge names and other short text, in bytes.
+pub const MAX_SHORT_TEXT: usize = 256;
+/// A plugin's one-line description, in bytes.
+pub const MAX_DESCRIPTION: usize = 1024;
+/// A plugin's config-schema (JSON), in bytes.
+pub const MAX_CONFIG_SCHEMA: usize = 64 << 10;
+/// How many capabilities `describe()` may ask for.
+pub const MAX_CAPABILITIES: usize = 256;
+/// One capability's scope (a URI pattern, URL prefix or name prefix), in bytes.
+pub const MAX_CAPABILITY: usize = 1024;
+/// Paths and locators (file paths, image paths, block devices), in bytes: Linux's PATH_MAX.
+pub const MAX_PATH: usize = 4096;
+/// Layers in a network disk's backing chain.
+pub const MAX_BACKING_CHAIN: usize = 256;
+/// VMs in one `list-vms` answer.
+pub const MAX_VMS: usize = 16384;
+/// The text of a driver error, in bytes; a longer one is cut there, with a marker.
+pub const MAX_ERROR_TEXT: usize = 4096;
+
+/// An answer whose size can be checked: the message says what is too big.
+trait Answer {
+    fn bound(&self) -> Result<(), String>;
+}
+
+fn text(what: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!("{what} is {} bytes, at most {max} allowed", value.len()));
+    }
+    Ok(())
+}
+
+fn count<T>(what: &str, list: &[T], max: usize) -> Result<(), String> {
+    if list.len() > max {
+        return Err(format!("{} {what}, at most {max} allowed", list.len()));
+    }
+    Ok(())
+}
+
+impl Answer for () {
+    fn bound(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+macro_rules! no_text {
+    ($($t:ty),*) => {$(
+        impl Answer for $t {
+            fn bound(&self) -> Result<(), String> {
+                Ok(())
+            }
+        }
+    )*};
+}
+no_text!(VmPower, VmStats, Usage);
+
+impl Answer for WitPluginInfo {
+    fn bound(&self) -> Result<(), String> {
+        text("the name", &self.name, MAX_SHORT_TEXT)?;
+        text("the version", &self.version, MAX_SHORT_TEXT)?;
+        text("the description", &self.description, MAX_DESCRIPTION)?;
+        count("capabilities", &self.capabilities, MAX_CAPABILITIES)?;
+        for c in &self.capabilities {
+            let (Capability::Libvirt(scope) | Capability::Images(scope) | Capability::Netdev(scope)) = c;
+            text("a capability", scope, MAX_CAPABILITY)?;
+        }
+        text("the config-schema", &self.config_schema, MAX_CONFIG_SCHEMA)
+    }
+}
+
+impl Answer for HostFacts {
+    fn bound(&self) -> Result<(), String> {
+        text("cpu-model", &self.cpu_model, MAX_SHORT_TEXT)?;
+        text("hypervisor-version", &self.hypervisor_version, MAX_SHORT_TEXT)
+    }
+}
+
+impl Answer for Vec<VmStatus> {
+    fn bound(&self) -> Result<(), String> {
+        count("VMs", self, MAX_VMS)?;
+        for vm in self {
+            text("a VM's uuid", &vm.uuid, MAX_SHORT_TEXT)?;
+            text("a VM's name", &vm.name, MAX_SHORT_TEXT)?;
+        }
+        Ok(())
+    }
+}
+
+impl Answer for ConsoleEndpoint {
+    fn bound(&self) -> Result<(), String> {
+        text("the protocol", &self.protocol, MAX_SHORT_TEXT)?;
+        text("the host", &self.host, MAX_SHORT_TEXT)
+    }
+}
+
+impl Answer for Locator {
+    fn bound(&self) -> Result<(), String> {
+        match self {
+            Locator::File(f) => text("the locator's path", &f.path, MAX_PATH),
+            Locator::Block(device) => text("the locator's device", device, MAX_PATH),
+            Locator::Network(n) => {
+                text("the locator's protocol", &n.protocol, MAX_SHORT_TEXT)?;
+                text("the locator's host", &n.host, MAX_SHORT_TEXT)?;
+                text("the locator's path", &n.path, MAX_PATH)?;
+                count("backing images", &n.backing, MAX_BACKING_CHAIN)?;
+                n.backing.iter().try_for_each(|b| text("a backing image's path", &b.path, MAX_PATH))
+            }
+        }
+    }
+}
+
+impl Answer for Volume {
+    fn bound(&self) -> Result<(), String> {
+        text("the path", &self.path, MAX_PATH)?;
+        self.locator.bound()
+    }
+}
+
+impl Answer for Attachment {
+    fn bound(&self) -> Result<(), String> {
+        text("the bridge", &self.bridge, MAX_SHORT_TEXT)
+    }
+}
+
+/// `text` cut to at most `MAX_ERROR_TEXT` bytes (on a character boundary), saying so.
+pub(crate) fn cut(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_owned();
+    }
+    let marker = format!(" … [cut: {} bytes in all]", text.len());
+    let mut end = MAX_ERROR_TEXT - marker.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
+/// A driver error with its text cut to `MAX_ERROR_TEXT`.
+fn bound_error(error: DriverError) -> DriverError {
+    let bounded = |t: String| if t.len() <= MAX_ERROR_TEXT { t } else { cut(&t) };
+    match error {
+        DriverError::InvalidSpec(t) => DriverError::InvalidSpec(bounded(t)),
+        DriverError::NotFound(t) => DriverError::NotFound(bounded(t)),
+        DriverError::Unavailable(t) => DriverError::Unavailable(bounded(t)),
+        DriverError::Denied(t) => DriverError::Denied(bounded(t)),
+        DriverError::Unsupported(t) => DriverError::Unsupported(bounded(t)),
+        DriverError::Failed(t) => DriverError::Failed(bounded(t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> WitPluginInfo {
+        WitPluginInfo {
+            name: "kvm".into(),
+            version: "1.0.0".into(),
+            kind: DriverKind::Hypervisor,
+            description: "KVM".into(),
+            capabilities: vec![Capability::Libvirt("qemu:///system".into())],
+            config_schema: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn every_part_of_describe_is_bounded() {
+        assert_eq!(info().bound(), Ok(()));
+        let long = |n: usize| "x".repeat(n);
+        let cases: Vec<(WitPluginInfo, &str)> = vec![
+            (WitPluginInfo { name: long(257), ..info() }, "the name is 257 bytes, at most 256 allowed"),
+            (WitPluginInfo { version: long(300), ..info() }, "the version is 300 bytes, at most 256 allowed"),
+            (WitPluginInfo { description: long(1025), ..info() }, "the description is 1025 bytes, at most 1024"),
+            (
+                WitPluginInfo { capabilities: vec![Capability::Netdev("ws-".into()); 257], ..info() },
+                "257 capabilities, at most 256 allowed",
+            ),
+            (
+                WitPluginInfo { capabilities: vec![Capability::Images(long(1025))], ..info() },
+                "a capability is 1025 bytes, at most 1024",
+            ),
+            (WitPluginInfo { config_schema: long(65537), ..info() }, "the config-schema is 65537 bytes, at most 65536"),
+        ];
+        for (answer, expected) in cases {
+            let err = answer.bound().unwrap_err();
+            assert!(err.starts_with(expected), "{err}");
+        }
+        let at_the_limits = WitPluginInfo {
+            name: long(256),
+            description: long(1024),
+            capabilities: vec![Capability::Images(long(1024)); 256],
+            config_schema: long(65536),
+            ..info()
+        };
+        assert_eq!(at_the_limits.bound(), Ok(()));
+    }
+
+    #[test]
+    fn long_error_texts_are_cut_with_a_marker() {
+        let DriverError::Failed(t) = bound_error(DriverError::Failed("no such VM".into())) else { unreachable!() };
+        assert_eq!(t, "no such VM");
+        let DriverError::NotFound(t) = bound_error(DriverError::NotFound("é".repeat(3 << 20))) else { unreachable!() };
+        assert!(t.len() <= MAX_ERROR_TEXT, "{}", t.len());
+        assert!(t.ends_with(" … [cut: 6291456 bytes in all]"), "{}", &t[t.len() - 40..]);
+        assert!(t.starts_with("éé"));
+        assert_eq!(cut(&"y".repeat(MAX_ERROR_TEXT)).len(), MAX_ERROR_TEXT);
+    }
+
+    #[test]
+    fn paths_lists_and_labels_are_bounded() {
+        use crate::plugins::bindings::types::{BackingImage, FileDisk, NetworkDisk};
+        let file = |n: usize| Locator::File(FileDisk { path: "/".repeat(n), format: DiskFormat::Qcow2 });
+        assert_eq!(file(MAX_PATH).bound(), Ok(()));
+        assert!(file(MAX_PATH + 1).bound().unwrap_err().starts_with("the locator's path is 4097 bytes"));
+        let volume = |path: String| Volume { path, locator: file(10), virtual_size: 1, physical_size: 1 };
+        assert!(volume("v".repeat(20 << 20)).bound().unwrap_err().starts_with("the path is 20971520 bytes"));
+        let chain = |n: usize| {
+            Locator::Network(NetworkDisk {
+                protocol: "nfs".into(),
+                host: "h".into(),
+                port: None,
+                path: "/e/v".into(),
+                format: DiskFormat::Qcow2,
+                backing: vec![BackingImage { path: "/e/t".into(), format: DiskFormat::Qcow2 }; n],
+            })
+        };
+        assert_eq!(chain(MAX_BACKING_CHAIN).bound(), Ok(()));
+        assert!(chain(MAX_BACKING_CHAIN + 1).bound().unwrap_err().starts_with("257 backing images"));
+        let vm = |name: String| VmStatus { uuid: "u".into(), name, power: VmPower::Running };
+        assert!(vec![vm("a".into()); MAX_VMS + 1].bound().unwrap_err().starts_with("16385 VMs, at most 16384"));
+        assert!(vec![vm("n".repeat(300))].bound().unwrap_err().starts_with("a VM's name is 300 bytes"));
+        let facts = HostFacts {
+            cpus: 1,
+            cpu_mhz: 1,
+            cpu_model: "m".repeat(1 << 20),
+            memory_bytes: 1,
+            hypervisor_version: "QEMU".into(),
+            hardware_accel: false,
+        };
+        assert!(facts.bound().unwrap_err().starts_with("cpu-model is 1048576 bytes"));
+        let attachment = Attachment { bridge: "b".repeat(257), openvswitch: false, vlan: None };
+        assert!(attachment.bound().is_err());
+    }
 }

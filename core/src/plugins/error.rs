@@ -23,6 +23,9 @@ pub enum PluginError {
     /// The driver tried to grow its memory past its cap.
     #[error("{plugin} ran out of memory in {op}: its limit is {limit_mib} MiB{detail}")]
     OutOfMemory { plugin: String, op: &'static str, limit_mib: u64, detail: String },
+    /// The driver answered with more than the host takes (see the bounds in `driver.rs`).
+    #[error("{plugin} gave an oversized answer to {op}: {detail}")]
+    Oversized { plugin: String, op: &'static str, detail: String },
     /// Any other trap.
     #[error("{plugin} crashed in {op}: {message}")]
     Trapped { plugin: String, op: &'static str, message: String },

@@ -5,11 +5,15 @@
 //! `driver.rs`). A file that changes in the plugin folder is validated in full before
 //! it replaces the loaded plugin; calls already running keep the old `Arc` and finish
 //! on the old code.
+//!
+//! A plugin's name is the stem of its file name (`kvm.wasm` is the driver `kvm`): the
+//! operator decides which file is which driver, and so which grants it gets; a component
+//! whose `describe()` gives another name is refused.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -192,15 +196,48 @@ struct FileSeen {
     plugin: Option<String>,
 }
 
+/// One version of a file being validated, and what came of it once done.
+struct Validation {
+    file: PathBuf,
+    stamp: FileStamp,
+    outcome: Mutex<Option<ReloadEvent>>,
+    done: Condvar,
+}
+
+impl Validation {
+    fn new(file: PathBuf, stamp: FileStamp) -> Self {
+        Validation { file, stamp, outcome: Mutex::new(None), done: Condvar::new() }
+    }
+
+    fn finish(&self, outcome: ReloadEvent) {
+        *lock(&self.outcome) = Some(outcome);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> ReloadEvent {
+        let mut outcome = lock(&self.outcome);
+        loop {
+            if let Some(ev) = outcome.as_ref() {
+                return ev.clone();
+            }
+            outcome = self.done.wait(outcome).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 struct Inner {
     runtime: Arc<Runtime>,
     linker: Linker<CallState>,
     config: RwLock<HostConfig>,
     components: Mutex<HashMap<String, Component>>,
     plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+    /// What was made of each file, by the version last validated.
     files: Mutex<HashMap<PathBuf, FileSeen>>,
+    /// The newest version of each file under validation. Lock order: `files`, then this,
+    /// then `plugins`.
+    validating: Mutex<HashMap<PathBuf, Arc<Validation>>>,
     events: Mutex<VecDeque<ReloadEvent>>,
-    /// Serialises scans so that two watchers never load the same file twice.
+    /// Serialises the start of scans so that two scans never start on the same file.
     scanning: Mutex<()>,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -263,6 +300,7 @@ impl PluginHost {
                 components: Mutex::new(HashMap::new()),
                 plugins: RwLock::new(BTreeMap::new()),
                 files: Mutex::new(HashMap::new()),
+                validating: Mutex::new(HashMap::new()),
                 events: Mutex::new(VecDeque::new()),
                 scanning: Mutex::new(()),
                 stop_ticker,
@@ -350,20 +388,62 @@ impl PluginHost {
     }
 
     /// Compiles and validates one file without installing it: it must be a component
-    /// for a supported WIT version whose `describe()` answers sensibly.
+    /// for a supported WIT version whose `describe()` answers sensibly. The file's name
+    /// does not matter here (`plugins inspect`, `plugins check`); the settings shown are
+    /// those of the name `describe()` gives.
     pub fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
+        self.load(path, None)
+    }
+
+    /// Validates `path` as the plugin `name`, the name the operator installed it under
+    /// (the stem of its file name in the plugin folder, or the name an upload was given):
+    /// on top of `load_file`'s checks, its `describe()` must give that same name, and the
+    /// file must match what `[plugin.NAME]` pins (`sha256`, `signed-by`). Grants, limits
+    /// and pins are the operator's for that name; the component has no say in which.
+    pub fn load_as(&self, path: &Path, name: &str) -> Result<LoadedPlugin, PluginError> {
+        self.load(path, Some(name))
+    }
+
+    fn load(&self, path: &Path, installed_as: Option<&str>) -> Result<LoadedPlugin, PluginError> {
         let invalid = |reason: String| PluginError::Invalid { file: path.to_owned(), reason };
+        if let Some(name) = installed_as
+            && !super::scaffold::valid_name(name)
+        {
+            return Err(invalid(format!(
+                "{name}.wasm is not a plugin name; a plugin's name is its file name, 1-32 lowercase letters, digits and dashes"
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
         let digest = Sha256::digest(&bytes);
         let sha256 = hex::encode(digest);
         // Checked before compiling: an untrusted file never reaches the compiler.
-        {
+        let limits = {
             let config = read(&self.inner.config);
             if config.require_signature {
                 super::signing::verify(path, &digest, &config.trusted_keys).map_err(invalid)?;
             }
-        }
+            match installed_as {
+                Some(name) => {
+                    let pin = config.pin(name);
+                    if let Some(pinned) = &pin.sha256
+                        && *pinned != sha256
+                    {
+                        return Err(invalid(format!(
+                            "its SHA-256 is {sha256}, but [plugin.{name}] pins sha256 = \"{pinned}\""
+                        )));
+                    }
+                    if !pin.signed_by.is_empty() {
+                        super::signing::verify(path, &digest, &pin.signed_by)
+                            .map_err(|e| invalid(format!("[plugin.{name}] has signed-by: {e}")))?;
+                    }
+                    // Its own deadline and memory cap, so that describe() honours them too.
+                    config.settings(name).limits
+                }
+                None => config.defaults,
+            }
+        };
         let component = self.compile(&sha256, &bytes).map_err(invalid)?;
+        drop(bytes);
         let (kind, wit_version) = interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
         let instance_pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| invalid(format!("cannot link: {e:#}")))?;
@@ -374,11 +454,14 @@ impl PluginHost {
             DriverKind::Network => DriverPre::Network(NetworkDriverPre::new(instance_pre).map_err(missing)?),
         };
 
-        // describe() runs with no grants and the default limits: it must not need anything.
-        let settings = PluginSettings { grants: Grants::default(), limits: read(&self.inner.config).defaults };
+        // describe() runs with no grants: it must not need anything.
+        let settings = PluginSettings { grants: Grants::default(), limits };
+        let probe_name = installed_as.map(str::to_owned).unwrap_or_else(|| {
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").chars().take(64).collect()
+        });
         let mut probe = LoadedPlugin {
             info: PluginInfo {
-                name: String::new(),
+                name: probe_name.clone(),
                 version: String::new(),
                 kind,
                 description: String::new(),
@@ -391,12 +474,21 @@ impl PluginHost {
             grants: Arc::new(Grants::default()),
             settings,
             loaded_at: SystemTime::now(),
-            name: Arc::from(path.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin")),
+            name: Arc::from(probe_name.as_str()),
             runtime: self.inner.runtime.clone(),
             pre,
         };
         let raw = super::driver::describe(&probe).map_err(|e| invalid(format!("describe() failed: {e}")))?;
         let info = check_info(raw, kind).map_err(invalid)?;
+        if let Some(name) = installed_as
+            && info.name != name
+        {
+            return Err(invalid(format!(
+                "it calls itself \"{}\" in describe() but was installed as {name}.wasm; a plugin's name is its \
+                 file name (grants are keyed by it), so install it as {}.wasm",
+                info.name, info.name
+            )));
+        }
         probe.settings = read(&self.inner.config).settings(&info.name);
         probe.grants = Arc::new(probe.settings.grants.clone());
         probe.name = Arc::from(info.name.as_str());
@@ -422,8 +514,36 @@ impl PluginHost {
 
     /// Brings the loaded set in line with the plugin folder: new and changed files are
     /// validated and, if good, replace what was loaded; a refused file leaves the old
-    /// plugin in place; a removed file unloads its plugin. Returns what happened.
+    /// plugin in place; a removed file unloads its plugin. Returns what happened, once
+    /// every changed file has been dealt with.
+    ///
+    /// Each file is validated on its own thread under its own plugin's deadline, and is
+    /// put in use as soon as it passes: a file that takes long (a `describe()` that loops
+    /// until its deadline) holds up no other.
     pub fn scan(&self) -> Vec<ReloadEvent> {
+        let (mut events, pending) = self.start_scan();
+        events.extend(pending.iter().map(|v| v.wait()));
+        events
+    }
+
+    /// Like `scan`, but waits only for what becomes of `file` (if it changed), not for the
+    /// other files being validated meanwhile.
+    pub fn scan_file(&self, file: &Path) -> Vec<ReloadEvent> {
+        let (mut events, pending) = self.start_scan();
+        events.extend(pending.iter().filter(|v| v.file == file).map(|v| v.wait()));
+        events
+    }
+
+    /// The files being validated now.
+    pub fn validating(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = lock(&self.inner.validating).keys().cloned().collect();
+        files.sort();
+        files
+    }
+
+    /// Unloads the plugins of removed files and starts validating new and changed ones;
+    /// returns the unloads and the validations the folder's files now wait on.
+    fn start_scan(&self) -> (Vec<ReloadEvent>, Vec<Arc<Validation>>) {
         let _one_at_a_time = lock(&self.inner.scanning);
         let dir = self.dir();
         let mut events = Vec::new();
@@ -461,21 +581,79 @@ impl PluginHost {
             }
         }
 
+        let mut validating = lock(&self.inner.validating);
+        let mut pending = Vec::new();
         let mut paths: Vec<_> = present.into_iter().collect();
         paths.sort_by(|a, b| a.0.cmp(&b.0));
         for (path, stamp) in paths {
             if files.get(&path).is_some_and(|seen| seen.stamp == stamp) {
                 continue;
             }
-            let previous = files.get(&path).and_then(|s| s.plugin.clone());
-            let (plugin, ev) = self.install(&path, previous);
-            files.insert(path, FileSeen { stamp, plugin });
-            events.push(ev);
+            if let Some(under_way) = validating.get(&path)
+                && under_way.stamp == stamp
+            {
+                pending.push(under_way.clone());
+                continue;
+            }
+            // A validation of an older version of the file, if any, is superseded by this one.
+            let validation = Arc::new(Validation::new(path.clone(), stamp));
+            validating.insert(path.clone(), validation.clone());
+            pending.push(validation.clone());
+            let host = self.clone();
+            std::thread::Builder::new()
+                .name("plugin-load".into())
+                .spawn(move || host.validate(&path, &validation))
+                .expect("spawning a plugin validation");
         }
+        drop(validating);
         drop(files);
+        self.record(&events);
+        (events, pending)
+    }
 
+    /// Validates one file of the plugin folder and, if it is still the newest version of
+    /// that file, puts it in use or records why not.
+    fn validate(&self, path: &Path, validation: &Arc<Validation>) {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        // Whatever happens, the validation ends: scans wait for it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.load_as(path, &name)))
+            .unwrap_or_else(|_| {
+                let reason = "validating it crashed the loader; see the server log".to_owned();
+                Err(PluginError::Invalid { file: path.to_owned(), reason })
+            });
+        let label = super::scaffold::valid_name(&name).then(|| name.clone());
+        // (what came of it, whether it stands): a superseded outcome is only for the scans waiting.
+        let (ev, stands) = {
+            let mut files = lock(&self.inner.files);
+            let mut validating = lock(&self.inner.validating);
+            let newest = validating.get(path).is_some_and(|v| Arc::ptr_eq(v, validation));
+            if newest {
+                validating.remove(path);
+            }
+            if !newest {
+                let msg = "superseded: the file changed while it was being validated";
+                (event(path, label, false, msg.into()), false)
+            } else if !path.exists() {
+                (event(path, label, false, "file removed while it was being validated".into()), false)
+            } else {
+                let previous = files.get(path).and_then(|s| s.plugin.clone());
+                let (plugin, ev) = self.install(path, label, result, previous);
+                files.insert(path.to_owned(), FileSeen { stamp: validation.stamp.clone(), plugin });
+                (ev, true)
+            }
+        };
+        if stands {
+            self.record(std::slice::from_ref(&ev));
+        } else {
+            tracing::debug!(file = %path.display(), "{}", ev.message);
+        }
+        validation.finish(ev);
+    }
+
+    /// Logs events and keeps them for `events()`.
+    fn record(&self, events: &[ReloadEvent]) {
         let mut log = lock(&self.inner.events);
-        for ev in &events {
+        for ev in events {
             if ev.loaded {
                 tracing::info!(file = %ev.file.display(), "{}", ev.message);
             } else {
@@ -486,12 +664,17 @@ impl PluginHost {
                 log.pop_front();
             }
         }
-        events
     }
 
-    /// Loads one file and, if it validates, makes it the plugin of its name.
-    fn install(&self, path: &Path, previous: Option<String>) -> (Option<String>, ReloadEvent) {
-        let loaded = match self.load_file(path) {
+    /// Makes a validated file the plugin of its name, or records why it was refused.
+    fn install(
+        &self,
+        path: &Path,
+        label: Option<String>,
+        result: Result<LoadedPlugin, PluginError>,
+        previous: Option<String>,
+    ) -> (Option<String>, ReloadEvent) {
+        let loaded = match result {
             Ok(p) => p,
             Err(e) => {
                 let reason = match e {
@@ -502,7 +685,7 @@ impl PluginHost {
                     .as_deref()
                     .and_then(|n| self.get(n))
                     .map_or(String::new(), |old| format!("; still using {} {}", old.info.name, old.info.version));
-                return (previous.clone(), event(path, previous, false, format!("refused: {reason}{keep}")));
+                return (previous, event(path, label, false, format!("refused: {reason}{keep}")));
             }
         };
         let name = loaded.info.name.clone();
@@ -522,7 +705,8 @@ impl PluginHost {
     }
 
     /// Scans the plugin folder every `interval` on a background thread until the
-    /// returned handle is dropped.
+    /// returned handle is dropped. A scan does not wait for its validations, so a file
+    /// dropped in while another is still being validated is picked up at the next tick.
     pub fn watch(&self, interval: Duration) -> WatchHandle {
         let stop = Arc::new(AtomicBool::new(false));
         let host = Arc::downgrade(&self.inner);
@@ -532,7 +716,7 @@ impl PluginHost {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     match host.upgrade() {
-                        Some(inner) => drop(PluginHost { inner }.scan()),
+                        Some(inner) => drop(PluginHost { inner }.start_scan()),
                         None => return,
                     }
                     std::thread::sleep(interval);

@@ -373,7 +373,9 @@ them all with "not supported" until its functions are written.
 
 1. Paste `grants.toml` into the server's `wasmstack.toml` (in its data folder) and narrow the
    grants to what the driver may touch.
-2. Copy `{wasm}` into the server's `plugins` folder (write it aside and rename it into place).
+2. Copy `{wasm}` into the server's `plugins` folder as `{name}.wasm` (write it aside and rename
+   it into place): a driver's name is its file name, and one whose `describe()` gives another
+   name is refused.
    A running server loads it within seconds, no restart; `wasmstack plugins list` shows it,
    or why it was refused.
 

@@ -17,6 +17,12 @@ use super::grants::Grants;
 
 /// How much of a guest's stderr is kept for error messages.
 const STDERR_CAPACITY: usize = 64 * 1024;
+/// The most random bytes one WASI call may ask the host for (wasmtime's default is 64 MiB,
+/// which the host would allocate); a driver needs a few for seeds and UUIDs.
+const MAX_RANDOM_BYTES: u64 = 64 * 1024;
+/// The most host resources (libvirt connections, WASI streams) one store may hold at once
+/// (wasmtime's default is a million table entries).
+const MAX_RESOURCES: usize = 4096;
 
 pub(crate) struct CallState {
     pub plugin: Arc<str>,
@@ -49,7 +55,13 @@ impl CallState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopened folders, no environment, no sockets: a driver reaches the
         // outside world only through the capabilities it was granted.
-        let wasi = WasiCtxBuilder::new().stdout(stderr.clone()).stderr(stderr.clone()).build();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stderr.clone())
+            .stderr(stderr.clone())
+            .max_random_size(MAX_RANDOM_BYTES)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         CallState {
             plugin,
             grants,
@@ -58,7 +70,7 @@ impl CallState {
             downloads,
             deadline,
             limiter: MemoryLimiter { cap: memory_cap, hit: false },
-            table: ResourceTable::new(),
+            table,
             nfs_reachable: Vec::new(),
             images_known: KnownImages::default(),
             wasi,

@@ -6,6 +6,8 @@ use crate::plugins::state::CallState;
 impl Host for CallState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let plugin = &*self.plugin;
+        // A driver's line is bounded like its error texts, so that it cannot flood the log.
+        let message = crate::plugins::driver::cut(&message);
         match level {
             Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
             Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),

@@ -2,9 +2,14 @@
 //!
 //! `probe-host(url)` does what `url` says: "panic", "loop" (spin forever), "hog"
 //! (allocate without end), "snoop" (open a libvirt URI it was not granted),
-//! "sleep:MS" (sleep, then answer), "stderr" (write to stderr, then trap);
+//! "sleep:MS" (sleep, then answer), "stderr" (write to stderr, then trap),
+//! "big-error" (a 32 MiB error text), "big-facts" (a 1 MiB cpu-model);
 //! any other URL is probed through libvirt like a real driver would. The answer's
 //! `hypervisor-version` names the driver version, so tests can tell builds apart.
+//! `list-vms(url)` answers "many" with 200,000 VMs and "long-name" with a VM named by
+//! 1 MiB of text; `console(url, _)` answers "long-host" with a 1 MiB host name.
+//!
+//! The cargo features build variants whose `describe()` misbehaves (see Cargo.toml).
 
 wit_bindgen::generate!({ world: "hypervisor-driver", path: "../../../wit", generate_all });
 
@@ -15,25 +20,47 @@ use exports::wasmstack::driver::plugin::{Capability, DriverKind, Guest as Plugin
 use wasmstack::driver::libvirt::Connection;
 use wasmstack::driver::types::DriverError;
 
-const VERSION: &str = if cfg!(feature = "v2") { "2.0.0" } else { "1.0.0" };
+const VERSION: &str = if cfg!(feature = "v2") {
+    "2.0.0"
+} else if cfg!(feature = "impostor") {
+    "99.0.0"
+} else {
+    "1.0.0"
+};
 
 struct Rogue;
 
 impl Plugin for Rogue {
     fn describe() -> PluginInfo {
+        if cfg!(feature = "describe-loop") {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        let mut capabilities = vec![Capability::Libvirt("test:///default".into())];
+        if cfg!(feature = "many-asks") {
+            capabilities = vec![Capability::Libvirt("test:///default".into()); 200_000];
+        }
+        let config_schema = if cfg!(feature = "huge-describe") {
+            format!("{{\"title\":\"{}\"}}", "x".repeat(40 << 20))
+        } else {
+            "{}".into()
+        };
         PluginInfo {
-            name: "rogue".into(),
+            // Claims the KVM driver's name, and with it, it hopes, KVM's grants.
+            name: if cfg!(feature = "impostor") { "kvm" } else { "rogue" }.into(),
             version: VERSION.into(),
             kind: DriverKind::Hypervisor,
             description: "Misbehaves on request (tests only)".into(),
-            capabilities: vec![Capability::Libvirt("test:///default".into())],
-            config_schema: "{}".into(),
+            capabilities,
+            config_schema,
         }
     }
 }
 
 fn unsupported<T>() -> Result<T, DriverError> {
-    Err(DriverError::Unsupported("rogue only answers probe-host".into()))
+    Err(DriverError::Unsupported("rogue does not do that".into()))
 }
 
 impl Hypervisor for Rogue {
@@ -61,6 +88,8 @@ impl Hypervisor for Rogue {
                 eprintln!("rogue: about to trap");
                 std::process::abort()
             }
+            "big-error" => Err(DriverError::Failed("e".repeat(32 << 20))),
+            "big-facts" => Ok(HostFacts { cpu_model: "m".repeat(1 << 20), ..facts(1, 1) }),
             _ => {
                 if let Some(ms) = url.strip_prefix("sleep:") {
                     let ms: u64 = ms.parse().map_err(|_| DriverError::InvalidSpec("sleep:MS".into()))?;
@@ -91,11 +120,23 @@ impl Hypervisor for Rogue {
     fn power_state(_url: String, _uuid: String) -> Result<VmPower, DriverError> {
         unsupported()
     }
-    fn list_vms(_url: String) -> Result<Vec<VmStatus>, DriverError> {
-        unsupported()
+    fn list_vms(url: String) -> Result<Vec<VmStatus>, DriverError> {
+        let vm = |name: String| VmStatus {
+            uuid: "00000000-0000-0000-0000-000000000000".into(),
+            name,
+            power: VmPower::Running,
+        };
+        match url.as_str() {
+            "many" => Ok(vec![vm("i-2-3-VM".into()); 200_000]),
+            "long-name" => Ok(vec![vm("n".repeat(1 << 20))]),
+            _ => unsupported(),
+        }
     }
-    fn console(_url: String, _uuid: String) -> Result<ConsoleEndpoint, DriverError> {
-        unsupported()
+    fn console(url: String, _uuid: String) -> Result<ConsoleEndpoint, DriverError> {
+        match url.as_str() {
+            "long-host" => Ok(ConsoleEndpoint { protocol: "vnc".into(), host: "h".repeat(1 << 20), port: 5900 }),
+            _ => unsupported(),
+        }
     }
     fn stats(_url: String, _uuid: String) -> Result<VmStats, DriverError> {
         unsupported()
