@@ -3,7 +3,7 @@
 # Idempotent: a second run installs nothing and only checks that the services answer.
 #
 #   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs + its headers), ISO tools, OVS, busybox
-#   - rustup targets for the WebAssembly plugins
+#   - rustup targets for the WebAssembly plugins, and rustfmt and clippy
 #   - virtlogd + libvirtd, started by hand (no systemd socket activation)
 #   - rpcbind + nfs-ganesha serving $WASMSTACK_NFS_ROOT/export (default ~/.cache/wasmstack/nfs)
 #     as nfs://127.0.0.1/export (NFSv3), and a 64 MiB tmpfs at $WASMSTACK_NFS_ROOT/small as
@@ -110,6 +110,11 @@ if command -v rustup >/dev/null 2>&1; then
       log "rustup: adding target $t"
       rustup target add "$t"
     fi
+  done
+  # The test run's quick tier (scripts/test.sh) needs both; a minimal rustup profile lacks them.
+  have_components=$(rustup component list --installed)
+  for c in rustfmt clippy; do
+    grep -q "^$c" <<<"$have_components" || { log "rustup: adding component $c"; rustup component add "$c"; }
   done
 else
   die "rustup not found; install Rust with rustup first (https://rustup.rs)"

@@ -27,6 +27,12 @@ export WASMSTACK_NFS_SMALL_DIR="$WASMSTACK_NFS_ROOT/small"
 export WASMSTACK_NFS_SMALL_URL="nfs://127.0.0.1/small"
 
 bash scripts/setup.sh
+
+# The quick tier first, so a formatting slip or a lint fails the run in minutes.
+printf 'test: cargo fmt --check, cargo clippy\n'
+cargo fmt --all -- --check
+cargo clippy -p wasmstack --all-targets -- -D warnings
+
 bash scripts/guest-image.sh "$WASMSTACK_GUEST_DIR"
 bash scripts/build.sh
 
