@@ -75,6 +75,21 @@ def test_scale_a_stopped_vm(admin, web):
     cs.destroyVirtualMachine(id=vm["id"], expunge=True)
 
 
+def test_revert_only_the_volume_of_a_stopped_vm(admin, web):
+    cs = client(admin)
+    z = sim_zone(cs, web)
+    vm = deploy(cs, z)
+    [root] = cs.listVolumes(virtualmachineid=vm["id"], type="ROOT")["volume"]
+    snap = cs.createSnapshot(volumeid=root["id"])["snapshot"]
+    # The guest has its disk open while it runs: reverting under it is refused, nothing changes.
+    err = error_of(lambda: cs.revertSnapshot(id=snap["id"]))
+    assert err["errorcode"] == 431 and "stop it before reverting" in err["errortext"], err
+    assert cs.listVolumes(id=root["id"])["volume"][0]["state"] == "Ready"
+    cs.stopVirtualMachine(id=vm["id"])
+    assert cs.revertSnapshot(id=snap["id"])["snapshot"]["id"] == snap["id"]
+    assert cs.listVolumes(id=root["id"])["volume"][0]["state"] == "Ready"
+
+
 def test_users_scale_only_their_vms(admin, web):
     cs = client(admin)
     z = sim_zone(cs, web, pool=False)

@@ -283,7 +283,8 @@ fn pool_view(p: &PoolRow) -> serde_json::Map<String, serde_json::Value> {
         "clusterid": p.cluster_uuid,
         "clustername": p.cluster_name,
         "hypervisor": p.hypervisor,
-        "provider": "DefaultPrimary",
+        // The driver that serves the pool, as given to createStoragePool's `provider`.
+        "provider": p.driver,
         "driver": p.driver,
         "tags": p.tags,
         "disksizetotal": p.capacity_bytes,

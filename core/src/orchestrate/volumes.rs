@@ -610,6 +610,15 @@ impl Orchestrator {
         id: &str,
     ) -> Result<Reply, ApiError> {
         let (s, v) = self.snapshot_for(caller, id).await?;
+        // A running guest has the disk open: reverting under it would corrupt what it sees.
+        if let (Some(vm), Some(state)) = (&v.vm_name, &v.vm_state)
+            && state != "Stopped"
+        {
+            return Err(ApiError::invalid_param(format!(
+                "Volume {} is attached to VM {vm}, which is {state}; stop it before reverting the volume",
+                v.name
+            )));
+        }
         self.hold(&v, "RevertSnapshotting").await?;
         let me = self.clone();
         let who = caller.clone();
