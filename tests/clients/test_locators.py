@@ -10,6 +10,7 @@ import pytest
 from cs import CloudStack, CloudStackApiException
 
 from conftest import DRIVER_GRANTS, Server, admin_credentials, install_drivers, server_binary
+from test_instances import deploy, sim_zone, vms_in
 
 ROGUE_GRANT = '\n[plugin.roguestore]\nimages = ["file:///nowhere"]\n'
 
@@ -37,16 +38,16 @@ def volume_paths(server) -> list:
         return [row[0] for row in db.execute("SELECT path FROM volumes")]
 
 
-@pytest.mark.parametrize("folder, outside", [("escape", "the file /etc/shadow"), ("dotdot", "the file /nowhere/dotdot/../outside")])
+@pytest.mark.parametrize("folder, outside", [("escape", "the file /etc/shadow"), ("dotdot", "the file /nowhere/{tag}/dotdot/../outside")])
 def test_a_volume_outside_the_pool_is_refused(srv, folder, outside):
     cs = client(admin_credentials(srv))
     tag = secrets.token_hex(3)
     zone = cs.createZone(name="zl" + tag, networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.2")["zone"]
-    pool = cs.createStoragePool(name="rogue" + tag, url="file:///nowhere/" + folder, provider="roguestore", zoneid=zone["id"], scope="zone", hypervisor="Simulator")["storagepool"]
+    pool = cs.createStoragePool(name="rogue" + tag, url="file:///nowhere/{}/{}".format(tag, folder), provider="roguestore", zoneid=zone["id"], scope="zone", hypervisor="Simulator")["storagepool"]
     with pytest.raises(CloudStackApiException) as e:
         cs.createVolume(name="v" + tag, size=1, zoneid=zone["id"])
     err = e.value.error
-    want = "the storage driver roguestore answered a volume outside pool rogue{}: {}".format(tag, outside)
+    want = "the storage driver roguestore answered a volume outside pool rogue{}: {}".format(tag, outside.format(tag=tag))
     assert want in err["errortext"], err
     assert cs.listVolumes(zoneid=zone["id"], listall=True) == {}
     assert all("shadow" not in p and "outside" not in p for p in volume_paths(srv)), volume_paths(srv)
@@ -60,3 +61,16 @@ def test_a_volume_inside_the_pool_is_made(srv):
     cs.createStoragePool(name="sane" + tag, url="file:///nowhere/pool" + tag, provider="roguestore", zoneid=zone["id"], scope="zone", hypervisor="Simulator")
     vol = cs.createVolume(name="v" + tag, size=1, zoneid=zone["id"])["volume"]
     assert vol["state"] == "Ready", vol
+
+
+def test_a_deploy_whose_root_disk_lies_outside_the_pool_fails(srv, web):
+    cs = client(admin_credentials(srv))
+    z = sim_zone(cs, web, pool=False)
+    cs.createStoragePool(name="rogue" + z["tag"], url="file:///nowhere/{}/escape".format(z["tag"]), provider="roguestore", zoneid=z["zone"]["id"], scope="zone", hypervisor="Simulator")
+    with pytest.raises(CloudStackApiException) as e:
+        deploy(cs, z, networkids=z["network"]["id"])
+    want = "the storage driver roguestore answered a volume outside pool rogue{}: the file /etc/shadow".format(z["tag"])
+    assert want in e.value.error["errortext"], e.value.error
+    # The root disk is refused before the VM's definition is built: no VM runs, and no row keeps the path.
+    assert all(vm["state"] != "Running" for vm in vms_in(cs, z["zone"])), vms_in(cs, z["zone"])
+    assert all("shadow" not in p for p in volume_paths(srv)), volume_paths(srv)

@@ -8,7 +8,7 @@
 //!
 //! A pool whose URL ends in "/escape" gets volumes outside it: `create-volume` and
 //! `locate` answer the file /etc/shadow. One ending in "/dotdot" gets `<pool>/../outside`.
-//! Any other pool gets files below its own folder.
+//! Any other pool gets files below its own folder; `install-template` always does.
 
 wit_bindgen::generate!({ world: "storage-driver", path: "../../../wit", generate_all });
 
@@ -107,8 +107,12 @@ impl Storage for RogueStore {
     ) -> Result<Volume, DriverError> {
         unsupported()
     }
-    fn install_template(_pool: String, _store: String, _image: String) -> Result<Volume, DriverError> {
-        unsupported()
+    /// A template copy always lies in the pool, so that a deploy reaches `create-volume`.
+    fn install_template(pool: String, _store: String, image: String) -> Result<Volume, DriverError> {
+        let folder = pool.strip_prefix("file://").unwrap_or(&pool).trim_end_matches('/');
+        let path = format!("t-{}", image.replace('/', "-"));
+        let locator = file(format!("{folder}/{path}"));
+        Ok(Volume { path, locator, virtual_size: 1 << 20, physical_size: 0 })
     }
     fn register_image(
         _store: String,
