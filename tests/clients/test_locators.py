@@ -74,3 +74,21 @@ def test_a_deploy_whose_root_disk_lies_outside_the_pool_fails(srv, web):
     # The root disk is refused before the VM's definition is built: no VM runs, and no row keeps the path.
     assert all(vm["state"] != "Running" for vm in vms_in(cs, z["zone"])), vms_in(cs, z["zone"])
     assert all("shadow" not in p for p in volume_paths(srv)), volume_paths(srv)
+
+
+def test_a_stored_volume_outside_its_pool_never_reaches_the_hypervisor(srv, web):
+    """A row stored before the check, or edited in the database: its locator is checked
+    again when the VM's definition is built."""
+    cs = client(admin_credentials(srv))
+    z = sim_zone(cs, web, pool=False)
+    pool = cs.createStoragePool(name="sane" + z["tag"], url="file:///nowhere/{}/pool".format(z["tag"]), provider="roguestore", zoneid=z["zone"]["id"], scope="zone", hypervisor="Simulator")["storagepool"]
+    vm = deploy(cs, z, networkids=z["network"]["id"])
+    assert vm["state"] == "Running", vm
+    cs.stopVirtualMachine(id=vm["id"])
+    with sqlite3.connect(srv.sqlite_path, timeout=30) as db:
+        db.execute("UPDATE storage_pools SET url = ? WHERE uuid = ?", ("file:///nowhere/{}/escape".format(z["tag"]), pool["id"]))
+    bigger = cs.createServiceOffering(name="sb" + z["tag"], displaytext="bigger", cpunumber=1, cpuspeed=100, memory=96)["serviceoffering"]
+    with pytest.raises(CloudStackApiException) as e:
+        cs.scaleVirtualMachine(id=vm["id"], serviceofferingid=bigger["id"])
+    want = "the storage driver roguestore answered a volume outside pool sane{}: the file /etc/shadow".format(z["tag"])
+    assert want in e.value.error["errortext"], e.value.error
