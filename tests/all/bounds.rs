@@ -103,3 +103,23 @@ fn storage_answers_over_the_bounds_are_refused() {
     let volume = store.create_volume(pool, "v1", 1 << 20, None).expect("a sane answer passes");
     assert_eq!(volume.path, "v1");
 }
+
+/// A storage driver's answer naming a file outside its pool passes the host's size
+/// bounds; the orchestrator's containment check is what refuses it.
+#[test]
+fn storage_answers_outside_the_pool_are_refused() {
+    use wasmstack::orchestrate::locators::within;
+    let (_sb, host) = host_with("roguestore.wasm", "roguestore.wasm", CONFIG);
+    let store = host.storage("roguestore").expect("roguestore loaded");
+    let sane = store.create_volume("file:///nowhere/pool", "v1", 1 << 20, None).expect("a sane answer");
+    assert_eq!(within("file:///nowhere/pool", &sane.locator), Ok(()));
+    for (pool, outside) in [
+        ("file:///nowhere/escape", "the file /etc/shadow"),
+        ("file:///nowhere/dotdot", "the file /nowhere/dotdot/../outside"),
+    ] {
+        let made = store.create_volume(pool, "v1", 1 << 20, None).expect("the host passes it");
+        assert_eq!(within(pool, &made.locator), Err(outside.to_owned()), "{pool}");
+        let found = store.locate(pool, "v1").expect("the host passes it");
+        assert_eq!(within(pool, &found), Err(outside.to_owned()), "{pool}");
+    }
+}

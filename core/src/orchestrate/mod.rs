@@ -10,6 +10,7 @@ mod infra;
 mod instance_changes;
 mod instance_volumes;
 mod instances;
+pub mod locators;
 mod logins;
 pub mod networks;
 mod offerings;

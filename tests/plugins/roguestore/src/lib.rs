@@ -5,6 +5,10 @@
 //! path), "long-locator" (a 1 MiB file path in the locator), "deep-chain" (a network
 //! locator with 100,000 backing images); any other name gets a small, sane volume.
 //! `locate(url, path)` answers a 1 MiB block device for the path "long-block".
+//!
+//! A pool whose URL ends in "/escape" gets volumes outside it: `create-volume` and
+//! `locate` answer the file /etc/shadow. One ending in "/dotdot" gets `<pool>/../outside`.
+//! Any other pool gets files below its own folder; `install-template` always does.
 
 wit_bindgen::generate!({ world: "storage-driver", path: "../../../wit", generate_all });
 
@@ -31,6 +35,18 @@ fn unsupported<T>() -> Result<T, DriverError> {
     Err(DriverError::Unsupported("roguestore does not do that".into()))
 }
 
+/// Where a volume named `name` lies in the pool at `pool`, or outside it on request.
+fn in_pool(pool: &str, name: &str) -> Locator {
+    let folder = pool.strip_prefix("file://").unwrap_or(pool).trim_end_matches('/');
+    if folder.ends_with("/escape") {
+        file("/etc/shadow".into())
+    } else if folder.ends_with("/dotdot") {
+        file(format!("{folder}/../outside"))
+    } else {
+        file(format!("{folder}/{name}"))
+    }
+}
+
 fn file(path: String) -> Locator {
     Locator::File(FileDisk { path, format: DiskFormat::Qcow2 })
 }
@@ -43,7 +59,7 @@ impl Storage for RogueStore {
         Ok(Usage { total_bytes: 1 << 30, used_bytes: 0 })
     }
     fn create_volume(
-        _pool: String,
+        pool: String,
         name: String,
         size_bytes: u64,
         _template: Option<String>,
@@ -63,7 +79,7 @@ impl Storage for RogueStore {
                 };
                 ("v".into(), Locator::Network(disk))
             }
-            _ => (name.clone(), file(format!("/nowhere/{name}"))),
+            _ => (name.clone(), in_pool(&pool, &name)),
         };
         Ok(Volume { path, locator, virtual_size: size_bytes, physical_size: 0 })
     }
@@ -91,8 +107,12 @@ impl Storage for RogueStore {
     ) -> Result<Volume, DriverError> {
         unsupported()
     }
-    fn install_template(_pool: String, _store: String, _image: String) -> Result<Volume, DriverError> {
-        unsupported()
+    /// A template copy always lies in the pool, so that a deploy reaches `create-volume`.
+    fn install_template(pool: String, _store: String, image: String) -> Result<Volume, DriverError> {
+        let folder = pool.strip_prefix("file://").unwrap_or(&pool).trim_end_matches('/');
+        let path = format!("t-{}", image.replace('/', "-"));
+        let locator = file(format!("{folder}/{path}"));
+        Ok(Volume { path, locator, virtual_size: 1 << 20, physical_size: 0 })
     }
     fn register_image(
         _store: String,
@@ -106,10 +126,10 @@ impl Storage for RogueStore {
     fn delete_image(_url: String, _path: String) -> Result<(), DriverError> {
         Ok(())
     }
-    fn locate(_url: String, path: String) -> Result<Locator, DriverError> {
+    fn locate(url: String, path: String) -> Result<Locator, DriverError> {
         match path.as_str() {
             "long-block" => Ok(Locator::Block(format!("/dev/{}", "b".repeat(1 << 20)))),
-            _ => Ok(file(format!("/nowhere/{path}"))),
+            _ => Ok(in_pool(&url, &path)),
         }
     }
 }
