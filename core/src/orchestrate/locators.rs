@@ -32,6 +32,8 @@ fn below(root: &str, path: &str) -> bool {
 /// `nfs://host/export`); the error says what is outside. No pool is a block pool, so a
 /// block device is always refused.
 pub fn within(url: &str, locator: &Locator) -> Result<(), String> {
+    // A pool's settings travel in its URL's query string; where it is, is the rest.
+    let url = url.split_once(['?', '#']).map_or(url, |(base, _)| base);
     match locator {
         Locator::File(f) => {
             let root =
@@ -89,6 +91,10 @@ mod tests {
     #[test]
     fn files_stay_in_the_folder() {
         assert!(within("file:///pool", &file("/pool/v1.qcow2")).is_ok());
+        // The settings in a pool URL's query are not part of its folder.
+        assert!(within("file:///pool?quota-mib=9&layout=nested", &file("/pool/vols/v1.qcow2")).is_ok());
+        assert!(within("file:///pool?x=/etc", &file("/etc/shadow")).is_err());
+        assert!(within("nfs://h/e?quota-mib=9", &nfs("h", "/e/v1", &["/e/t1"])).is_ok());
         assert!(within("file:///pool/", &file("/pool//sub/v1")).is_ok());
         assert!(within("file:///pool", &file("/pool/../etc/shadow")).is_err());
         assert!(within("file:///pool", &file("/pool/./v1")).is_err());
