@@ -199,14 +199,19 @@ test("volumes, snapshots and ISOs in the console", { timeout: 600000 }, async (t
     await shot("storage-05-resized");
   });
 
-  await t.test("revert to the snapshot: the volume is its size again", async () => {
+  await t.test("revert to the snapshot: refused while the VM runs, then the volume is its size again", async () => {
     const row = page.locator(`#volumes tr[data-name="${volName}"]`);
     await page.locator(`#snapshots tr[data-name="${snapName}"] .act-revert`).click();
     await row.locator(".job-line", { hasText: /Revert: (Done|Failed)/ }).waitFor({ timeout: 120000 });
-    assert.match(await row.locator(".job-line").innerText(), /Revert: Done/);
+    assert.match(await row.locator(".job-line").innerText(), /Revert: Failed .*stop it before reverting/);
+    assert.equal((await dataVolumes())[0].size, 2 * (1 << 30));
+    await waitJob((await api("stopVirtualMachine", { id: vm.id })).jobid);
+    await page.locator(`#snapshots tr[data-name="${snapName}"] .act-revert`).click();
+    await row.locator(".job-line", { hasText: /Revert: Done/ }).waitFor({ timeout: 120000 });
     await row.locator("td.col-size", { hasText: "1.0 GiB" }).waitFor();
     assert.equal((await dataVolumes())[0].size, 1 << 30);
     await shot("storage-06-reverted");
+    await waitJob((await api("startVirtualMachine", { id: vm.id })).jobid);
   });
 
   await t.test("delete the snapshot", async () => {
