@@ -8,14 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-
-use crate::api::commands;
-use crate::api::params::Params;
-use crate::api::render::Reply;
-use crate::api::request::Request;
-use crate::auth::{Caller, store};
-use crate::db::DbError;
+use crate::operator::{Operator, OperatorError, id};
 use crate::orchestrate::Orchestrator;
 
 /// Where the demo template is served from, by this server, while demo mode runs.
@@ -32,12 +25,10 @@ pub enum DemoError {
     Image(String),
     #[error("no admin user to run the demo set-up as")]
     NoAdmin,
-    #[error("{command}: {text}")]
-    Command { command: String, text: String },
+    #[error(transparent)]
+    Command(#[from] OperatorError),
     #[error("the demo template did not download: {0}")]
     Template(String),
-    #[error(transparent)]
-    Db(#[from] DbError),
 }
 
 /// The demo's files in the data folder.
@@ -120,8 +111,7 @@ pub struct Summary {
 /// Runs the set-up commands as the admin, unless the cloud already has a zone. `base`
 /// is this server's own URL (it serves the template during the set-up).
 pub async fn set_up(orch: &Orchestrator, dir: &DemoDir, base: &str) -> Result<Option<Summary>, DemoError> {
-    let admin = store::user_by_login(&orch.db, "admin", "/").await?.ok_or(DemoError::NoAdmin)?;
-    let op = Operator { orch, caller: Caller { role: admin.role(), user: std::sync::Arc::new(admin), session: None } };
+    let op = Operator::as_user(orch, "admin", "/").await.map_err(|_| DemoError::NoAdmin)?;
     if !op.list("listZones", &[]).await?.is_empty() {
         return Ok(None);
     }
@@ -241,81 +231,6 @@ pub async fn set_up(orch: &Orchestrator, dir: &DemoDir, base: &str) -> Result<Op
         )
         .await?;
     op.call("updateZone", &[("id", &zone_id), ("allocationstate", "Enabled")]).await?;
-    op.wait_ready(&template_id).await?;
+    op.wait_template(&template_id, Duration::from_secs(120)).await.map_err(DemoError::Template)?;
     Ok(Some(Summary { zone: id(&zone), template: template_id, offering: id(&offering), network: id(&network) }))
-}
-
-fn id(object: &Map<String, Value>) -> String {
-    object.get("id").and_then(Value::as_str).unwrap_or_default().to_owned()
-}
-
-/// Runs API commands as one caller, through the same parsing and checks as HTTP requests.
-struct Operator<'a> {
-    orch: &'a Orchestrator,
-    caller: Caller,
-}
-
-impl Operator<'_> {
-    async fn reply(&self, command: &str, params: &[(&str, &str)]) -> Result<Reply, DemoError> {
-        let failed = |text: String| DemoError::Command { command: command.to_owned(), text };
-        let cmd = commands::find(command).ok_or_else(|| failed("no such command".into()))?;
-        let mut pairs = vec![("command".to_owned(), command.to_owned())];
-        pairs.extend(params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let params = Params::from_pairs(pairs);
-        let run = async {
-            cmd.validate(&params)?;
-            let request = Request::parse(cmd, &params)?;
-            self.orch.execute(&self.caller, cmd, request).await
-        };
-        run.await.map_err(|e| failed(e.text))
-    }
-
-    /// The command's one object: a created thing, or the finished job's result.
-    async fn call(&self, command: &str, params: &[(&str, &str)]) -> Result<Map<String, Value>, DemoError> {
-        let failed = |text: String| DemoError::Command { command: command.to_owned(), text };
-        match self.reply(command, params).await? {
-            Reply::Object { value, .. } | Reply::Flat(value) => Ok(value),
-            Reply::List { items, .. } => Ok(items.into_iter().next().unwrap_or_default()),
-            Reply::Success { .. } => Ok(Map::new()),
-            Reply::AsyncJob { job_id, .. } => {
-                let job = self.orch.jobs.wait(&job_id).await?.ok_or_else(|| failed("its job is gone".into()))?;
-                let result: Value = serde_json::from_str(job.result.as_deref().unwrap_or("{}")).unwrap_or_default();
-                if job.result_code != 0 {
-                    return Err(failed(result["errortext"].as_str().unwrap_or("failed").to_owned()));
-                }
-                // The result holds one object under its name.
-                Ok(result.as_object().and_then(|m| m.values().find_map(Value::as_object)).cloned().unwrap_or_default())
-            }
-            Reply::Error(e) => Err(failed(e.text)),
-        }
-    }
-
-    async fn list(&self, command: &str, params: &[(&str, &str)]) -> Result<Vec<Map<String, Value>>, DemoError> {
-        match self.reply(command, params).await? {
-            Reply::List { items, .. } => Ok(items),
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    /// Waits for the template's download into the image store.
-    async fn wait_ready(&self, template_id: &str) -> Result<(), DemoError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let listed = self.list("listTemplates", &[("templatefilter", "all"), ("id", template_id)]).await?;
-            let t = listed.first().cloned().unwrap_or_default();
-            if t.get("isready").and_then(Value::as_bool) == Some(true) {
-                return Ok(());
-            }
-            let status = t.get("status").and_then(Value::as_str).unwrap_or_default().to_owned();
-            // While it runs the status reads "Downloading" or "42% Downloaded"; a
-            // failed download leaves the reason there.
-            if !status.is_empty() && !status.contains("Download") && status != "Creating" {
-                return Err(DemoError::Template(status));
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(DemoError::Template(format!("still \"{status}\" after 2 minutes")));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }

@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod events;
 pub mod jobs;
+pub mod operator;
 pub mod orchestrate;
 pub mod plugins;
 pub mod server;
