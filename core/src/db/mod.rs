@@ -192,6 +192,15 @@ impl Db {
         } else {
             return Err(DbError::UnknownBackend(url.to_owned()));
         };
+        // Each pooled connection to a bare `:memory:` would get its own empty database;
+        // a named in-memory database with a shared cache is one database for the pool.
+        let memory;
+        let url = if matches!(url, "sqlite::memory:" | "sqlite://:memory:") {
+            memory = format!("sqlite:file:wasmstack-{}?mode=memory&cache=shared", new_uuid());
+            memory.as_str()
+        } else {
+            url
+        };
         let options = AnyConnectOptions::from_str(url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
