@@ -11,6 +11,7 @@ mod isolation;
 mod kvm_guest;
 mod network;
 mod network_guest;
+mod orchestrator;
 mod reload;
 mod signing;
 mod simulator;

@@ -70,3 +70,85 @@ pub fn install_file(src: &Path, dest: &Path) {
 pub fn new_uuid() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("kernel uuid").trim().to_owned()
 }
+
+/// A whole server in this process: `serve --demo` on a scratch data folder, with the
+/// database in memory. The demo set-up builds a Simulator cloud through the API (zone,
+/// host, pool, image store, template, network, offering), so a test starts from a cloud
+/// ready to deploy on, without root, libvirtd or NFS.
+pub struct DemoCloud {
+    pub runtime: tokio::runtime::Runtime,
+    pub orch: wasmstack::orchestrate::Orchestrator,
+    serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl DemoCloud {
+    pub fn start() -> Self {
+        use wasmstack::server::{ServeOptions, Server};
+        let data = tempfile::tempdir().expect("scratch data folder");
+        let plugins = data.path().join("plugins");
+        std::fs::create_dir(&plugins).expect("plugin folder");
+        for driver in ["kvm.wasm", "local.wasm"] {
+            install_file(&wasm(driver), &plugins.join(driver));
+        }
+        let dir = wasmstack::demo::DemoDir::prepare(data.path()).expect("the demo's folders and grants");
+        let opts = ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            data_dir: data.path().to_owned(),
+            database: Some("sqlite::memory:".into()),
+            admin_password: Some("password".into()),
+            web_dir: None,
+        };
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+        let server = runtime.block_on(Server::start(&opts)).expect("the server starts");
+        let orch = server.orchestrator.clone();
+        let serving = runtime.spawn(server.run_demo(dir));
+        let cloud = DemoCloud { runtime, orch, serving, _data: data };
+        cloud.wait_for_demo();
+        cloud
+    }
+
+    /// Waits until the demo's template is ready, the last step of its set-up.
+    fn wait_for_demo(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        self.block_on(async {
+            let admin = self.admin().await;
+            loop {
+                assert!(!self.serving.is_finished(), "the demo set-up failed (see the output above)");
+                let ready = admin
+                    .list("listTemplates", &[("templatefilter", "featured")])
+                    .await
+                    .expect("listTemplates")
+                    .iter()
+                    .any(|t| t.get("isready").and_then(serde_json::Value::as_bool) == Some(true));
+                let enabled = admin
+                    .list("listZones", &[])
+                    .await
+                    .expect("listZones")
+                    .iter()
+                    .any(|z| z.get("allocationstate").and_then(serde_json::Value::as_str) == Some("Enabled"));
+                if ready && enabled {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "the demo cloud was not ready within 2 minutes");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// The root admin, as an API caller.
+    pub async fn admin(&self) -> wasmstack::operator::Operator<'_> {
+        wasmstack::operator::Operator::as_user(&self.orch, "admin", "/").await.expect("the admin user")
+    }
+}
+
+impl Drop for DemoCloud {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}
