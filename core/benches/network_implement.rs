@@ -68,6 +68,7 @@ struct Plumbing {
 impl Drop for Plumbing {
     fn drop(&mut self) {
         if let Some(pid) = pid_in(&self.pid_file) {
+            // SAFETY: kill takes plain integers and touches no memory of ours.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         let _ = Command::new("ovs-vsctl").args(["--timeout=5", "--if-exists", "del-br", &self.bridge]).output();

@@ -967,8 +967,9 @@ fn io_error(path: &Path, e: std::io::Error) -> ImageError {
 
 fn local_space(path: &Path) -> std::io::Result<(u64, u64)> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: statvfs fills the zeroed struct; c outlives the call.
+    // SAFETY: statvfs is plain old data, for which all zero bytes are a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated path that outlives the call; st is a valid place to write.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
