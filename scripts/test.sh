@@ -2,6 +2,11 @@
 # The test command: prepare the machine, build the test guest and everything else, run all tests.
 #
 #   scripts/test.sh [ARGS...]     ARGS go to the wasmstack `cargo test` (e.g. a test name filter)
+#   scripts/test.sh --quick       only the quick tier (below), on a machine already set up
+#
+# The quick tier runs first: `cargo fmt --check`, `cargo clippy -D warnings`, the unit tests,
+# and the orchestrator's tests in-process (tests/all/orchestrator.rs: the demo cloud on the
+# Simulator, local storage, SQLite in memory). It needs no root, libvirtd or NFS.
 #
 # Then the real-client API suite: tests/clients (pytest, in the venv scripts/setup.sh makes),
 # and the web console in headless Chromium: tests/console (node's test runner, playwright-core).
@@ -26,19 +31,37 @@ export WASMSTACK_NFS_URL="nfs://127.0.0.1/export"
 export WASMSTACK_NFS_SMALL_DIR="$WASMSTACK_NFS_ROOT/small"
 export WASMSTACK_NFS_SMALL_URL="nfs://127.0.0.1/small"
 
-bash scripts/setup.sh
+quick=false
+if [ "${1:-}" = "--quick" ]; then
+  quick=true
+  shift
+fi
 
-# The quick tier first, so a formatting slip or a lint fails the run in minutes.
-printf 'test: cargo fmt --check, cargo clippy\n'
+# Packages, toolchains and services; the quick tier needs only the first two.
+if ! $quick; then
+  bash scripts/setup.sh
+fi
+
+# The quick tier first, so a formatting slip, a lint or a broken workflow fails the run in minutes.
+t0=$SECONDS
+printf 'test: quick tier: cargo fmt --check, cargo clippy\n'
 cargo fmt --all -- --check
 cargo clippy -p wasmstack --all-targets -- -D warnings
+printf 'test: quick tier: the demo drivers, unit tests, the orchestrator in-process\n'
+cargo build --release --target wasm32-wasip2 -p kvm -p local
+cargo test --release -p wasmstack --lib
+cargo test --release -p wasmstack --test all orchestrator::
+printf 'test: quick tier passed in %d s\n' $((SECONDS - t0))
+if $quick; then
+  exit 0
+fi
 
 bash scripts/guest-image.sh "$WASMSTACK_GUEST_DIR"
 bash scripts/build.sh
 
 failed=()
-printf 'test: cargo test --release -p wasmstack %s\n' "$*"
-cargo test --release -p wasmstack "$@" || failed+=(wasmstack)
+printf 'test: cargo test --release -p wasmstack %s (all but the orchestrator tests)\n' "$*"
+cargo test --release -p wasmstack "$@" -- --skip orchestrator:: || failed+=(wasmstack)
 printf 'test: cargo test --release -p kvm -p nfs -p local\n'
 cargo test --release -p kvm -p nfs -p local || failed+=(drivers)
 
