@@ -10,6 +10,7 @@ pub mod connections;
 pub mod db;
 pub mod demo;
 pub mod events;
+pub mod http;
 pub mod jobs;
 pub mod operator;
 pub mod orchestrate;

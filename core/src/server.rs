@@ -113,7 +113,7 @@ impl Server {
 
     /// The API, and the console when there is one.
     fn routes(&self) -> axum::Router {
-        let app = crate::api::http::routes(self.orchestrator.clone());
+        let app = crate::http::routes(self.orchestrator.clone());
         match &self.console {
             Some(console) => app.merge(console.routes()),
             None => app,

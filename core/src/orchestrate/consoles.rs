@@ -1,5 +1,5 @@
 //! Console access: createConsoleEndpoint hands out a ticket for one running VM's VNC
-//! display; the console proxy (`api::console`) redeems it once to relay a WebSocket to
+//! display; the console proxy (`http::console`) redeems it once to relay a WebSocket to
 //! that display. Tickets live in memory only: a restart invalidates them, which is what
 //! a one-minute, single-use credential should do.
 

@@ -12,8 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::error::ApiError;
-use super::render::{Format, Reply, render};
+use crate::api::error::ApiError;
+use crate::api::render::{Format, Reply, render};
 use crate::orchestrate::Orchestrator;
 use crate::orchestrate::plugins_api::{MAX_UPLOAD, too_large};
 

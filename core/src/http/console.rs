@@ -27,7 +27,7 @@ pub(super) async fn socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let session = super::http::session_cookie(&headers);
+    let session = super::session_cookie(&headers);
     let display = match app.redeem_console(q.token.as_deref(), session.as_deref()).await {
         Ok(d) => d,
         Err(refusal) => return refused(refusal),
@@ -55,7 +55,7 @@ pub(super) async fn check(
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let session = super::http::session_cookie(&headers);
+    let session = super::session_cookie(&headers);
     match app.check_console(q.token.as_deref(), session.as_deref()).await {
         Ok(vm) => axum::Json(serde_json::json!({ "vm": vm })).into_response(),
         Err(refusal) => refused(refusal),

@@ -1,6 +1,10 @@
 //! The `/client/api` endpoint: reads parameters, authenticates (API key signature or
 //! session), validates against the command table, hands a typed request to the
-//! orchestrator and renders the reply in CloudStack's envelopes.
+//! orchestrator and renders the reply in CloudStack's envelopes. Beside it, the console
+//! proxy's WebSocket and the plugin upload endpoint.
+
+mod console;
+mod upload;
 
 use std::sync::Arc;
 
@@ -12,12 +16,12 @@ use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 
-use super::commands::{self, Command};
-use super::error::ApiError;
-use super::params::{Params, decode_form_bytes};
-use super::render::{Format, Reply, render};
-use super::request::Request;
-use super::signing;
+use crate::api::commands::{self, Command};
+use crate::api::error::ApiError;
+use crate::api::params::{Params, decode_form_bytes};
+use crate::api::render::{Format, Reply, render};
+use crate::api::request::Request;
+use crate::api::signing;
 use crate::auth::Caller;
 use crate::auth::store::{self, UserRow};
 use crate::events::{self, Event};
@@ -37,12 +41,9 @@ pub fn routes(orchestrator: Orchestrator) -> Router {
         // console's fallback would answer with its HTML.
         .route("/client/api/", any(handle))
         .route("/client/api/{*rest}", any(handle))
-        .route(crate::orchestrate::consoles::SOCKET_PATH, axum::routing::get(super::console::socket))
-        .route(crate::orchestrate::consoles::CHECK_PATH, axum::routing::get(super::console::check))
-        .route(
-            &format!("{}/{{id}}", crate::orchestrate::plugins_api::UPLOAD_PATH),
-            axum::routing::post(super::upload::plugin),
-        )
+        .route(crate::orchestrate::consoles::SOCKET_PATH, axum::routing::get(console::socket))
+        .route(crate::orchestrate::consoles::CHECK_PATH, axum::routing::get(console::check))
+        .route(&format!("{}/{{id}}", crate::orchestrate::plugins_api::UPLOAD_PATH), axum::routing::post(upload::plugin))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -221,7 +222,7 @@ fn command_for(caller: &Caller, params: &Params, cmd: Option<&'static Command>) 
     match cmd {
         Some(c) if c.roles.allows(caller.role) => Ok(c),
         _ => Err(ApiError::new(
-            super::error::ErrorCode::Unauthorized,
+            crate::api::error::ErrorCode::Unauthorized,
             None,
             format!(
                 "The given command '{requested}' either does not exist, is not available for user, or not available from ip address"
