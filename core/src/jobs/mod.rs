@@ -7,6 +7,7 @@ use std::future::Future;
 use serde_json::{Map, Value};
 use sqlx::FromRow;
 
+use crate::api::error::ApiError;
 use crate::auth::store::{Arg, Scope, fetch_page};
 use crate::auth::{Caller, Owned, Owner, RoleType};
 use crate::db::{Db, DbError, new_uuid, now_ms};
@@ -59,9 +60,9 @@ const JOB_SELECT: &str = "SELECT j.id, j.uuid, j.user_id, j.account_id, j.domain
      FROM async_jobs j LEFT JOIN users u ON u.id = j.user_id LEFT JOIN accounts a ON a.id = j.account_id \
      LEFT JOIN domains d ON d.id = j.domain_id WHERE 1 = 1";
 
-/// How a job ended: the result object (wrapped once, e.g. `{"account":{…}}`) or an
-/// error code and text.
-pub type Outcome = Result<Map<String, Value>, (u16, String)>;
+/// How a job ended: the result object (wrapped once, e.g. `{"account":{…}}`) or the
+/// error, whose code the job's result reports as the API would.
+pub type Outcome = Result<Map<String, Value>, ApiError>;
 
 /// What a new job is about.
 pub struct JobSpec<'a> {
@@ -153,7 +154,7 @@ impl Jobs {
             // A panic in the work must still end the job, not leave it pending.
             let outcome = match tokio::spawn(work).await {
                 Ok(o) => o,
-                Err(e) => Err((530, format!("the job crashed: {e}"))),
+                Err(e) => Err(ApiError::internal(format!("the job crashed: {e}"))),
             };
             if let Err(e) = finish(&db, id, outcome).await {
                 tracing::error!(job = id, "recording a job's result failed: {e}");
@@ -216,7 +217,10 @@ const FINISH_ATTEMPTS: u32 = 5;
 async fn finish(db: &Db, id: i64, outcome: Outcome) -> Result<(), DbError> {
     let (status, code, result) = match outcome {
         Ok(obj) => (SUCCEEDED, 0, Value::Object(obj)),
-        Err((code, text)) => (FAILED, code as i64, serde_json::json!({ "errorcode": code, "errortext": text })),
+        Err(e) => {
+            let code = e.code.code();
+            (FAILED, i64::from(code), serde_json::json!({ "errorcode": code, "errortext": e.text }))
+        }
     };
     let result = result.to_string();
     let mut attempt = 1;

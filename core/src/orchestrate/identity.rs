@@ -290,7 +290,7 @@ impl Orchestrator {
                     instance: Some(("Account", a.uuid.clone())),
                 },
                 async move {
-                    store::set_account_state(&me.db, a.id, state).await.map_err(job_err)?;
+                    store::set_account_state(&me.db, a.id, state).await.map_err(ApiError::from)?;
                     me.keys.clear();
                     me.audit(
                         &who,
@@ -299,10 +299,10 @@ impl Orchestrator {
                         format!("Account {} {state}", a.name),
                     )
                     .await
-                    .map_err(job_err)?;
+                    .map_err(ApiError::from)?;
                     match me.account_reply(a.id).await {
                         Ok(Reply::Object { value, .. }) => Ok(wrap("account", value)),
-                        _ => Err((530, "the account is gone".into())),
+                        _ => Err(ApiError::internal("the account is gone")),
                     }
                 },
             )
@@ -349,7 +349,7 @@ impl Orchestrator {
                     instance: Some(("Account", a.uuid.clone())),
                 },
                 async move {
-                    store::delete_account(&me.db, a.id).await.map_err(job_err)?;
+                    store::delete_account(&me.db, a.id).await.map_err(ApiError::from)?;
                     me.keys.clear();
                     me.audit(
                         &who,
@@ -358,7 +358,7 @@ impl Orchestrator {
                         format!("Account {} deleted", a.name),
                     )
                     .await
-                    .map_err(job_err)?;
+                    .map_err(ApiError::from)?;
                     Ok(success())
                 },
             )
@@ -532,7 +532,7 @@ impl Orchestrator {
                     instance: Some(("User", u.uuid.clone())),
                 },
                 async move {
-                    store::set_user_state(&me.db, u.id, "disabled").await.map_err(job_err)?;
+                    store::set_user_state(&me.db, u.id, "disabled").await.map_err(ApiError::from)?;
                     me.keys.clear();
                     me.audit(
                         &who,
@@ -541,10 +541,10 @@ impl Orchestrator {
                         format!("User {} disabled", u.username),
                     )
                     .await
-                    .map_err(job_err)?;
+                    .map_err(ApiError::from)?;
                     match me.user_reply(u.id).await {
                         Ok(Reply::Object { value, .. }) => Ok(wrap("user", value)),
-                        _ => Err((530, "the user is gone".into())),
+                        _ => Err(ApiError::internal("the user is gone")),
                     }
                 },
             )
@@ -603,11 +603,6 @@ impl Orchestrator {
 
 fn keys(api_key: &str, secret: &str) -> serde_json::Map<String, serde_json::Value> {
     views::object(serde_json::json!({ "apikey": api_key, "secretkey": secret }))
-}
-
-fn job_err(e: crate::db::DbError) -> (u16, String) {
-    let e = ApiError::from(e);
-    (e.code.code(), e.text)
 }
 
 fn wrap(name: &str, value: serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {

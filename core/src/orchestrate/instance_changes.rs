@@ -25,7 +25,6 @@ use crate::plugins::{
 
 use super::instances::{blocking, serial_log};
 use super::networks::spec_with_dhcp;
-use super::volumes::job_error;
 use super::{Orchestrator, list, no_such, not_yours};
 
 /// The guest device of the CD-ROM drive an ISO goes in. SCSI, because QEMU cannot
@@ -52,7 +51,7 @@ impl Orchestrator {
     ) -> Result<Reply, ApiError> {
         let class = format!("org.apache.cloudstack.api.command.{class}");
         let spec = JobSpec { cmd: &class, command: cmd.name, instance: Some(("VirtualMachine", uuid.to_owned())) };
-        let job = self.jobs.submit(caller, spec, async move { work.await.map_err(job_error) }).await?;
+        let job = self.jobs.submit(caller, spec, work).await?;
         Ok(Reply::AsyncJob { job_id: job, id: None })
     }
 

@@ -20,7 +20,7 @@ use crate::cloud::volumes::{self, VolumeFilter, VolumeRow};
 use crate::jobs::JobSpec;
 use crate::plugins::{Disk, DiskBus, DiskDevice};
 
-use super::volumes::{job_error, volume_view, wrap};
+use super::volumes::{volume_view, wrap};
 use super::{Orchestrator, no_such};
 
 impl From<AttachError> for ApiError {
@@ -110,7 +110,7 @@ impl Orchestrator {
     ) -> Result<Reply, ApiError> {
         let class = format!("org.apache.cloudstack.api.command.user.volume.{class}");
         let spec = JobSpec { cmd: &class, command: cmd.name, instance: Some(("Volume", uuid.to_owned())) };
-        let job = self.jobs.submit(caller, spec, async move { work.await.map_err(job_error) }).await?;
+        let job = self.jobs.submit(caller, spec, work).await?;
         Ok(Reply::AsyncJob { job_id: job, id: None })
     }
 

@@ -34,7 +34,7 @@ use crate::plugins::{
 };
 
 use super::networks::spec_with_dhcp;
-use super::volumes::{driver_failure, job_error, wrap};
+use super::volumes::{driver_failure, wrap};
 use super::{Orchestrator, list, no_such, not_yours, views};
 
 const GIB: i64 = 1 << 30;
@@ -185,7 +185,7 @@ impl Orchestrator {
     ) -> Result<Reply, ApiError> {
         let class = format!("org.apache.cloudstack.api.command.user.vm.{class}");
         let spec = JobSpec { cmd: &class, command: cmd.name, instance: Some(("VirtualMachine", uuid.to_owned())) };
-        let job = self.jobs.submit(caller, spec, async move { work.await.map_err(job_error) }).await?;
+        let job = self.jobs.submit(caller, spec, work).await?;
         Ok(Reply::AsyncJob { job_id: job, id: Some(uuid.to_owned()) })
     }
 
@@ -352,7 +352,7 @@ impl Orchestrator {
             .await?;
             me.vm_reply(&who, &id).await
         };
-        let job = self.jobs.start(job, async move { work.await.map_err(job_error) });
+        let job = self.jobs.start(job, work);
         Ok(Reply::AsyncJob { job_id: job, id: Some(uuid) })
     }
 

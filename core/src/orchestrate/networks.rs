@@ -30,7 +30,7 @@ use crate::plugins::{NetworkDriver, NetworkSpec};
 
 use super::infra::{check_netmask, one_of};
 use super::instances::blocking;
-use super::volumes::{job_error, wrap};
+use super::volumes::wrap;
 use super::{Orchestrator, list, no_such, not_yours, object, views};
 
 const TRAFFIC_TYPES: &[&str] = &["Guest", "Management", "Public", "Storage"];
@@ -223,12 +223,11 @@ impl Orchestrator {
         class: &str,
         instance: (&str, &str),
         id: Option<String>,
-        work: impl Future<Output = Result<Map<String, Value>, ApiError>> + Send + 'static,
+        work: impl Future<Output = Outcome> + Send + 'static,
     ) -> Result<Reply, ApiError> {
         let class = format!("org.apache.cloudstack.api.command.{class}");
         let spec =
             crate::jobs::JobSpec { cmd: &class, command: cmd.name, instance: Some((instance.0, instance.1.into())) };
-        let work = async move { work.await.map_err(job_error) as Outcome };
         let job = self.jobs.submit(caller, spec, work).await?;
         Ok(Reply::AsyncJob { job_id: job, id })
     }

@@ -29,12 +29,6 @@ fn parse_checksum(text: &str) -> Result<String, ApiError> {
     Ok(c.to_string())
 }
 
-/// A job's failure for a database error, with the texts the API gives (see `ApiError`).
-fn db_job_error(e: DbError) -> (u16, String) {
-    let e = ApiError::from(e);
-    (e.code.code(), e.text)
-}
-
 fn disk_format(format: &str) -> DiskFormat {
     match format {
         "QCOW2" => DiskFormat::Qcow2,
@@ -235,8 +229,8 @@ impl Orchestrator {
         let who = caller.clone();
         let row_uuid = uuid.clone();
         let job = self.jobs.start(job, async move {
-            let row = templates::by_uuid(&me.db, &row_uuid, false).await.map_err(db_job_error)?;
-            let row = row.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
+            let row = templates::by_uuid(&me.db, &row_uuid, false).await.map_err(ApiError::from)?;
+            let row = row.into_iter().next().ok_or_else(|| ApiError::internal("the new template is gone"))?;
             let (pool, path, store, name) =
                 (volume.pool_url.clone(), volume.path.clone(), row.store_url.clone(), file_name(&row));
             let what = format!("Creating template {} from volume {}", row.name, volume.name);
@@ -252,11 +246,11 @@ impl Orchestrator {
                     if let Err(d) = templates::remove(&me.db, row.id).await {
                         tracing::error!("removing a failed template: {d}");
                     }
-                    return Err((e.code.code(), e.text));
+                    return Err(e);
                 }
             };
             let done = (made.path, made.virtual_size as i64, made.physical_size as i64);
-            templates::finish(&me.db, row.id, Ok(done)).await.map_err(db_job_error)?;
+            templates::finish(&me.db, row.id, Ok(done)).await.map_err(ApiError::from)?;
             me.audit(
                 &who,
                 "TEMPLATE.CREATE",
@@ -264,9 +258,9 @@ impl Orchestrator {
                 format!("Template {} created from volume {}", row.name, volume.name),
             )
             .await
-            .map_err(db_job_error)?;
-            let fresh = templates::by_uuid(&me.db, &row.uuid, false).await.map_err(db_job_error)?;
-            let fresh = fresh.into_iter().next().ok_or((530, "the new template is gone".to_owned()))?;
+            .map_err(ApiError::from)?;
+            let fresh = templates::by_uuid(&me.db, &row.uuid, false).await.map_err(ApiError::from)?;
+            let fresh = fresh.into_iter().next().ok_or_else(|| ApiError::internal("the new template is gone"))?;
             let mut out = serde_json::Map::new();
             out.insert("template".into(), serde_json::Value::Object(me.template_view(&who, &fresh)));
             Ok(out)
@@ -456,13 +450,13 @@ impl Orchestrator {
             .jobs
             .submit(caller, spec, async move {
                 for row in rows {
-                    me.remove_template_copies(&row).await.map_err(|e| (530, e))?;
-                    templates::remove(&me.db, row.id).await.map_err(db_job_error)?;
+                    me.remove_template_copies(&row).await.map_err(ApiError::internal)?;
+                    templates::remove(&me.db, row.id).await.map_err(ApiError::from)?;
                 }
                 let kind = if iso { "ISO.DELETE" } else { "TEMPLATE.DELETE" };
                 me.audit(&who, kind, ("Template", &first.uuid, &first.name), format!("{what} {} deleted", first.name))
                     .await
-                    .map_err(db_job_error)?;
+                    .map_err(ApiError::from)?;
                 let mut ok = serde_json::Map::new();
                 ok.insert("success".into(), true.into());
                 Ok(ok)

@@ -43,10 +43,6 @@ pub(super) fn driver_failure(what: String, e: PluginError) -> ApiError {
     }
 }
 
-pub(super) fn job_error(e: ApiError) -> (u16, String) {
-    (e.code.code(), e.text)
-}
-
 pub(super) fn wrap(name: &str, value: Map<String, Value>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(name.into(), Value::Object(value));
@@ -250,14 +246,13 @@ impl Orchestrator {
         let work = async move {
             let what = format!("Creating volume {name} on storage pool {}", pool.name);
             let base = match &template {
-                Some(t) => Some(me.template_on_pool(t, &pool).await.map_err(|e| (e.code.code(), e.text))?),
+                Some(t) => Some(me.template_on_pool(t, &pool).await?),
                 None => None,
             };
             let (url, vol_name) = (pool.url.clone(), id.clone());
             let made = me
                 .on_driver(&pool.driver, what, move |d| d.create_volume(&url, &vol_name, size as u64, base.as_deref()))
-                .await
-                .map_err(job_error)?;
+                .await?;
             if let Err(e) = super::locators::check(&pool.driver, &pool.name, &pool.url, &made.locator) {
                 // Refused, it is stored nowhere; the driver removes what it says it made.
                 let (url, path) = (pool.url.clone(), made.path.clone());
@@ -266,7 +261,7 @@ impl Orchestrator {
                 if let Err(u) = undo.await {
                     tracing::error!("{u}");
                 }
-                return Err(job_error(e));
+                return Err(e);
             }
             let new = NewVolume {
                 uuid: id.clone(),
@@ -291,10 +286,10 @@ impl Orchestrator {
                 if let Err(u) = undo.await {
                     tracing::error!("{u}");
                 }
-                return Err(job_error(e.into()));
+                return Err(e.into());
             }
-            let v = volumes::volume(&me.db, &id).await.map_err(|e| job_error(e.into()))?;
-            let v = v.ok_or_else(|| (530, "the new volume is gone".to_owned()))?;
+            let v = volumes::volume(&me.db, &id).await.map_err(ApiError::from)?;
+            let v = v.ok_or_else(|| ApiError::internal("the new volume is gone"))?;
             me.audit(
                 &who,
                 "VOLUME.CREATE",
@@ -302,7 +297,7 @@ impl Orchestrator {
                 format!("Volume {} of {} created on storage pool {}", v.name, gb(v.size_bytes), v.pool_name),
             )
             .await
-            .map_err(|e| job_error(e.into()))?;
+            .map_err(ApiError::from)?;
             Ok(wrap("volume", volume_view(&v)))
         };
         let job = self
@@ -418,7 +413,7 @@ impl Orchestrator {
             if result.is_err() {
                 me.release(&vol, "Resizing").await;
             }
-            result.map_err(job_error)
+            result
         };
         self.submit_held(caller, cmd, "volume.ResizeVolumeCmd", ("Volume", &v.uuid), &v, "Resizing", work).await
     }
@@ -560,7 +555,7 @@ impl Orchestrator {
             }
             .await;
             me.release(&vol, "Snapshotting").await;
-            result.map_err(job_error)
+            result
         };
         let spec = JobSpec {
             cmd: "org.apache.cloudstack.api.command.user.snapshot.CreateSnapshotCmd",
@@ -654,7 +649,7 @@ impl Orchestrator {
             if result.is_err() {
                 me.release(&vol, "RevertSnapshotting").await;
             }
-            result.map_err(job_error)
+            result
         };
         self.submit_held(
             caller,
@@ -705,7 +700,7 @@ impl Orchestrator {
             }
             .await;
             me.release(&vol, "Snapshotting").await;
-            result.map_err(job_error)
+            result
         };
         self.submit_held(caller, cmd, "snapshot.DeleteSnapshotCmd", ("Snapshot", &s.uuid), &v, "Snapshotting", work)
             .await
