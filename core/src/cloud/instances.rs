@@ -9,7 +9,127 @@ use sqlx::FromRow;
 use crate::auth::store::{Arg, Scope, count, eq, fetch_all, keyword, like_escape, push_page, read_rows};
 use crate::db::{Backend, Db, DbError, now_ms};
 
-/// States in which an instance holds none of its host's capacity.
+/// A VM's state, as CloudStack names it. Stored as its name; every change goes through
+/// `transition` (or one of the writes below), which refuses a change this table forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VmState {
+    /// Being made or started: a job owns it.
+    Starting,
+    Running,
+    /// Being stopped: a job owns it.
+    Stopping,
+    Stopped,
+    /// Moving to another host: a job owns it.
+    Migrating,
+    /// Destroyed but recoverable until expunged.
+    Destroyed,
+    /// Being removed for good: a job owns it.
+    Expunging,
+    /// Removed for good (the row is kept, marked removed).
+    Expunged,
+    /// A deploy that failed; the row is kept, marked removed.
+    Error,
+}
+
+impl VmState {
+    pub const ALL: [VmState; 9] = [
+        VmState::Starting,
+        VmState::Running,
+        VmState::Stopping,
+        VmState::Stopped,
+        VmState::Migrating,
+        VmState::Destroyed,
+        VmState::Expunging,
+        VmState::Expunged,
+        VmState::Error,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VmState::Starting => "Starting",
+            VmState::Running => "Running",
+            VmState::Stopping => "Stopping",
+            VmState::Stopped => "Stopped",
+            VmState::Migrating => "Migrating",
+            VmState::Destroyed => "Destroyed",
+            VmState::Expunging => "Expunging",
+            VmState::Expunged => "Expunged",
+            VmState::Error => "Error",
+        }
+    }
+
+    /// Whether a VM in this state may be put in `next`. The jobs' own states (Starting,
+    /// Stopping, Migrating, Expunging) end in one of the settled states, or back where
+    /// the job began when it fails; the reconciler may settle a VM its host reports
+    /// otherwise.
+    pub fn can_become(self, next: VmState) -> bool {
+        use VmState::*;
+        match (self, next) {
+            (a, b) if a == b => true,
+            (Starting, Running | Stopped | Error | Expunging) => true,
+            (Running, Stopping | Stopped | Starting | Migrating | Destroyed | Expunging) => true,
+            (Stopping, Running | Stopped | Destroyed) => true,
+            (Stopped, Starting | Running | Stopping | Migrating | Destroyed | Expunging) => true,
+            (Migrating, Running | Stopped) => true,
+            (Destroyed, Stopped | Expunging) => true,
+            (Expunging, Expunged | Destroyed | Running | Stopped | Error) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the VM holds none of its host's capacity in this state.
+    pub fn is_idle(self) -> bool {
+        matches!(self, VmState::Stopped | VmState::Destroyed | VmState::Expunged | VmState::Error)
+    }
+}
+
+impl serde::Serialize for VmState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for VmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of `VmState`'s.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown VM state {0:?}")]
+pub struct UnknownState(String);
+
+impl std::str::FromStr for VmState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        VmState::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for VmState {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <String as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for VmState {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(<String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?.parse()?)
+    }
+}
+
+impl rusqlite::types::FromSql for VmState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// States in which an instance holds none of its host's capacity, for SQL.
 const IDLE_STATES: &str = "'Stopped', 'Destroyed', 'Expunged', 'Error'";
 
 #[derive(Debug, Clone, FromRow)]
@@ -47,7 +167,7 @@ pub struct InstanceRow {
     pub os_type_name: Option<String>,
     pub root_volume_id: Option<i64>,
     pub hypervisor: String,
-    pub state: String,
+    pub state: VmState,
     pub cpus: i64,
     pub cpu_mhz: i64,
     pub memory_mb: i64,
@@ -416,7 +536,7 @@ pub async fn place(tx: &mut sqlx::Transaction<'static, sqlx::Any>, n: &NewInstan
     .bind(n.service_offering_id)
     .bind(n.template_id)
     .bind(&n.hypervisor)
-    .bind(if n.start { "Starting" } else { "Stopped" })
+    .bind(if n.start { VmState::Starting } else { VmState::Stopped }.as_str())
     .bind(n.need.cpus)
     .bind(n.need.cpu_mhz)
     .bind(n.need.memory_mb)
@@ -446,8 +566,10 @@ pub async fn reserve_start(db: &Db, i: &InstanceRow) -> Result<(), PlaceError> {
     if !need.fits(host) {
         return Err(no_room(&need, &hosts, &format!("host {}", host.name)));
     }
-    let done = sqlx::query("UPDATE instances SET state = 'Starting' WHERE id = $1 AND state = 'Stopped'")
+    let done = sqlx::query("UPDATE instances SET state = $1 WHERE id = $2 AND state = $3")
+        .bind(VmState::Starting.as_str())
         .bind(i.id)
+        .bind(VmState::Stopped.as_str())
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() != 1 {
@@ -519,7 +641,7 @@ pub async fn begin_move(db: &Db, i: &InstanceRow, to: i64) -> Result<(), PlaceEr
         return Err(PlaceError::NoHost("The destination host is not Up and Enabled".into()));
     };
     let need = Need { cpus: i.cpus, cpu_mhz: i.cpu_mhz, memory_mb: i.memory_mb };
-    if i.state == "Running" && !need.fits(&host) {
+    if i.state == VmState::Running && !need.fits(&host) {
         return Err(no_room(&need, std::slice::from_ref(&host), &format!("host {}", host.name)));
     }
     let done = sqlx::query(
@@ -528,7 +650,7 @@ pub async fn begin_move(db: &Db, i: &InstanceRow, to: i64) -> Result<(), PlaceEr
     )
     .bind(to)
     .bind(i.id)
-    .bind(&i.state)
+    .bind(i.state.as_str())
     .bind(i.host_id)
     .execute(&mut *tx)
     .await?;
@@ -540,10 +662,10 @@ pub async fn begin_move(db: &Db, i: &InstanceRow, to: i64) -> Result<(), PlaceEr
 }
 
 /// Ends a move: the instance is on `host_id` in `state`.
-pub async fn end_move(db: &Db, id: i64, host_id: i64, state: &str) -> Result<(), DbError> {
+pub async fn end_move(db: &Db, id: i64, host_id: i64, state: VmState) -> Result<(), DbError> {
     sqlx::query("UPDATE instances SET host_id = $1, state = $2 WHERE id = $3")
         .bind(host_id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(id)
         .execute(db.pool())
         .await?;
@@ -580,20 +702,29 @@ pub async fn set_iso(db: &Db, id: i64, iso: Option<i64>, expect: Option<i64>) ->
 }
 
 /// Moves an instance from one state to another; false when it was not in `from`.
-pub async fn transition(db: &Db, id: i64, from: &[&str], to: &str) -> Result<bool, DbError> {
-    let list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+pub async fn transition(db: &Db, id: i64, from: &[VmState], to: VmState) -> Result<bool, DbError> {
+    if let Some(bad) = from.iter().find(|f| !f.can_become(to)) {
+        // A workflow asked for a change the state table forbids: refuse it as a conflict.
+        tracing::error!(instance = id, "refused a VM state change from {bad} to {to}");
+        return Ok(false);
+    }
+    let list = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
     let done = sqlx::query(&format!(
         "UPDATE instances SET state = $1 WHERE id = $2 AND removed IS NULL AND state IN ({list})"
     ))
-    .bind(to)
+    .bind(to.as_str())
     .bind(id)
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_state(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
-    sqlx::query("UPDATE instances SET state = $1 WHERE id = $2").bind(state).bind(id).execute(db.pool()).await?;
+pub async fn set_state(db: &Db, id: i64, state: VmState) -> Result<(), DbError> {
+    sqlx::query("UPDATE instances SET state = $1 WHERE id = $2")
+        .bind(state.as_str())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 
@@ -621,7 +752,7 @@ pub async fn root_volume_uuid(db: &Db, i: &InstanceRow) -> Result<Option<String>
 }
 
 /// Removes an instance for good: it holds nothing any more.
-pub async fn remove(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
+pub async fn remove(db: &Db, id: i64, state: VmState) -> Result<(), DbError> {
     // Its data disks outlive it, free to attach elsewhere.
     sqlx::query(
         "UPDATE volumes SET instance_id = NULL, device_id = NULL WHERE instance_id = $1 AND volume_type <> 'ROOT'",
@@ -630,7 +761,7 @@ pub async fn remove(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
     .execute(db.pool())
     .await?;
     sqlx::query("UPDATE instances SET state = $1, removed = $2 WHERE id = $3")
-        .bind(state)
+        .bind(state.as_str())
         .bind(now_ms())
         .bind(id)
         .execute(db.pool())
@@ -640,6 +771,30 @@ pub async fn remove(db: &Db, id: i64, state: &str) -> Result<(), DbError> {
 
 #[cfg(test)]
 mod tests {
+    use super::VmState;
+
+    #[test]
+    fn vm_states_read_back_and_move_only_as_the_table_says() {
+        for s in VmState::ALL {
+            assert_eq!(s.as_str().parse::<VmState>().unwrap(), s);
+            assert!(s.can_become(s), "{s} to itself");
+        }
+        assert!("running".parse::<VmState>().is_err(), "names are exact");
+        // Removed for good: nothing comes after.
+        for end in [VmState::Expunged, VmState::Error] {
+            assert!(VmState::ALL.iter().all(|&to| to == end || !end.can_become(to)), "{end} is final");
+        }
+        // Every job's own state has a way out both forwards and back.
+        for busy in [VmState::Starting, VmState::Stopping, VmState::Migrating, VmState::Expunging] {
+            assert!(busy.can_become(VmState::Running) || busy.can_become(VmState::Stopped), "{busy} has no exit");
+        }
+        assert!(!VmState::Destroyed.can_become(VmState::Running), "a destroyed VM is recovered Stopped");
+        assert!(!VmState::Migrating.can_become(VmState::Destroyed));
+        // The SQL list of idle states is the enum's.
+        let idle: Vec<String> = VmState::ALL.iter().filter(|s| s.is_idle()).map(|s| format!("'{s}'")).collect();
+        assert_eq!(super::IDLE_STATES, idle.join(", "));
+    }
+
     use super::*;
 
     fn host(cpus: i64, mhz: i64, mem_mb: i64, used_mhz: i64, used_mb: i64, over: f64) -> Candidate {

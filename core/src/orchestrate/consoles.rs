@@ -3,6 +3,7 @@
 //! that display. Tickets live in memory only: a restart invalidates them, which is what
 //! a one-minute, single-use credential should do.
 
+use crate::cloud::instances::VmState;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -73,7 +74,7 @@ pub enum Refusal {
     #[error("this console token belongs to another login session")]
     OtherSession,
     #[error("VM {0} is {1}; start it to see its console")]
-    NotRunning(String, String),
+    NotRunning(String, VmState),
     #[error("VM {0} no longer exists")]
     Gone(String),
     #[error("cannot check the VM's state")]
@@ -141,7 +142,7 @@ impl Orchestrator {
     /// createConsoleEndpoint: a ticket for the VM's display, bound to the caller's session.
     pub(super) async fn create_console_endpoint(&self, caller: &Caller, vm_id: &str) -> Result<Reply, ApiError> {
         let vm = self.vm_for(caller, vm_id).await?;
-        if vm.state != "Running" {
+        if vm.state != VmState::Running {
             return Err(ApiError::invalid_param(format!(
                 "VM {} is {}; start it to open its console",
                 vm.name, vm.state
@@ -201,7 +202,7 @@ impl Orchestrator {
                 Refusal::Internal
             })?
             .ok_or_else(|| Refusal::Gone(uuid.to_owned()))?;
-        if vm.state != "Running" {
+        if vm.state != VmState::Running {
             return Err(Refusal::NotRunning(vm.name, vm.state));
         }
         Ok(vm.name)

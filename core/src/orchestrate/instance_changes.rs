@@ -5,6 +5,7 @@
 //! Each change is recorded first (capacity is checked and taken in the same transaction
 //! as a deploy's) and then made on the host; a failed driver call puts the record back.
 
+use crate::cloud::instances::VmState;
 use serde_json::{Map, Value};
 
 use crate::api::commands::Command;
@@ -181,7 +182,7 @@ impl Orchestrator {
             .into_iter()
             .next()
             .ok_or_else(|| no_such("service offering", offering_id))?;
-        if i.state != "Stopped" {
+        if i.state != VmState::Stopped {
             return Err(ApiError::invalid_param(format!(
                 "Cannot scale VM {}: it is {}; only a Stopped VM can be scaled",
                 i.name, i.state
@@ -263,7 +264,7 @@ impl Orchestrator {
         host_id: Option<&str>,
     ) -> Result<Reply, ApiError> {
         let i = self.vm_for(caller, vm_id).await?;
-        if i.state != "Running" && i.state != "Stopped" {
+        if i.state != VmState::Running && i.state != VmState::Stopped {
             return Err(Self::wrong_state(&i, "migrate"));
         }
         let host_id = match host_id {
@@ -274,16 +275,16 @@ impl Orchestrator {
         instances::begin_move(&self.db, &i, to.id).await?;
         let (me, who) = (self.clone(), caller.clone());
         let work = async move {
-            let moved = if i.state == "Running" {
+            let moved = if i.state == VmState::Running {
                 me.move_by_restart(&i, &from, &to).await
             } else {
                 me.move_definition(&i, &from, &to).await
             };
             if let Err(e) = moved {
-                instances::end_move(&me.db, i.id, from.id, &i.state).await?;
+                instances::end_move(&me.db, i.id, from.id, i.state).await?;
                 return Err(e);
             }
-            instances::end_move(&me.db, i.id, to.id, &i.state).await?;
+            instances::end_move(&me.db, i.id, to.id, i.state).await?;
             let text = format!("VM {} migrated from host {} to host {}", i.name, from.name, to.name);
             me.audit(&who, "VM.MIGRATE", ("VirtualMachine", &i.uuid, &i.name), text).await?;
             me.vm_reply(&who, &i.uuid).await
@@ -298,14 +299,14 @@ impl Orchestrator {
         let hosts = instances::cluster_hosts(&self.db, from.cluster_id, from.id).await?;
         let best = hosts
             .iter()
-            .filter(|h| i.state != "Running" || need.fits(h))
+            .filter(|h| i.state != VmState::Running || need.fits(h))
             .max_by_key(|h| (h.free_mb(), -h.id))
             .ok_or_else(|| {
-            ApiError::insufficient_capacity(format!(
-                "No other Up host of cluster {} has room for VM {}",
-                from.cluster_name, i.name
-            ))
-        })?;
+                ApiError::insufficient_capacity(format!(
+                    "No other Up host of cluster {} has room for VM {}",
+                    from.cluster_name, i.name
+                ))
+            })?;
         Ok(best.uuid.clone())
     }
 
@@ -409,7 +410,7 @@ impl Orchestrator {
         for c in instances::cluster_hosts(&self.db, from.cluster_id, from.id).await? {
             let Some(h) = infra::host(&self.db, &c.uuid).await? else { continue };
             let mut view = super::infra::host_view(&h);
-            view.insert("suitableformigration".into(), (i.state != "Running" || need.fits(&c)).into());
+            view.insert("suitableformigration".into(), (i.state != VmState::Running || need.fits(&c)).into());
             view.insert("requiresStorageMotion".into(), false.into());
             items.push(view);
         }
@@ -480,7 +481,7 @@ impl Orchestrator {
         if t.state != "Ready" {
             return Err(ApiError::invalid_param(format!("ISO {} is not ready yet ({})", t.name, t.status)));
         }
-        if i.state != "Running" && i.state != "Stopped" {
+        if i.state != VmState::Running && i.state != VmState::Stopped {
             return Err(Self::wrong_state(&i, "attach an ISO to"));
         }
         if let Some(name) = &i.iso_name {
@@ -520,7 +521,7 @@ impl Orchestrator {
         let (Some(iso_id), Some(iso_name)) = (i.iso_id, i.iso_name.clone()) else {
             return Err(ApiError::invalid_param(format!("VM {} has no ISO attached", i.name)));
         };
-        if i.state != "Running" && i.state != "Stopped" {
+        if i.state != VmState::Running && i.state != VmState::Stopped {
             return Err(Self::wrong_state(&i, "detach an ISO from"));
         }
         if !instances::set_iso(&self.db, i.id, None, Some(iso_id)).await? {

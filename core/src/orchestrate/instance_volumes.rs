@@ -6,6 +6,7 @@
 //! takes the record back. A Running VM gets the disk hot-plugged; a Stopped one gets it in
 //! its persistent definition, there from its next start.
 
+use crate::cloud::instances::VmState;
 use serde_json::{Map, Value};
 
 use crate::api::commands::Command;
@@ -144,7 +145,7 @@ impl Orchestrator {
         if v.state != "Ready" {
             return Err(ApiError::in_use(format!("Volume {} is {}; it attaches when it is Ready", v.name, v.state)));
         }
-        if i.state != "Running" && i.state != "Stopped" {
+        if i.state != VmState::Running && i.state != VmState::Stopped {
             return Err(Self::wrong_state(&i, "attach a volume to"));
         }
         if let Some(d) = device
@@ -220,7 +221,7 @@ impl Orchestrator {
             return Err(ApiError::invalid_param(format!("Volume {} is not attached to a VM", v.name)));
         };
         let i = self.vm_for(caller, &vm_uuid).await?;
-        if i.state != "Running" && i.state != "Stopped" && i.state != "Destroyed" {
+        if i.state != VmState::Running && i.state != VmState::Stopped && i.state != VmState::Destroyed {
             return Err(Self::wrong_state(&i, "detach a volume from"));
         }
         if !volumes::transition(&self.db, v.id, "Ready", "Detaching").await? {

@@ -5,6 +5,7 @@
 //! builds it in an async job: NICs, the root disk on primary storage, the domain. Any
 //! failure undoes what the job made and leaves the instance removed in state Error.
 
+use crate::cloud::instances::VmState;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -325,7 +326,7 @@ impl Orchestrator {
                 Err(e) => {
                     let removed = async {
                         let vm_id = me.instance_id(&id).await?;
-                        instances::remove(&me.db, vm_id, "Error").await.map_err(ApiError::from)
+                        instances::remove(&me.db, vm_id, VmState::Error).await.map_err(ApiError::from)
                     };
                     if let Err(d) = removed.await {
                         tracing::error!("{d}");
@@ -337,12 +338,13 @@ impl Orchestrator {
             let built = me.build_vm(&build, &mut made).await;
             if let Err(e) = built {
                 me.undo_build(&build, made).await;
-                if let Err(d) = instances::remove(&me.db, build.vm.id, "Error").await {
+                if let Err(d) = instances::remove(&me.db, build.vm.id, VmState::Error).await {
                     tracing::error!("{d}");
                 }
                 return Err(e);
             }
-            instances::set_state(&me.db, build.vm.id, if build.start { "Running" } else { "Stopped" }).await?;
+            instances::set_state(&me.db, build.vm.id, if build.start { VmState::Running } else { VmState::Stopped })
+                .await?;
             me.audit(
                 &who,
                 "VM.CREATE",
@@ -661,7 +663,7 @@ impl Orchestrator {
 
     async fn start_vm(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
         let i = self.vm_for(caller, id).await?;
-        if i.state != "Stopped" {
+        if i.state != VmState::Stopped {
             return Err(Self::wrong_state(&i, "start"));
         }
         instances::reserve_start(&self.db, &i).await?;
@@ -672,10 +674,10 @@ impl Orchestrator {
                 me.on_host(&i, "Starting", |d, u, id| d.start_vm(u, id)).await
             };
             if let Err(e) = started.await {
-                instances::set_state(&me.db, i.id, "Stopped").await?;
+                instances::set_state(&me.db, i.id, VmState::Stopped).await?;
                 return Err(e);
             }
-            instances::set_state(&me.db, i.id, "Running").await?;
+            instances::set_state(&me.db, i.id, VmState::Running).await?;
             me.audit(&who, "VM.START", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} started", i.name)).await?;
             me.vm_reply(&who, &i.uuid).await
         };
@@ -684,7 +686,7 @@ impl Orchestrator {
 
     async fn stop_vm(&self, caller: &Caller, cmd: &'static Command, id: &str, forced: bool) -> Result<Reply, ApiError> {
         let i = self.vm_for(caller, id).await?;
-        if !instances::transition(&self.db, i.id, &["Running"], "Stopping").await? {
+        if !instances::transition(&self.db, i.id, &[VmState::Running], VmState::Stopping).await? {
             return Err(Self::wrong_state(&i, "stop"));
         }
         let (me, who) = (self.clone(), caller.clone());
@@ -693,12 +695,12 @@ impl Orchestrator {
             if let Err(e) = me.on_host(&i, "Stopping", move |d, u, id| d.stop_vm(u, id, timeout)).await {
                 // Forced, the caller knows the VM is down: it is Stopped whatever the host said.
                 if !forced {
-                    instances::set_state(&me.db, i.id, "Running").await?;
+                    instances::set_state(&me.db, i.id, VmState::Running).await?;
                     return Err(e);
                 }
                 tracing::warn!("{}", e.text);
             }
-            instances::set_state(&me.db, i.id, "Stopped").await?;
+            instances::set_state(&me.db, i.id, VmState::Stopped).await?;
             me.audit(&who, "VM.STOP", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} stopped", i.name)).await?;
             me.vm_reply(&who, &i.uuid).await
         };
@@ -713,7 +715,7 @@ impl Orchestrator {
         forced: bool,
     ) -> Result<Reply, ApiError> {
         let i = self.vm_for(caller, id).await?;
-        if i.state != "Running" {
+        if i.state != VmState::Running {
             return Err(Self::wrong_state(&i, "reboot"));
         }
         let (me, who) = (self.clone(), caller.clone());
@@ -734,8 +736,12 @@ impl Orchestrator {
         expunge: bool,
     ) -> Result<Reply, ApiError> {
         let i = self.vm_for(caller, id).await?;
-        let from: &[&str] = if expunge { &["Running", "Stopped", "Destroyed"] } else { &["Running", "Stopped"] };
-        let busy = if expunge { "Expunging" } else { "Stopping" };
+        let from: &[VmState] = if expunge {
+            &[VmState::Running, VmState::Stopped, VmState::Destroyed]
+        } else {
+            &[VmState::Running, VmState::Stopped]
+        };
+        let busy = if expunge { VmState::Expunging } else { VmState::Stopping };
         if !instances::transition(&self.db, i.id, from, busy).await? {
             return Err(Self::wrong_state(&i, "destroy"));
         }
@@ -749,10 +755,10 @@ impl Orchestrator {
             }
             // Powered off, not undefined: a destroyed VM can still be recovered.
             if let Err(e) = me.on_host(&i, "Powering off", |d, u, id| d.stop_vm(u, id, 0)).await {
-                instances::set_state(&me.db, i.id, &i.state).await?;
+                instances::set_state(&me.db, i.id, i.state).await?;
                 return Err(e);
             }
-            instances::set_state(&me.db, i.id, "Destroyed").await?;
+            instances::set_state(&me.db, i.id, VmState::Destroyed).await?;
             me.audit(&who, "VM.DESTROY", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} destroyed", i.name))
                 .await?;
             me.vm_reply(&who, &i.uuid).await
@@ -762,7 +768,7 @@ impl Orchestrator {
 
     async fn expunge_vm(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
         let i = self.vm_for(caller, id).await?;
-        if !instances::transition(&self.db, i.id, &["Destroyed"], "Expunging").await? {
+        if !instances::transition(&self.db, i.id, &[VmState::Destroyed], VmState::Expunging).await? {
             return Err(Self::wrong_state(&i, "expunge"));
         }
         let (me, who) = (self.clone(), caller.clone());
@@ -810,12 +816,12 @@ impl Orchestrator {
                 }
                 nets::release_nic(&self.db, nic.id).await?;
             }
-            instances::remove(&self.db, i.id, "Expunged").await?;
+            instances::remove(&self.db, i.id, VmState::Expunged).await?;
             Ok::<_, ApiError>(())
         }
         .await;
         if let Err(e) = result {
-            instances::set_state(&self.db, i.id, "Destroyed").await?;
+            instances::set_state(&self.db, i.id, VmState::Destroyed).await?;
             return Err(e);
         }
         self.audit(who, "VM.EXPUNGE", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} expunged", i.name)).await?;
@@ -824,7 +830,7 @@ impl Orchestrator {
 
     async fn recover_vm(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
         let i = self.vm_for(caller, id).await?;
-        if !instances::transition(&self.db, i.id, &["Destroyed"], "Stopped").await? {
+        if !instances::transition(&self.db, i.id, &[VmState::Destroyed], VmState::Stopped).await? {
             return Err(Self::wrong_state(&i, "recover"));
         }
         let (me, who) = (self.clone(), caller.clone());

@@ -9,6 +9,7 @@
 //! step before it was recorded and the VM is settled like any other; if not, what the
 //! deploy made (root disk, NICs and their addresses) is undone, as a failed job would have.
 
+use crate::cloud::instances::VmState;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// States a job moves a VM through; only a crash leaves a VM in one with no job. A
 /// migration left so is settled by what its recorded (destination) host reports.
-const BUSY: [&str; 3] = ["Starting", "Stopping", "Migrating"];
+const BUSY: [VmState; 3] = [VmState::Starting, VmState::Stopping, VmState::Migrating];
 
 /// The interval between passes.
 pub fn interval() -> Duration {
@@ -56,7 +57,7 @@ impl Reconciler {
         let held = held_by_jobs(&orch).await?;
         let mut orphans = HashSet::new();
         for state in BUSY {
-            let f = InstanceFilter { state: Some(state.into()), ..Default::default() };
+            let f = InstanceFilter { state: Some(state.as_str().into()), ..Default::default() };
             let (rows, _) = instances::list_instances(&orch.db, &Scope::default(), &f, None).await?;
             orphans.extend(rows.into_iter().filter(|i| !held.contains(&i.uuid)).map(|i| i.id));
         }
@@ -90,9 +91,9 @@ impl Reconciler {
                 .filter(|i| !held.contains(&i.uuid))
                 .filter(|i| {
                     self.unfinished.contains(&i.id)
-                        || BUSY.contains(&i.state.as_str())
-                        || i.state == "Running"
-                        || i.state == "Stopped"
+                        || BUSY.contains(&i.state)
+                        || i.state == VmState::Running
+                        || i.state == VmState::Stopped
                 })
                 .collect();
             if rows.is_empty() {
@@ -119,7 +120,7 @@ impl Reconciler {
                 }
                 // A busy VM seen for the first time may belong to a job about to be
                 // submitted (a deploy records the VM first): wait for the next pass.
-                if BUSY.contains(&i.state.as_str()) && !self.orphans.contains(&i.id) {
+                if BUSY.contains(&i.state) && !self.orphans.contains(&i.id) {
                     busy_now.insert(i.id);
                     continue;
                 }
@@ -161,12 +162,12 @@ impl Reconciler {
         // A VM its host no longer knows becomes Stopped, not Error: that is how CloudStack
         // reports a VM missing from its host's power report, and users expect to start it
         // again rather than only destroy it.
-        let to = if up { "Running" } else { "Stopped" };
+        let to = if up { VmState::Running } else { VmState::Stopped };
         if i.state == to {
             return Ok(false);
         }
         // Only from the state just read: a job that took the VM meanwhile wins.
-        if !instances::transition(&self.orch.db, i.id, &[i.state.as_str()], to).await? {
+        if !instances::transition(&self.orch.db, i.id, &[i.state], to).await? {
             return Ok(false);
         }
         let seen = match power {
@@ -175,7 +176,7 @@ impl Reconciler {
             _ if up => format!("host {} reports it running", h.name),
             _ => format!("host {} reports it stopped", h.name),
         };
-        let (level, text) = if BUSY.contains(&i.state.as_str()) {
+        let (level, text) = if BUSY.contains(&i.state) {
             ("INFO", format!("VM {} was left {} by a stopped management server; {seen}: now {to}", i.name, i.state))
         } else {
             ("WARN", format!("VM {} changed outside wasmstack; {seen}: now {to}", i.name))
@@ -192,7 +193,7 @@ impl Reconciler {
     async fn undo_deploy(&self, h: &HostRow, i: &InstanceRow) -> Result<(), ApiError> {
         let o = &self.orch;
         // Claimed first: a user or another server must not act on it meanwhile.
-        if !instances::transition(&o.db, i.id, &[i.state.as_str()], "Expunging").await? {
+        if !instances::transition(&o.db, i.id, &[i.state], VmState::Expunging).await? {
             return Ok(());
         }
         // By name too: a stop between recording the disk and linking it to the VM leaves
@@ -241,7 +242,7 @@ impl Reconciler {
             }
             nets::release_nic(&o.db, nic.id).await?;
         }
-        instances::remove(&o.db, i.id, "Error").await?;
+        instances::remove(&o.db, i.id, VmState::Error).await?;
         let text = format!(
             "VM {} was being deployed when the management server stopped; host {} does not know it: \
              its deploy is undone",
