@@ -3,9 +3,9 @@
 //! Connections are pooled per URI for the life of the server: opening is costly, and
 //! libvirt's test driver (the Simulator) keeps its state only while a connection lives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
@@ -25,6 +25,10 @@ use crate::plugins::state::CallState;
 #[derive(Default)]
 pub struct LibvirtPool {
     conns: Mutex<HashMap<String, Pooled>>,
+    /// URIs being opened now: one attempt per URI at a time, so that a daemon that never
+    /// answers ties up one worker thread, not one per call (see `blocking`).
+    opening: Mutex<HashSet<String>>,
+    opening_done: Condvar,
     opened: AtomicU64,
 }
 
@@ -42,34 +46,61 @@ impl LibvirtPool {
     /// It may block on the daemon; the pool's lock is never held meanwhile, so that a
     /// daemon that hangs holds up only the calls that use it.
     pub fn connect(&self, uri: &str) -> Result<Arc<Connect>, DriverError> {
+        self.connect_by(uri, None)
+    }
+
+    /// As `connect`, but gives up waiting for another call's attempt to open `uri` at
+    /// `deadline`.
+    fn connect_by(&self, uri: &str, deadline: Option<Instant>) -> Result<Arc<Connect>, DriverError> {
         run_event_loop();
-        let seen = self.pooled(uri);
-        if let Some((conn, used)) = &seen
-            && conn.is_alive().unwrap_or(false)
-            && (used.elapsed() < IDLE_CHECK || conn.get_lib_version().is_ok())
-        {
-            if let Some(p) = self.lock().get_mut(uri)
-                && Arc::ptr_eq(&p.conn, conn)
+        let seen = loop {
+            let seen = self.pooled(uri);
+            if let Some((conn, used)) = &seen
+                && conn.is_alive().unwrap_or(false)
+                && (used.elapsed() < IDLE_CHECK || conn.get_lib_version().is_ok())
             {
-                p.used = Instant::now();
+                if let Some(p) = self.lock().get_mut(uri)
+                    && Arc::ptr_eq(&p.conn, conn)
+                {
+                    p.used = Instant::now();
+                }
+                return Ok(conn.clone());
             }
-            return Ok(conn.clone());
-        }
+            let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+            if opening.insert(uri.to_owned()) {
+                break seen;
+            }
+            // Another call is opening it: wait for its connection rather than open a second.
+            let left = deadline.map_or(IDLE_CHECK, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return Err(DriverError::Unavailable(format!("{uri}: an earlier attempt to connect has not finished")));
+            }
+            drop(self.opening_done.wait_timeout(opening, left).unwrap_or_else(|e| e.into_inner()));
+        };
         // libvirt prints every error to stderr by default; ours go into driver errors.
         virt::error::clear_error_callback();
-        let conn = Connect::open(Some(uri)).map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        let mut conns = self.lock();
-        // Another call may have opened one meanwhile: one connection per URI, as the
-        // test driver keeps its state in the connection.
-        if let Some(p) = conns.get(uri)
-            && seen.as_ref().is_none_or(|(old, _)| !Arc::ptr_eq(old, &p.conn))
-        {
-            return Ok(p.conn.clone());
-        }
-        let conn = Arc::new(conn);
-        conns.insert(uri.to_owned(), Pooled { conn: conn.clone(), used: Instant::now() });
-        Ok(conn)
+        let opened = Connect::open(Some(uri));
+        let result = match opened {
+            Err(e) => Err(DriverError::Unavailable(format!("{uri}: {}", e.message()))),
+            Ok(conn) => {
+                self.opened.fetch_add(1, Ordering::Relaxed);
+                let conn = Arc::new(conn);
+                let mut conns = self.lock();
+                // The pool may have been given one meanwhile (by `connect` racing past a
+                // stale entry): one connection per URI, as the test driver keeps its state
+                // in the connection.
+                match conns.get(uri) {
+                    Some(p) if seen.as_ref().is_none_or(|(old, _)| !Arc::ptr_eq(old, &p.conn)) => Ok(p.conn.clone()),
+                    _ => {
+                        conns.insert(uri.to_owned(), Pooled { conn: conn.clone(), used: Instant::now() });
+                        Ok(conn)
+                    }
+                }
+            }
+        };
+        self.opening.lock().unwrap_or_else(|e| e.into_inner()).remove(uri);
+        self.opening_done.notify_all();
+        result
     }
 
     fn pooled(&self, uri: &str) -> Option<(Arc<Connect>, Instant)> {
@@ -243,7 +274,8 @@ impl HostConnection for CallState {
             self.libvirt.connect(&uri)
         } else {
             let (pool, uri) = (self.libvirt.clone(), uri.clone());
-            blocking::until(self.deadline, move || pool.connect(&uri))?
+            let deadline = self.deadline;
+            blocking::until(deadline, move || pool.connect_by(&uri, Some(deadline)))?
         };
         let conn = match connected {
             Ok(c) => c,
