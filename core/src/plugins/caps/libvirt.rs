@@ -53,7 +53,7 @@ impl LibvirtPool {
     /// `deadline`.
     fn connect_by(&self, uri: &str, deadline: Option<Instant>) -> Result<Arc<Connect>, DriverError> {
         run_event_loop();
-        let seen = loop {
+        loop {
             let seen = self.pooled(uri);
             if let Some((conn, used)) = &seen
                 && conn.is_alive().unwrap_or(false)
@@ -68,7 +68,16 @@ impl LibvirtPool {
             }
             let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
             if opening.insert(uri.to_owned()) {
-                break seen;
+                // An attempt that ended just before may have pooled a new connection.
+                let now = self.lock().get(uri).map(|p| p.conn.clone());
+                match (&now, &seen) {
+                    (None, None) => break,
+                    (Some(a), Some((b, _))) if Arc::ptr_eq(a, b) => break,
+                    _ => {
+                        opening.remove(uri);
+                        continue;
+                    }
+                }
             }
             // Another call is opening it: wait for its connection rather than open a second.
             let left = deadline.map_or(IDLE_CHECK, |d| d.saturating_duration_since(Instant::now()));
@@ -76,7 +85,7 @@ impl LibvirtPool {
                 return Err(DriverError::Unavailable(format!("{uri}: an earlier attempt to connect has not finished")));
             }
             drop(self.opening_done.wait_timeout(opening, left).unwrap_or_else(|e| e.into_inner()));
-        };
+        }
         // libvirt prints every error to stderr by default; ours go into driver errors.
         virt::error::clear_error_callback();
         let opened = Connect::open(Some(uri));
@@ -85,17 +94,8 @@ impl LibvirtPool {
             Ok(conn) => {
                 self.opened.fetch_add(1, Ordering::Relaxed);
                 let conn = Arc::new(conn);
-                let mut conns = self.lock();
-                // The pool may have been given one meanwhile (by `connect` racing past a
-                // stale entry): one connection per URI, as the test driver keeps its state
-                // in the connection.
-                match conns.get(uri) {
-                    Some(p) if seen.as_ref().is_none_or(|(old, _)| !Arc::ptr_eq(old, &p.conn)) => Ok(p.conn.clone()),
-                    _ => {
-                        conns.insert(uri.to_owned(), Pooled { conn: conn.clone(), used: Instant::now() });
-                        Ok(conn)
-                    }
-                }
+                self.lock().insert(uri.to_owned(), Pooled { conn: conn.clone(), used: Instant::now() });
+                Ok(conn)
             }
         };
         self.opening.lock().unwrap_or_else(|e| e.into_inner()).remove(uri);
