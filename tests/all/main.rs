@@ -5,6 +5,7 @@ mod addresses;
 mod bounds;
 mod cli;
 mod conformance;
+mod deadlines;
 mod driver_kit;
 mod identity;
 mod isolation;

@@ -112,13 +112,21 @@ impl<B> Session<B> {
         f: impl FnOnce(&B, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
     ) -> Result<R, PluginError> {
         let timeout = self.plugin.settings.limits.timeout;
-        self.store.data_mut().begin_call(Instant::now() + timeout);
+        let started = Instant::now();
+        let deadline = started + timeout;
+        self.store.data_mut().begin_call(deadline);
         self.store.set_epoch_deadline(deadline_ticks(timeout));
         let output_before = self.store.data().output().len();
-        let started = Instant::now();
         let result = f(&self.bindings, &mut self.store);
+        let ended = Instant::now();
         // Where a workflow's time goes, for operators chasing a slow one.
-        tracing::debug!(plugin = %self.plugin.info.name, op, ms = started.elapsed().as_secs_f64() * 1e3, "driver call");
+        tracing::debug!(plugin = %self.plugin.info.name, op, ms = (ended - started).as_secs_f64() * 1e3, "driver call");
+        if ended >= deadline && result.is_ok() {
+            // An answer after the deadline is no answer: a wait cut at the deadline (see
+            // `CallClocks`) may let the guest return before the epoch ends it.
+            let limit_ms = timeout.as_millis() as u64;
+            return Err(PluginError::Timeout { plugin: self.plugin.info.name.clone(), op, limit_ms });
+        }
         match result {
             Ok(Ok(v)) => match v.bound() {
                 Ok(()) => Ok(v),

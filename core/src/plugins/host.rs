@@ -19,8 +19,11 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasData, HasSelf, Linker, Resource};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::clocks::{WasiClocksCtxView, WasiClocksView};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 
 use super::bindings::plugin::{Capability as WitCapability, DriverKind as WitKind};
 use super::bindings::{
@@ -33,7 +36,7 @@ use super::config::{HostConfig, Limits, PluginSettings};
 use super::downloads::DownloadPolicy;
 use super::error::PluginError;
 use super::grants::{Capability, Grants};
-use super::state::CallState;
+use super::state::{CallState, DeadlinePassed};
 
 /// The WIT package this server implements; components built against any
 /// semver-compatible version (0.1.x) load.
@@ -276,6 +279,11 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         let link_err = |e: wasmtime::Error| PluginError::Config(format!("linking host capabilities: {e}"));
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
+        // WASI's own monotonic clock lets a driver wait as long as it asks; this one ends
+        // every wait at the call's deadline (see `CallClocks`).
+        linker.allow_shadowing(true);
+        monotonic_clock::add_to_linker::<CallState, CallClocks>(&mut linker, CallClocks::of).map_err(link_err)?;
+        linker.allow_shadowing(false);
         HypervisorBindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
         // The storage world shares `log` and `types` with the hypervisor world (see
         // bindings.rs), so only its own import is added here.
@@ -764,6 +772,61 @@ impl Drop for WatchHandle {
 
 fn event(file: &Path, plugin: Option<String>, loaded: bool, message: String) -> ReloadEvent {
     ReloadEvent { file: file.to_owned(), at: SystemTime::now(), plugin, loaded, message }
+}
+
+/// The monotonic clock a driver sees. A driver waits only through clock subscriptions
+/// (it has no sockets, files or input that could keep it waiting), and each of these
+/// ends by the call's deadline: a wait that would outlast it is cut to end there, when
+/// the epoch deadline then ends the call. Past the deadline a new wait ends the call at
+/// once. The pollable itself, and polling it, stay WASI's own.
+struct CallClocks;
+
+impl HasData for CallClocks {
+    type Data<'a> = BoundedClocks<'a>;
+}
+
+impl CallClocks {
+    fn of(state: &mut CallState) -> BoundedClocks<'_> {
+        let deadline = state.deadline;
+        BoundedClocks { clocks: state.clocks(), deadline }
+    }
+}
+
+struct BoundedClocks<'a> {
+    clocks: WasiClocksCtxView<'a>,
+    deadline: Instant,
+}
+
+impl BoundedClocks<'_> {
+    /// Nanoseconds left before the deadline; none left ends the call.
+    fn left(&self) -> wasmtime::Result<u64> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(DeadlinePassed.into());
+        }
+        Ok(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+impl monotonic_clock::Host for BoundedClocks<'_> {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        self.clocks.now()
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        self.clocks.resolution()
+    }
+
+    fn subscribe_instant(&mut self, when: monotonic_clock::Instant) -> wasmtime::Result<Resource<DynPollable>> {
+        let left = self.left()?;
+        let wait = when.saturating_sub(self.clocks.now()?);
+        self.clocks.subscribe_duration(wait.min(left))
+    }
+
+    fn subscribe_duration(&mut self, wait: monotonic_clock::Duration) -> wasmtime::Result<Resource<DynPollable>> {
+        let left = self.left()?;
+        self.clocks.subscribe_duration(wait.min(left))
+    }
 }
 
 fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {

@@ -59,6 +59,9 @@ impl CallState {
             .stdout(stderr.clone())
             .stderr(stderr.clone())
             .max_random_size(MAX_RANDOM_BYTES)
+            // Nor could a socket keep a call waiting past its deadline (see `CallClocks`).
+            .allow_tcp(false)
+            .allow_udp(false)
             .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);

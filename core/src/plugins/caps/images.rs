@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::blocking;
 use super::nfs::{self, NfsError, NfsPath};
 use super::process::{self, RunError};
 use super::qcow2;
@@ -1025,24 +1026,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 type Outcome<T> = wasmtime::Result<Result<T, DriverError>>;
 
 impl CallState {
-    /// Runs one images operation within the call's deadline: checked before, and
-    /// after, so that time spent in qemu-img or on the network counts.
-    fn images_op<T>(&mut self, f: impl FnOnce(&mut Op<'_>, &ImageActivity) -> Result<T, ImageError>) -> Outcome<T> {
+    /// Runs one images operation within the call's deadline: on a worker thread (see
+    /// `blocking`), as qemu-img, an NFS server or a hung mount may keep it waiting, and
+    /// waited for only until the deadline. Past it the call ends; the work still runs to
+    /// its own end (qemu-img is killed at the deadline, half-made images are removed).
+    fn images_op<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Op<'_>, &ImageActivity) -> Result<T, ImageError> + Send + 'static,
+    ) -> Outcome<T> {
         self.check_deadline()?;
-        let activity = self.images.clone();
+        let (plugin, grants) = (self.plugin.clone(), self.grants.clone());
+        let (downloads, activity) = (self.downloads.clone(), self.images.clone());
         let reachable = std::mem::take(&mut self.nfs_reachable);
         let known = std::mem::take(&mut self.images_known);
-        let mut op = Op {
-            plugin: &self.plugin,
-            grants: &self.grants,
-            downloads: &self.downloads,
-            deadline: self.deadline,
-            reachable,
-            known,
-        };
-        let result = f(&mut op, &activity);
-        self.nfs_reachable = op.reachable;
-        self.images_known = op.known;
+        let deadline = self.deadline;
+        let (result, reachable, known) = blocking::until(deadline, move || {
+            let mut op = Op { plugin: &plugin, grants: &grants, downloads: &downloads, deadline, reachable, known };
+            let result = f(&mut op, &activity);
+            (result, op.reachable, op.known)
+        })?;
+        self.nfs_reachable = reachable;
+        self.images_known = known;
         self.check_deadline()?;
         match result {
             Ok(v) => Ok(Ok(v)),
@@ -1055,15 +1059,15 @@ impl CallState {
 impl CallState {
     /// An images operation that changes (or may change) the image at `url`: what
     /// this call read of it before, or while changing it, no longer holds.
-    fn images_change<T>(
+    fn images_change<T: Send + 'static>(
         &mut self,
-        url: &str,
-        f: impl FnOnce(&mut Op<'_>, &ImageActivity) -> Result<T, ImageError>,
+        url: String,
+        f: impl FnOnce(&mut Op<'_>, &ImageActivity) -> Result<T, ImageError> + Send + 'static,
     ) -> Outcome<T> {
-        self.images_op(|op, act| {
-            op.known.forget(url);
+        self.images_op(move |op, act| {
+            op.known.forget(&url);
             let result = f(op, act);
-            op.known.forget(url);
+            op.known.forget(&url);
             result
         })
     }
@@ -1077,7 +1081,7 @@ fn reached(activity: &ImageActivity) {
 
 impl Host for CallState {
     fn create(&mut self, url: String, format: DiskFormat, size_bytes: u64, backing: Option<String>) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_op(move |op, act| {
             op.known.forget(&url);
             op.allowed(&url)?;
             if let Some(b) = &backing {
@@ -1089,7 +1093,7 @@ impl Host for CallState {
     }
 
     fn convert(&mut self, source: String, target: String, format: DiskFormat) -> Outcome<()> {
-        self.images_change(&target, |op, act| {
+        self.images_change(target.clone(), move |op, act| {
             op.allowed(&source)?;
             op.allowed(&target)?;
             reached(act);
@@ -1104,7 +1108,7 @@ impl Host for CallState {
         target: String,
         format: DiskFormat,
     ) -> Outcome<()> {
-        self.images_change(&target, |op, act| {
+        self.images_change(target.clone(), move |op, act| {
             op.allowed(&source)?;
             op.allowed(&target)?;
             reached(act);
@@ -1113,7 +1117,7 @@ impl Host for CallState {
     }
 
     fn resize(&mut self, url: String, size_bytes: u64) -> Outcome<()> {
-        self.images_change(&url, |op, act| {
+        self.images_change(url.clone(), move |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.resize(&url, size_bytes)
@@ -1121,7 +1125,7 @@ impl Host for CallState {
     }
 
     fn info(&mut self, url: String) -> Outcome<ImageInfo> {
-        self.images_op(|op, act| {
+        self.images_op(move |op, act| {
             let loc = op.allowed(&url)?;
             reached(act);
             Ok(op.inspect(&url, &loc)?.info)
@@ -1129,7 +1133,7 @@ impl Host for CallState {
     }
 
     fn remove(&mut self, url: String) -> Outcome<()> {
-        self.images_change(&url, |op, act| {
+        self.images_change(url.clone(), move |op, act| {
             let loc = op.allowed(&url)?;
             reached(act);
             op.remove(&loc, op.deadline)
@@ -1137,7 +1141,7 @@ impl Host for CallState {
     }
 
     fn snapshot_create(&mut self, url: String, name: String) -> Outcome<()> {
-        self.images_change(&url, |op, act| {
+        self.images_change(url.clone(), move |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.snapshot_op(&url, &name, "-c")
@@ -1145,7 +1149,7 @@ impl Host for CallState {
     }
 
     fn snapshot_revert(&mut self, url: String, name: String) -> Outcome<()> {
-        self.images_change(&url, |op, act| {
+        self.images_change(url.clone(), move |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.snapshot_op(&url, &name, "-a")
@@ -1153,7 +1157,7 @@ impl Host for CallState {
     }
 
     fn snapshot_delete(&mut self, url: String, name: String) -> Outcome<()> {
-        self.images_change(&url, |op, act| {
+        self.images_change(url.clone(), move |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.snapshot_op(&url, &name, "-d")
@@ -1161,7 +1165,7 @@ impl Host for CallState {
     }
 
     fn snapshot_list(&mut self, url: String) -> Outcome<Vec<String>> {
-        self.images_op(|op, act| {
+        self.images_op(move |op, act| {
             let loc = op.allowed(&url)?;
             reached(act);
             Ok(op.inspect(&url, &loc)?.snapshots)
@@ -1169,7 +1173,7 @@ impl Host for CallState {
     }
 
     fn fetch(&mut self, source: String, target: String, sha256: Option<String>) -> Outcome<u64> {
-        self.images_change(&target, |op, act| {
+        self.images_change(target.clone(), move |op, act| {
             op.allowed(&target)?;
             reached(act);
             op.fetch(act, &source, &target, sha256.as_deref())
@@ -1177,7 +1181,7 @@ impl Host for CallState {
     }
 
     fn list_dir(&mut self, dir_url: String) -> Outcome<Vec<String>> {
-        self.images_op(|op, act| {
+        self.images_op(move |op, act| {
             op.allowed(&dir_url)?;
             reached(act);
             op.list_dir(&dir_url)
@@ -1185,7 +1189,7 @@ impl Host for CallState {
     }
 
     fn make_dir(&mut self, dir_url: String) -> Outcome<()> {
-        self.images_op(|op, act| {
+        self.images_op(move |op, act| {
             op.allowed(&dir_url)?;
             reached(act);
             op.make_dir(&dir_url)
@@ -1193,7 +1197,7 @@ impl Host for CallState {
     }
 
     fn capacity(&mut self, url: String) -> Outcome<Space> {
-        self.images_op(|op, act| {
+        self.images_op(move |op, act| {
             op.allowed(&url)?;
             reached(act);
             op.capacity(&url)

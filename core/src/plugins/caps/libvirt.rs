@@ -3,9 +3,9 @@
 //! Connections are pooled per URI for the life of the server: opening is costly, and
 //! libvirt's test driver (the Simulator) keeps its state only while a connection lives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
@@ -13,6 +13,7 @@ use virt::domain::Domain;
 use virt::error::ErrorNumber;
 use wasmtime::component::Resource;
 
+use super::blocking;
 use crate::plugins::bindings::libvirt::{
     ChangeScope, DomainState, DomainStats, DomainSummary, Host, HostConnection, NodeInfo,
 };
@@ -24,6 +25,10 @@ use crate::plugins::state::CallState;
 #[derive(Default)]
 pub struct LibvirtPool {
     conns: Mutex<HashMap<String, Pooled>>,
+    /// URIs being opened now: one attempt per URI at a time, so that a daemon that never
+    /// answers ties up one worker thread, not one per call (see `blocking`).
+    opening: Mutex<HashSet<String>>,
+    opening_done: Condvar,
     opened: AtomicU64,
 }
 
@@ -38,29 +43,78 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 impl LibvirtPool {
     /// The pooled connection to `uri`, opened on first use or when the old one died.
+    /// It may block on the daemon; the pool's lock is never held meanwhile, so that a
+    /// daemon that hangs holds up only the calls that use it.
     pub fn connect(&self, uri: &str) -> Result<Arc<Connect>, DriverError> {
+        self.connect_by(uri, None)
+    }
+
+    /// As `connect`, but gives up waiting for another call's attempt to open `uri` at
+    /// `deadline`.
+    fn connect_by(&self, uri: &str, deadline: Option<Instant>) -> Result<Arc<Connect>, DriverError> {
         run_event_loop();
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = conns.get_mut(uri)
-            && p.conn.is_alive().unwrap_or(false)
-            && (p.used.elapsed() < IDLE_CHECK || p.conn.get_lib_version().is_ok())
-        {
-            p.used = Instant::now();
-            return Ok(p.conn.clone());
+        loop {
+            let seen = self.pooled(uri);
+            if let Some((conn, used)) = &seen
+                && conn.is_alive().unwrap_or(false)
+                && (used.elapsed() < IDLE_CHECK || conn.get_lib_version().is_ok())
+            {
+                if let Some(p) = self.lock().get_mut(uri)
+                    && Arc::ptr_eq(&p.conn, conn)
+                {
+                    p.used = Instant::now();
+                }
+                return Ok(conn.clone());
+            }
+            let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+            if opening.insert(uri.to_owned()) {
+                // An attempt that ended just before may have pooled a new connection.
+                let now = self.lock().get(uri).map(|p| p.conn.clone());
+                match (&now, &seen) {
+                    (None, None) => break,
+                    (Some(a), Some((b, _))) if Arc::ptr_eq(a, b) => break,
+                    _ => {
+                        opening.remove(uri);
+                        continue;
+                    }
+                }
+            }
+            // Another call is opening it: wait for its connection rather than open a second.
+            let left = deadline.map_or(IDLE_CHECK, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return Err(DriverError::Unavailable(format!("{uri}: an earlier attempt to connect has not finished")));
+            }
+            drop(self.opening_done.wait_timeout(opening, left).unwrap_or_else(|e| e.into_inner()));
         }
         // libvirt prints every error to stderr by default; ours go into driver errors.
         virt::error::clear_error_callback();
-        let conn = Connect::open(Some(uri)).map_err(|e| DriverError::Unavailable(format!("{uri}: {}", e.message())))?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(conn);
-        conns.insert(uri.to_owned(), Pooled { conn: conn.clone(), used: Instant::now() });
-        Ok(conn)
+        let opened = Connect::open(Some(uri));
+        let result = match opened {
+            Err(e) => Err(DriverError::Unavailable(format!("{uri}: {}", e.message()))),
+            Ok(conn) => {
+                self.opened.fetch_add(1, Ordering::Relaxed);
+                let conn = Arc::new(conn);
+                self.lock().insert(uri.to_owned(), Pooled { conn: conn.clone(), used: Instant::now() });
+                Ok(conn)
+            }
+        };
+        self.opening.lock().unwrap_or_else(|e| e.into_inner()).remove(uri);
+        self.opening_done.notify_all();
+        result
+    }
+
+    fn pooled(&self, uri: &str) -> Option<(Arc<Connect>, Instant)> {
+        self.lock().get(uri).map(|p| (p.conn.clone(), p.used))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pooled>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops `conn` from the pool after it failed at the connection level, so that the
     /// next call opens a fresh one instead of failing the same way.
     fn evict(&self, uri: &str, conn: &Arc<Connect>) {
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conns = self.lock();
         if conns.get(uri).is_some_and(|p| Arc::ptr_eq(&p.conn, conn)) {
             conns.remove(uri);
         }
@@ -153,34 +207,58 @@ fn scope_flags(scope: ChangeScope) -> u32 {
 
 type Outcome<T> = wasmtime::Result<Result<T, DriverError>>;
 
+/// Whether `uri` names libvirt's test driver, which lives in this process: its calls
+/// wait on nothing outside it, so they run on the calling thread. Every other URI
+/// reaches a daemon (local or remote) that may stop answering.
+fn in_process(uri: &str) -> bool {
+    uri.starts_with("test:")
+}
+
+/// Runs `op` on `conn`, dropping the connection from the pool if it is lost.
+fn run_op<T>(
+    pool: &LibvirtPool,
+    uri: &str,
+    conn: &Arc<Connect>,
+    op: impl FnOnce(&Connect) -> Result<T, virt::error::Error>,
+) -> Result<T, DriverError> {
+    op(conn).map_err(|e| {
+        if connection_lost(&e) {
+            pool.evict(uri, conn);
+        }
+        map_err(e)
+    })
+}
+
 impl CallState {
-    /// Runs one libvirt operation on a guest's connection, within the call's deadline.
-    fn with_conn<T>(
+    /// Runs one libvirt operation on a guest's connection, within the call's deadline:
+    /// one that reaches a daemon runs on a worker thread (see `blocking`), so that a
+    /// daemon that never answers cannot hold the call past its deadline.
+    fn with_conn<T: Send + 'static>(
         &mut self,
         handle: &Resource<LibvirtConnection>,
-        op: impl FnOnce(&Connect) -> Result<T, virt::error::Error>,
+        op: impl FnOnce(&Connect) -> Result<T, virt::error::Error> + Send + 'static,
     ) -> Outcome<T> {
         self.check_deadline()?;
         let entry = self.table.get(handle)?;
         let (uri, conn) = (entry.uri.clone(), entry.conn.clone());
-        let result = op(&conn).map_err(|e| {
-            if connection_lost(&e) {
-                self.libvirt.evict(&uri, &conn);
-            }
-            map_err(e)
-        });
+        let result = if in_process(&uri) {
+            run_op(&self.libvirt, &uri, &conn, op)
+        } else {
+            let pool = self.libvirt.clone();
+            blocking::until(self.deadline, move || run_op(&pool, &uri, &conn, op))?
+        };
         self.check_deadline()?;
         Ok(result)
     }
 
     /// Runs one operation on a domain named by UUID.
-    fn with_domain<T>(
+    fn with_domain<T: Send + 'static>(
         &mut self,
         handle: &Resource<LibvirtConnection>,
-        uuid: &str,
-        op: impl FnOnce(&Domain) -> Result<T, virt::error::Error>,
+        uuid: String,
+        op: impl FnOnce(&Domain) -> Result<T, virt::error::Error> + Send + 'static,
     ) -> Outcome<T> {
-        self.with_conn(handle, |c| op(&Domain::lookup_by_uuid_string(c, uuid)?))
+        self.with_conn(handle, move |c| op(&Domain::lookup_by_uuid_string(c, &uuid)?))
     }
 }
 
@@ -192,7 +270,14 @@ impl HostConnection for CallState {
         if !self.grants.allows_libvirt(&uri) {
             return Ok(Err(DriverError::Denied(denial(&self.plugin, "libvirt", &uri))));
         }
-        let conn = match self.libvirt.connect(&uri) {
+        let connected = if in_process(&uri) {
+            self.libvirt.connect(&uri)
+        } else {
+            let (pool, uri) = (self.libvirt.clone(), uri.clone());
+            let deadline = self.deadline;
+            blocking::until(deadline, move || pool.connect_by(&uri, Some(deadline)))?
+        };
+        let conn = match connected {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
@@ -205,7 +290,7 @@ impl HostConnection for CallState {
     }
 
     fn node_info(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<NodeInfo> {
-        self.with_conn(&handle, |c| {
+        self.with_conn(&handle, move |c| {
             let n = c.get_node_info()?;
             Ok(NodeInfo {
                 cpu_model: n.model,
@@ -221,7 +306,7 @@ impl HostConnection for CallState {
     }
 
     fn hypervisor_version(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<String> {
-        self.with_conn(&handle, |c| {
+        self.with_conn(&handle, move |c| {
             let kind = c.get_type()?;
             let v = c.get_hyp_version()?;
             Ok(format!("{kind} {}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000))
@@ -229,58 +314,58 @@ impl HostConnection for CallState {
     }
 
     fn capabilities(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<String> {
-        self.with_conn(&handle, |c| c.get_capabilities())
+        self.with_conn(&handle, move |c| c.get_capabilities())
     }
 
     fn define_domain(&mut self, handle: Resource<LibvirtConnection>, xml: String) -> Outcome<String> {
-        self.with_conn(&handle, |c| Domain::define_xml(c, &xml)?.get_uuid_string())
+        self.with_conn(&handle, move |c| Domain::define_xml(c, &xml)?.get_uuid_string())
     }
 
     fn undefine_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
         // NVRAM and managed saves go with the definition, as `virsh undefine --nvram` does.
         let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
-        self.with_domain(&handle, &uuid, |d| d.undefine_flags(flags).or_else(|_| d.undefine()))
+        self.with_domain(&handle, uuid, move |d| d.undefine_flags(flags).or_else(|_| d.undefine()))
     }
 
     fn start_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.create().map(drop))
+        self.with_domain(&handle, uuid, move |d| d.create().map(drop))
     }
 
     fn shutdown_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.shutdown().map(drop))
+        self.with_domain(&handle, uuid, move |d| d.shutdown().map(drop))
     }
 
     fn destroy_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.destroy())
+        self.with_domain(&handle, uuid, move |d| d.destroy())
     }
 
     fn reboot_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.reboot(0))
+        self.with_domain(&handle, uuid, move |d| d.reboot(0))
     }
 
     fn reset_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.reset().map(drop))
+        self.with_domain(&handle, uuid, move |d| d.reset().map(drop))
     }
 
     fn suspend_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.suspend().map(drop))
+        self.with_domain(&handle, uuid, move |d| d.suspend().map(drop))
     }
 
     fn resume_domain(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.resume().map(drop))
+        self.with_domain(&handle, uuid, move |d| d.resume().map(drop))
     }
 
     fn domain_state(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainState> {
-        self.with_domain(&handle, &uuid, |d| Ok(state_of(d.get_state()?.0)))
+        self.with_domain(&handle, uuid, move |d| Ok(state_of(d.get_state()?.0)))
     }
 
     fn domain_xml(&mut self, handle: Resource<LibvirtConnection>, uuid: String, persistent: bool) -> Outcome<String> {
         let flags = if persistent { virt::sys::VIR_DOMAIN_XML_INACTIVE } else { 0 };
-        self.with_domain(&handle, &uuid, |d| d.get_xml_desc(flags))
+        self.with_domain(&handle, uuid, move |d| d.get_xml_desc(flags))
     }
 
     fn domain_stats(&mut self, handle: Resource<LibvirtConnection>, uuid: String) -> Outcome<DomainStats> {
-        self.with_domain(&handle, &uuid, |d| {
+        self.with_domain(&handle, uuid, move |d| {
             let info = d.get_info()?;
             Ok(DomainStats { cpu_time_ns: info.cpu_time, memory_kib: info.memory, vcpus: info.nr_virt_cpu })
         })
@@ -293,7 +378,7 @@ impl HostConnection for CallState {
         xml: String,
         scope: ChangeScope,
     ) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.attach_device_flags(&xml, scope_flags(scope)).map(drop))
+        self.with_domain(&handle, uuid, move |d| d.attach_device_flags(&xml, scope_flags(scope)).map(drop))
     }
 
     fn detach_device(
@@ -303,11 +388,11 @@ impl HostConnection for CallState {
         xml: String,
         scope: ChangeScope,
     ) -> Outcome<()> {
-        self.with_domain(&handle, &uuid, |d| d.detach_device_flags(&xml, scope_flags(scope)).map(drop))
+        self.with_domain(&handle, uuid, move |d| d.detach_device_flags(&xml, scope_flags(scope)).map(drop))
     }
 
     fn list_domains(&mut self, handle: Resource<LibvirtConnection>) -> Outcome<Vec<DomainSummary>> {
-        self.with_conn(&handle, |c| {
+        self.with_conn(&handle, move |c| {
             let mut out = Vec::new();
             for d in c.list_all_domains(0)? {
                 out.push(DomainSummary {
