@@ -413,17 +413,34 @@ impl Op<'_> {
         }
     }
 
-    /// A `json:` name that gives qemu-img a whole backing chain, top first, each layer
-    /// named by `qemu_name`: qemu-img opens exactly these and follows no name stored in
-    /// an image.
+    /// A `json:` name that gives qemu-img a whole backing chain, top first. Local
+    /// layers are all named by descriptor (`qemu_name`): qemu-img opens exactly these
+    /// and follows no name stored in an image. qemu cannot be handed an NFS chain that
+    /// way (it still reads the stored names for NFS layers), so an NFS chain is named
+    /// by its top only, once every layer's stored name was checked for links by
+    /// `chain`; a chain that mixes the two is refused.
     fn chain_name(&mut self, layers: &[Layer], write: bool, handles: &mut Handles) -> Result<String, ImageError> {
+        let nfs = layers.iter().filter(|l| matches!(l.loc, Location::Nfs(_))).count();
+        if nfs == layers.len() {
+            for layer in layers {
+                self.reach(&layer.loc)?;
+            }
+            let top = &layers[0];
+            let Location::Nfs(n) = &top.loc else { unreachable!("counted above") };
+            let file = serde_json::json!({"driver": "nfs", "server": {"type": "inet", "host": n.server}, "path": n.path});
+            let node = serde_json::json!({"driver": format_name(top.inspected.info.format), "file": file});
+            return Ok(format!("json:{node}"));
+        }
+        if nfs > 0 {
+            return Err(ImageError::Invalid(format!(
+                "{} has a backing chain that mixes local and NFS images, which the images capability does not open",
+                layers[0].loc.stored_name()
+            )));
+        }
         let mut below = serde_json::Value::Null;
         for (i, layer) in layers.iter().enumerate().rev() {
             let name = self.qemu_name(&layer.loc, write && i == 0, handles)?;
-            let file = match layer.loc {
-                Location::File(_) => serde_json::json!({"driver": "file", "filename": name}),
-                Location::Nfs(_) => serde_json::json!({"filename": name}),
-            };
+            let file = serde_json::json!({"driver": "file", "filename": name});
             let format = layer.inspected.info.format;
             let mut node = serde_json::json!({"driver": format_name(format), "file": file});
             if format == DiskFormat::Qcow2 {
