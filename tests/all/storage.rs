@@ -842,7 +842,10 @@ fn links_are_refused(driver: &str, area: &Area) {
     expect_link_refused(storage.install_template(&pool, &store, "templates/evil.qcow2"), "install a linked template");
     assert!(!area.file("primary/templates/evil.qcow2").exists(), "outside content was copied in");
     outside.link(area, "primary/templates/evil.qcow2", "secret.qcow2");
-    expect_link_refused(storage.create_volume(&pool, "v2", 0, Some("templates/evil.qcow2")), "create on a linked backing");
+    expect_link_refused(
+        storage.create_volume(&pool, "v2", 0, Some("templates/evil.qcow2")),
+        "create on a linked backing",
+    );
     assert!(!area.file("primary/volumes/v2.qcow2").exists(), "a volume on an outside backing image was made");
     outside.untouched("template ops");
 

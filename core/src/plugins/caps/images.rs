@@ -376,7 +376,9 @@ impl Op<'_> {
             _ => return Err(ImageError::Denied(denial(self.plugin, "images", url))),
         };
         let loc = parse(url)?;
-        Ok(loc.under(&parse(root)?))
+        // A grant of a whole file system or server ("file:///") is kept without its slash.
+        let root = parse(root).or_else(|_| parse(&format!("{root}/")))?;
+        Ok(loc.under(&root))
     }
 
     fn time_left(&self) -> Result<(), ImageError> {
@@ -427,7 +429,8 @@ impl Op<'_> {
             }
             let top = &layers[0];
             let Location::Nfs(n) = &top.loc else { unreachable!("counted above") };
-            let file = serde_json::json!({"driver": "nfs", "server": {"type": "inet", "host": n.server}, "path": n.path});
+            let file =
+                serde_json::json!({"driver": "nfs", "server": {"type": "inet", "host": n.server}, "path": n.path});
             let node = serde_json::json!({"driver": format_name(top.inspected.info.format), "file": file});
             return Ok(format!("json:{node}"));
         }
@@ -512,7 +515,8 @@ impl Op<'_> {
         }
         let mut handles = Handles::default();
         let name = self.qemu_name(loc, false, &mut handles)?;
-        let out = self.qemu_img(&["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), name.as_ref()], &handles)?;
+        let out =
+            self.qemu_img(&["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), name.as_ref()], &handles)?;
         let v: serde_json::Value = serde_json::from_str(&out)
             .map_err(|e| ImageError::Failed(format!("qemu-img info {url}: unreadable answer: {e}")))?;
         let format = match v["format"].as_str().unwrap_or("") {
@@ -751,8 +755,13 @@ impl Op<'_> {
                 )));
             }
             // -u: qemu-img would open the backing image by name; the chain was read above.
-            backing_args =
-                vec!["-u".into(), "-b".into(), b_loc.stored_name().into(), "-F".into(), format_name(base.info.format).into()];
+            backing_args = vec![
+                "-u".into(),
+                "-b".into(),
+                b_loc.stored_name().into(),
+                "-F".into(),
+                format_name(base.info.format).into(),
+            ];
         }
         let backing_name = backing_of.as_ref().map(|(name, _)| backing_url(name));
         let plain = match format {
@@ -793,7 +802,9 @@ impl Op<'_> {
                 let p = b.path();
                 b.open(libc::O_PATH, 0)
                     .map(std::fs::File::from)
-                    .and_then(|f| f.metadata().map_err(|e| BeneathError::Io { path: p.display().to_string(), source: e }))?
+                    .and_then(|f| {
+                        f.metadata().map_err(|e| BeneathError::Io { path: p.display().to_string(), source: e })
+                    })?
                     .blocks()
                     * SECTOR
             }
@@ -1403,6 +1414,65 @@ mod tests {
         ] {
             assert!(matches!(parse(bad), Err(ImageError::Invalid(_))), "{bad} was accepted");
         }
+    }
+
+    /// The host's own calls, as any driver may make them, on a local grant with a link
+    /// to a folder outside it: each is refused, and nothing outside changes.
+    #[test]
+    fn host_calls_refuse_links_in_a_local_grant() {
+        let base = std::env::temp_dir().join(format!("images-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (grant, outside) = (base.join("grant"), base.join("outside"));
+        std::fs::create_dir_all(grant.join("pool")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let made = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(outside.join("secret.qcow2"))
+            .arg("1M")
+            .status();
+        assert!(made.unwrap().success());
+        let secret = std::fs::read(outside.join("secret.qcow2")).unwrap();
+        std::os::unix::fs::symlink(&outside, grant.join("pool/out")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.qcow2"), grant.join("pool/v.qcow2")).unwrap();
+        let url = |rel: &str| format!("file://{}/{rel}", grant.display());
+        let grants = Grants::new(vec![], vec![url("").trim_end_matches('/').to_owned()], vec![]).unwrap();
+        let downloads = DownloadPolicy::default();
+        let mut op = Op {
+            plugin: "p",
+            grants: &grants,
+            downloads: &downloads,
+            deadline: Instant::now() + Duration::from_secs(30),
+            reachable: Vec::new(),
+            known: KnownImages::default(),
+            checked: Vec::new(),
+        };
+        let refused = |r: Result<(), ImageError>, what: &str| match r {
+            Err(ImageError::Denied(t)) if t.contains("is a symbolic link") => {}
+            other => panic!("{what}: {other:?}"),
+        };
+        let info = op.allowed(&url("pool/v.qcow2")).and_then(|l| op.inspect_now(&url("pool/v.qcow2"), &l));
+        refused(info.map(drop), "info");
+        refused(op.list_dir(&url("pool/out")).map(drop), "list");
+        refused(op.make_dir(&url("pool/out/planted")), "mkdir");
+        refused(op.capacity(&url("pool/out")).map(drop), "capacity");
+        refused(op.create(&url("pool/out/new.qcow2"), DiskFormat::Qcow2, 1 << 20, None), "create");
+        refused(op.create(&url("pool/new.qcow2"), DiskFormat::Qcow2, 0, Some(&url("pool/v.qcow2"))), "backing");
+        refused(op.create(&url("pool/out/new.raw"), DiskFormat::Raw, 1 << 20, None), "create raw");
+        refused(op.convert(&url("pool/v.qcow2"), None, &url("pool/copy.qcow2"), DiskFormat::Qcow2), "convert");
+        refused(op.convert(&url("pool/out/secret.qcow2"), None, &url("pool/c.qcow2"), DiskFormat::Raw), "convert");
+        refused(op.resize(&url("pool/v.qcow2"), 2 << 20), "resize");
+        refused(op.snapshot_op(&url("pool/v.qcow2"), "s1", "-c"), "snapshot");
+        let loc = op.allowed(&url("pool/out/secret.qcow2")).unwrap();
+        refused(op.remove(&loc, op.deadline), "remove");
+        assert_eq!(std::fs::read(outside.join("secret.qcow2")).unwrap(), secret);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "something was planted outside");
+        assert_eq!(std::fs::read_dir(grant.join("pool")).unwrap().count(), 2, "something was copied in");
+        // Plain paths in the same grant work, raw images made by qemu-img included.
+        op.create(&url("pool/plain.raw"), DiskFormat::Raw, 1 << 20, None).unwrap();
+        op.convert(&url("pool/plain.raw"), None, &url("pool/plain.qcow2"), DiskFormat::Qcow2).unwrap();
+        op.resize(&url("pool/plain.qcow2"), 2 << 20).unwrap();
+        assert_eq!(op.list_dir(&url("pool")).unwrap(), ["out", "plain.qcow2", "plain.raw", "v.qcow2"]);
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
