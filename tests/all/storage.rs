@@ -725,3 +725,151 @@ fn a_volume_on_nfs_boots_a_real_guest() {
     nfs.delete_image(&store, &image.path).unwrap();
     assert_eq!(area.tree(), area.expected(&[]));
 }
+
+// ------------------------------------------------------------------ symbolic links
+
+/// A folder beside a test area, outside its grant, that links inside the area point
+/// into; every file in it is remembered, so that the test can prove nothing in it was
+/// read into the area, written, planted or deleted.
+struct Outside {
+    dir: PathBuf,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Outside {
+    fn beside(area: &Area) -> Self {
+        let dir = area.dir.with_file_name(format!("ws-outside-{}", &new_uuid()[..8]));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let secret = dir.join("secret.qcow2");
+        let made = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&secret).arg("1M").status();
+        assert!(made.unwrap().success());
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::fs::write(dir.join("keep.txt"), b"outside the grant").unwrap();
+        let mut o = Outside { dir, files: Vec::new() };
+        o.files = o.now();
+        o
+    }
+
+    fn now(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap_or_default()))
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn untouched(&self, step: &str) {
+        assert!(self.now() == self.files, "{step}: the folder outside the grant changed");
+    }
+
+    /// A link at `at` (in the area) to `target` in this folder, relative, so that it
+    /// leads to the same place through the kernel and through an NFS client.
+    fn link(&self, area: &Area, at: &str, target: &str) {
+        let depth = at.matches('/').count() + 1;
+        let up = "../".repeat(depth);
+        let name = self.dir.file_name().unwrap().to_string_lossy();
+        let to = if target.is_empty() { format!("{up}{name}") } else { format!("{up}{name}/{target}") };
+        let path = area.file(at);
+        match path.symlink_metadata() {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path).unwrap(),
+            Ok(_) => std::fs::remove_file(&path).unwrap(),
+            Err(_) => {}
+        }
+        std::os::unix::fs::symlink(&to, &path).unwrap();
+        assert!(path.exists(), "{at} -> {to} leads nowhere");
+    }
+}
+
+/// Expects the refusal of a link.
+fn expect_link_refused(result: Result<impl std::fmt::Debug, PluginError>, step: &str) {
+    let err = result.expect_err(&format!("{step}: a link was followed"));
+    match driver_error(err) {
+        DriverError::Denied(text) => {
+            assert!(text.contains("is a symbolic link; the images capability does not follow links"), "{step}: {text}")
+        }
+        other => panic!("{step}: expected a refusal of the link, got {other:?}"),
+    }
+}
+
+/// Every driver operation that reaches a file through a link planted in the granted
+/// area is refused, and nothing outside the grant is read, written or deleted.
+fn links_are_refused(driver: &str, area: &Area) {
+    let outside = Outside::beside(area);
+    let image = std::fs::read(outside.dir.join("secret.qcow2")).unwrap();
+    let sha = hex::encode(Sha256::digest(&image));
+    let http = HttpServer::start(vec![("/img.qcow2", Arc::new(image))]);
+    let sb = Sandbox::new();
+    let host = host_with(&sb, driver, &[&area.url]);
+    let storage = host.storage(driver).expect("the storage driver is loaded");
+    let (pool, store) = (area.pool(), area.store());
+    std::fs::create_dir_all(&area.dir).unwrap();
+    std::fs::set_permissions(&area.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    // A pool folder that is a link: attach would make its folders outside (mkdir) and
+    // read the outside disk's space (capacity).
+    outside.link(area, "primary", "");
+    expect_link_refused(storage.attach(&pool), "attach through a linked pool folder");
+    expect_link_refused(storage.capacity(&pool), "capacity through a linked pool folder");
+    outside.untouched("attach");
+    std::fs::remove_file(area.file("primary")).unwrap();
+    storage.attach(&pool).expect("attaching the pool");
+    storage.attach(&store).expect("attaching the store");
+
+    // A volume that is a link to an outside image.
+    outside.link(area, "primary/volumes/evil.qcow2", "secret.qcow2");
+    let evil = "volumes/evil.qcow2";
+    expect_link_refused(storage.resize_volume(&pool, evil, 64 << 20), "resize");
+    expect_link_refused(storage.create_snapshot(&pool, evil, "s1"), "snapshot");
+    expect_link_refused(storage.revert_snapshot(&pool, evil, "s1"), "revert");
+    expect_link_refused(storage.delete_snapshot(&pool, evil, "s1"), "delete a snapshot");
+    expect_link_refused(storage.export_image(&pool, evil, None, &store, "copied"), "convert from a link");
+    expect_link_refused(storage.delete_volume(&pool, evil), "remove a link");
+    assert!(area.file("primary/volumes/evil.qcow2").symlink_metadata().is_ok(), "the link itself went");
+    assert!(!area.file("secondary/snapshots/copied.qcow2").exists(), "outside content was copied in");
+    outside.untouched("volume ops");
+
+    // A template that is a link: neither copied into the pool nor used as a backing image.
+    outside.link(area, "secondary/templates/evil.qcow2", "secret.qcow2");
+    expect_link_refused(storage.install_template(&pool, &store, "templates/evil.qcow2"), "install a linked template");
+    assert!(!area.file("primary/templates/evil.qcow2").exists(), "outside content was copied in");
+    outside.link(area, "primary/templates/evil.qcow2", "secret.qcow2");
+    expect_link_refused(
+        storage.create_volume(&pool, "v2", 0, Some("templates/evil.qcow2")),
+        "create on a linked backing",
+    );
+    assert!(!area.file("primary/volumes/v2.qcow2").exists(), "a volume on an outside backing image was made");
+    outside.untouched("template ops");
+
+    // A folder that is a link: a download would land outside, a removal delete there.
+    outside.link(area, "secondary/templates", "");
+    expect_link_refused(
+        storage.register_image(&store, &http.url("/img.qcow2"), "planted", DiskFormat::Qcow2, Some(&sha)),
+        "fetch into a linked folder",
+    );
+    expect_link_refused(storage.delete_image(&store, "templates/secret.qcow2"), "remove through a linked folder");
+    outside.untouched("folder ops");
+    assert!(outside.dir.join("secret.qcow2").exists());
+
+    // Plain files still work beside the links.
+    let blank = storage.create_volume(&pool, "blank", 1 << 20, None).expect("a plain volume");
+    storage.delete_volume(&pool, &blank.path).expect("deleting the plain volume");
+}
+
+#[test]
+fn local_links_lead_nowhere() {
+    links_are_refused("local", &Area::local());
+}
+
+#[test]
+fn nfs_links_lead_nowhere() {
+    links_are_refused("nfs", &Area::nfs());
+}

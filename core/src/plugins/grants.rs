@@ -81,6 +81,16 @@ impl Grants {
                 .any(|p| url == p || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
     }
 
+    /// The granted prefix `url` lies under: the longest, when grants nest, since a
+    /// deeper grant is the operator's word on where that folder is.
+    pub fn image_root(&self, url: &str) -> Option<&str> {
+        self.images
+            .iter()
+            .filter(|p| url == p.as_str() || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
+            .max_by_key(|p| p.len())
+            .map(String::as_str)
+    }
+
     /// Whether the netdev capability may touch the device `name`.
     pub fn allows_netdev(&self, name: &str) -> bool {
         self.netdev.iter().any(|p| name.starts_with(p.as_str()))

@@ -23,6 +23,7 @@ pub use bindings::hypervisor::{
 pub use bindings::network::{Attachment, NetworkSpec, NicSpec};
 pub use bindings::storage::{Usage, Volume};
 pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};
+pub use caps::beneath::{Beneath, BeneathError};
 pub use caps::images::{ImageActivity, Transfer};
 pub use caps::libvirt::LibvirtPool;
 pub use config::{HostConfig, Limits, PluginSettings, save_grants};

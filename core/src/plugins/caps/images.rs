@@ -9,9 +9,9 @@
 //! and NFS calls run under the call's deadline.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::beneath::{Beneath, BeneathError};
 use super::blocking;
 use super::nfs::{self, NfsError, NfsPath};
 use super::process::{self, RunError};
@@ -168,26 +169,75 @@ impl From<NfsError> for ImageError {
             NfsError::Unreachable { .. } => ImageError::Unavailable(text),
             NfsError::NoExport { .. } | NfsError::NotFound(_) => ImageError::NotFound(text),
             NfsError::Exists(_) => ImageError::Invalid(text),
+            NfsError::Link(_) => ImageError::Denied(text),
             NfsError::Local { .. } | NfsError::Other(_) => ImageError::Failed(text),
         }
     }
 }
 
-/// Where an image URL points.
+impl From<BeneathError> for ImageError {
+    fn from(e: BeneathError) -> Self {
+        let text = e.to_string();
+        match e {
+            BeneathError::Link(_) => ImageError::Denied(text),
+            BeneathError::Root(_) => ImageError::Invalid(text),
+            BeneathError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => ImageError::NotFound(text),
+                std::io::ErrorKind::AlreadyExists => ImageError::Invalid(text),
+                _ if source.raw_os_error() == Some(libc::EISDIR) => ImageError::Invalid(text),
+                _ => ImageError::Failed(text),
+            },
+        }
+    }
+}
+
+/// Where an image URL points: a local path resolved beneath its granted folder, or a
+/// path on an NFS server checked for links below its granted folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Location {
-    File(PathBuf),
+    File(Beneath),
     Nfs(NfsPath),
 }
 
 impl Location {
-    /// The name qemu-img opens: a plain path for local files (qemu's own `file:`
-    /// syntax differs from URLs), the URL itself for NFS.
-    fn qemu_name(&self) -> OsString {
-        match self {
-            Location::File(p) => p.as_os_str().to_owned(),
-            Location::Nfs(n) => format!("nfs://{}{}", n.server, n.path).into(),
+    /// The same place, with the granted folder it must not leave.
+    fn under(self, root: &Location) -> Location {
+        match (self, root) {
+            (Location::File(b), Location::File(r)) => Location::File(b.under(&r.path())),
+            (Location::Nfs(n), Location::Nfs(r)) => Location::Nfs(NfsPath { root: r.path.clone(), ..n }),
+            (other, _) => other,
         }
+    }
+
+    /// The name stored in an image that this one backs: a plain path for local
+    /// files (qemu's own `file:` syntax differs from URLs), the URL itself for NFS.
+    fn stored_name(&self) -> String {
+        match self {
+            Location::File(b) => b.path().to_string_lossy().into_owned(),
+            Location::Nfs(n) => nfs_url(n),
+        }
+    }
+}
+
+fn nfs_url(n: &NfsPath) -> String {
+    format!("nfs://{}{}", n.server, n.path)
+}
+
+/// Descriptors handed to one qemu-img run, open until it ends: qemu-img is given
+/// local files as `/dev/fd/N`, opened beneath their granted folder, so that it never
+/// resolves a name (or follows a link) itself.
+#[derive(Default)]
+struct Handles(Vec<OwnedFd>);
+
+impl Handles {
+    fn keep(&mut self, fd: OwnedFd) -> String {
+        let name = format!("/dev/fd/{}", fd.as_raw_fd());
+        self.0.push(fd);
+        name
+    }
+
+    fn raw(&self) -> Vec<RawFd> {
+        self.0.iter().map(AsRawFd::as_raw_fd).collect()
     }
 }
 
@@ -224,14 +274,24 @@ fn parse(url: &str) -> Result<Location, ImageError> {
         return Err(invalid("empty, . and .. path segments are not allowed"));
     }
     Ok(match server {
-        Some(host) => Location::Nfs(NfsPath { server: host.to_owned(), path: path.to_owned() }),
-        None => Location::File(PathBuf::from(path)),
+        Some(host) => Location::Nfs(NfsPath { server: host.to_owned(), path: path.to_owned(), root: path.to_owned() }),
+        None => Location::File(Beneath::new(Path::new(path), Path::new(path))),
     })
 }
 
 /// The URL of a backing file as qemu-img reports it (a path for local files).
 fn backing_url(name: &str) -> String {
     if name.starts_with('/') { format!("file://{name}") } else { name.to_owned() }
+}
+
+/// The URL of a backing file named in the image at `url`: a relative name lies in the
+/// image's folder (qemu-img, handed a descriptor, cannot say which folder that is).
+fn backing_of(url: &str, name: &str) -> String {
+    if name.starts_with('/') || name.contains("://") {
+        return backing_url(name);
+    }
+    let folder = &url[..url.rfind('/').unwrap_or(url.len())];
+    format!("{folder}/{name}")
 }
 
 fn format_name(format: DiskFormat) -> &'static str {
@@ -255,6 +315,12 @@ fn check_snapshot_name(name: &str) -> Result<(), ImageError> {
         )));
     }
     Ok(())
+}
+
+/// One image of a backing chain, and where it lies.
+struct Layer {
+    loc: Location,
+    inspected: Inspected,
 }
 
 /// What qemu-img said about one image.
@@ -300,14 +366,20 @@ struct Op<'a> {
     deadline: Instant,
     reachable: Vec<String>,
     known: KnownImages,
+    /// NFS paths found free of links in this host call, before qemu-img was sent there.
+    checked: Vec<String>,
 }
 
 impl Op<'_> {
     fn allowed(&self, url: &str) -> Result<Location, ImageError> {
-        if !self.grants.allows_image(url) {
-            return Err(ImageError::Denied(denial(self.plugin, "images", url)));
-        }
-        parse(url)
+        let root = match self.grants.image_root(url) {
+            Some(root) if self.grants.allows_image(url) => root,
+            _ => return Err(ImageError::Denied(denial(self.plugin, "images", url))),
+        };
+        let loc = parse(url)?;
+        // A grant of a whole file system or server ("file:///") is kept without its slash.
+        let root = parse(root).or_else(|_| parse(&format!("{root}/")))?;
+        Ok(loc.under(&root))
     }
 
     fn time_left(&self) -> Result<(), ImageError> {
@@ -316,19 +388,76 @@ impl Op<'_> {
 
     /// Checks an NFS server answers before qemu-img is sent to it, so that an
     /// unreachable server gives `unavailable` in bounded time rather than a hang.
+    /// For NFS it also checks the path for links, since qemu-img (through libnfs) would
+    /// follow them.
     fn reach(&mut self, loc: &Location) -> Result<(), ImageError> {
         if let Location::Nfs(n) = loc
-            && !self.reachable.contains(&n.server)
+            && !self.checked.contains(&n.path)
         {
             nfs::probe(n, self.deadline)?;
             self.reachable.push(n.server.clone());
+            self.checked.push(n.path.clone());
         }
         Ok(())
     }
 
+    /// The name qemu-img is given for an image: a descriptor for a local file (opened
+    /// beneath its granted folder, for writing if `write`), the checked URL for NFS.
+    fn qemu_name(&mut self, loc: &Location, write: bool, handles: &mut Handles) -> Result<String, ImageError> {
+        match loc {
+            Location::File(b) => {
+                let flags = if write { libc::O_RDWR } else { libc::O_RDONLY };
+                Ok(handles.keep(b.open(flags, 0)?))
+            }
+            Location::Nfs(n) => {
+                self.reach(loc)?;
+                Ok(nfs_url(n))
+            }
+        }
+    }
+
+    /// A `json:` name that gives qemu-img a whole backing chain, top first. Local
+    /// layers are all named by descriptor (`qemu_name`): qemu-img opens exactly these
+    /// and follows no name stored in an image. qemu cannot be handed an NFS chain that
+    /// way (it still reads the stored names for NFS layers), so an NFS chain is named
+    /// by its top only, once every layer's stored name was checked for links by
+    /// `chain`; a chain that mixes the two is refused.
+    fn chain_name(&mut self, layers: &[Layer], write: bool, handles: &mut Handles) -> Result<String, ImageError> {
+        let nfs = layers.iter().filter(|l| matches!(l.loc, Location::Nfs(_))).count();
+        if nfs == layers.len() {
+            for layer in layers {
+                self.reach(&layer.loc)?;
+            }
+            let top = &layers[0];
+            let Location::Nfs(n) = &top.loc else { unreachable!("counted above") };
+            let file =
+                serde_json::json!({"driver": "nfs", "server": {"type": "inet", "host": n.server}, "path": n.path});
+            let node = serde_json::json!({"driver": format_name(top.inspected.info.format), "file": file});
+            return Ok(format!("json:{node}"));
+        }
+        if nfs > 0 {
+            return Err(ImageError::Invalid(format!(
+                "{} has a backing chain that mixes local and NFS images, which the images capability does not open",
+                layers[0].loc.stored_name()
+            )));
+        }
+        let mut below = serde_json::Value::Null;
+        for (i, layer) in layers.iter().enumerate().rev() {
+            let name = self.qemu_name(&layer.loc, write && i == 0, handles)?;
+            let file = serde_json::json!({"driver": "file", "filename": name});
+            let format = layer.inspected.info.format;
+            let mut node = serde_json::json!({"driver": format_name(format), "file": file});
+            if format == DiskFormat::Qcow2 {
+                node["backing"] = below;
+            }
+            below = node;
+        }
+        Ok(format!("json:{below}"))
+    }
+
     fn exists(&mut self, loc: &Location) -> Result<bool, ImageError> {
         match loc {
-            Location::File(p) => Ok(p.symlink_metadata().is_ok()),
+            Location::File(b) => Ok(b.lstat()?.is_some()),
             Location::Nfs(n) => {
                 let found = nfs::exists(n, self.deadline)?;
                 self.reachable.push(n.server.clone());
@@ -346,13 +475,13 @@ impl Op<'_> {
 
     fn remove(&self, loc: &Location, deadline: Instant) -> Result<(), ImageError> {
         match loc {
-            Location::File(p) => match std::fs::remove_file(p) {
+            Location::File(b) => match b.unlink() {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || p.is_dir() => {
-                    Err(ImageError::Invalid(format!("{} is a directory", p.display())))
+                Err(e) if e.errno() == Some(libc::EISDIR) => {
+                    Err(ImageError::Invalid(format!("{} is a directory", b.path().display())))
                 }
-                Err(e) => Err(ImageError::Failed(format!("removing {}: {e}", p.display()))),
+                Err(e @ BeneathError::Io { .. }) => Err(ImageError::Failed(format!("removing {e}"))),
+                Err(e) => Err(e.into()),
             },
             Location::Nfs(n) => Ok(nfs::remove(n, deadline)?),
         }
@@ -365,9 +494,9 @@ impl Op<'_> {
         }
     }
 
-    fn qemu_img(&mut self, args: &[&OsStr]) -> Result<String, ImageError> {
+    fn qemu_img(&mut self, args: &[&OsStr], handles: &Handles) -> Result<String, ImageError> {
         self.time_left()?;
-        run_tool("qemu-img", args, self.deadline)
+        run_tool("qemu-img", args, &handles.raw(), self.deadline)
     }
 
     /// `qemu-img info` of one image (its backing file is not opened), unless this
@@ -385,9 +514,10 @@ impl Op<'_> {
         if let Some(plain) = self.read_plain(loc)? {
             return Ok(plain);
         }
-        self.reach(loc)?;
-        let name = loc.qemu_name();
-        let out = self.qemu_img(&["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), &name])?;
+        let mut handles = Handles::default();
+        let name = self.qemu_name(loc, false, &mut handles)?;
+        let out =
+            self.qemu_img(&["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), name.as_ref()], &handles)?;
         let v: serde_json::Value = serde_json::from_str(&out)
             .map_err(|e| ImageError::Failed(format!("qemu-img info {url}: unreadable answer: {e}")))?;
         let format = match v["format"].as_str().unwrap_or("") {
@@ -400,7 +530,7 @@ impl Op<'_> {
         if !v["format-specific"]["data"]["data-file"].is_null() {
             return Err(ImageError::Failed(format!("{url} keeps its data in an external file, which is not allowed")));
         }
-        let backing = v["full-backing-filename"].as_str().or(v["backing-filename"].as_str()).map(backing_url);
+        let backing = v["backing-filename"].as_str().map(|b| backing_of(url, b));
         let snapshots = v["snapshots"]
             .as_array()
             .map(|a| a.iter().filter_map(|s| s["name"].as_str().map(str::to_owned)).collect())
@@ -418,12 +548,12 @@ impl Op<'_> {
     /// costs more than the read); `None` when qemu-img must answer (see `qcow2`).
     fn read_plain(&mut self, loc: &Location) -> Result<Option<Inspected>, ImageError> {
         let (head, actual_size) = match loc {
-            Location::File(p) => {
+            Location::File(b) => {
+                let f = b.open_file(false)?;
                 let read = || -> std::io::Result<(Vec<u8>, u64)> {
                     let mut head = Vec::with_capacity(qcow2::HEADER_READ);
-                    let f = std::fs::File::open(p)?;
                     let blocks = f.metadata()?.blocks();
-                    f.take(qcow2::HEADER_READ as u64).read_to_end(&mut head)?;
+                    (&f).take(qcow2::HEADER_READ as u64).read_to_end(&mut head)?;
                     Ok((head, blocks * SECTOR))
                 };
                 match read() {
@@ -439,10 +569,17 @@ impl Op<'_> {
                     }
                     r
                 }
-                Err(e @ NfsError::Unreachable { .. }) => return Err(e.into()),
+                Err(e @ (NfsError::Unreachable { .. } | NfsError::Link(_))) => return Err(e.into()),
                 Err(_) => return Ok(None),
             },
         };
+        if qcow2::external_data(&head) {
+            // qemu would open the data file by its stored name, even for `info`.
+            return Err(ImageError::Failed(format!(
+                "{} keeps its data in an external file, which is not allowed",
+                loc.stored_name()
+            )));
+        }
         Ok(qcow2::read_header(&head).map(|h| Inspected {
             info: ImageInfo {
                 format: DiskFormat::Qcow2,
@@ -465,13 +602,15 @@ impl Op<'_> {
         let Some(pieces) = qcow2::new_image(size, backing) else { return Ok(None) };
         let exists = || ImageError::Invalid(format!("{url} exists already"));
         match loc {
-            Location::File(p) => {
+            Location::File(b) => {
                 use std::os::unix::fs::FileExt;
-                let file = match std::fs::File::create_new(p) {
+                let file = match b.create_new() {
                     Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
-                    Err(e) => return Err(io_error(p, e)),
+                    Err(e) if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) => return Err(exists()),
+                    Err(e) => return Err(e.into()),
                 };
+                let p = b.path();
+                let p = p.as_path();
                 let written = pieces
                     .iter()
                     .try_for_each(|(at, bytes)| file.write_all_at(bytes, *at))
@@ -496,9 +635,9 @@ impl Op<'_> {
     /// Inspects an image and every image below it, top first, refusing a chain that
     /// leaves the grants: qemu-img opens the whole chain for anything but `info`, so a
     /// crafted backing name would otherwise read files the plugin may not touch.
-    fn chain(&mut self, url: &str, loc: &Location) -> Result<Vec<Inspected>, ImageError> {
-        let mut layers = vec![self.inspect(url, loc)?];
-        while let Some(below) = layers.last().and_then(|l| l.info.backing.clone()) {
+    fn chain(&mut self, url: &str, loc: &Location) -> Result<Vec<Layer>, ImageError> {
+        let mut layers = vec![Layer { loc: loc.clone(), inspected: self.inspect(url, loc)? }];
+        while let Some(below) = layers.last().and_then(|l| l.inspected.info.backing.clone()) {
             if layers.len() >= MAX_CHAIN {
                 return Err(ImageError::Failed(format!("{url} has a backing chain deeper than {MAX_CHAIN}")));
             }
@@ -507,7 +646,8 @@ impl Op<'_> {
                 ImageError::Invalid(t) => ImageError::Failed(format!("{url} is backed by an unusable name: {t}")),
                 other => other,
             })?;
-            layers.push(self.inspect(&below, &below_loc)?);
+            let inspected = self.inspect(&below, &below_loc)?;
+            layers.push(Layer { loc: below_loc, inspected });
         }
         Ok(layers)
     }
@@ -515,7 +655,8 @@ impl Op<'_> {
     fn snapshot_op(&mut self, url: &str, name: &str, flag: &str) -> Result<(), ImageError> {
         check_snapshot_name(name)?;
         let loc = self.allowed(url)?;
-        let top = self.chain(url, &loc)?.remove(0);
+        let layers = self.chain(url, &loc)?;
+        let top = &layers[0].inspected;
         if top.info.format != DiskFormat::Qcow2 {
             return Err(ImageError::Invalid(format!("{url} is raw; only qcow2 images have snapshots")));
         }
@@ -525,9 +666,11 @@ impl Op<'_> {
             ("-a" | "-d", false) => return Err(ImageError::NotFound(format!("{url} has no snapshot \"{name}\""))),
             _ => {}
         }
-        // qemu-img snapshot takes no -f; the format was read above and the chain checked.
-        let image = loc.qemu_name();
-        self.qemu_img(&["snapshot".as_ref(), "-q".as_ref(), flag.as_ref(), name.as_ref(), &image]).map(drop)
+        // The format and the whole chain are given in the name.
+        let mut handles = Handles::default();
+        let image = self.chain_name(&layers, true, &mut handles)?;
+        let args: [&OsStr; 5] = ["snapshot".as_ref(), "-q".as_ref(), flag.as_ref(), name.as_ref(), image.as_ref()];
+        self.qemu_img(&args, &handles).map(drop)
     }
 
     fn convert(
@@ -545,7 +688,8 @@ impl Op<'_> {
         if format == DiskFormat::Iso {
             return Err(ImageError::Invalid("cannot convert into an ISO image; use raw or qcow2".into()));
         }
-        let top = self.chain(source, &src)?.remove(0);
+        let layers = self.chain(source, &src)?;
+        let top = &layers[0].inspected;
         if let Some(s) = snapshot {
             if top.info.format != DiskFormat::Qcow2 {
                 return Err(ImageError::Invalid(format!("{source} is raw; only qcow2 images have snapshots")));
@@ -554,16 +698,35 @@ impl Op<'_> {
                 return Err(ImageError::NotFound(format!("{source} has no snapshot \"{s}\"")));
             }
         }
-        self.must_not_exist(target, &dst)?;
-        let (src_name, dst_name) = (src.qemu_name(), dst.qemu_name());
+        let mut handles = Handles::default();
+        let src_name = self.chain_name(&layers, false, &mut handles)?;
+        let dst_name = self.new_target(target, &dst, &mut handles)?;
         let snap = snapshot.map(|s| OsString::from(format!("snapshot.name={s}")));
-        let mut args: Vec<&OsStr> = vec!["convert".as_ref(), "-q".as_ref(), "-f".as_ref()];
-        args.push(format_name(top.info.format).as_ref());
+        let mut args: Vec<&OsStr> = vec!["convert".as_ref(), "-q".as_ref()];
         if let Some(s) = &snap {
             args.extend(["-l".as_ref(), s.as_os_str()]);
         }
-        args.extend(["-O".as_ref(), format_name(format).as_ref(), src_name.as_os_str(), dst_name.as_os_str()]);
-        self.qemu_img(&args).inspect_err(|_| self.clean_up(&dst)).map(drop)
+        args.extend::<[&OsStr; 4]>(["-O".as_ref(), format_name(format).as_ref(), src_name.as_ref(), dst_name.as_ref()]);
+        self.qemu_img(&args, &handles).inspect_err(|_| self.clean_up(&dst)).map(drop)
+    }
+
+    /// The name qemu-img writes a new image to: a local file is made here, empty,
+    /// beneath its granted folder, and handed over as a descriptor; an NFS path must
+    /// not exist and holds no link.
+    fn new_target(&mut self, url: &str, loc: &Location, handles: &mut Handles) -> Result<String, ImageError> {
+        match loc {
+            Location::File(b) => match b.create_new() {
+                Ok(f) => Ok(handles.keep(f.into())),
+                Err(e) if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) => {
+                    Err(ImageError::Invalid(format!("{url} exists already")))
+                }
+                Err(e) => Err(e.into()),
+            },
+            Location::Nfs(_) => {
+                self.must_not_exist(url, loc)?;
+                self.qemu_name(loc, true, handles)
+            }
+        }
     }
 
     fn create(&mut self, url: &str, format: DiskFormat, size: u64, backing: Option<&str>) -> Result<(), ImageError> {
@@ -581,18 +744,25 @@ impl Op<'_> {
         let mut virtual_size = size.next_multiple_of(SECTOR);
         let mut backing_of = None;
         if let Some((b, b_loc)) = &below {
-            let base = self.chain(b, b_loc)?.remove(0);
+            let base = self.chain(b, b_loc)?.remove(0).inspected;
             if size == 0 {
                 virtual_size = base.info.virtual_size;
             }
-            backing_of = Some((b_loc.qemu_name().to_string_lossy().into_owned(), format_name(base.info.format)));
+            backing_of = Some((b_loc.stored_name(), format_name(base.info.format)));
             if size != 0 && size < base.info.virtual_size {
                 return Err(ImageError::Invalid(format!(
                     "size {size} is smaller than the backing image {b} ({} bytes)",
                     base.info.virtual_size
                 )));
             }
-            backing_args = vec!["-b".into(), b_loc.qemu_name(), "-F".into(), format_name(base.info.format).into()];
+            // -u: qemu-img would open the backing image by name; the chain was read above.
+            backing_args = vec![
+                "-u".into(),
+                "-b".into(),
+                b_loc.stored_name().into(),
+                "-F".into(),
+                format_name(base.info.format).into(),
+            ];
         }
         let backing_name = backing_of.as_ref().map(|(name, _)| backing_url(name));
         let plain = match format {
@@ -603,7 +773,7 @@ impl Op<'_> {
         };
         let actual_size = match plain {
             Some(allocated) => allocated,
-            None => self.create_with_tool(url, &loc, format, size, &backing_args)?,
+            None => self.create_with_tool(url, &loc, format, virtual_size, &backing_args)?,
         };
         // What `info` would now read: a driver describing its new volume needs no
         // second look at the storage.
@@ -621,25 +791,32 @@ impl Op<'_> {
         size: u64,
         backing_args: &[OsString],
     ) -> Result<u64, ImageError> {
-        self.must_not_exist(url, loc)?;
-        let name = loc.qemu_name();
+        let mut handles = Handles::default();
+        let name = self.new_target(url, loc, &mut handles)?;
         let size_arg = size.to_string();
         let mut args: Vec<&OsStr> = vec!["create".as_ref(), "-q".as_ref(), "-f".as_ref(), format_name(format).as_ref()];
         args.extend(backing_args.iter().map(OsString::as_os_str));
-        args.push(&name);
-        if size != 0 {
-            args.push(size_arg.as_ref());
-        }
-        self.qemu_img(&args).inspect_err(|_| self.clean_up(loc))?;
+        args.extend::<[&OsStr; 2]>([name.as_ref(), size_arg.as_ref()]);
+        self.qemu_img(&args, &handles).inspect_err(|_| self.clean_up(loc))?;
         Ok(match loc {
-            Location::File(p) => p.symlink_metadata().map_err(|e| io_error(p, e))?.blocks() * SECTOR,
+            Location::File(b) => {
+                let p = b.path();
+                b.open(libc::O_PATH, 0)
+                    .map(std::fs::File::from)
+                    .and_then(|f| {
+                        f.metadata().map_err(|e| BeneathError::Io { path: p.display().to_string(), source: e })
+                    })?
+                    .blocks()
+                    * SECTOR
+            }
             Location::Nfs(n) => nfs::allocated(n, self.deadline)?,
         })
     }
 
     fn resize(&mut self, url: &str, size: u64) -> Result<(), ImageError> {
         let loc = self.allowed(url)?;
-        let top = self.chain(url, &loc)?.remove(0);
+        let layers = self.chain(url, &loc)?;
+        let top = &layers[0].inspected;
         let shrink = size < top.info.virtual_size;
         if shrink && top.info.format == DiskFormat::Qcow2 {
             return Err(ImageError::Invalid(format!(
@@ -647,41 +824,35 @@ impl Op<'_> {
                 top.info.virtual_size
             )));
         }
-        let name = loc.qemu_name();
+        let mut handles = Handles::default();
+        let name = self.chain_name(&layers, true, &mut handles)?;
         let size_arg = size.to_string();
-        let mut args: Vec<&OsStr> = vec!["resize".as_ref(), "-q".as_ref(), "-f".as_ref()];
-        args.push(format_name(top.info.format).as_ref());
+        let mut args: Vec<&OsStr> = vec!["resize".as_ref(), "-q".as_ref()];
         if shrink {
             args.push("--shrink".as_ref());
         }
-        args.extend([name.as_os_str(), size_arg.as_ref()]);
-        self.qemu_img(&args).map(drop)
+        args.extend::<[&OsStr; 2]>([name.as_ref(), size_arg.as_ref()]);
+        self.qemu_img(&args, &handles).map(drop)
     }
 
     fn list_dir(&mut self, url: &str) -> Result<Vec<String>, ImageError> {
         match self.allowed(url)? {
-            Location::File(p) => {
-                let entries = std::fs::read_dir(&p).map_err(|e| io_error(&p, e))?;
-                let mut names: Vec<String> =
-                    entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-                names.sort();
-                Ok(names)
-            }
+            Location::File(b) => Ok(b.read_dir()?),
             Location::Nfs(n) => Ok(nfs::list_dir(&n, self.deadline)?),
         }
     }
 
     fn make_dir(&mut self, url: &str) -> Result<(), ImageError> {
         match self.allowed(url)? {
-            Location::File(p) => std::fs::create_dir_all(&p).map_err(|e| io_error(&p, e)),
+            Location::File(b) => Ok(b.make_dirs()?),
             Location::Nfs(n) => Ok(nfs::make_dir(&n, self.deadline)?),
         }
     }
 
     fn capacity(&mut self, url: &str) -> Result<Space, ImageError> {
         match self.allowed(url)? {
-            Location::File(p) => {
-                let (total, free) = local_space(&p).map_err(|e| io_error(&p, e))?;
+            Location::File(b) => {
+                let (total, free) = b.space()?;
                 Ok(Space { total_bytes: total, free_bytes: free })
             }
             Location::Nfs(n) => {
@@ -724,29 +895,46 @@ impl Op<'_> {
     ) -> Result<u64, ImageError> {
         // Bytes land in a hidden file first: beside the target for a local file (so
         // the final rename is atomic), in the local temp folder for NFS (then uploaded).
-        let partial = match dst {
-            Location::File(p) => {
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                p.with_file_name(format!(".{name}.partial"))
+        let (file, partial) = match dst {
+            Location::File(b) => {
+                let path = b.path();
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let partial = b.sibling(&format!(".{name}.partial"));
+                // A partial file a crash left behind (never followed if it is a link).
+                let _ = partial.unlink();
+                (partial.create_new()?, Partial::Beneath(partial))
             }
             Location::Nfs(_) => {
                 // Unique in the process, not per plugin host: several hosts may download at once.
                 static NEXT: AtomicU64 = AtomicU64::new(0);
-                std::env::temp_dir().join(format!(
+                let path = std::env::temp_dir().join(format!(
                     "wasmstack-fetch-{}-{}.partial",
                     std::process::id(),
                     NEXT.fetch_add(1, Ordering::Relaxed)
-                ))
+                ));
+                (std::fs::File::create(&path).map_err(|e| io_error(&path, e))?, Partial::Local(path))
             }
         };
-        let result = self.download(activity, source, target, &partial, want).and_then(|size| match dst {
-            Location::File(p) => std::fs::rename(&partial, p).map(|_| size).map_err(|e| io_error(p, e)),
-            Location::Nfs(n) => {
-                self.time_left()?;
-                nfs::upload(&partial, n, self.deadline).map_err(ImageError::from)
-            }
-        });
-        let _ = std::fs::remove_file(&partial);
+        let shown = match &partial {
+            Partial::Beneath(b) => b.path(),
+            Partial::Local(p) => p.clone(),
+        };
+        let result =
+            self.download(activity, source, target, file, &shown, want).and_then(|size| match (dst, &partial) {
+                (Location::File(b), Partial::Beneath(p)) => {
+                    let name = p.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    b.rename_from_sibling(&name).map(|()| size).map_err(ImageError::from)
+                }
+                (Location::Nfs(n), Partial::Local(p)) => {
+                    self.time_left()?;
+                    nfs::upload(p, n, self.deadline).map_err(ImageError::from)
+                }
+                _ => Err(ImageError::Failed("a download lost its partial file".into())),
+            });
+        match &partial {
+            Partial::Beneath(b) => drop(b.unlink()),
+            Partial::Local(p) => drop(std::fs::remove_file(p)),
+        }
         result
     }
 
@@ -755,6 +943,7 @@ impl Op<'_> {
         activity: &ImageActivity,
         source: &str,
         target: &str,
+        mut file: std::fs::File,
         partial: &Path,
         want: Option<&Checksum>,
     ) -> Result<u64, ImageError> {
@@ -797,7 +986,6 @@ impl Op<'_> {
             });
         }
         let total = response.body().content_length();
-        let mut file = std::fs::File::create(partial).map_err(|e| io_error(partial, e))?;
         let mut reader = response.body_mut().as_reader();
         let mut hasher = want.map(|c| c.algorithm.hasher());
         let mut buf = vec![0u8; 256 << 10];
@@ -827,6 +1015,14 @@ impl Op<'_> {
         }
         Ok(bytes)
     }
+}
+
+/// Where a download's bytes land before they are put in place.
+enum Partial {
+    /// Beside a local target, beneath its granted folder.
+    Beneath(Beneath),
+    /// In the local temp folder, for an NFS target.
+    Local(PathBuf),
 }
 
 /// A ureq agent for one request that connects only to `addrs`, the addresses the download
@@ -966,21 +1162,10 @@ fn io_error(path: &Path, e: std::io::Error) -> ImageError {
     }
 }
 
-fn local_space(path: &Path) -> std::io::Result<(u64, u64)> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: statvfs is plain old data, for which all zero bytes are a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a NUL-terminated path that outlives the call; st is a valid place to write.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let unit = st.f_frsize as u64;
-    Ok((st.f_blocks as u64 * unit, st.f_bavail as u64 * unit))
-}
-
-/// Runs a tool with its output captured, killing it once `deadline` passes.
-fn run_tool(program: &str, args: &[&OsStr], deadline: Instant) -> Result<String, ImageError> {
-    match process::run(program, args, deadline) {
+/// Runs a tool with its output captured and the descriptors `fds` inherited, killing
+/// it once `deadline` passes.
+fn run_tool(program: &str, args: &[&OsStr], fds: &[RawFd], deadline: Instant) -> Result<String, ImageError> {
+    match process::run_with_fds(program, args, fds, deadline) {
         Ok(done) if done.status.success() => Ok(done.stdout),
         Ok(done) => Err(tool_error(program, &done.stderr, done.status)),
         Err(RunError::TooLong(_)) => Err(ImageError::Deadline),
@@ -1041,7 +1226,15 @@ impl CallState {
         let known = std::mem::take(&mut self.images_known);
         let deadline = self.deadline;
         let (result, reachable, known) = blocking::until(deadline, move || {
-            let mut op = Op { plugin: &plugin, grants: &grants, downloads: &downloads, deadline, reachable, known };
+            let mut op = Op {
+                plugin: &plugin,
+                grants: &grants,
+                downloads: &downloads,
+                deadline,
+                reachable,
+                known,
+                checked: Vec::new(),
+            };
             let result = f(&mut op, &activity);
             (result, op.reachable, op.known)
         })?;
@@ -1211,10 +1404,13 @@ mod tests {
 
     #[test]
     fn parses_only_plain_urls() {
-        assert_eq!(parse("file:///var/lib/p/v.qcow2").unwrap(), Location::File("/var/lib/p/v.qcow2".into()));
+        assert_eq!(
+            parse("file:///var/lib/p/v.qcow2").unwrap(),
+            Location::File(Beneath::new("/var/lib/p/v.qcow2".as_ref(), "/var/lib/p/v.qcow2".as_ref()))
+        );
         assert_eq!(
             parse("nfs://10.0.0.5/export/p/").unwrap(),
-            Location::Nfs(NfsPath { server: "10.0.0.5".into(), path: "/export/p".into() })
+            Location::Nfs(NfsPath { server: "10.0.0.5".into(), path: "/export/p".into(), root: "/export/p".into() })
         );
         for bad in [
             "file://relative/x",
@@ -1229,6 +1425,65 @@ mod tests {
         ] {
             assert!(matches!(parse(bad), Err(ImageError::Invalid(_))), "{bad} was accepted");
         }
+    }
+
+    /// The host's own calls, as any driver may make them, on a local grant with a link
+    /// to a folder outside it: each is refused, and nothing outside changes.
+    #[test]
+    fn host_calls_refuse_links_in_a_local_grant() {
+        let base = std::env::temp_dir().join(format!("images-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (grant, outside) = (base.join("grant"), base.join("outside"));
+        std::fs::create_dir_all(grant.join("pool")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let made = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(outside.join("secret.qcow2"))
+            .arg("1M")
+            .status();
+        assert!(made.unwrap().success());
+        let secret = std::fs::read(outside.join("secret.qcow2")).unwrap();
+        std::os::unix::fs::symlink(&outside, grant.join("pool/out")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.qcow2"), grant.join("pool/v.qcow2")).unwrap();
+        let url = |rel: &str| format!("file://{}/{rel}", grant.display());
+        let grants = Grants::new(vec![], vec![url("").trim_end_matches('/').to_owned()], vec![]).unwrap();
+        let downloads = DownloadPolicy::default();
+        let mut op = Op {
+            plugin: "p",
+            grants: &grants,
+            downloads: &downloads,
+            deadline: Instant::now() + Duration::from_secs(30),
+            reachable: Vec::new(),
+            known: KnownImages::default(),
+            checked: Vec::new(),
+        };
+        let refused = |r: Result<(), ImageError>, what: &str| match r {
+            Err(ImageError::Denied(t)) if t.contains("is a symbolic link") => {}
+            other => panic!("{what}: {other:?}"),
+        };
+        let info = op.allowed(&url("pool/v.qcow2")).and_then(|l| op.inspect_now(&url("pool/v.qcow2"), &l));
+        refused(info.map(drop), "info");
+        refused(op.list_dir(&url("pool/out")).map(drop), "list");
+        refused(op.make_dir(&url("pool/out/planted")), "mkdir");
+        refused(op.capacity(&url("pool/out")).map(drop), "capacity");
+        refused(op.create(&url("pool/out/new.qcow2"), DiskFormat::Qcow2, 1 << 20, None), "create");
+        refused(op.create(&url("pool/new.qcow2"), DiskFormat::Qcow2, 0, Some(&url("pool/v.qcow2"))), "backing");
+        refused(op.create(&url("pool/out/new.raw"), DiskFormat::Raw, 1 << 20, None), "create raw");
+        refused(op.convert(&url("pool/v.qcow2"), None, &url("pool/copy.qcow2"), DiskFormat::Qcow2), "convert");
+        refused(op.convert(&url("pool/out/secret.qcow2"), None, &url("pool/c.qcow2"), DiskFormat::Raw), "convert");
+        refused(op.resize(&url("pool/v.qcow2"), 2 << 20), "resize");
+        refused(op.snapshot_op(&url("pool/v.qcow2"), "s1", "-c"), "snapshot");
+        let loc = op.allowed(&url("pool/out/secret.qcow2")).unwrap();
+        refused(op.remove(&loc, op.deadline), "remove");
+        assert_eq!(std::fs::read(outside.join("secret.qcow2")).unwrap(), secret);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "something was planted outside");
+        assert_eq!(std::fs::read_dir(grant.join("pool")).unwrap().count(), 2, "something was copied in");
+        // Plain paths in the same grant work, raw images made by qemu-img included.
+        op.create(&url("pool/plain.raw"), DiskFormat::Raw, 1 << 20, None).unwrap();
+        op.convert(&url("pool/plain.raw"), None, &url("pool/plain.qcow2"), DiskFormat::Qcow2).unwrap();
+        op.resize(&url("pool/plain.qcow2"), 2 << 20).unwrap();
+        assert_eq!(op.list_dir(&url("pool")).unwrap(), ["out", "plain.qcow2", "plain.raw", "v.qcow2"]);
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
@@ -1254,7 +1509,7 @@ mod tests {
     #[test]
     fn the_deadline_kills_a_slow_tool() {
         let started = Instant::now();
-        let e = run_tool("sleep", &["5".as_ref()], Instant::now() + Duration::from_millis(200)).unwrap_err();
+        let e = run_tool("sleep", &["5".as_ref()], &[], Instant::now() + Duration::from_millis(200)).unwrap_err();
         assert!(matches!(e, ImageError::Deadline), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
     }

@@ -1,6 +1,7 @@
 //! Host capabilities offered to drivers, one module each. Every call checks the
 //! plugin's grants first and never reaches the resource when they do not allow it.
 
+pub mod beneath;
 mod blocking;
 pub mod images;
 pub mod libvirt;

@@ -29,6 +29,9 @@ pub(crate) enum NfsError {
     /// Reading the local side of a copy failed.
     #[error("reading {path}: {source}")]
     Local { path: String, source: std::io::Error },
+    /// A component below the granted folder is a symbolic link, which libnfs would follow.
+    #[error("{0} is a symbolic link; the images capability does not follow links")]
+    Link(String),
     /// Any other NFS error, as libnfs words it.
     #[error("{0}")]
     Other(String),
@@ -106,6 +109,7 @@ unsafe extern "C" {
     fn nfs_get_error(nfs: *mut NfsContext) -> *mut c_char;
     fn nfs_mount(nfs: *mut NfsContext, server: *const c_char, export: *const c_char) -> c_int;
     fn nfs_stat64(nfs: *mut NfsContext, path: *const c_char, st: *mut NfsStat64) -> c_int;
+    fn nfs_lstat64(nfs: *mut NfsContext, path: *const c_char, st: *mut NfsStat64) -> c_int;
     fn nfs_mkdir(nfs: *mut NfsContext, path: *const c_char) -> c_int;
     fn nfs_unlink(nfs: *mut NfsContext, path: *const c_char) -> c_int;
     fn nfs_rename(nfs: *mut NfsContext, old: *const c_char, new: *const c_char) -> c_int;
@@ -126,6 +130,7 @@ const ENOENT: c_int = 2;
 const EEXIST: c_int = 17;
 const S_IFMT: u64 = 0o170000;
 const S_IFDIR: u64 = 0o040000;
+const S_IFLNK: u64 = 0o120000;
 
 /// A file or directory on an NFS server, as named in an nfs:// URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +138,8 @@ pub(crate) struct NfsPath {
     pub server: String,
     /// Absolute path on the server, export included: "/export/pool/v1.qcow2".
     pub path: String,
+    /// The granted folder `path` lies in, on the same server: no link below it is followed.
+    pub root: String,
 }
 
 /// Space on an export.
@@ -259,6 +266,38 @@ impl Mounted {
         Ok(st)
     }
 
+    fn lstat(&self, inner: &str) -> Result<NfsStat64, NfsError> {
+        let p = cstring(inner)?;
+        let mut st = NfsStat64::default();
+        // SAFETY: ctx is live, p outlives the call, st is a valid out-pointer.
+        let rc = unsafe { nfs_lstat64(self.ctx, p.as_ptr(), &mut st) };
+        if rc < 0 {
+            return Err(self.fail(rc, inner));
+        }
+        Ok(st)
+    }
+
+    /// Refuses a path with a symbolic link below its granted folder (and below the
+    /// export, which is the server's own): libnfs follows links in every lookup, so
+    /// each existing component is looked at first, without following it.
+    fn refuse_links(&self, t: &NfsPath) -> Result<(), NfsError> {
+        let base = if t.root.len() > self.export.len() { t.root.as_str() } else { self.export.as_str() };
+        let Some(below) = t.path.strip_prefix(base) else { return Ok(()) };
+        let mut at = base.strip_prefix(self.export.as_str()).unwrap_or("").to_owned();
+        for part in below.split('/').filter(|s| !s.is_empty()) {
+            at.push('/');
+            at.push_str(part);
+            match self.lstat(&at) {
+                Ok(st) if st.mode & S_IFMT == S_IFLNK => return Err(NfsError::Link(self.url(&at))),
+                Ok(_) => {}
+                // What does not exist yet holds no link.
+                Err(NfsError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     fn mkdir(&self, inner: &str) -> Result<(), NfsError> {
         let p = cstring(inner)?;
         // SAFETY: as above.
@@ -294,7 +333,10 @@ fn on_export<T: Send + 'static>(
     std::thread::Builder::new()
         .name("libnfs".into())
         .spawn(move || {
-            let result = Mounted::open(&owned, until).and_then(|m| op(&m, &owned));
+            let result = Mounted::open(&owned, until).and_then(|m| {
+                m.refuse_links(&owned)?;
+                op(&m, &owned)
+            });
             let _ = tx.send(result);
         })
         .map_err(|e| NfsError::Other(format!("starting an NFS worker: {e}")))?;
@@ -409,7 +451,11 @@ pub(crate) fn make_dir(target: &NfsPath, deadline: Instant) -> Result<(), NfsErr
             match m.mkdir(&at) {
                 Ok(()) => {}
                 Err(NfsError::Exists(url)) => {
-                    if m.stat(&at)?.mode & S_IFMT != S_IFDIR {
+                    let mode = m.lstat(&at)?.mode & S_IFMT;
+                    if mode == S_IFLNK {
+                        return Err(NfsError::Link(url));
+                    }
+                    if mode != S_IFDIR {
                         return Err(NfsError::Other(format!("{url} exists and is not a directory")));
                     }
                 }

@@ -5,7 +5,8 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,14 +30,35 @@ pub(crate) enum RunError {
 
 /// Runs `program` to completion with its output captured, killing it at `stop`.
 pub(crate) fn run<S: AsRef<OsStr>>(program: &str, args: &[S], stop: Instant) -> Result<Finished, RunError> {
+    run_with_fds(program, args, &[], stop)
+}
+
+/// The same, with the descriptors `fds` inherited by the tool under their own numbers
+/// (it opens them as `/dev/fd/N`).
+pub(crate) fn run_with_fds<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    fds: &[RawFd],
+    stop: Instant,
+) -> Result<Finished, RunError> {
     let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| RunError::Spawn(program.to_owned(), e))?;
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if !fds.is_empty() {
+        let keep = fds.to_vec();
+        // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                for &fd in &keep {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().map_err(|e| RunError::Spawn(program.to_owned(), e))?;
     // Pipes are drained on threads so that a chatty tool never blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {

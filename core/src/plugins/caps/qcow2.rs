@@ -41,6 +41,14 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// Whether the start of an image is a qcow2 header that keeps the data in an external
+/// file (incompatible feature bit 2), which qemu opens by its stored name.
+pub(crate) fn external_data(b: &[u8]) -> bool {
+    b.get(..4) == Some(MAGIC.as_slice())
+        && be32(b, 4).is_some_and(|v| v >= 3)
+        && be64(b, 72).is_some_and(|f| f & 4 != 0)
+}
+
 /// Reads the start of an image; `None` when it is not a plain qcow2 image as this
 /// module understands it (qemu-img must answer then).
 pub(crate) fn read_header(b: &[u8]) -> Option<Header> {
