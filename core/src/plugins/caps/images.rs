@@ -302,9 +302,23 @@ struct Op<'a> {
 }
 
 impl Op<'_> {
+    /// Checks `url` may be written (created, changed, removed): an `images` grant.
     fn allowed(&self, url: &str) -> Result<Location, ImageError> {
         if !self.grants.allows_image(url) {
-            return Err(ImageError::Denied(denial(self.plugin, "images", url)));
+            let mut text = denial(self.plugin, "images", url);
+            if self.grants.allows_image_read(url) {
+                text.push_str("; its images-read grant there allows reading only");
+            }
+            return Err(ImageError::Denied(text));
+        }
+        parse(url)
+    }
+
+    /// Checks `url` may be read (inspected, listed, copied from): an `images` or
+    /// `images-read` grant.
+    fn readable(&self, url: &str) -> Result<Location, ImageError> {
+        if !self.grants.allows_image_read(url) {
+            return Err(ImageError::Denied(denial(self.plugin, "images-read", url)));
         }
         parse(url)
     }
@@ -501,7 +515,7 @@ impl Op<'_> {
             if layers.len() >= MAX_CHAIN {
                 return Err(ImageError::Failed(format!("{url} has a backing chain deeper than {MAX_CHAIN}")));
             }
-            let below_loc = self.allowed(&below).map_err(|e| match e {
+            let below_loc = self.readable(&below).map_err(|e| match e {
                 ImageError::Denied(t) => ImageError::Denied(format!("{url} is backed by {below}: {t}")),
                 ImageError::Invalid(t) => ImageError::Failed(format!("{url} is backed by an unusable name: {t}")),
                 other => other,
@@ -539,7 +553,7 @@ impl Op<'_> {
         if let Some(s) = snapshot {
             check_snapshot_name(s)?;
         }
-        let src = self.allowed(source)?;
+        let src = self.readable(source)?;
         let dst = self.allowed(target)?;
         if format == DiskFormat::Iso {
             return Err(ImageError::Invalid("cannot convert into an ISO image; use raw or qcow2".into()));
@@ -567,7 +581,7 @@ impl Op<'_> {
 
     fn create(&mut self, url: &str, format: DiskFormat, size: u64, backing: Option<&str>) -> Result<(), ImageError> {
         let loc = self.allowed(url)?;
-        let below = backing.map(|b| self.allowed(b).map(|l| (b, l))).transpose()?;
+        let below = backing.map(|b| self.readable(b).map(|l| (b, l))).transpose()?;
         match (format, &below, size) {
             (DiskFormat::Iso, _, _) => return Err(ImageError::Invalid("cannot create an ISO image".into())),
             (DiskFormat::Raw, Some(_), _) => {
@@ -658,7 +672,7 @@ impl Op<'_> {
     }
 
     fn list_dir(&mut self, url: &str) -> Result<Vec<String>, ImageError> {
-        match self.allowed(url)? {
+        match self.readable(url)? {
             Location::File(p) => {
                 let entries = std::fs::read_dir(&p).map_err(|e| io_error(&p, e))?;
                 let mut names: Vec<String> =
@@ -678,7 +692,7 @@ impl Op<'_> {
     }
 
     fn capacity(&mut self, url: &str) -> Result<Space, ImageError> {
-        match self.allowed(url)? {
+        match self.readable(url)? {
             Location::File(p) => {
                 let (total, free) = local_space(&p).map_err(|e| io_error(&p, e))?;
                 Ok(Space { total_bytes: total, free_bytes: free })
@@ -1080,7 +1094,7 @@ impl Host for CallState {
             op.known.forget(&url);
             op.allowed(&url)?;
             if let Some(b) = &backing {
-                op.allowed(b)?;
+                op.readable(b)?;
             }
             reached(act);
             op.create(&url, format, size_bytes, backing.as_deref())
@@ -1089,7 +1103,7 @@ impl Host for CallState {
 
     fn convert(&mut self, source: String, target: String, format: DiskFormat) -> Outcome<()> {
         self.images_change(&target, |op, act| {
-            op.allowed(&source)?;
+            op.readable(&source)?;
             op.allowed(&target)?;
             reached(act);
             op.convert(&source, None, &target, format)
@@ -1104,7 +1118,7 @@ impl Host for CallState {
         format: DiskFormat,
     ) -> Outcome<()> {
         self.images_change(&target, |op, act| {
-            op.allowed(&source)?;
+            op.readable(&source)?;
             op.allowed(&target)?;
             reached(act);
             op.convert(&source, Some(&snapshot), &target, format)
@@ -1121,7 +1135,7 @@ impl Host for CallState {
 
     fn info(&mut self, url: String) -> Outcome<ImageInfo> {
         self.images_op(|op, act| {
-            let loc = op.allowed(&url)?;
+            let loc = op.readable(&url)?;
             reached(act);
             Ok(op.inspect(&url, &loc)?.info)
         })
@@ -1161,7 +1175,7 @@ impl Host for CallState {
 
     fn snapshot_list(&mut self, url: String) -> Outcome<Vec<String>> {
         self.images_op(|op, act| {
-            let loc = op.allowed(&url)?;
+            let loc = op.readable(&url)?;
             reached(act);
             Ok(op.inspect(&url, &loc)?.snapshots)
         })
@@ -1177,7 +1191,7 @@ impl Host for CallState {
 
     fn list_dir(&mut self, dir_url: String) -> Outcome<Vec<String>> {
         self.images_op(|op, act| {
-            op.allowed(&dir_url)?;
+            op.readable(&dir_url)?;
             reached(act);
             op.list_dir(&dir_url)
         })
@@ -1193,7 +1207,7 @@ impl Host for CallState {
 
     fn capacity(&mut self, url: String) -> Outcome<Space> {
         self.images_op(|op, act| {
-            op.allowed(&url)?;
+            op.readable(&url)?;
             reached(act);
             op.capacity(&url)
         })
