@@ -417,7 +417,9 @@ impl PluginHost {
         config.file = Some(path.clone());
         self.inner.runtime.downloads.set_sites(config.allowed_internal_sites.clone());
         *write(&self.inner.config) = config;
-        for name in read(&self.inner.plugins).keys().cloned().collect::<Vec<_>>() {
+        // Collected first: the read guard must be gone before `refresh_settings` writes.
+        let names: Vec<String> = read(&self.inner.plugins).keys().cloned().collect();
+        for name in names {
             // A plugin unloaded meanwhile has nothing to refresh.
             let _ = self.refresh_settings(&name);
         }
