@@ -88,14 +88,17 @@ impl DemoDir {
 }
 
 fn grants(root: &Path) -> String {
+    let root = root.display();
     format!(
-        "# Written by `wasmstack serve --demo`. Each driver reaches only what is granted here.\n\
+        "# Written by `wasmstack serve --demo`. Each driver reaches only what is granted here;\n\
+         # edits take effect within a second or two, without a restart.\n\
          [plugin.kvm]\n\
          libvirt = [\"test:///default\", \"qemu:///system\"]\n\
          timeout-ms = 120000\n\n\
+         # `local` serves both the primary pool and the image store, so it writes to both. A\n\
+         # driver serving only pools needs just to read the store: images-read = [\"file://{root}/images\"].\n\
          [plugin.local]\n\
-         images = [\"file://{}\"]\n",
-        root.display()
+         images = [\"file://{root}/primary\", \"file://{root}/images\"]\n"
     )
 }
 

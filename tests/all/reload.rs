@@ -143,3 +143,98 @@ fn a_scan_waits_for_what_it_started_and_returns_it() {
     assert!(host.scan().is_empty(), "nothing changed since");
     assert_eq!(host.events().len(), 2, "one event per file: {:?}", host.events());
 }
+
+/// Whether rogue may reach the Simulator now: its grant decides.
+fn reaches_the_simulator(host: &wasmstack::plugins::PluginHost) -> bool {
+    match host.hypervisor("rogue").unwrap().probe_host("test:///default") {
+        Ok(_) => true,
+        Err(wasmstack::plugins::PluginError::Driver {
+            error: wasmstack::plugins::DriverError::Denied(text), ..
+        }) => {
+            assert!(text.contains("test:///default"), "{text}");
+            false
+        }
+        Err(other) => panic!("expected an answer or a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_edited_configuration_takes_effect_on_reload() {
+    let sb = Sandbox::new();
+    sb.install("rogue-v1.wasm", "rogue.wasm");
+    let host = sb.host(CONFIG);
+    host.scan();
+    assert!(reaches_the_simulator(&host));
+    assert!(!host.reload_config().unwrap(), "nothing changed, nothing applied");
+
+    // The grant taken away and the deadline shortened, in the file only.
+    std::fs::write(sb.config_path(), "[plugin.rogue]\ntimeout-ms = 300\n").unwrap();
+    assert!(reaches_the_simulator(&host), "applied before the reload");
+    assert!(host.reload_config().unwrap());
+    assert!(!reaches_the_simulator(&host), "the grant taken out of the file still holds");
+    let rogue = host.get("rogue").unwrap();
+    assert_eq!(rogue.settings.limits.timeout, Duration::from_millis(300));
+    assert!(rogue.settings.grants.capabilities().is_empty());
+    let slow = host.hypervisor("rogue").unwrap().probe_host("sleep:1000").unwrap_err();
+    assert!(
+        matches!(slow, wasmstack::plugins::PluginError::Timeout { limit_ms: 300, .. }),
+        "the new deadline is not in effect: {slow:?}"
+    );
+    let applied = host.events().into_iter().rev().find(|e| e.file == sb.config_path()).unwrap();
+    assert!(applied.loaded && applied.message == "settings reloaded from wasmstack.toml", "{applied:?}");
+
+    // A file that does not read changes nothing, and says why.
+    std::fs::write(sb.config_path(), "[plugin.rogue]\nlibvirt = [\"test:///default\"]\ntimeout-ms = \"soon\"\n")
+        .unwrap();
+    let err = host.reload_config().unwrap_err().to_string();
+    assert!(err.contains("wasmstack.toml not applied, the previous settings stay: "), "{err}");
+    assert!(err.contains("timeout-ms") || err.contains("invalid type"), "the reason is missing: {err}");
+    assert!(!reaches_the_simulator(&host), "half of a bad file was applied");
+    assert_eq!(host.get("rogue").unwrap().settings.limits.timeout, Duration::from_millis(300));
+    let refused = host.events().into_iter().rev().find(|e| e.file == sb.config_path()).unwrap();
+    assert!(!refused.loaded && refused.message == err.trim_start_matches("configuration: "), "{refused:?}");
+    // Asked again, the same bad file gives the same answer, and no second event.
+    let events = host.events().len();
+    assert!(host.reload_config().is_err());
+    assert_eq!(host.events().len(), events);
+
+    // Fixed, it applies.
+    std::fs::write(sb.config_path(), CONFIG).unwrap();
+    assert!(host.reload_config().unwrap());
+    assert!(reaches_the_simulator(&host));
+    assert_eq!(host.get("rogue").unwrap().settings.limits.timeout, Duration::from_millis(10000));
+}
+
+#[test]
+fn the_watcher_applies_an_edited_configuration_without_a_call() {
+    let sb = Sandbox::new();
+    sb.install("rogue-v1.wasm", "rogue.wasm");
+    let host = sb.host(CONFIG);
+    host.scan();
+    let _watch = host.watch(Duration::from_millis(50));
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !ok() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the watcher never applied: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(reaches_the_simulator(&host));
+
+    std::fs::write(sb.config_path(), "[plugin.rogue]\nmemory-mib = 48\n").unwrap();
+    wait_for("a revoked grant", &|| !reaches_the_simulator(&host));
+    assert_eq!(host.get("rogue").unwrap().settings.limits.memory_mib, 48);
+
+    // A bad edit is refused once, with its reason, and the settings stay.
+    std::fs::write(sb.config_path(), "[plugin.rogue]\nlibvirt = [\"test:///default\"]\nmemory-mib = 0\n").unwrap();
+    let refused = || host.events().into_iter().filter(|e| e.file == sb.config_path() && !e.loaded).collect::<Vec<_>>();
+    wait_for("a refusal event", &|| !refused().is_empty());
+    std::thread::sleep(Duration::from_millis(200));
+    let refusals = refused();
+    assert_eq!(refusals.len(), 1, "the same bad file is reported once: {refusals:?}");
+    assert!(refusals[0].message.ends_with("[plugin.rogue]: memory-mib must be 1..=1024, not 0"), "{refusals:?}");
+    assert!(!reaches_the_simulator(&host));
+
+    std::fs::write(sb.config_path(), CONFIG).unwrap();
+    wait_for("a restored grant", &|| reaches_the_simulator(&host));
+}

@@ -449,6 +449,45 @@ fn local_volume_lifecycle() {
     });
 }
 
+/// A primary pool's driver needs only to read the image store it copies templates from:
+/// granted it as `images-read`, a deploy's steps work, and nothing on the store can be
+/// written or removed through it.
+#[test]
+fn a_pool_driver_reads_a_store_granted_read_only() {
+    let area = Area::local();
+    let (pool, store) = (area.pool(), area.store());
+    let on_store = area.file("secondary/templates/tiny.qcow2");
+    std::fs::create_dir_all(on_store.parent().unwrap()).unwrap();
+    std::fs::copy(guest_template(), &on_store).unwrap();
+    let sb = Sandbox::new();
+    sb.install("local.wasm", "local.wasm");
+    let host =
+        sb.host(&format!("[plugin.local]\nimages = [\"{pool}\"]\nimages-read = [\"{store}\"]\ntimeout-ms = 60000\n"));
+    assert!(host.scan().iter().all(|e| e.loaded));
+    let granted: Vec<String> =
+        host.get("local").unwrap().settings.grants.capabilities().iter().map(|c| c.to_string()).collect();
+    assert_eq!(granted, [format!("images {pool}"), format!("images-read {store}")]);
+    let storage = host.storage("local").unwrap();
+
+    // What a deploy from a template on the store does.
+    storage.attach(&pool).expect("attaching the pool");
+    storage.capacity(&store).expect("reading the store's capacity");
+    let tmpl = storage.install_template(&pool, &store, "templates/tiny.qcow2").expect("copying the template");
+    assert!(same_content(&area.file("primary/templates/tiny.qcow2"), &on_store));
+    let vol = storage.create_volume(&pool, "vol1", 0, Some(&tmpl.path)).expect("a volume on the template");
+    assert!(area.file("primary/volumes/vol1.qcow2").is_file());
+
+    // Writing or removing on the store is refused, and says which grant is missing.
+    let before = area.tree();
+    let text = expect_denied(storage.delete_image(&store, "templates/tiny.qcow2").unwrap_err(), "local");
+    assert!(text.contains("its images-read grant there allows reading only"), "{text}");
+    expect_denied(storage.export_image(&pool, &vol.path, None, &store, "vol1-copy").unwrap_err(), "local");
+    expect_denied(storage.attach(&store).unwrap_err(), "local");
+    assert_eq!(area.tree(), before, "the store changed");
+    assert!(same_content(&on_store, &area.file("primary/templates/tiny.qcow2")), "the template on the store changed");
+    storage.delete_volume(&pool, &vol.path).expect("the pool stays the driver's own");
+}
+
 #[test]
 fn the_drivers_describe_what_they_need() {
     let sb = Sandbox::new();

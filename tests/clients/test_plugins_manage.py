@@ -229,6 +229,85 @@ def test_reload_plugins_rescans_the_folder(srv, admin):
     assert "vlan" not in [p["name"] for p in reply["plugin"]], reply
 
 
+def api_error(call):
+    with pytest.raises(CloudStackApiException) as e:
+        call()
+    return e.value.error
+
+
+def test_limits_and_read_grants_change_through_the_api(srv, admin):
+    text = config_text(srv)
+    reply = client(admin).updatePlugin(name="kvm", timeoutms=15000, memorymib=96)["plugin"]
+    assert (reply["timeoutms"], reply["memorymib"]) == (15000, 96), reply
+    [kvm] = listed(admin, "kvm")
+    assert (kvm["timeoutms"], kvm["memorymib"]) == (15000, 96), kvm
+    kvm_section = config_text(srv).split("[plugin.kvm]", 1)[1].split("\n[", 1)[0]
+    assert "timeout-ms = 15000" in kvm_section and "memory-mib = 96" in kvm_section, kvm_section
+    assert OPERATOR_NOTE.strip() in config_text(srv)
+
+    # Out of range, or not a number: refused as the file would refuse it, nothing changed.
+    changed = config_text(srv)
+    for args, message in [
+        (dict(timeoutms=0), "Invalid limits: timeoutms must be 1..=3600000"),
+        (dict(memorymib=4096), "Invalid limits: memorymib must be 1..=1024, not 4096"),
+        (dict(memorymib=-1), "Invalid memorymib -1: must be positive"),
+    ]:
+        err = api_error(lambda: client(admin).updatePlugin(name="kvm", **args))
+        assert err["errorcode"] == 431 and message in err["errortext"], (args, err)
+    assert config_text(srv) == changed
+    assert listed(admin, "kvm")[0]["timeoutms"] == 15000
+
+    # A read-only storage grant, shown and saved as such.
+    store = "nfs://127.0.0.3/store"
+    reply = client(admin).updatePlugin(name="nfs", grant="images-read " + store)["plugin"]
+    assert "images-read " + store in reply["granted"] and "images " + store not in reply["granted"], reply
+    assert 'images-read = ["{}"]'.format(store) in config_text(srv)
+    reply = client(admin).updatePlugin(name="nfs", revoke="images-read " + store)["plugin"]
+    assert "images-read " + store not in reply["granted"]
+
+    (srv.data_dir / "wasmstack.toml").write_text(text)
+    client(admin).reloadPlugins()
+    [kvm] = listed(admin, "kvm")
+    assert (kvm["timeoutms"], kvm["memorymib"]) == (20000, 64), kvm
+
+
+def test_an_edited_file_applies_on_reload_and_a_bad_one_says_why(srv, admin):
+    text = config_text(srv)
+    store = "nfs://127.0.0.3/store"
+    edited = text.replace("[plugin.kvm]\n", "[plugin.kvm]\nmemory-mib = 80\n", 1).replace(
+        "[plugin.nfs]\n", '[plugin.nfs]\nimages-read = ["{}"]\n'.format(store), 1
+    )
+    assert edited != text
+    (srv.data_dir / "wasmstack.toml").write_text(edited)
+    time.sleep(1.5)
+    assert listed(admin, "kvm")[0]["memorymib"] == 64, "applied with the watcher off"
+    client(admin).reloadPlugins()
+    assert listed(admin, "kvm")[0]["memorymib"] == 80
+    assert "images-read " + store in listed(admin, "nfs")[0]["granted"]
+
+    # A typo: nothing of the file is applied, and the reply and the events say why.
+    bad = edited.replace("memory-mib = 80", "memory-mib = 81\nlibvrit = []", 1)
+    (srv.data_dir / "wasmstack.toml").write_text(bad)
+    err = api_error(lambda: client(admin).reloadPlugins())
+    assert err["errorcode"] == 431, err
+    assert "wasmstack.toml not applied, the previous settings stay" in err["errortext"], err
+    assert "libvrit" in err["errortext"], err
+    assert listed(admin, "kvm")[0]["memorymib"] == 80
+    shown = [e["message"] for p in client(admin).listPlugins()["plugin"] for e in p.get("errors", [])]
+    assert any("libvrit" in m and "not applied" in m for m in shown), shown
+    # updatePlugin does not write over it either, and says why.
+    err = api_error(lambda: client(admin).updatePlugin(name="kvm", timeoutms=1000))
+    assert err["errorcode"] == 431 and "libvrit" in err["errortext"], err
+    assert config_text(srv) == bad
+
+    (srv.data_dir / "wasmstack.toml").write_text(text)
+    client(admin).reloadPlugins()
+    assert listed(admin, "kvm")[0]["memorymib"] == 64
+    assert "images-read " + store not in listed(admin, "nfs")[0]["granted"]
+    shown = [e["message"] for p in client(admin).listPlugins()["plugin"] for e in p.get("errors", [])]
+    assert not any("libvrit" in m for m in shown), "a fixed file is still reported: {}".format(shown)
+
+
 def test_users_cannot_manage_plugins(srv, admin):
     user = new_user_account(admin, prefix="plg")
     text = config_text(srv)

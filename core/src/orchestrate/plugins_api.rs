@@ -1,7 +1,8 @@
 //! The driver plugins over the API, for operators and the console: listPlugins (what
 //! `wasmstack plugins list --json` shows), uploads (getUploadParamsForPlugin, then a POST of
-//! the file to a one-use signed URL, as CloudStack uploads templates), updatePlugin (grants,
-//! saved in the server configuration) and reloadPlugins.
+//! the file to a one-use signed URL, as CloudStack uploads templates), updatePlugin (grants
+//! and limits, saved in the server configuration file, which stays the one place they live)
+//! and reloadPlugins (rereads that file, then rescans the folder).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::api::error::{ApiError, ErrorCode};
 use crate::api::render::Reply;
 use crate::api::request::PluginRequest;
 use crate::auth::Caller;
-use crate::plugins::{Capability, Grants, LoadedPlugin, PluginError, ReloadEvent, signing};
+use crate::plugins::{Capability, Grants, LimitsChange, LoadedPlugin, PluginError, ReloadEvent, signing};
 
 use super::{Orchestrator, views};
 
@@ -147,34 +148,48 @@ fn check_file_name(name: &str) -> Result<&str, ApiError> {
     }
 }
 
-/// A capability as listPlugins prints it ("libvirt URI", "images URL", "netdev PREFIX*").
+/// A capability as listPlugins prints it ("libvirt URI", "images URL", "images-read URL",
+/// "netdev PREFIX*").
 fn parse_capability(text: &str) -> Result<Capability, String> {
     let text = text.trim();
     let Some((kind, scope)) = text.split_once(' ') else {
-        return Err(format!("capability \"{text}\" is not \"libvirt|images|netdev SCOPE\""));
+        return Err(format!("capability \"{text}\" is not \"libvirt|images|images-read|netdev SCOPE\""));
     };
     let scope = scope.trim().to_owned();
-    let (l, i, n) = match kind {
-        "libvirt" => (vec![scope], vec![], vec![]),
-        "images" => (vec![], vec![scope], vec![]),
-        "netdev" => (vec![], vec![], vec![scope.strip_suffix('*').unwrap_or(&scope).to_owned()]),
-        other => return Err(format!("unknown capability \"{other}\" in \"{text}\"; use libvirt, images or netdev")),
+    let cap = match kind {
+        "libvirt" => Capability::Libvirt(scope),
+        "images" => Capability::Images(scope),
+        "images-read" => Capability::ImagesRead(scope),
+        "netdev" => Capability::Netdev(scope.strip_suffix('*').unwrap_or(&scope).to_owned()),
+        other => {
+            return Err(format!(
+                "unknown capability \"{other}\" in \"{text}\"; use libvirt, images, images-read or netdev"
+            ));
+        }
     };
     // The grant parser checks the scope and puts it in the form grants keep.
-    let grants = Grants::new(l, i, n)?;
-    Ok(grants.capabilities().remove(0))
+    Ok(grants_of(vec![cap])?.capabilities().remove(0))
 }
 
 fn grants_of(caps: Vec<Capability>) -> Result<Grants, String> {
-    let (mut l, mut i, mut n) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut l, mut i, mut r, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for cap in caps {
         match cap {
             Capability::Libvirt(p) => l.push(p),
             Capability::Images(p) => i.push(p),
+            Capability::ImagesRead(p) => r.push(p),
             Capability::Netdev(p) => n.push(p),
         }
     }
-    Grants::new(l, i, n)
+    Grants::new(l, i, n)?.with_images_read(r)
+}
+
+/// The 431 for a configuration file that was not applied.
+fn not_applied(e: PluginError) -> ApiError {
+    match e {
+        PluginError::Config(m) => ApiError::invalid_param(m),
+        other => ApiError::internal(format!("Could not reread the server configuration file: {other}")),
+    }
 }
 
 /// How many of a driver's latest load refusals are shown.
@@ -281,19 +296,33 @@ impl Orchestrator {
                     })),
                 ))
             }
-            PluginRequest::Update { name, grant, revoke } => Box::pin(self.update_plugin(&name, &grant, &revoke)).await,
+            PluginRequest::Update { name, grant, revoke, memory_mib, timeout_ms } => {
+                let limits = check_limits(memory_mib, timeout_ms)?;
+                Box::pin(self.update_plugin(&name, &grant, &revoke, limits)).await
+            }
             PluginRequest::Reload => {
                 let host = self.plugins.clone();
-                tokio::task::spawn_blocking(move || host.scan())
+                // The file first, so that files loaded by the scan get its settings; a file that
+                // does not read stops here, with nothing changed.
+                tokio::task::spawn_blocking(move || host.reload_config().map(|_| host.scan()))
                     .await
-                    .map_err(|e| ApiError::internal(format!("rescanning the plugin folder crashed: {e}")))?;
+                    .map_err(|e| ApiError::internal(format!("rescanning the plugin folder crashed: {e}")))?
+                    .map_err(not_applied)?;
                 Ok(self.list_plugins(None, None))
             }
         }
     }
 
-    /// updatePlugin: the new grants are saved first, then take effect; on any error nothing changes.
-    async fn update_plugin(&self, name: &str, grant: &[String], revoke: &[String]) -> Result<Reply, ApiError> {
+    /// updatePlugin: the new grants and limits are saved in the configuration file first, then
+    /// the file is reread, so that the file and what is in effect never disagree; on any error
+    /// nothing changes.
+    async fn update_plugin(
+        &self,
+        name: &str,
+        grant: &[String],
+        revoke: &[String],
+        limits: LimitsChange,
+    ) -> Result<Reply, ApiError> {
         let _one_at_a_time = self.plugin_uploads.changing.lock().await;
         let plugin = self
             .plugins
@@ -319,19 +348,16 @@ impl Orchestrator {
         let file = self.plugins.config_file().ok_or_else(|| {
             ApiError::internal("This server has no configuration file to keep grants in; edit the grants there")
         })?;
-        let save = grants.clone();
+        let host = self.plugins.clone();
         let plugin_name = name.to_owned();
-        let saved = tokio::task::spawn_blocking(move || crate::plugins::save_grants(&file, &plugin_name, &save))
+        let saved = tokio::task::spawn_blocking(move || save_and_apply(&host, &file, &plugin_name, &grants, &limits))
             .await
-            .map_err(|e| ApiError::internal(format!("saving the grants crashed: {e}")))?;
-        if let Err(e) = saved {
-            tracing::error!("saving the grants of plugin {name}: {e}");
-            return Err(ApiError::internal("Could not save the grants in the server configuration file"));
-        }
-        self.plugins.set_grants(name, grants).map_err(|e| ApiError::invalid_param(e.to_string()))?;
+            .map_err(|e| ApiError::internal(format!("saving the plugin's settings crashed: {e}")))?;
+        saved?;
         tracing::info!(
-            "plugin {name}: grants now {:?}",
-            self.plugins.get(name).map(|p| p.settings.grants.capabilities())
+            "plugin {name}: grants now {:?}, limits {:?}",
+            self.plugins.get(name).map(|p| p.settings.grants.capabilities()),
+            self.plugins.get(name).map(|p| p.settings.limits)
         );
         let plugin = self.plugins.get(name).ok_or_else(|| no_plugin(name))?;
         Ok(super::object("plugin", describe(&plugin, &self.plugins.events())))
@@ -370,6 +396,43 @@ impl Orchestrator {
         let plugin = self.plugins.get(&installed).ok_or_else(|| no_plugin(&installed))?;
         Ok(super::object("plugin", describe(&plugin, &self.plugins.events())))
     }
+}
+
+/// Writes a plugin's settings into the configuration file and rereads it.
+fn save_and_apply(
+    host: &crate::plugins::PluginHost,
+    file: &Path,
+    name: &str,
+    grants: &Grants,
+    limits: &LimitsChange,
+) -> Result<(), ApiError> {
+    // A file edited by hand and not valid yet is not written over: its author hears why.
+    host.reload_config().map_err(not_applied)?;
+    crate::plugins::save_plugin(file, name, grants, limits).map_err(|e| {
+        tracing::error!("saving the settings of plugin {name}: {e}");
+        ApiError::internal("Could not save the plugin's settings in the server configuration file")
+    })?;
+    host.reload_config().map_err(not_applied)?;
+    Ok(())
+}
+
+/// The limits updatePlugin was given, checked as the configuration file checks them.
+fn check_limits(memory_mib: Option<i64>, timeout_ms: Option<i64>) -> Result<LimitsChange, ApiError> {
+    let positive = |name: &str, v: Option<i64>| -> Result<Option<u64>, ApiError> {
+        v.map(|v| {
+            u64::try_from(v).map_err(|_| ApiError::invalid_param(format!("Invalid {name} {v}: must be positive")))
+        })
+        .transpose()
+    };
+    let change =
+        LimitsChange { memory_mib: positive("memorymib", memory_mib)?, timeout_ms: positive("timeoutms", timeout_ms)? };
+    crate::plugins::check_limits(change.memory_mib, change.timeout_ms).map_err(|m| {
+        ApiError::invalid_param(format!(
+            "Invalid limits: {}",
+            m.replace("memory-mib", "memorymib").replace("timeout-ms", "timeoutms")
+        ))
+    })?;
+    Ok(change)
 }
 
 /// The 431 for a file over `MAX_UPLOAD`.

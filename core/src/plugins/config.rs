@@ -12,12 +12,20 @@
 //! [plugin.kvm]                   # the driver in plugins/kvm.wasm: its file name is its name
 //! libvirt = ["qemu:///system", "test:///default"]
 //! timeout-ms = 120000
+//!
+//! [plugin.nfs]
+//! images = ["nfs://10.0.0.5/primary"]           # read and write: its pools
+//! images-read = ["nfs://10.0.0.6/secondary"]    # read only: the image store it copies templates from
 //! sha256 = "…"                   # optional: load kvm.wasm only with this content
 //! signed-by = ["ed25519:…"]      # optional: load kvm.wasm only when one of these keys signed it
 //!
 //! [downloads]
 //! allowed-internal-sites = ["10.1.2.0/24", "127.0.0.1:8000"]  # see `downloads`
 //! ```
+//!
+//! The file is the operator's, and the only place these settings live: a running server
+//! rereads it when it changes (see `PluginHost::reload_config`), and `updatePlugin` writes its
+//! changes into it. A file that does not read as a whole is not applied.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,6 +136,8 @@ struct PluginSection {
     #[serde(default)]
     images: Vec<String>,
     #[serde(default)]
+    images_read: Vec<String>,
+    #[serde(default)]
     netdev: Vec<String>,
     memory_mib: Option<u64>,
     timeout_ms: Option<u64>,
@@ -159,9 +169,12 @@ impl HostConfig {
         let mut pins = BTreeMap::new();
         for (name, section) in form.plugin {
             let grants = Grants::new(section.libvirt, section.images, section.netdev)
+                .and_then(|g| g.with_images_read(section.images_read))
                 .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
-            let limits = limits(defaults, section.memory_mib, section.timeout_ms)
-                .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
+            let limits = limits(defaults, section.memory_mib, section.timeout_ms).map_err(|e| match e {
+                PluginError::Config(m) => PluginError::Config(format!("[plugin.{name}]: {m}")),
+                other => other,
+            })?;
             let pin = pin(section.sha256, &section.signed_by)
                 .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
             if pin != Pin::default() {
@@ -239,13 +252,25 @@ impl HostConfig {
 /// `path` (created if missing), keeping everything else in it, comments included. The
 /// result must still read as a configuration; the file is replaced in one rename.
 pub fn save_grants(path: &Path, plugin: &str, grants: &Grants) -> Result<(), PluginError> {
+    save_plugin(path, plugin, grants, &LimitsChange::default())
+}
+
+/// Limits to write for one plugin; a field left `None` stays as the file has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsChange {
+    pub memory_mib: Option<u64>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// Like `save_grants`, and sets `memory-mib` and `timeout-ms` of the plugin where given.
+pub fn save_plugin(path: &Path, plugin: &str, grants: &Grants, limits: &LimitsChange) -> Result<(), PluginError> {
     let io = |source| PluginError::Io { path: path.to_owned(), source };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io(e)),
     };
-    let updated = with_grants(&text, plugin, grants)?;
+    let updated = with_limits(&with_grants(&text, plugin, grants)?, plugin, limits)?;
     let base = path.parent().unwrap_or(Path::new("."));
     HostConfig::parse(&updated, base)?;
     let mut tmp = tempfile::NamedTempFile::new_in(base).map_err(io)?;
@@ -268,15 +293,18 @@ fn with_grants(text: &str, plugin: &str, grants: &Grants) -> Result<String, Plug
     let plugins = plugins.as_table_mut().ok_or_else(|| bad("plugin"))?;
     let table = plugins.entry(plugin).or_insert_with(|| Item::Table(Table::new()));
     let table = table.as_table_mut().ok_or_else(|| bad(&format!("plugin.{plugin}")))?;
-    let (mut libvirt, mut images, mut netdev) = (Array::new(), Array::new(), Array::new());
+    let (mut libvirt, mut images, mut images_read, mut netdev) =
+        (Array::new(), Array::new(), Array::new(), Array::new());
     for cap in grants.capabilities() {
         match cap {
             super::grants::Capability::Libvirt(p) => libvirt.push(p),
             super::grants::Capability::Images(p) => images.push(p),
+            super::grants::Capability::ImagesRead(p) => images_read.push(p),
             super::grants::Capability::Netdev(p) => netdev.push(p),
         }
     }
-    for (key, list) in [("libvirt", libvirt), ("images", images), ("netdev", netdev)] {
+    let lists = [("libvirt", libvirt), ("images", images), ("images-read", images_read), ("netdev", netdev)];
+    for (key, list) in lists {
         if list.is_empty() {
             table.remove(key);
         } else if let Some(existing) = table.get_mut(key).and_then(Item::as_array_mut) {
@@ -286,6 +314,40 @@ fn with_grants(text: &str, plugin: &str, grants: &Grants) -> Result<String, Plug
             *existing.decor_mut() = decor;
         } else {
             table.insert(key, value(list));
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// The configuration text with `[plugin.NAME]`'s limits set where `limits` gives them.
+fn with_limits(text: &str, plugin: &str, limits: &LimitsChange) -> Result<String, PluginError> {
+    if *limits == LimitsChange::default() {
+        return Ok(text.to_owned());
+    }
+    use toml_edit::{DocumentMut, Item, Table, value};
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PluginError::Config(e.to_string()))?;
+    let bad = |what: &str| PluginError::Config(format!("{what} in the configuration file is not a table"));
+    let plugins = doc.entry("plugin").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let plugins = plugins.as_table_mut().ok_or_else(|| bad("plugin"))?;
+    let table = plugins.entry(plugin).or_insert_with(|| Item::Table(Table::new()));
+    let table = table.as_table_mut().ok_or_else(|| bad(&format!("plugin.{plugin}")))?;
+    for (key, v) in [("memory-mib", limits.memory_mib), ("timeout-ms", limits.timeout_ms)] {
+        let Some(v) = v else { continue };
+        let v = i64::try_from(v).map_err(|_| PluginError::Config(format!("{key} {v} is too large")))?;
+        match table.get_mut(key).and_then(Item::as_value_mut) {
+            // Keeps the comment after the value.
+            Some(existing) => {
+                let decor = existing.decor().clone();
+                *existing = v.into();
+                *existing.decor_mut() = decor;
+            }
+            None => {
+                table.insert(key, value(v));
+            }
         }
     }
     Ok(doc.to_string())
@@ -303,6 +365,14 @@ fn pin(sha256: Option<String>, signed_by: &[String]) -> Result<Pin, String> {
         .collect::<Result<_, _>>()
         .map_err(|e| format!("signed-by: {e}"))?;
     Ok(Pin { sha256, signed_by })
+}
+
+/// Whether limits given for a plugin are within what the file allows; why not.
+pub fn check_limits(memory_mib: Option<u64>, timeout_ms: Option<u64>) -> Result<(), String> {
+    limits(Limits::default(), memory_mib, timeout_ms).map(drop).map_err(|e| match e {
+        PluginError::Config(m) => m,
+        other => other.to_string(),
+    })
 }
 
 fn limits(base: Limits, memory_mib: Option<u64>, timeout_ms: Option<u64>) -> Result<Limits, PluginError> {
@@ -364,6 +434,25 @@ mod tests {
     }
 
     #[test]
+    fn saved_limits_and_read_grants_keep_the_rest_of_the_file() {
+        let text = "[plugin.nfs]\nimages = [\"nfs://h/p\"]\ntimeout-ms = 500 # slow server\n";
+        let grants = Grants::new(vec![], vec!["nfs://h/p".into()], vec![])
+            .unwrap()
+            .with_images_read(vec!["nfs://h/store".into()])
+            .unwrap();
+        let change = LimitsChange { memory_mib: Some(96), timeout_ms: Some(9000) };
+        let out = with_limits(&with_grants(text, "nfs", &grants).unwrap(), "nfs", &change).unwrap();
+        assert!(out.contains("timeout-ms = 9000 # slow server"), "{out}");
+        assert!(out.contains("images-read = [\"nfs://h/store\"]"), "{out}");
+        let nfs = HostConfig::parse(&out, Path::new("/")).unwrap().settings("nfs");
+        assert_eq!(nfs.grants, grants);
+        assert_eq!(nfs.limits, Limits { memory_mib: 96, timeout: Duration::from_millis(9000) });
+        let only_time = LimitsChange { timeout_ms: Some(10), ..Default::default() };
+        let out = with_limits(&out, "nfs", &only_time).unwrap();
+        assert!(out.contains("memory-mib = 96") && out.contains("timeout-ms = 10 # slow server"), "{out}");
+    }
+
+    #[test]
     fn downloads_may_reach_the_internal_sites_listed() {
         let cfg = HostConfig::parse(
             "[downloads]\nallowed-internal-sites = [\"10.1.2.0/24\", \"127.0.0.1:8000\"]\n",
@@ -412,6 +501,6 @@ mod tests {
         let err = HostConfig::parse("[plugin-host]\nrequire-signature = true\n", Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("require-signature needs"), "{err}");
         let err = HostConfig::parse("[plugin.kvm]\nmemory-mib = 0\n", Path::new("/")).unwrap_err();
-        assert!(err.to_string().contains("[plugin.kvm]: configuration: memory-mib"), "{err}");
+        assert_eq!(err.to_string(), "configuration: [plugin.kvm]: memory-mib must be 1..=1024, not 0");
     }
 }

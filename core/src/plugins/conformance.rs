@@ -193,6 +193,7 @@ fn manifest(report: &mut Report, p: &LoadedPlugin) {
         let checked = match cap {
             Capability::Libvirt(x) => Grants::new(vec![x.clone()], vec![], vec![]),
             Capability::Images(x) => Grants::new(vec![], vec![x.clone()], vec![]),
+            Capability::ImagesRead(x) => Grants::default().with_images_read(vec![x.clone()]),
             Capability::Netdev(x) => Grants::new(vec![], vec![], vec![x.clone()]),
         };
         if let Err(e) = checked {

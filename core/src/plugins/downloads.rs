@@ -286,7 +286,8 @@ impl Target {
 /// The operator's download policy, shared by the API and the images capability.
 #[derive(Debug, Default)]
 pub struct DownloadPolicy {
-    sites: Vec<InternalSite>,
+    /// Replaced when the configuration file is reloaded.
+    sites: RwLock<Vec<InternalSite>>,
     /// URLs this server serves itself and downloads from (the demo's template), allowed as
     /// written and nothing more.
     own_urls: RwLock<Vec<String>>,
@@ -294,12 +295,17 @@ pub struct DownloadPolicy {
 
 impl DownloadPolicy {
     pub fn new(sites: Vec<InternalSite>) -> Self {
-        DownloadPolicy { sites, own_urls: RwLock::new(Vec::new()) }
+        DownloadPolicy { sites: RwLock::new(sites), own_urls: RwLock::new(Vec::new()) }
     }
 
     /// The internal sites the operator allowed.
-    pub fn sites(&self) -> &[InternalSite] {
-        &self.sites
+    pub fn sites(&self) -> Vec<InternalSite> {
+        self.sites.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the internal sites allowed (the configuration file changed).
+    pub fn set_sites(&self, sites: Vec<InternalSite>) {
+        *self.sites.write().unwrap_or_else(|e| e.into_inner()) = sites;
     }
 
     /// Allows exactly this URL, whatever its address: for what the server itself serves.
@@ -318,7 +324,7 @@ impl DownloadPolicy {
     pub fn judge(&self, addr: SocketAddr) -> Result<(), AddressKind> {
         let ip = canonical(addr.ip());
         let kind = classify(ip);
-        let listed = || self.sites.iter().any(|s| s.covers(ip, addr.port()));
+        let listed = || self.sites.read().unwrap_or_else(|e| e.into_inner()).iter().any(|s| s.covers(ip, addr.port()));
         if kind == AddressKind::Public || (kind != AddressKind::Unspecified && listed()) { Ok(()) } else { Err(kind) }
     }
 

@@ -9,8 +9,12 @@ use serde::Serialize;
 pub enum Capability {
     /// libvirt URIs matching a pattern (`*` matches any run of characters).
     Libvirt(String),
-    /// Storage URLs under a prefix.
+    /// Storage URLs under a prefix, to read and write.
     Images(String),
+    /// Storage URLs under a prefix, to read only (`images-read`): what a primary pool's
+    /// driver needs of an image store it copies templates from.
+    #[serde(rename = "images-read")]
+    ImagesRead(String),
     /// Network device names starting with a prefix.
     Netdev(String),
 }
@@ -20,6 +24,7 @@ impl std::fmt::Display for Capability {
         match self {
             Capability::Libvirt(p) => write!(f, "libvirt {p}"),
             Capability::Images(p) => write!(f, "images {p}"),
+            Capability::ImagesRead(p) => write!(f, "images-read {p}"),
             Capability::Netdev(p) => write!(f, "netdev {p}*"),
         }
     }
@@ -30,6 +35,7 @@ impl std::fmt::Display for Capability {
 pub struct Grants {
     libvirt: Vec<String>,
     images: Vec<String>,
+    images_read: Vec<String>,
     netdev: Vec<String>,
 }
 
@@ -41,29 +47,28 @@ impl Grants {
                 return Err(format!("libvirt grant \"{p}\" is not a URI pattern"));
             }
         }
-        let images = images
-            .into_iter()
-            .map(|p| {
-                if !p.contains("://") || p.contains("..") {
-                    return Err(format!("images grant \"{p}\" is not a URL prefix"));
-                }
-                Ok(p.trim_end_matches('/').to_owned())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let images = url_prefixes("images", images)?;
         for p in &netdev {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 return Err(format!("netdev grant \"{p}\" is not a device-name prefix"));
             }
         }
-        Ok(Grants { libvirt, images, netdev })
+        Ok(Grants { libvirt, images, images_read: Vec::new(), netdev })
+    }
+
+    /// These grants plus URL prefixes granted for reading only (`images-read`).
+    pub fn with_images_read(mut self, prefixes: Vec<String>) -> Result<Self, String> {
+        self.images_read = url_prefixes("images-read", prefixes)?;
+        Ok(self)
     }
 
     /// Everything granted, as a list.
     pub fn capabilities(&self) -> Vec<Capability> {
         let l = self.libvirt.iter().cloned().map(Capability::Libvirt);
         let i = self.images.iter().cloned().map(Capability::Images);
+        let r = self.images_read.iter().cloned().map(Capability::ImagesRead);
         let n = self.netdev.iter().cloned().map(Capability::Netdev);
-        l.chain(i).chain(n).collect()
+        l.chain(i).chain(r).chain(n).collect()
     }
 
     /// Whether a libvirt connection to `uri` is granted.
@@ -71,24 +76,27 @@ impl Grants {
         self.libvirt.iter().any(|p| glob_match(p, uri))
     }
 
-    /// Whether the images capability may touch `url`: it must lie under a granted prefix
-    /// and must not climb out of it.
+    /// Whether the images capability may change `url` (create, write, remove): it must lie
+    /// under a prefix granted as `images` and must not climb out of it.
     pub fn allows_image(&self, url: &str) -> bool {
-        !url.split('/').any(|seg| seg == "..")
-            && self
-                .images
-                .iter()
-                .any(|p| url == p || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
+        under(&self.images, url)
     }
 
-    /// The granted prefix `url` lies under: the longest, when grants nest, since a
+    /// Whether the images capability may read `url` (inspect, list, copy from): under a
+    /// prefix granted as `images` or `images-read`.
+    pub fn allows_image_read(&self, url: &str) -> bool {
+        under(&self.images, url) || under(&self.images_read, url)
+    }
+
+    /// The `images` prefix `url` lies under: the longest, when grants nest, since a
     /// deeper grant is the operator's word on where that folder is.
     pub fn image_root(&self, url: &str) -> Option<&str> {
-        self.images
-            .iter()
-            .filter(|p| url == p.as_str() || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
-            .max_by_key(|p| p.len())
-            .map(String::as_str)
+        longest_prefix(self.images.iter(), url)
+    }
+
+    /// The `images` or `images-read` prefix `url` lies under, the longest.
+    pub fn image_read_root(&self, url: &str) -> Option<&str> {
+        longest_prefix(self.images.iter().chain(&self.images_read), url)
     }
 
     /// Whether the netdev capability may touch the device `name`.
@@ -101,9 +109,36 @@ impl Grants {
         match cap {
             Capability::Libvirt(p) => self.libvirt.iter().any(|g| g == p || glob_match(g, p)),
             Capability::Images(p) => self.allows_image(p.trim_end_matches('/')),
+            Capability::ImagesRead(p) => self.allows_image_read(p.trim_end_matches('/')),
             Capability::Netdev(p) => self.allows_netdev(p),
         }
     }
+}
+
+/// Checks and normalises the URL prefixes of an `images` or `images-read` grant.
+fn url_prefixes(key: &str, prefixes: Vec<String>) -> Result<Vec<String>, String> {
+    prefixes
+        .into_iter()
+        .map(|p| {
+            if !p.contains("://") || p.contains("..") {
+                return Err(format!("{key} grant \"{p}\" is not a URL prefix"));
+            }
+            Ok(p.trim_end_matches('/').to_owned())
+        })
+        .collect()
+}
+
+/// Whether `url` lies under one of `prefixes` without climbing out of it.
+fn under(prefixes: &[String], url: &str) -> bool {
+    !url.split('/').any(|seg| seg == "..")
+        && prefixes.iter().any(|p| url == p || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
+}
+
+fn longest_prefix<'a>(prefixes: impl Iterator<Item = &'a String>, url: &str) -> Option<&'a str> {
+    prefixes
+        .filter(|p| url == p.as_str() || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
+        .max_by_key(|p| p.len())
+        .map(String::as_str)
 }
 
 /// Matches `text` against `pattern`, where `*` stands for any run of characters.
@@ -156,6 +191,26 @@ mod tests {
         assert!(g.allows_image("nfs://10.0.0.5/export"));
         assert!(!g.allows_image("nfs://10.0.0.5/exports/x"));
         assert!(!g.allows_image("nfs://10.0.0.5/export/../etc/shadow"));
+    }
+
+    #[test]
+    fn a_read_grant_reads_and_never_writes() {
+        let g = Grants::new(vec![], vec!["file:///pool".into()], vec![])
+            .unwrap()
+            .with_images_read(vec!["nfs://h/store/".into()])
+            .unwrap();
+        assert!(g.allows_image_read("nfs://h/store/templates/t.qcow2"));
+        assert!(!g.allows_image("nfs://h/store/templates/t.qcow2"));
+        assert!(!g.allows_image_read("nfs://h/store/../other"));
+        assert!(g.allows_image_read("file:///pool/v.qcow2") && g.allows_image("file:///pool/v.qcow2"));
+        assert_eq!(
+            g.capabilities().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["images file:///pool", "images-read nfs://h/store"]
+        );
+        assert!(g.covers(&Capability::ImagesRead("nfs://h/store".into())));
+        assert!(!g.covers(&Capability::Images("nfs://h/store".into())));
+        let err = Grants::default().with_images_read(vec!["/store".into()]).unwrap_err();
+        assert_eq!(err, "images-read grant \"/store\" is not a URL prefix");
     }
 
     #[test]

@@ -242,6 +242,9 @@ struct Inner {
     events: Mutex<VecDeque<ReloadEvent>>,
     /// Serialises the start of scans so that two scans never start on the same file.
     scanning: Mutex<()>,
+    /// SHA-256 of the configuration file's text as last read, applied or not; held while
+    /// a reload runs, so that reloads happen one at a time.
+    config_seen: Mutex<Option<[u8; 32]>>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -294,6 +297,13 @@ impl PluginHost {
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop_ticker.clone());
 
+        // What the configuration was read from, so that the watcher does not apply it again
+        // (a missing file reads as empty, as `reload_config` reads it).
+        let config_seen = config.file.as_deref().and_then(|f| match std::fs::read(f) {
+            Ok(text) => Some(Sha256::digest(&text).into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Sha256::digest(b"").into()),
+            Err(_) => None,
+        });
         let runtime = Arc::new(Runtime {
             engine,
             libvirt: Arc::new(LibvirtPool::default()),
@@ -311,6 +321,7 @@ impl PluginHost {
                 validating: Mutex::new(HashMap::new()),
                 events: Mutex::new(VecDeque::new()),
                 scanning: Mutex::new(()),
+                config_seen: Mutex::new(config_seen),
                 stop_ticker,
             }),
         })
@@ -321,12 +332,12 @@ impl PluginHost {
         read(&self.inner.config).dir.clone()
     }
 
-    /// The configuration file grants changed at run time are saved to, if any.
     /// How often the folder should be rescanned (the configuration's `watch-ms`).
     pub fn watch_interval(&self) -> Option<Duration> {
         read(&self.inner.config).watch_interval()
     }
 
+    /// The configuration file the settings are read from and API changes saved to, if any.
     pub fn config_file(&self) -> Option<PathBuf> {
         read(&self.inner.config).file.clone()
     }
@@ -371,6 +382,57 @@ impl PluginHost {
     pub fn set_limits(&self, name: &str, limits: Limits) -> Result<(), PluginError> {
         write(&self.inner.config).limit(name, limits);
         self.refresh_settings(name)
+    }
+
+    /// Rereads the configuration file (if the host has one) and, when its text changed,
+    /// applies it whole: grants and limits of the loaded plugins (calls that start
+    /// afterwards see them), the default limits, pins and trusted keys (checked when a file
+    /// is next loaded), the plugin folder and the internal sites downloads may reach. A file
+    /// that does not read is not applied: the previous settings stay, an event says why, and
+    /// so does the error. A missing file reads as empty. Whether anything was applied.
+    pub fn reload_config(&self) -> Result<bool, PluginError> {
+        let Some(path) = self.config_file() else {
+            return Ok(false);
+        };
+        let mut seen = lock(&self.inner.config_seen);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(PluginError::Io { path, source }),
+        };
+        let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let changed = *seen != Some(hash);
+        *seen = Some(hash);
+        let shown = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = match HostConfig::parse(&text, base) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = match e {
+                    PluginError::Config(m) => m,
+                    other => other.to_string(),
+                };
+                let message = format!("{shown} not applied, the previous settings stay: {reason}");
+                if changed {
+                    self.record(&[event(&path, None, false, message.clone())]);
+                }
+                return Err(PluginError::Config(message));
+            }
+        };
+        if !changed {
+            return Ok(false);
+        }
+        config.file = Some(path.clone());
+        self.inner.runtime.downloads.set_sites(config.allowed_internal_sites.clone());
+        *write(&self.inner.config) = config;
+        // Collected first: the read guard must be gone before `refresh_settings` writes.
+        let names: Vec<String> = read(&self.inner.plugins).keys().cloned().collect();
+        for name in names {
+            // A plugin unloaded meanwhile has nothing to refresh.
+            let _ = self.refresh_settings(&name);
+        }
+        self.record(&[event(&path, None, true, format!("settings reloaded from {shown}"))]);
+        Ok(true)
     }
 
     fn refresh_settings(&self, name: &str) -> Result<(), PluginError> {
@@ -682,7 +744,7 @@ impl PluginHost {
         result: Result<LoadedPlugin, PluginError>,
         previous: Option<String>,
     ) -> (Option<String>, ReloadEvent) {
-        let loaded = match result {
+        let mut loaded = match result {
             Ok(p) => p,
             Err(e) => {
                 let reason = match e {
@@ -698,6 +760,10 @@ impl PluginHost {
         };
         let name = loaded.info.name.clone();
         let mut plugins = write(&self.inner.plugins);
+        // The settings as they are now: the configuration file may have been reread while
+        // this file was validated.
+        loaded.settings = read(&self.inner.config).settings(&name);
+        loaded.grants = Arc::new(loaded.settings.grants.clone());
         if let Some(other) = plugins.get(&name)
             && other.file != path
         {
@@ -715,6 +781,8 @@ impl PluginHost {
     /// Scans the plugin folder every `interval` on a background thread until the
     /// returned handle is dropped. A scan does not wait for its validations, so a file
     /// dropped in while another is still being validated is picked up at the next tick.
+    /// Each tick first rereads the configuration file (`reload_config`), so that an edited
+    /// grant or limit takes effect without a call.
     pub fn watch(&self, interval: Duration) -> WatchHandle {
         let stop = Arc::new(AtomicBool::new(false));
         let host = Arc::downgrade(&self.inner);
@@ -724,7 +792,12 @@ impl PluginHost {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     match host.upgrade() {
-                        Some(inner) => drop(PluginHost { inner }.start_scan()),
+                        Some(inner) => {
+                            let host = PluginHost { inner };
+                            // A refusal is recorded as an event; the scan goes on with the old settings.
+                            let _ = host.reload_config();
+                            drop(host.start_scan());
+                        }
                         None => return,
                     }
                     std::thread::sleep(interval);

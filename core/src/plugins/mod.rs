@@ -26,7 +26,7 @@ pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locat
 pub use caps::beneath::{Beneath, BeneathError};
 pub use caps::images::{ImageActivity, Transfer};
 pub use caps::libvirt::LibvirtPool;
-pub use config::{HostConfig, Limits, PluginSettings, save_grants};
+pub use config::{HostConfig, Limits, LimitsChange, PluginSettings, check_limits, save_grants, save_plugin};
 pub use downloads::{AddressKind, BadSite, DownloadPolicy, InternalSite, Refusal, classify};
 pub use driver::{HypervisorDriver, HypervisorSession, NetworkDriver, NetworkSession, StorageDriver, StorageSession};
 pub use error::{PluginError, driver_error_text};

@@ -54,7 +54,7 @@ pub(super) static PLUGIN_COMMANDS: &[Command] = &[
     },
     Command {
         name: "updatePlugin",
-        description: "Grants capabilities to a driver or revokes them; the grants are saved in the server configuration",
+        description: "Grants capabilities to a driver or revokes them, and sets its limits; the changes are saved in the server configuration file",
         is_async: false,
         roles: Roles::ADMIN,
         params: &[
@@ -64,6 +64,8 @@ pub(super) static PLUGIN_COMMANDS: &[Command] = &[
                 4096,
             ),
             long(p("revoke", List, "capabilities to revoke, as listPlugins shows them in granted"), 4096),
+            p("memorymib", Long, "the memory limit per call, MiB (1-1024)"),
+            p("timeoutms", Long, "the time limit per call, milliseconds (1-3600000)"),
         ],
         object: "plugin",
         shape: Shape::Object,
@@ -72,7 +74,7 @@ pub(super) static PLUGIN_COMMANDS: &[Command] = &[
     },
     Command {
         name: "reloadPlugins",
-        description: "Rescans the plugin folder now: loads new and changed drivers, unloads removed ones",
+        description: "Rereads the server configuration file (grants, limits) and rescans the plugin folder now: loads new and changed drivers, unloads removed ones",
         is_async: false,
         roles: Roles::ADMIN,
         params: &[],

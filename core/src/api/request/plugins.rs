@@ -10,8 +10,9 @@ use crate::api::params::Params;
 pub enum PluginRequest {
     /// getUploadParamsForPlugin: a one-use, signed URL to POST a `.wasm` to.
     GetUploadParams { file_name: String },
-    /// updatePlugin: capabilities to add to and take from a driver's grants, as listPlugins prints them.
-    Update { name: String, grant: Vec<String>, revoke: Vec<String> },
+    /// updatePlugin: capabilities to add to and take from a driver's grants, as listPlugins
+    /// prints them, and new limits (each `None`: left as it is).
+    Update { name: String, grant: Vec<String>, revoke: Vec<String>, memory_mib: Option<i64>, timeout_ms: Option<i64> },
     /// reloadPlugins: rescan the plugin folder now.
     Reload,
 }
@@ -19,9 +20,13 @@ pub enum PluginRequest {
 pub fn parse(cmd: &'static Command, p: &Params) -> Result<PluginRequest, ApiError> {
     Ok(match cmd.name {
         "getUploadParamsForPlugin" => PluginRequest::GetUploadParams { file_name: must(p, cmd, "name")? },
-        "updatePlugin" => {
-            PluginRequest::Update { name: must(p, cmd, "name")?, grant: list(p, "grant"), revoke: list(p, "revoke") }
-        }
+        "updatePlugin" => PluginRequest::Update {
+            name: must(p, cmd, "name")?,
+            grant: list(p, "grant"),
+            revoke: list(p, "revoke"),
+            memory_mib: p.long("memorymib")?,
+            timeout_ms: p.long("timeoutms")?,
+        },
         "reloadPlugins" => PluginRequest::Reload,
         other => return Err(ApiError::unsupported(format!("The command {other} has no handler"))),
     })

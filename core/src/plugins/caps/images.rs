@@ -371,11 +371,31 @@ struct Op<'a> {
 }
 
 impl Op<'_> {
+    /// Checks `url` may be written (created, changed, removed): an `images` grant.
     fn allowed(&self, url: &str) -> Result<Location, ImageError> {
-        let root = match self.grants.image_root(url) {
-            Some(root) if self.grants.allows_image(url) => root,
-            _ => return Err(ImageError::Denied(denial(self.plugin, "images", url))),
+        if !self.grants.allows_image(url) {
+            let mut text = denial(self.plugin, "images", url);
+            if self.grants.allows_image_read(url) {
+                text.push_str("; its images-read grant there allows reading only");
+            }
+            return Err(ImageError::Denied(text));
+        }
+        let root = self.grants.image_root(url).ok_or_else(|| ImageError::Denied(denial(self.plugin, "images", url)))?;
+        self.beneath(url, root)
+    }
+
+    /// Checks `url` may be read (inspected, listed, copied from): an `images` or
+    /// `images-read` grant.
+    fn readable(&self, url: &str) -> Result<Location, ImageError> {
+        let root = match self.grants.image_read_root(url) {
+            Some(root) if self.grants.allows_image_read(url) => root,
+            _ => return Err(ImageError::Denied(denial(self.plugin, "images-read", url))),
         };
+        self.beneath(url, root)
+    }
+
+    /// `url` as a location resolved beneath the granted `root`.
+    fn beneath(&self, url: &str, root: &str) -> Result<Location, ImageError> {
         let loc = parse(url)?;
         // A grant of a whole file system or server ("file:///") is kept without its slash.
         let root = parse(root).or_else(|_| parse(&format!("{root}/")))?;
@@ -641,7 +661,7 @@ impl Op<'_> {
             if layers.len() >= MAX_CHAIN {
                 return Err(ImageError::Failed(format!("{url} has a backing chain deeper than {MAX_CHAIN}")));
             }
-            let below_loc = self.allowed(&below).map_err(|e| match e {
+            let below_loc = self.readable(&below).map_err(|e| match e {
                 ImageError::Denied(t) => ImageError::Denied(format!("{url} is backed by {below}: {t}")),
                 ImageError::Invalid(t) => ImageError::Failed(format!("{url} is backed by an unusable name: {t}")),
                 other => other,
@@ -683,7 +703,7 @@ impl Op<'_> {
         if let Some(s) = snapshot {
             check_snapshot_name(s)?;
         }
-        let src = self.allowed(source)?;
+        let src = self.readable(source)?;
         let dst = self.allowed(target)?;
         if format == DiskFormat::Iso {
             return Err(ImageError::Invalid("cannot convert into an ISO image; use raw or qcow2".into()));
@@ -731,7 +751,7 @@ impl Op<'_> {
 
     fn create(&mut self, url: &str, format: DiskFormat, size: u64, backing: Option<&str>) -> Result<(), ImageError> {
         let loc = self.allowed(url)?;
-        let below = backing.map(|b| self.allowed(b).map(|l| (b, l))).transpose()?;
+        let below = backing.map(|b| self.readable(b).map(|l| (b, l))).transpose()?;
         match (format, &below, size) {
             (DiskFormat::Iso, _, _) => return Err(ImageError::Invalid("cannot create an ISO image".into())),
             (DiskFormat::Raw, Some(_), _) => {
@@ -836,7 +856,7 @@ impl Op<'_> {
     }
 
     fn list_dir(&mut self, url: &str) -> Result<Vec<String>, ImageError> {
-        match self.allowed(url)? {
+        match self.readable(url)? {
             Location::File(b) => Ok(b.read_dir()?),
             Location::Nfs(n) => Ok(nfs::list_dir(&n, self.deadline)?),
         }
@@ -850,7 +870,7 @@ impl Op<'_> {
     }
 
     fn capacity(&mut self, url: &str) -> Result<Space, ImageError> {
-        match self.allowed(url)? {
+        match self.readable(url)? {
             Location::File(b) => {
                 let (total, free) = b.space()?;
                 Ok(Space { total_bytes: total, free_bytes: free })
@@ -1278,7 +1298,7 @@ impl Host for CallState {
             op.known.forget(&url);
             op.allowed(&url)?;
             if let Some(b) = &backing {
-                op.allowed(b)?;
+                op.readable(b)?;
             }
             reached(act);
             op.create(&url, format, size_bytes, backing.as_deref())
@@ -1287,7 +1307,7 @@ impl Host for CallState {
 
     fn convert(&mut self, source: String, target: String, format: DiskFormat) -> Outcome<()> {
         self.images_change(target.clone(), move |op, act| {
-            op.allowed(&source)?;
+            op.readable(&source)?;
             op.allowed(&target)?;
             reached(act);
             op.convert(&source, None, &target, format)
@@ -1302,7 +1322,7 @@ impl Host for CallState {
         format: DiskFormat,
     ) -> Outcome<()> {
         self.images_change(target.clone(), move |op, act| {
-            op.allowed(&source)?;
+            op.readable(&source)?;
             op.allowed(&target)?;
             reached(act);
             op.convert(&source, Some(&snapshot), &target, format)
@@ -1319,7 +1339,7 @@ impl Host for CallState {
 
     fn info(&mut self, url: String) -> Outcome<ImageInfo> {
         self.images_op(move |op, act| {
-            let loc = op.allowed(&url)?;
+            let loc = op.readable(&url)?;
             reached(act);
             Ok(op.inspect(&url, &loc)?.info)
         })
@@ -1359,7 +1379,7 @@ impl Host for CallState {
 
     fn snapshot_list(&mut self, url: String) -> Outcome<Vec<String>> {
         self.images_op(move |op, act| {
-            let loc = op.allowed(&url)?;
+            let loc = op.readable(&url)?;
             reached(act);
             Ok(op.inspect(&url, &loc)?.snapshots)
         })
@@ -1375,7 +1395,7 @@ impl Host for CallState {
 
     fn list_dir(&mut self, dir_url: String) -> Outcome<Vec<String>> {
         self.images_op(move |op, act| {
-            op.allowed(&dir_url)?;
+            op.readable(&dir_url)?;
             reached(act);
             op.list_dir(&dir_url)
         })
@@ -1391,7 +1411,7 @@ impl Host for CallState {
 
     fn capacity(&mut self, url: String) -> Outcome<Space> {
         self.images_op(move |op, act| {
-            op.allowed(&url)?;
+            op.readable(&url)?;
             reached(act);
             op.capacity(&url)
         })
