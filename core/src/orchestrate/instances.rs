@@ -549,7 +549,7 @@ impl Orchestrator {
         let file = self.on_driver(&pool.driver, what, move |d| d.create_volume(&url, &name, size, Some(&base))).await?;
         *made_volume = Some((pool.clone(), file.path.clone(), Some(vol_uuid.clone())));
         // Refused before its path is stored; the failed deploy deletes it and its record.
-        super::locators::check(&pool.driver, &pool.name, &pool.url, &file.locator)?;
+        self.check_locator(&pool.driver, &pool.name, &pool.url, &file.locator)?;
         volumes::volume_made(&self.db, &vol_uuid, &file.path, file.virtual_size as i64, file.physical_size as i64)
             .await?;
         // The driver says how to reach the volume it just made: no second call to locate it.

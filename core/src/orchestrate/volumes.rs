@@ -258,7 +258,7 @@ impl Orchestrator {
                 .on_driver(&pool.driver, what, move |d| d.create_volume(&url, &vol_name, size as u64, base.as_deref()))
                 .await
                 .map_err(job_error)?;
-            if let Err(e) = super::locators::check(&pool.driver, &pool.name, &pool.url, &made.locator) {
+            if let Err(e) = me.check_locator(&pool.driver, &pool.name, &pool.url, &made.locator) {
                 // Refused, it is stored nowhere; the driver removes what it says it made.
                 let (url, path) = (pool.url.clone(), made.path.clone());
                 let undo = me
