@@ -86,7 +86,7 @@ fn offered_size(o: &DiskOfferingRow, size_gb: Option<i64>) -> Result<i64, ApiErr
 }
 
 /// Whether a pool carries every tag of an offering (comma-separated, as CloudStack).
-fn has_tags(pool: &PoolRow, wanted: Option<&str>) -> bool {
+pub(super) fn has_tags(pool: &PoolRow, wanted: Option<&str>) -> bool {
     let have: Vec<&str> = pool.tags.as_deref().unwrap_or("").split(',').map(str::trim).collect();
     wanted.unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()).all(|t| have.contains(&t))
 }
