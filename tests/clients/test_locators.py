@@ -92,3 +92,23 @@ def test_a_stored_volume_outside_its_pool_never_reaches_the_hypervisor(srv, web)
         cs.scaleVirtualMachine(id=vm["id"], serviceofferingid=bigger["id"])
     want = "the storage driver roguestore answered a volume outside pool sane{}: the file /etc/shadow".format(z["tag"])
     assert want in e.value.error["errortext"], e.value.error
+
+
+def test_a_pool_outside_the_drivers_grant_gets_no_volume(srv, web):
+    """The pool URL is the operator's, the grant the driver's: roguestore is granted
+    file:///nowhere, and a volume it answers inside a pool at /elsewhere lies in that
+    pool but outside its grant. It is refused when made, and a root disk too."""
+    cs = client(admin_credentials(srv))
+    z = sim_zone(cs, web, pool=False)
+    pool = cs.createStoragePool(name="else" + z["tag"], url="file:///elsewhere/{}/pool".format(z["tag"]), provider="roguestore", zoneid=z["zone"]["id"], scope="zone", hypervisor="Simulator")["storagepool"]
+    want = "the storage driver roguestore answered a volume outside its images grant: the file /elsewhere/{}/pool/".format(z["tag"])
+    with pytest.raises(CloudStackApiException) as e:
+        cs.createVolume(name="v" + z["tag"], size=1, zoneid=z["zone"]["id"])
+    assert want in e.value.error["errortext"], e.value.error
+    with pytest.raises(CloudStackApiException) as e:
+        deploy(cs, z, networkids=z["network"]["id"])
+    assert want in e.value.error["errortext"], e.value.error
+    assert cs.listVolumes(zoneid=z["zone"]["id"], listall=True) == {}
+    assert all("elsewhere" not in p for p in volume_paths(srv)), volume_paths(srv)
+    assert all(vm["state"] != "Running" for vm in vms_in(cs, z["zone"])), vms_in(cs, z["zone"])
+    assert cs.listStoragePools(id=pool["id"])["storagepool"][0]["disksizeallocated"] == 0

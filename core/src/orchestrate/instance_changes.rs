@@ -112,7 +112,7 @@ impl Orchestrator {
             let (url, path) = (v.pool_url.clone(), v.path.clone());
             let what = format!("Locating the root disk of VM {}", i.name);
             let locator = self.on_driver(&v.pool_driver, what, move |d| d.locate(&url, &path)).await?;
-            super::locators::check(&v.pool_driver, &v.pool_name, &v.pool_url, &locator)?;
+            self.check_locator(&v.pool_driver, &v.pool_name, &v.pool_url, &locator)?;
             disks.push(Disk {
                 locator: Some(locator),
                 device: DiskDevice::Disk,
@@ -437,7 +437,7 @@ impl Orchestrator {
         let url = t.store_url.clone();
         let what = format!("Locating ISO {}", t.name);
         let locator = self.on_driver(&t.store_driver, what, move |d| d.locate(&url, &path)).await?;
-        super::locators::check(&t.store_driver, &t.store_url, &t.store_url, &locator)?;
+        self.check_locator(&t.store_driver, &t.store_url, &t.store_url, &locator)?;
         Ok(Disk {
             locator: Some(locator),
             device: DiskDevice::Cdrom,

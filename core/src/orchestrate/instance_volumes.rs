@@ -65,7 +65,7 @@ impl Orchestrator {
         let locator = self
             .on_driver(&v.pool_driver, format!("Locating volume {}", v.name), move |d| d.locate(&url, &path))
             .await?;
-        super::locators::check(&v.pool_driver, &v.pool_name, &v.pool_url, &locator)?;
+        self.check_locator(&v.pool_driver, &v.pool_name, &v.pool_url, &locator)?;
         Ok(Disk {
             locator: Some(locator),
             device: DiskDevice::Disk,

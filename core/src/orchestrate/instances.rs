@@ -99,6 +99,8 @@ struct Build {
     networks: Vec<NetworkRow>,
     ip: Option<Ipv4Addr>,
     root_size: i64,
+    /// The service offering's storage tags: the root disk's pool carries them all.
+    storage_tags: Option<String>,
     start: bool,
 }
 
@@ -280,6 +282,18 @@ impl Orchestrator {
         let (account_id, domain_id) = self.owner(caller, r.account.as_deref(), r.domain_id.as_deref()).await?;
         let networks = self.deploy_networks(caller, zone.id, &zone.name, &r.network_ids).await?;
         let root_size = template.size.max(offering.root_disk_gb.unwrap_or(0).saturating_mul(GIB));
+        let storage_tags = offering.storage_tags.clone().filter(|t| t.split(',').any(|t| !t.trim().is_empty()));
+        if let Some(tags) = &storage_tags {
+            // Refused before anything is placed: no pool of the zone could ever hold the root disk.
+            let f = StorageFilter { zone_id: Some(zone.id), ..Default::default() };
+            let (all, _) = pools::list_pools(&self.db, &f, None).await?;
+            if !all.iter().any(|p| p.state == "Up" && super::volumes::has_tags(p, Some(tags))) {
+                return Err(ApiError::insufficient_capacity(format!(
+                    "Zone {} has no Up primary storage tagged {tags} for service offering {}",
+                    zone.name, offering.name
+                )));
+            }
+        }
 
         let uuid = new_uuid();
         let name = r.name.clone().unwrap_or_else(|| format!("VM-{uuid}"));
@@ -318,7 +332,7 @@ impl Orchestrator {
                 let cluster = infra::cluster(&me.db, &host.cluster_uuid)
                     .await?
                     .ok_or_else(|| no_such("cluster", &host.cluster_uuid))?;
-                Ok::<_, ApiError>(Build { vm, host, cluster, template, networks, ip, root_size, start })
+                Ok::<_, ApiError>(Build { vm, host, cluster, template, networks, ip, root_size, storage_tags, start })
             }
             .await;
             let build = match prepared {
@@ -449,10 +463,12 @@ impl Orchestrator {
         match self.root_pool(b).await? {
             Some(pool) => disks.push(self.make_root_disk(b, &pool, made_volume).await?),
             // A Simulator domain needs no disk; a KVM guest does.
-            None if kvm => {
+            None if kvm || b.storage_tags.is_some() => {
                 return Err(ApiError::insufficient_capacity(format!(
-                    "Zone {} has no Up primary storage pool with room for a root disk of {} bytes",
-                    b.vm.zone_name, b.root_size
+                    "Zone {} has no Up primary storage pool{} with room for a root disk of {} bytes",
+                    b.vm.zone_name,
+                    b.storage_tags.as_ref().map(|t| format!(" tagged {t}")).unwrap_or_default(),
+                    b.root_size
                 )));
             }
             None => {}
@@ -500,14 +516,16 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// The Up primary pool of the zone (the host's cluster's, or zone-wide) with the most
-    /// room for the root disk; none when no pool has room.
+    /// The Up primary pool of the zone (the host's cluster's, or zone-wide) carrying the
+    /// offering's storage tags with the most room for the root disk; none when no such
+    /// pool has room.
     async fn root_pool(&self, b: &Build) -> Result<Option<PoolRow>, ApiError> {
         let f = StorageFilter { zone_id: Some(b.vm.zone_id), ..Default::default() };
         let (all, _) = pools::list_pools(&self.db, &f, None).await?;
         Ok(all
             .into_iter()
             .filter(|p| p.state == "Up" && p.cluster_id.is_none_or(|c| c == b.cluster.id))
+            .filter(|p| super::volumes::has_tags(p, b.storage_tags.as_deref()))
             .filter(|p| p.allocated_bytes.saturating_add(b.root_size) <= p.capacity_bytes.saturating_mul(2))
             .max_by_key(|p| (p.capacity_bytes - p.used_bytes, -p.allocated_bytes)))
     }
@@ -551,7 +569,7 @@ impl Orchestrator {
         let file = self.on_driver(&pool.driver, what, move |d| d.create_volume(&url, &name, size, Some(&base))).await?;
         *made_volume = Some((pool.clone(), file.path.clone(), Some(vol_uuid.clone())));
         // Refused before its path is stored; the failed deploy deletes it and its record.
-        super::locators::check(&pool.driver, &pool.name, &pool.url, &file.locator)?;
+        self.check_locator(&pool.driver, &pool.name, &pool.url, &file.locator)?;
         volumes::volume_made(&self.db, &vol_uuid, &file.path, file.virtual_size as i64, file.physical_size as i64)
             .await?;
         // The driver says how to reach the volume it just made: no second call to locate it.

@@ -1,11 +1,12 @@
 //! Whether a storage driver's locator lies within its pool. A driver answers where a
 //! volume's bytes are; a hypervisor opens what it is told, so a locator naming
 //! `/etc/shadow` would hand a host file to a guest. Every locator is checked against the
-//! pool (or store) URL it was asked about, before it is stored and before it reaches a
-//! hypervisor.
+//! pool (or store) URL it was asked about, and against the driver's own images grant (a
+//! pool URL an operator typed need not lie inside it), before it is stored and before it
+//! reaches a hypervisor.
 
 use crate::api::error::ApiError;
-use crate::plugins::Locator;
+use crate::plugins::{Grants, Locator};
 
 /// The components of an absolute, normalised path; none for a relative path or one
 /// with `.` or `..` in it (checked by component, not by string prefix).
@@ -60,12 +61,47 @@ pub fn within(url: &str, locator: &Locator) -> Result<(), String> {
     }
 }
 
-/// [`within`] as the error the API reports: the driver's answer is refused, as any
-/// driver failure.
-pub fn check(driver: &str, pool: &str, url: &str, locator: &Locator) -> Result<(), ApiError> {
+/// Checks that every file of `locator` lies within the driver's images grants, as the
+/// images capability would name it (`file:///path`, `nfs://host/path`).
+pub fn granted(grants: &Grants, locator: &Locator) -> Result<(), String> {
+    match locator {
+        Locator::File(f) => {
+            if grants.allows_image(&format!("file://{}", f.path)) {
+                Ok(())
+            } else {
+                Err(format!("the file {}", f.path))
+            }
+        }
+        Locator::Network(n) => {
+            for path in std::iter::once(&n.path).chain(n.backing.iter().map(|b| &b.path)) {
+                let url = format!("{}://{}{path}", n.protocol.to_ascii_lowercase(), n.host);
+                if !grants.allows_image(&url) {
+                    return Err(format!("the image {path} on {}", n.host));
+                }
+            }
+            Ok(())
+        }
+        Locator::Block(dev) => Err(format!("the block device {dev}")),
+    }
+}
+
+/// [`within`] and [`granted`] as the error the API reports: the driver's answer is
+/// refused, as any driver failure.
+pub fn check(driver: &str, grants: &Grants, pool: &str, url: &str, locator: &Locator) -> Result<(), ApiError> {
     within(url, locator).map_err(|what| {
         ApiError::internal(format!("the storage driver {driver} answered a volume outside pool {pool}: {what}"))
+    })?;
+    granted(grants, locator).map_err(|what| {
+        ApiError::internal(format!("the storage driver {driver} answered a volume outside its images grant: {what}"))
     })
+}
+
+impl super::Orchestrator {
+    /// [`check`] against the driver's grants as they are now.
+    pub(super) fn check_locator(&self, driver: &str, pool: &str, url: &str, locator: &Locator) -> Result<(), ApiError> {
+        let storage = self.plugins.storage(driver).map_err(|e| ApiError::unavailable(e.to_string()))?;
+        check(driver, &storage.plugin().grants, pool, url, locator)
+    }
 }
 
 #[cfg(test)]
@@ -128,7 +164,30 @@ mod tests {
 
     #[test]
     fn the_error_names_driver_and_pool() {
-        let e = check("roguestore", "p1", "file:///pool", &file("/etc/shadow")).unwrap_err();
+        let g = Grants::new(vec![], vec!["file:///".into()], vec![]).unwrap();
+        let e = check("roguestore", &g, "p1", "file:///pool", &file("/etc/shadow")).unwrap_err();
         assert_eq!(e.text, "the storage driver roguestore answered a volume outside pool p1: the file /etc/shadow");
+    }
+
+    #[test]
+    fn locators_stay_in_the_drivers_grant() {
+        let g = Grants::new(vec![], vec!["file:///srv/store".into(), "nfs://10.0.0.5/export".into()], vec![]).unwrap();
+        assert!(granted(&g, &file("/srv/store/p1/v1")).is_ok());
+        assert_eq!(granted(&g, &file("/srv/other/p1/v1")).unwrap_err(), "the file /srv/other/p1/v1");
+        assert!(granted(&g, &file("/srv/storex/v1")).is_err(), "by component, not by string prefix");
+        assert!(granted(&g, &nfs("10.0.0.5", "/export/p/v1", &["/export/t1"])).is_ok());
+        assert_eq!(
+            granted(&g, &nfs("10.0.0.5", "/export/p/v1", &["/etc/t1"])).unwrap_err(),
+            "the image /etc/t1 on 10.0.0.5"
+        );
+        assert!(granted(&g, &nfs("10.0.0.6", "/export/p/v1", &[])).is_err(), "another server");
+        assert!(granted(&Grants::default(), &file("/srv/store/v1")).is_err(), "no grant, nothing allowed");
+        // A pool outside the grant: the locator lies in the pool, and is still refused.
+        let e = check("roguestore", &g, "p2", "file:///srv/other/p2", &file("/srv/other/p2/v1")).unwrap_err();
+        assert_eq!(
+            e.text,
+            "the storage driver roguestore answered a volume outside its images grant: the file /srv/other/p2/v1"
+        );
+        assert!(check("roguestore", &g, "p1", "file:///srv/store/p1", &file("/srv/store/p1/v1")).is_ok());
     }
 }

@@ -550,7 +550,7 @@ impl Orchestrator {
             .map_err(|e| {
                 ApiError::unavailable(format!("Cannot copy template {} to pool {}: {e}", t.name, pool.name))
             })?;
-        super::locators::check(&pool.driver, &pool.name, &pool.url, &volume.locator)?;
+        self.check_locator(&pool.driver, &pool.name, &pool.url, &volume.locator)?;
         templates::record_on_pool(&self.db, t.id, pool.id, &volume.path).await?;
         Ok(volume.path)
     }

@@ -82,7 +82,7 @@ fn offered_size(o: &DiskOfferingRow, size_gb: Option<i64>) -> Result<i64, ApiErr
 }
 
 /// Whether a pool carries every tag of an offering (comma-separated, as CloudStack).
-fn has_tags(pool: &PoolRow, wanted: Option<&str>) -> bool {
+pub(super) fn has_tags(pool: &PoolRow, wanted: Option<&str>) -> bool {
     let have: Vec<&str> = pool.tags.as_deref().unwrap_or("").split(',').map(str::trim).collect();
     wanted.unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()).all(|t| have.contains(&t))
 }
@@ -253,7 +253,7 @@ impl Orchestrator {
             let made = me
                 .on_driver(&pool.driver, what, move |d| d.create_volume(&url, &vol_name, size as u64, base.as_deref()))
                 .await?;
-            if let Err(e) = super::locators::check(&pool.driver, &pool.name, &pool.url, &made.locator) {
+            if let Err(e) = me.check_locator(&pool.driver, &pool.name, &pool.url, &made.locator) {
                 // Refused, it is stored nowhere; the driver removes what it says it made.
                 let (url, path) = (pool.url.clone(), made.path.clone());
                 let undo = me

@@ -161,12 +161,50 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// The text of a denial: what was refused and the grant that would allow it.
+/// The text of a denial: what was refused and a grant that would allow it. The grant
+/// proposed is one an operator would write: the folder holding an image, a device-name
+/// prefix, the libvirt URI; never a path with `..`, which no grant allows.
 pub(crate) fn denial(plugin: &str, capability: &str, target: &str) -> String {
+    let refused = format!("{capability} access to \"{target}\" is not granted to plugin \"{plugin}\"");
+    let grant = match capability {
+        "images" => match image_folder(target) {
+            Some(folder) => folder,
+            None => return format!("{refused}; a path with \"..\" or \".\" in it is never granted"),
+        },
+        "netdev" => device_prefix(target).to_owned(),
+        _ => target.to_owned(),
+    };
     format!(
-        "{capability} access to \"{target}\" is not granted to plugin \"{plugin}\"; \
-         an operator can add {capability} = [\"{target}\"] under [plugin.{plugin}] in the server configuration"
+        "{refused}; an operator can add {capability} = [\"{grant}\"] under [plugin.{plugin}] in the server configuration"
     )
+}
+
+/// The folder holding the image at `url` (`scheme://authority/path`), with empty segments
+/// dropped; none when its path has `.` or `..` in it. A URL naming a top folder proposes
+/// itself, not everything on the server.
+fn image_folder(url: &str) -> Option<String> {
+    let url = url.split_once(['?', '#']).map_or(url, |(base, _)| base);
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        return None;
+    }
+    let keep = if segments.len() > 1 { segments.len() - 1 } else { segments.len() };
+    Some(format!("{scheme}://{authority}/{}", segments[..keep].join("/")))
+}
+
+/// The family a device name belongs to: up to its last separator (`ws-br12` gives `ws-`),
+/// or without its trailing digits (`vnet12` gives `vnet`); the name itself otherwise.
+fn device_prefix(name: &str) -> &str {
+    let trimmed = name.trim_end_matches(['-', '_', '.']);
+    if let Some(i) = trimmed.rfind(['-', '_', '.']) {
+        return &name[..=i];
+    }
+    match name.trim_end_matches(|c: char| c.is_ascii_digit()) {
+        "" => name,
+        p => p,
+    }
 }
 
 #[cfg(test)]
@@ -221,5 +259,40 @@ mod tests {
         assert!(!g.covers(&Capability::Libvirt("qemu:///system".into())));
         assert!(g.covers(&Capability::Netdev("ws-br".into())));
         assert!(Grants::new(vec!["nope".into()], vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn denials_propose_a_folder_a_prefix_or_the_uri() {
+        let add = |t: &str| t.split_once("can add ").map(|(_, r)| r.split(" under").next().unwrap().to_owned());
+        let d = denial("p", "images", "file:///srv/store/p1/vols/v1.qcow2");
+        assert_eq!(
+            d,
+            "images access to \"file:///srv/store/p1/vols/v1.qcow2\" is not granted to plugin \"p\"; \
+             an operator can add images = [\"file:///srv/store/p1/vols\"] under [plugin.p] in the server configuration"
+        );
+        let images = |t: &str| add(&denial("p", "images", t));
+        assert_eq!(
+            images("nfs://10.0.0.5/export/primary/t1.qcow2").unwrap(),
+            "images = [\"nfs://10.0.0.5/export/primary\"]"
+        );
+        assert_eq!(images("file:///srv//store/p1/").unwrap(), "images = [\"file:///srv/store\"]");
+        assert_eq!(images("file:///srv").unwrap(), "images = [\"file:///srv\"]", "a top folder, not all of /");
+        assert_eq!(images("file:///srv/p?quota=1").unwrap(), "images = [\"file:///srv\"]");
+        for climbs in ["file:///srv/p/../../etc/shadow", "file:///srv/./p/x", "nfs://h/e/.."] {
+            let d = denial("p", "images", climbs);
+            assert!(add(&d).is_none() && d.ends_with("a path with \"..\" or \".\" in it is never granted"), "{d}");
+        }
+        // Every folder proposed is a grant the configuration accepts, and it allows the refused image.
+        for t in ["file:///srv/store/p1/vols/v1.qcow2", "nfs://h/export/x", "file:///a"] {
+            let folder = image_folder(t).unwrap();
+            assert!(Grants::new(vec![], vec![folder.clone()], vec![]).unwrap().allows_image(t), "{folder} for {t}");
+        }
+        let netdev = |t: &str| add(&denial("p", "netdev", t)).unwrap();
+        assert_eq!(netdev("ws-br12"), "netdev = [\"ws-\"]");
+        assert_eq!(netdev("vnet12"), "netdev = [\"vnet\"]");
+        assert_eq!(netdev("eth0.100"), "netdev = [\"eth0.\"]");
+        assert_eq!(netdev("br-"), "netdev = [\"br-\"]");
+        assert_eq!(netdev("42"), "netdev = [\"42\"]");
+        assert_eq!(add(&denial("p", "libvirt", "qemu:///system")).unwrap(), "libvirt = [\"qemu:///system\"]");
     }
 }
