@@ -69,6 +69,7 @@ fn last_os() -> std::io::Error {
 fn lstat_at(dir: RawFd, name: &CStr) -> std::io::Result<libc::stat> {
     // SAFETY: st is a zeroed out-pointer that fstatat fills; name outlives the call.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: name is NUL-terminated and outlives the call; st is a valid place to write.
     if unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
         return Err(last_os());
     }
@@ -85,6 +86,7 @@ fn openat(dir: RawFd, name: &CStr, flags: i32, mode: u32) -> std::io::Result<Own
     if fd < 0 {
         return Err(last_os());
     }
+    // SAFETY: openat returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -132,6 +134,7 @@ impl Beneath {
     fn open_in(&self, root: &OwnedFd, rel: &Path, flags: i32, mode: u32) -> Result<OwnedFd, BeneathError> {
         let c = cstr(rel)?;
         if !NO_OPENAT2.load(Ordering::Relaxed) {
+            // SAFETY: open_how is plain old data, for which all zero bytes are a valid value.
             let mut how: libc::open_how = unsafe { std::mem::zeroed() };
             how.flags = (flags | libc::O_CLOEXEC) as u64;
             how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 };
@@ -147,6 +150,7 @@ impl Beneath {
                 )
             };
             if fd >= 0 {
+                // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
             }
             let e = last_os();
@@ -180,6 +184,7 @@ impl Beneath {
         let fd = openat(at, &c, flags | libc::O_NOFOLLOW, mode).map_err(|e| self.classify(at, &c, e))?;
         // O_PATH with O_NOFOLLOW opens a link itself rather than failing.
         if flags & libc::O_PATH != 0 {
+            // SAFETY: stat is plain old data, for which all zero bytes are a valid value.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             // SAFETY: fd is open; st is a valid out-pointer.
             if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 && is_link(&st) {
@@ -365,6 +370,7 @@ impl Beneath {
             if entry.is_null() {
                 break;
             }
+            // SAFETY: entry is non-null and points at readdir's entry, whose d_name is NUL-terminated.
             let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_string_lossy().into_owned();
             if name != "." && name != ".." {
                 names.push(name);
@@ -381,6 +387,7 @@ impl Beneath {
         let fd = self.open(libc::O_PATH, 0)?;
         // SAFETY: st is a zeroed out-pointer that fstatvfs fills; fd is open.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is open; st is a valid place to write.
         if unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) } != 0 {
             return Err(self.io(last_os()));
         }
