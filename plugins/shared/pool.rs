@@ -60,6 +60,18 @@ pub fn root<B: Backend>(url: &str) -> Result<String, DriverError> {
     Ok(url.to_owned())
 }
 
+/// The root of an image store a template is copied from or exported to. It may be
+/// served by another driver, so any store the host's images capability reaches will do
+/// (file:// or nfs://); copying from it needs only an `images-read` grant.
+pub fn store_root(url: &str) -> Result<String, DriverError> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url.strip_prefix("file://").or_else(|| url.strip_prefix("nfs://"));
+    match rest {
+        Some(rest) if rest.len() > 1 => Ok(url.to_owned()),
+        _ => Err(invalid(format!("\"{url}\" is not an image store URL; give a file:// or nfs:// URL"))),
+    }
+}
+
 /// Checks a name the server chose for a volume or image: it becomes a file name.
 pub fn check_name(name: &str) -> Result<(), DriverError> {
     let ok = !name.is_empty()
@@ -227,7 +239,7 @@ pub fn export_image<B: Backend>(
     name: &str,
 ) -> Result<Volume, DriverError> {
     let pool = root::<B>(pool)?;
-    let store = root::<B>(store)?;
+    let store = store_root(store)?;
     check_path(path, &[VOLUMES])?;
     check_name(name)?;
     let source = join(&pool, path);
@@ -255,7 +267,7 @@ pub fn template_path(image: &str) -> String {
 
 pub fn install_template<B: Backend>(pool: &str, store: &str, image: &str) -> Result<Volume, DriverError> {
     let pool = root::<B>(pool)?;
-    let store = root::<B>(store)?;
+    let store = store_root(store)?;
     check_path(image, &[TEMPLATES, SNAPSHOTS])?;
     let path = template_path(image);
     let source = join(&store, image);
