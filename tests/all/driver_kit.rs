@@ -150,7 +150,10 @@ const FUNCTIONS: &[(&str, &str)] = &[
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Variant {
     Good,
-    /// Asks for a folder it does not use, and uses one it did not ask for.
+    /// Asks for a narrow folder, as an operator would grant it: the check grants its
+    /// scratch folder in its place.
+    Narrow,
+    /// Asks for no images prefix at all, and uses the images capability.
     NoGrant,
     /// Returns an absolute path for a new volume.
     BadPath,
@@ -162,6 +165,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Good => "dirpool",
+            Variant::Narrow => "dirpool-narrow",
             Variant::NoGrant => "dirpool-nogrant",
             Variant::BadPath => "dirpool-badpath",
             Variant::Panic => "dirpool-panic",
@@ -224,10 +228,13 @@ fn driver(variant: Variant) -> PathBuf {
     src.push_str(&HELPERS.replace("VOLUME_PATH", path));
     src = src.replace("config_schema: \"{}\".into()", "config_schema: SCHEMA.into()");
     assert!(src.contains("SCHEMA.into()"), "the skeleton's config_schema line moved");
-    if variant == Variant::NoGrant {
-        src = src
-            .replace("Capability::Images(\"file:///\".into())", "Capability::Images(\"file:///srv/elsewhere\".into())");
-    }
+    let ask = match variant {
+        Variant::Narrow => "Capability::Images(\"file:///srv/mystore\".into())",
+        Variant::NoGrant => "Capability::Libvirt(\"test:///default\".into())",
+        _ => "Capability::Images(\"file:///\".into())",
+    };
+    src = src.replace("Capability::Images(\"file:///\".into())", ask);
+    assert!(src.contains(ask), "the skeleton's capabilities line moved");
     std::fs::write(&lib, src).unwrap();
 
     let wasm = build_crate(&dir, name);
@@ -426,6 +433,45 @@ fn an_authors_storage_driver_passes_check_and_serves_a_running_server() {
     });
 }
 
+/// A driver asking only for its own folder (file:///srv/mystore) is checked against the
+/// scratch folder, granted in its place; the report says where that folder is.
+#[test]
+fn check_grants_a_narrow_asker_its_scratch_folder() {
+    let wasm = driver(Variant::Narrow);
+    let (ok, steps, out) = check(&wasm);
+    assert!(ok, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let scratch = v["scratch"].as_str().unwrap_or_else(|| panic!("no scratch folder: {out}"));
+    assert_eq!(
+        steps["grants"],
+        (
+            "passed".to_owned(),
+            format!(
+                "granted images = [\"file://{scratch}\"] for the check, in place of the asked \
+                 \"file:///srv/mystore\": the calls run against the scratch folder {scratch}"
+            )
+        ),
+        "{out}"
+    );
+    for (step, (status, _)) in &steps {
+        assert_eq!(status, "passed", "{step}: {out}");
+    }
+    assert!(steps.contains_key("delete-volume") && steps.contains_key("revert-snapshot"), "{out}");
+    assert!(
+        steps["settings"].1.contains(&format!("file://{scratch}/pool")),
+        "the pool is in the scratch folder: {out}"
+    );
+    assert!(!Path::new(scratch).exists(), "the scratch folder is removed when the check ends");
+
+    let (ok, text, err) = wasmstack(&["plugins", "check", "--detail", "quota-mib=1024", wasm.to_str().unwrap()]);
+    assert!(ok, "{text}{err}");
+    let line = text.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.starts_with("  scratch folder /") && line.ends_with(" (removed when the check ends)"),
+        "the text names the scratch folder first: {text}"
+    );
+}
+
 #[test]
 fn check_names_each_broken_rule() {
     let (ok, steps, out) = check(&crate::support::wasm("future.wasm"));
@@ -435,7 +481,11 @@ fn check_names_each_broken_rule() {
 
     let (ok, steps, out) = check(&driver(Variant::NoGrant));
     assert!(!ok);
-    assert!(steps["grants"].1.starts_with("asks for no images grant covering \"file:///"), "{out}");
+    assert_eq!(
+        steps["grants"].1,
+        "asks for no valid images prefix, so it is granted none; the calls below run without a grant",
+        "{out}"
+    );
     let attach = &steps["attach"];
     assert_eq!(attach.0, "failed", "{out}");
     assert!(

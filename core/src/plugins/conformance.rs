@@ -54,6 +54,8 @@ pub struct Report {
     pub kind: Option<DriverKind>,
     pub version: Option<String>,
     pub wit: Option<String>,
+    /// The throwaway folder a storage driver's calls run against (removed when the check ends).
+    pub scratch: Option<PathBuf>,
     pub steps: Vec<Step>,
 }
 
@@ -84,6 +86,9 @@ impl Report {
     /// The report as an operator reads it.
     pub fn text(&self) -> String {
         let mut out = format!("checking {}\n", self.file.display());
+        if let Some(s) = &self.scratch {
+            out.push_str(&format!("  scratch folder {} (removed when the check ends)\n", s.display()));
+        }
         for s in &self.steps {
             let status = match s.status {
                 Status::Passed => "passed ",
@@ -115,8 +120,15 @@ pub struct CheckOptions {
 
 /// Loads `file` and runs the checks for its kind.
 pub fn check(file: &Path, opts: &CheckOptions) -> Report {
-    let mut report =
-        Report { file: file.to_owned(), plugin: None, kind: None, version: None, wit: None, steps: Vec::new() };
+    let mut report = Report {
+        file: file.to_owned(),
+        plugin: None,
+        kind: None,
+        version: None,
+        wit: None,
+        scratch: None,
+        steps: Vec::new(),
+    };
     let scratch = match tempfile::Builder::new().prefix("wasmstack-check-").tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -151,6 +163,9 @@ pub fn check(file: &Path, opts: &CheckOptions) -> Report {
     manifest(&mut report, &plugin);
 
     let root = format!("file://{}", scratch.path().display());
+    if plugin.info.kind == DriverKind::Storage {
+        report.scratch = Some(scratch.path().to_owned());
+    }
     let grants = grants_for(&mut report, &plugin, &root);
     plugin.settings = PluginSettings { grants: grants.clone(), limits: plugin.settings.limits };
     plugin.grants = Arc::new(grants);
@@ -233,17 +248,39 @@ fn semver(v: &str) -> bool {
     parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// The grants the check gives: the scratch target, and only when the driver asked for
-/// something covering it, as an operator following the manifest would.
+/// The grants the check gives. A storage driver asking for any images prefix gets the
+/// scratch folder in its place (its calls get pool URLs there, where the server would
+/// give it pools under its prefix); a hypervisor or network driver gets the scratch
+/// target only when it asked for something covering it, as an operator following the
+/// manifest would.
 fn grants_for(report: &mut Report, p: &LoadedPlugin, root: &str) -> Grants {
     let asked =
         |f: fn(&Capability) -> Option<&String>| p.info.capabilities.iter().filter_map(f).cloned().collect::<Vec<_>>();
     let (cap, target, grants) = match p.info.kind {
         DriverKind::Storage => {
-            let asked =
-                Grants::new(vec![], asked(|c| if let Capability::Images(x) = c { Some(x) } else { None }), vec![]);
-            let covered = asked.is_ok_and(|g| g.allows_image(root));
-            ("images", root.to_owned(), covered.then(|| Grants::new(vec![], vec![root.to_owned()], vec![])))
+            let prefixes = asked(|c| if let Capability::Images(x) = c { Some(x) } else { None });
+            let valid = !prefixes.is_empty() && Grants::new(vec![], prefixes.clone(), vec![]).is_ok();
+            let grants = valid.then(|| Grants::new(vec![], vec![root.to_owned()], vec![]));
+            if let (Some(Ok(g)), Some(s)) = (grants, &report.scratch) {
+                let asked: Vec<String> = prefixes.iter().map(|x| format!("\"{x}\"")).collect();
+                report.push(
+                    "grants",
+                    Status::Passed,
+                    format!(
+                        "granted images = [\"{root}\"] for the check, in place of the asked {}: \
+                         the calls run against the scratch folder {}",
+                        asked.join(", "),
+                        s.display()
+                    ),
+                );
+                return g;
+            }
+            report.push(
+                "grants",
+                Status::Failed,
+                "asks for no valid images prefix, so it is granted none; the calls below run without a grant",
+            );
+            return Grants::default();
         }
         DriverKind::Hypervisor => {
             let asked =
