@@ -282,7 +282,43 @@ pub fn save_plugin(path: &Path, plugin: &str, grants: &Grants, limits: &LimitsCh
 
 /// The configuration text with `[plugin.NAME]`'s grant keys replaced by `grants`.
 fn with_grants(text: &str, plugin: &str, grants: &Grants) -> Result<String, PluginError> {
-    use toml_edit::{Array, DocumentMut, Item, Table, value};
+    use toml_edit::{Array, Item, value};
+    edit_plugin_table(text, plugin, |table| {
+        let (mut libvirt, mut images, mut images_read, mut netdev) =
+            (Array::new(), Array::new(), Array::new(), Array::new());
+        for cap in grants.capabilities() {
+            match cap {
+                super::grants::Capability::Libvirt(p) => libvirt.push(p),
+                super::grants::Capability::Images(p) => images.push(p),
+                super::grants::Capability::ImagesRead(p) => images_read.push(p),
+                super::grants::Capability::Netdev(p) => netdev.push(p),
+            }
+        }
+        let lists = [("libvirt", libvirt), ("images", images), ("images-read", images_read), ("netdev", netdev)];
+        for (key, list) in lists {
+            if list.is_empty() {
+                table.remove(key);
+            } else if let Some(existing) = table.get_mut(key).and_then(Item::as_array_mut) {
+                // Keeps the array's place and the comments around it.
+                let decor = existing.decor().clone();
+                *existing = list;
+                *existing.decor_mut() = decor;
+            } else {
+                table.insert(key, value(list));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The configuration text with `f` applied to the `[plugin.NAME]` table (made if missing),
+/// everything else (comments, order) kept.
+fn edit_plugin_table(
+    text: &str,
+    plugin: &str,
+    f: impl FnOnce(&mut toml_edit::Table) -> Result<(), PluginError>,
+) -> Result<String, PluginError> {
+    use toml_edit::{DocumentMut, Item, Table};
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PluginError::Config(e.to_string()))?;
     let bad = |what: &str| PluginError::Config(format!("{what} in the configuration file is not a table"));
     let plugins = doc.entry("plugin").or_insert_with(|| {
@@ -292,30 +328,7 @@ fn with_grants(text: &str, plugin: &str, grants: &Grants) -> Result<String, Plug
     });
     let plugins = plugins.as_table_mut().ok_or_else(|| bad("plugin"))?;
     let table = plugins.entry(plugin).or_insert_with(|| Item::Table(Table::new()));
-    let table = table.as_table_mut().ok_or_else(|| bad(&format!("plugin.{plugin}")))?;
-    let (mut libvirt, mut images, mut images_read, mut netdev) =
-        (Array::new(), Array::new(), Array::new(), Array::new());
-    for cap in grants.capabilities() {
-        match cap {
-            super::grants::Capability::Libvirt(p) => libvirt.push(p),
-            super::grants::Capability::Images(p) => images.push(p),
-            super::grants::Capability::ImagesRead(p) => images_read.push(p),
-            super::grants::Capability::Netdev(p) => netdev.push(p),
-        }
-    }
-    let lists = [("libvirt", libvirt), ("images", images), ("images-read", images_read), ("netdev", netdev)];
-    for (key, list) in lists {
-        if list.is_empty() {
-            table.remove(key);
-        } else if let Some(existing) = table.get_mut(key).and_then(Item::as_array_mut) {
-            // Keeps the array's place and the comments around it.
-            let decor = existing.decor().clone();
-            *existing = list;
-            *existing.decor_mut() = decor;
-        } else {
-            table.insert(key, value(list));
-        }
-    }
+    f(table.as_table_mut().ok_or_else(|| bad(&format!("plugin.{plugin}")))?)?;
     Ok(doc.to_string())
 }
 
@@ -324,33 +337,25 @@ fn with_limits(text: &str, plugin: &str, limits: &LimitsChange) -> Result<String
     if *limits == LimitsChange::default() {
         return Ok(text.to_owned());
     }
-    use toml_edit::{DocumentMut, Item, Table, value};
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PluginError::Config(e.to_string()))?;
-    let bad = |what: &str| PluginError::Config(format!("{what} in the configuration file is not a table"));
-    let plugins = doc.entry("plugin").or_insert_with(|| {
-        let mut t = Table::new();
-        t.set_implicit(true);
-        Item::Table(t)
-    });
-    let plugins = plugins.as_table_mut().ok_or_else(|| bad("plugin"))?;
-    let table = plugins.entry(plugin).or_insert_with(|| Item::Table(Table::new()));
-    let table = table.as_table_mut().ok_or_else(|| bad(&format!("plugin.{plugin}")))?;
-    for (key, v) in [("memory-mib", limits.memory_mib), ("timeout-ms", limits.timeout_ms)] {
-        let Some(v) = v else { continue };
-        let v = i64::try_from(v).map_err(|_| PluginError::Config(format!("{key} {v} is too large")))?;
-        match table.get_mut(key).and_then(Item::as_value_mut) {
-            // Keeps the comment after the value.
-            Some(existing) => {
-                let decor = existing.decor().clone();
-                *existing = v.into();
-                *existing.decor_mut() = decor;
-            }
-            None => {
-                table.insert(key, value(v));
+    use toml_edit::{Item, value};
+    edit_plugin_table(text, plugin, |table| {
+        for (key, v) in [("memory-mib", limits.memory_mib), ("timeout-ms", limits.timeout_ms)] {
+            let Some(v) = v else { continue };
+            let v = i64::try_from(v).map_err(|_| PluginError::Config(format!("{key} {v} is too large")))?;
+            match table.get_mut(key).and_then(Item::as_value_mut) {
+                // Keeps the comment after the value.
+                Some(existing) => {
+                    let decor = existing.decor().clone();
+                    *existing = v.into();
+                    *existing.decor_mut() = decor;
+                }
+                None => {
+                    table.insert(key, value(v));
+                }
             }
         }
-    }
-    Ok(doc.to_string())
+        Ok(())
+    })
 }
 
 fn pin(sha256: Option<String>, signed_by: &[String]) -> Result<Pin, String> {
