@@ -95,3 +95,31 @@ def test_tags_no_pool_carries_refuse_the_deploy_and_leave_nothing(srv, web):
     with sqlite3.connect(srv.sqlite_path, timeout=30) as db:
         after = [db.execute("SELECT COUNT(*) FROM " + table).fetchone()[0] for table in ("instances", "volumes", "nics")]
     assert after == rows
+
+
+def test_tags_set_on_a_pool_later_steer_the_next_deploy(srv, web):
+    cs = client(admin_credentials(srv))
+    z = sim_zone(cs, web, pool=False)
+    t = z["tag"]
+    plain = pool(cs, z, "plain")
+    odd = cs.createServiceOffering(name="st" + t, displaytext="tape", cpunumber=1, cpuspeed=100, memory=64, tags="tape")["serviceoffering"]
+    with pytest.raises(CloudStackApiException) as e:
+        deploy(cs, z, serviceofferingid=odd["id"], networkids=z["network"]["id"])
+    assert e.value.error["errorcode"] == 533, e.value.error
+
+    updated = cs.updateStoragePool(id=plain["id"], tags=" tape , ,slow", name="renamed" + t)["storagepool"]
+    assert (updated["tags"], updated["name"]) == ("tape,slow", "renamed" + t), updated
+    vm = deploy(cs, z, serviceofferingid=odd["id"], networkids=z["network"]["id"])
+    assert root_pool(cs, vm) == "renamed" + t, vm
+
+    # An empty list removes the tags; a blank name and an unknown pool are refused.
+    cleared = cs.updateStoragePool(id=plain["id"], tags="")["storagepool"]
+    assert not cleared.get("tags"), cleared
+    with pytest.raises(CloudStackApiException) as e:
+        deploy(cs, z, serviceofferingid=odd["id"], networkids=z["network"]["id"])
+    assert e.value.error["errorcode"] == 533, e.value.error
+    for bad in ({"id": plain["id"], "name": "  "}, {"id": "9b1c4a52-5d1e-4a8e-9a3c-2f7f4a1b2c3d", "tags": "x"}):
+        with pytest.raises(CloudStackApiException) as e:
+            cs.updateStoragePool(**bad)
+        assert e.value.error["errorcode"] == 431, e.value.error
+    assert cs.listStoragePools(id=plain["id"])["storagepool"][0]["name"] == "renamed" + t

@@ -66,6 +66,12 @@ pub enum Request {
         query: InfraQuery,
         scope: Option<String>,
     },
+    /// updateStoragePool: `tags` `Some("")` removes them all.
+    UpdateStoragePool {
+        id: String,
+        name: Option<String>,
+        tags: Option<String>,
+    },
     DeleteStoragePool {
         id: String,
     },

@@ -154,6 +154,19 @@ pub struct NewPool {
     pub tags: Option<String>,
 }
 
+/// Renames a pool and/or sets its tags (`Some(None)`: no tags); `None` leaves a field as it is.
+pub async fn update_pool(db: &Db, id: i64, name: Option<&str>, tags: Option<Option<String>>) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    if let Some(name) = name {
+        sqlx::query("UPDATE storage_pools SET name = $1 WHERE id = $2").bind(name).bind(id).execute(&mut *tx).await?;
+    }
+    if let Some(tags) = tags {
+        sqlx::query("UPDATE storage_pools SET tags = $1 WHERE id = $2").bind(tags).bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn create_pool(db: &Db, p: NewPool) -> Result<String, DbError> {
     let uuid = new_uuid();
     sqlx::query(

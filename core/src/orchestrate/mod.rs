@@ -70,6 +70,7 @@ impl Orchestrator {
             }
             CreateStoragePool(r) => Box::pin(self.create_pool(caller, r)).await,
             ListStoragePools { query, scope } => Box::pin(self.list_pools(query, scope)).await,
+            UpdateStoragePool { id, name, tags } => Box::pin(self.update_pool(caller, &id, name, tags)).await,
             DeleteStoragePool { id } => Box::pin(self.delete_pool(caller, &id)).await,
             AddImageStore(r) => Box::pin(self.add_store(caller, r)).await,
             ListImageStores(q) => Box::pin(self.list_stores(q)).await,

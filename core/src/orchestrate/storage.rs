@@ -179,6 +179,35 @@ impl Orchestrator {
         Ok(list("storagepool", total, rows.iter().map(pool_view).collect()))
     }
 
+    pub(super) async fn update_pool(
+        &self,
+        caller: &Caller,
+        id: &str,
+        name: Option<String>,
+        tags: Option<String>,
+    ) -> Result<Reply, ApiError> {
+        let pool = storage::pool(&self.db, id).await?.ok_or_else(|| no_such("storage pool", id))?;
+        let name = match name.map(|n| n.trim().to_owned()) {
+            Some(n) if n.is_empty() => return Err(ApiError::invalid_param("The storage pool name cannot be empty")),
+            other => other,
+        };
+        // Stored as placement reads them: trimmed, without empty items; none at all is no tags.
+        let tags = tags.map(|t| {
+            let list: Vec<&str> = t.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+            (!list.is_empty()).then(|| list.join(","))
+        });
+        storage::update_pool(&self.db, pool.id, name.as_deref(), tags).await?;
+        let pool = storage::pool(&self.db, id).await?.ok_or_else(|| no_such("storage pool", id))?;
+        self.audit(
+            caller,
+            "STORAGE.POOL.UPDATE",
+            ("StoragePool", &pool.uuid, &pool.name),
+            format!("Storage pool {} updated", pool.name),
+        )
+        .await?;
+        Ok(object("storagepool", pool_view(&pool)))
+    }
+
     pub(super) async fn delete_pool(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
         let pool = storage::pool(&self.db, id).await?.ok_or_else(|| no_such("storage pool", id))?;
         // Forgetting a pool would strand its volumes' files and rows.

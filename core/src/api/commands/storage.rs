@@ -119,6 +119,21 @@ pub(super) static STORAGE_COMMANDS: &[Command] = &[
         since: "",
     },
     Command {
+        name: "updateStoragePool",
+        description: "Updates a storage pool: its name, or its storage tags, which decide which disks it may hold.",
+        is_async: false,
+        roles: Roles::ADMIN,
+        params: &[
+            rel(req("id", Uuid, "the Id of the storage pool"), "listStoragePools"),
+            p("name", Str, "Change the name of the storage pool"),
+            p("tags", List, "comma-separated list of tags for the storage pool; empty to remove them all"),
+        ],
+        object: "storagepool",
+        shape: Shape::Object,
+        response: POOL_FIELDS,
+        since: "3.0.0",
+    },
+    Command {
         name: "deleteStoragePool",
         description: "Deletes a storage pool.",
         is_async: false,

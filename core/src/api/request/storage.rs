@@ -82,6 +82,11 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             details: details(p)?,
         }),
         "listStoragePools" => Request::ListStoragePools { query: infra_query(p)?, scope: s(p, "scope") },
+        "updateStoragePool" => Request::UpdateStoragePool {
+            id: must_uuid(p, cmd, "id")?,
+            name: s(p, "name"),
+            tags: p.get("tags").map(str::to_owned),
+        },
         "deleteStoragePool" => Request::DeleteStoragePool { id: must_uuid(p, cmd, "id")? },
         "addImageStore" => Request::AddImageStore(NewStoreRequest {
             legacy: false,
