@@ -79,17 +79,17 @@ impl Grants {
     /// Whether the images capability may change `url` (create, write, remove): it must lie
     /// under a prefix granted as `images` and must not climb out of it.
     pub fn allows_image(&self, url: &str) -> bool {
-        under(&self.images, url)
+        self.image_root(url).is_some()
     }
 
     /// Whether the images capability may read `url` (inspect, list, copy from): under a
     /// prefix granted as `images` or `images-read`.
     pub fn allows_image_read(&self, url: &str) -> bool {
-        under(&self.images, url) || under(&self.images_read, url)
+        self.image_read_root(url).is_some()
     }
 
-    /// The `images` prefix `url` lies under: the longest, when grants nest, since a
-    /// deeper grant is the operator's word on where that folder is.
+    /// The `images` prefix `url` lies under without climbing out of it: the longest, when
+    /// grants nest, since a deeper grant is the operator's word on where that folder is.
     pub fn image_root(&self, url: &str) -> Option<&str> {
         longest_prefix(self.images.iter(), url)
     }
@@ -128,13 +128,11 @@ fn url_prefixes(key: &str, prefixes: Vec<String>) -> Result<Vec<String>, String>
         .collect()
 }
 
-/// Whether `url` lies under one of `prefixes` without climbing out of it.
-fn under(prefixes: &[String], url: &str) -> bool {
-    !url.split('/').any(|seg| seg == "..")
-        && prefixes.iter().any(|p| url == p || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
-}
-
+/// The longest of `prefixes` that `url` lies under; none when `url` climbs with `..`.
 fn longest_prefix<'a>(prefixes: impl Iterator<Item = &'a String>, url: &str) -> Option<&'a str> {
+    if url.split('/').any(|seg| seg == "..") {
+        return None;
+    }
     prefixes
         .filter(|p| url == p.as_str() || url.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')))
         .max_by_key(|p| p.len())

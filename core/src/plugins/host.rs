@@ -299,11 +299,7 @@ impl PluginHost {
 
         // What the configuration was read from, so that the watcher does not apply it again
         // (a missing file reads as empty, as `reload_config` reads it).
-        let config_seen = config.file.as_deref().and_then(|f| match std::fs::read(f) {
-            Ok(text) => Some(Sha256::digest(&text).into()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Sha256::digest(b"").into()),
-            Err(_) => None,
-        });
+        let config_seen = config.file.as_deref().and_then(|f| read_config_text(f).ok()).map(|t| digest(&t));
         let runtime = Arc::new(Runtime {
             engine,
             libvirt: Arc::new(LibvirtPool::default()),
@@ -395,12 +391,8 @@ impl PluginHost {
             return Ok(false);
         };
         let mut seen = lock(&self.inner.config_seen);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(PluginError::Io { path, source }),
-        };
-        let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let text = read_config_text(&path).map_err(|source| PluginError::Io { path: path.clone(), source })?;
+        let hash = digest(&text);
         let changed = *seen != Some(hash);
         *seen = Some(hash);
         let shown = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -845,6 +837,18 @@ impl Drop for WatchHandle {
 
 fn event(file: &Path, plugin: Option<String>, loaded: bool, message: String) -> ReloadEvent {
     ReloadEvent { file: file.to_owned(), at: SystemTime::now(), plugin, loaded, message }
+}
+
+/// The configuration file's text; a missing file reads as empty (nothing configured).
+fn read_config_text(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        other => other,
+    }
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
 }
 
 /// The monotonic clock a driver sees. A driver waits only through clock subscriptions

@@ -373,24 +373,23 @@ struct Op<'a> {
 impl Op<'_> {
     /// Checks `url` may be written (created, changed, removed): an `images` grant.
     fn allowed(&self, url: &str) -> Result<Location, ImageError> {
-        if !self.grants.allows_image(url) {
+        let Some(root) = self.grants.image_root(url) else {
             let mut text = denial(self.plugin, "images", url);
             if self.grants.allows_image_read(url) {
                 text.push_str("; its images-read grant there allows reading only");
             }
             return Err(ImageError::Denied(text));
-        }
-        let root = self.grants.image_root(url).ok_or_else(|| ImageError::Denied(denial(self.plugin, "images", url)))?;
+        };
         self.beneath(url, root)
     }
 
     /// Checks `url` may be read (inspected, listed, copied from): an `images` or
     /// `images-read` grant.
     fn readable(&self, url: &str) -> Result<Location, ImageError> {
-        let root = match self.grants.image_read_root(url) {
-            Some(root) if self.grants.allows_image_read(url) => root,
-            _ => return Err(ImageError::Denied(denial(self.plugin, "images-read", url))),
-        };
+        let root = self
+            .grants
+            .image_read_root(url)
+            .ok_or_else(|| ImageError::Denied(denial(self.plugin, "images-read", url)))?;
         self.beneath(url, root)
     }
 
