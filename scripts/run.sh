@@ -19,10 +19,11 @@ LISTEN="${LISTEN:-127.0.0.1:8080}"
 bash scripts/setup.sh
 bash scripts/build.sh
 
-# The demo needs the KVM driver (it drives the Simulator too) and the local storage driver;
-# on its first start it grants them the Simulator, the local libvirtd and its own folders.
+# The demo needs the KVM driver (it drives the Simulator too), the local storage driver and
+# the VLAN network driver (its guest network's isolation method); on its first start it
+# grants them the Simulator, the local libvirtd and its own folders.
 mkdir -p "$DATA/plugins"
-for driver in kvm local; do
+for driver in kvm local vlan; do
   cp -f "$CARGO_TARGET_DIR/wasm32-wasip2/release/$driver.wasm" "$DATA/plugins/$driver.wasm"
 done
 

@@ -48,7 +48,7 @@ printf 'test: quick tier: cargo fmt --check, cargo clippy\n'
 cargo fmt --all -- --check
 cargo clippy -p wasmstack --all-targets -- -D warnings
 printf 'test: quick tier: the demo drivers, unit tests, the orchestrator in-process\n'
-cargo build --release --target wasm32-wasip2 -p kvm -p local
+cargo build --release --target wasm32-wasip2 -p kvm -p local -p vlan
 cargo test --release -p wasmstack --lib
 cargo test --release -p wasmstack --test all orchestrator::
 printf 'test: quick tier passed in %d s\n' $((SECONDS - t0))

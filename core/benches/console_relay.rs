@@ -150,7 +150,7 @@ fn main() {
         // The demo cloud on the Simulator, with a running VM to open consoles for.
         let data = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(data.path().join("plugins")).unwrap();
-        for driver in ["kvm", "local"] {
+        for driver in ["kvm", "local", "vlan"] {
             std::fs::copy(
                 wasm_dir().join(format!("{driver}.wasm")),
                 data.path().join(format!("plugins/{driver}.wasm")),

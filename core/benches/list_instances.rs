@@ -91,6 +91,7 @@ async fn fixture(db: &Db) -> Fixture {
             cluster_id: cluster.id,
             hypervisor: "Simulator".into(),
             driver: "kvm".into(),
+            driver_version: "0.2.0".into(),
             url: "test:///default".into(),
             libvirt_uri: "test:///default".into(),
             ip_address: "127.0.0.1".into(),
@@ -220,6 +221,7 @@ async fn fixture(db: &Db) -> Fixture {
             dns2: None,
             network_domain: None,
             state: "Implemented".into(),
+            driver: ("vlan".into(), "0.2.0".into()),
             range: None,
         },
     )

@@ -48,7 +48,9 @@ impl DemoDir {
         std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
         let data = data_dir.canonicalize().map_err(io(data_dir))?;
         let plugins = data.join("plugins");
-        for driver in ["kvm", "local"] {
+        // The hypervisor driver (it serves the Simulator), local storage, and the network
+        // driver serving the demo network's isolation method (VLAN).
+        for driver in ["kvm", "local", "vlan"] {
             if !plugins.join(format!("{driver}.wasm")).is_file() {
                 return Err(DemoError::MissingDriver(driver, plugins));
             }

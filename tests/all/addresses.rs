@@ -99,6 +99,7 @@ pub async fn isolated_network(
             dns2: None,
             network_domain: None,
             state: "Allocated".into(),
+            driver: ("vlan".into(), "0.2.0".into()),
             range: None,
         },
     )

@@ -195,3 +195,337 @@ fn one_tenant_cannot_reach_anothers_vm() {
         admin.call("destroyVirtualMachine", &[("id", &vm_id), ("expunge", "true")]).await.expect("admin destroys");
     });
 }
+
+// ---------------------------------------------------------------- driver choice by facts
+
+#[test]
+fn list_hypervisors_shows_what_the_loaded_drivers_serve() {
+    let cloud = cloud();
+    cloud.block_on(async {
+        let admin = cloud.admin().await;
+        let types = admin.list("listHypervisors", &[]).await.expect("listHypervisors");
+        let features = |name: &str| -> Vec<String> {
+            let t = types.iter().find(|t| text(t, "name") == name).unwrap_or_else(|| panic!("{name} in {types:?}"));
+            assert_eq!(text(t, "driver"), "kvm", "{t:?}");
+            assert!(!text(t, "driverversion").is_empty(), "{t:?}");
+            t["features"]
+                .as_array()
+                .expect("features")
+                .iter()
+                .map(|f| f.as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let kvm = features("KVM");
+        assert!(kvm.iter().any(|f| f == "hot-plug-disks") && kvm.iter().any(|f| f == "vnc-console"), "{kvm:?}");
+        assert!(!kvm.iter().any(|f| f == "simulated"), "{kvm:?}");
+        let sim = features("Simulator");
+        assert!(sim.iter().any(|f| f == "simulated") && !sim.iter().any(|f| f == "hot-plug-disks"), "{sim:?}");
+        // Users may ask too (CloudStack lists hypervisors to every role); a zone narrows nothing here.
+        let t = tenant(cloud).await;
+        let seen = t.user.list("listHypervisors", &[("zoneid", &t.zone)]).await.expect("listHypervisors as a user");
+        assert_eq!(seen.len(), types.len());
+    });
+}
+
+#[test]
+fn an_unserved_hypervisor_type_is_refused_naming_the_served_ones() {
+    let cloud = cloud();
+    cloud.block_on(async {
+        let admin = cloud.admin().await;
+        let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
+        let pod = id(&first(admin.list("listPods", &[("zoneid", &zone)]).await.expect("listPods")));
+        let before = admin.list("listClusters", &[]).await.expect("listClusters").len();
+        for command in ["addCluster", "addHost"] {
+            let err = admin
+                .call(
+                    command,
+                    &[
+                        ("clustername", "nowhere"),
+                        ("clustertype", "CloudManaged"),
+                        ("hypervisor", "Hyperion"),
+                        ("podid", &pod),
+                        ("zoneid", &zone),
+                        ("url", "http://10.9.9.9"),
+                    ],
+                )
+                .await
+                .expect_err(command);
+            assert_eq!(err.code(), Some(431), "{command}: {err}");
+            let said = err.to_string();
+            assert!(said.contains("Hyperion") && said.contains("KVM") && said.contains("Simulator"), "{said}");
+        }
+        assert_eq!(admin.list("listClusters", &[]).await.expect("listClusters").len(), before);
+        // The type is compared without case and kept as the driver spells it.
+        let c = admin
+            .call(
+                "addCluster",
+                &[
+                    ("clustername", &format!("sim-{}", &new_uuid()[..6])),
+                    ("clustertype", "CloudManaged"),
+                    ("hypervisor", "simulator"),
+                    ("podid", &pod),
+                    ("zoneid", &zone),
+                ],
+            )
+            .await
+            .expect("addCluster with another spelling");
+        assert_eq!(text(&c, "hypervisortype"), "Simulator");
+        admin.call("deleteCluster", &[("id", &id(&c))]).await.expect("deleteCluster");
+    });
+}
+
+#[test]
+fn an_unserved_isolation_method_is_refused_naming_the_served_ones() {
+    let cloud = cloud();
+    cloud.block_on(async {
+        let admin = cloud.admin().await;
+        let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
+        let before = admin.list("listPhysicalNetworks", &[]).await.expect("listPhysicalNetworks").len();
+        let err = admin
+            .call("createPhysicalNetwork", &[("name", "gre"), ("zoneid", &zone), ("isolationmethods", "GRE")])
+            .await
+            .expect_err("an unserved method");
+        assert_eq!(err.code(), Some(431), "{err}");
+        let said = err.to_string();
+        assert!(said.contains("GRE") && said.contains("serve VLAN"), "{said}");
+        // No method is the Flat default, which no loaded driver serves here.
+        let err = admin
+            .call("createPhysicalNetwork", &[("name", "flat"), ("zoneid", &zone)])
+            .await
+            .expect_err("the default method unserved");
+        assert!(err.to_string().contains("Flat"), "{err}");
+        assert_eq!(admin.list("listPhysicalNetworks", &[]).await.expect("listPhysicalNetworks").len(), before);
+    });
+}
+
+#[test]
+fn networks_record_their_driver_and_a_missing_one_shows() {
+    let cloud = cloud();
+    cloud.block_on(async {
+        let t = tenant(cloud).await;
+        let admin = cloud.admin().await;
+        let net = first(admin.list("listNetworks", &[("id", &t.network), ("listall", "true")]).await.expect("list"));
+        assert_eq!((text(&net, "driver"), text(&net, "state")), ("vlan", "Allocated"), "{net:?}");
+        assert!(net.get("details").is_none(), "{net:?}");
+        // The driver that served it is gone (removed from the plugin folder, say).
+        sqlx::query("UPDATE networks SET driver = 'gone' WHERE uuid = $1")
+            .bind(&t.network)
+            .execute(cloud.orch.db.pool())
+            .await
+            .expect("forgetting the driver");
+        let net = first(admin.list("listNetworks", &[("id", &t.network), ("listall", "true")]).await.expect("list"));
+        assert_eq!(text(&net, "state"), "Alert", "{net:?}");
+        let reason = net["details"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("gone") && reason.contains("not loaded"), "{net:?}");
+    });
+}
+
+#[test]
+fn a_host_whose_driver_is_gone_shows_alert() {
+    let cloud = cloud();
+    cloud.block_on(async {
+        let admin = cloud.admin().await;
+        let tag = &new_uuid()[..8];
+        let zone = admin
+            .call(
+                "createZone",
+                &[
+                    ("name", &format!("z{tag}")),
+                    ("networktype", "Advanced"),
+                    ("dns1", "8.8.8.8"),
+                    ("internaldns1", "10.0.0.2"),
+                ],
+            )
+            .await
+            .expect("createZone");
+        let pod = admin.call("createPod", &[("name", "p"), ("zoneid", &id(&zone))]).await.expect("createPod");
+        let cluster = admin
+            .call(
+                "addCluster",
+                &[
+                    ("clustername", "c"),
+                    ("clustertype", "CloudManaged"),
+                    ("hypervisor", "Simulator"),
+                    ("podid", &id(&pod)),
+                    ("zoneid", &id(&zone)),
+                ],
+            )
+            .await
+            .expect("addCluster");
+        let host = admin
+            .call(
+                "addHost",
+                &[
+                    ("hypervisor", "Simulator"),
+                    ("podid", &id(&pod)),
+                    ("zoneid", &id(&zone)),
+                    ("clusterid", &id(&cluster)),
+                    ("url", "test:///default"),
+                ],
+            )
+            .await
+            .expect("addHost");
+        assert_eq!((text(&host, "state"), text(&host, "driver")), ("Up", "kvm"), "{host:?}");
+        assert!(!text(&host, "driverversion").is_empty(), "{host:?}");
+        sqlx::query("UPDATE hosts SET driver = 'gone' WHERE uuid = $1")
+            .bind(id(&host))
+            .execute(cloud.orch.db.pool())
+            .await
+            .expect("forgetting the driver");
+        let shown = first(admin.list("listHosts", &[("id", &id(&host))]).await.expect("listHosts"));
+        assert_eq!(text(&shown, "state"), "Alert", "{shown:?}");
+        let reason = shown["details"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("gone") && reason.contains("not loaded"), "{shown:?}");
+        admin.call("deleteHost", &[("id", &id(&host))]).await.expect("deleteHost");
+    });
+}
+
+#[test]
+fn a_console_is_refused_where_the_type_has_none() {
+    let cloud = cloud();
+    cloud.block_on(async {
+        let t = tenant(cloud).await;
+        let vm_id = id(&t.deploy("noconsole").await.expect("deploy"));
+        let err = t.user.call("createConsoleEndpoint", &[("virtualmachineid", &vm_id)]).await.expect_err("console");
+        assert_eq!(err.code(), Some(431), "{err}");
+        assert!(err.to_string().contains("hypervisor Simulator cannot"), "{err}");
+        // Simulated hosts run nothing: a data disk attaches to a running VM as a record.
+        let admin = cloud.admin().await;
+        let offering = admin
+            .call(
+                "createDiskOffering",
+                &[("name", &format!("d{}", &new_uuid()[..6])), ("displaytext", "data"), ("disksize", "1")],
+            )
+            .await
+            .expect("createDiskOffering");
+        let volume = t
+            .user
+            .call("createVolume", &[("name", "data"), ("zoneid", &t.zone), ("diskofferingid", &id(&offering))])
+            .await
+            .expect("createVolume");
+        t.user.call("attachVolume", &[("id", &id(&volume)), ("virtualmachineid", &vm_id)]).await.expect("attach");
+        t.user.call("detachVolume", &[("id", &id(&volume))]).await.expect("detach");
+        t.user.call("deleteVolume", &[("id", &id(&volume))]).await.expect("deleteVolume");
+        t.user.call("destroyVirtualMachine", &[("id", &vm_id), ("expunge", "true")]).await.expect("destroy");
+    });
+}
+
+// ---------------------------------------------------------------- no names decide behaviour
+
+/// Driver names, hypervisor types, isolation methods and storage schemes of the in-tree
+/// drivers (and of the URL forms they take): none of them may decide what the orchestrator
+/// does. A string literal equal to one (or opening a URL with one) in the orchestrator's
+/// source must be in `ALLOWED`, with the reason it is not a driver choice.
+const NAMES: &[&str] =
+    &["kvm", "qemu", "simulator", "test", "lxc", "vlan", "flat", "vxlan", "gre", "nfs", "local", "file"];
+
+/// (file, literal, why it is not a choice of driver).
+const ALLOWED: &[(&str, &str, &str)] = &[
+    ("drivers.rs", "Flat", "the one named default: the method of physical networks created without one"),
+    ("infra.rs", "kvm", "QEMU's accelerator, a value of a cluster's accel setting"),
+    ("locators.rs", "nfs", "the protocol of a locator the drivers return: a data format"),
+    ("locators.rs", "nfs://", "a locator's place as pool URLs and images grants name it: a data format"),
+    ("locators.rs", "file://", "a locator's place as pool URLs and images grants name it: a data format"),
+    ("locators.rs", "file://{}", "a locator's place as images grants name it: a data format"),
+    ("storage.rs", "nfs", "the URL form checked before the driver serving the scheme sees it: a data format"),
+    ("storage.rs", "file", "the URL form checked before the driver serving the scheme sees it: a data format"),
+    ("storage.rs", "nfs://server/path", "the URL form shown in errors"),
+    ("storage.rs", "file:///path", "the URL form shown in errors"),
+    ("networks.rs", "vlan", "CloudStack's wire names: the response object of createVlanIpRange, a column"),
+    ("networks.rs", "Vlan", "CloudStack's broadcastdomaintype of a network with a VLAN"),
+    ("networks.rs", "vlan://", "CloudStack's broadcast URI of a VLAN, as clients give it"),
+    ("networks.rs", "vlan://{v}", "CloudStack's broadcast URI of a VLAN, as clients read it"),
+    ("instances.rs", "vlan://{v}", "CloudStack's broadcast URI of a NIC's VLAN, as clients read it"),
+    ("offerings.rs", "local", "CloudStack's storagetype of disk offerings (local or shared), not a driver"),
+];
+
+/// The string literals of Rust source, with their line numbers, outside `#[cfg(test)]`
+/// modules and comments. JSON keys (a literal followed by `:`) are wire names and left out.
+fn literals(source: &str) -> Vec<(usize, String)> {
+    let source = source.split("\n#[cfg(test)]").next().unwrap_or(source);
+    let bytes: Vec<char> = source.chars().collect();
+    let (mut out, mut i, mut line) = (Vec::new(), 0, 1);
+    while i < bytes.len() {
+        match bytes[i] {
+            '\n' => line += 1,
+            '/' if bytes.get(i + 1) == Some(&'/') => {
+                while i < bytes.len() && bytes[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            // A char literal ('"', '\'', 'x'); lifetimes ('a) have no closing quote nearby.
+            '\'' if bytes.get(i + 2) == Some(&'\'') => i += 2,
+            '\'' if bytes.get(i + 1) == Some(&'\\') && bytes.get(i + 3) == Some(&'\'') => i += 3,
+            '"' => {
+                let (start, mut text) = (line, String::new());
+                i += 1;
+                while i < bytes.len() && bytes[i] != '"' {
+                    if bytes[i] == '\\' {
+                        i += 1;
+                    }
+                    if bytes[i] == '\n' {
+                        line += 1;
+                    }
+                    text.push(bytes[i]);
+                    i += 1;
+                }
+                let next = bytes[i + 1..].iter().find(|c| !c.is_whitespace());
+                let key = next == Some(&':') && bytes.get(i + 2) != Some(&':');
+                if !key {
+                    out.push((start, text));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether a literal names one of `NAMES`: equal to it, or a URL or scheme opening with it.
+fn names_one(literal: &str) -> bool {
+    let l = literal.to_ascii_lowercase();
+    NAMES
+        .iter()
+        .any(|n| l == *n || l.strip_prefix(n).is_some_and(|rest| rest.starts_with(':') || rest.starts_with('+')))
+}
+
+#[test]
+fn no_driver_or_hypervisor_name_decides_in_the_orchestrator() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/orchestrate");
+    let mut found = Vec::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("the orchestrator's sources") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        files += 1;
+        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_owned();
+        let source = std::fs::read_to_string(&path).expect("a source file");
+        for (line, literal) in literals(&source) {
+            let allowed = ALLOWED.iter().any(|(f, l, _)| *f == file && *l == literal);
+            if names_one(&literal) && !allowed {
+                found.push(format!("{file}:{line}: \"{literal}\""));
+            }
+        }
+    }
+    assert!(files > 10, "no sources under {}", dir.display());
+    assert!(
+        found.is_empty(),
+        "driver or hypervisor names decide behaviour in the orchestrator; choose by the drivers' \
+         declared facts (orchestrate/drivers.rs), or add a reason to ALLOWED:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_name_scan_sees_what_it_should() {
+    let source = "fn f() {\n    if h == \"KVM\" { x(\"qemu+ssh://h\") }\n    // \"kvm\" in a comment\n    \
+                  json!({ \"vlan\": 1, \"k\": 'x' });\n    let c = '\"';\n    y(\"nfs\")\n}\n\
+                  #[cfg(test)]\nmod tests { \"flat\" }\n";
+    let hits: Vec<(usize, String)> = literals(source).into_iter().filter(|(_, l)| names_one(l)).collect();
+    assert_eq!(hits, vec![(2, "KVM".to_owned()), (2, "qemu+ssh://h".to_owned()), (6, "nfs".to_owned())]);
+    assert!(names_one("vlan://100") && names_one("Simulator") && !names_one("kvmnetworklabel"), "prefixes");
+}

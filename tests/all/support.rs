@@ -88,7 +88,7 @@ impl DemoCloud {
         let data = tempfile::tempdir().expect("scratch data folder");
         let plugins = data.path().join("plugins");
         std::fs::create_dir(&plugins).expect("plugin folder");
-        for driver in ["kvm.wasm", "local.wasm"] {
+        for driver in ["kvm.wasm", "local.wasm", "vlan.wasm"] {
             install_file(&wasm(driver), &plugins.join(driver));
         }
         let dir = wasmstack::demo::DemoDir::prepare(data.path()).expect("the demo's folders and grants");

@@ -73,7 +73,7 @@ DRIVER_GRANTS = GRANTS_ONLY + LOOPBACK_DOWNLOADS
 
 
 def install_drivers(data_dir: Path):
-    """Puts the built KVM driver and its grants into a data folder (once)."""
+    """Puts the built drivers (KVM, NFS, VLAN, Flat) and their grants into a data folder (once)."""
     plugins = data_dir / "plugins"
     if (plugins / "kvm.wasm").exists():
         return
@@ -82,9 +82,12 @@ def install_drivers(data_dir: Path):
         raise RuntimeError("no KVM driver at {} (run scripts/build.sh)".format(wasm))
     plugins.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(wasm, plugins / "kvm.wasm")
-    nfs = wasm.parent / "nfs.wasm"
-    if nfs.is_file():
-        shutil.copyfile(nfs, plugins / "nfs.wasm")
+    # NFS storage, and the network drivers serving the VLAN and Flat isolation methods
+    # (physical networks take only methods a loaded driver serves).
+    for name in ("nfs", "vlan", "flat"):
+        other = wasm.parent / (name + ".wasm")
+        if other.is_file():
+            shutil.copyfile(other, plugins / (name + ".wasm"))
     (data_dir / "wasmstack.toml").write_text(DRIVER_GRANTS)
 
 

@@ -60,7 +60,7 @@ def admin_client(endpoint):
 
 def test_demo_cloud_deploys_at_once(tmp_path):
     data = tmp_path / "data"
-    drivers_into(data, ["kvm", "local"])
+    drivers_into(data, ["kvm", "local", "vlan"])
     demo = DemoServer(data)
     try:
         started = time.monotonic()
@@ -108,11 +108,12 @@ def test_demo_cloud_deploys_at_once(tmp_path):
         assert [z["id"] for z in cs.listZones()["zone"]] == [zone["id"]]
         assert [t["id"] for t in cs.listTemplates(templatefilter="all")["template"]] == [template["id"]]
 
-        # A Local image store takes only a folder; other providers are named in the refusal.
+        # A Local image store takes only a folder; the providers the loaded drivers serve
+        # (here only the local driver's) are named in the refusal.
         for provider, url, text in [
-            ("Local", "nfs://127.0.0.1/export/x", "a Local store needs file:///path"),
-            ("NFS", "file:///tmp/x", "an NFS store needs nfs://server/path"),
-            ("S3", "file:///tmp/x", "Image store provider S3 is not supported; use NFS or Local"),
+            ("Local", "nfs://127.0.0.1/export/x", "Local stores need file:///path"),
+            ("NFS", "file:///tmp/x", "Image store provider NFS is not supported; the loaded storage drivers serve Local"),
+            ("S3", "file:///tmp/x", "Image store provider S3 is not supported; the loaded storage drivers serve Local"),
         ]:
             with pytest.raises(CloudStackApiException) as e:
                 cs.addImageStore(provider=provider, name="x", url=url, zoneid=zone["id"])

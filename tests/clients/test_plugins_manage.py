@@ -33,6 +33,8 @@ def srv(tmp_path_factory):
     """A private server (its plugin folder changes) whose upload parameters last UPLOAD_SECS."""
     server = Server("sqlite", tmp_path_factory.mktemp("plugins-manage"))
     install_drivers(server.data_dir)
+    # The upload tests bring the flat driver themselves.
+    (server.data_dir / "plugins" / "flat.wasm").unlink(missing_ok=True)
     # No folder watcher: a driver appears only when the server is told (upload, reloadPlugins),
     # so the reload test sees reloadPlugins' own work.
     (server.data_dir / "wasmstack.toml").write_text(OPERATOR_NOTE + "[plugin-host]\nwatch-ms = 0\n\n" + DRIVER_GRANTS)

@@ -116,6 +116,10 @@ pub enum Request {
     },
     AddHost(NewHostRequest),
     ListHosts(InfraQuery),
+    /// The hypervisor types the loaded drivers serve.
+    ListHypervisors {
+        zone_id: Option<String>,
+    },
     UpdateHost(InfraUpdate),
     DeleteHost {
         id: String,

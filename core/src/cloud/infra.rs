@@ -76,6 +76,7 @@ pub struct HostRow {
     pub cluster_name: String,
     pub hypervisor: String,
     pub driver: String,
+    pub driver_version: String,
     pub url: String,
     pub libvirt_uri: String,
     pub ip_address: String,
@@ -107,7 +108,7 @@ const CLUSTER_SELECT: &str = "SELECT c.id, c.uuid, c.name, c.pod_id, p.uuid AS p
 
 const HOST_SELECT: &str = "SELECT h.id, h.uuid, h.name, h.zone_id, z.uuid AS zone_uuid, z.name AS zone_name, \
      h.pod_id, p.uuid AS pod_uuid, p.name AS pod_name, h.cluster_id, c.uuid AS cluster_uuid, c.name AS cluster_name, \
-     h.hypervisor, h.driver, h.url, h.libvirt_uri, h.ip_address, h.state, h.resource_state, h.cpus, h.cpu_mhz, \
+     h.hypervisor, h.driver, h.driver_version, h.url, h.libvirt_uri, h.ip_address, h.state, h.resource_state, h.cpus, h.cpu_mhz, \
      h.cpu_model, h.memory_bytes, h.hypervisor_version, h.hardware_accel, h.host_tags, h.last_pinged, h.created \
      FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN pods p ON p.id = h.pod_id JOIN clusters c ON c.id = h.cluster_id \
      WHERE h.removed IS NULL";
@@ -374,6 +375,7 @@ pub struct NewHost {
     pub cluster_id: i64,
     pub hypervisor: String,
     pub driver: String,
+    pub driver_version: String,
     pub url: String,
     pub libvirt_uri: String,
     pub ip_address: String,
@@ -392,8 +394,8 @@ pub async fn create_host(db: &Db, h: NewHost) -> Result<String, DbError> {
     sqlx::query(
         "INSERT INTO hosts (uuid, name, zone_id, pod_id, cluster_id, hypervisor, driver, url, libvirt_uri, ip_address, \
          state, resource_state, cpus, cpu_mhz, cpu_model, memory_bytes, hypervisor_version, hardware_accel, host_tags, \
-         last_pinged, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'Up', 'Enabled', $11, $12, $13, $14, \
-         $15, $16, $17, $18, $18)",
+         last_pinged, created, driver_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'Up', 'Enabled', $11, \
+         $12, $13, $14, $15, $16, $17, $18, $18, $19)",
     )
     .bind(&uuid)
     .bind(h.name)
@@ -413,6 +415,7 @@ pub async fn create_host(db: &Db, h: NewHost) -> Result<String, DbError> {
     .bind(h.hardware_accel as i64)
     .bind(h.host_tags)
     .bind(now)
+    .bind(h.driver_version)
     .execute(db.pool())
     .await?;
     Ok(uuid)

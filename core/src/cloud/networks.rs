@@ -383,6 +383,10 @@ pub struct NetworkRow {
     pub dhcp_server: Option<String>,
     pub state: String,
     pub created: i64,
+    /// The network driver chosen when the network was created; empty for networks from
+    /// before drivers were recorded (the driver serving the isolation method serves them).
+    pub driver: String,
+    pub driver_version: String,
 }
 
 impl NetworkRow {
@@ -427,7 +431,7 @@ const NETWORK_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.display_text, n.zon
      o.availability AS offering_availability, o.conserve_mode AS offering_conserve_mode, o.specify_ip_ranges, \
      n.account_id, a.name AS account_name, a.account_type, n.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, \
      d.path AS domain_path, n.guest_type, n.acl_type, n.cidr_address, n.cidr_prefix, n.gateway, n.vlan, n.dns1, \
-     n.dns2, n.network_domain, n.dhcp_server, n.state, n.created \
+     n.dns2, n.network_domain, n.dhcp_server, n.state, n.created, n.driver, n.driver_version \
      FROM networks n JOIN zones z ON z.id = n.zone_id JOIN physical_networks p ON p.id = n.physical_network_id \
      JOIN network_offerings o ON o.id = n.network_offering_id JOIN accounts a ON a.id = n.account_id \
      JOIN domains d ON d.id = n.domain_id WHERE n.removed IS NULL";
@@ -525,6 +529,8 @@ pub struct NewNetwork {
     pub dns2: Option<String>,
     pub network_domain: Option<String>,
     pub state: String,
+    /// The network driver serving it: (name, version).
+    pub driver: (String, String),
     /// A first address range: (start, end, gateway, netmask, pod).
     pub range: Option<NewRange>,
 }
@@ -587,8 +593,8 @@ pub async fn create_network(db: &Db, n: NewNetwork) -> Result<String, NetworkErr
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO networks (uuid, name, display_text, zone_id, physical_network_id, network_offering_id, \
          account_id, domain_id, guest_type, acl_type, cidr_address, cidr_prefix, gateway, vlan, dns1, dns2, \
-         network_domain, state, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19) RETURNING id",
+         network_domain, state, created, driver, driver_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id",
     )
     .bind(&uuid)
     .bind(n.name)
@@ -609,6 +615,8 @@ pub async fn create_network(db: &Db, n: NewNetwork) -> Result<String, NetworkErr
     .bind(n.network_domain)
     .bind(n.state)
     .bind(now_ms())
+    .bind(n.driver.0)
+    .bind(n.driver.1)
     .fetch_one(&mut *tx)
     .await?;
     if let Some(r) = n.range {

@@ -23,6 +23,7 @@ pub struct PoolRow {
     pub scope: String,
     pub url: String,
     pub driver: String,
+    pub driver_version: String,
     pub pool_type: String,
     pub address: String,
     pub path: String,
@@ -56,7 +57,7 @@ pub struct StoreRow {
 
 const POOL_SELECT: &str = "SELECT s.id, s.uuid, s.name, s.zone_id, z.uuid AS zone_uuid, z.name AS zone_name, \
      s.pod_id, p.uuid AS pod_uuid, p.name AS pod_name, s.cluster_id, c.uuid AS cluster_uuid, c.name AS cluster_name, \
-     s.host_id, s.scope, s.url, s.driver, s.pool_type, s.address, s.path, s.hypervisor, s.state, s.capacity_bytes, \
+     s.host_id, s.scope, s.url, s.driver, s.driver_version, s.pool_type, s.address, s.path, s.hypervisor, s.state, s.capacity_bytes, \
      s.used_bytes, s.allocated_bytes, s.tags, s.created FROM storage_pools s JOIN zones z ON z.id = s.zone_id \
      LEFT JOIN pods p ON p.id = s.pod_id LEFT JOIN clusters c ON c.id = s.cluster_id WHERE s.removed IS NULL";
 
@@ -145,6 +146,7 @@ pub struct NewPool {
     pub scope: String,
     pub url: String,
     pub driver: String,
+    pub driver_version: String,
     pub pool_type: String,
     pub address: String,
     pub path: String,
@@ -171,8 +173,8 @@ pub async fn create_pool(db: &Db, p: NewPool) -> Result<String, DbError> {
     let uuid = new_uuid();
     sqlx::query(
         "INSERT INTO storage_pools (uuid, name, zone_id, pod_id, cluster_id, host_id, scope, url, driver, pool_type, \
-         address, path, hypervisor, state, capacity_bytes, used_bytes, allocated_bytes, tags, created) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'Up', $14, $15, 0, $16, $17)",
+         address, path, hypervisor, state, capacity_bytes, used_bytes, allocated_bytes, tags, created, driver_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'Up', $14, $15, 0, $16, $17, $18)",
     )
     .bind(&uuid)
     .bind(p.name)
@@ -191,6 +193,7 @@ pub async fn create_pool(db: &Db, p: NewPool) -> Result<String, DbError> {
     .bind(p.used_bytes)
     .bind(p.tags)
     .bind(now_ms())
+    .bind(p.driver_version)
     .execute(db.pool())
     .await?;
     Ok(uuid)

@@ -179,6 +179,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_instance_iso", include_str!("migrations/0010_instance_iso.sql")),
     ("0011_instance_listing", include_str!("migrations/0011_instance_listing.sql")),
     ("0012_login_attempts", include_str!("migrations/0012_login_attempts.sql")),
+    ("0013_driver_versions", include_str!("migrations/0013_driver_versions.sql")),
 ];
 
 impl Db {

@@ -151,6 +151,7 @@ impl Orchestrator {
         let (Some(driver), Some(uri)) = (vm.host_driver.clone(), vm.host_uri.clone()) else {
             return Err(ApiError::invalid_param(format!("VM {} has no host", vm.name)));
         };
+        Self::require(self.features_of_vm(&vm)?.vnc_console, &vm.hypervisor, "show a VM's console")?;
         let hv = self.hypervisor_for(&driver)?;
         let uuid = vm.uuid.clone();
         let endpoint =

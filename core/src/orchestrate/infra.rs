@@ -11,6 +11,7 @@ use crate::auth::Caller;
 use crate::cloud::infra::{self, ClusterRow, HostRow, InfraFilter, PodRow, ZoneRow};
 use crate::cloud::storage::{self, StorageFilter};
 use crate::db::format_time;
+use crate::plugins::Accel;
 
 use super::{Orchestrator, capacity, list, no_such, object, views};
 
@@ -22,6 +23,15 @@ pub(crate) fn one_of(param: &str, value: &str, allowed: &[&'static str]) -> Resu
             allowed.join(", ")
         ))
     })
+}
+
+/// How a cluster's guests run (`accel`): QEMU's accelerators, a setting of the cluster
+/// (not a hypervisor type or driver).
+const ACCELS: [(&str, Accel); 3] = [("auto", Accel::Auto), ("kvm", Accel::Kvm), ("tcg", Accel::Tcg)];
+
+/// The accelerator a cluster's `accel` names.
+pub(super) fn accel(value: &str) -> Accel {
+    ACCELS.iter().find(|(name, _)| name.eq_ignore_ascii_case(value)).map_or(Accel::Auto, |(_, a)| *a)
 }
 
 fn ip(param: &str, value: &str) -> Result<IpAddr, ApiError> {
@@ -100,36 +110,6 @@ fn check_pod_range(
         }
     }
     Ok(())
-}
-
-/// How a host URL becomes a libvirt URI, and the address shown for the host.
-fn host_uri(hypervisor: &str, url: &str) -> Result<(String, String), ApiError> {
-    let host_part = |u: &str| -> String {
-        let rest = u.split_once("://").map_or(u, |(_, r)| r);
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        let host = host.rsplit('@').next().unwrap_or(host);
-        host.split(':').next().unwrap_or("").to_owned()
-    };
-    match hypervisor {
-        "Simulator" => {
-            let uri = if url.starts_with("test:") { url.to_owned() } else { "test:///default".to_owned() };
-            Ok((uri, "127.0.0.1".into()))
-        }
-        _ => {
-            if url.starts_with("qemu") {
-                let h = host_part(url);
-                return Ok((url.to_owned(), if h.is_empty() { "127.0.0.1".into() } else { h }));
-            }
-            // CloudStack's KVM hosts are given as http://address; libvirt reaches them over SSH.
-            let h = host_part(url);
-            if h.is_empty() {
-                return Err(ApiError::invalid_param(format!(
-                    "Invalid value of parameter url: {url}; give a libvirt URI (qemu:///system, qemu+ssh://host/system) or http://host"
-                )));
-            }
-            Ok((format!("qemu+ssh://{h}/system"), h))
-        }
-    }
 }
 
 impl Orchestrator {
@@ -393,9 +373,10 @@ impl Orchestrator {
         allocation: Option<&str>,
         accel: Option<&str>,
     ) -> Result<ClusterRow, ApiError> {
-        let hypervisor = one_of("hypervisor", hypervisor, &["KVM", "Simulator"])?;
+        let (_, served) = self.hypervisor_serving("hypervisor", hypervisor)?;
+        let hypervisor = served.name.as_str();
         let cluster_type = one_of("clustertype", cluster_type, &["CloudManaged", "ExternalManaged"])?;
-        let accel = one_of("accel", accel.unwrap_or("auto"), &["auto", "kvm", "tcg"])?;
+        let accel = one_of("accel", accel.unwrap_or(ACCELS[0].0), &ACCELS.map(|(name, _)| name))?;
         if name.trim().is_empty() {
             return Err(ApiError::invalid_param("The cluster name cannot be empty"));
         }
@@ -482,7 +463,8 @@ impl Orchestrator {
 
     pub(super) async fn add_host(&self, caller: &Caller, h: NewHostRequest) -> Result<Reply, ApiError> {
         let pod = self.pod_in_zone(&h.pod_id, &h.zone_id).await?;
-        let hypervisor = one_of("hypervisor", &h.hypervisor, &["KVM", "Simulator"])?;
+        let (plugin, served) = self.hypervisor_serving("hypervisor", &h.hypervisor)?;
+        let hypervisor = served.name.as_str();
         let cluster = match (&h.cluster_id, &h.cluster_name) {
             (Some(id), _) => infra::cluster(&self.db, id).await?.ok_or_else(|| no_such("cluster", id))?,
             (None, Some(name)) => {
@@ -506,34 +488,42 @@ impl Orchestrator {
                 cluster.name, pod.name
             )));
         }
-        if cluster.hypervisor != hypervisor {
+        if !cluster.hypervisor.eq_ignore_ascii_case(hypervisor) {
             return Err(ApiError::invalid_param(format!(
                 "Cluster {} runs {}, not {hypervisor}",
                 cluster.name, cluster.hypervisor
             )));
         }
-        let (uri, address) = host_uri(hypervisor, &h.url)?;
-        let driver_name = "kvm";
+        let driver_name = plugin.info.name.clone();
+        let driver = self.plugins.hypervisor(&driver_name).map_err(|e| ApiError::unavailable(e.to_string()))?;
+        // The driver turns the operator's URL into the one it is called with (pure: the
+        // host is reached only by probe_host below).
+        let (d, ty, url) = (driver.clone(), hypervisor.to_owned(), h.url.clone());
+        let what = format!("Invalid value of parameter url: {}", h.url);
+        let target = super::instances::blocking(what, move || d.connect_host(&ty, &url)).await?;
         // The driver's settings travel in the URI's query string (see wit/plugin.wit).
-        let schema = self.plugins.get(driver_name).map(|p| p.info.config_schema.clone()).unwrap_or_default();
-        let uri = crate::plugins::settings::apply(driver_name, &schema, &uri, &h.details)
+        let uri = crate::plugins::settings::apply(&driver_name, &plugin.info.config_schema, &target.url, &h.details)
             .map_err(|e| ApiError::invalid_param(e.to_string()))?;
-        if hypervisor == "KVM" {
+        // Several simulated hosts may share one URL; real ones are one host each.
+        if !served.features.simulated {
             let (all, _) = infra::list_hosts(&self.db, &InfraFilter::default(), None, None).await?;
             if let Some(other) = all.iter().find(|o| o.libvirt_uri == uri) {
                 return Err(ApiError::invalid_param(format!("Host {} already has the URL {uri}", other.name)));
             }
         }
-        let driver = self.plugins.hypervisor(driver_name).map_err(|e| ApiError::unavailable(e.to_string()))?;
         let probe_uri = uri.clone();
         let facts = tokio::task::spawn_blocking(move || driver.probe_host(&probe_uri))
             .await
             .map_err(|e| ApiError::internal(format!("probing the host crashed: {e}")))?
             .map_err(|e| ApiError::unavailable(format!("Cannot add host {uri}: {e}")))?;
-        let name = match hypervisor {
-            "Simulator" => format!("sim-{}-{}", cluster.name, &crate::db::new_uuid()[..8]),
-            _ if address == "127.0.0.1" => local_hostname(),
-            _ => address.clone(),
+        let address = target.address;
+        let name = if served.features.simulated {
+            // Simulated hosts share their URL and address: a suffix tells them apart.
+            format!("sim-{}-{}", cluster.name, &crate::db::new_uuid()[..8])
+        } else if address == "127.0.0.1" {
+            local_hostname()
+        } else {
+            address.clone()
         };
         let new = infra::NewHost {
             name,
@@ -541,7 +531,8 @@ impl Orchestrator {
             pod_id: pod.id,
             cluster_id: cluster.id,
             hypervisor: hypervisor.into(),
-            driver: driver_name.into(),
+            driver: driver_name,
+            driver_version: plugin.info.version.clone(),
             url: h.url,
             libvirt_uri: uri,
             ip_address: address,
@@ -557,7 +548,34 @@ impl Orchestrator {
         let host = infra::host(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new host is gone"))?;
         self.audit(caller, "HOST.CREATE", ("Host", &host.uuid, &host.name), format!("Host {} added", host.name))
             .await?;
-        Ok(Reply::List { object: "host".into(), count: 1, items: vec![host_view(&host)] })
+        Ok(Reply::List { object: "host".into(), count: 1, items: vec![self.host_view(&host)] })
+    }
+
+    /// A host as the API shows it, in Alert when its driver cannot serve it now.
+    pub(super) fn host_view(&self, h: &HostRow) -> serde_json::Map<String, serde_json::Value> {
+        host_view(h, self.host_problem(h))
+    }
+
+    /// listHypervisors: the hypervisor types the loaded drivers serve, with the driver
+    /// serving each and what its hosts can do.
+    pub(super) async fn list_hypervisors(&self, zone_id: Option<&str>) -> Result<Reply, ApiError> {
+        if let Some(z) = zone_id {
+            infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?;
+        }
+        let items: Vec<_> = self
+            .plugins
+            .hypervisor_types()
+            .into_iter()
+            .map(|(p, t)| {
+                views::object(json!({
+                    "name": t.name,
+                    "driver": p.info.name,
+                    "driverversion": p.info.version,
+                    "features": t.features.names(),
+                }))
+            })
+            .collect();
+        Ok(list("hypervisor", items.len() as i64, items))
     }
 
     pub(super) async fn list_hosts(&self, q: InfraQuery) -> Result<Reply, ApiError> {
@@ -576,7 +594,7 @@ impl Orchestrator {
         };
         let (rows, total) = infra::list_hosts(&self.db, &f, q.state.as_deref(), q.page).await?;
         let loads = self.host_loads(&rows).await?;
-        Ok(list("host", total, rows.iter().map(|h| capacity::with_load(host_view(h), loads.get(&h.id))).collect()))
+        Ok(list("host", total, rows.iter().map(|h| capacity::with_load(self.host_view(h), loads.get(&h.id))).collect()))
     }
 
     pub(super) async fn update_host(&self, caller: &Caller, u: InfraUpdate) -> Result<Reply, ApiError> {
@@ -596,7 +614,7 @@ impl Orchestrator {
         self.audit(caller, "HOST.UPDATE", ("Host", &host.uuid, &host.name), format!("Host {} updated", host.name))
             .await?;
         let loads = self.host_loads(std::slice::from_ref(&host)).await?;
-        Ok(object("host", capacity::with_load(host_view(&host), loads.get(&host.id))))
+        Ok(object("host", capacity::with_load(self.host_view(&host), loads.get(&host.id))))
     }
 
     pub(super) async fn delete_host(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
@@ -687,12 +705,15 @@ fn cluster_view(c: &ClusterRow) -> serde_json::Map<String, serde_json::Value> {
     }))
 }
 
-pub(super) fn host_view(h: &HostRow) -> serde_json::Map<String, serde_json::Value> {
+fn host_view(h: &HostRow, problem: Option<String>) -> serde_json::Map<String, serde_json::Value> {
     views::object(json!({
         "id": h.uuid,
         "name": h.name,
         "type": "Routing",
-        "state": h.state,
+        // A host whose driver is gone (or no longer serves its type) cannot be used: it
+        // shows as CloudStack shows a host it cannot manage, with the reason.
+        "state": if problem.is_some() { "Alert" } else { h.state.as_str() },
+        "details": problem.map(|p| json!({ "reason": p })),
         "resourcestate": h.resource_state,
         "ipaddress": h.ip_address,
         "hypervisor": h.hypervisor,
@@ -717,5 +738,6 @@ pub(super) fn host_view(h: &HostRow) -> serde_json::Map<String, serde_json::Valu
         "arch": h.cpu_model,
         "hardwareaccel": h.hardware_accel != 0,
         "driver": h.driver,
+        "driverversion": h.driver_version,
     }))
 }

@@ -20,11 +20,9 @@ use crate::cloud::storage as pools;
 use crate::cloud::templates::{self, TemplateRow};
 use crate::cloud::volumes::{self, VolumeFilter};
 use crate::jobs::JobSpec;
-use crate::plugins::{
-    Accel, Attachment, ConsoleSpec, Disk, DiskBus, DiskDevice, Nic, NicModel, NicSpec, SwitchKind, VmPower, VmSpec,
-};
+use crate::plugins::{Disk, DiskBus, DiskDevice, Nic, NicModel, NicSpec, SwitchKind, VmPower, VmSpec};
 
-use super::instances::{blocking, serial_log};
+use super::instances::{blocking, console_spec, simulated_attachment};
 use super::networks::spec_with_dhcp;
 use super::{Orchestrator, list, no_such, not_yours};
 
@@ -34,12 +32,6 @@ const ISO_TARGET: &str = "sda";
 
 /// How long a guest may take to shut down before a cold migration powers it off.
 const MIGRATE_STOP_TIMEOUT_MS: u32 = 10_000;
-
-/// Whether the hypervisor plugs devices into a running domain. libvirt's test driver
-/// (the Simulator) cannot: there the persistent definition is rewritten instead.
-fn hot_plugs(i: &InstanceRow) -> bool {
-    i.hypervisor == "KVM"
-}
 
 impl Orchestrator {
     async fn change_job(
@@ -64,7 +56,7 @@ impl Orchestrator {
     /// The whole definition of a VM's domain on `host`, from what the database records:
     /// NICs (prepared on that host), root disk, data disks, the ISO if one is in.
     async fn domain_spec(&self, i: &InstanceRow, host: &HostRow) -> Result<VmSpec, ApiError> {
-        let kvm = host.hypervisor == "KVM";
+        let features = self.features_of(host)?;
         let cluster = infra::cluster(&self.db, &host.cluster_uuid)
             .await?
             .ok_or_else(|| no_such("cluster", &host.cluster_uuid))?;
@@ -77,7 +69,7 @@ impl Orchestrator {
                 .await?
                 .ok_or_else(|| no_such("network", &nic.network_uuid))?;
             let spec = spec_with_dhcp(&self.db, &n).await?;
-            let attachment = if kvm {
+            let attachment = if !features.simulated {
                 let driver = self.network_driver(&n)?;
                 let ns = NicSpec {
                     id: nic.uuid.clone(),
@@ -89,12 +81,8 @@ impl Orchestrator {
                 let what = format!("Preparing NIC {} of VM {} on host {}", nic.mac, i.name, host.name);
                 blocking(what, move || driver.prepare_nic(&h, &spec, &ns)).await?
             } else {
-                // As a deploy does: the test driver plugs nothing in.
-                Attachment {
-                    bridge: spec.physical.clone(),
-                    openvswitch: n.isolation_method.eq_ignore_ascii_case("VLAN"),
-                    vlan: spec.vlan,
-                }
+                // As a deploy does: a simulated host plugs nothing in.
+                simulated_attachment(&spec)
             };
             nics.push(Nic {
                 mac: nic.mac.clone(),
@@ -132,23 +120,32 @@ impl Orchestrator {
             name: i.instance_name.clone(),
             vcpus: i.cpus as u32,
             memory_mib: i.memory_mb as u64,
-            accel: match cluster.accel.as_str() {
-                "kvm" => Accel::Kvm,
-                "tcg" => Accel::Tcg,
-                _ => Accel::Auto,
-            },
+            accel: super::infra::accel(&cluster.accel),
             disks,
             nics,
-            console: ConsoleSpec {
-                serial_log: kvm.then(|| serial_log(i)),
-                vnc_listen: kvm.then(|| host.ip_address.clone()),
-            },
+            console: console_spec(&features, i, host),
         })
     }
 
     /// Defines (or replaces) a VM's domain on `host` from the database.
     async fn define_on(&self, i: &InstanceRow, host: &HostRow) -> Result<(), ApiError> {
-        let spec = self.domain_spec(i, host).await?;
+        self.define_without(i, host, None).await
+    }
+
+    /// Defines a VM's domain again on its host from the database, without the disk at
+    /// guest device `without` (one being detached): how a hypervisor type that cannot
+    /// hot-plug disks changes a stopped VM's disks.
+    pub(super) async fn redefine(&self, i: &InstanceRow, without: Option<&str>) -> Result<(), ApiError> {
+        let now = instances::instance(&self.db, &i.uuid).await?.ok_or_else(|| no_such("virtual machine", &i.uuid))?;
+        let host = self.host_of(&now).await?;
+        self.define_without(&now, &host, without).await
+    }
+
+    async fn define_without(&self, i: &InstanceRow, host: &HostRow, without: Option<&str>) -> Result<(), ApiError> {
+        let mut spec = self.domain_spec(i, host).await?;
+        if let Some(target) = without {
+            spec.disks.retain(|d| d.target != target);
+        }
         let hv = self.hypervisor_for(&host.driver)?;
         let uri = host.libvirt_uri.clone();
         let what = format!("Defining VM {} on host {}", i.name, host.name);
@@ -373,7 +370,8 @@ impl Orchestrator {
 
     /// Releases what preparing a VM's NICs made on a host it left; failures are only logged.
     async fn release_nics_on(&self, i: &InstanceRow, host: &HostRow) {
-        if host.hypervisor != "KVM" || host.libvirt_uri.is_empty() {
+        // Only a real host had NICs plugged in; a host whose driver is gone is left alone.
+        if host.libvirt_uri.is_empty() || self.features_of(host).is_ok_and(|f| f.simulated) {
             return;
         }
         let released = async {
@@ -409,7 +407,7 @@ impl Orchestrator {
         let mut items = Vec::new();
         for c in instances::cluster_hosts(&self.db, from.cluster_id, from.id).await? {
             let Some(h) = infra::host(&self.db, &c.uuid).await? else { continue };
-            let mut view = super::infra::host_view(&h);
+            let mut view = self.host_view(&h);
             view.insert("suitableformigration".into(), (i.state != VmState::Running || need.fits(&c)).into());
             view.insert("requiresStorageMotion".into(), false.into());
             items.push(view);
@@ -448,19 +446,17 @@ impl Orchestrator {
         })
     }
 
-    /// Puts the ISO change on the host: hot-plugged where the hypervisor can, else the
-    /// domain is defined again with (or without) the drive.
+    /// Puts the ISO change on the host: hot-plugged where the hypervisor type can hot-plug
+    /// disks, else the domain is defined again with (or without) the drive (a running
+    /// domain then sees it from its next start).
     async fn apply_iso(&self, i: &InstanceRow, disk: Option<Disk>) -> Result<(), ApiError> {
-        if hot_plugs(i) {
+        if self.features_of_vm(i)?.hot_plug_disks {
             match disk {
                 Some(d) => self.on_host(i, "Inserting the ISO into", move |h, u, id| h.attach_disk(u, id, &d)).await,
                 None => self.on_host(i, "Ejecting the ISO from", |h, u, id| h.detach_disk(u, id, ISO_TARGET)).await,
             }
         } else {
-            let now =
-                instances::instance(&self.db, &i.uuid).await?.ok_or_else(|| no_such("virtual machine", &i.uuid))?;
-            let host = self.host_of(&now).await?;
-            self.define_on(&now, &host).await
+            self.redefine(i, None).await
         }
     }
 
@@ -476,6 +472,9 @@ impl Orchestrator {
         let first = rows.first().ok_or_else(|| no_such("ISO", id))?;
         if first.is_public == 0 && !caller.can_reach(&first) {
             return Err(not_yours("ISO", id));
+        }
+        if i.host_driver.is_some() {
+            Self::require(self.features_of_vm(&i)?.boot_iso, &i.hypervisor, "boot from an ISO")?;
         }
         let t = self.zone_iso(id, i.zone_id).await?;
         if t.state != "Ready" {

@@ -37,10 +37,31 @@ impl From<AttachError> for ApiError {
     }
 }
 
-/// Whether the hypervisor takes part: libvirt's test driver (the Simulator) has no
-/// device hot-plug, so there the attachment is only recorded, as its NICs are.
-fn plugs_disks(i: &InstanceRow) -> bool {
-    i.hypervisor == "KVM"
+/// How a disk change reaches a VM's host, by what its hypervisor type can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DiskChange {
+    /// Simulated hosts run nothing: the change is only recorded, as their NICs are.
+    Record,
+    /// The driver plugs the disk in or out (live, or in a stopped VM's definition).
+    Plug,
+    /// A stopped VM of a type without disk hot-plug: its domain is defined again.
+    Redefine,
+}
+
+impl Orchestrator {
+    /// How a disk change reaches VM `i` now; 431 for a running VM whose hypervisor type
+    /// cannot hot-plug disks.
+    fn disk_change(&self, i: &InstanceRow) -> Result<DiskChange, ApiError> {
+        let features = self.features_of_vm(i)?;
+        Ok(if features.simulated {
+            DiskChange::Record
+        } else if features.hot_plug_disks {
+            DiskChange::Plug
+        } else {
+            Self::require(i.state != VmState::Running, &i.hypervisor, "hot-plug disks")?;
+            DiskChange::Redefine
+        })
+    }
 }
 
 impl Orchestrator {
@@ -156,16 +177,22 @@ impl Orchestrator {
             )));
         }
         self.check_reach(&v, &i).await?;
+        let change = self.disk_change(&i)?;
         let device = attachments::begin(&self.db, v.id, i.id, device).await?;
         let (me, who, vol) = (self.clone(), caller.clone(), v.clone());
         let work = async move {
             let plugged = async {
-                if plugs_disks(&i) {
-                    let mut disk_vol = vol.clone();
-                    disk_vol.device_id = Some(device);
-                    let disk = me.data_disk(&disk_vol).await?;
-                    let what = format!("Attaching volume {} to", vol.name);
-                    me.on_host(&i, &what, move |d, u, id| d.attach_disk(u, id, &disk)).await?;
+                match change {
+                    DiskChange::Record => {}
+                    DiskChange::Plug => {
+                        let mut disk_vol = vol.clone();
+                        disk_vol.device_id = Some(device);
+                        let disk = me.data_disk(&disk_vol).await?;
+                        let what = format!("Attaching volume {} to", vol.name);
+                        me.on_host(&i, &what, move |d, u, id| d.attach_disk(u, id, &disk)).await?;
+                    }
+                    // The volume is recorded as the VM's already, so the definition has it.
+                    DiskChange::Redefine => me.redefine(&i, None).await?,
                 }
                 Ok::<_, ApiError>(())
             }
@@ -224,6 +251,7 @@ impl Orchestrator {
         if i.state != VmState::Running && i.state != VmState::Stopped && i.state != VmState::Destroyed {
             return Err(Self::wrong_state(&i, "detach a volume from"));
         }
+        let change = self.disk_change(&i)?;
         if !volumes::transition(&self.db, v.id, "Ready", "Detaching").await? {
             return Err(ApiError::in_use(format!("Volume {} is busy; retry when it is Ready", v.name)));
         }
@@ -231,13 +259,18 @@ impl Orchestrator {
         let work = async move {
             // A Destroyed VM's domain is powered off but still defined: take the disk
             // out of its definition too, or a recovered VM would come back with it.
-            if plugs_disks(&i) {
-                let target = attachments::target(device);
-                let what = format!("Detaching volume {} from", vol.name);
-                if let Err(e) = me.on_host(&i, &what, move |d, u, id| d.detach_disk(u, id, &target)).await {
-                    attachments::finish(&me.db, vol.id, true).await?;
-                    return Err(e);
+            let target = attachments::target(device);
+            let unplugged = match change {
+                DiskChange::Record => Ok(()),
+                DiskChange::Plug => {
+                    let what = format!("Detaching volume {} from", vol.name);
+                    me.on_host(&i, &what, move |d, u, id| d.detach_disk(u, id, &target)).await
                 }
+                DiskChange::Redefine => me.redefine(&i, Some(&target)).await,
+            };
+            if let Err(e) = unplugged {
+                attachments::finish(&me.db, vol.id, true).await?;
+                return Err(e);
             }
             attachments::finish(&me.db, vol.id, false).await?;
             let text = format!("Volume {} detached from VM {}", vol.name, i.name);

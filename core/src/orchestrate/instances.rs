@@ -30,8 +30,8 @@ use crate::cloud::volumes::{self, NewVolume};
 use crate::db::{DbError, format_time, new_uuid};
 use crate::jobs::JobSpec;
 use crate::plugins::{
-    Accel, Attachment, ConsoleSpec, Disk, DiskBus, DiskDevice, HypervisorDriver, NetworkDriver, NetworkSpec, Nic,
-    NicModel, NicSpec, PluginError, SwitchKind, VmSpec,
+    Attachment, ConsoleSpec, Disk, DiskBus, DiskDevice, HypervisorDriver, HypervisorFeatures, NetworkDriver,
+    NetworkSpec, Nic, NicModel, NicSpec, PluginError, SwitchKind, VmSpec,
 };
 
 use super::networks::spec_with_dhcp;
@@ -78,6 +78,20 @@ fn check_hostname(name: &str) -> Result<(), ApiError> {
 /// showing an older guest's output.
 pub(super) fn serial_log(vm: &InstanceRow) -> String {
     format!("/var/log/libvirt/qemu/{}-{}.serial.log", vm.instance_name, vm.uuid)
+}
+
+/// The consoles a VM gets, as its hypervisor type offers them.
+pub(super) fn console_spec(features: &HypervisorFeatures, vm: &InstanceRow, host: &HostRow) -> ConsoleSpec {
+    ConsoleSpec {
+        serial_log: features.serial_log.then(|| serial_log(vm)),
+        vnc_listen: features.vnc_console.then(|| host.ip_address.clone()),
+    }
+}
+
+/// A NIC on a simulated host, where nothing is plugged in: described on the physical
+/// network's bridge, tagged when the network has a VLAN.
+pub(super) fn simulated_attachment(spec: &NetworkSpec) -> Attachment {
+    Attachment { bridge: spec.physical.clone(), openvswitch: spec.vlan.is_some(), vlan: spec.vlan }
 }
 
 /// What a deploy job made so far, to undo on failure.
@@ -385,7 +399,7 @@ impl Orchestrator {
     async fn make_nics(
         &self,
         b: &Build,
-        kvm: bool,
+        real: bool,
         made_nics: &mut Vec<(i64, NetworkSpec, NicSpec, Option<NetworkDriver>)>,
     ) -> Result<Vec<Nic>, ApiError> {
         let mut vm_nics = Vec::new();
@@ -423,7 +437,7 @@ impl Orchestrator {
                 }
             };
             made_nics.push((nic.id, spec.clone(), nic_spec.clone(), None));
-            let attachment = if kvm {
+            let attachment = if real {
                 let driver = self.network_driver(n)?;
                 let (d, h, s, c) = (driver.clone(), b.host.name.clone(), spec.clone(), nic_spec.clone());
                 let what = format!("Preparing NIC {} of VM {} on host {}", nic.mac, b.vm.name, b.host.name);
@@ -433,13 +447,9 @@ impl Orchestrator {
                 }
                 a
             } else {
-                // libvirt's test driver plugs nothing in: describe the NIC as the
-                // network driver would attach it.
-                Attachment {
-                    bridge: spec.physical.clone(),
-                    openvswitch: n.isolation_method.eq_ignore_ascii_case("VLAN"),
-                    vlan: spec.vlan,
-                }
+                // A simulated host plugs nothing in: describe the NIC on the physical
+                // network's bridge, tagged when the network has a VLAN.
+                simulated_attachment(&spec)
             };
             vm_nics.push(Nic {
                 mac: nic.mac.clone(),
@@ -458,14 +468,14 @@ impl Orchestrator {
     async fn make_disks(
         &self,
         b: &Build,
-        kvm: bool,
+        real: bool,
         made_volume: &mut Option<(PoolRow, String, Option<String>)>,
     ) -> Result<Vec<Disk>, ApiError> {
         let mut disks = Vec::new();
         match self.root_pool(b).await? {
             Some(pool) => disks.push(self.make_root_disk(b, &pool, made_volume).await?),
-            // A Simulator domain needs no disk; a KVM guest does.
-            None if kvm || b.storage_tags.is_some() => {
+            // A simulated domain needs no disk; a real guest does.
+            None if real || b.storage_tags.is_some() => {
                 return Err(ApiError::insufficient_capacity(format!(
                     "Zone {} has no Up primary storage pool{} with room for a root disk of {} bytes",
                     b.vm.zone_name,
@@ -479,12 +489,13 @@ impl Orchestrator {
     }
 
     async fn build_vm(&self, b: &Build, made: &mut Made) -> Result<(), ApiError> {
-        let kvm = b.host.hypervisor == "KVM";
+        let features = self.features_of(&b.host)?;
+        let real = !features.simulated;
         // The NICs and the root disk do not depend on each other: make them side by side
         // (the disk is a round trip to the storage server, the NICs to the host). Both
         // record what they made, so a failure of either undoes both.
         let (nics, disks) =
-            tokio::join!(self.make_nics(b, kvm, &mut made.nics), self.make_disks(b, kvm, &mut made.volume));
+            tokio::join!(self.make_nics(b, real, &mut made.nics), self.make_disks(b, real, &mut made.volume));
         let (vm_nics, mut disks) = (nics?, disks?);
         disks.extend(self.data_disks(b.vm.id).await?);
 
@@ -493,17 +504,10 @@ impl Orchestrator {
             name: b.vm.instance_name.clone(),
             vcpus: b.vm.cpus as u32,
             memory_mib: b.vm.memory_mb as u64,
-            accel: match b.cluster.accel.as_str() {
-                "kvm" => Accel::Kvm,
-                "tcg" => Accel::Tcg,
-                _ => Accel::Auto,
-            },
+            accel: super::infra::accel(&b.cluster.accel),
             disks,
             nics: vm_nics,
-            console: ConsoleSpec {
-                serial_log: kvm.then(|| serial_log(&b.vm)),
-                vnc_listen: kvm.then(|| b.host.ip_address.clone()),
-            },
+            console: console_spec(&features, &b.vm, &b.host),
         };
         let hv = self.hypervisor_for(&b.host.driver)?;
         let (d, uri) = (hv.clone(), b.host.libvirt_uri.clone());
@@ -818,11 +822,11 @@ impl Orchestrator {
             }
             let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
             let (nics, _) = nets::list_nics(&self.db, &f, None).await?;
+            let real_nics = i.host_driver.is_some() && !self.features_of_vm(i)?.simulated;
             for nic in nics {
                 let Some(n) = nets::network_by_id(&self.db, nic.network_id).await? else { continue };
-                if i.hypervisor == "KVM"
-                    && let Some(host) = &i.host_name
-                {
+                // Only a real host had its NICs plugged in by the network driver.
+                if real_nics && let Some(host) = &i.host_name {
                     let driver = self.network_driver(&n)?;
                     let spec = super::networks::driver_spec(&n, n.dhcp_server.as_deref())?;
                     let ns = NicSpec {

@@ -5,6 +5,7 @@ mod addressing;
 mod capacity;
 pub mod consoles;
 mod discovery;
+pub(crate) mod drivers;
 mod identity;
 mod infra;
 mod instance_changes;
@@ -98,6 +99,7 @@ impl Orchestrator {
             DeleteCluster { id } => Box::pin(self.delete_cluster(caller, &id)).await,
             AddHost(h) => Box::pin(self.add_host(caller, h)).await,
             ListHosts(q) => Box::pin(self.list_hosts(q)).await,
+            ListHypervisors { zone_id } => Box::pin(self.list_hypervisors(zone_id.as_deref())).await,
             UpdateHost(u) => Box::pin(self.update_host(caller, u)).await,
             DeleteHost { id, .. } => Box::pin(self.delete_host(caller, &id)).await,
             ListApis { name } => discovery::list_apis(caller, name.as_deref()),

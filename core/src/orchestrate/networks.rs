@@ -26,8 +26,9 @@ use crate::cloud::networks::{
 };
 use crate::db::{Db, format_time};
 use crate::jobs::Outcome;
-use crate::plugins::{NetworkDriver, NetworkSpec};
+use crate::plugins::NetworkSpec;
 
+use super::drivers::{DEFAULT_ISOLATION, isolation_of};
 use super::infra::{check_netmask, one_of};
 use super::instances::blocking;
 use super::volumes::wrap;
@@ -115,9 +116,10 @@ fn check_range(start: &str, end: Option<&str>, subnet: (i64, i64)) -> Result<(i6
     Ok((s, e))
 }
 
-/// The network driver for a physical network's isolation method.
-fn driver_name(p_isolation: &str) -> &'static str {
-    if p_isolation.eq_ignore_ascii_case("VLAN") { "vlan" } else { "flat" }
+/// Whether a physical network hands its networks segments (VLAN IDs, VNIs…): it has an
+/// isolation method and segment ranges.
+fn has_segments(p: &PhysicalNetworkRow) -> bool {
+    !p.isolation_method.is_empty() && p.vlan.as_deref().is_some_and(|v| !v.trim().is_empty())
 }
 
 /// What the driver is told about a network; `dhcp` is the service's reserved address.
@@ -129,13 +131,14 @@ pub fn driver_spec(n: &NetworkRow, dhcp: Option<&str>) -> Result<NetworkSpec, Ap
             n.physical_network_uuid
         ))
     })?;
+    let segment = n.vlan.and_then(|v| u32::try_from(v).ok());
     Ok(NetworkSpec {
         id: n.uuid.clone(),
         physical,
-        vlan: n.vlan.map(|v| v as u16),
-        // As the in-tree drivers spell the methods driver_name picks them for.
-        isolation: if n.isolation_method.eq_ignore_ascii_case("VLAN") { "VLAN" } else { "Flat" }.into(),
-        segment: n.vlan.map(|v| v as u32),
+        // The segment is a VLAN ID when it fits one; drivers of other methods read `segment`.
+        vlan: segment.filter(|v| (1..=4094).contains(v)).map(|v| v as u16),
+        isolation: super::drivers::isolation_of(&n.isolation_method).to_owned(),
+        segment,
         cidr: n.cidr().unwrap_or_default(),
         gateway: n.gateway.clone(),
         dns: n.dns(),
@@ -153,6 +156,20 @@ pub async fn spec_with_dhcp(db: &Db, n: &NetworkRow) -> Result<NetworkSpec, ApiE
 }
 
 impl Orchestrator {
+    /// 431 for an isolation method no loaded network driver serves, naming those served.
+    fn unserved_method(&self, method: &str) -> ApiError {
+        let served = self.served_isolation_methods();
+        invalid(format!(
+            "Invalid value of parameter isolationmethods: {method}; the loaded network drivers serve {}",
+            if served.is_empty() { "none".to_owned() } else { served.join(", ") }
+        ))
+    }
+
+    /// A network as the API shows it, in Alert when its driver cannot serve it now.
+    fn network_view(&self, n: &NetworkRow, caller: &Caller) -> Map<String, Value> {
+        network_view(n, caller, self.network_problem_text(n))
+    }
+
     pub(super) async fn execute_network(
         &self,
         caller: &Caller,
@@ -256,18 +273,25 @@ impl Orchestrator {
             return Err(invalid(format!("A physical network named {} already exists in zone {}", r.name, zone.name)));
         }
         let methods = r.isolation_methods.unwrap_or_default();
+        // Stored as the serving driver spells it; none given is the default method, shown
+        // as no method at all (CloudStack's flat networks).
         let isolation = match methods.as_slice() {
-            [] if zone.network_type == "Advanced" => "VLAN",
-            [] => "",
-            [m] if m.eq_ignore_ascii_case("VLAN") => "VLAN",
-            [m] if m.eq_ignore_ascii_case("none") || m.eq_ignore_ascii_case("L3") => "",
+            [] => String::new(),
+            [m] => match self.plugins.network_serving(m) {
+                Some((_, spelled)) => spelled,
+                None if m.eq_ignore_ascii_case("none") || m.eq_ignore_ascii_case("L3") => String::new(),
+                None => return Err(self.unserved_method(m)),
+            },
             other => {
                 return Err(invalid(format!(
-                    "Invalid value of parameter isolationmethods: {}; wasmstack supports VLAN, or none for a flat network",
+                    "Invalid value of parameter isolationmethods: {}; give one isolation method",
                     other.join(",")
                 )));
             }
         };
+        if isolation.is_empty() && self.plugins.network_serving(DEFAULT_ISOLATION).is_none() {
+            return Err(self.unserved_method(DEFAULT_ISOLATION));
+        }
         let vlan = match &r.vlan {
             Some(v) if isolation.is_empty() => {
                 return Err(invalid(format!("A flat physical network (no isolation method) cannot have VLANs ({v})")));
@@ -289,7 +313,7 @@ impl Orchestrator {
             name: r.name.clone(),
             zone_id: zone.id,
             vlan,
-            isolation_method: isolation.into(),
+            isolation_method: isolation,
             broadcast_domain_range: range.into(),
             tags: r.tags.map(|t| t.join(",")),
             network_speed: r.network_speed,
@@ -585,6 +609,13 @@ impl Orchestrator {
             return Err(ApiError::permission_denied("Only admins may create Shared networks"));
         }
         let physical = self.guest_physical(&zone, r.physical_network_id.as_deref(), guest_type).await?;
+        let method = isolation_of(&physical.isolation_method);
+        let (driver, _) = self.plugins.network_serving(method).ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "No loaded network driver serves isolation method {method} of physical network {}",
+                physical.name
+            ))
+        })?;
 
         // Who owns it.
         let acl = match r.acl_type.as_deref() {
@@ -702,6 +733,7 @@ impl Orchestrator {
             dns2: r.dns2,
             network_domain: r.network_domain,
             state: if guest_type == "Shared" { "Setup" } else { "Allocated" }.into(),
+            driver: (driver.info.name.clone(), driver.info.version.clone()),
             range,
         };
         let uuid = nets::create_network(&self.db, new).await.map_err(|e| match e {
@@ -714,7 +746,7 @@ impl Orchestrator {
         let n = nets::network(&self.db, &uuid).await?.ok_or_else(|| ApiError::internal("the new network is gone"))?;
         self.audit(caller, "NETWORK.CREATE", ("Network", &n.uuid, &n.name), format!("Network {} created", n.name))
             .await?;
-        Ok(object("network", network_view(&n, caller)))
+        Ok(object("network", self.network_view(&n, caller)))
     }
 
     /// The physical network a new network of `guest_type` lands on.
@@ -736,8 +768,8 @@ impl Orchestrator {
                 let f = PhysicalFilter { zone_id: Some(zone.id), ..Default::default() };
                 let all = nets::list_physical(&self.db, &f, None).await?.0;
                 let carrying: Vec<_> = all.into_iter().filter(|p| p.guest_label.is_some()).collect();
-                // Isolated networks need VLANs; otherwise prefer a flat one in Basic zones.
-                let wanted = |p: &PhysicalNetworkRow| guest_type != "Isolated" || p.isolation_method == "VLAN";
+                // Isolated networks need segments; otherwise the first one carrying guests.
+                let wanted = |p: &PhysicalNetworkRow| guest_type != "Isolated" || has_segments(p);
                 carrying.into_iter().find(wanted).ok_or_else(|| {
                     invalid(format!(
                         "Zone {} has no physical network with Guest traffic for {guest_type} networks: create one with \
@@ -753,8 +785,11 @@ impl Orchestrator {
                 p.name
             )));
         }
-        if guest_type == "Isolated" && p.isolation_method != "VLAN" {
-            return Err(invalid(format!("Isolated networks need VLAN isolation; physical network {} is flat", p.name)));
+        if guest_type == "Isolated" && !has_segments(&p) {
+            return Err(invalid(format!(
+                "Isolated networks need a physical network with segment (vlan) ranges; physical network {} has none",
+                p.name
+            )));
         }
         Ok(p)
     }
@@ -766,7 +801,7 @@ impl Orchestrator {
         given: Option<u16>,
         is_admin: bool,
     ) -> Result<VlanChoice, ApiError> {
-        if p.isolation_method != "VLAN" {
+        if p.isolation_method.is_empty() {
             return match given {
                 Some(v) => Err(invalid(format!("Physical network {} is flat; it cannot carry VLAN {v}", p.name))),
                 None => Ok(VlanChoice::None),
@@ -793,10 +828,9 @@ impl Orchestrator {
             None if offering.specify_vlan != 0 => {
                 Err(invalid(format!("Network offering {} needs a VLAN: give vlan", offering.name)))
             }
-            None if ranges.is_empty() => Err(invalid(format!(
-                "Physical network {} has no VLAN range; set one with updatePhysicalNetwork vlan=…",
-                p.name
-            ))),
+            // A method without segment ranges builds unsegmented networks; Isolated ones
+            // were refused before (`guest_physical`).
+            None if ranges.is_empty() => Ok(VlanChoice::None),
             None => Ok(VlanChoice::FromRange(ranges, p.vlan.clone().unwrap_or_default())),
         }
     }
@@ -824,7 +858,7 @@ impl Orchestrator {
             keyword: q.listing.keyword.clone(),
         };
         let (rows, total) = nets::list_networks(&self.db, &scope, shared, &f, q.listing.page).await?;
-        Ok(list("network", total, rows.iter().map(|n| network_view(n, caller)).collect()))
+        Ok(list("network", total, rows.iter().map(|n| self.network_view(n, caller)).collect()))
     }
 
     async fn update_network(
@@ -857,23 +891,19 @@ impl Orchestrator {
         let n = nets::network(&self.db, &u.id).await?.ok_or_else(|| no_such("network", &u.id))?;
         self.audit(caller, "NETWORK.UPDATE", ("Network", &n.uuid, &n.name), format!("Network {} updated", n.name))
             .await?;
-        let view = network_view(&n, caller);
+        let view = self.network_view(&n, caller);
         self.network_job(caller, cmd, "user.network.UpdateNetworkCmd", ("Network", &n.uuid), None, async move {
             Ok(wrap("network", view))
         })
         .await
     }
 
-    /// The Up KVM hosts of a zone: where its networks are built.
+    /// The Up hosts of a zone that run real guests: where its networks are built. Hosts
+    /// whose driver is gone are left out (they show as Alert in listHosts).
     async fn network_hosts(&self, zone_id: i64) -> Result<Vec<String>, ApiError> {
-        let f = InfraFilter { zone_id: Some(zone_id), hypervisor: Some("KVM".into()), ..Default::default() };
+        let f = InfraFilter { zone_id: Some(zone_id), ..Default::default() };
         let (hosts, _) = infra::list_hosts(&self.db, &f, Some("Up"), None).await?;
-        Ok(hosts.into_iter().map(|h| h.name).collect())
-    }
-
-    pub(super) fn network_driver(&self, n: &NetworkRow) -> Result<NetworkDriver, ApiError> {
-        let name = driver_name(&n.isolation_method);
-        self.plugins.network(name).map_err(|e| ApiError::unavailable(e.to_string()))
+        Ok(hosts.into_iter().filter(|h| self.features_of(h).is_ok_and(|f| !f.simulated)).map(|h| h.name).collect())
     }
 
     async fn restart_network(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
@@ -885,7 +915,10 @@ impl Orchestrator {
         let who = caller.clone();
         let work = async move {
             let Some(driver) = driver else {
-                return Ok(success_text(format!("Zone {} has no Up KVM host; nothing to build", n.zone_name)));
+                return Ok(success_text(format!(
+                    "Zone {} has no Up host of a real hypervisor; nothing to build",
+                    n.zone_name
+                )));
             };
             for host in &hosts {
                 let (d, s, h) = (driver.clone(), spec.clone(), host.clone());
@@ -1234,10 +1267,15 @@ fn offering_view(o: &OfferingRow) -> Map<String, Value> {
     }))
 }
 
-fn network_view(n: &NetworkRow, caller: &Caller) -> Map<String, Value> {
+fn network_view(n: &NetworkRow, caller: &Caller, problem: Option<String>) -> Map<String, Value> {
     let admin = caller.is_root_admin();
     let uri = n.vlan.map(|v| format!("vlan://{v}"));
     views::object(json!({
+        // A network whose driver is gone (or no longer serves its method) cannot be built.
+        "state": if problem.is_some() { "Alert" } else { n.state.as_str() },
+        "details": problem.map(|p| json!({ "reason": p })),
+        "driver": if admin { Some(&n.driver) } else { None },
+        "driverversion": if admin { Some(&n.driver_version) } else { None },
         "id": n.uuid,
         "name": n.name,
         "displaytext": n.display_text,
@@ -1251,7 +1289,6 @@ fn network_view(n: &NetworkRow, caller: &Caller) -> Map<String, Value> {
         "networkofferingavailability": n.offering_availability,
         "type": n.guest_type,
         "traffictype": "Guest",
-        "state": n.state,
         "cidr": n.cidr(),
         "gateway": n.gateway,
         "netmask": n.netmask(),

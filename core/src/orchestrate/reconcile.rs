@@ -227,8 +227,8 @@ impl Reconciler {
         let (nics, _) = nets::list_nics(&o.db, &f, None).await?;
         for nic in nics {
             let Some(n) = nets::network_by_id(&o.db, nic.network_id).await? else { continue };
-            // Only a KVM host had its NICs plugged in by the network driver.
-            if h.hypervisor == "KVM" {
+            // Only a real host had its NICs plugged in by the network driver.
+            if !o.features_of(h)?.simulated {
                 let driver = o.network_driver(&n)?;
                 let spec = super::networks::driver_spec(&n, n.dhcp_server.as_deref())?;
                 let ns = NicSpec {

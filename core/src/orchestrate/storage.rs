@@ -1,6 +1,8 @@
 //! Primary storage pools and image (secondary) stores, each attached through its
 //! storage driver, which also reports their capacity.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use crate::api::error::ApiError;
@@ -10,71 +12,116 @@ use crate::auth::Caller;
 use crate::cloud::infra;
 use crate::cloud::storage::{self, PoolRow, StorageFilter, StoreRow};
 use crate::db::format_time;
-use crate::plugins::{Usage, settings};
+use crate::plugins::{DriverKind, LoadedPlugin, Serves, Usage, settings};
 
-use super::infra::one_of;
 use super::{Orchestrator, list, no_such, object, views};
 
-/// Which driver serves a storage URL, the CloudStack pool type, and the URL's address
-/// and path parts.
+/// The parts of a storage URL: the CloudStack pool type, address and path.
 #[derive(Debug)]
 struct Target {
-    driver: String,
+    scheme: String,
     pool_type: &'static str,
     address: String,
     path: String,
 }
 
+/// A URL form the core checks before any driver sees the URL: CloudStack's pool type for
+/// the scheme, whether the URL names a server, and the form errors show. A data format,
+/// not a driver choice: the driver is the one that declares it serves the scheme.
+struct UrlForm {
+    scheme: &'static str,
+    pool_type: &'static str,
+    remote: bool,
+    form: &'static str,
+}
+
+const URL_FORMS: &[UrlForm] = &[
+    UrlForm { scheme: "nfs", pool_type: "NetworkFilesystem", remote: true, form: "nfs://server/path" },
+    UrlForm { scheme: "file", pool_type: "Filesystem", remote: false, form: "file:///path" },
+];
+
+/// The form of URLs of `scheme`, for error texts.
+fn form_of(scheme: &str) -> String {
+    URL_FORMS
+        .iter()
+        .find(|f| f.scheme.eq_ignore_ascii_case(scheme))
+        .map_or_else(|| format!("{scheme}://address/path"), |f| f.form.to_owned())
+}
+
+/// Splits and checks a storage URL. Schemes of a known form must have it; others take
+/// scheme://address/path, as their driver reads them.
 fn target(url: &str) -> Result<Target, ApiError> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        ApiError::invalid_param(format!(
-            "Invalid value of parameter url: {url}; give nfs://server/path or file:///path"
-        ))
-    })?;
+    let bad = |form: &str| ApiError::invalid_param(format!("Invalid value of parameter url: {url}; give {form}"));
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(s, r)| !s.is_empty() && !r.is_empty())
+        .ok_or_else(|| bad("scheme://address/path, e.g. nfs://server/path or file:///path"))?;
     let (address, path) = match rest.find('/') {
         Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
         None => (rest.to_owned(), "/".to_owned()),
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "nfs" if !address.is_empty() && path.len() > 1 => {
-            Ok(Target { driver: "nfs".into(), pool_type: "NetworkFilesystem", address, path })
-        }
-        "file" if address.is_empty() && path.len() > 1 => {
-            Ok(Target { driver: "local".into(), pool_type: "Filesystem", address: "127.0.0.1".into(), path })
-        }
-        "nfs" | "file" => Err(ApiError::invalid_param(format!(
-            "Invalid value of parameter url: {url}; give nfs://server/path or file:///path"
-        ))),
-        other => Err(ApiError::invalid_param(format!(
-            "Storage URL scheme {other}:// is not supported; use nfs:// (NFS) or file:// (local)"
-        ))),
+    let scheme = scheme.to_ascii_lowercase();
+    let Some(form) = URL_FORMS.iter().find(|f| f.scheme == scheme) else {
+        return Ok(Target { scheme, pool_type: "PreSetup", address, path });
+    };
+    if path.len() <= 1 || address.is_empty() == form.remote {
+        return Err(bad(form.form));
+    }
+    let address = if form.remote { address } else { "127.0.0.1".to_owned() };
+    Ok(Target { scheme, pool_type: form.pool_type, address, path })
+}
+
+/// CloudStack's default primary storage provider: the URL's scheme picks the driver.
+fn named_provider(provider: Option<&str>) -> Option<&str> {
+    provider.map(str::trim).filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("DefaultPrimary"))
+}
+
+/// The provider names a storage driver declares, as it spells them.
+fn providers_of(p: &LoadedPlugin) -> Vec<String> {
+    match &p.info.serves {
+        Serves::Storage(f) => f.providers.clone(),
+        _ => vec![],
     }
 }
 
-/// With a `provider` naming a storage driver, that driver serves the pool, whatever the
-/// URL's scheme (so a dropped-in driver can be used); without one, or with CloudStack's
-/// default "DefaultPrimary", the scheme picks the driver.
-fn pool_target(url: &str, provider: Option<&str>) -> Result<Target, ApiError> {
-    let provider = provider.map(str::trim).filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("DefaultPrimary"));
-    let Some(driver) = provider else {
-        return target(url);
-    };
-    let (scheme, rest) = url.split_once("://").filter(|(s, r)| !s.is_empty() && !r.is_empty()).ok_or_else(|| {
-        ApiError::invalid_param(format!("Invalid value of parameter url: {url}; give scheme://address/path"))
-    })?;
-    let (address, path) = match rest.find('/') {
-        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
-        None => (rest.to_owned(), "/".to_owned()),
-    };
-    let (pool_type, address) = match scheme.to_ascii_lowercase().as_str() {
-        "nfs" => ("NetworkFilesystem", address),
-        "file" => ("Filesystem", "127.0.0.1".to_owned()),
-        _ => ("PreSetup", address),
-    };
-    Ok(Target { driver: driver.to_owned(), pool_type, address, path })
+fn schemes_of(p: &LoadedPlugin) -> Vec<String> {
+    match &p.info.serves {
+        Serves::Storage(f) => f.schemes.clone(),
+        _ => vec![],
+    }
 }
 
 impl Orchestrator {
+    /// What the loaded storage drivers serve: (providers, schemes), for error texts.
+    fn served_storage(&self) -> (Vec<String>, Vec<String>) {
+        let mut out = (Vec::new(), Vec::new());
+        for p in self.plugins.list().iter().filter(|p| p.info.kind == DriverKind::Storage) {
+            out.0.extend(providers_of(p));
+            out.1.extend(schemes_of(p).into_iter().map(|s| format!("{s}://")));
+        }
+        out
+    }
+
+    /// The storage driver of a new pool: the one serving its `provider`, or without one
+    /// (or with CloudStack's default), the one serving its URL's scheme.
+    fn pool_driver(&self, t: &Target, provider: Option<&str>) -> Result<Arc<LoadedPlugin>, ApiError> {
+        match named_provider(provider) {
+            Some(p) => self.plugins.storage_for_provider(p).ok_or_else(|| {
+                ApiError::invalid_param(format!(
+                    "Storage provider {p} is not a loaded storage driver; see wasmstack plugins list (served: {})",
+                    self.served_storage().0.join(", ")
+                ))
+            }),
+            None => self.plugins.storage_for_scheme(&t.scheme).ok_or_else(|| {
+                ApiError::invalid_param(format!(
+                    "Storage URL scheme {}:// is not supported; the loaded storage drivers serve {}",
+                    t.scheme,
+                    self.served_storage().1.join(", ")
+                ))
+            }),
+        }
+    }
+
     /// Attaches a pool or store through its driver and returns its capacity.
     async fn attach(&self, driver: &str, url: &str) -> Result<Usage, ApiError> {
         let storage = self.plugins.storage(driver).map_err(|e| ApiError::unavailable(e.to_string()))?;
@@ -86,13 +133,9 @@ impl Orchestrator {
     }
 
     pub(super) async fn create_pool(&self, caller: &Caller, r: NewPoolRequest) -> Result<Reply, ApiError> {
-        let t = pool_target(&r.url, r.provider.as_deref())?;
-        if self.plugins.storage(&t.driver).is_err() {
-            return Err(ApiError::invalid_param(format!(
-                "Storage provider {} is not a loaded storage driver; see wasmstack plugins list",
-                t.driver
-            )));
-        }
+        let t = target(&r.url)?;
+        let plugin = self.pool_driver(&t, r.provider.as_deref())?;
+        let driver = plugin.info.name.clone();
         let zone = infra::zone(&self.db, &r.zone_id).await?.ok_or_else(|| no_such("zone", &r.zone_id))?;
         let scope = match (r.scope.as_deref().map(str::to_ascii_lowercase).as_deref(), &r.cluster_id) {
             (None, Some(_)) | (Some("cluster"), _) => "CLUSTER",
@@ -125,15 +168,14 @@ impl Orchestrator {
             return Err(ApiError::invalid_param("The storage pool name cannot be empty"));
         }
         // The driver's settings travel in the URL's query string (see wit/plugin.wit).
-        let schema = self.plugins.get(&t.driver).map(|p| p.info.config_schema.clone()).unwrap_or_default();
-        let url = settings::apply(&t.driver, &schema, &r.url, &r.details)
+        let url = settings::apply(&driver, &plugin.info.config_schema, &r.url, &r.details)
             .map_err(|e| ApiError::invalid_param(e.to_string()))?;
         let (existing, _) = storage::list_pools(&self.db, &StorageFilter::default(), None).await?;
         let base = |u: &str| u.split('?').next().unwrap_or_default().to_owned();
         if let Some(other) = existing.iter().find(|p| base(&p.url) == base(&url)) {
             return Err(ApiError::invalid_param(format!("Storage pool {} already uses {}", other.name, base(&url))));
         }
-        let usage = self.attach(&t.driver, &url).await?;
+        let usage = self.attach(&driver, &url).await?;
         let new = storage::NewPool {
             name: r.name,
             zone_id: zone.id,
@@ -142,7 +184,8 @@ impl Orchestrator {
             host_id: None,
             scope: scope.into(),
             url,
-            driver: t.driver,
+            driver,
+            driver_version: plugin.info.version.clone(),
             pool_type: t.pool_type.into(),
             address: t.address,
             path: t.path,
@@ -230,19 +273,31 @@ impl Orchestrator {
     }
 
     pub(super) async fn add_store(&self, caller: &Caller, r: NewStoreRequest) -> Result<Reply, ApiError> {
-        // NFS is CloudStack's store; Local (a folder on the management server's host)
-        // serves single-machine clouds such as the demo.
-        let provider = one_of("provider", &r.provider, &["NFS", "Local"]).map_err(|_| {
-            ApiError::invalid_param(format!("Image store provider {} is not supported; use NFS or Local", r.provider))
+        // The driver declaring the provider serves the store (NFS is CloudStack's; the local
+        // driver's Local, a folder on this server's host, serves single-machine clouds).
+        let plugin = self.plugins.storage_for_provider(&r.provider).ok_or_else(|| {
+            ApiError::invalid_param(format!(
+                "Image store provider {} is not supported; the loaded storage drivers serve {}",
+                r.provider,
+                self.served_storage().0.join(", ")
+            ))
         })?;
+        let provider = providers_of(&plugin)
+            .into_iter()
+            .find(|p| p.eq_ignore_ascii_case(&r.provider))
+            .unwrap_or_else(|| r.provider.clone());
         let url = r.url.ok_or_else(|| ApiError::missing_param("addimagestore", "url"))?;
-        let t = target(&url)?;
-        let (want, protocol) = if provider == "NFS" { ("nfs", "nfs") } else { ("local", "file") };
-        if t.driver != want {
-            let form =
-                if want == "nfs" { "an NFS store needs nfs://server/path" } else { "a Local store needs file:///path" };
-            return Err(ApiError::invalid_param(format!("Invalid value of parameter url: {url}; {form}")));
+        let schemes = schemes_of(&plugin);
+        let scheme_ok = url.split_once("://").is_some_and(|(s, _)| schemes.iter().any(|x| x.eq_ignore_ascii_case(s)));
+        if !scheme_ok {
+            let forms: Vec<String> = schemes.iter().map(|s| form_of(s)).collect();
+            return Err(ApiError::invalid_param(format!(
+                "Invalid value of parameter url: {url}; {provider} stores need {}",
+                forms.join(" or ")
+            )));
         }
+        let t = target(&url)?;
+        let driver = plugin.info.name.clone();
         let zone = match &r.zone_id {
             Some(z) => Some(infra::zone(&self.db, z).await?.ok_or_else(|| no_such("zone", z))?),
             None => None,
@@ -251,14 +306,14 @@ impl Orchestrator {
         if let Some(other) = existing.iter().find(|s| s.url == url) {
             return Err(ApiError::invalid_param(format!("Image store {} already uses {url}", other.name)));
         }
-        let usage = self.attach(&t.driver, &url).await?;
+        let usage = self.attach(&driver, &url).await?;
         let new = storage::NewStore {
             name: r.name.unwrap_or_else(|| url.clone()),
             zone_id: zone.as_ref().map(|z| z.id),
             url,
-            protocol: protocol.into(),
-            provider: provider.into(),
-            driver: t.driver,
+            protocol: t.scheme,
+            provider,
+            driver,
             capacity_bytes: usage.total_bytes as i64,
             used_bytes: usage.used_bytes as i64,
         };
@@ -315,6 +370,7 @@ fn pool_view(p: &PoolRow) -> serde_json::Map<String, serde_json::Value> {
         // The driver that serves the pool, as given to createStoragePool's `provider`.
         "provider": p.driver,
         "driver": p.driver,
+        "driverversion": p.driver_version,
         "tags": p.tags,
         "disksizetotal": p.capacity_bytes,
         "disksizeallocated": p.allocated_bytes,
@@ -343,30 +399,21 @@ fn store_view(s: &StoreRow) -> serde_json::Map<String, serde_json::Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::{pool_target, target};
+    use super::target;
 
     #[test]
     fn storage_urls() {
         let t = target("nfs://10.0.0.5/export/primary").unwrap();
         assert_eq!(
-            (t.driver.as_str(), t.pool_type, t.address.as_str(), t.path.as_str()),
+            (t.scheme.as_str(), t.pool_type, t.address.as_str(), t.path.as_str()),
             ("nfs", "NetworkFilesystem", "10.0.0.5", "/export/primary")
         );
         let t = target("file:///var/lib/pool").unwrap();
-        assert_eq!((t.driver.as_str(), t.path.as_str()), ("local", "/var/lib/pool"));
-        assert!(target("iscsi://x/y").unwrap_err().text.contains("iscsi:// is not supported"));
-        assert!(target("nfs://host").is_err());
+        assert_eq!((t.pool_type, t.address.as_str(), t.path.as_str()), ("Filesystem", "127.0.0.1", "/var/lib/pool"));
+        let t = target("ceph://mon1/rbd").unwrap();
+        assert_eq!((t.scheme.as_str(), t.pool_type, t.address.as_str()), ("ceph", "PreSetup", "mon1"));
+        assert!(target("nfs://host").unwrap_err().text.contains("give nfs://server/path"));
+        assert!(target("file://host/x").unwrap_err().text.contains("give file:///path"));
         assert!(target("no-scheme").is_err());
-    }
-
-    #[test]
-    fn a_provider_names_the_driver() {
-        let t = pool_target("file:///srv/p", Some("dirpool")).unwrap();
-        assert_eq!((t.driver.as_str(), t.pool_type, t.path.as_str()), ("dirpool", "Filesystem", "/srv/p"));
-        let t = pool_target("ceph://mon1/rbd", Some("ceph")).unwrap();
-        assert_eq!((t.driver.as_str(), t.pool_type, t.address.as_str()), ("ceph", "PreSetup", "mon1"));
-        assert_eq!(pool_target("nfs://h/e", Some("DefaultPrimary")).unwrap().driver, "nfs");
-        assert_eq!(pool_target("file:///x", None).unwrap().driver, "local");
-        assert!(pool_target("no-scheme", Some("ceph")).is_err());
     }
 }

@@ -67,15 +67,13 @@ impl Orchestrator {
             let format = r.format.as_deref().unwrap_or_default().to_ascii_uppercase();
             if !["QCOW2", "RAW"].contains(&format.as_str()) {
                 return Err(ApiError::invalid_param(format!(
-                    "Invalid value of parameter format: {}; KVM templates are QCOW2 or RAW",
+                    "Invalid value of parameter format: {}; templates are QCOW2 or RAW",
                     r.format.as_deref().unwrap_or_default()
                 )));
             }
             let h = r.hypervisor.as_deref().unwrap_or_default();
-            let hypervisor = ["KVM", "Simulator"].iter().find(|x| x.eq_ignore_ascii_case(h)).ok_or_else(|| {
-                ApiError::invalid_param(format!("Invalid value of parameter hypervisor: {h}; use KVM or Simulator"))
-            })?;
-            (format, (*hypervisor).to_owned())
+            let (_, served) = self.hypervisor_serving("hypervisor", h)?;
+            (format, served.name)
         };
         let checksum = r.checksum.as_deref().filter(|c| !c.is_empty()).map(parse_checksum).transpose()?;
         if r.is_featured && caller.role != RoleType::Admin {
@@ -186,6 +184,13 @@ impl Orchestrator {
         let [(zone_id, store_id)] = self.template_zones(std::slice::from_ref(&volume.zone_uuid)).await?[..] else {
             return Err(ApiError::internal("one zone gave several stores"));
         };
+        // The template runs where the volume's pool serves.
+        let hypervisor = volume.pool_hypervisor.clone().ok_or_else(|| {
+            ApiError::invalid_param(format!(
+                "Storage pool {} of volume {} has no hypervisor type",
+                volume.pool_name, volume.name
+            ))
+        })?;
         let uuid = new_uuid();
         let source = match &snapshot {
             Some(s) => format!("snapshot:{s}"),
@@ -197,7 +202,7 @@ impl Orchestrator {
             display_text: r.display_text.clone().unwrap_or_else(|| r.name.clone()),
             format: "QCOW2".into(),
             is_iso: false,
-            hypervisor: volume.pool_hypervisor.clone().unwrap_or_else(|| "KVM".into()),
+            hypervisor,
             os_type_id,
             account_id: caller.user.account_id,
             is_public: r.is_public,

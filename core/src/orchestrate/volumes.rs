@@ -879,6 +879,7 @@ mod tests {
             scope: "ZONE".into(),
             url: "nfs://h/x".into(),
             driver: "nfs".into(),
+            driver_version: "0.1.0".into(),
             pool_type: "NetworkFilesystem".into(),
             address: "h".into(),
             path: "/x".into(),

@@ -35,6 +35,15 @@ const HOST_FIELDS: &[Field] = &[
     f("arch", "string", "CPU Arch of the host"),
     f("hardwareaccel", "boolean", "whether the host offers hardware virtualisation (wasmstack)"),
     f("driver", "string", "the hypervisor driver plugin that manages the host (wasmstack)"),
+    f("driverversion", "string", "the version of that driver when the host was added (wasmstack)"),
+    f("details", "map", "with reason: why the host is in Alert, e.g. its driver is not loaded (wasmstack)"),
+];
+
+const HYPERVISOR_FIELDS: &[Field] = &[
+    f("name", "string", "Hypervisor name"),
+    f("driver", "string", "the loaded driver serving this hypervisor type (wasmstack)"),
+    f("driverversion", "string", "that driver's version (wasmstack)"),
+    f("features", "list", "what hosts of this type can do, e.g. hot-plug-disks, vnc-console (wasmstack)"),
 ];
 
 const CLUSTER_FIELDS: &[Field] = &[
@@ -244,7 +253,7 @@ pub(super) static INFRA_COMMANDS: &[Command] = &[
         params: &[
             req("clustername", Str, "the cluster name"),
             req("clustertype", Str, "type of the cluster: CloudManaged, ExternalManaged"),
-            req("hypervisor", Str, "hypervisor type of the cluster: KVM, Simulator"),
+            req("hypervisor", Str, "hypervisor type of the cluster, one listHypervisors names"),
             rel(req("podid", Uuid, "the Pod ID for the host"), "listPods"),
             rel(req("zoneid", Uuid, "the Zone ID for the cluster"), "listZones"),
             p("allocationstate", Str, "Allocation state of this cluster for allocation of new resources"),
@@ -307,7 +316,7 @@ pub(super) static INFRA_COMMANDS: &[Command] = &[
             req(
                 "hypervisor",
                 Str,
-                "hypervisor type of the host: KVM (url is a libvirt URI such as qemu:///system or qemu+ssh://host/system) or Simulator (libvirt's test driver)",
+                "hypervisor type of the host, one listHypervisors names; its driver says which URLs it takes",
             ),
             rel(req("podid", Uuid, "the Pod ID for the host"), "listPods"),
             long(req("url", Str, "the host URL"), 2048),
@@ -339,7 +348,7 @@ pub(super) static INFRA_COMMANDS: &[Command] = &[
             p("type", Str, "the host type"),
             p("state", Str, "the state of the host"),
             p("resourcestate", Str, "list hosts by resource state."),
-            p("hypervisor", Str, "hypervisor type of host: KVM, Simulator"),
+            p("hypervisor", Str, "hypervisor type of host, one listHypervisors names"),
             p("details", List, "comma separated list of host details requested"),
             KEYWORD,
             PAGE,
@@ -378,6 +387,17 @@ pub(super) static INFRA_COMMANDS: &[Command] = &[
         object: "success",
         shape: Shape::Success,
         response: SUCCESS_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "listHypervisors",
+        description: "List hypervisors",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[rel(p("zoneid", Uuid, "the zone id for listing hypervisors."), "listZones")],
+        object: "hypervisor",
+        shape: Shape::List,
+        response: HYPERVISOR_FIELDS,
         since: "",
     },
 ];

@@ -128,6 +128,7 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             details: details(p)?,
         }),
         "listHosts" => Request::ListHosts(infra_query(p)?),
+        "listHypervisors" => Request::ListHypervisors { zone_id: uuid(p, "zoneid")? },
         "updateHost" => Request::UpdateHost(updates(p, cmd, &["name", "allocationstate", "hosttags"])?),
         "deleteHost" => {
             Request::DeleteHost { id: must_uuid(p, cmd, "id")?, forced: p.bool("forced")?.unwrap_or(false) }
