@@ -421,22 +421,34 @@ const NAMES: &[&str] =
 
 /// (file, literal, why it is not a choice of driver).
 const ALLOWED: &[(&str, &str, &str)] = &[
-    ("drivers.rs", "Flat", "the one named default: the method of physical networks created without one"),
-    ("infra.rs", "kvm", "QEMU's accelerator, a value of a cluster's accel setting"),
-    ("locators.rs", "nfs", "the protocol of a locator the drivers return: a data format"),
-    ("locators.rs", "nfs://", "a locator's place as pool URLs and images grants name it: a data format"),
-    ("locators.rs", "file://", "a locator's place as pool URLs and images grants name it: a data format"),
-    ("locators.rs", "file://{}", "a locator's place as images grants name it: a data format"),
-    ("storage.rs", "nfs", "the URL form checked before the driver serving the scheme sees it: a data format"),
-    ("storage.rs", "file", "the URL form checked before the driver serving the scheme sees it: a data format"),
-    ("storage.rs", "nfs://server/path", "the URL form shown in errors"),
-    ("storage.rs", "file:///path", "the URL form shown in errors"),
-    ("networks.rs", "vlan", "CloudStack's wire names: the response object of createVlanIpRange, a column"),
-    ("networks.rs", "Vlan", "CloudStack's broadcastdomaintype of a network with a VLAN"),
-    ("networks.rs", "vlan://", "CloudStack's broadcast URI of a VLAN, as clients give it"),
-    ("networks.rs", "vlan://{v}", "CloudStack's broadcast URI of a VLAN, as clients read it"),
-    ("instances.rs", "vlan://{v}", "CloudStack's broadcast URI of a NIC's VLAN, as clients read it"),
-    ("offerings.rs", "local", "CloudStack's storagetype of disk offerings (local or shared), not a driver"),
+    ("orchestrate/drivers.rs", "Flat", "the one named default: the method of physical networks created without one"),
+    ("orchestrate/infra.rs", "kvm", "QEMU's accelerator, a value of a cluster's accel setting"),
+    ("orchestrate/locators.rs", "nfs", "the protocol of a locator the drivers return: a data format"),
+    ("orchestrate/locators.rs", "nfs://", "a locator's place as pool URLs and images grants name it: a data format"),
+    ("orchestrate/locators.rs", "file://", "a locator's place as pool URLs and images grants name it: a data format"),
+    ("orchestrate/locators.rs", "file://{}", "a locator's place as images grants name it: a data format"),
+    (
+        "orchestrate/storage.rs",
+        "nfs",
+        "the URL form checked before the driver serving the scheme sees it: a data format",
+    ),
+    (
+        "orchestrate/storage.rs",
+        "file",
+        "the URL form checked before the driver serving the scheme sees it: a data format",
+    ),
+    ("orchestrate/storage.rs", "nfs://server/path", "the URL form shown in errors"),
+    ("orchestrate/storage.rs", "file:///path", "the URL form shown in errors"),
+    ("orchestrate/networks.rs", "vlan", "CloudStack's wire names: the response object of createVlanIpRange, a column"),
+    ("orchestrate/networks.rs", "Vlan", "CloudStack's broadcastdomaintype of a network with a VLAN"),
+    ("orchestrate/networks.rs", "vlan://", "CloudStack's broadcast URI of a VLAN, as clients give it"),
+    ("orchestrate/networks.rs", "vlan://{v}", "CloudStack's broadcast URI of a VLAN, as clients read it"),
+    ("orchestrate/instances.rs", "vlan://{v}", "CloudStack's broadcast URI of a NIC's VLAN, as clients read it"),
+    ("api/commands/network.rs", "vlan", "CloudStack's parameter and response field named vlan"),
+    ("api/request/network.rs", "vlan", "CloudStack's parameter named vlan"),
+    ("api/request/storage.rs", "NFS", "addSecondaryStorage is CloudStack's legacy NFS-only command: its default"),
+    ("api/commands/plugins.rs", "file", "a response field of listPlugins (the component's file name)"),
+    ("orchestrate/offerings.rs", "local", "CloudStack's storagetype of disk offerings (local or shared), not a driver"),
 ];
 
 /// The string literals of Rust source, with their line numbers, outside `#[cfg(test)]`
@@ -491,30 +503,39 @@ fn names_one(literal: &str) -> bool {
         .any(|n| l == *n || l.strip_prefix(n).is_some_and(|rest| rest.starts_with(':') || rest.starts_with('+')))
 }
 
+/// The Rust sources under `dir`, with subfolders, as (path from `src/`, text).
+fn sources(dir: &std::path::Path, src: &std::path::Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).expect("a source folder") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            sources(&path, src, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.strip_prefix(src).expect("under src").to_string_lossy().into_owned();
+            out.push((name, std::fs::read_to_string(&path).expect("a source file")));
+        }
+    }
+}
+
 #[test]
 fn no_driver_or_hypervisor_name_decides_in_the_orchestrator() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/orchestrate");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for dir in ["orchestrate", "api"] {
+        sources(&src.join(dir), &src, &mut files);
+    }
+    assert!(files.len() > 20, "no sources under {}", src.display());
     let mut found = Vec::new();
-    let mut files = 0;
-    for entry in std::fs::read_dir(&dir).expect("the orchestrator's sources") {
-        let path = entry.expect("a directory entry").path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        files += 1;
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_owned();
-        let source = std::fs::read_to_string(&path).expect("a source file");
-        for (line, literal) in literals(&source) {
+    for (file, source) in &files {
+        for (line, literal) in literals(source) {
             let allowed = ALLOWED.iter().any(|(f, l, _)| *f == file && *l == literal);
             if names_one(&literal) && !allowed {
                 found.push(format!("{file}:{line}: \"{literal}\""));
             }
         }
     }
-    assert!(files > 10, "no sources under {}", dir.display());
     assert!(
         found.is_empty(),
-        "driver or hypervisor names decide behaviour in the orchestrator; choose by the drivers' \
+        "driver or hypervisor names decide behaviour in the orchestrator or the API; choose by the drivers' \
          declared facts (orchestrate/drivers.rs), or add a reason to ALLOWED:\n{}",
         found.join("\n")
     );

@@ -165,6 +165,11 @@ impl Orchestrator {
         ))
     }
 
+    fn physical_view(&self, p: &PhysicalNetworkRow) -> Map<String, Value> {
+        let serving = self.plugins.network_serving(isolation_of(&p.isolation_method));
+        physical_view(p, serving.map(|(d, _)| (d.info.name.clone(), d.info.version.clone())))
+    }
+
     /// A network as the API shows it, in Alert when its driver cannot serve it now.
     fn network_view(&self, n: &NetworkRow, caller: &Caller) -> Map<String, Value> {
         network_view(n, caller, self.network_problem_text(n))
@@ -186,7 +191,7 @@ impl Orchestrator {
                 };
                 let f = PhysicalFilter { uuid: id, name, zone_id, keyword: listing.keyword };
                 let (rows, total) = nets::list_physical(&self.db, &f, listing.page).await?;
-                Ok(list("physicalnetwork", total, rows.iter().map(physical_view).collect()))
+                Ok(list("physicalnetwork", total, rows.iter().map(|p| self.physical_view(p)).collect()))
             }
             UpdatePhysicalNetwork(u) => Box::pin(self.update_physical(caller, cmd, u)).await,
             DeletePhysicalNetwork { id } => Box::pin(self.delete_physical(caller, cmd, &id)).await,
@@ -329,7 +334,7 @@ impl Orchestrator {
             format!("Physical network {} created in zone {}", p.name, zone.name),
         )
         .await?;
-        let view = physical_view(&p);
+        let view = self.physical_view(&p);
         self.network_job(
             caller,
             cmd,
@@ -404,7 +409,7 @@ impl Orchestrator {
             format!("Physical network {} updated", p.name),
         )
         .await?;
-        let view = physical_view(&p);
+        let view = self.physical_view(&p);
         self.network_job(
             caller,
             cmd,
@@ -1217,8 +1222,16 @@ fn was_in(vlan: i64, old: Option<&str>) -> bool {
 
 // ------------------------------------------------------------------ views
 
-fn physical_view(p: &PhysicalNetworkRow) -> Map<String, Value> {
+/// A physical network as the API shows it, with the driver serving its isolation method
+/// now, or with the reason none does (its state stays the operator's Enabled/Disabled).
+fn physical_view(p: &PhysicalNetworkRow, serving: Option<(String, String)>) -> Map<String, Value> {
+    let method = isolation_of(&p.isolation_method);
+    let reason = serving.is_none().then(|| format!("No loaded network driver serves isolation method {method}"));
+    let (driver, version) = serving.unzip();
     views::object(json!({
+        "driver": driver,
+        "driverversion": version,
+        "details": reason.map(|r| json!({ "reason": r })),
         "id": p.uuid,
         "name": p.name,
         "zoneid": p.zone_uuid,

@@ -15,6 +15,9 @@ const PHYSICAL_NETWORK_FIELDS: &[Field] = &[
     f("tags", "string", "comma separated tag"),
     f("networkspeed", "string", "the speed of the physical network"),
     f("domainid", "string", "the domain id of the physical network owner"),
+    f("driver", "string", "the loaded network driver serving its isolation method (wasmstack)"),
+    f("driverversion", "string", "that driver's version (wasmstack)"),
+    f("details", "map", "with reason: why no loaded driver serves its isolation method (wasmstack)"),
 ];
 
 const TRAFFIC_TYPE_FIELDS: &[Field] = &[
@@ -95,6 +98,9 @@ const NETWORK_FIELDS: &[Field] = &[
     f("displaynetwork", "boolean", "an optional field, whether to the display the network to the end user or not."),
     f("related", "string", "related to what other network configuration"),
     f("dhcpserver", "string", "the address of the network's DHCP service (wasmstack)"),
+    f("driver", "string", "the network driver serving the network, to ROOT admins (wasmstack)"),
+    f("driverversion", "string", "that driver's version when the network was created (wasmstack)"),
+    f("details", "map", "with reason: why the network is in Alert, e.g. its driver is not loaded (wasmstack)"),
     nested("service", "list", "the list of services", SERVICE_FIELDS),
     f("created", "date", "the date this network was created"),
 ];

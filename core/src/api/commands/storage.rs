@@ -53,6 +53,7 @@ const POOL_FIELDS: &[Field] = &[
     f("hypervisor", "string", "the hypervisor type of the storage pool"),
     f("provider", "string", "Storage provider for this pool"),
     f("driver", "string", "the storage driver plugin that serves the pool (wasmstack)"),
+    f("driverversion", "string", "the version of that driver when the pool was created (wasmstack)"),
     f("tags", "string", "the tags for the storage pool"),
     f("disksizetotal", "long", "the total disk size of the storage pool"),
     f("disksizeallocated", "long", "the host's currently allocated disk size"),
