@@ -274,6 +274,7 @@ fn print_plugin(p: &LoadedPlugin) {
     let i = &p.info;
     println!("{} {} ({} driver, {})", i.name, i.version, i.kind.as_str(), p.wit_version_label());
     println!("  {}", i.description);
+    println!("  serves: {}", i.serves.summary());
     println!("  file: {} (sha256 {})", p.file.display(), &p.sha256[..16]);
     let limits = p.settings.limits;
     println!("  limits: {} MiB memory, {} ms per call", limits.memory_mib, limits.timeout.as_millis());
@@ -293,6 +294,7 @@ fn describe_json(p: &LoadedPlugin) -> serde_json::Value {
         "kind": p.info.kind,
         "description": p.info.description,
         "wit": p.wit_version_label(),
+        "serves": p.info.serves,
         "file": p.file,
         "sha256": p.sha256,
         "asks": p.info.capabilities,

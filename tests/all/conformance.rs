@@ -91,6 +91,60 @@ fn kvm_passes_check_against_the_simulator() {
     assert_eq!(steps["grants"].1, "granted libvirt = [\"test:///default\"] for the check", "{out}");
     assert_eq!(steps["manifest config-schema"].1, "a JSON object, 1 setting(s)", "{out}");
     assert_eq!(steps["power-state"].1, "running", "{out}");
+    assert_eq!(
+        steps["manifest serves"],
+        (
+            "passed".to_owned(),
+            "KVM (hot-plug-disks, vnc-console, boot-iso, serial-log), Simulator (boot-iso, simulated)".to_owned()
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        steps["connect-host"],
+        (
+            "passed".to_owned(),
+            "KVM: http://127.0.0.1 is qemu+ssh://127.0.0.1/system at 127.0.0.1; \
+             Simulator: http://127.0.0.1 is test:///default at 127.0.0.1"
+                .to_owned()
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_0_1_0_build_of_kvm_passes_check_with_the_hosts_defaults() {
+    let (ok, steps, out) = check(&crate::support::wasm("kvm-wit-0.1.wasm"), &[], false);
+    assert!(ok, "{out}");
+    assert_eq!(steps["wit-version"], ("passed".to_owned(), "wasmstack:driver@0.1.0".to_owned()), "{out}");
+    let (serves_status, serves) = &steps["manifest serves"];
+    assert_eq!(serves_status, "passed", "{out}");
+    assert!(
+        serves.starts_with("KVM (hot-plug-disks, vnc-console, boot-iso, serial-log), Simulator (boot-iso, simulated) (the host's defaults"),
+        "{out}"
+    );
+    // connect-host is the host's adapter here, with the rules of 0.1 servers.
+    assert!(steps["connect-host"].1.contains("KVM: http://127.0.0.1 is qemu+ssh://127.0.0.1/system"), "{out}");
+    for step in ["probe-host", "create-vm", "start-vm", "power-state", "list-vms", "stop-vm", "destroy-vm"] {
+        assert_eq!(status(&steps, step), "passed", "{step}: {out}");
+    }
+}
+
+#[test]
+fn a_driver_serving_against_the_rules_fails_check_at_manifest_serves() {
+    // Two types that differ only in case: the server could not tell them apart.
+    let wasm = build(
+        "hypervisor",
+        "hvkit-twice",
+        &[],
+        &[(
+            "name: \"HvkitTwice\".into(),\n                features: HypervisorFeatures::empty(),\n            }]",
+            "name: \"HvkitTwice\".into(),\n                features: HypervisorFeatures::empty(),\n            }, HypervisorType { name: \"hvkittwice\".into(), features: HypervisorFeatures::BOOT_ISO }]",
+        )],
+    );
+    let (ok, steps, out) = check(&wasm, &[], false);
+    assert!(!ok, "{out}");
+    failed_with(&steps, "manifest serves", "describe() serves the hypervisor type \"hvkittwice\" twice", &out);
+    assert_eq!(steps.len(), 1, "nothing else runs: {out}");
 }
 
 #[test]
@@ -133,6 +187,13 @@ fn a_hypervisor_driver_breaking_the_rules_fails_check_step_by_step() {
         &steps,
         "grants",
         "asks for no libvirt grant covering \"test:///default\"; the calls below run without one",
+        &out,
+    );
+    // The skeleton's connect-host answers "not supported" until it is written.
+    failed_with(
+        &steps,
+        "connect-host",
+        "HvkitBad: hvkit-bad: not supported: hvkit-bad does not support connect-host yet",
         &out,
     );
     failed_with(&steps, "probe-host", "reports 0 CPUs and 0 bytes of memory", &out);

@@ -291,6 +291,18 @@ fn plugins_new_writes_a_crate_with_the_servers_wit() {
     let wit = std::fs::read_to_string(crate_dir.join("wit/plugin.wit")).unwrap();
     let ours = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/plugin.wit")).unwrap();
     assert_eq!(wit, ours, "the crate gets the server's own WIT");
+    // describe() declares what it serves, for the author to edit: a hypervisor type named
+    // like the driver, with no features until the author sets those it implements.
+    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+    assert!(
+        lib.contains(
+            "serves: Serves::Hypervisor(vec![HypervisorType {\n                name: \"Hv\".into(),\n                \
+             features: HypervisorFeatures::empty(),"
+        ),
+        "{lib}"
+    );
+    let readme = std::fs::read_to_string(crate_dir.join("README.md")).unwrap();
+    assert!(readme.contains("## What it serves") && readme.contains("Capability::Endpoint("), "{readme}");
     let grants = std::fs::read_to_string(crate_dir.join("grants.toml")).unwrap();
     assert!(grants.contains("[plugin.hv]\nlibvirt = [\"test:///default\"]"), "{grants}");
     assert!(

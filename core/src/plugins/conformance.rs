@@ -150,7 +150,13 @@ pub fn check(file: &Path, opts: &CheckOptions) -> Report {
                 PluginError::Invalid { reason, .. } => reason,
                 other => other.to_string(),
             };
-            let step = if reason.starts_with("built for") { "wit-version" } else { "load" };
+            let step = if reason.starts_with("built for") {
+                "wit-version"
+            } else if reason.starts_with("describe() serves") || reason.starts_with("describe() declares what") {
+                "manifest serves"
+            } else {
+                "load"
+            };
             report.push(step, Status::Failed, reason);
             return report;
         }
@@ -161,6 +167,7 @@ pub fn check(file: &Path, opts: &CheckOptions) -> Report {
     report.wit = Some(plugin.wit_version_label());
     report.push("wit-version", Status::Passed, plugin.wit_version_label());
     manifest(&mut report, &plugin);
+    serves(&mut report, &plugin);
 
     let root = format!("file://{}", scratch.path().display());
     if plugin.info.kind == DriverKind::Storage {
@@ -242,6 +249,18 @@ fn manifest(report: &mut Report, p: &LoadedPlugin) {
     // The server checks operators' details against it, so it must be in the subset it reads.
     let schema = super::settings::check_schema(&i.config_schema).map(|n| format!("a JSON object, {n} setting(s)"));
     report.record("manifest config-schema", schema);
+}
+
+/// What the server will route to the driver. The host checked it when loading (a driver
+/// breaking the rules fails this step and nothing else runs); this shows the operator's view.
+fn serves(report: &mut Report, p: &LoadedPlugin) {
+    let mut seen = p.info.serves.summary();
+    if p.wit_version.starts_with("0.1.") {
+        seen.push_str(
+            " (the host's defaults for a wasmstack:driver@0.1.x driver; build against the current WIT to declare your own)",
+        );
+    }
+    report.push("manifest serves", Status::Passed, seen);
 }
 
 fn semver(v: &str) -> bool {
@@ -423,7 +442,24 @@ fn storage(report: &mut Report, d: StorageDriver, pool: &str) {
     report.record("delete-volume (missing)", d.delete_volume(pool, path).map(ok).map_err(err));
 }
 
+/// What operators give `addHost`; each served type must turn it into a URL and an address.
+const OPERATOR_URL: &str = "http://127.0.0.1";
+
 fn hypervisor(report: &mut Report, d: HypervisorDriver, url: &str) {
+    let types = match &d.plugin().info.serves {
+        crate::plugins::Serves::Hypervisor { types } => types.iter().map(|t| t.name.clone()).collect(),
+        _ => Vec::new(),
+    };
+    let mut seen = Vec::new();
+    let connected = types.iter().try_for_each(|t| {
+        let target = d.connect_host(t, OPERATOR_URL).map_err(|e| format!("{t}: {e}"))?;
+        if target.url.trim().is_empty() || target.address.trim().is_empty() {
+            return Err(format!("{t}: {OPERATOR_URL} gave an empty url or address"));
+        }
+        seen.push(format!("{t}: {OPERATOR_URL} is {} at {}", target.url, target.address));
+        Ok(())
+    });
+    report.record("connect-host", connected.map(|()| seen.join("; ")));
     let facts = d.probe_host(url).map_err(err).and_then(|f| {
         if f.cpus == 0 || f.memory_bytes == 0 {
             return Err(format!("reports {} CPUs and {} bytes of memory", f.cpus, f.memory_bytes));

@@ -417,6 +417,12 @@ them all with "not supported" until its functions are written.
    A running server loads it within seconds, no restart; `wasmstack plugins list` shows it,
    or why it was refused.
 
+## What it serves
+
+`describe()` declares what the driver serves ({serves_what}); the server routes
+requests to a driver by these facts, never by its name. Edit them in `src/lib.rs`, and see
+"How the server chooses a driver" in wasmstack's docs/writing-a-driver.md.
+{extra}
 ## What to write
 
 `src/lib.rs` answers "not supported" for each of:
@@ -428,6 +434,21 @@ The files in `wit/` are the contract, with every function documented; do not edi
         kind = kind.as_str(),
         world = t.world,
         wit = super::host::SUPPORTED_WIT,
+        serves_what = match kind {
+            DriverKind::Hypervisor =>
+                "the hypervisor types operators give `addCluster` and `addHost`, each with its features",
+            DriverKind::Network => "the isolation methods operators give `createPhysicalNetwork`, and its services",
+            DriverKind::Storage => "the `provider` names of image stores and pools, and the URL schemes of their URLs",
+        },
+        extra = match kind {
+            DriverKind::Hypervisor => {
+                "\nA hypervisor that libvirt does not drive is reached through its own API with the\n\
+                 `endpoint` import (HTTP/1.1 over a unix socket or TCP): ask for\n\
+                 `Capability::Endpoint(\"unix:///run/myhv/*.sock\".into())` and the operator grants it as\n\
+                 `endpoint = [...]`; drop the `Libvirt` capability then.\n"
+            }
+            _ => "",
+        },
     )
 }
 
