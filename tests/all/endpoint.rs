@@ -2,7 +2,9 @@
 //! `probe-host` sends one request through `endpoint.send`, against HTTP servers run by the
 //! test on a unix socket and on a loopback port. A granted socket answers; every refusal
 //! (not granted, a link, a header the host owns, an oversized answer, a server that never
-//! answers) is its own test, and none of the refused requests reaches a server.
+//! answers, another socket or origin than the granted one, `..` or a link leading out of a
+//! granted folder, no grant at all) is its own test, and none of the refused requests
+//! reaches a server.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -126,7 +128,9 @@ impl Server {
                     while reader.read_line(&mut head).is_ok_and(|n| n > 2) {}
                     let length = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
                     let mut body = vec![0; length];
@@ -323,4 +327,107 @@ fn an_http_origin_on_loopback_works_when_granted() {
     let other = other.local_addr().unwrap().port();
     let denied = driver_error(probe(&host, &format!("http://127.0.0.1:{other} GET /api/v1/vm.info")));
     assert!(matches!(denied, DriverError::Denied(_)), "{denied:?}");
+}
+
+#[test]
+fn a_grant_for_one_socket_allows_no_other() {
+    let (dir, _) = socket_dir();
+    let granted = dir.path().join("vm1.sock");
+    let other = dir.path().join("vm2.sock");
+    Server::unix(&granted, ch_api);
+    let server = Server::unix(&other, ch_api);
+    let (_sb, host) = host(&format!("endpoint = [\"unix://{}\"]", granted.display()), Duration::from_secs(10));
+
+    assert_eq!(probe(&host, &format!("unix://{} GET /api/v1/vm.info", granted.display())).unwrap().cpus, 200);
+    let endpoint = format!("unix://{}", other.display());
+    let denied = driver_error(probe(&host, &format!("{endpoint} GET /api/v1/vm.info")));
+    assert!(
+        matches!(&denied, DriverError::Denied(t) if t.starts_with(&format!("endpoint access to \"{endpoint}\" is not granted"))),
+        "{denied:?}"
+    );
+    // An http origin is not a socket, whatever the grant's path.
+    let denied = driver_error(probe(&host, "http://localhost GET /api/v1/vm.info"));
+    assert!(matches!(denied, DriverError::Denied(_)), "{denied:?}");
+    assert_eq!(server.accepted(), 0);
+}
+
+#[test]
+fn dot_dot_cannot_climb_out_of_a_granted_folder() {
+    let (dir, grant) = socket_dir();
+    // A socket beside the granted folder, and a path to it that the grant's `*` would match.
+    let outside = tempfile::tempdir().unwrap();
+    let socket = outside.path().join("vm1.sock");
+    let server = Server::unix(&socket, ch_api);
+    let (_sb, host) = host(&grant, Duration::from_secs(10));
+
+    // Both folders are in the same temporary folder, so this path leads to the socket.
+    let name = outside.path().file_name().unwrap().to_str().unwrap();
+    let escape = format!("unix://{}/../{name}/vm1.sock", dir.path().display());
+    assert!(std::fs::metadata(format!("{}/../{name}/vm1.sock", dir.path().display())).is_ok());
+    let DriverError::InvalidSpec(text) = driver_error(probe(&host, &format!("{escape} GET /api/v1/vm.info"))) else {
+        panic!("not refused");
+    };
+    assert_eq!(
+        text,
+        format!("endpoint \"{escape}\": the path must name a socket without `.`, `..`, `//` or a trailing `/`")
+    );
+    assert_eq!(server.accepted(), 0, "nothing outside the folder was reached");
+}
+
+#[test]
+fn a_linked_folder_cannot_lead_out_of_a_granted_folder() {
+    let (dir, grant) = socket_dir();
+    let outside = tempfile::tempdir().unwrap();
+    let server = Server::unix(&outside.path().join("vm1.sock"), ch_api);
+    // `DIR/out.sock/vm1.sock` matches `DIR/*.sock`; `out.sock` is a link to the other folder.
+    let link = dir.path().join("out.sock");
+    std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+    let (_sb, host) = host(&grant, Duration::from_secs(10));
+
+    let endpoint = format!("unix://{}/vm1.sock", link.display());
+    let DriverError::Denied(text) = driver_error(probe(&host, &format!("{endpoint} GET /api/v1/vm.info"))) else {
+        panic!("not denied");
+    };
+    assert!(text.contains("symbolic link"), "{text}");
+    assert_eq!(server.accepted(), 0, "the link was not followed");
+}
+
+#[test]
+fn an_http_grant_allows_no_other_host_port_or_scheme() {
+    let (server, port) = Server::tcp(ch_api);
+    let (_sb, host) = host(&format!("endpoint = [\"http://127.0.0.1:{port}\"]"), Duration::from_secs(10));
+    assert_eq!(probe(&host, &format!("http://127.0.0.1:{port} GET /")).unwrap().cpus, 204);
+
+    // A name for the same address is another host: grants match what the driver names.
+    for other in [format!("http://localhost:{port}"), format!("http://127.0.0.2:{port}"), "http://127.0.0.1".to_owned()]
+    {
+        let DriverError::Denied(text) = driver_error(probe(&host, &format!("{other} GET /"))) else {
+            panic!("{other} not denied");
+        };
+        assert!(text.contains("is not granted to plugin \"endpointer\""), "{text}");
+    }
+    let DriverError::InvalidSpec(text) = driver_error(probe(&host, &format!("https://127.0.0.1:{port} GET /"))) else {
+        panic!("https not refused");
+    };
+    assert!(text.contains("https is not supported"), "{text}");
+    for other in [format!("ftp://127.0.0.1:{port}"), format!("http://127.0.0.1:{port}/api")] {
+        let err = driver_error(probe(&host, &format!("{other} GET /")));
+        assert!(matches!(err, DriverError::InvalidSpec(_)), "{other}: {err:?}");
+    }
+    assert_eq!(server.accepted(), 1, "only the granted origin was reached");
+}
+
+#[test]
+fn a_plugin_without_an_endpoint_grant_reaches_nothing() {
+    let (dir, _) = socket_dir();
+    let socket = dir.path().join("vm1.sock");
+    let server = Server::unix(&socket, ch_api);
+    let (tcp, port) = Server::tcp(ch_api);
+    let (_sb, host) = host("", Duration::from_secs(10));
+
+    for endpoint in [format!("unix://{}", socket.display()), format!("http://127.0.0.1:{port}")] {
+        let err = driver_error(probe(&host, &format!("{endpoint} GET /")));
+        assert!(matches!(err, DriverError::Denied(_)), "{endpoint}: {err:?}");
+    }
+    assert_eq!((server.accepted(), tcp.accepted()), (0, 0));
 }

@@ -476,9 +476,13 @@ mod tests {
         let ch = HostConfig::parse(text, Path::new("/")).unwrap().settings("ch");
         assert!(ch.grants.allows_endpoint("unix:///run/ch/vm1.sock"));
         assert!(!ch.grants.allows_endpoint("unix:///run/fc/vm1.sock"));
-        let grants = ch.grants.clone().with_endpoints(vec!["unix:///run/ch/*.sock".into(), "http://10.0.0.7".into()]).unwrap();
+        let grants =
+            ch.grants.clone().with_endpoints(vec!["unix:///run/ch/*.sock".into(), "http://10.0.0.7".into()]).unwrap();
         let out = with_grants(text, "ch", &grants).unwrap();
-        assert!(out.contains("# cloud-hypervisor\nendpoint = [\"unix:///run/ch/*.sock\", \"http://10.0.0.7:80\"]"), "{out}");
+        assert!(
+            out.contains("# cloud-hypervisor\nendpoint = [\"unix:///run/ch/*.sock\", \"http://10.0.0.7:80\"]"),
+            "{out}"
+        );
         let again = HostConfig::parse(&out, Path::new("/")).unwrap().settings("ch");
         assert_eq!(again.grants, grants);
         assert_eq!(again.limits.timeout, Duration::from_millis(500));

@@ -196,7 +196,10 @@ impl Endpoint {
                 _ => return bad("the port is not 1-65535"),
             },
         };
-        Ok((Endpoint::Http { host, port }, authority.contains("]:") || (!authority.contains('[') && authority.contains(':'))))
+        Ok((
+            Endpoint::Http { host, port },
+            authority.contains("]:") || (!authority.contains('[') && authority.contains(':')),
+        ))
     }
 
     /// The endpoint as grants are matched against it: `unix://PATH` or `http://HOST:PORT`
@@ -380,7 +383,9 @@ fn connect_unix(path: &Path, name: &str) -> Result<UnixStream, EndpointError> {
             "{name}: {link} is a symbolic link; the endpoint capability does not follow links, so grant and \
              name the socket by its real path"
         )),
-        e if e.io_kind() == Some(io::ErrorKind::NotFound) => EndpointError::Unavailable(format!("{name}: no such socket")),
+        e if e.io_kind() == Some(io::ErrorKind::NotFound) => {
+            EndpointError::Unavailable(format!("{name}: no such socket"))
+        }
         e if e.io_kind() == Some(io::ErrorKind::PermissionDenied) => {
             EndpointError::Unavailable(format!("{name}: the server may not reach the socket: {e}"))
         }
@@ -493,13 +498,15 @@ impl Peer {
                 .filter(|c| !c.is_empty())
                 .last()
                 .map(|c| c.eq_ignore_ascii_case("chunked"));
-            let lengths: Vec<String> =
-                field(&answer.headers, "content-length").flat_map(|v| v.split(',')).map(|l| l.trim().to_owned()).collect();
+            let lengths: Vec<String> = field(&answer.headers, "content-length")
+                .flat_map(|v| v.split(','))
+                .map(|l| l.trim().to_owned())
+                .collect();
             answer.body = match chunked {
                 Some(true) => self.chunked(name)?,
                 // A transfer coding other than chunked last: the body runs to the close.
-                Some(false) => self.to_end(name)?,
-                None if lengths.is_empty() => self.to_end(name)?,
+                Some(false) => self.until_close(name)?,
+                None if lengths.is_empty() => self.until_close(name)?,
                 None => {
                     let n = lengths[0].as_str();
                     let Ok(len) = n.parse::<u64>() else {
@@ -585,7 +592,7 @@ impl Peer {
     }
 
     /// Everything up to the close, at most `MAX_BODY` bytes.
-    fn to_end(&mut self, name: &str) -> Result<Vec<u8>, EndpointError> {
+    fn until_close(&mut self, name: &str) -> Result<Vec<u8>, EndpointError> {
         let mut body = Vec::new();
         loop {
             body.extend_from_slice(self.pending());
@@ -605,7 +612,8 @@ impl Peer {
     fn line(&mut self, name: &str) -> Result<Vec<u8>, EndpointError> {
         loop {
             if let Some(i) = self.pending().iter().position(|&b| b == b'\n') {
-                let line = self.buf[self.at..self.at + i].strip_suffix(b"\r").unwrap_or(&self.buf[self.at..self.at + i]);
+                let line =
+                    self.buf[self.at..self.at + i].strip_suffix(b"\r").unwrap_or(&self.buf[self.at..self.at + i]);
                 let line = line.to_vec();
                 self.at += i + 1;
                 return Ok(line);
@@ -750,7 +758,10 @@ mod tests {
         assert!(err("GET", "/a b", &[], b"").contains("percent-encoded"));
         assert!(err("GET", "/a\r\nX: y", &[], b"").contains("percent-encoded"));
         assert!(err("GET", &format!("/{}", "a".repeat(MAX_PATH)), &[], b"").contains("more than 4096"));
-        assert_eq!(err("GET", "/", &[("Content-Length", "5")], b""), "header \"Content-Length\" is set by the host; leave it out");
+        assert_eq!(
+            err("GET", "/", &[("Content-Length", "5")], b""),
+            "header \"Content-Length\" is set by the host; leave it out"
+        );
         assert!(err("GET", "/", &[("transfer-encoding", "chunked")], b"").contains("set by the host"));
         assert!(err("GET", "/", &[("X-A", "b\r\nHost: evil")], b"").contains("control character"));
         assert!(err("GET", "/", &[("X A", "b")], b"").contains("not an HTTP token"));
@@ -786,10 +797,14 @@ mod tests {
 
     #[test]
     fn reads_answers_framed_by_length_by_chunks_and_by_the_close() {
-        let (_d, p, rx) = serve(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}extra".to_vec());
+        let (_d, p, rx) =
+            serve(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}extra".to_vec());
         let a = call(&p, "GET").unwrap();
         assert_eq!((a.status, a.body.as_slice()), (200, &b"{}"[..]));
-        assert_eq!(a.headers, [("content-type".into(), "application/json".into()), ("content-length".into(), "2".into())]);
+        assert_eq!(
+            a.headers,
+            [("content-type".into(), "application/json".into()), ("content-length".into(), "2".into())]
+        );
         assert!(rx.recv().unwrap().starts_with("GET /api/v1/vm.info HTTP/1.1\r\nHost: localhost\r\n"));
 
         let chunked = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -845,7 +860,9 @@ mod tests {
         assert!(matches!(call(&folder_link.join("api.sock"), "GET"), Err(EndpointError::Denied(_))));
         assert!(matches!(call(&dir.path().join("none.sock"), "GET"), Err(EndpointError::Unavailable(_))));
         std::fs::write(dir.path().join("file"), b"").unwrap();
-        assert!(matches!(call(&dir.path().join("file"), "GET"), Err(EndpointError::Invalid(t)) if t.ends_with("is not a socket")));
+        assert!(
+            matches!(call(&dir.path().join("file"), "GET"), Err(EndpointError::Invalid(t)) if t.ends_with("is not a socket"))
+        );
         assert_eq!(call(&p, "GET").unwrap().status, 200);
     }
 
