@@ -19,3 +19,4 @@ mod signing;
 mod simulator;
 mod storage;
 mod support;
+mod versions;
