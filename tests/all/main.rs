@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod deadlines;
 mod driver_kit;
+mod endpoint;
 mod identity;
 mod isolation;
 mod kvm_guest;

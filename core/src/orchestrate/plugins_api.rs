@@ -149,11 +149,11 @@ fn check_file_name(name: &str) -> Result<&str, ApiError> {
 }
 
 /// A capability as listPlugins prints it ("libvirt URI", "images URL", "images-read URL",
-/// "netdev PREFIX*").
+/// "netdev PREFIX*", "endpoint PATTERN").
 fn parse_capability(text: &str) -> Result<Capability, String> {
     let text = text.trim();
     let Some((kind, scope)) = text.split_once(' ') else {
-        return Err(format!("capability \"{text}\" is not \"libvirt|images|images-read|netdev SCOPE\""));
+        return Err(format!("capability \"{text}\" is not \"libvirt|images|images-read|netdev|endpoint SCOPE\""));
     };
     let scope = scope.trim().to_owned();
     let cap = match kind {
@@ -161,9 +161,10 @@ fn parse_capability(text: &str) -> Result<Capability, String> {
         "images" => Capability::Images(scope),
         "images-read" => Capability::ImagesRead(scope),
         "netdev" => Capability::Netdev(scope.strip_suffix('*').unwrap_or(&scope).to_owned()),
+        "endpoint" => Capability::Endpoint(scope),
         other => {
             return Err(format!(
-                "unknown capability \"{other}\" in \"{text}\"; use libvirt, images, images-read or netdev"
+                "unknown capability \"{other}\" in \"{text}\"; use libvirt, images, images-read, netdev or endpoint"
             ));
         }
     };
@@ -172,17 +173,17 @@ fn parse_capability(text: &str) -> Result<Capability, String> {
 }
 
 fn grants_of(caps: Vec<Capability>) -> Result<Grants, String> {
-    let (mut l, mut i, mut r, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut l, mut i, mut r, mut n, mut e) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for cap in caps {
         match cap {
             Capability::Libvirt(p) => l.push(p),
             Capability::Images(p) => i.push(p),
             Capability::ImagesRead(p) => r.push(p),
             Capability::Netdev(p) => n.push(p),
-            Capability::Endpoint(p) => return Err(format!("endpoint grants are not supported yet: \"{p}\"")),
+            Capability::Endpoint(p) => e.push(p),
         }
     }
-    Grants::new(l, i, n)?.with_images_read(r)
+    Grants::new(l, i, n)?.with_images_read(r)?.with_endpoints(e)
 }
 
 /// The 431 for a configuration file that was not applied.

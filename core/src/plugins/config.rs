@@ -13,6 +13,9 @@
 //! libvirt = ["qemu:///system", "test:///default"]
 //! timeout-ms = 120000
 //!
+//! [plugin.ch]                    # a driver reaching cloud-hypervisor's own API
+//! endpoint = ["unix:///run/ch/*.sock", "http://10.0.0.7:8080"]
+//!
 //! [plugin.nfs]
 //! images = ["nfs://10.0.0.5/primary"]           # read and write: its pools
 //! images-read = ["nfs://10.0.0.6/secondary"]    # read only: the image store it copies templates from
@@ -139,6 +142,8 @@ struct PluginSection {
     images_read: Vec<String>,
     #[serde(default)]
     netdev: Vec<String>,
+    #[serde(default)]
+    endpoint: Vec<String>,
     memory_mib: Option<u64>,
     timeout_ms: Option<u64>,
     sha256: Option<String>,
@@ -170,6 +175,7 @@ impl HostConfig {
         for (name, section) in form.plugin {
             let grants = Grants::new(section.libvirt, section.images, section.netdev)
                 .and_then(|g| g.with_images_read(section.images_read))
+                .and_then(|g| g.with_endpoints(section.endpoint))
                 .map_err(|e| PluginError::Config(format!("[plugin.{name}]: {e}")))?;
             let limits = limits(defaults, section.memory_mib, section.timeout_ms).map_err(|e| match e {
                 PluginError::Config(m) => PluginError::Config(format!("[plugin.{name}]: {m}")),
@@ -284,19 +290,24 @@ pub fn save_plugin(path: &Path, plugin: &str, grants: &Grants, limits: &LimitsCh
 fn with_grants(text: &str, plugin: &str, grants: &Grants) -> Result<String, PluginError> {
     use toml_edit::{Array, Item, value};
     edit_plugin_table(text, plugin, |table| {
-        let (mut libvirt, mut images, mut images_read, mut netdev) =
-            (Array::new(), Array::new(), Array::new(), Array::new());
+        let (mut libvirt, mut images, mut images_read, mut netdev, mut endpoint) =
+            (Array::new(), Array::new(), Array::new(), Array::new(), Array::new());
         for cap in grants.capabilities() {
             match cap {
                 super::grants::Capability::Libvirt(p) => libvirt.push(p),
                 super::grants::Capability::Images(p) => images.push(p),
                 super::grants::Capability::ImagesRead(p) => images_read.push(p),
                 super::grants::Capability::Netdev(p) => netdev.push(p),
-                // Not granted yet (see `Grants::covers`).
-                super::grants::Capability::Endpoint(_) => {}
+                super::grants::Capability::Endpoint(p) => endpoint.push(p),
             }
         }
-        let lists = [("libvirt", libvirt), ("images", images), ("images-read", images_read), ("netdev", netdev)];
+        let lists = [
+            ("libvirt", libvirt),
+            ("images", images),
+            ("images-read", images_read),
+            ("netdev", netdev),
+            ("endpoint", endpoint),
+        ];
         for (key, list) in lists {
             if list.is_empty() {
                 table.remove(key);
@@ -457,6 +468,29 @@ mod tests {
         let only_time = LimitsChange { timeout_ms: Some(10), ..Default::default() };
         let out = with_limits(&out, "nfs", &only_time).unwrap();
         assert!(out.contains("memory-mib = 96") && out.contains("timeout-ms = 10 # slow server"), "{out}");
+    }
+
+    #[test]
+    fn endpoint_grants_are_read_and_saved_like_the_others() {
+        let text = "[plugin.ch]\n# cloud-hypervisor\nendpoint = [\"unix:///run/ch/*.sock\"]\ntimeout-ms = 500\n";
+        let ch = HostConfig::parse(text, Path::new("/")).unwrap().settings("ch");
+        assert!(ch.grants.allows_endpoint("unix:///run/ch/vm1.sock"));
+        assert!(!ch.grants.allows_endpoint("unix:///run/fc/vm1.sock"));
+        let grants =
+            ch.grants.clone().with_endpoints(vec!["unix:///run/ch/*.sock".into(), "http://10.0.0.7".into()]).unwrap();
+        let out = with_grants(text, "ch", &grants).unwrap();
+        assert!(
+            out.contains("# cloud-hypervisor\nendpoint = [\"unix:///run/ch/*.sock\", \"http://10.0.0.7:80\"]"),
+            "{out}"
+        );
+        let again = HostConfig::parse(&out, Path::new("/")).unwrap().settings("ch");
+        assert_eq!(again.grants, grants);
+        assert_eq!(again.limits.timeout, Duration::from_millis(500));
+        let err = HostConfig::parse("[plugin.ch]\nendpoint = [\"unix://run/ch.sock\"]\n", Path::new("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: [plugin.ch]: endpoint grant \"unix://run/ch.sock\" is not a unix:///PATH or http://HOST:PORT pattern"
+        );
     }
 
     #[test]

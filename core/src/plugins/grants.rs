@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::caps::endpoint;
+
 /// One capability, as asked for by a plugin or granted by the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "capability", content = "scope", rename_all = "lowercase")]
@@ -17,7 +19,8 @@ pub enum Capability {
     ImagesRead(String),
     /// Network device names starting with a prefix.
     Netdev(String),
-    /// A hypervisor's own API (a unix socket or an HTTP origin) matching a pattern.
+    /// A hypervisor's own API: unix sockets and http origins matching a pattern (`*`
+    /// matches any run of characters; see `caps::endpoint`).
     Endpoint(String),
 }
 
@@ -40,6 +43,7 @@ pub struct Grants {
     images: Vec<String>,
     images_read: Vec<String>,
     netdev: Vec<String>,
+    endpoint: Vec<String>,
 }
 
 impl Grants {
@@ -56,12 +60,19 @@ impl Grants {
                 return Err(format!("netdev grant \"{p}\" is not a device-name prefix"));
             }
         }
-        Ok(Grants { libvirt, images, images_read: Vec::new(), netdev })
+        Ok(Grants { libvirt, images, images_read: Vec::new(), netdev, endpoint: Vec::new() })
     }
 
     /// These grants plus URL prefixes granted for reading only (`images-read`).
     pub fn with_images_read(mut self, prefixes: Vec<String>) -> Result<Self, String> {
         self.images_read = url_prefixes("images-read", prefixes)?;
+        Ok(self)
+    }
+
+    /// These grants plus `endpoint` patterns: the unix sockets and http origins of
+    /// hypervisor APIs. Each is checked and kept in the form it is matched in.
+    pub fn with_endpoints(mut self, patterns: Vec<String>) -> Result<Self, String> {
+        self.endpoint = patterns.iter().map(|p| endpoint::grant_pattern(p)).collect::<Result<_, _>>()?;
         Ok(self)
     }
 
@@ -71,7 +82,8 @@ impl Grants {
         let i = self.images.iter().cloned().map(Capability::Images);
         let r = self.images_read.iter().cloned().map(Capability::ImagesRead);
         let n = self.netdev.iter().cloned().map(Capability::Netdev);
-        l.chain(i).chain(r).chain(n).collect()
+        let e = self.endpoint.iter().cloned().map(Capability::Endpoint);
+        l.chain(i).chain(r).chain(n).chain(e).collect()
     }
 
     /// Whether a libvirt connection to `uri` is granted.
@@ -107,6 +119,12 @@ impl Grants {
         self.netdev.iter().any(|p| name.starts_with(p.as_str()))
     }
 
+    /// Whether the endpoint capability may reach `endpoint`, in its canonical form
+    /// (`unix:///PATH` or `http://HOST:PORT`, see `caps::endpoint::Endpoint`).
+    pub fn allows_endpoint(&self, endpoint: &str) -> bool {
+        self.endpoint.iter().any(|p| glob_match(p, endpoint))
+    }
+
     /// Whether `cap`, as a plugin asked for it, is covered by these grants.
     pub fn covers(&self, cap: &Capability) -> bool {
         match cap {
@@ -114,8 +132,10 @@ impl Grants {
             Capability::Images(p) => self.allows_image(p.trim_end_matches('/')),
             Capability::ImagesRead(p) => self.allows_image_read(p.trim_end_matches('/')),
             Capability::Netdev(p) => self.allows_netdev(p),
-            // Nothing grants endpoints yet: the endpoint capability's grants replace this.
-            Capability::Endpoint(_) => false,
+            Capability::Endpoint(p) => match endpoint::grant_pattern(p) {
+                Ok(p) => self.endpoint.iter().any(|g| *g == p || glob_match(g, &p)),
+                Err(_) => false,
+            },
         }
     }
 }
@@ -262,6 +282,36 @@ mod tests {
         assert!(!g.covers(&Capability::Libvirt("qemu:///system".into())));
         assert!(g.covers(&Capability::Netdev("ws-br".into())));
         assert!(Grants::new(vec!["nope".into()], vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn endpoint_grants_name_sockets_and_origins() {
+        let g = Grants::default()
+            .with_endpoints(vec!["unix:///run/ch/*.sock".into(), "HTTP://10.0.0.7:8080/".into(), "http://fc".into()])
+            .unwrap();
+        assert_eq!(
+            g.capabilities().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["endpoint unix:///run/ch/*.sock", "endpoint http://10.0.0.7:8080", "endpoint http://fc:80"]
+        );
+        assert!(g.allows_endpoint("unix:///run/ch/vm1.sock"));
+        assert!(!g.allows_endpoint("unix:///run/ch/vm1.sock.bak"));
+        assert!(g.allows_endpoint("unix:///run/ch/sub/vm1.sock"), "a folder below the granted one");
+        assert!(!g.allows_endpoint("unix:///run/chx/vm1.sock"));
+        assert!(!g.allows_endpoint("unix:///run/fc/vm1.sock"));
+        assert!(g.allows_endpoint("http://10.0.0.7:8080") && g.allows_endpoint("http://fc:80"));
+        assert!(!g.allows_endpoint("http://10.0.0.7:80"));
+        assert!(g.covers(&Capability::Endpoint("unix:///run/ch/*.sock".into())));
+        assert!(g.covers(&Capability::Endpoint("unix:///run/ch/vm7.sock".into())));
+        assert!(g.covers(&Capability::Endpoint("http://fc".into())));
+        assert!(!g.covers(&Capability::Endpoint("unix:///run/*".into())));
+        assert!(!Grants::default().allows_endpoint("unix:///run/ch/vm1.sock"));
+        let err = Grants::default().with_endpoints(vec!["/run/ch.sock".into()]).unwrap_err();
+        assert_eq!(err, "endpoint grant \"/run/ch.sock\" is not a unix:///PATH or http://HOST:PORT pattern");
+        assert_eq!(
+            denial("ch", "endpoint", "unix:///run/ch/vm1.sock"),
+            "endpoint access to \"unix:///run/ch/vm1.sock\" is not granted to plugin \"ch\"; \
+             an operator can add endpoint = [\"unix:///run/ch/vm1.sock\"] under [plugin.ch] in the server configuration"
+        );
     }
 
     #[test]
