@@ -198,6 +198,8 @@ fn main() {
         id: uuid::Uuid::new_v4().to_string(),
         physical: bridge.clone(),
         vlan: Some(VLAN),
+        isolation: "VLAN".into(),
+        segment: Some(VLAN.into()),
         cidr: "10.99.0.0/24".into(),
         gateway: Some("10.99.0.1".into()),
         dns: vec!["10.99.0.1".into()],

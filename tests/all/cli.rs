@@ -23,7 +23,7 @@ fn plugins_list_shows_drivers_grants_and_refusals() {
     let config = sb.config_path();
     let (ok, out, err) = wasmstack(&["plugins", "list", "--config", config.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(out.contains("kvm 0.1.0 (hypervisor driver, wasmstack:driver@0.1.0)"), "{out}");
+    assert!(out.contains("kvm 0.1.0 (hypervisor driver, wasmstack:driver@0.2.0)"), "{out}");
     assert!(out.contains("limits: 64 MiB memory, 60000 ms per call"), "{out}");
     assert!(out.contains("asks: libvirt test:///default [granted]"), "{out}");
     assert!(out.contains("asks: libvirt qemu:///system [NOT granted]"), "{out}");
@@ -46,7 +46,7 @@ fn plugins_inspect_validates_one_file() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["kind"], "hypervisor");
-    assert_eq!(v["wit"], "wasmstack:driver@0.1.0");
+    assert_eq!(v["wit"], "wasmstack:driver@0.2.0");
     assert_eq!(v["config_schema"]["properties"]["accel"]["enum"][2], "tcg");
     assert!(v["missing"].as_array().unwrap().len() >= 4, "nothing is granted without a configuration");
 

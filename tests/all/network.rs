@@ -112,6 +112,8 @@ fn spec(physical: &str, vlan: Option<u16>) -> NetworkSpec {
         id: new_uuid(),
         physical: physical.to_owned(),
         vlan,
+        isolation: if vlan.is_some() { "VLAN" } else { "Flat" }.into(),
+        segment: vlan.map(u32::from),
         cidr: "10.77.0.0/24".into(),
         gateway: None,
         dns: vec![],

@@ -411,6 +411,8 @@ impl Orchestrator {
                         id: n.uuid.clone(),
                         physical: String::new(),
                         vlan: None,
+                        isolation: String::new(),
+                        segment: None,
                         cidr: String::new(),
                         gateway: None,
                         dns: Vec::new(),

@@ -133,6 +133,9 @@ pub fn driver_spec(n: &NetworkRow, dhcp: Option<&str>) -> Result<NetworkSpec, Ap
         id: n.uuid.clone(),
         physical,
         vlan: n.vlan.map(|v| v as u16),
+        // As the in-tree drivers spell the methods driver_name picks them for.
+        isolation: if n.isolation_method.eq_ignore_ascii_case("VLAN") { "VLAN" } else { "Flat" }.into(),
+        segment: n.vlan.map(|v| v as u32),
         cidr: n.cidr().unwrap_or_default(),
         gateway: n.gateway.clone(),
         dns: n.dns(),

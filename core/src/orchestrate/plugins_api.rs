@@ -179,6 +179,7 @@ fn grants_of(caps: Vec<Capability>) -> Result<Grants, String> {
             Capability::Images(p) => i.push(p),
             Capability::ImagesRead(p) => r.push(p),
             Capability::Netdev(p) => n.push(p),
+            Capability::Endpoint(p) => return Err(format!("endpoint grants are not supported yet: \"{p}\"")),
         }
     }
     Grants::new(l, i, n)?.with_images_read(r)

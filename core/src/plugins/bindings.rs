@@ -44,7 +44,7 @@ pub(crate) mod network_world {
 
 pub use hypervisor_world::exports::wasmstack::driver::hypervisor;
 pub use hypervisor_world::exports::wasmstack::driver::plugin;
-pub use hypervisor_world::wasmstack::driver::{libvirt, log, types};
+pub use hypervisor_world::wasmstack::driver::{endpoint, libvirt, log, types};
 pub(crate) use hypervisor_world::{HypervisorDriver as HypervisorBindings, HypervisorDriverPre};
 pub use network_world::exports::wasmstack::driver::network;
 pub use network_world::wasmstack::driver::netdev;

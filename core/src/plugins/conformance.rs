@@ -210,6 +210,8 @@ fn manifest(report: &mut Report, p: &LoadedPlugin) {
             Capability::Images(x) => Grants::new(vec![], vec![x.clone()], vec![]),
             Capability::ImagesRead(x) => Grants::default().with_images_read(vec![x.clone()]),
             Capability::Netdev(x) => Grants::new(vec![], vec![], vec![x.clone()]),
+            // Checked by the endpoint grants once they exist; any pattern passes here.
+            Capability::Endpoint(_) => Ok(Grants::default()),
         };
         if let Err(e) = checked {
             bad.push(e);
@@ -500,10 +502,16 @@ fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
         }
         return;
     };
+    let isolation = match &d.plugin().info.serves {
+        crate::plugins::Serves::Network(n) => n.isolation_methods.first().cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
     let spec = NetworkSpec {
         id: id.clone(),
         physical: format!("{prefix}chk{}", &id[..4]),
         vlan: None,
+        isolation,
+        segment: None,
         cidr: "10.251.0.0/24".into(),
         gateway: Some("10.251.0.1".into()),
         dns: vec![],

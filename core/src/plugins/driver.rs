@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus};
+use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, HostTarget, VmPower, VmSpec, VmStats, VmStatus};
 use super::bindings::network::{Attachment, NetworkSpec, NicSpec};
 use super::bindings::plugin::{Capability, DriverKind, PluginInfo as WitPluginInfo};
 use super::bindings::storage::{Usage, Volume};
@@ -39,7 +39,28 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
 macro_rules! world_info {
     ($fn:ident, $world:ident) => {
         fn $fn(i: $world::exports::wasmstack::driver::plugin::PluginInfo) -> WitPluginInfo {
-            use $world::exports::wasmstack::driver::plugin::{Capability as C, DriverKind as K};
+            use super::bindings::plugin::{HypervisorFeatures, HypervisorType, NetworkFacts, Serves, StorageFacts};
+            use $world::exports::wasmstack::driver::plugin::{
+                Capability as C, DriverKind as K, HypervisorFeatures as F, Serves as S,
+            };
+            let features = |f: F| {
+                let mut out = HypervisorFeatures::empty();
+                for (theirs, ours) in [
+                    (F::HOT_PLUG_DISKS, HypervisorFeatures::HOT_PLUG_DISKS),
+                    (F::HOT_PLUG_NICS, HypervisorFeatures::HOT_PLUG_NICS),
+                    (F::LIVE_MIGRATION, HypervisorFeatures::LIVE_MIGRATION),
+                    (F::VNC_CONSOLE, HypervisorFeatures::VNC_CONSOLE),
+                    (F::MEMORY_SNAPSHOTS, HypervisorFeatures::MEMORY_SNAPSHOTS),
+                    (F::BOOT_ISO, HypervisorFeatures::BOOT_ISO),
+                    (F::SERIAL_LOG, HypervisorFeatures::SERIAL_LOG),
+                    (F::SIMULATED, HypervisorFeatures::SIMULATED),
+                ] {
+                    if f.contains(theirs) {
+                        out |= ours;
+                    }
+                }
+                out
+            };
             WitPluginInfo {
                 name: i.name,
                 version: i.version,
@@ -47,6 +68,18 @@ macro_rules! world_info {
                     K::Hypervisor => DriverKind::Hypervisor,
                     K::Storage => DriverKind::Storage,
                     K::Network => DriverKind::Network,
+                },
+                serves: match i.serves {
+                    S::Hypervisor(types) => Serves::Hypervisor(
+                        types
+                            .into_iter()
+                            .map(|t| HypervisorType { name: t.name, features: features(t.features) })
+                            .collect(),
+                    ),
+                    S::Network(n) => {
+                        Serves::Network(NetworkFacts { isolation_methods: n.isolation_methods, services: n.services })
+                    }
+                    S::Storage(s) => Serves::Storage(StorageFacts { providers: s.providers, schemes: s.schemes }),
                 },
                 description: i.description,
                 capabilities: i
@@ -56,6 +89,7 @@ macro_rules! world_info {
                         C::Libvirt(p) => Capability::Libvirt(p),
                         C::Images(p) => Capability::Images(p),
                         C::Netdev(p) => Capability::Netdev(p),
+                        C::Endpoint(p) => Capability::Endpoint(p),
                     })
                     .collect(),
                 config_schema: i.config_schema,
@@ -168,6 +202,11 @@ impl HypervisorDriver {
     pub fn describe(&self) -> Result<WitPluginInfo, PluginError> {
         describe(&self.plugin)
     }
+    /// The URL the server keeps for a host of `hypervisor_type` an operator gave as `url`,
+    /// and the host's address; the driver decides (it must not reach the host).
+    pub fn connect_host(&self, hypervisor_type: &str, url: &str) -> Result<HostTarget, PluginError> {
+        self.session()?.connect_host(hypervisor_type, url)
+    }
     pub fn probe_host(&self, url: &str) -> Result<HostFacts, PluginError> {
         self.session()?.probe_host(url)
     }
@@ -223,6 +262,9 @@ impl HypervisorSession {
         self.0.run(op, f)
     }
 
+    pub fn connect_host(&mut self, hypervisor_type: &str, url: &str) -> Result<HostTarget, PluginError> {
+        self.run("connect-host", |b, s| b.wasmstack_driver_hypervisor().call_connect_host(s, hypervisor_type, url))
+    }
     pub fn probe_host(&mut self, url: &str) -> Result<HostFacts, PluginError> {
         self.run("probe-host", |b, s| b.wasmstack_driver_hypervisor().call_probe_host(s, url))
     }
@@ -615,7 +657,10 @@ impl Answer for WitPluginInfo {
         text("the description", &self.description, MAX_DESCRIPTION)?;
         count("capabilities", &self.capabilities, MAX_CAPABILITIES)?;
         for c in &self.capabilities {
-            let (Capability::Libvirt(scope) | Capability::Images(scope) | Capability::Netdev(scope)) = c;
+            let (Capability::Libvirt(scope)
+            | Capability::Images(scope)
+            | Capability::Netdev(scope)
+            | Capability::Endpoint(scope)) = c;
             text("a capability", scope, MAX_CAPABILITY)?;
         }
         text("the config-schema", &self.config_schema, MAX_CONFIG_SCHEMA)
@@ -637,6 +682,13 @@ impl Answer for Vec<VmStatus> {
             text("a VM's name", &vm.name, MAX_SHORT_TEXT)?;
         }
         Ok(())
+    }
+}
+
+impl Answer for HostTarget {
+    fn bound(&self) -> Result<(), String> {
+        text("the url", &self.url, MAX_PATH)?;
+        text("the address", &self.address, MAX_SHORT_TEXT)
     }
 }
 
@@ -711,6 +763,7 @@ mod tests {
             name: "kvm".into(),
             version: "1.0.0".into(),
             kind: DriverKind::Hypervisor,
+            serves: crate::plugins::bindings::plugin::Serves::Hypervisor(Vec::new()),
             description: "KVM".into(),
             capabilities: vec![Capability::Libvirt("qemu:///system".into())],
             config_schema: "{}".into(),

@@ -17,6 +17,8 @@ pub enum Capability {
     ImagesRead(String),
     /// Network device names starting with a prefix.
     Netdev(String),
+    /// A hypervisor's own API (a unix socket or an HTTP origin) matching a pattern.
+    Endpoint(String),
 }
 
 impl std::fmt::Display for Capability {
@@ -26,6 +28,7 @@ impl std::fmt::Display for Capability {
             Capability::Images(p) => write!(f, "images {p}"),
             Capability::ImagesRead(p) => write!(f, "images-read {p}"),
             Capability::Netdev(p) => write!(f, "netdev {p}*"),
+            Capability::Endpoint(p) => write!(f, "endpoint {p}"),
         }
     }
 }
@@ -111,6 +114,8 @@ impl Grants {
             Capability::Images(p) => self.allows_image(p.trim_end_matches('/')),
             Capability::ImagesRead(p) => self.allows_image_read(p.trim_end_matches('/')),
             Capability::Netdev(p) => self.allows_netdev(p),
+            // Nothing grants endpoints yet: the endpoint capability's grants replace this.
+            Capability::Endpoint(_) => false,
         }
     }
 }

@@ -35,14 +35,15 @@ use super::caps::libvirt::LibvirtPool;
 use super::config::{HostConfig, Limits, PluginSettings};
 use super::downloads::DownloadPolicy;
 use super::error::PluginError;
+use super::facts::{HypervisorType, Serves};
 use super::grants::{Capability, Grants};
 use super::state::{CallState, DeadlinePassed};
 
 /// The WIT package this server implements; components built against any
-/// semver-compatible version (0.1.x) load.
-pub const SUPPORTED_WIT: &str = "wasmstack:driver@0.1.0";
+/// semver-compatible version (0.2.x) load.
+pub const SUPPORTED_WIT: &str = "wasmstack:driver@0.2.0";
 const WIT_PACKAGE: &str = "wasmstack:driver";
-const SUPPORTED_MAJOR_MINOR: (u64, u64) = (0, 1);
+const SUPPORTED_MAJOR_MINOR: (u64, u64) = (0, 2);
 
 /// Granularity of call deadlines: the engine's epoch advances this often.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
@@ -81,6 +82,8 @@ pub struct PluginInfo {
     pub name: String,
     pub version: String,
     pub kind: DriverKind,
+    /// What it serves: hypervisor types, isolation methods or storage providers and schemes.
+    pub serves: Serves,
     pub description: String,
     /// What it asks for.
     pub capabilities: Vec<Capability>,
@@ -526,6 +529,7 @@ impl PluginHost {
                 name: probe_name.clone(),
                 version: String::new(),
                 kind,
+                serves: Serves::nothing(kind),
                 description: String::new(),
                 capabilities: Vec::new(),
                 config_schema: serde_json::Value::Null,
@@ -799,6 +803,54 @@ impl PluginHost {
         WatchHandle { stop }
     }
 
+    /// The loaded hypervisor driver serving `hypervisor_type`, and the type as it declared it.
+    pub fn hypervisor_serving(&self, hypervisor_type: &str) -> Option<(Arc<LoadedPlugin>, HypervisorType)> {
+        choose(self.list().into_iter().filter_map(|p| {
+            let t = p.info.serves.hypervisor_type(hypervisor_type)?.clone();
+            Some((p, t))
+        }))
+    }
+
+    /// Every served hypervisor type with the driver serving it (one entry per type, the
+    /// chosen driver), by name.
+    pub fn hypervisor_types(&self) -> Vec<(Arc<LoadedPlugin>, HypervisorType)> {
+        let plugins = self.list();
+        let names = plugins.iter().flat_map(|p| match &p.info.serves {
+            Serves::Hypervisor { types } => types.iter().map(|t| t.name.clone()).collect(),
+            _ => Vec::new(),
+        });
+        distinct(names).into_iter().filter_map(|n| self.hypervisor_serving(&n)).collect()
+    }
+
+    /// The loaded network driver serving the isolation method, and the method as it spelled it.
+    pub fn network_serving(&self, isolation_method: &str) -> Option<(Arc<LoadedPlugin>, String)> {
+        choose(self.list().into_iter().filter_map(|p| {
+            let m = p.info.serves.isolation_method(isolation_method)?.to_owned();
+            Some((p, m))
+        }))
+    }
+
+    /// Every served isolation method with the driver serving it (one entry per method), by name.
+    pub fn isolation_methods(&self) -> Vec<(Arc<LoadedPlugin>, String)> {
+        let plugins = self.list();
+        let names = plugins.iter().flat_map(|p| match &p.info.serves {
+            Serves::Network(n) => n.isolation_methods.clone(),
+            _ => Vec::new(),
+        });
+        distinct(names).into_iter().filter_map(|n| self.network_serving(&n)).collect()
+    }
+
+    /// The storage driver serving a provider name ("NFS").
+    pub fn storage_for_provider(&self, provider: &str) -> Option<Arc<LoadedPlugin>> {
+        choose(self.list().into_iter().filter(|p| p.info.serves.serves_provider(provider)).map(|p| (p, ())))
+            .map(|c| c.0)
+    }
+
+    /// The storage driver serving a URL scheme ("nfs").
+    pub fn storage_for_scheme(&self, scheme: &str) -> Option<Arc<LoadedPlugin>> {
+        choose(self.list().into_iter().filter(|p| p.info.serves.serves_scheme(scheme)).map(|p| (p, ()))).map(|c| c.0)
+    }
+
     /// A handle on a loaded hypervisor driver.
     pub fn hypervisor(&self, name: &str) -> Result<super::driver::HypervisorDriver, PluginError> {
         match self.get(name) {
@@ -948,12 +1000,48 @@ fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKi
     for v in &versions {
         if !compatible(v) {
             return Err(format!(
-                "built for {WIT_PACKAGE}@{v}; this server supports {WIT_PACKAGE}@0.1.x ({SUPPORTED_WIT})"
+                "built for {WIT_PACKAGE}@{v}; this server supports {WIT_PACKAGE}@0.2.x ({SUPPORTED_WIT})"
             ));
         }
     }
     let kind = kind.ok_or_else(|| format!("exports none of {WIT_PACKAGE}/hypervisor, storage or network"))?;
     Ok((kind, version))
+}
+
+/// Of several drivers serving the same thing, the one built against the newest WIT
+/// version, then the first by name (byte order): the choice does not depend on the order
+/// files were loaded in. `candidates` come in name order (`list`).
+fn choose<T>(candidates: impl Iterator<Item = (Arc<LoadedPlugin>, T)>) -> Option<(Arc<LoadedPlugin>, T)> {
+    let mut best: Option<(Arc<LoadedPlugin>, T)> = None;
+    for c in candidates {
+        let newer = match &best {
+            None => true,
+            Some(b) => {
+                let (v, w) = (semver(&c.0.wit_version), semver(&b.0.wit_version));
+                v > w || (v == w && c.0.info.name < b.0.info.name)
+            }
+        };
+        if newer {
+            best = Some(c);
+        }
+    }
+    best
+}
+
+/// "0.2.1" as (0, 2, 1); what does not parse counts as oldest.
+fn semver(version: &str) -> (u64, u64, u64) {
+    let mut parts = version.split('.').map(|p| p.split(['-', '+']).next().unwrap_or("").parse::<u64>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The names without repeats (compared without ASCII case), sorted that way; the first
+/// spelling met is kept.
+fn distinct(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for n in names {
+        seen.entry(n.to_ascii_lowercase()).or_insert(n);
+    }
+    seen.into_values().collect()
 }
 
 fn compatible(version: &str) -> bool {
@@ -989,12 +1077,15 @@ fn check_info(raw: super::bindings::plugin::PluginInfo, world: DriverKind) -> Re
             WitCapability::Libvirt(p) => Capability::Libvirt(p),
             WitCapability::Images(p) => Capability::Images(p),
             WitCapability::Netdev(p) => Capability::Netdev(p),
+            WitCapability::Endpoint(p) => Capability::Endpoint(p),
         })
         .collect();
+    let serves = Serves::check(raw.serves, kind)?;
     Ok(PluginInfo {
         name: raw.name,
         version: raw.version,
         kind,
+        serves,
         description: raw.description,
         capabilities,
         config_schema,
@@ -1019,9 +1110,9 @@ mod tests {
 
     #[test]
     fn wit_versions() {
-        assert!(compatible("0.1.0"));
-        assert!(compatible("0.1.7"));
-        assert!(!compatible("0.2.0"));
+        assert!(compatible("0.2.0"));
+        assert!(compatible("0.2.7"));
+        assert!(!compatible("0.3.0"));
         assert!(!compatible("9.0.0"));
         assert!(!compatible(""));
     }

@@ -8,6 +8,7 @@ pub mod conformance;
 mod downloads;
 mod driver;
 mod error;
+mod facts;
 mod grants;
 mod host;
 pub mod scaffold;
@@ -17,8 +18,8 @@ mod state;
 pub mod witdocs;
 
 pub use bindings::hypervisor::{
-    Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, Nic, NicModel, SwitchKind, VmPower,
-    VmSpec, VmStats, VmStatus,
+    Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, HostTarget, Nic, NicModel, SwitchKind,
+    VmPower, VmSpec, VmStats, VmStatus,
 };
 pub use bindings::network::{Attachment, NetworkSpec, NicSpec};
 pub use bindings::storage::{Usage, Volume};
@@ -30,5 +31,6 @@ pub use config::{HostConfig, Limits, LimitsChange, PluginSettings, check_limits,
 pub use downloads::{AddressKind, BadSite, DownloadPolicy, InternalSite, Refusal, classify};
 pub use driver::{HypervisorDriver, HypervisorSession, NetworkDriver, NetworkSession, StorageDriver, StorageSession};
 pub use error::{PluginError, driver_error_text};
+pub use facts::{HypervisorFeatures, HypervisorType, NetworkFacts, Serves, StorageFacts};
 pub use grants::{Capability, Grants};
 pub use host::{DriverKind, LoadedPlugin, PluginHost, PluginInfo, ReloadEvent, SUPPORTED_WIT, WatchHandle};

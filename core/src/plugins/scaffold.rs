@@ -11,6 +11,7 @@ use super::host::DriverKind;
 
 /// The WIT files this server implements, by file name.
 pub const WIT_FILES: &[(&str, &str)] = &[
+    ("endpoint.wit", include_str!("../../../wit/endpoint.wit")),
     ("hypervisor.wit", include_str!("../../../wit/hypervisor.wit")),
     ("images.wit", include_str!("../../../wit/images.wit")),
     ("libvirt.wit", include_str!("../../../wit/libvirt.wit")),
@@ -132,6 +133,10 @@ struct KindTemplate {
     world: &'static str,
     uses: &'static str,
     capability: &'static str,
+    /// The `plugin` types `serves` needs, and what it declares (TYPE: the Rust type name,
+    /// NAME: the driver's name).
+    serves_uses: &'static str,
+    serves: &'static str,
     grant_key: &'static str,
     grant_value: &'static str,
     /// (WIT name, Rust signature without `fn`), in WIT order.
@@ -145,6 +150,13 @@ fn template(kind: DriverKind) -> KindTemplate {
             uses: "use exports::wasmstack::driver::storage::{Guest as Storage, Usage, Volume};\n\
                    use wasmstack::driver::types::{DiskFormat, DriverError, Locator};",
             capability: "Capability::Images(\"file:///\".into())",
+            serves_uses: "Serves, StorageFacts",
+            serves: "// EDIT: the `provider` names operators give in addImageStore and createStoragePool,
+            // and the URL schemes of the pools and stores this driver handles.
+            serves: Serves::Storage(StorageFacts {
+                providers: vec![\"NAME\".into()],
+                schemes: vec![\"file\".into()],
+            }),",
             grant_key: "images",
             grant_value: "file:///srv/NAME",
             functions: &[
@@ -190,12 +202,26 @@ fn template(kind: DriverKind) -> KindTemplate {
         DriverKind::Hypervisor => KindTemplate {
             world: "hypervisor-driver",
             uses: "use exports::wasmstack::driver::hypervisor::{\n    \
-                   ConsoleEndpoint, Disk, Guest as Hypervisor, HostFacts, VmPower, VmSpec, VmStats, VmStatus,\n};\n\
+                   ConsoleEndpoint, Disk, Guest as Hypervisor, HostFacts, HostTarget, VmPower, VmSpec, VmStats, \
+                   VmStatus,\n};\n\
                    use wasmstack::driver::types::DriverError;",
             capability: "Capability::Libvirt(\"test:///default\".into())",
+            serves_uses: "HypervisorFeatures, HypervisorType, Serves",
+            serves: "// EDIT: the hypervisor types operators give in addCluster and addHost
+            // (hypervisor=TYPE), and for each what it can do: set only the features this
+            // driver implements, e.g. HypervisorFeatures::HOT_PLUG_DISKS | HypervisorFeatures::VNC_CONSOLE
+            // (also HOT_PLUG_NICS, LIVE_MIGRATION, MEMORY_SNAPSHOTS, BOOT_ISO, SERIAL_LOG, SIMULATED).
+            serves: Serves::Hypervisor(vec![HypervisorType {
+                name: \"TYPE\".into(),
+                features: HypervisorFeatures::empty(),
+            }]),",
             grant_key: "libvirt",
             grant_value: "test:///default",
             functions: &[
+                (
+                    "connect-host",
+                    "connect_host(hypervisor_type: String, url: String) -> Result<HostTarget, DriverError>",
+                ),
                 ("probe-host", "probe_host(url: String) -> Result<HostFacts, DriverError>"),
                 ("create-vm", "create_vm(url: String, spec: VmSpec) -> Result<(), DriverError>"),
                 ("start-vm", "start_vm(url: String, uuid: String) -> Result<(), DriverError>"),
@@ -215,6 +241,13 @@ fn template(kind: DriverKind) -> KindTemplate {
             uses: "use exports::wasmstack::driver::network::{Attachment, Guest as Network, NetworkSpec, NicSpec};\n\
                    use wasmstack::driver::types::DriverError;",
             capability: "Capability::Netdev(\"ws-\".into())",
+            serves_uses: "NetworkFacts, Serves",
+            serves: "// EDIT: the isolation methods operators give in createPhysicalNetwork
+            // (isolationmethods=TYPE), and the network services it provides, e.g. \"Dhcp\".
+            serves: Serves::Network(NetworkFacts {
+                isolation_methods: vec![\"TYPE\".into()],
+                services: vec![],
+            }),",
             grant_key: "netdev",
             grant_value: "ws-",
             functions: &[
@@ -271,7 +304,9 @@ fn lib_rs(kind: DriverKind, name: &str) -> String {
 
 wit_bindgen::generate!({{ world: "{world}", path: "wit", generate_all }});
 
-use exports::wasmstack::driver::plugin::{{Capability, DriverKind, Guest as Plugin, PluginInfo}};
+use exports::wasmstack::driver::plugin::{{
+    Capability, DriverKind, Guest as Plugin, PluginInfo, {serves_uses},
+}};
 {uses}
 
 struct {ty};
@@ -282,6 +317,7 @@ impl Plugin for {ty} {{
             name: "{name}".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::{variant},
+            {serves}
             // EDIT: one line the operator reads in `wasmstack plugins list`.
             description: "{name} {kind_str} driver".into(),
             // EDIT: what the driver needs from the host. The operator grants these (or
@@ -301,6 +337,8 @@ impl {trait_name} for {ty} {{
 "#,
         world = t.world,
         uses = t.uses,
+        serves_uses = t.serves_uses,
+        serves = t.serves.replace("TYPE", &ty).replace("NAME", name),
         variant = kind_variant(kind),
         capability = t.capability.replace("NAME", name),
         trait_name = trait_name(kind),

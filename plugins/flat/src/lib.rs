@@ -8,7 +8,7 @@ wit_bindgen::generate!({ world: "network-driver", path: "../../wit", generate_al
 mod bridge;
 
 use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
-use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
+use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::netdev::{self, BridgeKind};
 use wasmstack::driver::types::DriverError;
 
@@ -60,6 +60,10 @@ impl plugin::Guest for Flat {
             name: "flat".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::Network,
+            serves: Serves::Network(NetworkFacts {
+                isolation_methods: vec!["Flat".into()],
+                services: vec!["Dhcp".into()],
+            }),
             description: "Flat guest networks on a Linux bridge named by the physical network label, \
                           e.g. \"ws-flat0\". Grant netdev = [\"ws-\"]."
                 .into(),

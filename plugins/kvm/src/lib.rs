@@ -10,9 +10,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use exports::wasmstack::driver::hypervisor::{
-    self, Accel, ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus,
+    self, Accel, ConsoleEndpoint, Disk, HostFacts, HostTarget, VmPower, VmSpec, VmStats, VmStatus,
 };
-use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
+use exports::wasmstack::driver::plugin::{
+    self, Capability, DriverKind, HypervisorFeatures, HypervisorType, PluginInfo, Serves,
+};
 use wasmstack::driver::libvirt::{ChangeScope, Connection, DomainState};
 use wasmstack::driver::log::{Level, log};
 use wasmstack::driver::types::DriverError;
@@ -38,12 +40,64 @@ const CONFIG_SCHEMA: &str = r#"{
 
 struct Kvm;
 
+/// The hypervisor types this driver serves: KVM hosts, and libvirt's test driver as the
+/// Simulator (VMs that run nowhere).
+const KVM: &str = "KVM";
+const SIMULATOR: &str = "Simulator";
+
+/// Where the server reaches a host an operator added with `url`: CloudStack gives KVM
+/// hosts as http://address, which libvirt reaches over SSH; libvirt URIs (qemu…) are kept
+/// as given. Simulator hosts all share libvirt's test driver unless a test: URI is given.
+fn host_target(hypervisor_type: &str, url: &str) -> Result<HostTarget, DriverError> {
+    let host_part = |u: &str| -> String {
+        let rest = u.split_once("://").map_or(u, |(_, r)| r);
+        let host = rest.split(['/', '?']).next().unwrap_or("");
+        let host = host.rsplit('@').next().unwrap_or(host);
+        host.split(':').next().unwrap_or("").to_owned()
+    };
+    if hypervisor_type.eq_ignore_ascii_case(SIMULATOR) {
+        let url = if url.starts_with("test:") { url.to_owned() } else { "test:///default".to_owned() };
+        return Ok(HostTarget { url, address: "127.0.0.1".into() });
+    }
+    if !hypervisor_type.eq_ignore_ascii_case(KVM) {
+        return Err(DriverError::InvalidSpec(format!(
+            "hypervisor type {hypervisor_type} is not served here; this driver serves {KVM} and {SIMULATOR}"
+        )));
+    }
+    let h = host_part(url);
+    if url.starts_with("qemu") {
+        let address = if h.is_empty() { "127.0.0.1".into() } else { h };
+        return Ok(HostTarget { url: url.to_owned(), address });
+    }
+    if h.is_empty() {
+        return Err(DriverError::InvalidSpec(format!(
+            "{url}: give a libvirt URI (qemu:///system, qemu+ssh://host/system) or http://host"
+        )));
+    }
+    Ok(HostTarget { url: format!("qemu+ssh://{h}/system"), address: h })
+}
+
 impl plugin::Guest for Kvm {
     fn describe() -> PluginInfo {
         PluginInfo {
             name: "kvm".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::Hypervisor,
+            // Only what the server really does with these hosts: it hot-plugs disks (not NICs),
+            // and migrates nothing and keeps no memory snapshots yet.
+            serves: Serves::Hypervisor(vec![
+                HypervisorType {
+                    name: KVM.into(),
+                    features: HypervisorFeatures::HOT_PLUG_DISKS
+                        | HypervisorFeatures::VNC_CONSOLE
+                        | HypervisorFeatures::BOOT_ISO
+                        | HypervisorFeatures::SERIAL_LOG,
+                },
+                HypervisorType {
+                    name: SIMULATOR.into(),
+                    features: HypervisorFeatures::SIMULATED | HypervisorFeatures::BOOT_ISO,
+                },
+            ]),
             description: "Runs VMs on KVM/QEMU hosts through libvirt".into(),
             capabilities: ["qemu:///system", "qemu+ssh://*/system", "qemu+tcp://*/system", "test:///default"]
                 .into_iter()
@@ -196,6 +250,10 @@ fn clear_renamed(conn: &Connection, spec: &VmSpec, uuid: &str) -> Result<Option<
 }
 
 impl hypervisor::Guest for Kvm {
+    fn connect_host(hypervisor_type: String, url: String) -> Result<HostTarget, DriverError> {
+        host_target(&hypervisor_type, &url)
+    }
+
     fn probe_host(url: String) -> Result<HostFacts, DriverError> {
         let (conn, _) = open(&url)?;
         let node = conn.node_info().map_err(context("node info"))?;
@@ -462,10 +520,33 @@ mod tests {
     }
 
     #[test]
+    fn host_targets_from_operator_urls() {
+        let t = |ty: &str, url: &str| host_target(ty, url).map(|t| (t.url, t.address));
+        assert_eq!(t("KVM", "http://10.0.0.7").unwrap(), ("qemu+ssh://10.0.0.7/system".into(), "10.0.0.7".into()));
+        assert_eq!(t("kvm", "qemu:///system").unwrap(), ("qemu:///system".into(), "127.0.0.1".into()));
+        assert_eq!(
+            t("KVM", "qemu+tcp://root@kvm1:16509/system").unwrap(),
+            ("qemu+tcp://root@kvm1:16509/system".into(), "kvm1".into())
+        );
+        assert_eq!(t("Simulator", "http://sim1").unwrap(), ("test:///default".into(), "127.0.0.1".into()));
+        assert_eq!(t("simulator", "test:///other").unwrap(), ("test:///other".into(), "127.0.0.1".into()));
+        assert!(
+            matches!(t("KVM", "http://"), Err(DriverError::InvalidSpec(m)) if m.contains("qemu+ssh://host/system"))
+        );
+        assert!(
+            matches!(t("Xen", "http://h"), Err(DriverError::InvalidSpec(m)) if m.contains("serves KVM and Simulator"))
+        );
+    }
+
+    #[test]
     fn describes_itself() {
         let info = <Kvm as plugin::Guest>::describe();
         assert_eq!(info.name, "kvm");
         assert_eq!(info.capabilities.len(), 4);
+        let Serves::Hypervisor(types) = info.serves else { panic!("serves no hypervisor types") };
+        assert_eq!(types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), [KVM, SIMULATOR]);
+        let has = |f: HypervisorFeatures| types[0].features.bits() & f.bits() != 0;
+        assert!(has(HypervisorFeatures::HOT_PLUG_DISKS) && !has(HypervisorFeatures::LIVE_MIGRATION));
         assert!(CONFIG_SCHEMA.contains(r#""enum": ["auto", "kvm", "tcg"]"#));
     }
 }

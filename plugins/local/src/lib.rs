@@ -8,7 +8,7 @@ wit_bindgen::generate!({ world: "storage-driver", path: "../../wit", generate_al
 #[path = "../../shared/pool.rs"]
 mod pool;
 
-use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
+use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo, Serves, StorageFacts};
 use exports::wasmstack::driver::storage::{self, Usage, Volume};
 use pool::Backend;
 use wasmstack::driver::images::ImageInfo;
@@ -40,6 +40,7 @@ impl plugin::Guest for Local {
             name: "local".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::Storage,
+            serves: Serves::Storage(StorageFacts { providers: vec!["Local".into()], schemes: vec!["file".into()] }),
             description: "Primary and secondary storage in folders on the hypervisor host. \
                           It asks for every file:/// URL; grant only the folders it may use, \
                           e.g. images = [\"file:///var/lib/wasmstack\"]"

@@ -8,7 +8,7 @@ wit_bindgen::generate!({ world: "storage-driver", path: "../../wit", generate_al
 #[path = "../../shared/pool.rs"]
 mod pool;
 
-use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
+use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo, Serves, StorageFacts};
 use exports::wasmstack::driver::storage::{self, Usage, Volume};
 use pool::Backend;
 use wasmstack::driver::images::{self, ImageInfo};
@@ -84,6 +84,7 @@ impl plugin::Guest for Nfs {
             name: "nfs".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::Storage,
+            serves: Serves::Storage(StorageFacts { providers: vec!["NFS".into()], schemes: vec!["nfs".into()] }),
             description: "Primary and secondary storage on NFS servers (NFSv3), reached without mounts. \
                           It asks for every nfs:// URL; grant only the exports it may use, \
                           e.g. images = [\"nfs://10.0.0.5/export\"]"

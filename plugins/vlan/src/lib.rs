@@ -9,7 +9,7 @@ wit_bindgen::generate!({ world: "network-driver", path: "../../wit", generate_al
 mod bridge;
 
 use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
-use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
+use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::netdev::{self, BridgeKind};
 use wasmstack::driver::types::DriverError;
 
@@ -60,6 +60,10 @@ impl plugin::Guest for Vlan {
             name: "vlan".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::Network,
+            serves: Serves::Network(NetworkFacts {
+                isolation_methods: vec!["VLAN".into()],
+                services: vec!["Dhcp".into()],
+            }),
             description: "Isolated guest networks as VLANs on an Open vSwitch bridge (userspace datapath) \
                           named by the physical network label, e.g. \"ws-phys0\". Grant netdev = [\"ws-\"]."
                 .into(),

@@ -3,6 +3,7 @@
 
 pub mod beneath;
 mod blocking;
+mod endpoint;
 pub mod images;
 pub mod libvirt;
 mod log;

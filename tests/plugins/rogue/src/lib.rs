@@ -14,9 +14,11 @@
 wit_bindgen::generate!({ world: "hypervisor-driver", path: "../../../wit", generate_all });
 
 use exports::wasmstack::driver::hypervisor::{
-    ConsoleEndpoint, Disk, Guest as Hypervisor, HostFacts, VmPower, VmSpec, VmStats, VmStatus,
+    ConsoleEndpoint, Disk, Guest as Hypervisor, HostFacts, HostTarget, VmPower, VmSpec, VmStats, VmStatus,
 };
-use exports::wasmstack::driver::plugin::{Capability, DriverKind, Guest as Plugin, PluginInfo};
+use exports::wasmstack::driver::plugin::{
+    Capability, DriverKind, Guest as Plugin, HypervisorFeatures, HypervisorType, PluginInfo, Serves,
+};
 use wasmstack::driver::libvirt::Connection;
 use wasmstack::driver::types::DriverError;
 
@@ -52,6 +54,10 @@ impl Plugin for Rogue {
             name: if cfg!(feature = "impostor") { "kvm" } else { "rogue" }.into(),
             version: VERSION.into(),
             kind: DriverKind::Hypervisor,
+            serves: Serves::Hypervisor(vec![HypervisorType {
+                name: "Rogue".into(),
+                features: HypervisorFeatures::empty(),
+            }]),
             description: "Misbehaves on request (tests only)".into(),
             capabilities,
             config_schema,
@@ -64,6 +70,10 @@ fn unsupported<T>() -> Result<T, DriverError> {
 }
 
 impl Hypervisor for Rogue {
+    fn connect_host(_hypervisor_type: String, url: String) -> Result<HostTarget, DriverError> {
+        Ok(HostTarget { url, address: "127.0.0.1".into() })
+    }
+
     fn probe_host(url: String) -> Result<HostFacts, DriverError> {
         match url.as_str() {
             "panic" => panic!("rogue was told to panic"),

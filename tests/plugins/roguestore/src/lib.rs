@@ -12,7 +12,7 @@
 
 wit_bindgen::generate!({ world: "storage-driver", path: "../../../wit", generate_all });
 
-use exports::wasmstack::driver::plugin::{Capability, DriverKind, Guest as Plugin, PluginInfo};
+use exports::wasmstack::driver::plugin::{Capability, DriverKind, Guest as Plugin, PluginInfo, Serves, StorageFacts};
 use exports::wasmstack::driver::storage::{Guest as Storage, Usage, Volume};
 use wasmstack::driver::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};
 
@@ -24,6 +24,10 @@ impl Plugin for RogueStore {
             name: "roguestore".into(),
             version: "1.0.0".into(),
             kind: DriverKind::Storage,
+            serves: Serves::Storage(StorageFacts {
+                providers: vec!["roguestore".into()],
+                schemes: vec!["file".into()],
+            }),
             description: "Oversized answers on request (tests only)".into(),
             capabilities: vec![Capability::Images("file:///nowhere".into())],
             config_schema: "{}".into(),
