@@ -35,6 +35,14 @@ for variant in $ROGUE_VARIANTS; do
   cp -f "$WASM_DIR/rogue.wasm" "$WASM_DIR/rogue-$variant.wasm"
 done
 
+# The kvm driver built against the frozen wasmstack:driver@0.1.0, for the test that loads a
+# 0.1.0 driver beside 0.2.0 ones; the current build is put back as kvm.wasm afterwards.
+log "components: kvm --features wit-v0-1 (kept as kvm-wit-0.1.wasm)"
+cp -f "$WASM_DIR/kvm.wasm" "$WASM_DIR/kvm.wasm.current"
+cargo build --release --target wasm32-wasip2 -p kvm --features wit-v0-1
+mv -f "$WASM_DIR/kvm.wasm" "$WASM_DIR/kvm-wit-0.1.wasm"
+mv -f "$WASM_DIR/kvm.wasm.current" "$WASM_DIR/kvm.wasm"
+
 log "web console: cargo build, wasm-bindgen, wasm-opt"
 t0=$SECONDS
 cargo build -p wasmstack-console --target wasm32-unknown-unknown --profile wasm-release
@@ -74,7 +82,7 @@ log "web console: $WEB_DIR in $((SECONDS - t0)) s; first page $first_page bytes 
 log "artifacts:"
 for f in "$CARGO_TARGET_DIR/release/wasmstack" \
          "$CARGO_TARGET_DIR/release/web/index.html" "$CARGO_TARGET_DIR/release/web/pkg/console_bg.wasm" \
-         "$WASM_DIR/kvm.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/future.wasm" "$WASM_DIR/roguestore.wasm" "$WASM_DIR/rogue-v1.wasm" \
+         "$WASM_DIR/kvm.wasm" "$WASM_DIR/kvm-wit-0.1.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/future.wasm" "$WASM_DIR/roguestore.wasm" "$WASM_DIR/rogue-v1.wasm" \
          $(for v in $ROGUE_VARIANTS; do printf '%s ' "$WASM_DIR/rogue-$v.wasm"; done); do
   [ -f "$f" ] || { printf 'build: ERROR: missing %s\n' "$f" >&2; exit 1; }
   printf '  %s\n' "$f"

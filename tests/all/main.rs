@@ -18,3 +18,4 @@ mod signing;
 mod simulator;
 mod storage;
 mod support;
+mod versions;

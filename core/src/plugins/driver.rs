@@ -13,24 +13,39 @@ use super::bindings::network::{Attachment, NetworkSpec, NicSpec};
 use super::bindings::plugin::{Capability, DriverKind, PluginInfo as WitPluginInfo};
 use super::bindings::storage::{Usage, Volume};
 use super::bindings::types::{DiskFormat, DriverError, Locator};
-use super::bindings::{HypervisorBindings, NetworkBindings, StorageBindings, network_world, storage_world};
+use super::bindings::{HypervisorBindings, NetworkBindings, StorageBindings, network_world, storage_world, v0_1};
+use super::compat_v0_1 as compat;
 use super::error::PluginError;
 use super::host::{DriverPre, LoadedPlugin, deadline_ticks};
 use super::state::{CallState, DeadlinePassed};
 
-/// Runs `describe()` in a fresh store, whichever kind of driver it is.
+/// Runs `describe()` in a fresh store, whichever kind of driver it is. A 0.1.0 driver's
+/// answer comes back as 0.2.0's, with what it serves filled in (see `compat_v0_1`).
 pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginError> {
     let plugin = Arc::new(clone_for_probe(plugin));
-    match &plugin.pre {
-        DriverPre::Hypervisor(_) => HypervisorSession::open(plugin)?
-            .0
-            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
-        DriverPre::Storage(_) => StorageSession::open(plugin)?
-            .0
-            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info(i)))),
-        DriverPre::Network(_) => NetworkSession::open(plugin)?
-            .0
-            .run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info(i)))),
+    match plugin.pre.kind() {
+        super::host::DriverKind::Hypervisor => match HypervisorSession::open(plugin)?.0 {
+            Versioned::V0_2(mut s) => s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
+            Versioned::V0_1(mut s) => s.run("describe", |b, s| {
+                b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(compat::hypervisor_info(i)))
+            }),
+        },
+        super::host::DriverKind::Storage => match StorageSession::open(plugin)?.0 {
+            Versioned::V0_2(mut s) => {
+                s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info(i))))
+            }
+            Versioned::V0_1(mut s) => s.run("describe", |b, s| {
+                b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(compat::storage_info(i)))
+            }),
+        },
+        super::host::DriverKind::Network => match NetworkSession::open(plugin)?.0 {
+            Versioned::V0_2(mut s) => {
+                s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info(i))))
+            }
+            Versioned::V0_1(mut s) => s.run("describe", |b, s| {
+                b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(compat::network_info(i)))
+            }),
+        },
     }
 }
 
@@ -174,6 +189,52 @@ impl<B> Session<B> {
     }
 }
 
+/// A session with a driver of either contract version: the 0.2.0 bindings, or the
+/// 0.1.0 ones whose calls `compat_v0_1` adapts.
+enum Versioned<A, B> {
+    V0_2(Session<A>),
+    V0_1(Session<B>),
+}
+
+/// Runs one export in whichever version the session speaks: `$v2` with the 0.2.0
+/// bindings, `$v1` with the 0.1.0 ones (both see the bindings as `$b` and the store as `$s`).
+macro_rules! versioned {
+    ($session:expr, $op:literal, |$b:ident, $s:ident| $v2:expr, $v1:expr) => {
+        match &mut $session.0 {
+            Versioned::V0_2(x) => x.run($op, |$b, $s| $v2),
+            Versioned::V0_1(x) => x.run($op, |$b, $s| $v1),
+        }
+    };
+}
+
+/// Opens a session of the plugin's version, or says it is not of `kind`.
+macro_rules! open_versioned {
+    ($plugin:expr, $kind:literal, $v2:ident, $v1:ident) => {{
+        let plugin = $plugin;
+        match &plugin.pre {
+            DriverPre::$v2(_) => Session::open(
+                plugin,
+                |pre, store| match pre {
+                    DriverPre::$v2(p) => Some(p.instantiate(store)),
+                    _ => None,
+                },
+                $kind,
+            )
+            .map(Versioned::V0_2),
+            DriverPre::$v1(_) => Session::open(
+                plugin,
+                |pre, store| match pre {
+                    DriverPre::$v1(p) => Some(p.instantiate(store)),
+                    _ => None,
+                },
+                $kind,
+            )
+            .map(Versioned::V0_1),
+            _ => Err(PluginError::NotLoaded { name: plugin.info.name.clone(), kind: $kind }),
+        }
+    }};
+}
+
 /// A loaded hypervisor driver. Every method runs in a fresh store and instance.
 #[derive(Clone)]
 pub struct HypervisorDriver {
@@ -182,7 +243,7 @@ pub struct HypervisorDriver {
 
 /// One store and instance kept across several calls (for a workflow, or to measure
 /// the call overhead alone). After any trap it must be dropped.
-pub struct HypervisorSession(Session<HypervisorBindings>);
+pub struct HypervisorSession(Versioned<HypervisorBindings, v0_1::HypervisorBindings>);
 
 impl HypervisorDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -247,59 +308,114 @@ impl HypervisorDriver {
 
 impl HypervisorSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        let instantiate = |pre: &DriverPre, store: &mut Store<CallState>| match pre {
-            DriverPre::Hypervisor(p) => Some(p.instantiate(store)),
-            _ => None,
-        };
-        Session::open(plugin, instantiate, "hypervisor").map(HypervisorSession)
-    }
-
-    fn run<R: Answer>(
-        &mut self,
-        op: &'static str,
-        f: impl FnOnce(&HypervisorBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
-    ) -> Result<R, PluginError> {
-        self.0.run(op, f)
+        open_versioned!(plugin, "hypervisor", Hypervisor, HypervisorV0_1).map(HypervisorSession)
     }
 
     pub fn connect_host(&mut self, hypervisor_type: &str, url: &str) -> Result<HostTarget, PluginError> {
-        self.run("connect-host", |b, s| b.wasmstack_driver_hypervisor().call_connect_host(s, hypervisor_type, url))
+        match &mut self.0 {
+            Versioned::V0_2(x) => {
+                x.run("connect-host", |b, s| b.wasmstack_driver_hypervisor().call_connect_host(s, hypervisor_type, url))
+            }
+            // 0.1.0 has no connect-host: the adapter does what 0.1 servers did.
+            Versioned::V0_1(x) => compat::connect_host(hypervisor_type, url)
+                .map_err(|error| PluginError::Driver { plugin: x.plugin.info.name.clone(), error }),
+        }
     }
     pub fn probe_host(&mut self, url: &str) -> Result<HostFacts, PluginError> {
-        self.run("probe-host", |b, s| b.wasmstack_driver_hypervisor().call_probe_host(s, url))
+        versioned!(
+            self,
+            "probe-host",
+            |b, s| b.wasmstack_driver_hypervisor().call_probe_host(s, url),
+            b.wasmstack_driver_hypervisor().call_probe_host(s, url).map(|r| r.map(compat::host_facts))
+        )
     }
     pub fn create_vm(&mut self, url: &str, spec: &VmSpec) -> Result<(), PluginError> {
-        self.run("create-vm", |b, s| b.wasmstack_driver_hypervisor().call_create_vm(s, url, spec))
+        versioned!(
+            self,
+            "create-vm",
+            |b, s| b.wasmstack_driver_hypervisor().call_create_vm(s, url, spec),
+            b.wasmstack_driver_hypervisor().call_create_vm(s, url, &compat::vm_spec(spec))
+        )
     }
     pub fn start_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
-        self.run("start-vm", |b, s| b.wasmstack_driver_hypervisor().call_start_vm(s, url, uuid))
+        versioned!(
+            self,
+            "start-vm",
+            |b, s| b.wasmstack_driver_hypervisor().call_start_vm(s, url, uuid),
+            b.wasmstack_driver_hypervisor().call_start_vm(s, url, uuid)
+        )
     }
     pub fn stop_vm(&mut self, url: &str, uuid: &str, timeout_ms: u32) -> Result<(), PluginError> {
-        self.run("stop-vm", |b, s| b.wasmstack_driver_hypervisor().call_stop_vm(s, url, uuid, timeout_ms))
+        versioned!(
+            self,
+            "stop-vm",
+            |b, s| b.wasmstack_driver_hypervisor().call_stop_vm(s, url, uuid, timeout_ms),
+            b.wasmstack_driver_hypervisor().call_stop_vm(s, url, uuid, timeout_ms)
+        )
     }
     pub fn reboot_vm(&mut self, url: &str, uuid: &str, forced: bool) -> Result<(), PluginError> {
-        self.run("reboot-vm", |b, s| b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid, forced))
+        versioned!(
+            self,
+            "reboot-vm",
+            |b, s| b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid, forced),
+            b.wasmstack_driver_hypervisor().call_reboot_vm(s, url, uuid, forced)
+        )
     }
     pub fn destroy_vm(&mut self, url: &str, uuid: &str) -> Result<(), PluginError> {
-        self.run("destroy-vm", |b, s| b.wasmstack_driver_hypervisor().call_destroy_vm(s, url, uuid))
+        versioned!(
+            self,
+            "destroy-vm",
+            |b, s| b.wasmstack_driver_hypervisor().call_destroy_vm(s, url, uuid),
+            b.wasmstack_driver_hypervisor().call_destroy_vm(s, url, uuid)
+        )
     }
     pub fn power_state(&mut self, url: &str, uuid: &str) -> Result<VmPower, PluginError> {
-        self.run("power-state", |b, s| b.wasmstack_driver_hypervisor().call_power_state(s, url, uuid))
+        versioned!(
+            self,
+            "power-state",
+            |b, s| b.wasmstack_driver_hypervisor().call_power_state(s, url, uuid),
+            b.wasmstack_driver_hypervisor().call_power_state(s, url, uuid).map(|r| r.map(compat::vm_power))
+        )
     }
     pub fn list_vms(&mut self, url: &str) -> Result<Vec<VmStatus>, PluginError> {
-        self.run("list-vms", |b, s| b.wasmstack_driver_hypervisor().call_list_vms(s, url))
+        versioned!(
+            self,
+            "list-vms",
+            |b, s| b.wasmstack_driver_hypervisor().call_list_vms(s, url),
+            b.wasmstack_driver_hypervisor().call_list_vms(s, url).map(|r| r.map(compat::vm_statuses))
+        )
     }
     pub fn console(&mut self, url: &str, uuid: &str) -> Result<ConsoleEndpoint, PluginError> {
-        self.run("console", |b, s| b.wasmstack_driver_hypervisor().call_console(s, url, uuid))
+        versioned!(
+            self,
+            "console",
+            |b, s| b.wasmstack_driver_hypervisor().call_console(s, url, uuid),
+            b.wasmstack_driver_hypervisor().call_console(s, url, uuid).map(|r| r.map(compat::console_endpoint))
+        )
     }
     pub fn stats(&mut self, url: &str, uuid: &str) -> Result<VmStats, PluginError> {
-        self.run("stats", |b, s| b.wasmstack_driver_hypervisor().call_stats(s, url, uuid))
+        versioned!(
+            self,
+            "stats",
+            |b, s| b.wasmstack_driver_hypervisor().call_stats(s, url, uuid),
+            b.wasmstack_driver_hypervisor().call_stats(s, url, uuid).map(|r| r.map(compat::vm_stats))
+        )
     }
     pub fn attach_disk(&mut self, url: &str, uuid: &str, disk: &Disk) -> Result<(), PluginError> {
-        self.run("attach-disk", |b, s| b.wasmstack_driver_hypervisor().call_attach_disk(s, url, uuid, disk))
+        versioned!(
+            self,
+            "attach-disk",
+            |b, s| b.wasmstack_driver_hypervisor().call_attach_disk(s, url, uuid, disk),
+            b.wasmstack_driver_hypervisor().call_attach_disk(s, url, uuid, &compat::disk(disk))
+        )
     }
     pub fn detach_disk(&mut self, url: &str, uuid: &str, target: &str) -> Result<(), PluginError> {
-        self.run("detach-disk", |b, s| b.wasmstack_driver_hypervisor().call_detach_disk(s, url, uuid, target))
+        versioned!(
+            self,
+            "detach-disk",
+            |b, s| b.wasmstack_driver_hypervisor().call_detach_disk(s, url, uuid, target),
+            b.wasmstack_driver_hypervisor().call_detach_disk(s, url, uuid, target)
+        )
     }
 }
 
@@ -311,7 +427,7 @@ pub struct StorageDriver {
 
 /// One storage-driver store and instance kept across several calls. After any trap
 /// it must be dropped.
-pub struct StorageSession(Session<StorageBindings>);
+pub struct StorageSession(Versioned<StorageBindings, v0_1::StorageBindings>);
 
 impl StorageDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -394,26 +510,24 @@ impl StorageDriver {
 
 impl StorageSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        let instantiate = |pre: &DriverPre, store: &mut Store<CallState>| match pre {
-            DriverPre::Storage(p) => Some(p.instantiate(store)),
-            _ => None,
-        };
-        Session::open(plugin, instantiate, "storage").map(StorageSession)
-    }
-
-    fn run<R: Answer>(
-        &mut self,
-        op: &'static str,
-        f: impl FnOnce(&StorageBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
-    ) -> Result<R, PluginError> {
-        self.0.run(op, f)
+        open_versioned!(plugin, "storage", Storage, StorageV0_1).map(StorageSession)
     }
 
     pub fn attach(&mut self, url: &str) -> Result<Usage, PluginError> {
-        self.run("attach", |b, s| b.wasmstack_driver_storage().call_attach(s, url))
+        versioned!(
+            self,
+            "attach",
+            |b, s| b.wasmstack_driver_storage().call_attach(s, url),
+            b.wasmstack_driver_storage().call_attach(s, url).map(|r| r.map(compat::usage))
+        )
     }
     pub fn capacity(&mut self, url: &str) -> Result<Usage, PluginError> {
-        self.run("capacity", |b, s| b.wasmstack_driver_storage().call_capacity(s, url))
+        versioned!(
+            self,
+            "capacity",
+            |b, s| b.wasmstack_driver_storage().call_capacity(s, url),
+            b.wasmstack_driver_storage().call_capacity(s, url).map(|r| r.map(compat::usage))
+        )
     }
     pub fn create_volume(
         &mut self,
@@ -422,24 +536,54 @@ impl StorageSession {
         size_bytes: u64,
         template: Option<&str>,
     ) -> Result<Volume, PluginError> {
-        self.run("create-volume", |b, s| {
-            b.wasmstack_driver_storage().call_create_volume(s, pool, name, size_bytes, template)
-        })
+        versioned!(
+            self,
+            "create-volume",
+            |b, s| b.wasmstack_driver_storage().call_create_volume(s, pool, name, size_bytes, template),
+            b.wasmstack_driver_storage()
+                .call_create_volume(s, pool, name, size_bytes, template)
+                .map(|r| r.map(compat::volume))
+        )
     }
     pub fn delete_volume(&mut self, pool: &str, path: &str) -> Result<(), PluginError> {
-        self.run("delete-volume", |b, s| b.wasmstack_driver_storage().call_delete_volume(s, pool, path))
+        versioned!(
+            self,
+            "delete-volume",
+            |b, s| b.wasmstack_driver_storage().call_delete_volume(s, pool, path),
+            b.wasmstack_driver_storage().call_delete_volume(s, pool, path)
+        )
     }
     pub fn resize_volume(&mut self, pool: &str, path: &str, size_bytes: u64) -> Result<Volume, PluginError> {
-        self.run("resize-volume", |b, s| b.wasmstack_driver_storage().call_resize_volume(s, pool, path, size_bytes))
+        versioned!(
+            self,
+            "resize-volume",
+            |b, s| b.wasmstack_driver_storage().call_resize_volume(s, pool, path, size_bytes),
+            b.wasmstack_driver_storage().call_resize_volume(s, pool, path, size_bytes).map(|r| r.map(compat::volume))
+        )
     }
     pub fn create_snapshot(&mut self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
-        self.run("create-snapshot", |b, s| b.wasmstack_driver_storage().call_create_snapshot(s, pool, path, name))
+        versioned!(
+            self,
+            "create-snapshot",
+            |b, s| b.wasmstack_driver_storage().call_create_snapshot(s, pool, path, name),
+            b.wasmstack_driver_storage().call_create_snapshot(s, pool, path, name)
+        )
     }
     pub fn revert_snapshot(&mut self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
-        self.run("revert-snapshot", |b, s| b.wasmstack_driver_storage().call_revert_snapshot(s, pool, path, name))
+        versioned!(
+            self,
+            "revert-snapshot",
+            |b, s| b.wasmstack_driver_storage().call_revert_snapshot(s, pool, path, name),
+            b.wasmstack_driver_storage().call_revert_snapshot(s, pool, path, name)
+        )
     }
     pub fn delete_snapshot(&mut self, pool: &str, path: &str, name: &str) -> Result<(), PluginError> {
-        self.run("delete-snapshot", |b, s| b.wasmstack_driver_storage().call_delete_snapshot(s, pool, path, name))
+        versioned!(
+            self,
+            "delete-snapshot",
+            |b, s| b.wasmstack_driver_storage().call_delete_snapshot(s, pool, path, name),
+            b.wasmstack_driver_storage().call_delete_snapshot(s, pool, path, name)
+        )
     }
     pub fn export_image(
         &mut self,
@@ -449,12 +593,22 @@ impl StorageSession {
         store: &str,
         name: &str,
     ) -> Result<Volume, PluginError> {
-        self.run("export-image", |b, s| {
-            b.wasmstack_driver_storage().call_export_image(s, pool, path, snapshot, store, name)
-        })
+        versioned!(
+            self,
+            "export-image",
+            |b, s| b.wasmstack_driver_storage().call_export_image(s, pool, path, snapshot, store, name),
+            b.wasmstack_driver_storage()
+                .call_export_image(s, pool, path, snapshot, store, name)
+                .map(|r| r.map(compat::volume))
+        )
     }
     pub fn install_template(&mut self, pool: &str, store: &str, image: &str) -> Result<Volume, PluginError> {
-        self.run("install-template", |b, s| b.wasmstack_driver_storage().call_install_template(s, pool, store, image))
+        versioned!(
+            self,
+            "install-template",
+            |b, s| b.wasmstack_driver_storage().call_install_template(s, pool, store, image),
+            b.wasmstack_driver_storage().call_install_template(s, pool, store, image).map(|r| r.map(compat::volume))
+        )
     }
     pub fn register_image(
         &mut self,
@@ -464,15 +618,30 @@ impl StorageSession {
         format: DiskFormat,
         sha256: Option<&str>,
     ) -> Result<Volume, PluginError> {
-        self.run("register-image", |b, s| {
-            b.wasmstack_driver_storage().call_register_image(s, store, source, name, format, sha256)
-        })
+        versioned!(
+            self,
+            "register-image",
+            |b, s| b.wasmstack_driver_storage().call_register_image(s, store, source, name, format, sha256),
+            b.wasmstack_driver_storage()
+                .call_register_image(s, store, source, name, format, sha256)
+                .map(|r| r.map(compat::volume))
+        )
     }
     pub fn delete_image(&mut self, url: &str, path: &str) -> Result<(), PluginError> {
-        self.run("delete-image", |b, s| b.wasmstack_driver_storage().call_delete_image(s, url, path))
+        versioned!(
+            self,
+            "delete-image",
+            |b, s| b.wasmstack_driver_storage().call_delete_image(s, url, path),
+            b.wasmstack_driver_storage().call_delete_image(s, url, path)
+        )
     }
     pub fn locate(&mut self, url: &str, path: &str) -> Result<Locator, PluginError> {
-        self.run("locate", |b, s| b.wasmstack_driver_storage().call_locate(s, url, path))
+        versioned!(
+            self,
+            "locate",
+            |b, s| b.wasmstack_driver_storage().call_locate(s, url, path),
+            b.wasmstack_driver_storage().call_locate(s, url, path)
+        )
     }
 }
 
@@ -484,7 +653,7 @@ pub struct NetworkDriver {
 
 /// One network-driver store and instance kept across several calls. After any trap
 /// it must be dropped.
-pub struct NetworkSession(Session<NetworkBindings>);
+pub struct NetworkSession(Versioned<NetworkBindings, v0_1::NetworkBindings>);
 
 impl NetworkDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -520,32 +689,44 @@ impl NetworkDriver {
 
 impl NetworkSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        let instantiate = |pre: &DriverPre, store: &mut Store<CallState>| match pre {
-            DriverPre::Network(p) => Some(p.instantiate(store)),
-            _ => None,
-        };
-        Session::open(plugin, instantiate, "network").map(NetworkSession)
-    }
-
-    fn run<R: Answer>(
-        &mut self,
-        op: &'static str,
-        f: impl FnOnce(&NetworkBindings, &mut Store<CallState>) -> wasmtime::Result<Result<R, DriverError>>,
-    ) -> Result<R, PluginError> {
-        self.0.run(op, f)
+        open_versioned!(plugin, "network", Network, NetworkV0_1).map(NetworkSession)
     }
 
     pub fn implement(&mut self, host: &str, net: &NetworkSpec) -> Result<Attachment, PluginError> {
-        self.run("implement", |b, s| b.wasmstack_driver_network().call_implement(s, host, net))
+        versioned!(
+            self,
+            "implement",
+            |b, s| b.wasmstack_driver_network().call_implement(s, host, net),
+            b.wasmstack_driver_network()
+                .call_implement(s, host, &compat::network_spec(net))
+                .map(|r| r.map(compat::attachment))
+        )
     }
     pub fn shutdown(&mut self, host: &str, net: &NetworkSpec) -> Result<(), PluginError> {
-        self.run("shutdown", |b, s| b.wasmstack_driver_network().call_shutdown(s, host, net))
+        versioned!(
+            self,
+            "shutdown",
+            |b, s| b.wasmstack_driver_network().call_shutdown(s, host, net),
+            b.wasmstack_driver_network().call_shutdown(s, host, &compat::network_spec(net))
+        )
     }
     pub fn prepare_nic(&mut self, host: &str, net: &NetworkSpec, nic: &NicSpec) -> Result<Attachment, PluginError> {
-        self.run("prepare-nic", |b, s| b.wasmstack_driver_network().call_prepare_nic(s, host, net, nic))
+        versioned!(
+            self,
+            "prepare-nic",
+            |b, s| b.wasmstack_driver_network().call_prepare_nic(s, host, net, nic),
+            b.wasmstack_driver_network()
+                .call_prepare_nic(s, host, &compat::network_spec(net), &compat::nic_spec(nic))
+                .map(|r| r.map(compat::attachment))
+        )
     }
     pub fn release_nic(&mut self, host: &str, net: &NetworkSpec, nic: &NicSpec) -> Result<(), PluginError> {
-        self.run("release-nic", |b, s| b.wasmstack_driver_network().call_release_nic(s, host, net, nic))
+        versioned!(
+            self,
+            "release-nic",
+            |b, s| b.wasmstack_driver_network().call_release_nic(s, host, net, nic),
+            b.wasmstack_driver_network().call_release_nic(s, host, &compat::network_spec(net), &compat::nic_spec(nic))
+        )
     }
 }
 

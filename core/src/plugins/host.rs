@@ -28,7 +28,7 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use super::bindings::plugin::{Capability as WitCapability, DriverKind as WitKind};
 use super::bindings::{
     HypervisorBindings, HypervisorDriverPre, NetworkDriverPre, StorageDriverPre, images as wit_images,
-    netdev as wit_netdev,
+    libvirt as wit_libvirt, log as wit_log, netdev as wit_netdev, v0_1,
 };
 use super::caps::images::ImageActivity;
 use super::caps::libvirt::LibvirtPool;
@@ -40,7 +40,7 @@ use super::grants::{Capability, Grants};
 use super::state::{CallState, DeadlinePassed};
 
 /// The WIT package this server implements; components built against any
-/// semver-compatible version (0.2.x) load.
+/// semver-compatible version (0.2.x) load, and so do 0.1.x ones, adapted (`compat_v0_1`).
 pub const SUPPORTED_WIT: &str = "wasmstack:driver@0.2.0";
 const WIT_PACKAGE: &str = "wasmstack:driver";
 const SUPPORTED_MAJOR_MINOR: (u64, u64) = (0, 2);
@@ -98,12 +98,33 @@ pub(crate) struct Runtime {
     pub downloads: Arc<DownloadPolicy>,
 }
 
-/// A component linked and ready to instantiate, by the world it targets.
+/// A component linked and ready to instantiate, by the world it targets and the
+/// contract version it was built against.
 #[derive(Clone)]
 pub(crate) enum DriverPre {
     Hypervisor(HypervisorDriverPre<CallState>),
     Storage(StorageDriverPre<CallState>),
     Network(NetworkDriverPre<CallState>),
+    HypervisorV0_1(v0_1::HypervisorDriverPre<CallState>),
+    StorageV0_1(v0_1::StorageDriverPre<CallState>),
+    NetworkV0_1(v0_1::NetworkDriverPre<CallState>),
+}
+
+impl DriverPre {
+    pub(crate) fn kind(&self) -> DriverKind {
+        match self {
+            DriverPre::Hypervisor(_) | DriverPre::HypervisorV0_1(_) => DriverKind::Hypervisor,
+            DriverPre::Storage(_) | DriverPre::StorageV0_1(_) => DriverKind::Storage,
+            DriverPre::Network(_) | DriverPre::NetworkV0_1(_) => DriverKind::Network,
+        }
+    }
+}
+
+/// The contract versions this server speaks: 0.2.x natively, 0.1.x through the adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WitVersion {
+    V0_1,
+    V0_2,
 }
 
 /// A validated driver, ready to be instantiated.
@@ -296,6 +317,18 @@ impl PluginHost {
         wit_images::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
         // Likewise the network world: only `netdev` is its own.
         wit_netdev::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
+        // The same host capabilities once more under their 0.1.0 names, for drivers built
+        // against 0.1.0: the interfaces did not change, but a linker matches 0.1 and 0.2 as
+        // different packages. `types` only holds types, so an empty instance names it.
+        linker.instance(v0_1::TYPES).map_err(link_err)?;
+        let mut log = linker.instance(v0_1::LOG).map_err(link_err)?;
+        wit_log::add_to_linker_instance::<_, HasSelf<_>>(&mut log, |s| s).map_err(link_err)?;
+        let mut libvirt = linker.instance(v0_1::LIBVIRT).map_err(link_err)?;
+        wit_libvirt::add_to_linker_instance::<_, HasSelf<_>>(&mut libvirt, |s| s).map_err(link_err)?;
+        let mut images = linker.instance(v0_1::IMAGES).map_err(link_err)?;
+        wit_images::add_to_linker_instance::<_, HasSelf<_>>(&mut images, |s| s).map_err(link_err)?;
+        let mut netdev = linker.instance(v0_1::NETDEV).map_err(link_err)?;
+        wit_netdev::add_to_linker_instance::<_, HasSelf<_>>(&mut netdev, |s| s).map_err(link_err)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop_ticker.clone());
@@ -509,14 +542,30 @@ impl PluginHost {
         };
         let component = self.compile(&sha256, &bytes).map_err(invalid)?;
         drop(bytes);
-        let (kind, wit_version) = interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
+        let (kind, contract, wit_version) =
+            interface_version(&component, &self.inner.runtime.engine).map_err(invalid)?;
         let instance_pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| invalid(format!("cannot link: {e:#}")))?;
         let missing = |e: wasmtime::Error| invalid(format!("missing exports: {e:#}"));
-        let pre = match kind {
-            DriverKind::Hypervisor => DriverPre::Hypervisor(HypervisorDriverPre::new(instance_pre).map_err(missing)?),
-            DriverKind::Storage => DriverPre::Storage(StorageDriverPre::new(instance_pre).map_err(missing)?),
-            DriverKind::Network => DriverPre::Network(NetworkDriverPre::new(instance_pre).map_err(missing)?),
+        let pre = match (kind, contract) {
+            (DriverKind::Hypervisor, WitVersion::V0_2) => {
+                DriverPre::Hypervisor(HypervisorDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Storage, WitVersion::V0_2) => {
+                DriverPre::Storage(StorageDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Network, WitVersion::V0_2) => {
+                DriverPre::Network(NetworkDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Hypervisor, WitVersion::V0_1) => {
+                DriverPre::HypervisorV0_1(v0_1::HypervisorDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Storage, WitVersion::V0_1) => {
+                DriverPre::StorageV0_1(v0_1::StorageDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Network, WitVersion::V0_1) => {
+                DriverPre::NetworkV0_1(v0_1::NetworkDriverPre::new(instance_pre).map_err(missing)?)
+            }
         };
 
         // describe() runs with no grants: it must not need anything.
@@ -971,8 +1020,9 @@ fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
 }
 
 /// Finds which driver interface the component exports and the WIT version it was
-/// built against, refusing versions this server does not speak.
-fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKind, String), String> {
+/// built against, refusing versions this server does not speak and components that mix
+/// versions.
+fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKind, WitVersion, String), String> {
     let ty = component.component_type();
     let mut kind = None;
     let mut versions = Vec::new();
@@ -997,15 +1047,22 @@ fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKi
     let Some(version) = versions.first().cloned() else {
         return Err(format!("exports no {WIT_PACKAGE} interface; is it a wasmstack driver?"));
     };
+    let mut contract = None;
     for v in &versions {
-        if !compatible(v) {
+        let Some(this) = compatible(v) else {
             return Err(format!(
-                "built for {WIT_PACKAGE}@{v}; this server supports {WIT_PACKAGE}@0.2.x ({SUPPORTED_WIT})"
+                "built for {WIT_PACKAGE}@{v}; this server supports {WIT_PACKAGE}@0.2.x ({SUPPORTED_WIT}) and, \
+                 adapted, {WIT_PACKAGE}@0.1.x"
             ));
+        };
+        if contract.is_some_and(|c| c != this) {
+            return Err(format!("mixes {WIT_PACKAGE}@{version} with @{v}; build it against one version"));
         }
+        contract = Some(this);
     }
+    let contract = contract.unwrap_or(WitVersion::V0_2);
     let kind = kind.ok_or_else(|| format!("exports none of {WIT_PACKAGE}/hypervisor, storage or network"))?;
-    Ok((kind, version))
+    Ok((kind, contract, version))
 }
 
 /// Of several drivers serving the same thing, the one built against the newest WIT
@@ -1044,9 +1101,16 @@ fn distinct(names: impl Iterator<Item = String>) -> Vec<String> {
     seen.into_values().collect()
 }
 
-fn compatible(version: &str) -> bool {
+/// Which contract a version belongs to, if this server speaks it.
+fn compatible(version: &str) -> Option<WitVersion> {
     let mut parts = version.split('.').map(|p| p.split(['-', '+']).next().unwrap_or("").parse::<u64>());
-    matches!((parts.next(), parts.next(), parts.next()), (Some(Ok(major)), Some(Ok(minor)), Some(Ok(_))) if (major, minor) == SUPPORTED_MAJOR_MINOR)
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor)), Some(Ok(_))) if (major, minor) == SUPPORTED_MAJOR_MINOR => {
+            Some(WitVersion::V0_2)
+        }
+        (Some(Ok(0)), Some(Ok(1)), Some(Ok(_))) => Some(WitVersion::V0_1),
+        _ => None,
+    }
 }
 
 fn check_info(raw: super::bindings::plugin::PluginInfo, world: DriverKind) -> Result<PluginInfo, String> {
@@ -1106,14 +1170,17 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::compatible;
+    use super::{WitVersion, compatible};
 
     #[test]
     fn wit_versions() {
-        assert!(compatible("0.2.0"));
-        assert!(compatible("0.2.7"));
-        assert!(!compatible("0.3.0"));
-        assert!(!compatible("9.0.0"));
-        assert!(!compatible(""));
+        assert_eq!(compatible("0.2.0"), Some(WitVersion::V0_2));
+        assert_eq!(compatible("0.2.7"), Some(WitVersion::V0_2));
+        assert_eq!(compatible("0.1.0"), Some(WitVersion::V0_1));
+        assert_eq!(compatible("0.1.3"), Some(WitVersion::V0_1));
+        assert_eq!(compatible("0.3.0"), None);
+        assert_eq!(compatible("1.1.0"), None);
+        assert_eq!(compatible("9.0.0"), None);
+        assert_eq!(compatible(""), None);
     }
 }

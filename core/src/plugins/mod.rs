@@ -3,6 +3,7 @@
 
 mod bindings;
 mod caps;
+mod compat_v0_1;
 mod config;
 pub mod conformance;
 mod downloads;

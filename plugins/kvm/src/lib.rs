@@ -1,7 +1,12 @@
 //! wasmstack hypervisor driver for KVM/QEMU hosts, driven through the host's libvirt
 //! capability. Stateless: every call opens the host's (pooled) connection by URL.
 
+#[cfg(not(feature = "wit-v0-1"))]
 wit_bindgen::generate!({ world: "hypervisor-driver", path: "../../wit", generate_all });
+// The same driver built against the frozen 0.1.0 contract, to prove the server still runs
+// such drivers: no `serves` in describe() and no connect-host (the server adapts both).
+#[cfg(feature = "wit-v0-1")]
+wit_bindgen::generate!({ world: "hypervisor-driver", path: "../../wit/v0.1.0", generate_all });
 
 mod domain_xml;
 mod xml_scan;
@@ -9,12 +14,14 @@ mod xml_scan;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+#[cfg(not(feature = "wit-v0-1"))]
+use exports::wasmstack::driver::hypervisor::HostTarget;
 use exports::wasmstack::driver::hypervisor::{
-    self, Accel, ConsoleEndpoint, Disk, HostFacts, HostTarget, VmPower, VmSpec, VmStats, VmStatus,
+    self, Accel, ConsoleEndpoint, Disk, HostFacts, VmPower, VmSpec, VmStats, VmStatus,
 };
-use exports::wasmstack::driver::plugin::{
-    self, Capability, DriverKind, HypervisorFeatures, HypervisorType, PluginInfo, Serves,
-};
+use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, PluginInfo};
+#[cfg(not(feature = "wit-v0-1"))]
+use exports::wasmstack::driver::plugin::{HypervisorFeatures, HypervisorType, Serves};
 use wasmstack::driver::libvirt::{ChangeScope, Connection, DomainState};
 use wasmstack::driver::log::{Level, log};
 use wasmstack::driver::types::DriverError;
@@ -42,12 +49,15 @@ struct Kvm;
 
 /// The hypervisor types this driver serves: KVM hosts, and libvirt's test driver as the
 /// Simulator (VMs that run nowhere).
+#[cfg(not(feature = "wit-v0-1"))]
 const KVM: &str = "KVM";
+#[cfg(not(feature = "wit-v0-1"))]
 const SIMULATOR: &str = "Simulator";
 
 /// Where the server reaches a host an operator added with `url`: CloudStack gives KVM
 /// hosts as http://address, which libvirt reaches over SSH; libvirt URIs (qemu…) are kept
 /// as given. Simulator hosts all share libvirt's test driver unless a test: URI is given.
+#[cfg(not(feature = "wit-v0-1"))]
 fn host_target(hypervisor_type: &str, url: &str) -> Result<HostTarget, DriverError> {
     let host_part = |u: &str| -> String {
         let rest = u.split_once("://").map_or(u, |(_, r)| r);
@@ -83,6 +93,7 @@ impl plugin::Guest for Kvm {
             name: "kvm".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: DriverKind::Hypervisor,
+            #[cfg(not(feature = "wit-v0-1"))]
             // Only what the server really does with these hosts: it hot-plugs disks (not NICs),
             // and migrates nothing and keeps no memory snapshots yet.
             serves: Serves::Hypervisor(vec![
@@ -250,6 +261,7 @@ fn clear_renamed(conn: &Connection, spec: &VmSpec, uuid: &str) -> Result<Option<
 }
 
 impl hypervisor::Guest for Kvm {
+    #[cfg(not(feature = "wit-v0-1"))]
     fn connect_host(hypervisor_type: String, url: String) -> Result<HostTarget, DriverError> {
         host_target(&hypervisor_type, &url)
     }
@@ -520,6 +532,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "wit-v0-1"))]
     fn host_targets_from_operator_urls() {
         let t = |ty: &str, url: &str| host_target(ty, url).map(|t| (t.url, t.address));
         assert_eq!(t("KVM", "http://10.0.0.7").unwrap(), ("qemu+ssh://10.0.0.7/system".into(), "10.0.0.7".into()));
@@ -543,10 +556,14 @@ mod tests {
         let info = <Kvm as plugin::Guest>::describe();
         assert_eq!(info.name, "kvm");
         assert_eq!(info.capabilities.len(), 4);
+        #[cfg(not(feature = "wit-v0-1"))]
         let Serves::Hypervisor(types) = info.serves else { panic!("serves no hypervisor types") };
-        assert_eq!(types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), [KVM, SIMULATOR]);
-        let has = |f: HypervisorFeatures| types[0].features.bits() & f.bits() != 0;
-        assert!(has(HypervisorFeatures::HOT_PLUG_DISKS) && !has(HypervisorFeatures::LIVE_MIGRATION));
+        #[cfg(not(feature = "wit-v0-1"))]
+        {
+            assert_eq!(types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), [KVM, SIMULATOR]);
+            let has = |f: HypervisorFeatures| types[0].features.bits() & f.bits() != 0;
+            assert!(has(HypervisorFeatures::HOT_PLUG_DISKS) && !has(HypervisorFeatures::LIVE_MIGRATION));
+        }
         assert!(CONFIG_SCHEMA.contains(r#""enum": ["auto", "kvm", "tcg"]"#));
     }
 }

@@ -1,0 +1,72 @@
+//! A driver built for wasmstack:driver@0.1.0 loads and works beside 0.2.0 drivers: the
+//! host adapts it with the facts 0.1 servers assumed.
+
+use wasmstack::plugins::{HypervisorFeatures, Serves, VmPower};
+
+use crate::simulator::small_vm;
+use crate::support::{Sandbox, new_uuid};
+
+#[test]
+fn a_0_1_0_hypervisor_driver_runs_vms_beside_0_2_0_drivers() {
+    let sb = Sandbox::new();
+    // The 0.1.0 build of the in-tree kvm driver, next to current builds of a storage and a
+    // network driver.
+    sb.install("kvm-wit-0.1.wasm", "kvm.wasm");
+    sb.install("nfs.wasm", "nfs.wasm");
+    sb.install("vlan.wasm", "vlan.wasm");
+    let host = sb.host("[plugin.kvm]\nlibvirt = [\"test:///default\"]\n");
+    let events = host.scan();
+    assert_eq!(host.list().len(), 3, "all three load: {events:?}");
+
+    let version = |name: &str| host.get(name).unwrap_or_else(|| panic!("{name} loaded")).wit_version.clone();
+    assert_eq!(version("kvm"), "0.1.0");
+    assert_eq!(version("nfs"), "0.2.0");
+    assert_eq!(version("vlan"), "0.2.0");
+
+    // What the 0.1.0 driver serves is the adapter's defaults.
+    let (driver, simulator) = host.hypervisor_serving("simulator").expect("the Simulator is served");
+    assert_eq!(driver.info.name, "kvm");
+    assert_eq!(simulator.name, "Simulator");
+    assert!(simulator.features.simulated && simulator.features.boot_iso && !simulator.features.hot_plug_disks);
+    let (_, kvm_type) = host.hypervisor_serving("KVM").expect("KVM is served");
+    let expected = HypervisorFeatures {
+        hot_plug_disks: true,
+        vnc_console: true,
+        boot_iso: true,
+        serial_log: true,
+        ..HypervisorFeatures::default()
+    };
+    assert_eq!(kvm_type.features, expected);
+    assert!(host.hypervisor_serving("LXC").is_none());
+    let mut types: Vec<String> = host.hypervisor_types().into_iter().map(|(_, t)| t.name).collect();
+    types.sort();
+    assert_eq!(types, ["KVM", "Simulator"]);
+    // The 0.2.0 drivers declare their own facts.
+    assert_eq!(
+        host.network_serving("vlan").map(|(p, m)| (p.info.name.clone(), m)),
+        Some(("vlan".into(), "VLAN".into()))
+    );
+    assert!(matches!(&host.get("vlan").unwrap().info.serves, Serves::Network(n) if n.services == ["Dhcp"]));
+    assert_eq!(host.storage_for_scheme("nfs").map(|p| p.info.name.clone()), Some("nfs".into()));
+
+    // connect-host does not exist in 0.1.0: the adapter does what 0.1 servers did.
+    let kvm = host.hypervisor("kvm").unwrap();
+    let target = kvm.connect_host("Simulator", "http://sim-1").unwrap();
+    assert_eq!((target.url.as_str(), target.address.as_str()), ("test:///default", "127.0.0.1"));
+    let target = kvm.connect_host("KVM", "http://10.0.0.7").unwrap();
+    assert_eq!((target.url.as_str(), target.address.as_str()), ("qemu+ssh://10.0.0.7/system", "10.0.0.7"));
+
+    // And it really drives libvirt: a VM's life on the test driver through the old contract.
+    let url = "test:///default";
+    let facts = kvm.probe_host(url).unwrap();
+    assert!(facts.cpus > 0, "{facts:?}");
+    let uuid = new_uuid();
+    kvm.create_vm(url, &small_vm(&uuid, "i-2-901-VM")).unwrap();
+    kvm.start_vm(url, &uuid).unwrap();
+    assert_eq!(kvm.power_state(url, &uuid).unwrap(), VmPower::Running);
+    assert!(kvm.list_vms(url).unwrap().iter().any(|v| v.uuid == uuid && v.power == VmPower::Running));
+    kvm.stop_vm(url, &uuid, 0).unwrap();
+    assert_eq!(kvm.power_state(url, &uuid).unwrap(), VmPower::Stopped);
+    kvm.destroy_vm(url, &uuid).unwrap();
+    assert_eq!(kvm.power_state(url, &uuid).unwrap(), VmPower::Missing);
+}
