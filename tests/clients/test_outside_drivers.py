@@ -7,11 +7,13 @@ repository and dropped into a running server, which then runs a cloud on them th
 - `bridge` serves the isolation method "BRIDGE": one Linux bridge per network, named from the
   network's segment, with DHCP.
 
-Before the drop-in the server refuses both names; after it, a host of type LXC runs a
+Both pass `plugins check` first, as their author would run it. Before the drop-in the server
+refuses both names; after it, a host of type LXC runs a
 deployed VM as a real container on a BRIDGE network, whose NIC takes the address the server
 assigned from the driver's DHCP service; it stops, starts and is destroyed, and hot-plugging
 a disk into it is refused up front."""
 
+import json
 import os
 import secrets
 import shutil
@@ -66,6 +68,17 @@ def build_outside(root: Path, kind: str, name: str) -> Path:
     wasm = cargo_target() / "wasm32-wasip2" / "release" / "{}.wasm".format(name)
     assert wasm.is_file(), wasm
     return wasm
+
+
+def passes_check(wasm: Path, *extra) -> dict:
+    """`plugins check`, as an author runs it before shipping: every step passed, none skipped."""
+    done = run(server_binary(), "plugins", "check", "--json", *extra, wasm, timeout=300)
+    report = json.loads(done.stdout or "{}")
+    steps = {s["step"]: (s["status"], s["message"]) for s in report.get("steps", [])}
+    assert done.returncode == 0 and report.get("passed") is True, "{} failed its check: {}{}".format(wasm.name, steps, done.stderr)
+    assert all(status == "passed" for status, _ in steps.values()), steps
+    assert report["wit"] == "wasmstack:driver@0.2.0", report
+    return steps
 
 
 def drop_in(srv: Server, wasm: Path, name: str):
@@ -144,6 +157,13 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
     err = error_of(lambda: cs.createPhysicalNetwork(name="ph" + tag, zoneid=zone["id"], vlan="{0}-{1}".format(segment, segment + 3), isolationmethods="BRIDGE"))
     assert err["errorcode"] == 431 and "BRIDGE" in err["errortext"], err
 
+    # What its author checks before shipping: the hypervisor driver's calls against libvirt's
+    # test driver, the network driver's against a scratch network on this host.
+    steps = passes_check(outside_drivers["lxc"])
+    assert {"create-vm", "start-vm", "stop-vm", "destroy-vm"} <= steps.keys(), steps
+    steps = passes_check(outside_drivers["bridge"], "--network")
+    assert steps["implement"][1].startswith("NICs plug into " + BRIDGE_PREFIX), steps
+
     # Dropped into the running server and granted through the API: no restart.
     for name in ("lxc", "bridge"):
         drop_in(srv, outside_drivers[name], name)
@@ -152,14 +172,16 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
     assert loaded(cs, "bridge")["kind"] == "network"
     cs.updatePlugin(name="lxc", grant="libvirt " + uri, timeoutms=30000)
     cs.updatePlugin(name="bridge", grant="netdev " + BRIDGE_PREFIX, timeoutms=30000)
-    assert "LXC" in [h["name"] for h in cs.listHypervisors()["hypervisor"]]
+    # listHypervisors names the new type, the driver serving it, and its (empty) facts.
+    [served] = [h for h in cs.listHypervisors()["hypervisor"] if h["name"] == "LXC"]
+    assert served.get("driver") == "lxc" and served.get("features", []) == [], served
 
     vm_name = None
     try:
         cluster = cs.addCluster(clustername="c" + tag, clustertype="CloudManaged", hypervisor="LXC", podid=pod["id"], zoneid=zone["id"])["cluster"][0]
         assert cluster["hypervisortype"] == "LXC", cluster
         [host] = cs.addHost(hypervisor="LXC", podid=pod["id"], zoneid=zone["id"], clusterid=cluster["id"], url=uri, username="root", password="x")["host"]
-        assert (host["state"], host["hypervisor"]) == ("Up", "LXC"), host
+        assert (host["state"], host["hypervisor"], host.get("driver")) == ("Up", "LXC", "lxc"), host
         cs.createStoragePool(name="vp" + tag, url="{}/lxcpool-{}".format(NFS_URL, tag), zoneid=zone["id"], clusterid=cluster["id"], podid=pod["id"], scope="cluster")
         cs.addImageStore(provider="NFS", name="st" + tag, url="{}/lxctpl-{}".format(NFS_URL, tag), zoneid=zone["id"])
 
@@ -189,6 +211,9 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
         [nic] = vm["nic"]
         assert cs.listVirtualMachines(id=vm["id"])["virtualmachine"][0]["state"] == "Running"
 
+        [shown] = cs.listNetworks(id=net["id"])["network"]
+        assert shown.get("driver") == "bridge", shown
+
         # A real container in the LXC daemon, on the network's own bridge, with the address
         # the server assigned, from the bridge driver's DHCP service.
         assert domstate(uri, vm_name) == "running"
@@ -201,7 +226,7 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
         # Hot-plug is a fact LXC lacks: refused before the driver is asked, and nothing attached.
         data = cs.createVolume(name="d" + tag, zoneid=zone["id"], size=1)["volume"]
         err = error_of(lambda: cs.attachVolume(id=data["id"], virtualmachineid=vm["id"]))
-        assert err["errorcode"] == 431 and "cannot hot-plug disks" in err["errortext"], err
+        assert err["errorcode"] == 431 and "LXC" in err["errortext"] and "cannot hot-plug disks" in err["errortext"], err
         assert "virtualmachineid" not in cs.listVolumes(id=data["id"])["volume"][0]
 
         assert cs.stopVirtualMachine(id=vm["id"])["virtualmachine"]["state"] == "Stopped"

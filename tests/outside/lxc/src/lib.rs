@@ -33,6 +33,9 @@ use wasmstack::driver::types::DriverError;
 /// The hypervisor type this driver serves, as operators spell it in `addHost`.
 const TYPE: &str = "LXC";
 
+/// libvirt's test driver: containers defined there run nowhere.
+const SIMULATOR: &str = "test:///default";
+
 /// How often stop-vm looks whether the container has ended.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -66,9 +69,12 @@ impl Plugin for Lxc {
                           container on the host's root file system, read-only, whose NICs take their addresses \
                           by DHCP (needs /bin/sh and busybox on the host). Containers boot no disk images: a VM's \
                           disks are not attached, and disks cannot be hot-plugged. Hosts: addHost url=lxc:///system \
-                          (or lxc:///system?socket=PATH for a daemon of its own); grant libvirt = [\"lxc:///system*\"]."
+                          (or lxc:///system?socket=PATH for a daemon of its own); grant libvirt = [\"lxc:///system*\"]. \
+                          It also runs on libvirt's test driver (test:///default), where `plugins check` tries it."
                 .into(),
-            capabilities: vec![Capability::Libvirt("lxc:///system*".into())],
+            // The test driver takes container definitions too, so `plugins check` can run
+            // every call against it without a container daemon.
+            capabilities: vec![Capability::Libvirt("lxc:///system*".into()), Capability::Libvirt(SIMULATOR.into())],
             config_schema: "{}".into(),
         }
     }
@@ -223,6 +229,9 @@ impl Hypervisor for Lxc {
             return Err(DriverError::InvalidSpec(format!("lxc serves hypervisor type {TYPE}, not {hypervisor_type}")));
         }
         let url = url.trim();
+        if url == SIMULATOR {
+            return Ok(HostTarget { url: url.to_owned(), address: "127.0.0.1".into() });
+        }
         if let Some(rest) = url.strip_prefix("lxc://") {
             // lxc:///system, possibly with ?socket=... for a daemon of its own: this host.
             let host = rest.split(['/', '?']).next().unwrap_or("");
@@ -235,7 +244,7 @@ impl Hypervisor for Lxc {
             }
             Some(h) => Ok(HostTarget { url: format!("lxc+ssh://{h}/system"), address: h.to_owned() }),
             None => Err(DriverError::InvalidSpec(format!(
-                "host URL \"{url}\" is not one lxc takes: give lxc:///system, lxc:///system?socket=PATH, or http://HOST"
+                "host URL \"{url}\" is not one lxc takes: give lxc:///system, lxc:///system?socket=PATH, http://HOST or {SIMULATOR}"
             ))),
         }
     }
