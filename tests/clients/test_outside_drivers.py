@@ -235,7 +235,7 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
         assert domstate(uri, vm_name) == "running"
 
         cs.destroyVirtualMachine(id=vm["id"], expunge=True)
-        assert cs.listVirtualMachines(id=vm["id"]) == {}
+        assert cs.listVirtualMachines(id=vm["id"]).get("virtualmachine", []) == []
         assert domstate(uri, vm_name) == "missing"
         cs.deleteVolume(id=data["id"])
         cs.deleteNetwork(id=net["id"])
