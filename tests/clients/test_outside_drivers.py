@@ -120,6 +120,17 @@ def container_addresses(uri, name) -> str:
     return done.stdout if done.returncode == 0 else done.stderr
 
 
+def end_dhcp_service(net_id: str):
+    """Ends the DHCP server the bridge driver started for the network, if it still runs (its
+    name is the driver's: the prefix, "d", the network id's first hex digits), so that the
+    test leaves nothing running on the machine, whatever the server tore down."""
+    name = "{}d{}".format(BRIDGE_PREFIX, net_id.replace("-", "")[:9].lower())
+    for line in run("pgrep", "-af", "udhcpd").stdout.splitlines():
+        pid, _, cmd = line.partition(" ")
+        if "/{}/".format(name) in cmd:
+            run("kill", pid)
+
+
 @pytest.fixture(scope="module")
 def outside_drivers(tmp_path_factory):
     """Both drivers, generated and built in a folder outside the repository."""
@@ -176,7 +187,7 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
     [served] = [h for h in cs.listHypervisors()["hypervisor"] if h["name"] == "LXC"]
     assert served.get("driver") == "lxc" and served.get("features", []) == [], served
 
-    vm_name = None
+    vm_name = net_id = None
     try:
         cluster = cs.addCluster(clustername="c" + tag, clustertype="CloudManaged", hypervisor="LXC", podid=pod["id"], zoneid=zone["id"])["cluster"][0]
         assert cluster["hypervisortype"] == "LXC", cluster
@@ -191,6 +202,7 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
         cs.updatePhysicalNetwork(id=phys["id"], state="Enabled")
         iso = cs.listNetworkOfferings(name="DefaultIsolatedNetworkOfferingWithSourceNatService")["networkoffering"][0]["id"]
         net = cs.createNetwork(name="n" + tag, networkofferingid=iso, zoneid=zone["id"])["network"]
+        net_id = net["id"]
         offering = cs.createServiceOffering(name="so" + tag, displaytext="small", cpunumber=1, cpuspeed=100, memory=64)["serviceoffering"]
         cs.updateZone(id=zone["id"], allocationstate="Enabled")
 
@@ -244,3 +256,5 @@ def test_outside_hypervisor_and_network_drivers_run_a_container(outside_drivers,
             virsh(uri, "destroy", vm_name)
             virsh(uri, "undefine", vm_name)
         run("ip", "link", "del", "dev", bridge)
+        if net_id:
+            end_dhcp_service(net_id)
