@@ -5,6 +5,7 @@
 #   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs + its headers), ISO tools, OVS, busybox
 #   - rustup targets for the WebAssembly plugins, and rustfmt and clippy
 #   - virtlogd + libvirtd, started by hand (no systemd socket activation)
+#   - a second libvirtd for libvirt's LXC driver, with its own socket (scripts/lxc-daemon.sh)
 #   - rpcbind + nfs-ganesha serving $WASMSTACK_NFS_ROOT/export (default ~/.cache/wasmstack/nfs)
 #     as nfs://127.0.0.1/export (NFSv3), and a 64 MiB tmpfs at $WASMSTACK_NFS_ROOT/small as
 #     nfs://127.0.0.1/small (to fill up), for the storage tests
@@ -27,7 +28,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(
-  libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
+  libvirt-daemon-system libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-block-extra qemu-utils
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev
   isolinux syslinux-common syslinux-utils genisoimage
@@ -166,6 +167,11 @@ else
   done
   log "libvirtd: answering after $((SECONDS - t0)) s"
 fi
+
+# Containers for the outside-driver tests: a libvirtd of its own for the LXC driver (the
+# script says why), at the URI it prints.
+lxc_uri=$(bash scripts/lxc-daemon.sh)
+log "lxc: daemon answering at $lxc_uri"
 
 # ---------------------------------------------------------------- NFS (nfs-ganesha, v3)
 # The kernel has no NFS client or server: nfs-ganesha serves a folder as

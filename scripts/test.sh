@@ -30,6 +30,9 @@ export WASMSTACK_NFS_URL="nfs://127.0.0.1/export"
 # A 64 MiB tmpfs export, for the tests that fill the storage up.
 export WASMSTACK_NFS_SMALL_DIR="$WASMSTACK_NFS_ROOT/small"
 export WASMSTACK_NFS_SMALL_URL="nfs://127.0.0.1/small"
+# libvirt's LXC driver, in the daemon of its own that scripts/setup.sh starts
+# (scripts/lxc-daemon.sh): the outside hypervisor driver's test runs containers there.
+export WASMSTACK_LXC_URI="${WASMSTACK_LXC_URI:-$(bash scripts/lxc-daemon.sh --uri)}"
 
 quick=false
 if [ "${1:-}" = "--quick" ]; then
