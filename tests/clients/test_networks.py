@@ -222,9 +222,10 @@ def test_bad_physical_network_input(bad_world):
     srv, cs, zone, phys, *_ = bad_world
     before = fingerprint(srv.sqlite_path)
     for params, text in [
-        (dict(vlan="300-200"), "is not a VLAN range"),
-        (dict(vlan="1-5000"), "is not a VLAN range"),
+        (dict(vlan="300-200", isolationmethods="VLAN"), "is not a VLAN range"),
+        (dict(vlan="1-5000", isolationmethods="VLAN"), "is not a VLAN range"),
         (dict(isolationmethods="GRE"), "isolationmethods: GRE; the loaded network drivers serve"),
+        (dict(vlan="200-300"), "A flat physical network (no isolation method) cannot have VLANs"),
     ]:
         err = error_of(lambda: cs.createPhysicalNetwork(name="bad", zoneid=zone["id"], **params))
         assert err["errorcode"] == 431 and text in err["errortext"], (params, err)
