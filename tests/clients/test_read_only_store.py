@@ -30,7 +30,7 @@ def test_a_pool_deploys_from_a_store_it_may_only_read(tmp_path):
     plugins = srv.data_dir / "plugins"
     plugins.mkdir(parents=True)
     wasm = server_binary().parent.parent / "wasm32-wasip2" / "release"
-    for driver in ("kvm", "nfs", "local"):
+    for driver in ("kvm", "nfs", "local", "vlan"):
         shutil.copyfile(wasm / (driver + ".wasm"), plugins / (driver + ".wasm"))
     pool_url = "{}/ro-pool-{}".format(NFS_URL, tag)
     store_url = "file://{}".format(store_dir)

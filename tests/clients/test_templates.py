@@ -168,7 +168,7 @@ def test_unreachable_url_fails_in_bounded_time(admin, zone):
     [
         ({"url": "ftp://example.org/x.qcow2"}, "http"),
         ({"format": "VHD"}, "QCOW2 or RAW"),
-        ({"hypervisor": "XenServer"}, "KVM or Simulator"),
+        ({"hypervisor": "XenServer"}, "the loaded hypervisor drivers serve KVM, Simulator"),
         ({"checksum": "{CRC32}d41d8cd9"}, "not supported"),
         ({"checksum": "{MD5}" + "0" * 31}, "32 hex digits"),
         ({"checksum": "{SHA-256}" + "0" * 32}, "64 hex digits"),
