@@ -68,7 +68,7 @@ function supportsDemo() {
 function startServer(run, dataDir, { demo = false, password, grants = GRANTS } = {}) {
   const plugins = path.join(dataDir, "plugins");
   fs.mkdirSync(plugins, { recursive: true });
-  for (const name of ["kvm.wasm", "local.wasm"]) {
+  for (const name of ["kvm.wasm", "local.wasm", "vlan.wasm"]) {
     if (fs.existsSync(path.join(PLUGINS, name))) fs.copyFileSync(path.join(PLUGINS, name), path.join(plugins, name));
   }
   if (!demo) fs.writeFileSync(path.join(dataDir, "wasmstack.toml"), grants);

@@ -43,15 +43,15 @@ test("plugins page", { timeout: 300000 }, async (t) => {
   await row("kvm").waitFor();
 
   await t.test("upload a driver through the page", async () => {
-    assert.equal(await row("vlan").count(), 0);
-    await page.setInputFiles("#plugin-file", path.join(BUILT, "vlan.wasm"));
+    assert.equal(await row("flat").count(), 0);
+    await page.setInputFiles("#plugin-file", path.join(BUILT, "flat.wasm"));
     await page.click("#plugin-upload-button");
-    await page.locator("#plugins-status.ok", { hasText: "Loaded vlan" }).waitFor();
-    await row("vlan").waitFor();
-    const cells = await row("vlan").locator("td").allInnerTexts();
+    await page.locator("#plugins-status.ok", { hasText: "Loaded flat" }).waitFor();
+    await row("flat").waitFor();
+    const cells = await row("flat").locator("td").allInnerTexts();
     assert.equal(cells[2], "network");
     assert.equal(cells[3], "Loaded");
-    assert.ok(fs.existsSync(path.join(pluginDir, "vlan.wasm")));
+    assert.ok(fs.existsSync(path.join(pluginDir, "flat.wasm")));
     await shot("p01-uploaded");
   });
 
@@ -67,30 +67,30 @@ test("plugins page", { timeout: 300000 }, async (t) => {
   });
 
   await t.test("grant and revoke a capability", async () => {
-    const grant = row("vlan").locator("ul.missing button.grant").first();
+    const grant = row("flat").locator("ul.missing button.grant").first();
     const cap = await grant.getAttribute("data-cap");
     assert.match(cap, /^netdev /);
     await grant.click();
-    await page.locator("#plugins-status.ok", { hasText: `Granted ${cap} to vlan` }).waitFor();
-    const revoke = row("vlan").locator(`ul.granted button.revoke[data-cap="${cap}"]`);
+    await page.locator("#plugins-status.ok", { hasText: `Granted ${cap} to flat` }).waitFor();
+    const revoke = row("flat").locator(`ul.granted button.revoke[data-cap="${cap}"]`);
     await revoke.waitFor();
-    assert.equal(await row("vlan").locator(`ul.missing button[data-cap="${cap}"]`).count(), 0);
-    assert.match(fs.readFileSync(config, "utf8"), /\[plugin\.vlan\]\s*netdev = \["/);
+    assert.equal(await row("flat").locator(`ul.missing button[data-cap="${cap}"]`).count(), 0);
+    assert.match(fs.readFileSync(config, "utf8"), /\[plugin\.flat\]\s*netdev = \["/);
     assert.match(fs.readFileSync(config, "utf8"), /# Written by `wasmstack serve --demo`/, "the file's comments stay");
     await shot("p03-granted");
 
     await revoke.click();
-    await page.locator("#plugins-status.ok", { hasText: `Revoked ${cap} from vlan` }).waitFor();
-    await row("vlan").locator(`ul.missing button.grant[data-cap="${cap}"]`).waitFor();
+    await page.locator("#plugins-status.ok", { hasText: `Revoked ${cap} from flat` }).waitFor();
+    await row("flat").locator(`ul.missing button.grant[data-cap="${cap}"]`).waitFor();
     assert.doesNotMatch(fs.readFileSync(config, "utf8"), /netdev = \[/);
     await shot("p04-revoked");
   });
 
   await t.test("a reload rescans the folder", async () => {
-    fs.rmSync(path.join(pluginDir, "vlan.wasm"));
+    fs.rmSync(path.join(pluginDir, "flat.wasm"));
     await page.click("#plugins-reload");
     await page.locator("#plugins-status.ok", { hasText: "Rescanned the plugin folder" }).waitFor();
-    await row("vlan").waitFor({ state: "detached" });
+    await row("flat").waitFor({ state: "detached" });
     await row("kvm").waitFor();
     await shot("p05-reloaded");
   });
