@@ -180,6 +180,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_instance_listing", include_str!("migrations/0011_instance_listing.sql")),
     ("0012_login_attempts", include_str!("migrations/0012_login_attempts.sql")),
     ("0013_driver_versions", include_str!("migrations/0013_driver_versions.sql")),
+    ("0014_public_ips", include_str!("migrations/0014_public_ips.sql")),
 ];
 
 impl Db {
