@@ -121,6 +121,12 @@ def serial_log(uuid):
     return Path(m.group(1))
 
 
+def ovs_port_tag(port):
+    """The VLAN tag of an OVS port, None when there is no such port."""
+    got = subprocess.run(["ovs-vsctl", "--timeout=5", "get", "port", port, "tag"], capture_output=True, text=True, timeout=30)
+    return got.stdout.strip() if got.returncode == 0 else None
+
+
 def sync_events(cs, vm):
     return [e for e in cs.listEvents(type="VM.SYNC", listall=True).get("event", []) if e.get("resourceid") == vm["id"]]
 
@@ -139,6 +145,11 @@ def test_a_real_guest_boots_gets_its_address_and_goes_away(host_server, web):
         assert vm["state"] == "Running" and vm["hypervisor"] == "KVM", vm
         ip = cs.listVirtualMachines(id=uuid)["virtualmachine"][0]["nic"][0]["ipaddress"]
         assert domstate(uuid) == "running"
+        net = cs.listNetworks(id=z["network"]["id"])["network"][0]
+        assert net["state"] == "Implemented", net
+        # The network's DHCP service is an OVS port named after the network.
+        service = "ws-d" + "".join(c for c in net["id"] if c in "0123456789abcdef")[:11]
+        assert ovs_port_tag(service) == "3520"
         log = serial_log(uuid)
         line = "WASMSTACK-GUEST-IP {}/24".format(ip)
         wait_for(line, lambda: log.is_file() and line in log.read_text(errors="replace"), 180)
@@ -172,6 +183,9 @@ def test_a_real_guest_boots_gets_its_address_and_goes_away(host_server, web):
         left = [p.name for p in volumes.iterdir()]
         assert not left, "the root disk outlived its VM: {}".format(left)
         assert not cs.listVolumes(id=root["id"], listall=True).get("volume")
+        # Deleting the network tears down what the deploy built on the host.
+        cs.deleteNetwork(id=net["id"])
+        assert ovs_port_tag(service) is None, "the DHCP port outlived its network"
     finally:
         if uuid:
             virsh("destroy", uuid)

@@ -451,6 +451,10 @@ impl Orchestrator {
                 // network's bridge, tagged when the network has a VLAN.
                 simulated_attachment(&spec)
             };
+            // The network now stands on a host: deleteNetwork must tear it down there.
+            if n.state != "Implemented" {
+                infra::set_text(&self.db, "networks", n.id, "state", Some("Implemented".into())).await?;
+            }
             vm_nics.push(Nic {
                 mac: nic.mac.clone(),
                 bridge: attachment.bridge,
