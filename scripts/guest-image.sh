@@ -13,6 +13,8 @@
 # The guest's /init prints on the serial console, one line each:
 #   WASMSTACK-GUEST-UP
 #   WASMSTACK-GUEST-IP <addr/prefix|none>   (DHCP on eth0, or gip=ADDR/PREFIX on the cmdline)
+#   WASMSTACK-GUEST-NET up|down          (each time http://<its DNS server>/beacon/<addr> starts or
+#                                          stops answering; it also serves a page on port 80)
 # then echoes each line typed on the screen's keyboard as "WASMSTACK-GUEST-KEYS <line>" and runs a
 # root shell on ttyS0 (prompt "guest# "), restarted when it exits.
 # halt=1 on the kernel cmdline (direct kernel boot) powers off right after the IP line.
@@ -162,6 +164,26 @@ echo "WASMSTACK-GUEST-IP $addr"
 if [ "$(cmdline_arg halt)" = 1 ]; then
   sync
   poweroff -f
+fi
+
+# For network tests: a page naming this guest on port 80 (reached through port forwarding,
+# static NAT, load balancing), and a beacon that fetches http://<first DNS server>/beacon
+# every second and says on the serial port each time reaching it starts or stops working
+# (source NAT and egress rules, seen from inside).
+if [ "$addr" != none ]; then
+  mkdir -p /www
+  echo "wasmstack-guest ${addr%/*}" > /www/index.html
+  httpd -p 80 -h /www
+  dns=$(awk '/^nameserver/ { print $2; exit }' /etc/resolv.conf 2>/dev/null)
+  if [ -n "$dns" ]; then
+    (last=
+     while :; do
+       if wget -q -T 2 -O /dev/null "http://$dns/beacon/${addr%/*}"; then now=up; else now=down; fi
+       [ "$now" = "$last" ] || echo "WASMSTACK-GUEST-NET $now"
+       last=$now
+       sleep 1
+     done) >/dev/ttyS0 2>&1 &
+  fi
 fi
 
 # Lines typed on the screen's keyboard (e.g. through the VNC console) are echoed on the
