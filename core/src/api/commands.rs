@@ -10,6 +10,7 @@ mod instance;
 mod network;
 mod offerings;
 mod plugins;
+mod rules;
 mod session;
 mod storage;
 mod templates;
@@ -242,6 +243,7 @@ pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
         .chain(identity::IDENTITY_COMMANDS)
         .chain(network::NETWORK_COMMANDS)
         .chain(instance::INSTANCE_COMMANDS)
+        .chain(rules::RULES_COMMANDS)
         .chain(console::CONSOLE_COMMANDS)
         .chain(plugins::PLUGIN_COMMANDS)
         .chain(capacity::CAPACITY_COMMANDS)

@@ -7,6 +7,7 @@ mod instance;
 mod network;
 mod offerings;
 mod plugins;
+mod rules;
 mod storage;
 mod templates;
 
@@ -16,6 +17,10 @@ pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
 pub use offerings::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery};
 pub use plugins::PluginRequest;
+pub use rules::{
+    BalancerUpdate, ForwardUpdate, Members, NewBalancerRequest, NewFirewallRequest, NewForwardRequest, RuleQuery,
+    RulesRequest,
+};
 pub use storage::{NewPoolRequest, NewStoreRequest, NewVolumeRequest, SnapshotQuery, VolumeQuery};
 pub use templates::{NewTemplateRequest, TemplateFromVolume, TemplateQuery};
 
@@ -103,6 +108,8 @@ pub enum Request {
     Instance(InstanceRequest),
     /// A plugin management command (see `request::plugins`).
     Plugin(PluginRequest),
+    /// A firewall, port forwarding or load-balancing command (see `request::rules`).
+    Rules(RulesRequest),
     CreatePod(NewPodRequest),
     ListPods(InfraQuery),
     UpdatePod(InfraUpdate),
@@ -335,6 +342,9 @@ impl Request {
             if let Some(r) = family(cmd, p)? {
                 return Ok(r);
             }
+        }
+        if let Some(r) = rules::parse(cmd, p)? {
+            return Ok(Request::Rules(r));
         }
         Ok(match cmd.name {
             "getUploadParamsForPlugin" | "updatePlugin" | "reloadPlugins" => Request::Plugin(plugins::parse(cmd, p)?),

@@ -186,7 +186,7 @@ impl Orchestrator {
         Ok(wrap("virtualmachine", self.vm_view(caller, &i).await?))
     }
 
-    async fn vm_view(&self, caller: &Caller, i: &InstanceRow) -> Result<Map<String, Value>, ApiError> {
+    pub(super) async fn vm_view(&self, caller: &Caller, i: &InstanceRow) -> Result<Map<String, Value>, ApiError> {
         let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
         let (nics, _) = nets::list_nics(&self.db, &f, None).await?;
         Ok(vm_view(caller, i, &nics))

@@ -17,6 +17,7 @@ pub mod networks;
 mod offerings;
 pub mod plugins_api;
 pub mod reconcile;
+pub mod rules;
 mod storage;
 mod templates;
 pub mod views;
@@ -90,6 +91,7 @@ impl Orchestrator {
             Network(r) => Box::pin(self.execute_network(caller, cmd, r)).await,
             Instance(r) => Box::pin(self.execute_instance(caller, cmd, r)).await,
             Plugin(r) => Box::pin(self.execute_plugin(caller, r)).await,
+            Rules(r) => Box::pin(self.execute_rules(caller, cmd, r)).await,
             CreatePod(p) => Box::pin(self.create_pod(caller, p)).await,
             ListPods(q) => Box::pin(self.list_pods(q)).await,
             UpdatePod(u) => Box::pin(self.update_pod(caller, u)).await,

@@ -572,7 +572,7 @@ impl Orchestrator {
     }
 
     /// A network the caller may see.
-    async fn network_for(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
+    pub(super) async fn network_for(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
         let n = nets::network(&self.db, id).await?.ok_or_else(|| no_such("network", id))?;
         if !self.may_use(caller, &n) {
             return Err(not_yours("network", id));
@@ -581,7 +581,7 @@ impl Orchestrator {
     }
 
     /// A network the caller may change: its owner's, or an admin's over it.
-    async fn network_to_change(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
+    pub(super) async fn network_to_change(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
         let n = self.network_for(caller, id).await?;
         let ok = match n.acl_type.as_str() {
             "Domain" => {
@@ -1274,7 +1274,7 @@ fn offering_view(o: &OfferingRow) -> Map<String, Value> {
         "conservemode": o.conserve_mode != 0,
         "forvpc": false,
         "ispersistent": false,
-        "egressdefaultpolicy": true,
+        "egressdefaultpolicy": o.egress_default_policy != 0,
         "service": services(&o.services),
         "created": format_time(o.created),
     }))
@@ -1283,7 +1283,7 @@ fn offering_view(o: &OfferingRow) -> Map<String, Value> {
 fn network_view(n: &NetworkRow, caller: &Caller, problem: Option<String>) -> Map<String, Value> {
     let admin = caller.is_root_admin();
     let uri = n.vlan.map(|v| format!("vlan://{v}"));
-    views::object(json!({
+    let mut view = views::object(json!({
         // A network whose driver is gone (or no longer serves its method) cannot be built.
         "state": if problem.is_some() { "Alert" } else { n.state.as_str() },
         "details": problem.map(|p| json!({ "reason": p })),
@@ -1326,7 +1326,10 @@ fn network_view(n: &NetworkRow, caller: &Caller, problem: Option<String>) -> Map
         "dhcpserver": n.dhcp_server,
         "service": services(&n.offering_services),
         "created": format_time(n.created),
-    }))
+    }));
+    // Apart: one more key would take json! past its recursion limit.
+    view.insert("egressdefaultpolicy".into(), Value::Bool(n.offering_egress_default_policy != 0));
+    view
 }
 
 fn range_view(r: &RangeRow) -> Map<String, Value> {

@@ -19,7 +19,7 @@ const VM_NIC_FIELDS: &[Field] = &[
     f("isolationuri", "string", "the isolation uri of the nic"),
 ];
 
-const VM_FIELDS: &[Field] = &[
+pub(super) const VM_FIELDS: &[Field] = &[
     f("id", "string", "the ID of the virtual machine"),
     f("name", "string", "the name of the virtual machine"),
     f(
@@ -394,32 +394,6 @@ pub(super) static INSTANCE_COMMANDS: &[Command] = &[
         object: "publicipaddress",
         shape: Shape::List,
         response: PUBLIC_IP_FIELDS,
-        since: "",
-    },
-    Command {
-        name: "listPortForwardingRules",
-        description: "Lists all port forwarding rules for an IP address.",
-        is_async: false,
-        roles: Roles::ALL,
-        params: &[
-            p("id", Uuid, "Lists rule with the specified ID."),
-            p("ipaddressid", Uuid, "the ID of IP address of the port forwarding services"),
-            p("networkid", Uuid, "list port forwarding rules for certain network"),
-            rel(
-                p("virtualmachineid", Uuid, "list port forwarding rules of this virtual machine"),
-                "listVirtualMachines",
-            ),
-            ACCOUNT,
-            DOMAINID,
-            ISRECURSIVE,
-            LISTALL,
-            KEYWORD,
-            PAGE,
-            PAGESIZE,
-        ],
-        object: "portforwardingrule",
-        shape: Shape::List,
-        response: FORWARDING_RULE_FIELDS,
         since: "",
     },
     Command {

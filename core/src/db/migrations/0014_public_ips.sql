@@ -107,6 +107,8 @@ CREATE TABLE port_forwarding_rules (
     account_id BIGINT NOT NULL REFERENCES accounts(id),
     domain_id BIGINT NOT NULL REFERENCES domains(id),
     for_display BIGINT NOT NULL DEFAULT 1,
+    -- The ingress rule openfirewall made for it, removed with it.
+    firewall_rule_id BIGINT REFERENCES firewall_rules(id),
     created BIGINT NOT NULL
 );
 CREATE INDEX port_forwarding_rules_ip ON port_forwarding_rules(ip_id);
@@ -129,6 +131,8 @@ CREATE TABLE load_balancer_rules (
     account_id BIGINT NOT NULL REFERENCES accounts(id),
     domain_id BIGINT NOT NULL REFERENCES domains(id),
     for_display BIGINT NOT NULL DEFAULT 1,
+    -- The ingress rule openfirewall made for it, removed with it.
+    firewall_rule_id BIGINT REFERENCES firewall_rules(id),
     created BIGINT NOT NULL
 );
 CREATE INDEX load_balancer_rules_ip ON load_balancer_rules(ip_id);
@@ -143,3 +147,10 @@ CREATE TABLE load_balancer_members (
     created BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX load_balancer_members_nic ON load_balancer_members(rule_id, nic_id, vm_ip);
+
+-- Whether a network of the offering lets guests out when no egress rule says otherwise
+-- (egress rules then deny); 0: they may not (egress rules then allow).
+ALTER TABLE network_offerings ADD COLUMN egress_default_policy BIGINT NOT NULL DEFAULT 1;
+-- The router's services of the default offering with source NAT, as CloudStack's has them.
+UPDATE network_offerings SET services = 'Dhcp,Dns,UserData,Firewall,Gateway,Lb,PortForwarding,SourceNat,StaticNat'
+    WHERE uuid = '7c1e4a52-3d6f-4b8e-9a10-000000000003';
