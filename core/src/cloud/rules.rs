@@ -573,6 +573,36 @@ pub async fn revoke_balancer(db: &Db, network_id: i64, id: i64) -> Result<(), Ru
     Ok(())
 }
 
+/// Marks the forwarding rules and balancer memberships of a NIC that goes away for
+/// removal, as CloudStack does when a VM is expunged; whether there were any.
+pub async fn revoke_for_nic(db: &Db, network_id: i64, nic_id: i64) -> Result<bool, RuleError> {
+    let mut tx = begin(db, network_id).await?;
+    sqlx::query(
+        "UPDATE firewall_rules SET state = 'Revoke' WHERE id IN (SELECT firewall_rule_id FROM port_forwarding_rules \
+         WHERE nic_id = $1)",
+    )
+    .bind(nic_id)
+    .execute(&mut *tx)
+    .await?;
+    let forwards = sqlx::query("UPDATE port_forwarding_rules SET state = 'Revoke' WHERE nic_id = $1")
+        .bind(nic_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let members = sqlx::query("UPDATE load_balancer_members SET state = 'Revoke' WHERE nic_id = $1")
+        .bind(nic_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if forwards + members == 0 {
+        // Nothing changed: the router keeps its generation.
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Changes a forwarding rule's target: private ports, NIC and guest address.
 pub async fn retarget_forward(
     db: &Db,

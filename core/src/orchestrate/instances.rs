@@ -838,6 +838,10 @@ impl Orchestrator {
                     let h = host.clone();
                     blocking(format!("Releasing NIC {}", nic.mac), move || driver.release_nic(&h, &spec, &ns)).await?;
                 }
+                // Its forwarding rules and balancer memberships go with it.
+                if crate::cloud::rules::revoke_for_nic(&self.db, n.id, nic.id).await? {
+                    self.rules_changed(n.id).await?;
+                }
                 nets::release_nic(&self.db, nic.id).await?;
             }
             instances::remove(&self.db, i.id, VmState::Expunged).await?;

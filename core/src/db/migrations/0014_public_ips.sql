@@ -148,8 +148,8 @@ CREATE TABLE load_balancer_members (
 );
 CREATE UNIQUE INDEX load_balancer_members_nic ON load_balancer_members(rule_id, nic_id, vm_ip);
 
--- Whether a network of the offering lets guests out when no egress rule says otherwise
--- (egress rules then deny); 0: they may not (egress rules then allow).
+-- 1: guests of the offering's networks may go out unless an egress rule denies it,
+-- 0: only where an egress rule allows it.
 ALTER TABLE network_offerings ADD COLUMN egress_default_policy BIGINT NOT NULL DEFAULT 1;
 -- The router's services of the default offering with source NAT, as CloudStack's has them.
 UPDATE network_offerings SET services = 'Dhcp,Dns,UserData,Firewall,Gateway,Lb,PortForwarding,SourceNat,StaticNat'
