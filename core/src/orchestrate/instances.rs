@@ -346,6 +346,11 @@ impl Orchestrator {
                 let cluster = infra::cluster(&me.db, &host.cluster_uuid)
                     .await?
                     .ok_or_else(|| no_such("cluster", &host.cluster_uuid))?;
+                // The first deploy implements a network's public side: its router and
+                // source NAT address (533 when the zone's public ranges are used up).
+                for n in &networks {
+                    me.implement_router(n, Some(host.id), false).await?;
+                }
                 Ok::<_, ApiError>(Build { vm, host, cluster, template, networks, ip, root_size, storage_tags, start })
             }
             .await;

@@ -143,3 +143,8 @@ CREATE TABLE load_balancer_members (
     created BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX load_balancer_members_nic ON load_balancer_members(rule_id, nic_id, vm_ip);
+
+-- The default Isolated offering with source NAT offers what CloudStack's does on its
+-- router: static NAT, port forwarding, firewall and load balancing besides source NAT.
+UPDATE network_offerings SET services = 'Dhcp,Dns,UserData,Firewall,Gateway,Lb,PortForwarding,SourceNat,StaticNat'
+    WHERE name = 'DefaultIsolatedNetworkOfferingWithSourceNatService';
