@@ -1,6 +1,6 @@
-//! Public addresses and the rules that forward them to VMs. wasmstack has no public IP
-//! ranges yet, so every listing is empty; the filters are still checked as any list
-//! checks them (clients such as Libcloud call these on every node listing).
+//! The rules that forward public addresses to VMs, listed before they exist: every
+//! listing is empty; the filters are still checked as any list checks them (clients such
+//! as Libcloud call these on every node listing). Public addresses are `public_ips`.
 
 use crate::api::error::ApiError;
 use crate::api::render::Reply;

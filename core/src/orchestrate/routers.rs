@@ -239,8 +239,7 @@ impl Orchestrator {
             None => None,
         };
         let scope = self.scope(caller, &q.listing).await?;
-        let name = q.name.or(q.listing.keyword.clone());
-        let f = RouterFilter { uuid: q.id, name, state: q.state, zone_id, host_id, network_id };
+        let f = RouterFilter { uuid: q.id, name: q.name, state: q.state, zone_id, host_id, network_id };
         let (rows, total) = pips::list_routers(&self.db, &scope, &f, q.listing.page).await?;
         let mut items = Vec::with_capacity(rows.len());
         for r in &rows {
