@@ -843,6 +843,10 @@ impl Orchestrator {
                     let h = host.clone();
                     blocking(format!("Releasing NIC {}", nic.mac), move || driver.release_nic(&h, &spec, &ns)).await?;
                 }
+                // A public address mapped to it by static NAT maps to nothing now.
+                for network in crate::cloud::public_ips::drop_static_nat_of_nic(&self.db, nic.id).await? {
+                    self.router_changed(network).await?;
+                }
                 nets::release_nic(&self.db, nic.id).await?;
             }
             instances::remove(&self.db, i.id, VmState::Expunged).await?;

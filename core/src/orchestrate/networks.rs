@@ -438,6 +438,7 @@ impl Orchestrator {
                 names.join(", ")
             )));
         }
+        self.no_public_ranges_on(p.id, &p.name).await?;
         nets::remove_physical(&self.db, p.id).await?;
         self.audit(
             caller,
@@ -512,6 +513,19 @@ impl Orchestrator {
         .await
     }
 
+    /// 536 while a physical network carries public IP ranges.
+    async fn no_public_ranges_on(&self, physical_id: i64, name: &str) -> Result<(), ApiError> {
+        let f = crate::cloud::public_ips::RangeFilter { physical_network_id: Some(physical_id), ..Default::default() };
+        let ranges = crate::cloud::public_ips::list_ranges(&self.db, &f).await?;
+        if !ranges.is_empty() {
+            return Err(ApiError::in_use(format!(
+                "Physical network {name} carries {} public IP range(s); delete them first",
+                ranges.len()
+            )));
+        }
+        Ok(())
+    }
+
     async fn delete_traffic_type(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
         let t = nets::traffic_types(&self.db, None, Some(id), None)
             .await?
@@ -529,6 +543,9 @@ impl Orchestrator {
                     users.len()
                 )));
             }
+        }
+        if t.traffic_type == "Public" {
+            self.no_public_ranges_on(t.physical_network_id, &t.physical_network_uuid).await?;
         }
         nets::delete_traffic_type(&self.db, t.id).await?;
         self.audit(

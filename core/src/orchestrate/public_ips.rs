@@ -87,7 +87,7 @@ impl Orchestrator {
 
     /// An address the caller may act on: one its account (or, for admins, an account it
     /// reaches) holds. A free address is only the root admin's to see.
-    async fn ip_for(&self, caller: &Caller, id: &str) -> Result<PublicIpRow, ApiError> {
+    pub(super) async fn ip_for(&self, caller: &Caller, id: &str) -> Result<PublicIpRow, ApiError> {
         let ip = pips::ip(&self.db, id).await?.ok_or_else(|| no_such("ip address", id))?;
         let reach = match ip.owner() {
             Some(owner) => caller.can_reach(&owner),
