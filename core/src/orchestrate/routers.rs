@@ -385,3 +385,30 @@ fn router_view(r: &RouterRow, n: &NetworkRow, s: &RouterState) -> Map<String, Va
         "nic": nics,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::networks::ip_to_int;
+
+    #[test]
+    fn a_used_up_zone_names_its_ranges() {
+        let a = |s: &str| ip_to_int(s.parse().unwrap());
+        let e = exhausted("Demo", &[(a("198.51.100.10"), a("198.51.100.11")), (a("203.0.113.5"), a("203.0.113.5"))]);
+        assert_eq!(e.code.code(), 533);
+        assert_eq!(
+            e.text,
+            "Insufficient address capacity: every address of the public IP range 198.51.100.10-198.51.100.11, \
+             203.0.113.5-203.0.113.5 of zone Demo is allocated"
+        );
+        let none = exhausted("Demo", &[]);
+        assert_eq!(none.text, "Insufficient address capacity: zone Demo has no public IP range");
+    }
+
+    #[test]
+    fn prefixes_come_from_netmasks() {
+        assert_eq!(prefix_of("255.255.255.0"), 24);
+        assert_eq!(prefix_of("255.255.254.0"), 23);
+        assert_eq!(prefix_of("not a mask"), 32);
+    }
+}
