@@ -14,6 +14,7 @@ mod kvm_guest;
 mod network;
 mod network_guest;
 mod orchestrator;
+mod public_ips;
 mod reload;
 mod rules;
 mod signing;

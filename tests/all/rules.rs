@@ -3,7 +3,6 @@
 //! CloudStack's refusals (status and text) leaving the database as it was.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Map, Value};
 use wasmstack::operator::{Operator, OperatorError, id};
@@ -12,7 +11,40 @@ use crate::support::{DemoCloud, new_uuid};
 
 fn cloud() -> &'static DemoCloud {
     static CLOUD: OnceLock<DemoCloud> = OnceLock::new();
-    CLOUD.get_or_init(DemoCloud::start)
+    CLOUD.get_or_init(|| {
+        let cloud = DemoCloud::start();
+        cloud.block_on(add_public(&cloud));
+        cloud
+    })
+}
+
+/// Public traffic on the demo's physical network and a public range (documentation
+/// addresses) for the tests' addresses.
+async fn add_public(cloud: &DemoCloud) {
+    let admin = cloud.admin().await;
+    let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
+    let physical = id(&first(admin.list("listPhysicalNetworks", &[]).await.expect("listPhysicalNetworks")));
+    admin
+        .call(
+            "addTrafficType",
+            &[("physicalnetworkid", &physical), ("traffictype", "Public"), ("kvmnetworklabel", "ws-public")],
+        )
+        .await
+        .expect("addTrafficType Public");
+    admin
+        .call(
+            "createVlanIpRange",
+            &[
+                ("zoneid", &zone),
+                ("forvirtualnetwork", "true"),
+                ("gateway", "203.0.113.1"),
+                ("netmask", "255.255.255.0"),
+                ("startip", "203.0.113.10"),
+                ("endip", "203.0.113.250"),
+            ],
+        )
+        .await
+        .expect("createVlanIpRange");
 }
 
 fn text<'a>(object: &'a Map<String, Value>, key: &str) -> &'a str {
@@ -63,7 +95,7 @@ async fn tenant_on<'a>(cloud: &'a DemoCloud, network_offering: &str) -> Tenant<'
         )
         .await
         .expect("createNetwork"));
-    let (ip, address) = public_ip(cloud, &network).await;
+    let (ip, address) = public_ip(&user, &network).await;
     Tenant { user, zone, template, offering, network, ip, address }
 }
 
@@ -71,48 +103,10 @@ fn first(items: Vec<Map<String, Value>>) -> Map<String, Value> {
     items.into_iter().next().expect("at least one item")
 }
 
-/// A public IP allocated to the network's account and associated with it.
-///
-/// Written straight into the database: associateIpAddress is not part of this change.
-async fn public_ip(cloud: &DemoCloud, network: &str) -> (String, String) {
-    static NEXT: AtomicU32 = AtomicU32::new(10);
-    let db = cloud.orch.db.pool();
-    let (net, zone, physical, account, domain): (i64, i64, i64, i64, i64) =
-        sqlx::query_as("SELECT id, zone_id, physical_network_id, account_id, domain_id FROM networks WHERE uuid = $1")
-            .bind(network)
-            .fetch_one(db)
-            .await
-            .expect("the network");
-    let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    // 203.0.113.0/24, then on into 203.0.114.x: documentation addresses.
-    let address = (203i64 << 24) + (113 << 8) + i64::from(n);
-    let range: i64 = sqlx::query_scalar(
-        "INSERT INTO public_ranges (uuid, zone_id, physical_network_id, gateway, netmask, start_ip, end_ip, created) \
-         VALUES ($1, $2, $3, '203.0.113.1', '255.255.0.0', $4, $4, 0) RETURNING id",
-    )
-    .bind(new_uuid())
-    .bind(zone)
-    .bind(physical)
-    .bind(address)
-    .fetch_one(db)
-    .await
-    .expect("a public range");
-    let uuid = new_uuid();
-    sqlx::query(
-        "INSERT INTO public_ips (uuid, range_id, zone_id, address, state, account_id, domain_id, network_id, allocated) \
-         VALUES ($1, $2, $3, $4, 'Allocated', $5, $6, $7, 0)",
-    )
-    .bind(&uuid)
-    .bind(range)
-    .bind(zone)
-    .bind(address)
-    .bind(account)
-    .bind(domain)
-    .bind(net)
-    .execute(db)
-    .await
-    .expect("a public IP");
-    (uuid, std::net::Ipv4Addr::from(address as u32).to_string())
+/// A new public IP associated with the network: (id, address).
+async fn public_ip(user: &Operator<'_>, network: &str) -> (String, String) {
+    let ip = user.call("associateIpAddress", &[("networkid", network)]).await.expect("associateIpAddress");
+    (id(&ip), text(&ip, "ipaddress").to_owned())
 }
 
 impl Tenant<'_> {
@@ -360,6 +354,17 @@ fn port_forwarding_rules_map_public_ports_to_a_vm() {
         assert_eq!(t.list("listPortForwardingRules", &[("ipaddressid", ip)]).await.len(), 3);
         assert_eq!(t.list("listPortForwardingRules", &[("virtualmachineid", &vm)]).await.len(), 3);
         assert_eq!(t.list("listFirewallRules", &[("ipaddressid", ip)]).await.len(), 2);
+        // The router state holds them, typed, with nothing left in transit.
+        let db = &cloud.orch.db;
+        let n = wasmstack::cloud::networks::network(db, &t.network).await.expect("read").expect("the network");
+        let (state, pending) = wasmstack::orchestrate::rules::router_rules(db, &n).await.expect("router rules");
+        assert!(pending.is_empty(), "{pending:?}");
+        let ssh = state.forwards.iter().find(|f| f.public_ports == (2222, 2222)).expect("the forward");
+        assert_eq!((ssh.private_ports, ssh.guest_ip.to_string()), ((22, 22), guest.clone()));
+        assert_eq!(ssh.public_ip.to_string(), t.address);
+        assert_eq!(state.forwards.len(), 3);
+        assert!(state.ingress.iter().any(|f| f.ports == Some((8000, 8010))), "{:?}", state.ingress);
+        assert!(state.egress_default_allow);
 
         let u = &t.user;
         let base = [("ipaddressid", ip), ("protocol", "tcp"), ("virtualmachineid", vm.as_str())];
@@ -600,16 +605,8 @@ fn rules_are_refused_on_foreign_static_nat_and_unassociated_addresses() {
         assert_eq!(err.code(), Some(531), "{err}");
 
         // A static NAT address takes no forwarding or balancing rule.
-        let (nat_ip, address) = public_ip(cloud, &owner.network).await;
-        sqlx::query(
-            "UPDATE public_ips SET static_nat_nic_id = (SELECT id FROM nics WHERE instance_uuid = $1), static_nat_vm_ip = 1 \
-             WHERE uuid = $2",
-        )
-        .bind(&vm)
-        .bind(&nat_ip)
-        .execute(cloud.orch.db.pool())
-        .await
-        .expect("static NAT");
+        let (nat_ip, address) = public_ip(&owner.user, &owner.network).await;
+        owner.call("enableStaticNat", &[("ipaddressid", &nat_ip), ("virtualmachineid", &vm)]).await;
         let u = &owner.user;
         let pf = [("ipaddressid", nat_ip.as_str()), ("protocol", "tcp"), ("publicport", "22"), ("privateport", "22"), ("virtualmachineid", &vm)];
         let said = format!("Unable to create port forwarding rule; ip id={nat_ip} has static nat enabled");
@@ -619,24 +616,20 @@ fn rules_are_refused_on_foreign_static_nat_and_unassociated_addresses() {
         // Firewall rules are how a static NAT address opens ports.
         owner.call("createFirewallRule", &[("ipaddressid", &nat_ip), ("protocol", "tcp"), ("startport", "22")]).await;
 
-        // An address not associated with any network.
-        let (loose, _) = public_ip(cloud, &owner.network).await;
-        sqlx::query("UPDATE public_ips SET network_id = NULL WHERE uuid = $1")
-            .bind(&loose)
-            .execute(cloud.orch.db.pool())
-            .await
-            .expect("disassociating");
+        // An address given back: associated with no network any more.
+        let (loose, _) = public_ip(&owner.user, &owner.network).await;
+        owner.call("disassociateIpAddress", &[("id", &loose)]).await;
         let said = format!(
             "Unable to create firewall rule for the IP address ID={loose} as IP is not associated with any network and no \
              networkId is passed in"
         );
         refused(cloud, u, "createFirewallRule", &[("ipaddressid", &loose), ("protocol", "tcp")], 431, &said).await;
         let pf = [("ipaddressid", loose.as_str()), ("protocol", "tcp"), ("publicport", "22"), ("privateport", "22"), ("virtualmachineid", &vm)];
-        let said = format!(
-            "Unable to create port forwarding rule for the ipAddress id={loose} as ip is not associated with any network \
-             and no networkId is passed in"
-        );
+        let said = format!("Unable to create PF rule, invalid IP address id {loose}");
         refused(cloud, u, "createPortForwardingRule", &pf, 431, &said).await;
+        let lb = [("name", "x"), ("algorithm", "source"), ("publicport", "80"), ("privateport", "80"), ("publicipid", &loose)];
+        let said = "Unable to create load balancer rule ; specified sourceip id is not associated with any network";
+        refused(cloud, u, "createLoadBalancerRule", &lb, 431, said).await;
 
         // A network whose offering has no router services (no source NAT).
         let plain = tenant_on(cloud, "DefaultIsolatedNetworkOffering").await;

@@ -10,6 +10,7 @@ mod instance;
 mod network;
 mod offerings;
 mod plugins;
+mod public_ip;
 mod rules;
 mod session;
 mod storage;
@@ -242,6 +243,7 @@ pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
         .chain(session::SESSION_COMMANDS)
         .chain(identity::IDENTITY_COMMANDS)
         .chain(network::NETWORK_COMMANDS)
+        .chain(public_ip::PUBLIC_IP_COMMANDS)
         .chain(instance::INSTANCE_COMMANDS)
         .chain(rules::RULES_COMMANDS)
         .chain(console::CONSOLE_COMMANDS)

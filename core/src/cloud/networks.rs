@@ -1086,6 +1086,11 @@ async fn try_allocate_nic(db: &Db, n: &NetworkRow, nic: &NewNic) -> Result<NicRo
 pub async fn release_nic(db: &Db, nic_id: i64) -> Result<(), DbError> {
     let mut tx = db.begin().await.map_err(DbError::from)?;
     sqlx::query("DELETE FROM guest_ips WHERE nic_id = $1").bind(nic_id).execute(&mut *tx).await?;
+    // A public address mapped to it by static NAT is mapped to nothing now.
+    sqlx::query("UPDATE public_ips SET static_nat_nic_id = NULL, static_nat_vm_ip = NULL WHERE static_nat_nic_id = $1")
+        .bind(nic_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE nics SET removed = $1, state = 'Deallocated' WHERE id = $2")
         .bind(now_ms())
         .bind(nic_id)

@@ -3,8 +3,8 @@
 //! members; and CloudStack's conflict rules between them.
 //!
 //! Every change runs in one transaction that first takes the network's row lock, judges
-//! the new rule against the live ones, writes it and bumps the router's generation, so
-//! two concurrent requests can never both add overlapping rules.
+//! the new rule against the live ones and writes it, so two concurrent requests can
+//! never both add overlapping rules.
 
 use sqlx::FromRow;
 
@@ -268,8 +268,8 @@ async fn egress_shapes(tx: &mut sqlx::AnyConnection, network_id: i64) -> Result<
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// Opens a transaction holding the network's row lock, and bumps its router's
-/// generation: every rule change is a new whole state for the router.
+/// Opens a transaction holding the network's row lock: rule changes on one network run
+/// one after another, each judged against what the last one left.
 async fn begin(db: &Db, network_id: i64) -> Result<Tx, RuleError> {
     let mut tx = db.begin().await?;
     let done = sqlx::query("UPDATE networks SET alloc_seq = alloc_seq + 1 WHERE id = $1 AND removed IS NULL")
@@ -279,10 +279,6 @@ async fn begin(db: &Db, network_id: i64) -> Result<Tx, RuleError> {
     if done.rows_affected() != 1 {
         return Err(RuleError::Gone(network_id));
     }
-    sqlx::query("UPDATE routers SET generation = generation + 1 WHERE network_id = $1 AND removed IS NULL")
-        .bind(network_id)
-        .execute(&mut *tx)
-        .await?;
     Ok(tx)
 }
 
@@ -595,7 +591,6 @@ pub async fn revoke_for_nic(db: &Db, network_id: i64, nic_id: i64) -> Result<boo
         .await?
         .rows_affected();
     if forwards + members == 0 {
-        // Nothing changed: the router keeps its generation.
         tx.rollback().await?;
         return Ok(false);
     }

@@ -406,27 +406,24 @@ impl Orchestrator {
         }
     }
 
-    /// After a rule change: gathers the network's whole router state and settles the
-    /// rules it held. The router's data plane applies that state here.
-    pub(crate) async fn rules_changed(&self, network_id: i64) -> Result<RouterRules, ApiError> {
+    /// After a rule change: records the network's whole router state (its rules with
+    /// the rest, see `routers::router_state`) as a new generation, then settles the
+    /// rules that were in transit: added ones become Active, revoked ones are removed.
+    /// The router's data plane applies the recorded state.
+    pub(crate) async fn rules_changed(&self, network_id: i64) -> Result<(), ApiError> {
         let gate = network_gate(network_id);
         let _held = gate.lock().await;
         let n = nets::network_by_id(&self.db, network_id)
             .await?
             .ok_or_else(|| ApiError::internal("the network of the rule is gone"))?;
-        let (state, pending) = router_rules(&self.db, &n).await?;
-        tracing::debug!(
-            network = n.uuid.as_str(),
-            ingress = state.ingress.len(),
-            egress = state.egress.len(),
-            forwards = state.forwards.len(),
-            balancers = state.balancers.len(),
-            "router rules gathered"
-        );
+        // What is in transit now is in the state recorded next: only settling changes a
+        // rule's state back, and that happens under the gate.
+        let (_, pending) = router_rules(&self.db, &n).await?;
+        self.router_changed(network_id).await?;
         if !pending.is_empty() {
             rules::settle(&self.db, &pending).await?;
         }
-        Ok(state)
+        Ok(())
     }
 
     /// Runs a rule change's job: the router state, then the result `then` builds.

@@ -151,6 +151,7 @@ CREATE UNIQUE INDEX load_balancer_members_nic ON load_balancer_members(rule_id, 
 -- 1: guests of the offering's networks may go out unless an egress rule denies it,
 -- 0: only where an egress rule allows it.
 ALTER TABLE network_offerings ADD COLUMN egress_default_policy BIGINT NOT NULL DEFAULT 1;
--- The router's services of the default offering with source NAT, as CloudStack's has them.
+-- The default Isolated offering with source NAT offers what CloudStack's does on its
+-- router: static NAT, port forwarding, firewall and load balancing besides source NAT.
 UPDATE network_offerings SET services = 'Dhcp,Dns,UserData,Firewall,Gateway,Lb,PortForwarding,SourceNat,StaticNat'
-    WHERE uuid = '7c1e4a52-3d6f-4b8e-9a10-000000000003';
+    WHERE name = 'DefaultIsolatedNetworkOfferingWithSourceNatService';
