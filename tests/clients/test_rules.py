@@ -1,14 +1,19 @@
 """The router's rules through real clients on a Simulator zone with public traffic:
 firewall, egress, port forwarding and load balancing through `cs`, and through
-Libcloud's CloudStack driver where it has them (ex_create_firewall_rule,
+Libcloud's CloudStack drivers where they have them (ex_create_firewall_rule,
 ex_create_port_forwarding_rule, ex_create_egress_firewall_rule and their list and
-delete calls, list_nodes). Refusals carry CloudStack's codes and texts and change
+delete calls, list_nodes; the load balancer driver). Refusals carry CloudStack's codes and texts and change
 nothing."""
+
+from types import SimpleNamespace
 
 import pytest
 from cs import CloudStack, CloudStackApiException
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import Provider
+from libcloud.loadbalancer.base import Algorithm, Member
+from libcloud.loadbalancer.providers import get_driver as get_lb_driver
+from libcloud.loadbalancer.types import Provider as LbProvider
 
 from conftest import new_user_account
 from test_public_ips import public_zone
@@ -187,3 +192,27 @@ def test_libcloud_rules(admin, web):
     out = d.ex_create_egress_firewall_rule(z["network"]["id"], z["network"]["cidr"], "udp", start_port=53, end_port=53)
     assert [r.id for r in d.ex_list_egress_firewall_rules() if r.network_id == z["network"]["id"]] == [out.id]
     assert d.ex_delete_egress_firewall_rule(out) is True
+
+
+def test_libcloud_load_balancer(admin, web):
+    """Libcloud's CloudStack load balancer driver: it takes an address itself, creates
+    the rule without waiting for its job, attaches members, and gives the address back."""
+    cs = client(admin)
+    z = public_zone(cs, web, start="198.51.100.90", end="198.51.100.99")
+    a, b = deploy(cs, z, "lla"), deploy(cs, z, "llb")
+    cls = get_lb_driver(LbProvider.CLOUDSTACK)
+    d = cls(key=admin.apikey, secret=admin.secret, host="127.0.0.1", port=admin.server.port, path="/client/api", secure=False)
+    d.connection.poll_interval = 0.05
+    zone = SimpleNamespace(id=z["zone"]["id"])
+    lb = d.create_balancer("lc" + z["tag"], [Member(a["id"], None, None)], port=80, private_port=8080, algorithm=Algorithm.ROUND_ROBIN, location=zone, network_id=z["network"]["id"])
+    assert lb is not None
+    assert str(lb.port) == "80" and lb.ex_private_port == "8080"
+    assert [m.id for m in d.balancer_list_members(lb)] == [a["id"]]
+    assert d.balancer_attach_member(lb, Member(b["id"], None, None)) is True
+    assert sorted(m.id for m in d.balancer_list_members(lb)) == sorted([a["id"], b["id"]])
+    assert d.balancer_detach_member(lb, Member(a["id"], None, None)) is True
+    assert [m.id for m in d.balancer_list_members(lb)] == [b["id"]]
+    assert [x.id for x in d.list_balancers() if x.id == lb.id] == [lb.id]
+    d.destroy_balancer(lb)
+    assert cs.listLoadBalancerRules(id=lb.id) == {}
+    assert cs.listPublicIpAddresses(id=lb.ex_public_ip_id, allocatedonly=False)["publicipaddress"][0]["state"] == "Free"
