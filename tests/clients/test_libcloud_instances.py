@@ -162,9 +162,9 @@ def test_attach_refusals(admin, web):  # noqa: F811
 
 
 def test_public_address_listings(admin):
-    """No public addresses exist yet: the lists Libcloud's list_nodes reads are empty, and
-    their filters are still checked."""
-    cs = client(admin)
+    """A new account holds no public addresses: the lists Libcloud's list_nodes reads are
+    empty for it, and their filters are still checked."""
+    cs = client(new_user_account(admin, "la"))
     for command in ("listPublicIpAddresses", "listPortForwardingRules", "listIpForwardingRules"):
         assert getattr(cs, command)(listall=True, page=1, pagesize=10) == {}
     ghost = "6d2b0fa4-0000-4000-8000-" + secrets.token_hex(6)

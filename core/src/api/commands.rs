@@ -10,6 +10,8 @@ mod instance;
 mod network;
 mod offerings;
 mod plugins;
+mod public_ip;
+mod rules;
 mod session;
 mod storage;
 mod templates;
@@ -241,7 +243,9 @@ pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
         .chain(session::SESSION_COMMANDS)
         .chain(identity::IDENTITY_COMMANDS)
         .chain(network::NETWORK_COMMANDS)
+        .chain(public_ip::PUBLIC_IP_COMMANDS)
         .chain(instance::INSTANCE_COMMANDS)
+        .chain(rules::RULES_COMMANDS)
         .chain(console::CONSOLE_COMMANDS)
         .chain(plugins::PLUGIN_COMMANDS)
         .chain(capacity::CAPACITY_COMMANDS)

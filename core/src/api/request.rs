@@ -7,6 +7,8 @@ mod instance;
 mod network;
 mod offerings;
 mod plugins;
+mod public_ip;
+mod rules;
 mod storage;
 mod templates;
 
@@ -16,6 +18,11 @@ pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
 pub use offerings::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery};
 pub use plugins::PluginRequest;
+pub use public_ip::{PublicIpQuery, PublicIpRequest, RouterAction, RouterQuery};
+pub use rules::{
+    BalancerUpdate, ForwardUpdate, Members, NewBalancerRequest, NewFirewallRequest, NewForwardRequest, RuleQuery,
+    RulesRequest,
+};
 pub use storage::{NewPoolRequest, NewStoreRequest, NewVolumeRequest, SnapshotQuery, VolumeQuery};
 pub use templates::{NewTemplateRequest, TemplateFromVolume, TemplateQuery};
 
@@ -103,6 +110,10 @@ pub enum Request {
     Instance(InstanceRequest),
     /// A plugin management command (see `request::plugins`).
     Plugin(PluginRequest),
+    /// A firewall, port forwarding or load-balancing command (see `request::rules`).
+    Rules(RulesRequest),
+    /// A public IP, static NAT or router command (see `request::public_ip`).
+    PublicIp(PublicIpRequest),
     CreatePod(NewPodRequest),
     ListPods(InfraQuery),
     UpdatePod(InfraUpdate),
@@ -336,6 +347,9 @@ impl Request {
                 return Ok(r);
             }
         }
+        if let Some(r) = rules::parse(cmd, p)? {
+            return Ok(Request::Rules(r));
+        }
         Ok(match cmd.name {
             "getUploadParamsForPlugin" | "updatePlugin" | "reloadPlugins" => Request::Plugin(plugins::parse(cmd, p)?),
             "listApis" => Request::ListApis { name: s(p, "name") },
@@ -357,10 +371,13 @@ impl Request {
             "listCapacity" => {
                 Request::ListCapacity { query: infra_query(p)?, kind: p.int("type")?, sort_by: s(p, "sortby") }
             }
-            other => match (network::parse(cmd, p)?, instance::parse(cmd, p)?) {
-                (Some(r), _) => Request::Network(r),
-                (None, Some(r)) => Request::Instance(r),
-                (None, None) => return Err(ApiError::unsupported(format!("The command {other} has no handler"))),
+            other => match (network::parse(cmd, p)?, instance::parse(cmd, p)?, public_ip::parse(cmd, p)?) {
+                (Some(r), _, _) => Request::Network(r),
+                (None, Some(r), _) => Request::Instance(r),
+                (None, None, Some(r)) => Request::PublicIp(r),
+                (None, None, None) => {
+                    return Err(ApiError::unsupported(format!("The command {other} has no handler")));
+                }
             },
         })
     }

@@ -5,6 +5,8 @@ pub mod infra;
 pub mod instances;
 pub mod networks;
 pub mod offerings;
+pub mod public_ips;
+pub mod rules;
 pub mod storage;
 pub mod templates;
 pub mod volumes;

@@ -280,6 +280,8 @@ pub struct OfferingRow {
     pub state: String,
     pub is_default: i64,
     pub conserve_mode: i64,
+    /// 1: guests may go out unless an egress rule denies it; 0: only where one allows it.
+    pub egress_default_policy: i64,
     pub created: i64,
 }
 
@@ -307,7 +309,8 @@ pub async fn list_offerings(
     page: Option<(u32, u32)>,
 ) -> Result<(Vec<OfferingRow>, i64), DbError> {
     let mut sql = "SELECT o.id, o.uuid, o.name, o.display_text, o.guest_ip_type, o.traffic_type, o.specify_vlan, \
-                   o.specify_ip_ranges, o.services, o.availability, o.state, o.is_default, o.conserve_mode, o.created \
+                   o.specify_ip_ranges, o.services, o.availability, o.state, o.is_default, o.conserve_mode, \
+                   o.egress_default_policy, o.created \
                    FROM network_offerings o WHERE o.removed IS NULL"
         .to_owned();
     let mut args = Vec::new();
@@ -362,6 +365,8 @@ pub struct NetworkRow {
     pub offering_services: String,
     pub offering_availability: String,
     pub offering_conserve_mode: i64,
+    /// The offering's default egress policy (1 allow, 0 deny).
+    pub offering_egress_default_policy: i64,
     pub specify_ip_ranges: i64,
     pub account_id: i64,
     pub account_name: String,
@@ -428,7 +433,8 @@ const NETWORK_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.display_text, n.zon
      (SELECT t.kvm_label FROM traffic_types t WHERE t.physical_network_id = p.id AND t.traffic_type = 'Guest') \
      AS guest_label, n.network_offering_id AS offering_id, o.uuid AS offering_uuid, o.name AS offering_name, \
      o.display_text AS offering_display_text, o.services AS offering_services, \
-     o.availability AS offering_availability, o.conserve_mode AS offering_conserve_mode, o.specify_ip_ranges, \
+     o.availability AS offering_availability, o.conserve_mode AS offering_conserve_mode, \
+     o.egress_default_policy AS offering_egress_default_policy, o.specify_ip_ranges, \
      n.account_id, a.name AS account_name, a.account_type, n.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, \
      d.path AS domain_path, n.guest_type, n.acl_type, n.cidr_address, n.cidr_prefix, n.gateway, n.vlan, n.dns1, \
      n.dns2, n.network_domain, n.dhcp_server, n.state, n.created, n.driver, n.driver_version \
@@ -1080,6 +1086,11 @@ async fn try_allocate_nic(db: &Db, n: &NetworkRow, nic: &NewNic) -> Result<NicRo
 pub async fn release_nic(db: &Db, nic_id: i64) -> Result<(), DbError> {
     let mut tx = db.begin().await.map_err(DbError::from)?;
     sqlx::query("DELETE FROM guest_ips WHERE nic_id = $1").bind(nic_id).execute(&mut *tx).await?;
+    // A public address mapped to it by static NAT is mapped to nothing now.
+    sqlx::query("UPDATE public_ips SET static_nat_nic_id = NULL, static_nat_vm_ip = NULL WHERE static_nat_nic_id = $1")
+        .bind(nic_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE nics SET removed = $1, state = 'Deallocated' WHERE id = $2")
         .bind(now_ms())
         .bind(nic_id)

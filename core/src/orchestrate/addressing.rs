@@ -1,6 +1,7 @@
-//! Public addresses and the rules that forward them to VMs. wasmstack has no public IP
-//! ranges yet, so every listing is empty; the filters are still checked as any list
-//! checks them (clients such as Libcloud call these on every node listing).
+//! IP forwarding rules (CloudStack's static NAT rules with ports), which wasmstack does
+//! not make: the listing is empty; its filters are still checked as any list checks them
+//! (clients such as Libcloud call it on every node listing). Public addresses are
+//! `public_ips`, port forwarding rules `rules`.
 
 use crate::api::error::ApiError;
 use crate::api::render::Reply;

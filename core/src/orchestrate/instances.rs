@@ -186,7 +186,7 @@ impl Orchestrator {
         Ok(wrap("virtualmachine", self.vm_view(caller, &i).await?))
     }
 
-    async fn vm_view(&self, caller: &Caller, i: &InstanceRow) -> Result<Map<String, Value>, ApiError> {
+    pub(super) async fn vm_view(&self, caller: &Caller, i: &InstanceRow) -> Result<Map<String, Value>, ApiError> {
         let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
         let (nics, _) = nets::list_nics(&self.db, &f, None).await?;
         Ok(vm_view(caller, i, &nics))
@@ -346,6 +346,11 @@ impl Orchestrator {
                 let cluster = infra::cluster(&me.db, &host.cluster_uuid)
                     .await?
                     .ok_or_else(|| no_such("cluster", &host.cluster_uuid))?;
+                // The first deploy implements a network's public side: its router and
+                // source NAT address (533 when the zone's public ranges are used up).
+                for n in &networks {
+                    me.implement_router(n, Some(host.id), false).await?;
+                }
                 Ok::<_, ApiError>(Build { vm, host, cluster, template, networks, ip, root_size, storage_tags, start })
             }
             .await;
@@ -841,6 +846,14 @@ impl Orchestrator {
                     };
                     let h = host.clone();
                     blocking(format!("Releasing NIC {}", nic.mac), move || driver.release_nic(&h, &spec, &ns)).await?;
+                }
+                // Its forwarding rules and balancer memberships go with it.
+                if crate::cloud::rules::revoke_for_nic(&self.db, n.id, nic.id).await? {
+                    self.rules_changed(n.id).await?;
+                }
+                // A public address mapped to it by static NAT maps to nothing now.
+                for network in crate::cloud::public_ips::drop_static_nat_of_nic(&self.db, nic.id).await? {
+                    self.router_changed(network).await?;
                 }
                 nets::release_nic(&self.db, nic.id).await?;
             }

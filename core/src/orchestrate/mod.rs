@@ -16,7 +16,10 @@ mod logins;
 pub mod networks;
 mod offerings;
 pub mod plugins_api;
+mod public_ips;
 pub mod reconcile;
+pub mod routers;
+pub mod rules;
 mod storage;
 mod templates;
 pub mod views;
@@ -90,6 +93,8 @@ impl Orchestrator {
             Network(r) => Box::pin(self.execute_network(caller, cmd, r)).await,
             Instance(r) => Box::pin(self.execute_instance(caller, cmd, r)).await,
             Plugin(r) => Box::pin(self.execute_plugin(caller, r)).await,
+            Rules(r) => Box::pin(self.execute_rules(caller, cmd, r)).await,
+            PublicIp(r) => Box::pin(self.execute_public_ip(caller, cmd, r)).await,
             CreatePod(p) => Box::pin(self.create_pod(caller, p)).await,
             ListPods(q) => Box::pin(self.list_pods(q)).await,
             UpdatePod(u) => Box::pin(self.update_pod(caller, u)).await,

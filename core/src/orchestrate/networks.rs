@@ -58,7 +58,7 @@ fn ipv4(param: &str, value: &str) -> Result<Ipv4Addr, ApiError> {
 }
 
 /// A VLAN as clients give it: "100" or "vlan://100".
-fn vlan_id(value: &str) -> Result<u16, ApiError> {
+pub(super) fn vlan_id(value: &str) -> Result<u16, ApiError> {
     value
         .strip_prefix("vlan://")
         .unwrap_or(value)
@@ -84,17 +84,22 @@ fn subnet(gateway: Ipv4Addr, netmask: &str) -> Result<(i64, i64), ApiError> {
     Ok((network, prefix))
 }
 
+/// A segment as CloudStack names it: "vlan://100", or "untagged".
+pub(super) fn vlan_uri(vlan: Option<i64>) -> String {
+    vlan.map_or("untagged".to_owned(), |v| format!("vlan://{v}"))
+}
+
 fn cidr_text((address, prefix): (i64, i64)) -> String {
     format!("{}/{prefix}", int_to_ip(address))
 }
 
-fn overlaps(a: (i64, i64), b: (i64, i64)) -> bool {
+pub(super) fn overlaps(a: (i64, i64), b: (i64, i64)) -> bool {
     let end = |(addr, prefix): (i64, i64)| addr + (1i64 << (32 - prefix)) - 1;
     a.0 <= end(b) && b.0 <= end(a)
 }
 
 /// Checks an address range against a subnet: both ends IPv4, start ≤ end, inside.
-fn check_range(start: &str, end: Option<&str>, subnet: (i64, i64)) -> Result<(i64, i64), ApiError> {
+pub(super) fn check_range(start: &str, end: Option<&str>, subnet: (i64, i64)) -> Result<(i64, i64), ApiError> {
     let s = ip_to_int(ipv4("startip", start)?);
     let e = match end {
         Some(e) => ip_to_int(ipv4("endip", e)?),
@@ -209,7 +214,7 @@ impl Orchestrator {
             ListNetworks(q) => Box::pin(self.list_networks(caller, q)).await,
             UpdateNetwork(u) => Box::pin(self.update_network(caller, cmd, u)).await,
             DeleteNetwork { id, forced } => Box::pin(self.delete_network(caller, cmd, &id, forced)).await,
-            RestartNetwork { id } => Box::pin(self.restart_network(caller, cmd, &id)).await,
+            RestartNetwork { id, cleanup } => Box::pin(self.restart_network(caller, cmd, &id, cleanup)).await,
             ListNics { vm_id, nic_id, network_id, page } => {
                 let network_id = match network_id {
                     Some(n) => Some(Box::pin(self.network_for(caller, &n)).await?.id),
@@ -433,6 +438,7 @@ impl Orchestrator {
                 names.join(", ")
             )));
         }
+        self.no_public_ranges_on(p.id, &p.name).await?;
         nets::remove_physical(&self.db, p.id).await?;
         self.audit(
             caller,
@@ -507,6 +513,19 @@ impl Orchestrator {
         .await
     }
 
+    /// 536 while a physical network carries public IP ranges.
+    async fn no_public_ranges_on(&self, physical_id: i64, name: &str) -> Result<(), ApiError> {
+        let f = crate::cloud::public_ips::RangeFilter { physical_network_id: Some(physical_id), ..Default::default() };
+        let ranges = crate::cloud::public_ips::list_ranges(&self.db, &f).await?;
+        if !ranges.is_empty() {
+            return Err(ApiError::in_use(format!(
+                "Physical network {name} carries {} public IP range(s); delete them first",
+                ranges.len()
+            )));
+        }
+        Ok(())
+    }
+
     async fn delete_traffic_type(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
         let t = nets::traffic_types(&self.db, None, Some(id), None)
             .await?
@@ -524,6 +543,9 @@ impl Orchestrator {
                     users.len()
                 )));
             }
+        }
+        if t.traffic_type == "Public" {
+            self.no_public_ranges_on(t.physical_network_id, &t.physical_network_uuid).await?;
         }
         nets::delete_traffic_type(&self.db, t.id).await?;
         self.audit(
@@ -572,7 +594,7 @@ impl Orchestrator {
     }
 
     /// A network the caller may see.
-    async fn network_for(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
+    pub(super) async fn network_for(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
         let n = nets::network(&self.db, id).await?.ok_or_else(|| no_such("network", id))?;
         if !self.may_use(caller, &n) {
             return Err(not_yours("network", id));
@@ -581,7 +603,7 @@ impl Orchestrator {
     }
 
     /// A network the caller may change: its owner's, or an admin's over it.
-    async fn network_to_change(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
+    pub(super) async fn network_to_change(&self, caller: &Caller, id: &str) -> Result<NetworkRow, ApiError> {
         let n = self.network_for(caller, id).await?;
         let ok = match n.acl_type.as_str() {
             "Domain" => {
@@ -911,7 +933,13 @@ impl Orchestrator {
         Ok(hosts.into_iter().filter(|h| self.features_of(h).is_ok_and(|f| !f.simulated)).map(|h| h.name).collect())
     }
 
-    async fn restart_network(&self, caller: &Caller, cmd: &'static Command, id: &str) -> Result<Reply, ApiError> {
+    async fn restart_network(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        id: &str,
+        cleanup: bool,
+    ) -> Result<Reply, ApiError> {
         let n = self.network_to_change(caller, id).await?;
         let hosts = self.network_hosts(n.zone_id).await?;
         let driver = if hosts.is_empty() { None } else { Some(self.network_driver(&n)?) };
@@ -919,6 +947,11 @@ impl Orchestrator {
         let me = self.clone();
         let who = caller.clone();
         let work = async move {
+            // The router first: rebuilt from the database with cleanup, else (re)applied.
+            if cleanup && let Some(old) = crate::cloud::public_ips::router_of_network(&me.db, n.id).await? {
+                crate::cloud::public_ips::remove_router(&me.db, old.id).await?;
+            }
+            me.implement_router(&n, None, true).await?;
             let Some(driver) = driver else {
                 return Ok(success_text(format!(
                     "Zone {} has no Up host of a real hypervisor; nothing to build",
@@ -973,6 +1006,7 @@ impl Orchestrator {
                     }
                 }
             }
+            crate::cloud::public_ips::release_network(&me.db, n.id).await?;
             nets::remove_network(&me.db, n.id).await?;
             me.audit(&who, "NETWORK.DELETE", ("Network", &n.uuid, &n.name), format!("Network {} deleted", n.name))
                 .await?;
@@ -984,10 +1018,20 @@ impl Orchestrator {
     // ---------------------------------------------------------------- IP ranges
 
     async fn create_ip_range(&self, caller: &Caller, r: NewIpRangeRequest) -> Result<Reply, ApiError> {
-        if r.for_virtual_network == Some(true) {
-            return Err(ApiError::unsupported(
-                "Public (virtual network) IP ranges are not supported yet; ranges belong to Shared guest networks",
-            ));
+        // CloudStack's default is a public range: forvirtualnetwork true, the zone's.
+        let public = match (r.for_virtual_network, &r.network_id, &r.pod_id) {
+            (Some(v), _, _) => v,
+            (None, None, None) => true,
+            _ => false,
+        };
+        if public {
+            if r.network_id.is_some() {
+                return Err(invalid(
+                    "Public IP ranges (forvirtualnetwork=true) belong to the zone: leave out networkid, or give \
+                     forvirtualnetwork=false for a range of a Shared network",
+                ));
+            }
+            return Box::pin(self.create_public_range(caller, r)).await;
         }
         let pod = match &r.pod_id {
             Some(p) => Some(infra::pod(&self.db, p).await?.ok_or_else(|| no_such("pod", p))?),
@@ -1144,18 +1188,40 @@ impl Orchestrator {
             vlan,
             for_virtual_network: q.for_virtual_network,
         };
-        let (rows, total) = nets::list_ranges(&self.db, &f, q.page).await?;
-        Ok(list("vlaniprange", total, rows.iter().map(range_view).collect()))
+        let public = q.for_virtual_network != Some(false) && q.pod_id.is_none() && q.network_id.is_none();
+        if !public {
+            let (rows, total) = nets::list_ranges(&self.db, &f, q.page).await?;
+            return Ok(list("vlaniprange", total, rows.iter().map(range_view).collect()));
+        }
+        // Guest ranges, then the zones' public ones, paged together.
+        let mut all: Vec<Map<String, Value>> = if q.for_virtual_network == Some(true) {
+            vec![]
+        } else {
+            nets::list_ranges(&self.db, &f, None).await?.0.iter().map(range_view).collect()
+        };
+        let pf = crate::cloud::public_ips::RangeFilter { uuid: f.uuid, zone_id, physical_network_id, vlan };
+        all.extend(
+            crate::cloud::public_ips::list_ranges(&self.db, &pf)
+                .await?
+                .iter()
+                .map(super::public_ips::public_range_view),
+        );
+        let total = all.len() as i64;
+        let page = match q.page {
+            Some((page, size)) => all.into_iter().skip(((page - 1) * size) as usize).take(size as usize).collect(),
+            None => all,
+        };
+        Ok(list("vlaniprange", total, page))
     }
 
     async fn delete_ip_range(&self, caller: &Caller, id: &str) -> Result<Reply, ApiError> {
         let f = RangeFilter { uuid: Some(id.into()), ..Default::default() };
-        let r: RangeRow = nets::list_ranges(&self.db, &f, None)
-            .await?
-            .0
-            .into_iter()
-            .next()
-            .ok_or_else(|| no_such("VLAN IP range", id))?;
+        let Some(r): Option<RangeRow> = nets::list_ranges(&self.db, &f, None).await?.0.into_iter().next() else {
+            let pf = crate::cloud::public_ips::RangeFilter { uuid: Some(id.into()), ..Default::default() };
+            let public = crate::cloud::public_ips::list_ranges(&self.db, &pf).await?;
+            let r = public.first().ok_or_else(|| no_such("VLAN IP range", id))?;
+            return Box::pin(self.delete_public_range(caller, r)).await;
+        };
         let used = nets::range_use(&self.db, &r).await?;
         if used > 0 {
             return Err(ApiError::in_use(format!(
@@ -1274,7 +1340,7 @@ fn offering_view(o: &OfferingRow) -> Map<String, Value> {
         "conservemode": o.conserve_mode != 0,
         "forvpc": false,
         "ispersistent": false,
-        "egressdefaultpolicy": true,
+        "egressdefaultpolicy": o.egress_default_policy != 0,
         "service": services(&o.services),
         "created": format_time(o.created),
     }))
@@ -1283,7 +1349,7 @@ fn offering_view(o: &OfferingRow) -> Map<String, Value> {
 fn network_view(n: &NetworkRow, caller: &Caller, problem: Option<String>) -> Map<String, Value> {
     let admin = caller.is_root_admin();
     let uri = n.vlan.map(|v| format!("vlan://{v}"));
-    views::object(json!({
+    let mut view = views::object(json!({
         // A network whose driver is gone (or no longer serves its method) cannot be built.
         "state": if problem.is_some() { "Alert" } else { n.state.as_str() },
         "details": problem.map(|p| json!({ "reason": p })),
@@ -1326,7 +1392,10 @@ fn network_view(n: &NetworkRow, caller: &Caller, problem: Option<String>) -> Map
         "dhcpserver": n.dhcp_server,
         "service": services(&n.offering_services),
         "created": format_time(n.created),
-    }))
+    }));
+    // Apart: one more key would take json! past its recursion limit.
+    view.insert("egressdefaultpolicy".into(), Value::Bool(n.offering_egress_default_policy != 0));
+    view
 }
 
 fn range_view(r: &RangeRow) -> Map<String, Value> {
@@ -1336,7 +1405,7 @@ fn range_view(r: &RangeRow) -> Map<String, Value> {
         "id": r.uuid,
         "forvirtualnetwork": r.for_virtual_network != 0,
         "zoneid": r.zone_uuid,
-        "vlan": r.vlan.map_or("untagged".to_owned(), |v| format!("vlan://{v}")),
+        "vlan": vlan_uri(r.vlan),
         "account": if r.acl_type == "Account" { Some(&r.account_name) } else { None },
         "domainid": r.domain_uuid,
         "domain": r.domain_name,

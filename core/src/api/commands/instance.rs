@@ -19,7 +19,7 @@ const VM_NIC_FIELDS: &[Field] = &[
     f("isolationuri", "string", "the isolation uri of the nic"),
 ];
 
-const VM_FIELDS: &[Field] = &[
+pub(super) const VM_FIELDS: &[Field] = &[
     f("id", "string", "the ID of the virtual machine"),
     f("name", "string", "the name of the virtual machine"),
     f(
@@ -65,20 +65,6 @@ const VM_FIELDS: &[Field] = &[
     nested("securitygroup", "list", "list of security groups associated with the virtual machine", &[]),
     nested("affinitygroup", "list", "list of affinity groups associated with the virtual machine", &[]),
     nested("tags", "list", "the list of resource tags associated", &[]),
-];
-
-const PUBLIC_IP_FIELDS: &[Field] = &[
-    f("id", "string", "public IP address id"),
-    f("ipaddress", "string", "public IP address"),
-    f("state", "string", "State of the ip address. Can be: Allocating, Allocated, Releasing, Reserved and Free"),
-    f("zoneid", "string", "the ID of the zone the public IP address belongs to"),
-    f("zonename", "string", "the name of the zone the public IP address belongs to"),
-    f("issourcenat", "boolean", "true if the IP address is a source nat address, false otherwise"),
-    f("isstaticnat", "boolean", "true if this ip is for static nat, false otherwise"),
-    f("virtualmachineid", "string", "virtual machine id the ip address is assigned to"),
-    f("associatednetworkid", "string", "the ID of the Network associated with the IP address"),
-    f("account", "string", "the account the public IP address is associated with"),
-    f("domainid", "string", "the domain ID the public IP address is associated with"),
 ];
 
 const FORWARDING_RULE_FIELDS: &[Field] = &[
@@ -364,62 +350,6 @@ pub(super) static INSTANCE_COMMANDS: &[Command] = &[
         object: "virtualmachine",
         shape: Shape::Object,
         response: VM_FIELDS,
-        since: "",
-    },
-    Command {
-        name: "listPublicIpAddresses",
-        description: "Lists all public IP addresses.",
-        is_async: false,
-        roles: Roles::ALL,
-        params: &[
-            p("id", Uuid, "lists IP address by ID"),
-            p("ipaddress", Str, "lists the specified IP address"),
-            rel(p("zoneid", Uuid, "lists all public IP addresses by zone ID"), "listZones"),
-            p("allocatedonly", Boolean, "limits search results to allocated public IP addresses"),
-            p("associatednetworkid", Uuid, "lists all public IP addresses associated to the network specified"),
-            p("networkid", Uuid, "lists all public IP addresses by source network ID"),
-            p("vpcid", Uuid, "List IP addresses belonging to VPC"),
-            p("issourcenat", Boolean, "list only source NAT IP addresses"),
-            p("isstaticnat", Boolean, "list only static NAT IP addresses"),
-            p("forvirtualnetwork", Boolean, "the virtual network for the IP address"),
-            p("state", Str, "lists all public IP addresses by state"),
-            ACCOUNT,
-            DOMAINID,
-            ISRECURSIVE,
-            LISTALL,
-            KEYWORD,
-            PAGE,
-            PAGESIZE,
-        ],
-        object: "publicipaddress",
-        shape: Shape::List,
-        response: PUBLIC_IP_FIELDS,
-        since: "",
-    },
-    Command {
-        name: "listPortForwardingRules",
-        description: "Lists all port forwarding rules for an IP address.",
-        is_async: false,
-        roles: Roles::ALL,
-        params: &[
-            p("id", Uuid, "Lists rule with the specified ID."),
-            p("ipaddressid", Uuid, "the ID of IP address of the port forwarding services"),
-            p("networkid", Uuid, "list port forwarding rules for certain network"),
-            rel(
-                p("virtualmachineid", Uuid, "list port forwarding rules of this virtual machine"),
-                "listVirtualMachines",
-            ),
-            ACCOUNT,
-            DOMAINID,
-            ISRECURSIVE,
-            LISTALL,
-            KEYWORD,
-            PAGE,
-            PAGESIZE,
-        ],
-        object: "portforwardingrule",
-        shape: Shape::List,
-        response: FORWARDING_RULE_FIELDS,
         since: "",
     },
     Command {

@@ -73,6 +73,11 @@ const NETWORK_FIELDS: &[Field] = &[
     f("networkofferingdisplaytext", "string", "display text of the network offering the network is created from"),
     f("networkofferingconservemode", "boolean", "true if network offering is ip conserve mode enabled"),
     f("networkofferingavailability", "string", "availability of the network offering the network is created from"),
+    f(
+        "egressdefaultpolicy",
+        "boolean",
+        "true if guest network default egress policy is allow; false if default egress policy is deny",
+    ),
     f("type", "string", "the type of the network"),
     f("traffictype", "string", "the traffic type of the network"),
     f("state", "string", "state of the network"),

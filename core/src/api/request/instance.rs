@@ -114,12 +114,8 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<InstanceRequest
         "findHostsForMigration" => HostsForMigration { vm_id: must_uuid(p, cmd, "id")? },
         "attachIso" => AttachIso { id: must_uuid(p, cmd, "id")?, vm_id: must_uuid(p, cmd, "virtualmachineid")? },
         "detachIso" => DetachIso { vm_id: must_uuid(p, cmd, "virtualmachineid")? },
-        "listPublicIpAddresses" | "listPortForwardingRules" | "listIpForwardingRules" => ListAddressing(AddressQuery {
-            object: match cmd.name {
-                "listPublicIpAddresses" => "publicipaddress",
-                "listPortForwardingRules" => "portforwardingrule",
-                _ => "ipforwardingrule",
-            },
+        "listIpForwardingRules" => ListAddressing(AddressQuery {
+            object: "ipforwardingrule",
             zone_id: uuid(p, "zoneid")?,
             vm_id: uuid(p, "virtualmachineid")?,
             listing: listing(p)?,

@@ -125,7 +125,7 @@ pub enum NetworkRequest {
     ListNetworks(NetworkQuery),
     UpdateNetwork(NetworkUpdate),
     DeleteNetwork { id: String, forced: bool },
-    RestartNetwork { id: String },
+    RestartNetwork { id: String, cleanup: bool },
     ListNics { vm_id: String, nic_id: Option<String>, network_id: Option<String>, page: Option<(u32, u32)> },
     CreateVlanIpRange(NewIpRangeRequest),
     ListVlanIpRanges(IpRangeQuery),
@@ -220,7 +220,10 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<NetworkRequest>
             dns2: s(p, "dns2"),
         }),
         "deleteNetwork" => DeleteNetwork { id: must_uuid(p, cmd, "id")?, forced: p.bool("forced")?.unwrap_or(false) },
-        "restartNetwork" => RestartNetwork { id: must_uuid(p, cmd, "id")? },
+        "restartNetwork" => {
+            // cleanup: the network's router is destroyed and built anew.
+            RestartNetwork { id: must_uuid(p, cmd, "id")?, cleanup: p.bool("cleanup")?.unwrap_or(false) }
+        }
         "listNics" => ListNics {
             vm_id: must_uuid(p, cmd, "virtualmachineid")?,
             nic_id: uuid(p, "nicid")?,

@@ -107,6 +107,8 @@ CREATE TABLE port_forwarding_rules (
     account_id BIGINT NOT NULL REFERENCES accounts(id),
     domain_id BIGINT NOT NULL REFERENCES domains(id),
     for_display BIGINT NOT NULL DEFAULT 1,
+    -- The ingress rule openfirewall made for it, removed with it.
+    firewall_rule_id BIGINT REFERENCES firewall_rules(id),
     created BIGINT NOT NULL
 );
 CREATE INDEX port_forwarding_rules_ip ON port_forwarding_rules(ip_id);
@@ -129,6 +131,8 @@ CREATE TABLE load_balancer_rules (
     account_id BIGINT NOT NULL REFERENCES accounts(id),
     domain_id BIGINT NOT NULL REFERENCES domains(id),
     for_display BIGINT NOT NULL DEFAULT 1,
+    -- The ingress rule openfirewall made for it, removed with it.
+    firewall_rule_id BIGINT REFERENCES firewall_rules(id),
     created BIGINT NOT NULL
 );
 CREATE INDEX load_balancer_rules_ip ON load_balancer_rules(ip_id);
@@ -143,3 +147,11 @@ CREATE TABLE load_balancer_members (
     created BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX load_balancer_members_nic ON load_balancer_members(rule_id, nic_id, vm_ip);
+
+-- 1: guests of the offering's networks may go out unless an egress rule denies it,
+-- 0: only where an egress rule allows it.
+ALTER TABLE network_offerings ADD COLUMN egress_default_policy BIGINT NOT NULL DEFAULT 1;
+-- The default Isolated offering with source NAT offers what CloudStack's does on its
+-- router: static NAT, port forwarding, firewall and load balancing besides source NAT.
+UPDATE network_offerings SET services = 'Dhcp,Dns,UserData,Firewall,Gateway,Lb,PortForwarding,SourceNat,StaticNat'
+    WHERE name = 'DefaultIsolatedNetworkOfferingWithSourceNatService';
