@@ -1,0 +1,489 @@
+//! What building a router takes: network namespaces, veth links from them to bridges,
+//! addresses and routes inside them, an nftables rule set applied whole, and HAProxy
+//! load balancers inside them.
+//!
+//! A namespace is reached only by its name under `/run/netns` (a granted prefix, a
+//! device name: no `/`), so a driver never names the host's namespace or a process's.
+//! Programs that must run inside one (nft, sysctl, HAProxy, udhcpd) are started with
+//! `nsenter --net=` on that file. Nothing a driver passes is configuration text for a
+//! program that could run commands or read files: nft text is checked for statements
+//! that reach outside the namespace, and HAProxy's configuration is written here from
+//! typed fields.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt;
+
+use super::*;
+use crate::plugins::bindings::netdev::{Balance, LbConfig, LinkPlug};
+use crate::plugins::grants::Grants;
+
+const NETNS_DIR: &str = "/run/netns";
+/// Where load balancers keep their configuration and pid file, one folder each.
+const LB_STATE_DIR: &str = "/run/wasmstack/lb";
+/// Where the rule set last applied to each namespace is written for `nft -f`.
+const NFT_STATE_DIR: &str = "/run/wasmstack/nft";
+/// The largest nft text accepted: 1,000 port forwards take about 100 KiB.
+pub(super) const MAX_RULESET: usize = 4 << 20;
+const MAX_FRONTENDS: usize = 1024;
+const MAX_SERVERS: usize = 1024;
+/// Words of the nft language refused in a driver's rule set: `include` reads host files,
+/// `log` writes to the host's kernel log, `osf` and `cgroupv2` look at host files, and
+/// `queue` hands packets to whatever userspace program listens.
+const NFT_REFUSED: [&str; 5] = ["include", "log", "osf", "cgroupv2", "queue"];
+
+pub(super) fn ns_path(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+pub(super) fn namespace_exists(name: &str) -> bool {
+    ns_path(name).exists()
+}
+
+/// Whether process `pid` runs in the namespace `ns` (and not in an older one of the same
+/// name that someone deleted while it ran).
+pub(super) fn in_namespace(pid: i32, ns: &str) -> bool {
+    let ino = |p: PathBuf| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    match (ino(PathBuf::from(format!("/proc/{pid}/ns/net"))), ino(ns_path(ns))) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Runs `program` inside namespace `ns`.
+pub(super) fn must_in(op: &Op, ns: &str, program: &str, args: &[&str]) -> NetResult<String> {
+    let net = format!("--net={}", ns_path(ns).display());
+    let mut all = vec![net.as_str(), "--", program];
+    all.extend_from_slice(args);
+    op.must("nsenter", &all)
+}
+
+fn need_namespace(ns: &str) -> NetResult<()> {
+    if namespace_exists(ns) { Ok(()) } else { Err(DriverError::NotFound(format!("no namespace {ns}")).into()) }
+}
+
+pub(super) fn create_namespace(op: &Op, name: &str) -> NetResult<()> {
+    if !namespace_exists(name) {
+        let (code, _, stderr) = op.run("ip", &["netns", "add", name])?;
+        // Another call may have made it in between.
+        if code != 0 && !namespace_exists(name) {
+            return Err(DriverError::Failed(format!("ip netns add: {}", short(&stderr))).into());
+        }
+    }
+    op.must("ip", &["-n", name, "link", "set", "lo", "up"]).map(drop)
+}
+
+/// The devices inside a namespace, by name.
+fn devices_in(op: &Op, ns: &str) -> NetResult<Vec<String>> {
+    let out = op.must("ip", &["-n", ns, "-o", "link", "show"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .filter(|n| n != "lo")
+        .collect())
+}
+
+pub(super) fn delete_namespace(op: &Op, name: &str, grants: &Grants) -> NetResult<()> {
+    // What the host runs inside it goes first, whether the namespace is there or not.
+    for lb in services_in(Path::new(LB_STATE_DIR), name) {
+        stop_load_balancer(op, &lb)?;
+    }
+    for dhcp in services_in(Path::new(DHCP_STATE_DIR), name) {
+        stop_dhcp(op, &dhcp)?;
+    }
+    if !namespace_exists(name) {
+        return Ok(());
+    }
+    for device in devices_in(op, name)? {
+        // Only links this grant could have made; their host ends may be Open vSwitch ports.
+        if valid_device_name(&device) && grants.allows_netdev(&device) {
+            unplug_host_end(op, &device)?;
+        }
+    }
+    let (code, _, stderr) = op.run("ip", &["netns", "del", name])?;
+    if code != 0 && namespace_exists(name) {
+        return Err(DriverError::Failed(format!("ip netns del: {}", short(&stderr))).into());
+    }
+    Ok(())
+}
+
+/// The services (folders under `dir`) that run in namespace `ns`.
+fn services_in(dir: &Path, ns: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
+    entries
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("namespace")).is_ok_and(|n| n.trim() == ns))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect()
+}
+
+/// Takes a link's host end off Open vSwitch, where it is a port (on a Linux bridge the
+/// port goes with the device).
+fn unplug_host_end(op: &Op, device: &str) -> NetResult<()> {
+    if std::fs::read_link(Path::new("/sys/class/net").join(device).join("master")).is_ok() {
+        return Ok(());
+    }
+    match op.ovs(&["--if-exists", "del-port", device]) {
+        Err(NetError::Driver(DriverError::Unavailable(_))) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+fn is_veth(op: &Op, device: &str) -> NetResult<bool> {
+    let out = op.must("ip", &["-d", "-o", "link", "show", "dev", device])?;
+    Ok(out.split_whitespace().any(|w| w == "veth"))
+}
+
+fn exists_in(op: &Op, ns: &str, device: &str) -> NetResult<bool> {
+    Ok(op.run("ip", &["-n", ns, "link", "show", "dev", device])?.0 == 0)
+}
+
+pub(super) fn add_namespace_link(op: &Op, ns: &str, device: &str, plug: &LinkPlug) -> NetResult<()> {
+    if plug.vlan.is_some_and(|v| v == 0 || v > 4094) {
+        return Err(invalid(format!("VLAN {} is outside 1-4094", plug.vlan.unwrap_or(0))));
+    }
+    need_namespace(ns)?;
+    let kind =
+        op.bridge_kind(&plug.bridge)?.ok_or_else(|| DriverError::NotFound(format!("no bridge {}", plug.bridge)))?;
+    if kind == BridgeKind::Linux && plug.vlan.is_some() {
+        return Err(DriverError::Unsupported(format!(
+            "{} is a Linux bridge; VLAN tags need an Open vSwitch bridge",
+            plug.bridge
+        ))
+        .into());
+    }
+    let inner = exists_in(op, ns, device)?;
+    if device_exists(device) && !inner {
+        // A host end whose namespace went away with its peer still held somewhere (a
+        // process in the old namespace): a stale link of ours, made again below.
+        if !is_veth(op, device)? {
+            return Err(invalid(format!("{device} exists on the host and is not a namespace link")));
+        }
+        unplug_host_end(op, device)?;
+        op.must("ip", &["link", "del", "dev", device])?;
+    } else if inner && !device_exists(device) {
+        return Err(invalid(format!("{device} exists in {ns} and is not a link to the host")));
+    }
+    if !inner || !device_exists(device) {
+        op.must("ip", &["link", "add", device, "type", "veth", "peer", "name", device, "netns", ns])?;
+    }
+    match kind {
+        BridgeKind::Linux => drop(op.must("ip", &["link", "set", "dev", device, "master", &plug.bridge])?),
+        BridgeKind::Openvswitch => {
+            let tag = plug.vlan.map(|v| format!("tag={v}"));
+            let mut args = vec!["--may-exist", "add-port", &plug.bridge, device, "--"];
+            match &tag {
+                Some(t) => args.extend(["set", "port", device, t.as_str()]),
+                None => args.extend(["clear", "port", device, "tag"]),
+            }
+            op.ovs(&args)?;
+        }
+    }
+    op.link_up(device)?;
+    op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"]).map(drop)
+}
+
+pub(super) fn remove_namespace_link(op: &Op, ns: &str, device: &str) -> NetResult<()> {
+    if device_exists(device) {
+        if !is_veth(op, device)? {
+            return Err(invalid(format!("{device} is not a namespace link; not removing it")));
+        }
+        unplug_host_end(op, device)?;
+        op.must("ip", &["link", "del", "dev", device])?;
+    } else if namespace_exists(ns) && exists_in(op, ns, device)? {
+        op.must("ip", &["-n", ns, "link", "del", "dev", device])?;
+    }
+    Ok(())
+}
+
+/// "a.b.c.d/p", checked, in the form `ip` prints it.
+fn cidr(text: &str) -> NetResult<String> {
+    let (addr, prefix) = text.split_once('/').ok_or_else(|| invalid(format!("\"{text}\" is not CIDR")))?;
+    let addr = ipv4(addr, "address")?;
+    let prefix: u8 =
+        prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| invalid(format!("\"{text}\" has a bad prefix")))?;
+    Ok(format!("{addr}/{prefix}"))
+}
+
+pub(super) fn set_namespace_addresses(op: &Op, ns: &str, device: &str, addresses: &[String]) -> NetResult<()> {
+    if addresses.len() > 4096 {
+        return Err(invalid(format!("{} addresses, at most 4096", addresses.len())));
+    }
+    let want: BTreeSet<String> = addresses.iter().map(|a| cidr(a)).collect::<NetResult<_>>()?;
+    need_namespace(ns)?;
+    let out = op.must("ip", &["-n", ns, "-o", "-4", "addr", "show", "dev", device])?;
+    let have: BTreeSet<String> = out
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            words.next().map(str::to_owned)
+        })
+        .collect();
+    for gone in have.difference(&want) {
+        op.must("ip", &["-n", ns, "addr", "del", gone, "dev", device])?;
+    }
+    for new in want.difference(&have) {
+        op.must("ip", &["-n", ns, "addr", "add", new, "dev", device])?;
+    }
+    op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"]).map(drop)
+}
+
+pub(super) fn set_namespace_default_route(op: &Op, ns: &str, gateway: Option<&str>) -> NetResult<()> {
+    let gateway = gateway.map(|g| ipv4(g, "gateway")).transpose()?;
+    need_namespace(ns)?;
+    match gateway {
+        Some(gw) => op.must("ip", &["-n", ns, "route", "replace", "default", "via", &gw.to_string()]).map(drop),
+        // None there already is what was asked.
+        None => op.run("ip", &["-n", ns, "route", "del", "default"]).map(drop),
+    }
+}
+
+pub(super) fn set_namespace_forwarding(op: &Op, ns: &str, on: bool) -> NetResult<()> {
+    need_namespace(ns)?;
+    let setting = format!("net.ipv4.ip_forward={}", u8::from(on));
+    must_in(op, ns, "sysctl", &["-q", "-w", &setting]).map(drop)
+}
+
+/// Refuses nft text that could reach outside the namespace it is applied in (see
+/// NFT_REFUSED), or is too big to be a router's.
+pub(super) fn check_ruleset(text: &str) -> Result<(), String> {
+    if text.len() > MAX_RULESET {
+        return Err(format!("the rule set is {} bytes, at most {MAX_RULESET}", text.len()));
+    }
+    if text.contains('\0') {
+        return Err("the rule set has a NUL byte".into());
+    }
+    let (mut word, mut quoted, mut comment) = (String::new(), false, false);
+    let check = |word: &mut String| {
+        let refused = NFT_REFUSED.iter().find(|r| word.eq_ignore_ascii_case(r));
+        word.clear();
+        match refused {
+            Some(r) => Err(format!("the rule set uses \"{r}\", which reaches outside its namespace")),
+            None => Ok(()),
+        }
+    };
+    for c in text.chars() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        if quoted {
+            quoted = c != '"';
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        check(&mut word)?;
+        match c {
+            '#' => comment = true,
+            '"' => quoted = true,
+            _ => {}
+        }
+    }
+    check(&mut word)
+}
+
+pub(super) fn apply_nftables(op: &Op, ns: &str, ruleset: &str) -> NetResult<()> {
+    check_ruleset(ruleset).map_err(invalid)?;
+    need_namespace(ns)?;
+    let io = |e: std::io::Error| DriverError::Failed(format!("nft state folder {NFT_STATE_DIR}: {e}"));
+    std::fs::create_dir_all(NFT_STATE_DIR).map_err(io)?;
+    // One file, one transaction: nft applies all of it or none, so the namespace never
+    // runs half a rule set, and the flush makes it the whole rule set.
+    let file = Path::new(NFT_STATE_DIR).join(format!("{ns}.nft"));
+    std::fs::write(&file, format!("flush ruleset\n{ruleset}\n")).map_err(io)?;
+    match must_in(op, ns, "nft", &["-f", &file.to_string_lossy()]) {
+        Ok(_) => Ok(()),
+        // The text is the driver's: nft refusing it is bad input.
+        Err(NetError::Driver(DriverError::Failed(m))) => Err(invalid(m)),
+        Err(e) => Err(e),
+    }
+}
+
+// ------------------------------------------------------------------ HAProxy
+
+fn lb_dir(name: &str) -> PathBuf {
+    Path::new(LB_STATE_DIR).join(name)
+}
+
+fn section_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// HAProxy's configuration for `config`, written from its typed fields only.
+pub(super) fn haproxy_conf(config: &LbConfig) -> NetResult<String> {
+    if config.frontends.len() > MAX_FRONTENDS {
+        return Err(invalid(format!("{} frontends, at most {MAX_FRONTENDS}", config.frontends.len())));
+    }
+    // Bound before dropping root: the process then runs as nobody.
+    let mut conf = String::from(
+        "global\n    daemon\n    maxconn 20000\n    user nobody\n    group nogroup\n\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n",
+    );
+    let mut names = BTreeSet::new();
+    for f in &config.frontends {
+        if !section_name(&f.name) {
+            return Err(invalid(format!("\"{}\" is not a frontend name (1-32 letters, digits, '-', '_')", f.name)));
+        }
+        if !names.insert(f.name.as_str()) {
+            return Err(invalid(format!("two frontends are named {}", f.name)));
+        }
+        if f.port == 0 {
+            return Err(invalid(format!("frontend {} has port 0", f.name)));
+        }
+        if f.servers.len() > MAX_SERVERS {
+            return Err(invalid(format!("frontend {} has {} servers, at most {MAX_SERVERS}", f.name, f.servers.len())));
+        }
+        let address = ipv4(&f.address, "frontend address")?;
+        let balance = match f.balance {
+            Balance::RoundRobin => "roundrobin",
+            Balance::LeastConnections => "leastconn",
+            Balance::Source => "source",
+        };
+        let _ = write!(
+            conf,
+            "\nfrontend f_{0}\n    bind {address}:{1}\n    default_backend b_{0}\n\nbackend b_{0}\n    balance {balance}\n",
+            f.name, f.port
+        );
+        for (i, s) in f.servers.iter().enumerate() {
+            if s.port == 0 {
+                return Err(invalid(format!("a server of frontend {} has port 0", f.name)));
+            }
+            let _ = writeln!(conf, "    server s{i} {}:{}", ipv4(&s.address, "server address")?, s.port);
+        }
+    }
+    Ok(conf)
+}
+
+/// The pid of the load balancer's HAProxy, when one started for it runs (anywhere).
+fn lb_pid(name: &str) -> Option<i32> {
+    let pid: i32 =
+        std::fs::read_to_string(lb_dir(name).join("haproxy.pid")).ok()?.lines().next()?.trim().parse().ok()?;
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).into_owned();
+    let conf = lb_dir(name).join("haproxy.cfg");
+    (cmdline.contains("haproxy") && cmdline.contains(&*conf.to_string_lossy()) && alive(pid)).then_some(pid)
+}
+
+/// Whether the load balancer runs, in the namespace it was started for.
+pub(super) fn load_balancer_running(name: &str) -> bool {
+    let ns = std::fs::read_to_string(lb_dir(name).join("namespace")).unwrap_or_default();
+    lb_pid(name).is_some_and(|pid| in_namespace(pid, ns.trim()))
+}
+
+/// Ends process `pid` and waits until it is gone.
+fn end_process(op: &Op, pid: i32) -> NetResult<()> {
+    let exited = ExitWatch::new(pid as u32);
+    // SAFETY: kill(2) with a pid just read and checked; no memory is involved.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    while alive(pid) {
+        let now = Instant::now();
+        if now >= op.deadline {
+            return Err(NetError::Deadline);
+        }
+        match &exited {
+            Some(w) => w.wait((op.deadline - now).min(Duration::from_millis(50))),
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn apply_load_balancer(op: &Op, config: &LbConfig) -> NetResult<()> {
+    let conf = haproxy_conf(config)?;
+    need_namespace(&config.namespace)?;
+    let dir = lb_dir(&config.name);
+    let io = |e: std::io::Error| DriverError::Failed(format!("load balancer folder {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let conf_path = dir.join("haproxy.cfg");
+    let ns_file = dir.join("namespace");
+    let old = lb_pid(&config.name);
+    let same_ns = std::fs::read_to_string(&ns_file).is_ok_and(|n| n.trim() == config.namespace);
+    let running_here = old.is_some_and(|pid| same_ns && in_namespace(pid, &config.namespace));
+    if running_here && std::fs::read_to_string(&conf_path).is_ok_and(|c| c == conf) {
+        return Ok(());
+    }
+    if let (Some(pid), false) = (old, running_here) {
+        // Running in a namespace that is no longer this one's: it serves nobody.
+        end_process(op, pid)?;
+    }
+    std::fs::write(&conf_path, &conf).map_err(io)?;
+    std::fs::write(&ns_file, format!("{}\n", config.namespace)).map_err(io)?;
+    let pid_path = dir.join("haproxy.pid");
+    let (conf_s, pid_s) = (conf_path.to_string_lossy(), pid_path.to_string_lossy());
+    let old_pid = old.filter(|_| running_here).map(|p| p.to_string());
+    let mut args = vec!["-D", "-f", &*conf_s, "-p", &*pid_s];
+    if let Some(p) = &old_pid {
+        // A reload: the new process takes the listeners, the old one finishes its
+        // connections and exits.
+        args.extend(["-sf", p.as_str()]);
+    } else {
+        let _ = std::fs::remove_file(&pid_path);
+    }
+    must_in(op, &config.namespace, "haproxy", &args)?;
+    while Instant::now() < op.deadline {
+        if lb_pid(&config.name).is_some_and(|pid| Some(pid) != old.filter(|_| running_here)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    Err(NetError::Deadline)
+}
+
+pub(super) fn stop_load_balancer(op: &Op, name: &str) -> NetResult<()> {
+    if let Some(pid) = lb_pid(name) {
+        end_process(op, pid)?;
+    }
+    match std::fs::remove_dir_all(lb_dir(name)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DriverError::Failed(format!("removing {}: {e}", lb_dir(name).display())).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::bindings::netdev::{LbFrontend, LbServer};
+
+    #[test]
+    fn rule_sets_that_reach_outside_are_refused() {
+        let ok = "table ip nat {\n  chain post { type nat hook postrouting priority 100; # log here\n \
+                  oif \"ws-pub\" snat to 203.0.113.5 comment \"include log\" }\n}\n";
+        assert_eq!(check_ruleset(ok), Ok(()));
+        for bad in [
+            "include \"/etc/shadow\"",
+            "table ip t { chain c { type filter hook input priority 0; log prefix \"x\" } }",
+            "table ip t { chain c { type filter hook input priority 0; queue num 1 } }",
+            "table ip t { chain c { type filter hook input priority 0; socket cgroupv2 level 1 \"a\" accept } }",
+            "table ip t { chain c { type filter hook input priority 0; osf name \"Linux\" accept } }",
+            "INCLUDE \"/root/x\"",
+        ] {
+            assert!(check_ruleset(bad).is_err(), "{bad}");
+        }
+        assert!(check_ruleset(&"#".repeat(MAX_RULESET + 1)).is_err());
+        assert!(check_ruleset("table ip t {}\0").is_err());
+    }
+
+    #[test]
+    fn haproxy_configuration_comes_from_typed_fields_only() {
+        let frontend = |name: &str, address: &str| LbFrontend {
+            name: name.into(),
+            address: address.into(),
+            port: 80,
+            balance: Balance::LeastConnections,
+            servers: vec![LbServer { address: "10.1.1.10".into(), port: 8080 }],
+        };
+        let config = |f: LbFrontend| LbConfig { name: "ws-lb1".into(), namespace: "ws-r1".into(), frontends: vec![f] };
+        let conf = haproxy_conf(&config(frontend("web", "203.0.113.5"))).unwrap();
+        assert!(conf.contains("frontend f_web\n    bind 203.0.113.5:80\n"), "{conf}");
+        assert!(conf.contains("balance leastconn\n    server s0 10.1.1.10:8080\n"), "{conf}");
+        // Anything that could smuggle a directive in is refused.
+        assert!(haproxy_conf(&config(frontend("web\n    external-check", "203.0.113.5"))).is_err());
+        assert!(haproxy_conf(&config(frontend("web", "203.0.113.5:80\n    lua-load /x"))).is_err());
+        assert!(haproxy_conf(&config(frontend("web", "::1"))).is_err());
+    }
+}
