@@ -15,6 +15,7 @@ mod network;
 mod network_guest;
 mod orchestrator;
 mod reload;
+mod router;
 mod signing;
 mod simulator;
 mod storage;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 mod netns;
 
 use super::process::{self, ExitWatch, RunError};
-use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host, LbConfig, LinkPlug};
+use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host, LbConfig, LinkPlug, ServiceState};
 use crate::plugins::bindings::types::DriverError;
 use crate::plugins::grants::denial;
 use crate::plugins::state::{CallState, DeadlinePassed};
@@ -369,8 +369,8 @@ impl Host for CallState {
         self.netdev_op(&[&name], |op| netns::stop_load_balancer(op, &name))
     }
 
-    fn load_balancer_running(&mut self, name: String) -> Outcome<bool> {
-        self.netdev_op(&[&name], |_| Ok(netns::load_balancer_running(&name)))
+    fn load_balancer_state(&mut self, name: String) -> Outcome<ServiceState> {
+        self.netdev_op(&[&name], |_| Ok(netns::load_balancer_state(&name)))
     }
 
     fn add_dhcp_host(&mut self, name: String, host: DhcpHost) -> Outcome<()> {

@@ -369,9 +369,13 @@ fn lb_pid(name: &str) -> Option<i32> {
 }
 
 /// Whether the load balancer runs, in the namespace it was started for.
-pub(super) fn load_balancer_running(name: &str) -> bool {
-    let ns = std::fs::read_to_string(lb_dir(name).join("namespace")).unwrap_or_default();
-    lb_pid(name).is_some_and(|pid| in_namespace(pid, ns.trim()))
+pub(super) fn load_balancer_state(name: &str) -> ServiceState {
+    let Ok(ns) = std::fs::read_to_string(lb_dir(name).join("namespace")) else { return ServiceState::Absent };
+    if lb_pid(name).is_some_and(|pid| in_namespace(pid, ns.trim())) {
+        ServiceState::Running
+    } else {
+        ServiceState::Dead
+    }
 }
 
 /// Ends process `pid` and waits until it is gone.
@@ -485,5 +489,120 @@ mod tests {
         assert!(haproxy_conf(&config(frontend("web\n    external-check", "203.0.113.5"))).is_err());
         assert!(haproxy_conf(&config(frontend("web", "203.0.113.5:80\n    lua-load /x"))).is_err());
         assert!(haproxy_conf(&config(frontend("web", "::1"))).is_err());
+    }
+}
+
+/// Every namespace call checks every name it is given against the grant before anything
+/// runs: a driver granted `ws-` reaches no namespace, device, bridge or service of
+/// another name, and no name that is a path.
+#[cfg(test)]
+mod denials {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::plugins::bindings::netdev::{Balance, DhcpConfig, Host, LbConfig, LbFrontend, LinkPlug, ServiceState};
+    use crate::plugins::bindings::types::DriverError;
+    use crate::plugins::grants::Grants;
+    use crate::plugins::state::CallState;
+
+    fn state() -> CallState {
+        let grants = Grants::new(vec![], vec![], vec!["ws-".into()]).unwrap();
+        CallState::new(
+            "netplug".into(),
+            Arc::new(grants),
+            Default::default(),
+            Default::default(),
+            Arc::new(crate::plugins::DownloadPolicy::new(vec![])),
+            64 << 20,
+            Instant::now() + Duration::from_secs(30),
+        )
+    }
+
+    /// The call was refused as not granted, naming `name`, and so ran nothing.
+    fn denied<T: std::fmt::Debug>(outcome: wasmtime::Result<Result<T, DriverError>>, name: &str) {
+        match outcome.expect("no trap") {
+            Err(DriverError::Denied(m)) => {
+                assert!(m.contains(&format!("\"{name}\"")) && m.contains("netdev = [\""), "{m}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn refused<T: std::fmt::Debug>(outcome: wasmtime::Result<Result<T, DriverError>>) {
+        assert!(matches!(outcome.expect("no trap"), Err(DriverError::InvalidSpec(_))));
+    }
+
+    fn dhcp(name: &str, device: &str) -> DhcpConfig {
+        DhcpConfig {
+            name: name.into(),
+            bridge: device.into(),
+            vlan: None,
+            server_address: "10.1.1.2/24".into(),
+            gateway: None,
+            dns: vec![],
+            hosts: vec![],
+        }
+    }
+
+    fn lb(name: &str, namespace: &str) -> LbConfig {
+        LbConfig {
+            name: name.into(),
+            namespace: namespace.into(),
+            frontends: vec![LbFrontend {
+                name: "web".into(),
+                address: "10.1.1.1".into(),
+                port: 80,
+                balance: Balance::RoundRobin,
+                servers: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn namespaces_outside_the_grant_are_refused() {
+        let mut s = state();
+        denied(s.create_namespace("other-ns".into()), "other-ns");
+        assert!(!super::namespace_exists("other-ns"), "it was made");
+        denied(s.delete_namespace("other-ns".into()), "other-ns");
+        denied(s.namespace_exists("other-ns".into()), "other-ns");
+        // Not names at all: paths and options never reach a command.
+        for bad in ["ws-/../../proc/1/ns/net", "..", "-ws", "ws-a b", "ws-0123456789abc"] {
+            refused(s.create_namespace(bad.into()));
+            refused(s.namespace_exists(bad.into()));
+        }
+    }
+
+    #[test]
+    fn links_addresses_and_routes_outside_the_grant_are_refused() {
+        let mut s = state();
+        let plug = |bridge: &str| LinkPlug { bridge: bridge.into(), vlan: None };
+        denied(s.add_namespace_link("other-ns".into(), "ws-l1".into(), plug("ws-br")), "other-ns");
+        denied(s.add_namespace_link("ws-ns".into(), "eth0".into(), plug("ws-br")), "eth0");
+        denied(s.add_namespace_link("ws-ns".into(), "ws-l1".into(), plug("virbr0")), "virbr0");
+        denied(s.remove_namespace_link("other-ns".into(), "ws-l1".into()), "other-ns");
+        denied(s.remove_namespace_link("ws-ns".into(), "eth0".into()), "eth0");
+        denied(s.set_namespace_addresses("other-ns".into(), "ws-l1".into(), vec!["10.0.0.1/24".into()]), "other-ns");
+        denied(s.set_namespace_addresses("ws-ns".into(), "lo".into(), vec!["10.0.0.1/24".into()]), "lo");
+        denied(s.set_namespace_default_route("other-ns".into(), Some("10.0.0.1".into())), "other-ns");
+        denied(s.set_namespace_forwarding("other-ns".into(), true), "other-ns");
+    }
+
+    #[test]
+    fn rule_sets_load_balancers_and_dhcp_outside_the_grant_are_refused() {
+        let mut s = state();
+        denied(s.apply_nftables("other-ns".into(), "table ip t {}".into()), "other-ns");
+        denied(s.apply_load_balancer(lb("other-lb", "ws-ns")), "other-lb");
+        denied(s.apply_load_balancer(lb("ws-lb", "other-ns")), "other-ns");
+        denied(s.stop_load_balancer("other-lb".into()), "other-lb");
+        denied(s.load_balancer_state("other-lb".into()), "other-lb");
+        denied(s.start_namespace_dhcp("other-ns".into(), dhcp("ws-d1", "ws-l1")), "other-ns");
+        denied(s.start_namespace_dhcp("ws-ns".into(), dhcp("other-d1", "ws-l1")), "other-d1");
+        denied(s.start_namespace_dhcp("ws-ns".into(), dhcp("ws-d1", "eth0")), "eth0");
+        // Granted names get as far as the checks of what they carry.
+        refused(s.apply_nftables("ws-none".into(), "include \"/etc/shadow\"".into()));
+        let mut bad = lb("ws-lb", "ws-none");
+        bad.frontends[0].name = "web\n    external-check command /bin/sh".into();
+        refused(s.apply_load_balancer(bad));
+        assert!(matches!(s.load_balancer_state("ws-none-lb".into()).unwrap(), Ok(ServiceState::Absent)));
     }
 }
