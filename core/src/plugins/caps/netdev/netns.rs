@@ -166,7 +166,11 @@ pub(super) fn add_namespace_link(op: &Op, ns: &str, device: &str, plug: &LinkPlu
         return Err(invalid(format!("{device} exists in {ns} and is not a link to the host")));
     }
     if !inner || !device_exists(device) {
-        op.must("ip", &["link", "add", device, "type", "veth", "peer", "name", device, "netns", ns])?;
+        // The namespace end keeps its MAC when the link is made again (its namespace was
+        // deleted, the host rebooted): neighbours' ARP caches stay right, so guests reach
+        // a rebuilt router at once instead of after their entries expire.
+        let mac = link_mac(ns, device);
+        op.must("ip", &["link", "add", device, "type", "veth", "peer", "name", device, "address", &mac, "netns", ns])?;
     }
     match kind {
         BridgeKind::Linux => drop(op.must("ip", &["link", "set", "dev", device, "master", &plug.bridge])?),
@@ -181,7 +185,70 @@ pub(super) fn add_namespace_link(op: &Op, ns: &str, device: &str, plug: &LinkPlu
         }
     }
     op.link_up(device)?;
-    op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"]).map(drop)
+    op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"])?;
+    if kind == BridgeKind::Openvswitch {
+        // Open vSwitch's userspace datapath reads the host end through a packet socket,
+        // which drops the note that a checksum is still to be filled in: TCP from the
+        // namespace would arrive with bad checksums, and be dropped as invalid.
+        no_tx_checksum_offload(ns, device).map_err(|e| DriverError::Failed(format!("{device} in {ns}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A locally administered unicast MAC for the namespace end of a link, the same for the
+/// same namespace and device every time (FNV-1a of both names).
+fn link_mac(ns: &str, device: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ns.bytes().chain([b'/']).chain(device.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5])
+}
+
+/// Has the kernel fill in checksums of what `device` in namespace `ns` sends, instead of
+/// leaving them to the other end (`ethtool -K DEV tx off`, without ethtool).
+fn no_tx_checksum_offload(ns: &str, device: &str) -> Result<(), String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (path, device) = (ns_path(ns), device.to_owned());
+    if device.len() >= libc::IFNAMSIZ {
+        return Err("name too long".into());
+    }
+    // setns changes the namespace of the calling thread only: a thread of its own, which
+    // ends right after, enters it.
+    let work = std::thread::spawn(move || -> Result<(), String> {
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // SAFETY: a valid namespace descriptor; it changes this thread's network namespace.
+        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("entering the namespace: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: socket(2) returns a new descriptor or -1.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: a descriptor just made, owned by nothing else.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        #[repr(C)]
+        struct EthtoolValue {
+            cmd: u32,
+            data: u32,
+        }
+        const ETHTOOL_STXCSUM: u32 = 0x17;
+        let mut value = EthtoolValue { cmd: ETHTOOL_STXCSUM, data: 0 };
+        // SAFETY: ifreq is plain data; all zeroes is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(device.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+        // SAFETY: SIOCETHTOOL reads the ifreq and the ethtool_value it points to, both alive.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) } != 0 {
+            return Err(format!("turning checksum offload off: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    });
+    work.join().map_err(|_| "the offload thread panicked".to_owned())?
 }
 
 pub(super) fn remove_namespace_link(op: &Op, ns: &str, device: &str) -> NetResult<()> {
@@ -319,9 +386,10 @@ pub(super) fn haproxy_conf(config: &LbConfig) -> NetResult<String> {
     if config.frontends.len() > MAX_FRONTENDS {
         return Err(invalid(format!("{} frontends, at most {MAX_FRONTENDS}", config.frontends.len())));
     }
-    // Bound before dropping root: the process then runs as nobody.
+    // Ports are bound before dropping root: the process then runs as nobody. 4000
+    // connections need about 8,000 descriptors, within common hard limits.
     let mut conf = String::from(
-        "global\n    daemon\n    maxconn 20000\n    user nobody\n    group nogroup\n\n\
+        "global\n    daemon\n    maxconn 4000\n    user nobody\n    group nogroup\n\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n",
     );
     let mut names = BTreeSet::new();
@@ -427,7 +495,16 @@ pub(super) fn apply_load_balancer(op: &Op, config: &LbConfig) -> NetResult<()> {
     } else {
         let _ = std::fs::remove_file(&pid_path);
     }
-    must_in(op, &config.namespace, "haproxy", &args)?;
+    let net = format!("--net={}", ns_path(&config.namespace).display());
+    let mut all = vec![net.as_str(), "--", "haproxy"];
+    all.extend_from_slice(&args);
+    let (code, _, stderr) = op.run("nsenter", &all)?;
+    if code != 0 {
+        // HAProxy says what is wrong on an [ALERT] line, after notices.
+        let alert = stderr.lines().find(|l| l.contains("[ALERT]")).unwrap_or(stderr.trim());
+        let alert = alert.rsplit_once(" : ").map_or(alert, |(_, m)| m);
+        return Err(DriverError::Failed(format!("haproxy: {}", short(alert))).into());
+    }
     while Instant::now() < op.deadline {
         if lb_pid(&config.name).is_some_and(|pid| Some(pid) != old.filter(|_| running_here)) {
             return Ok(());
@@ -452,6 +529,15 @@ pub(super) fn stop_load_balancer(op: &Op, name: &str) -> NetResult<()> {
 mod tests {
     use super::*;
     use crate::plugins::bindings::netdev::{LbFrontend, LbServer};
+
+    #[test]
+    fn link_macs_are_stable_local_and_unicast() {
+        let mac = link_mac("ws-r1", "ws-g1");
+        assert_eq!(mac, link_mac("ws-r1", "ws-g1"));
+        assert_ne!(mac, link_mac("ws-r2", "ws-g1"));
+        let first = u8::from_str_radix(&mac[..2], 16).unwrap();
+        assert_eq!(first & 0x03, 0x02, "{mac}");
+    }
 
     #[test]
     fn rule_sets_that_reach_outside_are_refused() {
