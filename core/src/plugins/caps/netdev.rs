@@ -161,6 +161,50 @@ fn ovsdb_has_bridge(name: &str, stop: Instant) -> Option<bool> {
     }
 }
 
+/// The VLAN tag of Open vSwitch port `port` when it is on `bridge` (None inside: no tag),
+/// asked of the database as `ovsdb_has_bridge` does; None when it is not there or the
+/// database cannot be asked this way.
+fn ovsdb_port_tag(bridge: &str, port: &str, stop: Instant) -> Option<Option<u16>> {
+    use std::io::{Read, Write};
+    let limit = stop.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+    let mut db = std::os::unix::net::UnixStream::connect(ovsdb_socket()).ok()?;
+    db.set_read_timeout(Some(limit)).ok()?;
+    db.set_write_timeout(Some(limit)).ok()?;
+    let query = serde_json::json!({
+        "method": "transact",
+        "params": ["Open_vSwitch",
+            {"op": "select", "table": "Port", "where": [["name", "==", port]], "columns": ["_uuid", "tag"]},
+            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["ports"]}],
+        "id": 0,
+    });
+    db.write_all(query.to_string().as_bytes()).ok()?;
+    let (mut answer, mut chunk) = (Vec::new(), [0u8; 4096]);
+    let reply: serde_json::Value = loop {
+        let n = db.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        answer.extend_from_slice(&chunk[..n]);
+        match serde_json::from_slice(&answer) {
+            Ok(reply) => break reply,
+            Err(e) if e.is_eof() => {}
+            Err(_) => return None,
+        }
+    };
+    let row = reply["result"][0]["rows"].as_array()?.first()?.clone();
+    let uuid = row["_uuid"][1].as_str()?;
+    // A set column is ["set", [...]] or, with one member, the member itself.
+    let ports = &reply["result"][1]["rows"].as_array()?.first()?["ports"];
+    let members: Vec<&serde_json::Value> = match ports[0].as_str() {
+        Some("set") => ports[1].as_array()?.iter().collect(),
+        _ => vec![ports],
+    };
+    if !members.iter().any(|m| m[1].as_str() == Some(uuid)) {
+        return None;
+    }
+    match &row["tag"] {
+        serde_json::Value::Number(n) => Some(Some(u16::try_from(n.as_u64()?).ok()?)),
+        _ => Some(None),
+    }
+}
+
 /// Whether a device is administratively up (IFF_UP in its flags).
 fn is_up(name: &str) -> bool {
     std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("flags"))
@@ -353,7 +397,7 @@ impl Host for CallState {
     }
 
     fn set_namespace_forwarding(&mut self, namespace: String, on: bool) -> Outcome<()> {
-        self.netdev_op(&[&namespace], |op| netns::set_namespace_forwarding(op, &namespace, on))
+        self.netdev_op(&[&namespace], |_| netns::set_namespace_forwarding(&namespace, on))
     }
 
     fn apply_nftables(&mut self, namespace: String, ruleset: String) -> Outcome<()> {

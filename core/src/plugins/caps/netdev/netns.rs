@@ -70,7 +70,10 @@ pub(super) fn create_namespace(op: &Op, name: &str) -> NetResult<()> {
             return Err(DriverError::Failed(format!("ip netns add: {}", short(&stderr))).into());
         }
     }
-    op.must("ip", &["-n", name, "link", "set", "lo", "up"]).map(drop)
+    if state_in(name, "lo")? != Some(true) {
+        op.must("ip", &["-n", name, "link", "set", "lo", "up"])?;
+    }
+    Ok(())
 }
 
 /// The devices inside a namespace, by name.
@@ -135,8 +138,8 @@ fn is_veth(op: &Op, device: &str) -> NetResult<bool> {
     Ok(out.split_whitespace().any(|w| w == "veth"))
 }
 
-fn exists_in(op: &Op, ns: &str, device: &str) -> NetResult<bool> {
-    Ok(op.run("ip", &["-n", ns, "link", "show", "dev", device])?.0 == 0)
+fn exists_in(_op: &Op, ns: &str, device: &str) -> NetResult<bool> {
+    Ok(state_in(ns, device)?.is_some())
 }
 
 pub(super) fn add_namespace_link(op: &Op, ns: &str, device: &str, plug: &LinkPlug) -> NetResult<()> {
@@ -173,7 +176,13 @@ pub(super) fn add_namespace_link(op: &Op, ns: &str, device: &str, plug: &LinkPlu
         op.must("ip", &["link", "add", device, "type", "veth", "peer", "name", device, "address", &mac, "netns", ns])?;
     }
     match kind {
-        BridgeKind::Linux => drop(op.must("ip", &["link", "set", "dev", device, "master", &plug.bridge])?),
+        BridgeKind::Linux => {
+            let master = std::fs::read_link(Path::new("/sys/class/net").join(device).join("master")).ok();
+            if master.as_deref().and_then(Path::file_name).is_none_or(|m| m != plug.bridge.as_str()) {
+                op.must("ip", &["link", "set", "dev", device, "master", &plug.bridge])?;
+            }
+        }
+        BridgeKind::Openvswitch if ovsdb_port_tag(&plug.bridge, device, op.deadline) == Some(plug.vlan) => {}
         BridgeKind::Openvswitch => {
             let tag = plug.vlan.map(|v| format!("tag={v}"));
             let mut args = vec!["--may-exist", "add-port", &plug.bridge, device, "--"];
@@ -185,7 +194,9 @@ pub(super) fn add_namespace_link(op: &Op, ns: &str, device: &str, plug: &LinkPlu
         }
     }
     op.link_up(device)?;
-    op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"])?;
+    if state_in(ns, device)? != Some(true) {
+        op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"])?;
+    }
     if kind == BridgeKind::Openvswitch {
         // Open vSwitch's userspace datapath reads the host end through a packet socket,
         // which drops the note that a checksum is still to be filled in: TCP from the
@@ -206,49 +217,145 @@ fn link_mac(ns: &str, device: &str) -> String {
     format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5])
 }
 
+/// Runs `f` on a thread of its own inside namespace `ns`: setns changes the namespace of
+/// the calling thread only, and this one ends right after. What a namespace holds is read
+/// this way with a few system calls, where a command would cost a process each; a router
+/// applied again checks every piece of it.
+fn inside<T: Send + 'static>(ns: &str, f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    let path = ns_path(ns);
+    let work = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // SAFETY: a valid namespace descriptor; it changes this thread's network namespace.
+        if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("entering the namespace: {}", std::io::Error::last_os_error()));
+        }
+        f()
+    });
+    work.join().map_err(|_| "a namespace thread panicked".to_owned())?
+}
+
+/// An AF_INET datagram socket, for interface ioctls.
+fn ioctl_socket() -> Result<std::os::fd::OwnedFd, String> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket(2) returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: a descriptor just made, owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+fn ifreq(device: &str) -> Result<libc::ifreq, String> {
+    if device.len() >= libc::IFNAMSIZ {
+        return Err(format!("{device}: name too long"));
+    }
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(device.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+/// Whether `device` exists in the calling thread's namespace, and whether it is up.
+fn device_state(device: &str) -> Result<Option<bool>, String> {
+    use std::os::fd::AsRawFd;
+    let sock = ioctl_socket()?;
+    let mut ifr = ifreq(device)?;
+    // SAFETY: SIOCGIFFLAGS fills the ifreq, which is alive.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::ENODEV) { Ok(None) } else { Err(format!("{device}: {e}")) };
+    }
+    // SAFETY: SIOCGIFFLAGS set the flags member.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    Ok(Some(flags & libc::IFF_UP as libc::c_short != 0))
+}
+
+/// `device_state` of a device inside `ns`.
+fn state_in(ns: &str, device: &str) -> NetResult<Option<bool>> {
+    let device = device.to_owned();
+    inside(ns, move || device_state(&device)).map_err(|e| DriverError::Failed(format!("in {ns}: {e}")).into())
+}
+
 /// Has the kernel fill in checksums of what `device` in namespace `ns` sends, instead of
 /// leaving them to the other end (`ethtool -K DEV tx off`, without ethtool).
 fn no_tx_checksum_offload(ns: &str, device: &str) -> Result<(), String> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let (path, device) = (ns_path(ns), device.to_owned());
-    if device.len() >= libc::IFNAMSIZ {
-        return Err("name too long".into());
-    }
-    // setns changes the namespace of the calling thread only: a thread of its own, which
-    // ends right after, enters it.
-    let work = std::thread::spawn(move || -> Result<(), String> {
-        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // SAFETY: a valid namespace descriptor; it changes this thread's network namespace.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(format!("entering the namespace: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: socket(2) returns a new descriptor or -1.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(format!("socket: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: a descriptor just made, owned by nothing else.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    use std::os::fd::AsRawFd;
+    let device = device.to_owned();
+    inside(ns, move || {
+        let sock = ioctl_socket()?;
         #[repr(C)]
         struct EthtoolValue {
             cmd: u32,
             data: u32,
         }
+        const ETHTOOL_GTXCSUM: u32 = 0x16;
         const ETHTOOL_STXCSUM: u32 = 0x17;
-        let mut value = EthtoolValue { cmd: ETHTOOL_STXCSUM, data: 0 };
-        // SAFETY: ifreq is plain data; all zeroes is a valid value.
-        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (dst, src) in ifr.ifr_name.iter_mut().zip(device.bytes()) {
-            *dst = src as libc::c_char;
-        }
+        let mut value = EthtoolValue { cmd: ETHTOOL_GTXCSUM, data: 0 };
+        let mut ifr = ifreq(&device)?;
         ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
         // SAFETY: SIOCETHTOOL reads the ifreq and the ethtool_value it points to, both alive.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) } == 0 && value.data == 0 {
+            return Ok(());
+        }
+        let mut off = EthtoolValue { cmd: ETHTOOL_STXCSUM, data: 0 };
+        ifr.ifr_ifru.ifru_data = (&mut off as *mut EthtoolValue).cast();
+        // SAFETY: as above.
         if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) } != 0 {
             return Err(format!("turning checksum offload off: {}", std::io::Error::last_os_error()));
         }
         Ok(())
-    });
-    work.join().map_err(|_| "the offload thread panicked".to_owned())?
+    })
+}
+
+/// The IPv4 addresses (as "a.b.c.d/p") `device` holds in the calling thread's namespace.
+fn addresses_of(device: &str) -> Result<BTreeSet<String>, String> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list`, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(format!("getifaddrs: {}", std::io::Error::last_os_error()));
+    }
+    let mut out = BTreeSet::new();
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: a node of the list getifaddrs made, alive until freeifaddrs.
+        let a = unsafe { &*at };
+        at = a.ifa_next;
+        // SAFETY: ifa_name is a NUL-terminated string of the same list.
+        let name = unsafe { std::ffi::CStr::from_ptr(a.ifa_name) };
+        if name.to_bytes() != device.as_bytes() || a.ifa_addr.is_null() || a.ifa_netmask.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null sockaddr of the list.
+        if i32::from(unsafe { (*a.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: AF_INET sockaddrs are sockaddr_in.
+        let (addr, mask) = unsafe {
+            (
+                (*(a.ifa_addr as *const libc::sockaddr_in)).sin_addr.s_addr,
+                (*(a.ifa_netmask as *const libc::sockaddr_in)).sin_addr.s_addr,
+            )
+        };
+        out.insert(format!("{}/{}", Ipv4Addr::from(u32::from_be(addr)), u32::from_be(mask).count_ones()));
+    }
+    // SAFETY: the list getifaddrs made, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(out)
+}
+
+/// The default route's gateway in the calling thread's namespace (from its
+/// /proc/thread-self/net/route: the thread's, not the process's).
+fn default_gateway() -> Result<Option<Ipv4Addr>, String> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/route").map_err(|e| format!("routes: {e}"))?;
+    Ok(text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000")
+            .then(|| u32::from_str_radix(f[2], 16).ok().map(|g| Ipv4Addr::from(u32::from_be(g))))
+            .flatten()
+    }))
 }
 
 pub(super) fn remove_namespace_link(op: &Op, ns: &str, device: &str) -> NetResult<()> {
@@ -279,27 +386,28 @@ pub(super) fn set_namespace_addresses(op: &Op, ns: &str, device: &str, addresses
     }
     let want: BTreeSet<String> = addresses.iter().map(|a| cidr(a)).collect::<NetResult<_>>()?;
     need_namespace(ns)?;
-    let out = op.must("ip", &["-n", ns, "-o", "-4", "addr", "show", "dev", device])?;
-    let have: BTreeSet<String> = out
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            words.find(|w| *w == "inet")?;
-            words.next().map(str::to_owned)
-        })
-        .collect();
+    let up = state_in(ns, device)?.ok_or_else(|| DriverError::NotFound(format!("no device {device} in {ns}")))?;
+    let name = device.to_owned();
+    let have = inside(ns, move || addresses_of(&name)).map_err(|e| DriverError::Failed(format!("in {ns}: {e}")))?;
     for gone in have.difference(&want) {
         op.must("ip", &["-n", ns, "addr", "del", gone, "dev", device])?;
     }
     for new in want.difference(&have) {
         op.must("ip", &["-n", ns, "addr", "add", new, "dev", device])?;
     }
-    op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"]).map(drop)
+    if !up {
+        op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"])?;
+    }
+    Ok(())
 }
 
 pub(super) fn set_namespace_default_route(op: &Op, ns: &str, gateway: Option<&str>) -> NetResult<()> {
     let gateway = gateway.map(|g| ipv4(g, "gateway")).transpose()?;
     need_namespace(ns)?;
+    let now = inside(ns, default_gateway).map_err(|e| DriverError::Failed(format!("in {ns}: {e}")))?;
+    if now == gateway {
+        return Ok(());
+    }
     match gateway {
         Some(gw) => op.must("ip", &["-n", ns, "route", "replace", "default", "via", &gw.to_string()]).map(drop),
         // None there already is what was asked.
@@ -307,10 +415,18 @@ pub(super) fn set_namespace_default_route(op: &Op, ns: &str, gateway: Option<&st
     }
 }
 
-pub(super) fn set_namespace_forwarding(op: &Op, ns: &str, on: bool) -> NetResult<()> {
+pub(super) fn set_namespace_forwarding(ns: &str, on: bool) -> NetResult<()> {
     need_namespace(ns)?;
-    let setting = format!("net.ipv4.ip_forward={}", u8::from(on));
-    must_in(op, ns, "sysctl", &["-q", "-w", &setting]).map(drop)
+    // /proc/sys/net is the namespace of the thread that opens it.
+    let value = if on { "1" } else { "0" };
+    inside(ns, move || {
+        let path = "/proc/sys/net/ipv4/ip_forward";
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == value) {
+            return Ok(());
+        }
+        std::fs::write(path, value).map_err(|e| format!("{path}: {e}"))
+    })
+    .map_err(|e| DriverError::Failed(format!("forwarding in {ns}: {e}")).into())
 }
 
 /// Refuses nft text that could reach outside the namespace it is applied in (see
