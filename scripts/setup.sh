@@ -2,7 +2,8 @@
 # Prepare this machine for building and testing wasmstack (Debian 12, root, no systemd needed).
 # Idempotent: a second run installs nothing and only checks that the services answer.
 #
-#   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs + its headers), ISO tools, OVS, busybox
+#   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs + its headers), ISO tools, OVS, busybox,
+#     nftables and HAProxy (routers)
 #   - rustup targets for the WebAssembly plugins, and rustfmt and clippy
 #   - virtlogd + libvirtd, started by hand (no systemd socket activation)
 #   - a second libvirtd for libvirt's LXC driver, with its own socket (scripts/lxc-daemon.sh)
@@ -32,7 +33,7 @@ PACKAGES=(
   qemu-system-x86 qemu-block-extra qemu-utils
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev
   isolinux syslinux-common syslinux-utils genisoimage
-  iproute2 cpio openvswitch-switch busybox-static
+  iproute2 cpio openvswitch-switch busybox-static nftables haproxy
   postgresql python3-venv
   chromium fonts-wqy-microhei
 )

@@ -29,27 +29,47 @@ use crate::exports::wasmstack::driver::network::{NetworkSpec, NicSpec};
 use crate::wasmstack::driver::netdev::{self, DhcpConfig, DhcpHost};
 use crate::wasmstack::driver::types::DriverError;
 
-/// The network's DHCP service, as the spec describes it, with these leases.
-fn dhcp_config(net: &NetworkSpec, server: &str, bridge: &str, hosts: Vec<DhcpHost>) -> DhcpConfig {
-    DhcpConfig {
+/// Where a network's DHCP service lives.
+#[derive(Clone, Copy)]
+// Each driver uses one of the two.
+#[allow(dead_code)]
+pub enum DhcpPlace<'a> {
+    /// On the host, on this bridge (tagged with the network's VLAN on Open vSwitch).
+    Bridge(&'a str),
+    /// Inside a namespace, on this device there: networks with the same addresses on
+    /// one host then do not clash.
+    Namespace { ns: &'a str, device: &'a str },
+}
+
+/// Starts the network's DHCP service where `place` says, with these leases.
+fn start(net: &NetworkSpec, server: &str, place: DhcpPlace, hosts: Vec<DhcpHost>) -> Result<(), DriverError> {
+    let config = |device: &str, vlan: Option<u16>| DhcpConfig {
         name: dhcp_name(&net.id),
-        bridge: bridge.to_owned(),
-        vlan: net.vlan,
+        bridge: device.to_owned(),
+        vlan,
         server_address: server.to_owned(),
         gateway: net.gateway.clone(),
         dns: net.dns.clone(),
         hosts,
+    };
+    match place {
+        DhcpPlace::Bridge(bridge) => netdev::start_dhcp(&config(bridge, net.vlan)),
+        #[cfg(not(feature = "wit-v0-2"))]
+        DhcpPlace::Namespace { ns, device } => netdev::start_namespace_dhcp(ns, &config(device, None)),
+        // 0.2.0 has no namespaces: only the flat driver is built against it, on a bridge.
+        #[cfg(feature = "wit-v0-2")]
+        DhcpPlace::Namespace { .. } => Err(DriverError::Unsupported("DHCP in a namespace needs 0.3.0".into())),
     }
 }
 
-/// Starts the network's DHCP service on `bridge` when it has one and it is not running.
-/// A running one keeps its leases: the server may repeat `implement`.
-pub fn ensure_dhcp(net: &NetworkSpec, bridge: &str) -> Result<(), DriverError> {
+/// Starts the network's DHCP service where `place` says when it has one and it is not
+/// running. A running one keeps its leases: the server may repeat `implement`.
+pub fn ensure_dhcp(net: &NetworkSpec, place: DhcpPlace) -> Result<(), DriverError> {
     let Some(server) = &net.dhcp_server else { return Ok(()) };
     // Removing a lease no NIC holds changes nothing; it answers not-found when the service
     // does not exist, and the host restarts a service whose daemon died.
     match netdev::remove_dhcp_host(&dhcp_name(&net.id), NO_NIC_MAC) {
-        Err(DriverError::NotFound(_)) => netdev::start_dhcp(&dhcp_config(net, server, bridge, vec![])),
+        Err(DriverError::NotFound(_)) => start(net, server, place, vec![]),
         other => other,
     }
 }
@@ -59,11 +79,11 @@ const NO_NIC_MAC: &str = "00:00:00:00:00:00";
 
 /// Serves the NIC's lease, starting the network's DHCP service first if needed. Nothing
 /// to do when the network has no DHCP or the NIC no address.
-pub fn add_lease(net: &NetworkSpec, nic: &NicSpec, bridge: &str) -> Result<(), DriverError> {
+pub fn add_lease(net: &NetworkSpec, nic: &NicSpec, place: DhcpPlace) -> Result<(), DriverError> {
     let (Some(server), Some(ip)) = (&net.dhcp_server, &nic.ip) else { return Ok(()) };
     let host = DhcpHost { mac: nic.mac.clone(), ip: ip.clone(), hostname: nic.hostname.clone() };
     match netdev::add_dhcp_host(&dhcp_name(&net.id), &host) {
-        Err(DriverError::NotFound(_)) => netdev::start_dhcp(&dhcp_config(net, server, bridge, vec![host])),
+        Err(DriverError::NotFound(_)) => start(net, server, place, vec![host]),
         other => other,
     }
 }

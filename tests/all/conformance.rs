@@ -219,6 +219,30 @@ fn network_drivers_pass_check_and_build_a_scratch_network_with_network() {
     assert!(ok, "{out}");
     assert!(steps["implement"].1.starts_with("NICs plug into ws-chk"), "{out}");
     assert_eq!(steps["shutdown"], ("passed".to_owned(), "succeeded".to_owned()), "{out}");
+    // flat builds no routers, and says so.
+    assert_eq!(status(&steps, "apply-router (no router services)"), "passed", "{out}");
+}
+
+#[test]
+fn a_driver_with_router_services_builds_and_destroys_a_router_in_check() {
+    let vlan = crate::support::wasm("vlan.wasm");
+    let (ok, steps, out) = check(&vlan, &[], false);
+    assert!(ok, "{out}");
+    assert_eq!(status(&steps, "apply-router"), "skipped", "{out}");
+    // With --network, on this host (Open vSwitch runs in its namespace): the scratch
+    // bridge the driver makes is shared by design, so the test removes it.
+    let (ok, steps, out) = check(&vlan, &["--network"], false);
+    let bridge = steps.get("implement").and_then(|s| s.1.strip_prefix("NICs plug into ")).map(str::to_owned);
+    if let Some(b) = &bridge {
+        let _ = Command::new("ovs-vsctl").args(["--timeout=5", "--if-exists", "del-br", b]).status();
+    }
+    assert!(ok, "{out}");
+    for step in ["router-status (before)", "apply-router", "apply-router (again)", "router-status", "destroy-router"] {
+        assert_eq!(status(&steps, step), "passed", "{step}: {out}");
+    }
+    assert_eq!(steps["router-status"].1, "running", "{out}");
+    assert_eq!(steps["destroy-router"].1, "succeeded; router-status then answers missing", "{out}");
+    assert_eq!(status(&steps, "destroy-router (missing)"), "passed", "{out}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod network_guest;
 mod orchestrator;
 mod public_ips;
 mod reload;
+mod router;
 mod rules;
 mod signing;
 mod simulator;

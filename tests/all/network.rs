@@ -68,7 +68,7 @@ impl Plumbing {
     }
 
     /// A "guest" with no address yet, whose eth0 has `mac` (a NIC's), for DHCP.
-    fn dhcp_guest(&mut self, ns: &str, host_end: &str, mac: &str) -> String {
+    pub(crate) fn dhcp_guest(&mut self, ns: &str, host_end: &str, mac: &str) -> String {
         self.endpoint(ns, host_end);
         must("ip", &["-n", ns, "link", "set", "eth0", "address", mac]);
         host_end.to_owned()
@@ -107,7 +107,7 @@ pub(crate) fn pings(ns: &str, address: &str) -> bool {
     (0..3).any(|_| ping_once(ns, address))
 }
 
-fn spec(physical: &str, vlan: Option<u16>) -> NetworkSpec {
+pub(crate) fn spec(physical: &str, vlan: Option<u16>) -> NetworkSpec {
     NetworkSpec {
         id: new_uuid(),
         physical: physical.to_owned(),
@@ -259,7 +259,7 @@ pub(crate) fn nic_at(mac: &str, ip: &str, hostname: Option<&str>) -> NicSpec {
 
 /// What BusyBox udhcpc in a namespace is offered ("ADDRESS MASK ROUTER DNS…"), within about
 /// three seconds; None when no server answers.
-fn dhcp_lease(ns: &str) -> Option<String> {
+pub(crate) fn dhcp_lease(ns: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("lease.sh");
     std::fs::write(
@@ -277,15 +277,30 @@ fn dhcp_lease(ns: &str) -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix("LEASE ")).map(str::to_owned)
 }
 
-/// Whether some interface on the host holds `address` (a DHCP service's).
-fn host_holds(address: &str) -> bool {
-    let out = Command::new("ip").args(["-o", "-4", "addr", "show"]).output().unwrap();
+/// Whether some interface on the host (or in namespace `ns`) holds `address` (a DHCP
+/// service's).
+pub(crate) fn holds(ns: Option<&str>, address: &str) -> bool {
+    let mut args = vec!["-o", "-4", "addr", "show"];
+    if let Some(ns) = ns {
+        args.splice(0..0, ["-n", ns]);
+    }
+    let out = Command::new("ip").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w == address)
+}
+
+/// The namespace the vlan driver runs a network's DHCP service in.
+pub(crate) fn dhcp_namespace(net: &NetworkSpec) -> String {
+    format!("ws-n{}", net.id.chars().filter(|c| c.is_ascii_hexdigit()).take(11).collect::<String>())
 }
 
 /// DHCP through `driver`: endpoints get exactly their NIC's lease, a released NIC (and,
 /// with VLANs, the same MAC in another VLAN) gets nothing, repeated calls keep the
-/// leases, and shutdown removes the service.
+/// leases, and shutdown removes the service. The vlan driver runs it in a namespace of
+/// the network's, the flat driver on the host.
+fn holds_on_host(address: &str) -> bool {
+    holds(None, address)
+}
+
 fn dhcp_serves_prepared_nics(driver: &str, bridge: &str, vlan: Option<u16>, subnet: &str, p: &mut Plumbing) {
     let (_sb, host) = host();
     let drv = host.network(driver).expect("the driver");
@@ -293,7 +308,12 @@ fn dhcp_serves_prepared_nics(driver: &str, bridge: &str, vlan: Option<u16>, subn
     let net = dhcp_spec(bridge, vlan, subnet);
     let implemented = Implemented { driver: drv.clone(), net: net.clone() };
     let att = drv.implement("local", &net).expect("implementing the network with DHCP");
-    assert!(host_holds(&format!("{subnet}.2/24")), "no DHCP service address on the host");
+    let ns = (driver == "vlan").then(|| dhcp_namespace(&net));
+    let holds = |address: &str| holds(ns.as_deref(), address);
+    assert!(holds(&format!("{subnet}.2/24")), "no DHCP service address where it should be");
+    if ns.is_some() {
+        assert!(!holds_on_host(&format!("{subnet}.2/24")), "the namespaced service's address is on the host");
+    }
     drv.implement("local", &net).expect("implementing it again");
 
     let a = nic_at("52:54:00:5e:00:0a", &format!("{subnet}.10"), Some("guest-a"));
@@ -335,7 +355,10 @@ fn dhcp_serves_prepared_nics(driver: &str, bridge: &str, vlan: Option<u16>, subn
     assert_eq!(got_c, None, "another VLAN got a's lease");
 
     drv.shutdown("local", &net).expect("shutdown");
-    assert!(!host_holds(&format!("{subnet}.2/24")), "the DHCP service outlived shutdown");
+    assert!(!holds(&format!("{subnet}.2/24")), "the DHCP service outlived shutdown");
+    if let Some(ns) = &ns {
+        assert!(!std::path::Path::new("/run/netns").join(ns).exists(), "its namespace outlived shutdown");
+    }
     drv.release_nic("local", &net, &a).expect("release-nic after shutdown");
     drop(implemented);
 }

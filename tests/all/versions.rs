@@ -1,5 +1,6 @@
-//! A driver built for wasmstack:driver@0.1.0 loads and works beside 0.2.0 drivers: the
-//! host adapts it with the facts 0.1 servers assumed.
+//! Drivers built for earlier versions of wasmstack:driver load and work beside current
+//! ones: a 0.1.0 driver, adapted with the facts 0.1 servers assumed, and a 0.2.0 network
+//! driver, which serves networks and builds no routers.
 
 use wasmstack::plugins::{HypervisorFeatures, Serves, VmPower};
 
@@ -7,7 +8,7 @@ use crate::simulator::small_vm;
 use crate::support::{Sandbox, new_uuid};
 
 #[test]
-fn a_0_1_0_hypervisor_driver_runs_vms_beside_0_2_0_drivers() {
+fn a_0_1_0_hypervisor_driver_runs_vms_beside_current_drivers() {
     let sb = Sandbox::new();
     // The 0.1.0 build of the in-tree kvm driver, next to current builds of a storage and a
     // network driver.
@@ -20,8 +21,8 @@ fn a_0_1_0_hypervisor_driver_runs_vms_beside_0_2_0_drivers() {
 
     let version = |name: &str| host.get(name).unwrap_or_else(|| panic!("{name} loaded")).wit_version.clone();
     assert_eq!(version("kvm"), "0.1.0");
-    assert_eq!(version("nfs"), "0.2.0");
-    assert_eq!(version("vlan"), "0.2.0");
+    assert_eq!(version("nfs"), "0.3.0");
+    assert_eq!(version("vlan"), "0.3.0");
 
     // What the 0.1.0 driver serves is the adapter's defaults.
     let (driver, simulator) = host.hypervisor_serving("simulator").expect("the Simulator is served");
@@ -41,12 +42,12 @@ fn a_0_1_0_hypervisor_driver_runs_vms_beside_0_2_0_drivers() {
     let mut types: Vec<String> = host.hypervisor_types().into_iter().map(|(_, t)| t.name).collect();
     types.sort();
     assert_eq!(types, ["KVM", "Simulator"]);
-    // The 0.2.0 drivers declare their own facts.
+    // The current drivers declare their own facts.
     assert_eq!(
         host.network_serving("vlan").map(|(p, m)| (p.info.name.clone(), m)),
         Some(("vlan".into(), "VLAN".into()))
     );
-    assert!(matches!(&host.get("vlan").unwrap().info.serves, Serves::Network(n) if n.services == ["Dhcp"]));
+    assert!(matches!(&host.get("vlan").unwrap().info.serves, Serves::Network(n) if n.services.contains(&"SourceNat".to_owned())));
     assert_eq!(host.storage_for_scheme("nfs").map(|p| p.info.name.clone()), Some("nfs".into()));
 
     // connect-host does not exist in 0.1.0: the adapter does what 0.1 servers did.
@@ -69,4 +70,54 @@ fn a_0_1_0_hypervisor_driver_runs_vms_beside_0_2_0_drivers() {
     assert_eq!(kvm.power_state(url, &uuid).unwrap(), VmPower::Stopped);
     kvm.destroy_vm(url, &uuid).unwrap();
     assert_eq!(kvm.power_state(url, &uuid).unwrap(), VmPower::Missing);
+}
+
+#[test]
+fn a_0_2_0_network_driver_serves_networks_and_builds_no_routers() {
+    let sb = Sandbox::new();
+    // The 0.2.0 build of the in-tree flat driver, next to the current vlan driver.
+    sb.install("flat-wit-0.2.wasm", "flat.wasm");
+    sb.install("vlan.wasm", "vlan.wasm");
+    let host = sb.host(crate::network::CONFIG);
+    let events = host.scan();
+    assert_eq!(host.list().len(), 2, "both load: {events:?}");
+    let flat = host.get("flat").unwrap();
+    assert_eq!(flat.wit_version, "0.2.0");
+    assert_eq!(host.get("vlan").unwrap().wit_version, "0.3.0");
+    // It declares what it serves itself: Flat, with DHCP and no router services.
+    assert!(
+        matches!(&flat.info.serves, Serves::Network(n) if n.isolation_methods == ["Flat"] && n.services == ["Dhcp"]),
+        "{:?}",
+        flat.info.serves
+    );
+
+    // It builds a network as it always did: a Linux bridge that guests share.
+    let driver = host.network("flat").unwrap();
+    let bridge = format!("ws-v{}", &new_uuid()[..6]);
+    let _p = crate::network::Plumbing::new(&[], &[&bridge]);
+    let net = crate::network::spec(&bridge, None);
+    let att = driver.implement("local", &net).expect("implement through the 0.2.0 contract");
+    assert_eq!((att.bridge.as_str(), att.openvswitch, att.vlan), (bridge.as_str(), false, None));
+    assert!(std::path::Path::new("/sys/class/net").join(&bridge).join("bridge").is_dir());
+
+    // Router calls are answered for it: it has none.
+    let router = wasmstack::plugins::RouterSpec {
+        guest_gateway: "10.77.0.1/24".into(),
+        public_label: bridge.clone(),
+        public_ips: vec![],
+        egress_default: wasmstack::plugins::EgressPolicy::Allow,
+        egress: vec![],
+        port_forwards: vec![],
+        static_nats: vec![],
+        load_balancers: vec![],
+    };
+    match driver.apply_router("local", &net, &router) {
+        Err(wasmstack::plugins::PluginError::Driver { error: wasmstack::plugins::DriverError::Unsupported(m), .. }) => {
+            assert!(m.contains("wasmstack:driver@0.2.0"), "{m}")
+        }
+        other => panic!("expected unsupported, got {other:?}"),
+    }
+    driver.destroy_router("local", &net).expect("destroy-router");
+    assert_eq!(driver.router_status("local", &net).unwrap(), wasmstack::plugins::RouterState::Missing);
+    driver.shutdown("local", &net).expect("shutdown");
 }

@@ -1,4 +1,4 @@
-//! Drivers built against `wasmstack:driver@0.1.0`, adapted to 0.2.0.
+//! Drivers built against `wasmstack:driver@0.1.0`, adapted to the current contract.
 //!
 //! A 0.1.0 driver's exports carry types of their own (bindgen generates them per package
 //! version); they are converted here to and from the 0.2.0 types the rest of the server

@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use super::bindings::hypervisor::{Accel, ConsoleSpec, Disk, DiskBus, DiskDevice, Nic, NicModel, SwitchKind};
 use super::bindings::hypervisor::{VmPower, VmSpec};
-use super::bindings::network::NetworkSpec;
+use super::bindings::network::{
+    EgressPolicy, FirewallRule, NetworkSpec, PortForward, PortRange, Protocol, PublicIp, RouterSpec, RouterState,
+};
 use super::bindings::storage::{Usage, Volume};
 use super::bindings::types::{DiskFormat, FileDisk, Locator};
 use super::config::{HostConfig, PluginSettings};
@@ -519,11 +521,35 @@ fn hypervisor(report: &mut Report, d: HypervisorDriver, url: &str) {
     report.record("destroy-vm", d.destroy_vm(url, &uuid).map(ok).map_err(err));
 }
 
+/// The router services a network driver may declare; one of them means it builds routers.
+const ROUTER_SERVICES: [&str; 5] = ["SourceNat", "StaticNat", "PortForwarding", "Firewall", "Lb"];
+
+/// The router steps, run when the driver declares a router service.
+const ROUTER_STEPS: [&str; 6] = [
+    "router-status (before)",
+    "apply-router",
+    "apply-router (again)",
+    "router-status",
+    "destroy-router",
+    "destroy-router (missing)",
+];
+
 fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
+    let routes = match &d.plugin().info.serves {
+        crate::plugins::Serves::Network(n) => {
+            n.services.iter().any(|s| ROUTER_SERVICES.iter().any(|r| r.eq_ignore_ascii_case(s)))
+        }
+        _ => false,
+    };
     let why = "changes this host's network devices; run with --network (as root) to build and remove a scratch network";
     if !opts.network {
         for step in ["implement", "shutdown"] {
             report.push(step, Status::Skipped, why);
+        }
+        if routes {
+            for step in ROUTER_STEPS {
+                report.push(step, Status::Skipped, why);
+            }
         }
         return;
     }
@@ -542,12 +568,14 @@ fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
         crate::plugins::Serves::Network(n) => n.isolation_methods.first().cloned().unwrap_or_default(),
         _ => String::new(),
     };
+    // A VLAN driver needs a VLAN; one at the top of the range is least likely to be in use.
+    let vlan = isolation.eq_ignore_ascii_case("vlan").then_some(4001u16);
     let spec = NetworkSpec {
         id: id.clone(),
         physical: format!("{prefix}chk{}", &id[..4]),
-        vlan: None,
+        vlan,
         isolation,
-        segment: None,
+        segment: vlan.map(u32::from),
         cidr: "10.251.0.0/24".into(),
         gateway: Some("10.251.0.1".into()),
         dns: vec![],
@@ -561,8 +589,80 @@ fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
             Ok(format!("NICs plug into {}", a.bridge))
         }
     });
-    report.record("implement", implemented);
+    if report.record("implement", implemented) {
+        router(report, &d, host, &spec, routes);
+    } else if routes {
+        for step in ROUTER_STEPS {
+            report.push(step, Status::Skipped, "needs the network implement did not build");
+        }
+    }
     report.record("shutdown", d.shutdown(host, &spec).map(|_| "succeeded".into()).map_err(err));
+}
+
+/// A driver with router services builds, re-applies, reports and destroys a router on the
+/// scratch network, its public side on the network's own bridge; one without them answers
+/// `unsupported` to apply-router.
+fn router(report: &mut Report, d: &NetworkDriver, host: &str, net: &NetworkSpec, routes: bool) {
+    let public = "198.51.100.10";
+    let spec = RouterSpec {
+        guest_gateway: "10.251.0.1/24".into(),
+        public_label: net.physical.clone(),
+        public_ips: vec![PublicIp {
+            address: public.into(),
+            prefix: 24,
+            gateway: "198.51.100.1".into(),
+            vlan: None,
+            source_nat: true,
+            firewall: vec![FirewallRule {
+                protocol: Protocol::Tcp,
+                ports: Some(PortRange { start: 2222, end: 2222 }),
+                cidrs: vec![],
+            }],
+        }],
+        egress_default: EgressPolicy::Allow,
+        egress: vec![],
+        port_forwards: vec![PortForward {
+            public_ip: public.into(),
+            protocol: Protocol::Tcp,
+            public_ports: PortRange { start: 2222, end: 2222 },
+            private_ip: "10.251.0.10".into(),
+            private_ports: PortRange { start: 22, end: 22 },
+        }],
+        static_nats: vec![],
+        load_balancers: vec![],
+    };
+    if !routes {
+        let answer = match d.apply_router(host, net, &spec) {
+            Err(PluginError::Driver { error: crate::plugins::DriverError::Unsupported(_), .. }) => {
+                Ok("unsupported, as a driver without router services answers".into())
+            }
+            Ok(()) => Err("built a router, but declares no router service in serves".into()),
+            Err(e) => Err(format!("{e}; a driver without router services answers unsupported")),
+        };
+        report.record("apply-router (no router services)", answer);
+        return;
+    }
+    let state = |want: RouterState| {
+        let d = d.clone();
+        move || match d.router_status(host, net) {
+            Ok(s) if s == want => Ok(format!("{s:?}").to_lowercase()),
+            Ok(s) => Err(format!("answered {s:?}, expected {want:?}").to_lowercase()),
+            Err(e) => Err(err(e)),
+        }
+    };
+    let ok = |_| "succeeded".to_owned();
+    report.record("router-status (before)", state(RouterState::Missing)());
+    if report.record("apply-router", d.apply_router(host, net, &spec).map(ok).map_err(err)) {
+        report.record("apply-router (again)", d.apply_router(host, net, &spec).map(ok).map_err(err));
+        report.record("router-status", state(RouterState::Running)());
+    } else {
+        for step in ["apply-router (again)", "router-status"] {
+            report.push(step, Status::Skipped, "needs the router apply-router did not build");
+        }
+    }
+    let destroyed = d.destroy_router(host, net).map_err(err).and_then(|()| state(RouterState::Missing)());
+    report.record("destroy-router", destroyed.map(|s| format!("succeeded; router-status then answers {s}")));
+    report.record("destroy-router (missing)", d.destroy_router(host, net).map(ok).map_err(err));
 }
 
 #[cfg(test)]

@@ -9,38 +9,49 @@ use std::time::Instant;
 use wasmtime::{Store, Trap};
 
 use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, HostTarget, VmPower, VmSpec, VmStats, VmStatus};
-use super::bindings::network::{Attachment, NetworkSpec, NicSpec};
+use super::bindings::network::{Attachment, NetworkSpec, NicSpec, RouterSpec, RouterState};
 use super::bindings::plugin::{Capability, DriverKind, PluginInfo as WitPluginInfo};
 use super::bindings::storage::{Usage, Volume};
 use super::bindings::types::{DiskFormat, DriverError, Locator};
-use super::bindings::{HypervisorBindings, NetworkBindings, StorageBindings, network_world, storage_world, v0_1};
+use super::bindings::{HypervisorBindings, NetworkBindings, StorageBindings, network_world, storage_world, v0_1, v0_2};
 use super::compat_v0_1 as compat;
+use super::compat_v0_2;
 use super::error::PluginError;
 use super::host::{DriverPre, LoadedPlugin, deadline_ticks};
 use super::state::{CallState, DeadlinePassed};
 
-/// Runs `describe()` in a fresh store, whichever kind of driver it is. A 0.1.0 driver's
-/// answer comes back as 0.2.0's, with what it serves filled in (see `compat_v0_1`).
+/// Runs `describe()` in a fresh store, whichever kind of driver it is. An older driver's
+/// answer comes back as the current contract's; a 0.1.0 one's with what it serves filled
+/// in (see `compat_v0_1`).
 pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginError> {
     let plugin = Arc::new(clone_for_probe(plugin));
     match plugin.pre.kind() {
         super::host::DriverKind::Hypervisor => match HypervisorSession::open(plugin)?.0 {
-            Versioned::V0_2(mut s) => s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
+            Versioned::V0_3(mut s) => s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
+            Versioned::V0_2(mut s) => s.run("describe", |b, s| {
+                b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(hypervisor_info_v0_2(i)))
+            }),
             Versioned::V0_1(mut s) => s.run("describe", |b, s| {
                 b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(compat::hypervisor_info(i)))
             }),
         },
         super::host::DriverKind::Storage => match StorageSession::open(plugin)?.0 {
-            Versioned::V0_2(mut s) => {
+            Versioned::V0_3(mut s) => {
                 s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info(i))))
+            }
+            Versioned::V0_2(mut s) => {
+                s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info_v0_2(i))))
             }
             Versioned::V0_1(mut s) => s.run("describe", |b, s| {
                 b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(compat::storage_info(i)))
             }),
         },
         super::host::DriverKind::Network => match NetworkSession::open(plugin)?.0 {
-            Versioned::V0_2(mut s) => {
+            Versioned::V0_3(mut s) => {
                 s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info(i))))
+            }
+            Versioned::V0_2(mut s) => {
+                s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info_v0_2(i))))
             }
             Versioned::V0_1(mut s) => s.run("describe", |b, s| {
                 b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(compat::network_info(i)))
@@ -50,12 +61,13 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
 }
 
 /// The storage and network worlds have their own copies of the `plugin` types
-/// (bindgen shares imports between worlds, not exports); the host works with one.
+/// (bindgen shares imports between worlds, not exports), and so does each contract
+/// version; the host works with one. 0.2.0's `plugin` is 0.3.0's.
 macro_rules! world_info {
-    ($fn:ident, $world:ident) => {
-        fn $fn(i: $world::exports::wasmstack::driver::plugin::PluginInfo) -> WitPluginInfo {
+    ($fn:ident, $($world:ident)::+) => {
+        fn $fn(i: $($world)::+::exports::wasmstack::driver::plugin::PluginInfo) -> WitPluginInfo {
             use super::bindings::plugin::{HypervisorFeatures, HypervisorType, NetworkFacts, Serves, StorageFacts};
-            use $world::exports::wasmstack::driver::plugin::{
+            use $($world)::+::exports::wasmstack::driver::plugin::{
                 Capability as C, DriverKind as K, HypervisorFeatures as F, Serves as S,
             };
             let features = |f: F| {
@@ -114,6 +126,9 @@ macro_rules! world_info {
 }
 world_info!(storage_info, storage_world);
 world_info!(network_info, network_world);
+world_info!(hypervisor_info_v0_2, v0_2::hypervisor_world);
+world_info!(storage_info_v0_2, v0_2::storage_world);
+world_info!(network_info_v0_2, v0_2::network_world);
 
 // `load_file` validates before the plugin is shared; a shallow copy lets the
 // session own an Arc without giving up the caller's value.
@@ -189,29 +204,46 @@ impl<B> Session<B> {
     }
 }
 
-/// A session with a driver of either contract version: the 0.2.0 bindings, or the
-/// 0.1.0 ones whose calls `compat_v0_1` adapts.
-enum Versioned<A, B> {
-    V0_2(Session<A>),
-    V0_1(Session<B>),
+/// A session with a driver of any contract version it may be built for: the current
+/// bindings, or the 0.2.0 or 0.1.0 ones whose calls `compat_v0_2` and `compat_v0_1` adapt.
+enum Versioned<A, B, C> {
+    V0_3(Session<A>),
+    V0_2(Session<B>),
+    V0_1(Session<C>),
 }
 
-/// Runs one export in whichever version the session speaks: `$v2` with the 0.2.0
-/// bindings, `$v1` with the 0.1.0 ones (both see the bindings as `$b` and the store as `$s`).
+/// Runs one export in whichever version the session speaks: `$now` with the current
+/// bindings, `$old` with the 0.1.0 ones and, read with `compat` naming `compat_v0_2`
+/// (whose conversions have the same names), with the 0.2.0 ones. Each sees the bindings
+/// as `$b` and the store as `$s`.
 macro_rules! versioned {
-    ($session:expr, $op:literal, |$b:ident, $s:ident| $v2:expr, $v1:expr) => {
+    ($session:expr, $op:literal, |$b:ident, $s:ident| $now:expr, $old:expr) => {
         match &mut $session.0 {
-            Versioned::V0_2(x) => x.run($op, |$b, $s| $v2),
-            Versioned::V0_1(x) => x.run($op, |$b, $s| $v1),
+            Versioned::V0_3(x) => x.run($op, |$b, $s| $now),
+            Versioned::V0_2(x) => x.run($op, |$b, $s| {
+                #[allow(unused_imports)]
+                use compat_v0_2 as compat;
+                $old
+            }),
+            Versioned::V0_1(x) => x.run($op, |$b, $s| $old),
         }
     };
 }
 
 /// Opens a session of the plugin's version, or says it is not of `kind`.
 macro_rules! open_versioned {
-    ($plugin:expr, $kind:literal, $v2:ident, $v1:ident) => {{
+    ($plugin:expr, $kind:literal, $v3:ident, $v2:ident, $v1:ident) => {{
         let plugin = $plugin;
         match &plugin.pre {
+            DriverPre::$v3(_) => Session::open(
+                plugin,
+                |pre, store| match pre {
+                    DriverPre::$v3(p) => Some(p.instantiate(store)),
+                    _ => None,
+                },
+                $kind,
+            )
+            .map(Versioned::V0_3),
             DriverPre::$v2(_) => Session::open(
                 plugin,
                 |pre, store| match pre {
@@ -243,7 +275,7 @@ pub struct HypervisorDriver {
 
 /// One store and instance kept across several calls (for a workflow, or to measure
 /// the call overhead alone). After any trap it must be dropped.
-pub struct HypervisorSession(Versioned<HypervisorBindings, v0_1::HypervisorBindings>);
+pub struct HypervisorSession(Versioned<HypervisorBindings, v0_2::HypervisorBindings, v0_1::HypervisorBindings>);
 
 impl HypervisorDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -308,14 +340,19 @@ impl HypervisorDriver {
 
 impl HypervisorSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        open_versioned!(plugin, "hypervisor", Hypervisor, HypervisorV0_1).map(HypervisorSession)
+        open_versioned!(plugin, "hypervisor", Hypervisor, HypervisorV0_2, HypervisorV0_1).map(HypervisorSession)
     }
 
     pub fn connect_host(&mut self, hypervisor_type: &str, url: &str) -> Result<HostTarget, PluginError> {
         match &mut self.0 {
-            Versioned::V0_2(x) => {
+            Versioned::V0_3(x) => {
                 x.run("connect-host", |b, s| b.wasmstack_driver_hypervisor().call_connect_host(s, hypervisor_type, url))
             }
+            Versioned::V0_2(x) => x.run("connect-host", |b, s| {
+                b.wasmstack_driver_hypervisor()
+                    .call_connect_host(s, hypervisor_type, url)
+                    .map(|r| r.map(|t| HostTarget { url: t.url, address: t.address }))
+            }),
             // 0.1.0 has no connect-host: the adapter does what 0.1 servers did.
             Versioned::V0_1(x) => compat::connect_host(hypervisor_type, url)
                 .map_err(|error| PluginError::Driver { plugin: x.plugin.info.name.clone(), error }),
@@ -427,7 +464,7 @@ pub struct StorageDriver {
 
 /// One storage-driver store and instance kept across several calls. After any trap
 /// it must be dropped.
-pub struct StorageSession(Versioned<StorageBindings, v0_1::StorageBindings>);
+pub struct StorageSession(Versioned<StorageBindings, v0_2::StorageBindings, v0_1::StorageBindings>);
 
 impl StorageDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -510,7 +547,7 @@ impl StorageDriver {
 
 impl StorageSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        open_versioned!(plugin, "storage", Storage, StorageV0_1).map(StorageSession)
+        open_versioned!(plugin, "storage", Storage, StorageV0_2, StorageV0_1).map(StorageSession)
     }
 
     pub fn attach(&mut self, url: &str) -> Result<Usage, PluginError> {
@@ -653,7 +690,7 @@ pub struct NetworkDriver {
 
 /// One network-driver store and instance kept across several calls. After any trap
 /// it must be dropped.
-pub struct NetworkSession(Versioned<NetworkBindings, v0_1::NetworkBindings>);
+pub struct NetworkSession(Versioned<NetworkBindings, v0_2::NetworkBindings, v0_1::NetworkBindings>);
 
 impl NetworkDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -685,11 +722,21 @@ impl NetworkDriver {
     pub fn release_nic(&self, host: &str, net: &NetworkSpec, nic: &NicSpec) -> Result<(), PluginError> {
         self.session()?.release_nic(host, net, nic)
     }
+    /// Makes the network's router on `host` what `router` says (its whole desired state).
+    pub fn apply_router(&self, host: &str, net: &NetworkSpec, router: &RouterSpec) -> Result<(), PluginError> {
+        self.session()?.apply_router(host, net, router)
+    }
+    pub fn destroy_router(&self, host: &str, net: &NetworkSpec) -> Result<(), PluginError> {
+        self.session()?.destroy_router(host, net)
+    }
+    pub fn router_status(&self, host: &str, net: &NetworkSpec) -> Result<RouterState, PluginError> {
+        self.session()?.router_status(host, net)
+    }
 }
 
 impl NetworkSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        open_versioned!(plugin, "network", Network, NetworkV0_1).map(NetworkSession)
+        open_versioned!(plugin, "network", Network, NetworkV0_2, NetworkV0_1).map(NetworkSession)
     }
 
     pub fn implement(&mut self, host: &str, net: &NetworkSpec) -> Result<Attachment, PluginError> {
@@ -728,6 +775,37 @@ impl NetworkSession {
             b.wasmstack_driver_network().call_release_nic(s, host, &compat::network_spec(net), &compat::nic_spec(nic))
         )
     }
+    pub fn apply_router(&mut self, host: &str, net: &NetworkSpec, router: &RouterSpec) -> Result<(), PluginError> {
+        match &mut self.0 {
+            Versioned::V0_3(x) => {
+                x.run("apply-router", |b, s| b.wasmstack_driver_network().call_apply_router(s, host, net, router))
+            }
+            Versioned::V0_2(x) => Err(no_router(&x.plugin)),
+            Versioned::V0_1(x) => Err(no_router(&x.plugin)),
+        }
+    }
+    pub fn destroy_router(&mut self, host: &str, net: &NetworkSpec) -> Result<(), PluginError> {
+        match &mut self.0 {
+            Versioned::V0_3(x) => {
+                x.run("destroy-router", |b, s| b.wasmstack_driver_network().call_destroy_router(s, host, net))
+            }
+            // Drivers that build no routers have none to destroy.
+            Versioned::V0_2(_) | Versioned::V0_1(_) => Ok(()),
+        }
+    }
+    pub fn router_status(&mut self, host: &str, net: &NetworkSpec) -> Result<RouterState, PluginError> {
+        match &mut self.0 {
+            Versioned::V0_3(x) => {
+                x.run("router-status", |b, s| b.wasmstack_driver_network().call_router_status(s, host, net))
+            }
+            Versioned::V0_2(_) | Versioned::V0_1(_) => Ok(RouterState::Missing),
+        }
+    }
+}
+
+/// A driver built before routers existed was asked to build one.
+fn no_router(plugin: &LoadedPlugin) -> PluginError {
+    PluginError::Driver { plugin: plugin.info.name.clone(), error: compat_v0_2::no_router(&plugin.wit_version_label()) }
 }
 
 /// Names the way a call died: memory cap, deadline, panic, or another trap. What
@@ -829,7 +907,7 @@ macro_rules! no_text {
         }
     )*};
 }
-no_text!(VmPower, VmStats, Usage);
+no_text!(VmPower, VmStats, Usage, RouterState);
 
 impl Answer for WitPluginInfo {
     fn bound(&self) -> Result<(), String> {

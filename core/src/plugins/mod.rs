@@ -4,6 +4,7 @@
 mod bindings;
 mod caps;
 mod compat_v0_1;
+mod compat_v0_2;
 mod config;
 pub mod conformance;
 mod downloads;
@@ -22,7 +23,10 @@ pub use bindings::hypervisor::{
     Accel, ConsoleEndpoint, ConsoleSpec, Disk, DiskBus, DiskDevice, HostFacts, HostTarget, Nic, NicModel, SwitchKind,
     VmPower, VmSpec, VmStats, VmStatus,
 };
-pub use bindings::network::{Attachment, NetworkSpec, NicSpec};
+pub use bindings::network::{
+    Attachment, EgressPolicy, EgressRule, FirewallRule, LbAlgorithm, LbMember, LoadBalancer, NetworkSpec, NicSpec,
+    PortForward, PortRange, Protocol, PublicIp, RouterSpec, RouterState, StaticNat,
+};
 pub use bindings::storage::{Usage, Volume};
 pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};
 pub use caps::beneath::{Beneath, BeneathError};

@@ -238,7 +238,7 @@ fn template(kind: DriverKind) -> KindTemplate {
         },
         DriverKind::Network => KindTemplate {
             world: "network-driver",
-            uses: "use exports::wasmstack::driver::network::{Attachment, Guest as Network, NetworkSpec, NicSpec};\n\
+            uses: "use exports::wasmstack::driver::network::{\n    Attachment, Guest as Network, NetworkSpec, NicSpec, RouterSpec, RouterState,\n};\n\
                    use wasmstack::driver::types::DriverError;",
             capability: "Capability::Netdev(\"ws-\".into())",
             serves_uses: "NetworkFacts, Serves",
@@ -258,6 +258,12 @@ fn template(kind: DriverKind) -> KindTemplate {
                     "prepare_nic(host: String, net: NetworkSpec, nic: NicSpec) -> Result<Attachment, DriverError>",
                 ),
                 ("release-nic", "release_nic(host: String, net: NetworkSpec, nic: NicSpec) -> Result<(), DriverError>"),
+                (
+                    "apply-router",
+                    "apply_router(host: String, net: NetworkSpec, router: RouterSpec) -> Result<(), DriverError>",
+                ),
+                ("destroy-router", "destroy_router(host: String, net: NetworkSpec) -> Result<(), DriverError>"),
+                ("router-status", "router_status(host: String, net: NetworkSpec) -> Result<RouterState, DriverError>"),
             ],
         },
     }

@@ -2,12 +2,19 @@
 //! one Linux bridge named by the physical network label, untagged; no isolation
 //! between networks that share a label.
 
+#[cfg(not(feature = "wit-v0-2"))]
 wit_bindgen::generate!({ world: "network-driver", path: "../../wit", generate_all });
+// The same driver built against the frozen 0.2.0 contract, to prove the server still runs
+// such drivers: no router calls (the server answers them for it).
+#[cfg(feature = "wit-v0-2")]
+wit_bindgen::generate!({ world: "network-driver", path: "../../wit/v0.2.0", generate_all });
 
 #[path = "../../shared/bridge.rs"]
 mod bridge;
 
 use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
+#[cfg(not(feature = "wit-v0-2"))]
+use exports::wasmstack::driver::network::{RouterSpec, RouterState};
 use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::netdev::{self, BridgeKind};
 use wasmstack::driver::types::DriverError;
@@ -31,7 +38,7 @@ impl network::Guest for Flat {
     fn implement(_host: String, net: NetworkSpec) -> Result<Attachment, DriverError> {
         let att = attachment(&net)?;
         netdev::ensure_bridge(&att.bridge, BridgeKind::Linux)?;
-        bridge::ensure_dhcp(&net, &att.bridge)?;
+        bridge::ensure_dhcp(&net, bridge::DhcpPlace::Bridge(&att.bridge))?;
         Ok(att)
     }
 
@@ -44,13 +51,30 @@ impl network::Guest for Flat {
     fn prepare_nic(_host: String, net: NetworkSpec, nic: NicSpec) -> Result<Attachment, DriverError> {
         let att = attachment(&net)?;
         netdev::ensure_bridge(&att.bridge, BridgeKind::Linux)?;
-        bridge::add_lease(&net, &nic, &att.bridge)?;
+        bridge::add_lease(&net, &nic, bridge::DhcpPlace::Bridge(&att.bridge))?;
         Ok(att)
     }
 
     fn release_nic(_host: String, net: NetworkSpec, nic: NicSpec) -> Result<(), DriverError> {
         // The NIC's port is the hypervisor's (it goes with the VM's tap); its lease is ours.
         bridge::remove_lease(&net, &nic)
+    }
+
+    #[cfg(not(feature = "wit-v0-2"))]
+    fn apply_router(_host: String, _net: NetworkSpec, _router: RouterSpec) -> Result<(), DriverError> {
+        // Flat networks share one bridge, untagged: there is no network of its own to
+        // put a router in front of.
+        Err(DriverError::Unsupported("the flat driver builds no routers; use the vlan driver".into()))
+    }
+
+    #[cfg(not(feature = "wit-v0-2"))]
+    fn destroy_router(_host: String, _net: NetworkSpec) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    #[cfg(not(feature = "wit-v0-2"))]
+    fn router_status(_host: String, _net: NetworkSpec) -> Result<RouterState, DriverError> {
+        Ok(RouterState::Missing)
     }
 }
 

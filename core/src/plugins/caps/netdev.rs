@@ -1,5 +1,6 @@
-//! The `netdev` capability: bridges, ports and DHCP services on this host, limited to
-//! device names that start with a granted prefix.
+//! The `netdev` capability: bridges, ports and DHCP services on this host, and the
+//! namespaces, links, rule sets and load balancers routers are built of (`netns`),
+//! limited to names that start with a granted prefix.
 //!
 //! Linux bridges go through `ip`; Open vSwitch bridges through `ovs-vsctl` and always
 //! use the userspace datapath (`datapath_type=netdev`), so they work without the
@@ -11,8 +12,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod netns;
+
 use super::process::{self, ExitWatch, RunError};
-use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host};
+use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host, LbConfig, LinkPlug, ServiceState};
 use crate::plugins::bindings::types::DriverError;
 use crate::plugins::grants::denial;
 use crate::plugins::state::{CallState, DeadlinePassed};
@@ -155,6 +158,50 @@ fn ovsdb_has_bridge(name: &str, stop: Instant) -> Option<bool> {
             Err(e) if e.is_eof() => {}
             Err(_) => return None,
         }
+    }
+}
+
+/// The VLAN tag of Open vSwitch port `port` when it is on `bridge` (None inside: no tag),
+/// asked of the database as `ovsdb_has_bridge` does; None when it is not there or the
+/// database cannot be asked this way.
+fn ovsdb_port_tag(bridge: &str, port: &str, stop: Instant) -> Option<Option<u16>> {
+    use std::io::{Read, Write};
+    let limit = stop.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+    let mut db = std::os::unix::net::UnixStream::connect(ovsdb_socket()).ok()?;
+    db.set_read_timeout(Some(limit)).ok()?;
+    db.set_write_timeout(Some(limit)).ok()?;
+    let query = serde_json::json!({
+        "method": "transact",
+        "params": ["Open_vSwitch",
+            {"op": "select", "table": "Port", "where": [["name", "==", port]], "columns": ["_uuid", "tag"]},
+            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["ports"]}],
+        "id": 0,
+    });
+    db.write_all(query.to_string().as_bytes()).ok()?;
+    let (mut answer, mut chunk) = (Vec::new(), [0u8; 4096]);
+    let reply: serde_json::Value = loop {
+        let n = db.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        answer.extend_from_slice(&chunk[..n]);
+        match serde_json::from_slice(&answer) {
+            Ok(reply) => break reply,
+            Err(e) if e.is_eof() => {}
+            Err(_) => return None,
+        }
+    };
+    let row = reply["result"][0]["rows"].as_array()?.first()?.clone();
+    let uuid = row["_uuid"][1].as_str()?;
+    // A set column is ["set", [...]] or, with one member, the member itself.
+    let ports = &reply["result"][1]["rows"].as_array()?.first()?["ports"];
+    let members: Vec<&serde_json::Value> = match ports[0].as_str() {
+        Some("set") => ports[1].as_array()?.iter().collect(),
+        _ => vec![ports],
+    };
+    if !members.iter().any(|m| m[1].as_str() == Some(uuid)) {
+        return None;
+    }
+    match &row["tag"] {
+        serde_json::Value::Number(n) => Some(Some(u16::try_from(n.as_u64()?).ok()?)),
+        _ => Some(None),
     }
 }
 
@@ -310,7 +357,64 @@ impl Host for CallState {
 
     fn start_dhcp(&mut self, config: DhcpConfig) -> Outcome<()> {
         let (name, bridge) = (config.name.clone(), config.bridge.clone());
-        self.netdev_op(&[&name, &bridge], |op| start_dhcp(op, &config))
+        self.netdev_op(&[&name, &bridge], |op| start_dhcp(op, &config, None))
+    }
+
+    fn start_namespace_dhcp(&mut self, namespace: String, config: DhcpConfig) -> Outcome<()> {
+        let (name, device) = (config.name.clone(), config.bridge.clone());
+        self.netdev_op(&[&namespace, &name, &device], |op| start_dhcp(op, &config, Some(&namespace)))
+    }
+
+    fn create_namespace(&mut self, name: String) -> Outcome<()> {
+        self.netdev_op(&[&name], |op| netns::create_namespace(op, &name))
+    }
+
+    fn delete_namespace(&mut self, name: String) -> Outcome<()> {
+        let grants = self.grants.clone();
+        self.netdev_op(&[&name], |op| netns::delete_namespace(op, &name, &grants))
+    }
+
+    fn namespace_exists(&mut self, name: String) -> Outcome<bool> {
+        self.netdev_op(&[&name], |_| Ok(netns::namespace_exists(&name)))
+    }
+
+    fn add_namespace_link(&mut self, namespace: String, device: String, plug: LinkPlug) -> Outcome<()> {
+        self.netdev_op(&[&namespace, &device, &plug.bridge], |op| {
+            netns::add_namespace_link(op, &namespace, &device, &plug)
+        })
+    }
+
+    fn remove_namespace_link(&mut self, namespace: String, device: String) -> Outcome<()> {
+        self.netdev_op(&[&namespace, &device], |op| netns::remove_namespace_link(op, &namespace, &device))
+    }
+
+    fn set_namespace_addresses(&mut self, namespace: String, device: String, addresses: Vec<String>) -> Outcome<()> {
+        self.netdev_op(&[&namespace, &device], |op| netns::set_namespace_addresses(op, &namespace, &device, &addresses))
+    }
+
+    fn set_namespace_default_route(&mut self, namespace: String, gateway: Option<String>) -> Outcome<()> {
+        self.netdev_op(&[&namespace], |op| netns::set_namespace_default_route(op, &namespace, gateway.as_deref()))
+    }
+
+    fn set_namespace_forwarding(&mut self, namespace: String, on: bool) -> Outcome<()> {
+        self.netdev_op(&[&namespace], |_| netns::set_namespace_forwarding(&namespace, on))
+    }
+
+    fn apply_nftables(&mut self, namespace: String, ruleset: String) -> Outcome<()> {
+        self.netdev_op(&[&namespace], |op| netns::apply_nftables(op, &namespace, &ruleset))
+    }
+
+    fn apply_load_balancer(&mut self, config: LbConfig) -> Outcome<()> {
+        let (name, namespace) = (config.name.clone(), config.namespace.clone());
+        self.netdev_op(&[&name, &namespace], |op| netns::apply_load_balancer(op, &config))
+    }
+
+    fn stop_load_balancer(&mut self, name: String) -> Outcome<()> {
+        self.netdev_op(&[&name], |op| netns::stop_load_balancer(op, &name))
+    }
+
+    fn load_balancer_state(&mut self, name: String) -> Outcome<ServiceState> {
+        self.netdev_op(&[&name], |_| Ok(netns::load_balancer_state(&name)))
     }
 
     fn add_dhcp_host(&mut self, name: String, host: DhcpHost) -> Outcome<()> {
@@ -441,7 +545,8 @@ fn with_leases(conf: &str, hosts: &[DhcpHost]) -> String {
     out
 }
 
-fn start_dhcp(op: &Op, config: &DhcpConfig) -> NetResult<()> {
+/// Starts a DHCP service on the host, or inside namespace `ns` on its device `config.bridge`.
+fn start_dhcp(op: &Op, config: &DhcpConfig, ns: Option<&str>) -> NetResult<()> {
     let (addr, prefix) = config
         .server_address
         .split_once('/')
@@ -452,11 +557,22 @@ fn start_dhcp(op: &Op, config: &DhcpConfig) -> NetResult<()> {
         .ok()
         .filter(|p| *p <= 32)
         .ok_or_else(|| invalid(format!("server address \"{}\" has a bad prefix", config.server_address)))?;
+    if let Some(ns) = ns {
+        if config.vlan.is_some() {
+            return Err(invalid(format!("{} is a device in {ns}: a VLAN tag means nothing there", config.bridge)));
+        }
+        if !netns::namespace_exists(ns) {
+            return Err(DriverError::NotFound(format!("no namespace {ns}")).into());
+        }
+    }
     // Not a Linux bridge: Open vSwitch, and adding the port below is the check (one
     // ovs-vsctl less; "no bridge named" comes back as not-found).
     let kind = if is_linux_bridge(&config.bridge) { BridgeKind::Linux } else { BridgeKind::Openvswitch };
     // A restart (new leases) replaces the old service.
     stop_dhcp(op, &config.name)?;
+    if let Some(ns) = ns {
+        return start_namespace_dhcp(op, config, ns, server, prefix);
+    }
 
     // The service's own interface: on OVS an internal port with the network's tag; on
     // a Linux bridge (no VLANs there) the bridge itself, which holds the address.
@@ -495,13 +611,39 @@ fn start_dhcp(op: &Op, config: &DhcpConfig) -> NetResult<()> {
     launch_udhcpd(op, &config.name)
 }
 
+/// The inside of `start_dhcp` for a service in namespace `ns`, whose device there holds
+/// the service's address.
+fn start_namespace_dhcp(op: &Op, config: &DhcpConfig, ns: &str, server: Ipv4Addr, prefix: u8) -> NetResult<()> {
+    let dir = dhcp_dir(&config.name);
+    let io = |e: std::io::Error| DriverError::Failed(format!("DHCP state folder {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let conf = udhcpd_conf(config, &config.bridge, server, prefix, &dir)?;
+    let hosts = config.hosts.iter().map(valid_host).collect::<NetResult<Vec<_>>>()?;
+    std::fs::write(dir.join("udhcpd.conf"), conf).map_err(io)?;
+    std::fs::write(dir.join("hosts"), render_hosts(&hosts)).map_err(io)?;
+    std::fs::write(dir.join("interface"), format!("{} {}\n", config.bridge, config.server_address)).map_err(io)?;
+    std::fs::write(dir.join("namespace"), format!("{ns}\n")).map_err(io)?;
+    std::fs::write(dir.join("leases"), b"").map_err(io)?;
+    op.must("ip", &["-n", ns, "addr", "replace", &config.server_address, "dev", &config.bridge])?;
+    op.must("ip", &["-n", ns, "link", "set", "dev", &config.bridge, "up"])?;
+    launch_udhcpd(op, &config.name)
+}
+
+/// The namespace a DHCP service runs in, when not the host's.
+fn dhcp_namespace(name: &str) -> Option<String> {
+    std::fs::read_to_string(dhcp_dir(name).join("namespace")).ok().map(|n| n.trim().to_owned())
+}
+
 /// Starts the service's udhcpd on its configuration and waits for its pid file.
 fn launch_udhcpd(op: &Op, name: &str) -> NetResult<()> {
     let conf_path = dhcp_dir(name).join("udhcpd.conf");
     // A stale pid file would pass for the new daemon.
     let _ = std::fs::remove_file(dhcp_dir(name).join("udhcpd.pid"));
     // udhcpd detaches itself and writes its pid file.
-    op.must("busybox", &["udhcpd", &conf_path.to_string_lossy()])?;
+    match dhcp_namespace(name) {
+        Some(ns) => netns::must_in(op, &ns, "busybox", &["udhcpd", &conf_path.to_string_lossy()])?,
+        None => op.must("busybox", &["udhcpd", &conf_path.to_string_lossy()])?,
+    };
     while Instant::now() < op.deadline {
         if dhcp_pid(name).is_some() {
             return Ok(());
@@ -555,7 +697,8 @@ fn edit_leases(op: &Op, name: &str, edit: impl FnOnce(&mut Vec<DhcpHost>) -> boo
     let io = |e: std::io::Error| DriverError::Failed(format!("DHCP state folder {}: {e}", dir.display()));
     let mut hosts = parse_hosts(&std::fs::read_to_string(dir.join("hosts")).unwrap_or_default());
     let changed = edit(&mut hosts);
-    let running = dhcp_pid(name).is_some();
+    // A daemon left in a namespace that was deleted and made again serves nobody.
+    let running = dhcp_pid(name).is_some_and(|pid| dhcp_namespace(name).is_none_or(|ns| netns::in_namespace(pid, &ns)));
     if !changed && running {
         return Ok(());
     }
@@ -583,8 +726,16 @@ fn dhcp_pid(name: &str) -> Option<i32> {
 fn stop_dhcp(op: &Op, name: &str) -> NetResult<()> {
     let dir = dhcp_dir(name);
     kill_udhcpd(op, name)?;
-    if let Ok(text) = std::fs::read_to_string(dir.join("interface"))
-        && let Some((iface, address)) = text.trim().split_once(' ')
+    let text = std::fs::read_to_string(dir.join("interface")).unwrap_or_default();
+    if let (Some(ns), Some((iface, address))) = (dhcp_namespace(name), text.trim().split_once(' ')) {
+        // The device is the driver's; the address was ours. Gone with the namespace, maybe.
+        if netns::namespace_exists(&ns) {
+            let (code, _, _) = op.run("ip", &["-n", &ns, "addr", "del", address, "dev", iface])?;
+            if code != 0 {
+                tracing::debug!("{address} was no longer on {iface} in {ns}");
+            }
+        }
+    } else if let Some((iface, address)) = text.trim().split_once(' ')
         && device_exists(iface)
     {
         if iface == name {
