@@ -178,7 +178,8 @@ if [ "$addr" != none ]; then
   if [ -n "$dns" ]; then
     (last=
      while :; do
-       if wget -q -T 2 -O /dev/null "http://$dns/beacon/${addr%/*}"; then now=up; else now=down; fi
+       # timeout, not wget -T: this BusyBox's wget crashes with -T.
+       if timeout 3 wget -q -O /dev/null "http://$dns/beacon/${addr%/*}" 2>/dev/null; then now=up; else now=down; fi
        [ "$now" = "$last" ] || echo "WASMSTACK-GUEST-NET $now"
        last=$now
        sleep 1

@@ -91,10 +91,11 @@ def host_server(tmp_path_factory):
     srv.close()
 
 
-def zone_with(cs, web, tag, hypervisor, url, bridge, cidr, vlans, memory):
+def zone_with(cs, web, tag, hypervisor, url, bridge, cidr, vlans, memory, dns="10.0.0.53", public=None):
     """An enabled Advanced zone: one host, an NFS store and pool, a ready template, a VLAN
-    physical network carrying Guest traffic on `bridge`, an Isolated network, an offering."""
-    zone = cs.createZone(name="zg" + tag, networktype="Advanced", dns1="10.0.0.53", internaldns1="10.0.0.53", guestcidraddress=cidr)["zone"]
+    physical network carrying Guest traffic on `bridge` (and Public traffic on `public`,
+    a bridge label, when given), an Isolated network, an offering."""
+    zone = cs.createZone(name="zg" + tag, networktype="Advanced", dns1=dns, internaldns1=dns, guestcidraddress=cidr)["zone"]
     pod = cs.createPod(name="p" + tag, zoneid=zone["id"])["pod"]
     extra = {"accel": "tcg"} if hypervisor == "KVM" else {}
     cluster = cs.addCluster(clustername="c" + tag, clustertype="CloudManaged", hypervisor=hypervisor, podid=pod["id"], zoneid=zone["id"], **extra)["cluster"][0]
@@ -105,12 +106,14 @@ def zone_with(cs, web, tag, hypervisor, url, bridge, cidr, vlans, memory):
     wait_for("the template download", lambda: cs.listTemplates(templatefilter="all", id=t["id"])["template"][0]["isready"], 120)
     phys = cs.createPhysicalNetwork(name="ph" + tag, zoneid=zone["id"], vlan=vlans, isolationmethods="VLAN")["physicalnetwork"]
     cs.addTrafficType(physicalnetworkid=phys["id"], traffictype="Guest", kvmnetworklabel=bridge)
+    if public:
+        cs.addTrafficType(physicalnetworkid=phys["id"], traffictype="Public", kvmnetworklabel=public)
     cs.updatePhysicalNetwork(id=phys["id"], state="Enabled")
     iso = cs.listNetworkOfferings(name="DefaultIsolatedNetworkOfferingWithSourceNatService")["networkoffering"][0]["id"]
     net = cs.createNetwork(name="gn" + tag, networkofferingid=iso, zoneid=zone["id"])["network"]
     offering = cs.createServiceOffering(name="gso" + tag, displaytext="small", cpunumber=1, cpuspeed=100, memory=memory)["serviceoffering"]
     cs.updateZone(id=zone["id"], allocationstate="Enabled")
-    return {"zone": zone, "host": host, "pool": pool, "template": t, "network": net, "offering": offering}
+    return {"zone": zone, "host": host, "pool": pool, "template": t, "network": net, "offering": offering, "iso": iso}
 
 
 def serial_log(uuid):

@@ -892,8 +892,18 @@ pub async fn dhcp_address(db: &Db, n: &NetworkRow) -> Result<Option<String>, Net
     if let Some(d) = now {
         return Ok(Some(d));
     }
+    // An Isolated network's DHCP service holds its gateway address, unless the zone carries
+    // public traffic: then the network's router holds the gateway, and DHCP gets an address
+    // of its own.
+    let public: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM traffic_types t JOIN physical_networks p ON p.id = t.physical_network_id \
+         WHERE p.zone_id = $1 AND t.traffic_type = 'Public'",
+    )
+    .bind(n.zone_id)
+    .fetch_one(&mut *tx)
+    .await?;
     let address = match (n.guest_type.as_str(), &n.gateway) {
-        ("Isolated", Some(gw)) => gw.clone(),
+        ("Isolated", Some(gw)) if public == 0 => gw.clone(),
         _ => int_to_ip(take_address(&mut tx, n, None, None, "dhcp").await?).to_string(),
     };
     sqlx::query("UPDATE networks SET dhcp_server = $1 WHERE id = $2")

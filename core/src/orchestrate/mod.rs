@@ -18,6 +18,7 @@ mod offerings;
 pub mod plugins_api;
 mod public_ips;
 pub mod reconcile;
+pub mod router_plane;
 pub mod routers;
 pub mod rules;
 mod storage;

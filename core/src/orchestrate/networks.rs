@@ -947,8 +947,10 @@ impl Orchestrator {
         let me = self.clone();
         let who = caller.clone();
         let work = async move {
-            // The router first: rebuilt from the database with cleanup, else (re)applied.
+            // The router first: rebuilt from the database with cleanup (taken off its host
+            // first), else (re)applied.
             if cleanup && let Some(old) = crate::cloud::public_ips::router_of_network(&me.db, n.id).await? {
+                me.remove_router(&n, &old).await?;
                 crate::cloud::public_ips::remove_router(&me.db, old.id).await?;
             }
             me.implement_router(&n, None, true).await?;
@@ -994,6 +996,15 @@ impl Orchestrator {
         let me = self.clone();
         let who = caller.clone();
         let work = async move {
+            // The router goes before the network it stands on.
+            if let Some(r) = crate::cloud::public_ips::router_of_network(&me.db, n.id).await?
+                && let Err(e) = me.remove_router(&n, &r).await
+            {
+                if !forced {
+                    return Err(e);
+                }
+                tracing::warn!("{}", e.text);
+            }
             if let (Some(driver), Some(spec)) = (driver, spec) {
                 for host in &hosts {
                     let (d, s, h) = (driver.clone(), spec.clone(), host.clone());

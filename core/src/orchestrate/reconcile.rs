@@ -130,6 +130,10 @@ impl Reconciler {
             }
         }
         self.orphans = busy_now;
+        // Routers a host lost (a reboot, a deleted namespace) are built again.
+        if let Err(e) = self.orch.repair_routers().await {
+            tracing::error!("checking routers: {}", e.text);
+        }
         Ok(changed)
     }
 

@@ -217,7 +217,15 @@ impl Orchestrator {
         let r = RouterRow { generation, ..r };
         let state = router_state(&self.db, &n, &r).await?;
         tracing::debug!(router = state.name.as_str(), generation, public = state.public.len(), "router state recorded");
+        self.apply_router(&n, &r, &state).await?;
         Ok(Some(state))
+    }
+
+    /// Takes a router off its host, before it is recorded stopped or destroyed.
+    async fn router_leaves_host(&self, r: &RouterRow) -> Result<(), ApiError> {
+        let n =
+            nets::network_by_id(&self.db, r.network_id).await?.ok_or_else(|| no_such("network", &r.network_uuid))?;
+        self.remove_router(&n, r).await
     }
 
     /// A router and its state as the API shows it.
@@ -283,7 +291,10 @@ impl Orchestrator {
                     pips::set_router(&me.db, r.id, "Running", Some(host)).await?;
                     me.router_changed(r.network_id).await?;
                 }
-                RouterAction::Stop => pips::set_router(&me.db, r.id, "Stopped", None).await?,
+                RouterAction::Stop => {
+                    me.router_leaves_host(&r).await?;
+                    pips::set_router(&me.db, r.id, "Stopped", None).await?
+                }
                 RouterAction::Reboot => {
                     if r.state != "Running" {
                         return Err(ApiError::internal(format!(
@@ -293,7 +304,10 @@ impl Orchestrator {
                     }
                     me.router_changed(r.network_id).await?;
                 }
-                RouterAction::Destroy => pips::remove_router(&me.db, r.id).await?,
+                RouterAction::Destroy => {
+                    me.router_leaves_host(&r).await?;
+                    pips::remove_router(&me.db, r.id).await?
+                }
             }
             me.audit(&who, event, ("DomainRouter", &r.uuid, &r.name), format!("Router {} {}", r.name, done(action)))
                 .await?;

@@ -341,6 +341,12 @@ fn nic_xml(nic: &Nic) -> String {
         x.push_str(&format!("  <target dev='{}'/>\n", escape(dev)));
     }
     x.push_str(&format!("  <model type='{model}'/>\n"));
+    if nic.switch == SwitchKind::Openvswitch && nic.model == NicModel::Virtio {
+        // The guest fills in its own checksums: Open vSwitch's userspace datapath reads
+        // the tap through a packet socket, which drops the note that a checksum is still
+        // to be filled in, and routed TCP would reach its peer with a wrong one.
+        x.push_str("  <driver>\n    <host csum='off'/>\n  </driver>\n");
+    }
     x.push_str("</interface>\n");
     x
 }
@@ -607,6 +613,9 @@ mod tests {
              \x20 </vlan>\n\
              \x20 <target dev='ws-tap7'/>\n\
              \x20 <model type='virtio'/>\n\
+             \x20 <driver>\n\
+             \x20   <host csum='off'/>\n\
+             \x20 </driver>\n\
              </interface>\n"
         );
     }
