@@ -13,7 +13,9 @@ use crate::support::{DemoCloud, new_uuid};
 /// The shared cloud's public range: 51 addresses, plenty for the tests here.
 const RANGE: (&str, &str) = ("198.51.100.10", "198.51.100.60");
 
-fn cloud() -> &'static DemoCloud {
+/// Shared with the rules tests (`rules.rs`): every demo cloud of this process drives
+/// the same Simulator, where two clouds' instance names would clash.
+pub(crate) fn cloud() -> &'static DemoCloud {
     static CLOUD: OnceLock<DemoCloud> = OnceLock::new();
     CLOUD.get_or_init(|| {
         let cloud = DemoCloud::start();
