@@ -208,6 +208,25 @@ pub async fn set_up(orch: &Orchestrator, dir: &DemoDir, base: &str) -> Result<Op
         &[("physicalnetworkid", &physical_id), ("traffictype", "Guest"), ("kvmnetworklabel", "ws-demo")],
     )
     .await?;
+    // Public traffic and a range of documentation addresses (TEST-NET-2): networks get
+    // their source NAT address on first deploy, and accounts may acquire more.
+    op.call(
+        "addTrafficType",
+        &[("physicalnetworkid", &physical_id), ("traffictype", "Public"), ("kvmnetworklabel", "ws-demo-pub")],
+    )
+    .await?;
+    op.call(
+        "createVlanIpRange",
+        &[
+            ("zoneid", &zone_id),
+            ("forvirtualnetwork", "true"),
+            ("gateway", "198.51.100.1"),
+            ("netmask", "255.255.255.0"),
+            ("startip", "198.51.100.10"),
+            ("endip", "198.51.100.250"),
+        ],
+    )
+    .await?;
     op.call("updatePhysicalNetwork", &[("id", &physical_id), ("state", "Enabled")]).await?;
     let isolated =
         op.list("listNetworkOfferings", &[("name", "DefaultIsolatedNetworkOfferingWithSourceNatService")]).await?;

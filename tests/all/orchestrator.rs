@@ -3,16 +3,13 @@
 //! No root, libvirtd or NFS is needed: this module is the quick tier's
 //! (`scripts/test.sh --quick`).
 
-use std::sync::OnceLock;
-
 use serde_json::{Map, Value};
 use wasmstack::operator::{Operator, OperatorError, id};
 
 use crate::support::{DemoCloud, new_uuid};
 
 fn cloud() -> &'static DemoCloud {
-    static CLOUD: OnceLock<DemoCloud> = OnceLock::new();
-    CLOUD.get_or_init(DemoCloud::start)
+    crate::support::demo_cloud()
 }
 
 /// A new user account with its own isolated network, for one test.
@@ -444,6 +441,8 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("orchestrate/networks.rs", "vlan://", "CloudStack's broadcast URI of a VLAN, as clients give it"),
     ("orchestrate/networks.rs", "vlan://{v}", "CloudStack's broadcast URI of a VLAN, as clients read it"),
     ("orchestrate/instances.rs", "vlan://{v}", "CloudStack's broadcast URI of a NIC's VLAN, as clients read it"),
+    ("orchestrate/public_ips.rs", "vlan", "CloudStack's wire name: the response object of createVlanIpRange"),
+    ("orchestrate/public_ips.rs", "vlan://untagged", "CloudStack's untagged public segment, as clients give it"),
     ("api/commands/network.rs", "vlan", "CloudStack's parameter and response field named vlan"),
     ("api/request/network.rs", "vlan", "CloudStack's parameter named vlan"),
     ("api/request/storage.rs", "NFS", "addSecondaryStorage is CloudStack's legacy NFS-only command: its default"),

@@ -1,4 +1,4 @@
-//! The router's rules in-process on the public IP tests' demo cloud (Simulator, SQLite in
+//! The router's rules in-process on the process's demo cloud (Simulator, SQLite in
 //! memory, public traffic):
 //! firewall, egress, port forwarding and load balancing through the API, with
 //! CloudStack's refusals (status and text) leaving the database as it was.
@@ -8,10 +8,10 @@ use wasmstack::operator::{Operator, OperatorError, id};
 
 use crate::support::{DemoCloud, new_uuid};
 
-/// The public IP tests' cloud (Simulator, SQLite in memory, with public traffic and a
-/// range): one cloud per process, as they share the Simulator.
+/// The process's demo cloud (see `support::demo_cloud`): public traffic and a public
+/// range come with it.
 fn cloud() -> &'static DemoCloud {
-    crate::public_ips::cloud()
+    crate::support::demo_cloud()
 }
 
 fn text<'a>(object: &'a Map<String, Value>, key: &str) -> &'a str {
@@ -53,7 +53,7 @@ async fn tenant_on<'a>(cloud: &'a DemoCloud, network_offering: &str) -> Tenant<'
     let user = Operator::as_user(&cloud.orch, &account, "/").await.expect("the new user");
     let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
     let template = id(&first(user.list("listTemplates", &[("templatefilter", "featured")]).await.expect("templates")));
-    // Small VMs: the Simulator host is shared with the public IP tests.
+    // Small VMs: the Simulator host is shared with the other in-process tests.
     let tiny = format!("tiny-{account}");
     let offering = id(&admin
         .call(

@@ -71,6 +71,14 @@ pub fn new_uuid() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("kernel uuid").trim().to_owned()
 }
 
+/// The one demo cloud of this test process, shared by the tests that need one. Its
+/// Simulator is libvirt's test driver, whose state every connection in a process shares:
+/// two demo clouds would each define VMs named i-2-1-VM and the like, and clash.
+pub fn demo_cloud() -> &'static DemoCloud {
+    static CLOUD: std::sync::OnceLock<DemoCloud> = std::sync::OnceLock::new();
+    CLOUD.get_or_init(DemoCloud::start)
+}
+
 /// A whole server in this process: `serve --demo` on a scratch data folder, with the
 /// database in memory. The demo set-up builds a Simulator cloud through the API (zone,
 /// host, pool, image store, template, network, offering), so a test starts from a cloud
