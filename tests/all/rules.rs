@@ -1,50 +1,17 @@
-//! The router's rules in-process on the demo cloud (Simulator, SQLite in memory):
+//! The router's rules in-process on the process's demo cloud (Simulator, SQLite in
+//! memory, public traffic):
 //! firewall, egress, port forwarding and load balancing through the API, with
 //! CloudStack's refusals (status and text) leaving the database as it was.
-
-use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 use wasmstack::operator::{Operator, OperatorError, id};
 
 use crate::support::{DemoCloud, new_uuid};
 
+/// The process's demo cloud (see `support::demo_cloud`): public traffic and a public
+/// range come with it.
 fn cloud() -> &'static DemoCloud {
-    static CLOUD: OnceLock<DemoCloud> = OnceLock::new();
-    CLOUD.get_or_init(|| {
-        let cloud = DemoCloud::start();
-        cloud.block_on(add_public(&cloud));
-        cloud
-    })
-}
-
-/// Public traffic on the demo's physical network and a public range (documentation
-/// addresses) for the tests' addresses.
-async fn add_public(cloud: &DemoCloud) {
-    let admin = cloud.admin().await;
-    let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
-    let physical = id(&first(admin.list("listPhysicalNetworks", &[]).await.expect("listPhysicalNetworks")));
-    admin
-        .call(
-            "addTrafficType",
-            &[("physicalnetworkid", &physical), ("traffictype", "Public"), ("kvmnetworklabel", "ws-public")],
-        )
-        .await
-        .expect("addTrafficType Public");
-    admin
-        .call(
-            "createVlanIpRange",
-            &[
-                ("zoneid", &zone),
-                ("forvirtualnetwork", "true"),
-                ("gateway", "203.0.113.1"),
-                ("netmask", "255.255.255.0"),
-                ("startip", "203.0.113.10"),
-                ("endip", "203.0.113.250"),
-            ],
-        )
-        .await
-        .expect("createVlanIpRange");
+    crate::support::demo_cloud()
 }
 
 fn text<'a>(object: &'a Map<String, Value>, key: &str) -> &'a str {
@@ -86,7 +53,15 @@ async fn tenant_on<'a>(cloud: &'a DemoCloud, network_offering: &str) -> Tenant<'
     let user = Operator::as_user(&cloud.orch, &account, "/").await.expect("the new user");
     let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
     let template = id(&first(user.list("listTemplates", &[("templatefilter", "featured")]).await.expect("templates")));
-    let offering = id(&first(user.list("listServiceOfferings", &[("name", "Small")]).await.expect("offerings")));
+    // Small VMs: the Simulator host is shared with the other in-process tests.
+    let tiny = format!("tiny-{account}");
+    let offering = id(&admin
+        .call(
+            "createServiceOffering",
+            &[("name", &tiny), ("displaytext", &tiny), ("cpunumber", "1"), ("cpuspeed", "100"), ("memory", "64")],
+        )
+        .await
+        .expect("createServiceOffering"));
     let isolated = first(user.list("listNetworkOfferings", &[("name", network_offering)]).await.expect("offerings"));
     let network = id(&user
         .call(
@@ -147,30 +122,35 @@ async fn forward_on(t: &Tenant<'_>, port: &str) -> String {
     id(all.iter().find(|r| text(r, "publicport") == port).expect("the rule"))
 }
 
-/// The rows of every rule table, to show a refusal changed nothing.
-async fn rule_rows(cloud: &DemoCloud) -> Vec<i64> {
+/// The rule rows of one network (by uuid), to show a refusal changed nothing there.
+async fn rule_rows(network: &str) -> Vec<i64> {
     let mut out = Vec::new();
-    for table in ["firewall_rules", "port_forwarding_rules", "load_balancer_rules", "load_balancer_members"] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(cloud.orch.db.pool())
-            .await
-            .expect("counting rules");
+    let tables = [
+        "SELECT COUNT(*) FROM firewall_rules WHERE network_id = (SELECT id FROM networks WHERE uuid = $1)",
+        "SELECT COUNT(*) FROM port_forwarding_rules WHERE network_id = (SELECT id FROM networks WHERE uuid = $1)",
+        "SELECT COUNT(*) FROM load_balancer_rules WHERE network_id = (SELECT id FROM networks WHERE uuid = $1)",
+        "SELECT COUNT(*) FROM load_balancer_members WHERE rule_id IN (SELECT id FROM load_balancer_rules \
+         WHERE network_id = (SELECT id FROM networks WHERE uuid = $1))",
+    ];
+    for sql in tables {
+        let n: i64 =
+            sqlx::query_scalar(sql).bind(network).fetch_one(cloud().orch.db.pool()).await.expect("counting rules");
         out.push(n);
     }
     out
 }
 
-/// Runs a call that must be refused with `code` and exactly `text`, and checks that no
-/// rule table changed.
-async fn refused(cloud: &DemoCloud, who: &Operator<'_>, command: &str, params: &[(&str, &str)], code: u32, text: &str) {
-    let before = rule_rows(cloud).await;
-    match who.call(command, params).await {
-        Err(OperatorError::Command { code: c, text: t, .. }) => {
-            assert_eq!((c, t.as_str()), (code, text), "{command} {params:?}");
+/// Runs a call of the tenant's that must be refused with `code` and exactly `text`, and
+/// checks that the rules of its network did not change.
+async fn refused(t: &Tenant<'_>, command: &str, params: &[(&str, &str)], code: u32, text: &str) {
+    let before = rule_rows(&t.network).await;
+    match t.user.call(command, params).await {
+        Err(OperatorError::Command { code: c, text: x, .. }) => {
+            assert_eq!((c, x.as_str()), (code, text), "{command} {params:?}");
         }
         other => panic!("{command} {params:?} was not refused: {other:?}"),
     }
-    assert_eq!(rule_rows(cloud).await, before, "{command} {params:?} changed the rules");
+    assert_eq!(rule_rows(&t.network).await, before, "{command} {params:?} changed the rules");
 }
 
 #[test]
@@ -197,14 +177,13 @@ fn firewall_rules_open_ports_on_a_public_ip() {
         assert_eq!(listed.len(), 3, "{listed:?}");
         assert!(t.list("listEgressFirewallRules", &[]).await.is_empty());
 
-        let u = &t.user;
         let conflict = format!(
             "The range specified, 20-30, conflicts with rule Rule[{}-Firewall-Active] which has 22-22",
             id(&ssh)
         );
-        refused(cloud, u, "createFirewallRule", &lan, 537, &conflict).await;
+        refused(&t, "createFirewallRule", &lan, 537, &conflict).await;
         let same_icmp = format!("New rule conflicts with existing rule: Rule[{}-Firewall-Active]", id(&ping));
-        refused(cloud, u, "createFirewallRule", &[("ipaddressid", ip), ("protocol", "icmp")], 431, &same_icmp).await;
+        refused(&t, "createFirewallRule", &[("ipaddressid", ip), ("protocol", "icmp")], 431, &same_icmp).await;
         let gre = format!("Protocol gre is not supported in zone {}", t.zone);
         let all = format!("Protocol all is not supported in zone {}", t.zone);
         let bad: [(&[(&str, &str)], &str); 9] = [
@@ -226,7 +205,7 @@ fn firewall_rules_open_ports_on_a_public_ip() {
         ];
         for (params, said) in bad {
             let params = [&[("ipaddressid", ip)], params].concat();
-            refused(cloud, u, "createFirewallRule", &params, 431, said).await;
+            refused(&t, "createFirewallRule", &params, 431, said).await;
         }
 
         t.call("deleteFirewallRule", &[("id", &id(&ssh))]).await;
@@ -270,10 +249,8 @@ fn egress_rules_stay_within_the_guest_network() {
         assert_eq!(t.list("listEgressFirewallRules", &[("networkid", n)]).await.len(), 3);
         assert!(t.list("listFirewallRules", &[]).await.is_empty(), "egress rules are not ingress rules");
 
-        let u = &t.user;
         refused(
-            cloud,
-            u,
+            &t,
             "createEgressFirewallRule",
             &[("networkid", n), ("protocol", "all")],
             537,
@@ -301,18 +278,18 @@ fn egress_rules_stay_within_the_guest_network() {
         ];
         for (params, said) in bad {
             let params = [&[("networkid", n)], params].concat();
-            refused(cloud, u, "createEgressFirewallRule", &params, 431, &said).await;
+            refused(&t, "createEgressFirewallRule", &params, 431, &said).await;
         }
         // Another account's network is not the caller's to rule.
         let other = tenant(cloud).await;
-        let before = rule_rows(cloud).await;
+        let before = rule_rows(&t.network).await;
         let err = other
             .user
             .call("createEgressFirewallRule", &[("networkid", n), ("protocol", "tcp")])
             .await
             .expect_err("a foreign network");
         assert_eq!(err.code(), Some(531), "{err}");
-        assert_eq!(rule_rows(cloud).await, before);
+        assert_eq!(rule_rows(&t.network).await, before);
 
         t.call("deleteEgressFirewallRule", &[("id", &id(&all))]).await;
         assert_eq!(t.list("listEgressFirewallRules", &[("networkid", n)]).await.len(), 2);
@@ -366,7 +343,6 @@ fn port_forwarding_rules_map_public_ports_to_a_vm() {
         assert!(state.ingress.iter().any(|f| f.ports == Some((8000, 8010))), "{:?}", state.ingress);
         assert!(state.egress_default_allow);
 
-        let u = &t.user;
         let base = [("ipaddressid", ip), ("protocol", "tcp"), ("virtualmachineid", vm.as_str())];
         let with = |extra: &[(&'static str, &'static str)]| [base.as_slice(), extra].concat();
         let conflict = format!(
@@ -374,7 +350,7 @@ fn port_forwarding_rules_map_public_ports_to_a_vm() {
             forward_on(&t, "8000").await
         );
         let overlap = with(&[("publicport", "8005"), ("privateport", "80"), ("openfirewall", "false")]);
-        refused(cloud, u, "createPortForwardingRule", &overlap, 537, &conflict).await;
+        refused(&t, "createPortForwardingRule", &overlap, 537, &conflict).await;
         let cases: [(&[(&str, &str)], &str); 8] = [
             (&[("publicport", "0"), ("privateport", "22")], "publicPort is an invalid value: 0"),
             (&[("publicport", "22"), ("privateport", "65536")], "privatePort is an invalid value: 65536"),
@@ -401,7 +377,7 @@ fn port_forwarding_rules_map_public_ports_to_a_vm() {
                 params.retain(|(name, _)| name != k);
                 params.push((k, v));
             }
-            refused(cloud, u, "createPortForwardingRule", &params, 431, said).await;
+            refused(&t, "createPortForwardingRule", &params, 431, said).await;
         }
         // A VM of another network of the same account.
         let elsewhere = {
@@ -415,16 +391,13 @@ fn port_forwarding_rules_map_public_ports_to_a_vm() {
             t.deploy_in("elsewhere", &id(&other)).await
         };
         let params = [("ipaddressid", ip), ("protocol", "tcp"), ("publicport", "9030"), ("privateport", "22"), ("virtualmachineid", &elsewhere)];
-        refused(cloud, u, "createPortForwardingRule", &params, 431, "Vm doesn't belong to network associated with ipAddress").await;
+        refused(&t, "createPortForwardingRule", &params, 431, "Vm doesn't belong to network associated with ipAddress").await;
 
         // The private side moves; the public side stays.
         let ssh = forward_on(&t, "2222").await;
         let moved = t.call("updatePortForwardingRule", &[("id", &ssh), ("privateport", "2022")]).await;
         assert_eq!((text(&moved, "publicport"), text(&moved, "privateport")), ("2222", "2022"));
-        refused(
-            cloud,
-            u,
-            "updatePortForwardingRule",
+        refused(&t, "updatePortForwardingRule",
             &[("id", &ssh), ("vmguestip", &guest)],
             431,
             "vmguestip should be set along with virtualmachineid",
@@ -482,8 +455,7 @@ fn load_balancing_rules_spread_over_their_members() {
         assert_eq!(t.list("listLoadBalancerRules", &[("virtualmachineid", &a)]).await.len(), 1);
         assert!(t.list("listLoadBalancerRules", &[("virtualmachineid", &b)]).await.is_empty());
         refused(
-            cloud,
-            &t.user,
+            &t,
             "removeFromLoadBalancerRule",
             &[("id", &lb_id), ("virtualmachineids", &b)],
             431,
@@ -502,11 +474,9 @@ fn load_balancing_rules_spread_over_their_members() {
         let with_ips = t.list("listLoadBalancerRuleInstances", &[("id", &lb_id), ("lbvmips", "true")]).await;
         assert!(with_ips.iter().all(|e| e["lbvmipaddresses"].as_array().is_some_and(|a| a.len() == 1)), "{with_ips:?}");
 
-        let u = &t.user;
         let guest_a = text(&first(t.list("listNics", &[("virtualmachineid", &a)]).await), "ipaddress").to_owned();
         refused(
-            cloud,
-            u,
+            &t,
             "assignToLoadBalancerRule",
             &[("id", &lb_id), ("virtualmachineids", &a)],
             431,
@@ -514,8 +484,7 @@ fn load_balancing_rules_spread_over_their_members() {
         )
         .await;
         refused(
-            cloud,
-            u,
+            &t,
             "assignToLoadBalancerRule",
             &[("id", &lb_id)],
             431,
@@ -525,28 +494,26 @@ fn load_balancing_rules_spread_over_their_members() {
         let create = |public: &'static str, algorithm: &'static str| {
             [("name", "x"), ("algorithm", algorithm), ("publicport", public), ("privateport", "80"), ("publicipid", ip)]
         };
-        refused(cloud, u, "createLoadBalancerRule", &create("81", "random"), 431, "Invalid algorithm: random").await;
-        refused(cloud, u, "createLoadBalancerRule", &create("0", "source"), 431, "publicPort is an invalid value: 0")
-            .await;
+        refused(&t, "createLoadBalancerRule", &create("81", "random"), 431, "Invalid algorithm: random").await;
+        refused(&t, "createLoadBalancerRule", &create("0", "source"), 431, "publicPort is an invalid value: 0").await;
         let conflict = format!(
             "The range specified, 80-80, conflicts with rule Rule[{lb_id}-LoadBalancing-Active] which has 80-80"
         );
         let again = [create("80", "source").as_slice(), &[("openfirewall", "false")]].concat();
-        refused(cloud, u, "createLoadBalancerRule", &again, 537, &conflict).await;
+        refused(&t, "createLoadBalancerRule", &again, 537, &conflict).await;
         // Port forwarding on a balanced port conflicts too.
         let pf = [("ipaddressid", ip), ("publicport", "80"), ("privateport", "80"), ("protocol", "udp")];
         let pf = [pf.as_slice(), &[("virtualmachineid", &a), ("openfirewall", "false")]].concat();
         let conflict = format!(
             "The range specified, 80-80, conflicts with rule Rule[{lb_id}-LoadBalancing-Active] which has 80-80"
         );
-        refused(cloud, u, "createPortForwardingRule", &pf, 537, &conflict).await;
+        refused(&t, "createPortForwardingRule", &pf, 537, &conflict).await;
 
         let changed =
             t.call("updateLoadBalancerRule", &[("id", &lb_id), ("algorithm", "leastconn"), ("name", "www")]).await;
         assert_eq!((text(&changed, "algorithm"), text(&changed, "name")), ("leastconn", "www"));
         refused(
-            cloud,
-            u,
+            &t,
             "updateLoadBalancerRule",
             &[("id", &lb_id), ("algorithm", "fastest")],
             431,
@@ -591,10 +558,10 @@ fn rules_are_refused_on_foreign_static_nat_and_unassociated_addresses() {
             ),
         ];
         for (command, params) in &cases {
-            let before = rule_rows(cloud).await;
+            let before = rule_rows(&owner.network).await;
             let err = other.user.call(command, params).await.expect_err(command);
             assert_eq!(err.code(), Some(531), "{command}: {err}");
-            assert_eq!(rule_rows(cloud).await, before, "{command}");
+            assert_eq!(rule_rows(&owner.network).await, before, "{command}");
         }
         let err = other.user.call("listPortForwardingRules", &[("ipaddressid", ip)]).await.expect_err("listing theirs");
         assert_eq!(err.code(), Some(531), "{err}");
@@ -607,12 +574,11 @@ fn rules_are_refused_on_foreign_static_nat_and_unassociated_addresses() {
         // A static NAT address takes no forwarding or balancing rule.
         let (nat_ip, address) = public_ip(&owner.user, &owner.network).await;
         owner.call("enableStaticNat", &[("ipaddressid", &nat_ip), ("virtualmachineid", &vm)]).await;
-        let u = &owner.user;
         let pf = [("ipaddressid", nat_ip.as_str()), ("protocol", "tcp"), ("publicport", "22"), ("privateport", "22"), ("virtualmachineid", &vm)];
         let said = format!("Unable to create port forwarding rule; ip id={nat_ip} has static nat enabled");
-        refused(cloud, u, "createPortForwardingRule", &pf, 431, &said).await;
+        refused(&owner, "createPortForwardingRule", &pf, 431, &said).await;
         let lb = [("name", "x"), ("algorithm", "source"), ("publicport", "80"), ("privateport", "80"), ("publicipid", &nat_ip)];
-        refused(cloud, u, "createLoadBalancerRule", &lb, 537, &format!("Can't do load balance on ip address: {address}")).await;
+        refused(&owner, "createLoadBalancerRule", &lb, 537, &format!("Can't do load balance on ip address: {address}")).await;
         // Firewall rules are how a static NAT address opens ports.
         owner.call("createFirewallRule", &[("ipaddressid", &nat_ip), ("protocol", "tcp"), ("startport", "22")]).await;
 
@@ -623,21 +589,21 @@ fn rules_are_refused_on_foreign_static_nat_and_unassociated_addresses() {
             "Unable to create firewall rule for the IP address ID={loose} as IP is not associated with any network and no \
              networkId is passed in"
         );
-        refused(cloud, u, "createFirewallRule", &[("ipaddressid", &loose), ("protocol", "tcp")], 431, &said).await;
+        refused(&owner, "createFirewallRule", &[("ipaddressid", &loose), ("protocol", "tcp")], 431, &said).await;
         let pf = [("ipaddressid", loose.as_str()), ("protocol", "tcp"), ("publicport", "22"), ("privateport", "22"), ("virtualmachineid", &vm)];
         let said = format!("Unable to create PF rule, invalid IP address id {loose}");
-        refused(cloud, u, "createPortForwardingRule", &pf, 431, &said).await;
+        refused(&owner, "createPortForwardingRule", &pf, 431, &said).await;
         let lb = [("name", "x"), ("algorithm", "source"), ("publicport", "80"), ("privateport", "80"), ("publicipid", &loose)];
         let said = "Unable to create load balancer rule ; specified sourceip id is not associated with any network";
-        refused(cloud, u, "createLoadBalancerRule", &lb, 431, said).await;
+        refused(&owner, "createLoadBalancerRule", &lb, 431, said).await;
 
         // A network whose offering has no router services (no source NAT).
         let plain = tenant_on(cloud, "DefaultIsolatedNetworkOffering").await;
         let params = [("ipaddressid", plain.ip.as_str()), ("protocol", "tcp"), ("startport", "22")];
-        refused(cloud, &plain.user, "createFirewallRule", &params, 431, "Firewall service is not supported in specified network id")
+        refused(&plain, "createFirewallRule", &params, 431, "Firewall service is not supported in specified network id")
             .await;
         let lb = [("name", "x"), ("algorithm", "source"), ("publicport", "80"), ("privateport", "80"), ("publicipid", &plain.ip)];
-        refused(cloud, &plain.user, "createLoadBalancerRule", &lb, 431, "LB service is not supported in specified network id")
+        refused(&plain, "createLoadBalancerRule", &lb, 431, "LB service is not supported in specified network id")
             .await;
         owner.call("destroyVirtualMachine", &[("id", &vm), ("expunge", "true")]).await;
     });
