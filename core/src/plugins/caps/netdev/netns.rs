@@ -401,6 +401,21 @@ pub(super) fn set_namespace_addresses(op: &Op, ns: &str, device: &str, addresses
     Ok(())
 }
 
+/// Adds `address` to `device` inside `ns` when it does not hold it, and brings it up.
+pub(super) fn ensure_address(op: &Op, ns: &str, device: &str, address: &str) -> NetResult<()> {
+    let address = cidr(address)?;
+    let up = state_in(ns, device)?.ok_or_else(|| DriverError::NotFound(format!("no device {device} in {ns}")))?;
+    let name = device.to_owned();
+    let have = inside(ns, move || addresses_of(&name)).map_err(|e| DriverError::Failed(format!("in {ns}: {e}")))?;
+    if !have.contains(&address) {
+        op.must("ip", &["-n", ns, "addr", "replace", &address, "dev", device])?;
+    }
+    if !up {
+        op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"])?;
+    }
+    Ok(())
+}
+
 pub(super) fn set_namespace_default_route(op: &Op, ns: &str, gateway: Option<&str>) -> NetResult<()> {
     let gateway = gateway.map(|g| ipv4(g, "gateway")).transpose()?;
     need_namespace(ns)?;
