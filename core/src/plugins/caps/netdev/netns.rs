@@ -95,6 +95,8 @@ pub(super) fn delete_namespace(op: &Op, name: &str, grants: &Grants) -> NetResul
     for dhcp in services_in(Path::new(DHCP_STATE_DIR), name) {
         stop_dhcp(op, &dhcp)?;
     }
+    // The rule set it last applied goes with it.
+    let _ = std::fs::remove_file(Path::new(NFT_STATE_DIR).join(format!("{name}.nft")));
     if !namespace_exists(name) {
         return Ok(());
     }
