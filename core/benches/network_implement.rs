@@ -6,12 +6,14 @@
 //! Needs root, Open vSwitch running (scripts/setup.sh) and the components built
 //! (scripts/build.sh). `BENCH_RUNS` sets the runs per measurement (20).
 //!
-//! One run: `implement` (bridge ensured, DHCP service started: an OVS internal port with
-//! the VLAN tag, its address, udhcpd) then `prepare-nic` (bridge ensured, one lease added:
-//! udhcpd restarted, as it has no reload), each call in a fresh store and instance as the
-//! server makes them. The baseline runs the same `ovs-vsctl`, `ip` and `busybox udhcpd`
+//! One run: `implement` (bridge ensured, DHCP service started in a namespace of the
+//! network's: the namespace, a veth link from it to an OVS port with the VLAN tag, its
+//! address, udhcpd inside) then `prepare-nic` (bridge ensured, one lease added: udhcpd
+//! restarted, as it has no reload), each call in a fresh store and instance as the server
+//! makes them. The baseline runs the same `ovs-vsctl`, `ip`, `nsenter` and `busybox udhcpd`
 //! commands from the bench itself. Teardown is not timed. Runs of both alternate.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,6 +64,7 @@ fn kill_and_wait(pid: i32) {
 /// The bridge and the baseline's service, removed however the bench ends.
 struct Plumbing {
     bridge: String,
+    service: String,
     pid_file: PathBuf,
 }
 
@@ -72,6 +75,7 @@ impl Drop for Plumbing {
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         let _ = Command::new("ovs-vsctl").args(["--timeout=5", "--if-exists", "del-br", &self.bridge]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.service]).output();
     }
 }
 
@@ -86,7 +90,31 @@ impl Drop for Implemented<'_> {
     }
 }
 
+/// `ethtool -K DEV tx off` inside `ns`, as the host does it for links on Open vSwitch.
+fn no_tx_checksum_offload(ns: &str, device: &str) {
+    let (path, device) = (format!("/run/netns/{ns}"), device.to_owned());
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(path).unwrap();
+        // SAFETY: a namespace descriptor; it changes this thread's network namespace only.
+        assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        // SAFETY: socket(2) gives a new descriptor, owned here alone.
+        let sock = unsafe { OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)) };
+        let mut value = [0x17u32, 0];
+        // SAFETY: ifreq is plain data; zeroes are a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(device.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = value.as_mut_ptr().cast();
+        // SAFETY: SIOCETHTOOL reads the ifreq and the value it points to, both alive.
+        assert_eq!(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) }, 0);
+    })
+    .join()
+    .unwrap();
+}
+
 /// The bare commands: what `implement` then `prepare-nic` do, without the plugin host.
+/// The namespace is named like the service.
 fn native(bridge: &str, service: &str, dir: &Path, nic: &NicSpec) -> (Duration, Duration) {
     let conf = dir.join("udhcpd.conf");
     let pid_file = dir.join("udhcpd.pid");
@@ -98,6 +126,7 @@ fn native(bridge: &str, service: &str, dir: &Path, nic: &NicSpec) -> (Duration, 
     );
     let conf_arg = conf.to_string_lossy().into_owned();
     let tag = format!("tag={VLAN}");
+    let net = format!("--net=/run/netns/{service}");
 
     let start = Instant::now();
     must(
@@ -105,31 +134,17 @@ fn native(bridge: &str, service: &str, dir: &Path, nic: &NicSpec) -> (Duration, 
         &["--timeout=5", "--may-exist", "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev"],
     );
     must("ip", &["link", "set", "dev", bridge, "up"]);
-    must(
-        "ovs-vsctl",
-        &[
-            "--timeout=5",
-            "--may-exist",
-            "add-port",
-            bridge,
-            service,
-            "--",
-            "set",
-            "interface",
-            service,
-            "type=internal",
-            "--",
-            "set",
-            "port",
-            service,
-            &tag,
-        ],
-    );
+    must("ip", &["netns", "add", service]);
+    must("ip", &["-n", service, "link", "set", "lo", "up"]);
+    must("ip", &["link", "add", service, "type", "veth", "peer", "name", service, "netns", service]);
+    must("ovs-vsctl", &["--timeout=5", "--may-exist", "add-port", bridge, service, "--", "set", "port", service, &tag]);
+    must("ip", &["link", "set", "dev", service, "up"]);
+    must("ip", &["-n", service, "link", "set", "dev", service, "up"]);
+    no_tx_checksum_offload(service, service);
     std::fs::write(&conf, &base).unwrap();
     std::fs::write(dir.join("leases"), b"").unwrap();
-    must("ip", &["addr", "replace", "10.99.0.2/24", "dev", service]);
-    must("ip", &["link", "set", "dev", service, "up"]);
-    must("busybox", &["udhcpd", &conf_arg]);
+    must("ip", &["-n", service, "addr", "replace", "10.99.0.2/24", "dev", service]);
+    must("nsenter", &[&net, "--", "busybox", "udhcpd", &conf_arg]);
     let pid = wait_for_pid(&pid_file);
     let implemented = start.elapsed();
 
@@ -139,13 +154,14 @@ fn native(bridge: &str, service: &str, dir: &Path, nic: &NicSpec) -> (Duration, 
     std::fs::write(&conf, format!("{base}static_lease {} {}\n", nic.mac, nic.ip.as_deref().unwrap())).unwrap();
     kill_and_wait(pid);
     let _ = std::fs::remove_file(&pid_file);
-    must("busybox", &["udhcpd", &conf_arg]);
+    must("nsenter", &[&net, "--", "busybox", "udhcpd", &conf_arg]);
     let pid = wait_for_pid(&pid_file);
     let prepared = start.elapsed();
 
     kill_and_wait(pid);
     let _ = std::fs::remove_file(&pid_file);
     must("ovs-vsctl", &["--timeout=5", "--if-exists", "del-port", bridge, service]);
+    must("ip", &["netns", "del", service]);
     (implemented, prepared)
 }
 
@@ -184,7 +200,8 @@ fn main() {
     let bridge = format!("ws-bn{r}");
     let service = format!("ws-bs{r}");
     let state = tempfile::tempdir().unwrap();
-    let _plumbing = Plumbing { bridge: bridge.clone(), pid_file: state.path().join("udhcpd.pid") };
+    let _plumbing =
+        Plumbing { bridge: bridge.clone(), service: service.clone(), pid_file: state.path().join("udhcpd.pid") };
     // The bridge is shared by every network on the physical label: it exists already.
     must("ovs-vsctl", &["--timeout=5", "add-br", &bridge, "--", "set", "bridge", &bridge, "datapath_type=netdev"]);
 

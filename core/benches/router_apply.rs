@@ -105,7 +105,10 @@ fn ruleset(guest: &str, n: u16, first: u16) -> String {
     let (mut pre, mut ingress) = (String::new(), String::new());
     for p in first..first + n {
         let _ = writeln!(pre, "        ip daddr {PUBLIC} tcp dport {p} dnat to 10.98.0.10:8000");
-        let _ = writeln!(ingress, "        ct original ip daddr {PUBLIC} meta l4proto tcp ct original proto-dst {p} accept");
+        let _ = writeln!(
+            ingress,
+            "        ct original ip daddr {PUBLIC} meta l4proto tcp ct original proto-dst {p} accept"
+        );
     }
     format!(
         "flush ruleset\ntable ip router {{\n\
@@ -156,13 +159,19 @@ fn native_build(b: &Bridges, ns: &str, guest: &str, public: &str, nft: &str, fil
     let start = Instant::now();
     must("ip", &["netns", "add", ns]);
     must("ip", &["-n", ns, "link", "set", "lo", "up"]);
-    must("ip", &["link", "add", guest, "type", "veth", "peer", "name", guest, "address", "02:00:00:98:00:01", "netns", ns]);
+    must(
+        "ip",
+        &["link", "add", guest, "type", "veth", "peer", "name", guest, "address", "02:00:00:98:00:01", "netns", ns],
+    );
     must("ovs-vsctl", &["--timeout=5", "--may-exist", "add-port", &b.ovs, guest, "--", "set", "port", guest, &tag]);
     must("ip", &["link", "set", "dev", guest, "up"]);
     must("ip", &["-n", ns, "link", "set", "dev", guest, "up"]);
     no_tx_checksum_offload(ns, guest);
     must("ip", &["-n", ns, "addr", "add", "10.98.0.1/24", "dev", guest]);
-    must("ip", &["link", "add", public, "type", "veth", "peer", "name", public, "address", "02:00:00:98:00:02", "netns", ns]);
+    must(
+        "ip",
+        &["link", "add", public, "type", "veth", "peer", "name", public, "address", "02:00:00:98:00:02", "netns", ns],
+    );
     must("ip", &["link", "set", "dev", public, "master", &b.linux]);
     must("ip", &["link", "set", "dev", public, "up"]);
     must("ip", &["-n", ns, "link", "set", "dev", public, "up"]);

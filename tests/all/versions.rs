@@ -47,7 +47,9 @@ fn a_0_1_0_hypervisor_driver_runs_vms_beside_current_drivers() {
         host.network_serving("vlan").map(|(p, m)| (p.info.name.clone(), m)),
         Some(("vlan".into(), "VLAN".into()))
     );
-    assert!(matches!(&host.get("vlan").unwrap().info.serves, Serves::Network(n) if n.services.contains(&"SourceNat".to_owned())));
+    assert!(
+        matches!(&host.get("vlan").unwrap().info.serves, Serves::Network(n) if n.services.contains(&"SourceNat".to_owned()))
+    );
     assert_eq!(host.storage_for_scheme("nfs").map(|p| p.info.name.clone()), Some("nfs".into()));
 
     // connect-host does not exist in 0.1.0: the adapter does what 0.1 servers did.
@@ -112,7 +114,9 @@ fn a_0_2_0_network_driver_serves_networks_and_builds_no_routers() {
         load_balancers: vec![],
     };
     match driver.apply_router("local", &net, &router) {
-        Err(wasmstack::plugins::PluginError::Driver { error: wasmstack::plugins::DriverError::Unsupported(m), .. }) => {
+        Err(wasmstack::plugins::PluginError::Driver {
+            error: wasmstack::plugins::DriverError::Unsupported(m), ..
+        }) => {
             assert!(m.contains("wasmstack:driver@0.2.0"), "{m}")
         }
         other => panic!("expected unsupported, got {other:?}"),

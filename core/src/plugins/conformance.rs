@@ -642,11 +642,16 @@ fn router(report: &mut Report, d: &NetworkDriver, host: &str, net: &NetworkSpec,
         report.record("apply-router (no router services)", answer);
         return;
     }
+    let name = |s: RouterState| match s {
+        RouterState::Running => "running",
+        RouterState::Degraded => "degraded",
+        RouterState::Missing => "missing",
+    };
     let state = |want: RouterState| {
         let d = d.clone();
         move || match d.router_status(host, net) {
-            Ok(s) if s == want => Ok(format!("{s:?}").to_lowercase()),
-            Ok(s) => Err(format!("answered {s:?}, expected {want:?}").to_lowercase()),
+            Ok(s) if s == want => Ok(name(s).to_owned()),
+            Ok(s) => Err(format!("answered {}, expected {}", name(s), name(want))),
             Err(e) => Err(err(e)),
         }
     };

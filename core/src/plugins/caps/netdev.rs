@@ -641,7 +641,15 @@ fn launch_udhcpd(op: &Op, name: &str) -> NetResult<()> {
     let _ = std::fs::remove_file(dhcp_dir(name).join("udhcpd.pid"));
     // udhcpd detaches itself and writes its pid file.
     match dhcp_namespace(name) {
-        Some(ns) => netns::must_in(op, &ns, "busybox", &["udhcpd", &conf_path.to_string_lossy()])?,
+        Some(ns) => {
+            // A namespace made again (deleted, a reboot) has the device but not the
+            // service's address, which udhcpd needs.
+            let text = std::fs::read_to_string(dhcp_dir(name).join("interface")).unwrap_or_default();
+            if let Some((iface, address)) = text.trim().split_once(' ') {
+                netns::ensure_address(op, &ns, iface, address)?;
+            }
+            netns::must_in(op, &ns, "busybox", &["udhcpd", &conf_path.to_string_lossy()])?
+        }
         None => op.must("busybox", &["udhcpd", &conf_path.to_string_lossy()])?,
     };
     while Instant::now() < op.deadline {

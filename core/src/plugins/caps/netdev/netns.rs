@@ -95,6 +95,8 @@ pub(super) fn delete_namespace(op: &Op, name: &str, grants: &Grants) -> NetResul
     for dhcp in services_in(Path::new(DHCP_STATE_DIR), name) {
         stop_dhcp(op, &dhcp)?;
     }
+    // The rule set it last applied goes with it.
+    let _ = std::fs::remove_file(Path::new(NFT_STATE_DIR).join(format!("{name}.nft")));
     if !namespace_exists(name) {
         return Ok(());
     }
@@ -394,6 +396,21 @@ pub(super) fn set_namespace_addresses(op: &Op, ns: &str, device: &str, addresses
     }
     for new in want.difference(&have) {
         op.must("ip", &["-n", ns, "addr", "add", new, "dev", device])?;
+    }
+    if !up {
+        op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"])?;
+    }
+    Ok(())
+}
+
+/// Adds `address` to `device` inside `ns` when it does not hold it, and brings it up.
+pub(super) fn ensure_address(op: &Op, ns: &str, device: &str, address: &str) -> NetResult<()> {
+    let address = cidr(address)?;
+    let up = state_in(ns, device)?.ok_or_else(|| DriverError::NotFound(format!("no device {device} in {ns}")))?;
+    let name = device.to_owned();
+    let have = inside(ns, move || addresses_of(&name)).map_err(|e| DriverError::Failed(format!("in {ns}: {e}")))?;
+    if !have.contains(&address) {
+        op.must("ip", &["-n", ns, "addr", "replace", &address, "dev", device])?;
     }
     if !up {
         op.must("ip", &["-n", ns, "link", "set", "dev", device, "up"])?;
