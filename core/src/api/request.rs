@@ -17,7 +17,7 @@ pub use network::*;
 pub use offerings::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery};
 pub use plugins::PluginRequest;
 pub use storage::{NewPoolRequest, NewStoreRequest, NewVolumeRequest, SnapshotQuery, VolumeQuery};
-pub use templates::{NewTemplateRequest, TemplateFromVolume, TemplateQuery};
+pub use templates::{NewTemplateRequest, TemplateFromVolume, TemplateQuery, TemplateRequest};
 
 use std::collections::BTreeMap;
 
@@ -53,14 +53,8 @@ pub struct InfraQuery {
 
 #[derive(Debug, Clone)]
 pub enum Request {
-    RegisterTemplate(NewTemplateRequest),
-    CreateTemplate(TemplateFromVolume),
-    ListTemplates(TemplateQuery),
-    DeleteTemplate {
-        iso: bool,
-        id: String,
-        zone_id: Option<String>,
-    },
+    /// A template or ISO command (see `request::templates`).
+    Template(TemplateRequest),
     CreateStoragePool(NewPoolRequest),
     ListStoragePools {
         query: InfraQuery,
@@ -331,7 +325,15 @@ impl Request {
     pub fn parse(cmd: &'static Command, params: &Params) -> Result<Request, ApiError> {
         let p = params;
         // Each family of commands parses its own; the rest are parsed here.
-        for family in [templates::parse, storage::parse, offerings::parse, infra::parse, identity::parse] {
+        type Family = fn(&'static Command, &Params) -> Result<Option<Request>, ApiError>;
+        let families: [Family; 5] = [
+            |c, p| Ok(templates::parse(c, p)?.map(Request::Template)),
+            storage::parse,
+            offerings::parse,
+            infra::parse,
+            identity::parse,
+        ];
+        for family in families {
             if let Some(r) = family(cmd, p)? {
                 return Ok(r);
             }

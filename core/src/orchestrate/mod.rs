@@ -63,12 +63,7 @@ impl Orchestrator {
     pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
         use Request::*;
         match request {
-            RegisterTemplate(r) => Box::pin(self.register_template(caller, r)).await,
-            CreateTemplate(r) => Box::pin(self.create_template(caller, cmd, r)).await,
-            ListTemplates(q) => Box::pin(self.list_templates(caller, q)).await,
-            DeleteTemplate { iso, id, zone_id } => {
-                Box::pin(self.delete_template(caller, cmd, iso, &id, zone_id.as_deref())).await
-            }
+            Template(r) => Box::pin(self.execute_template(caller, cmd, r)).await,
             CreateStoragePool(r) => Box::pin(self.create_pool(caller, r)).await,
             ListStoragePools { query, scope } => Box::pin(self.list_pools(query, scope)).await,
             UpdateStoragePool { id, name, tags } => Box::pin(self.update_pool(caller, &id, name, tags)).await,
