@@ -16,7 +16,7 @@ pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
 pub use offerings::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery};
 pub use plugins::PluginRequest;
-pub use storage::{NewPoolRequest, NewStoreRequest, NewVolumeRequest, SnapshotQuery, VolumeQuery};
+pub use storage::{NewPoolRequest, NewStoreRequest, NewVolumeRequest, SnapshotQuery, StorageRequest, VolumeQuery};
 pub use templates::{NewTemplateRequest, TemplateFromVolume, TemplateQuery, TemplateRequest};
 
 use std::collections::BTreeMap;
@@ -55,25 +55,8 @@ pub struct InfraQuery {
 pub enum Request {
     /// A template or ISO command (see `request::templates`).
     Template(TemplateRequest),
-    CreateStoragePool(NewPoolRequest),
-    ListStoragePools {
-        query: InfraQuery,
-        scope: Option<String>,
-    },
-    /// updateStoragePool: `tags` `Some("")` removes them all.
-    UpdateStoragePool {
-        id: String,
-        name: Option<String>,
-        tags: Option<String>,
-    },
-    DeleteStoragePool {
-        id: String,
-    },
-    AddImageStore(NewStoreRequest),
-    ListImageStores(InfraQuery),
-    DeleteImageStore {
-        id: String,
-    },
+    /// A storage command: pools, image stores, volumes, snapshots (see `request::storage`).
+    Storage(StorageRequest),
     CreateServiceOffering(NewServiceOfferingRequest),
     ListServiceOfferings(OfferingQuery),
     DeleteServiceOffering {
@@ -203,30 +186,6 @@ pub enum Request {
         start: Option<i64>,
         listing: Listing,
     },
-    CreateVolume(NewVolumeRequest),
-    ListVolumes(VolumeQuery),
-    ResizeVolume {
-        id: String,
-        size_gb: Option<i64>,
-        disk_offering_id: Option<String>,
-        shrink_ok: bool,
-    },
-    DeleteVolume {
-        id: String,
-    },
-    CreateSnapshot {
-        volume_id: String,
-        name: Option<String>,
-        /// PRIMARY (default) or SECONDARY: also copy the snapshot to the zone's image store.
-        location_type: Option<String>,
-    },
-    ListSnapshots(SnapshotQuery),
-    RevertSnapshot {
-        id: String,
-    },
-    DeleteSnapshot {
-        id: String,
-    },
     CreateConsoleEndpoint {
         vm_id: String,
     },
@@ -328,7 +287,7 @@ impl Request {
         type Family = fn(&'static Command, &Params) -> Result<Option<Request>, ApiError>;
         let families: [Family; 5] = [
             |c, p| Ok(templates::parse(c, p)?.map(Request::Template)),
-            storage::parse,
+            |c, p| Ok(storage::parse(c, p)?.map(Request::Storage)),
             offerings::parse,
             infra::parse,
             identity::parse,

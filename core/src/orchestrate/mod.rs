@@ -64,13 +64,7 @@ impl Orchestrator {
         use Request::*;
         match request {
             Template(r) => Box::pin(self.execute_template(caller, cmd, r)).await,
-            CreateStoragePool(r) => Box::pin(self.create_pool(caller, r)).await,
-            ListStoragePools { query, scope } => Box::pin(self.list_pools(query, scope)).await,
-            UpdateStoragePool { id, name, tags } => Box::pin(self.update_pool(caller, &id, name, tags)).await,
-            DeleteStoragePool { id } => Box::pin(self.delete_pool(caller, &id)).await,
-            AddImageStore(r) => Box::pin(self.add_store(caller, r)).await,
-            ListImageStores(q) => Box::pin(self.list_stores(q)).await,
-            DeleteImageStore { id } => Box::pin(self.delete_store(caller, &id)).await,
+            Storage(r) => Box::pin(self.execute_storage(caller, cmd, r)).await,
             CreateServiceOffering(o) => Box::pin(self.create_service_offering(caller, o)).await,
             ListServiceOfferings(q) => Box::pin(self.list_service_offerings(q)).await,
             DeleteServiceOffering { id } => Box::pin(self.delete_offering(caller, "service_offerings", &id)).await,
@@ -155,18 +149,6 @@ impl Orchestrator {
                 let (rows, total) = Box::pin(self.jobs.list(&scope, start, listing.page)).await?;
                 Ok(list("asyncjobs", total, rows.iter().map(views::job).collect()))
             }
-            CreateVolume(r) => Box::pin(self.create_volume(caller, cmd, r)).await,
-            ListVolumes(q) => Box::pin(self.list_volumes(caller, q)).await,
-            ResizeVolume { id, size_gb, disk_offering_id, shrink_ok } => {
-                Box::pin(self.resize_volume(caller, cmd, &id, size_gb, disk_offering_id, shrink_ok)).await
-            }
-            DeleteVolume { id } => Box::pin(self.delete_volume(caller, &id)).await,
-            CreateSnapshot { volume_id, name, location_type } => {
-                Box::pin(self.create_snapshot(caller, cmd, &volume_id, name, location_type)).await
-            }
-            ListSnapshots(q) => Box::pin(self.list_snapshots(caller, q)).await,
-            RevertSnapshot { id } => Box::pin(self.revert_snapshot(caller, cmd, &id)).await,
-            DeleteSnapshot { id } => Box::pin(self.delete_snapshot(caller, cmd, &id)).await,
             CreateConsoleEndpoint { vm_id } => Box::pin(self.create_console_endpoint(caller, &vm_id)).await,
             ListPlugins { name, page } => Ok(self.list_plugins(name.as_deref(), page)),
             ListCapacity { query, kind, sort_by } => {
