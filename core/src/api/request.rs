@@ -14,7 +14,7 @@ pub use identity::{AccountRef, NewAccount, NewUserRequest, UserUpdate};
 pub use infra::{InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest};
 pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
-pub use offerings::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery};
+pub use offerings::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery, OfferingRequest};
 pub use plugins::PluginRequest;
 pub use storage::{NewPoolRequest, NewStoreRequest, NewVolumeRequest, SnapshotQuery, StorageRequest, VolumeQuery};
 pub use templates::{NewTemplateRequest, TemplateFromVolume, TemplateQuery, TemplateRequest};
@@ -57,17 +57,8 @@ pub enum Request {
     Template(TemplateRequest),
     /// A storage command: pools, image stores, volumes, snapshots (see `request::storage`).
     Storage(StorageRequest),
-    CreateServiceOffering(NewServiceOfferingRequest),
-    ListServiceOfferings(OfferingQuery),
-    DeleteServiceOffering {
-        id: String,
-    },
-    CreateDiskOffering(NewDiskOfferingRequest),
-    ListDiskOfferings(OfferingQuery),
-    DeleteDiskOffering {
-        id: String,
-    },
-    ListOsTypes(OfferingQuery),
+    /// An offering or OS type command (see `request::offerings`).
+    Offering(OfferingRequest),
     CreateZone(NewZoneRequest),
     ListZones(InfraQuery),
     UpdateZone(InfraUpdate),
@@ -288,7 +279,7 @@ impl Request {
         let families: [Family; 5] = [
             |c, p| Ok(templates::parse(c, p)?.map(Request::Template)),
             |c, p| Ok(storage::parse(c, p)?.map(Request::Storage)),
-            offerings::parse,
+            |c, p| Ok(offerings::parse(c, p)?.map(Request::Offering)),
             infra::parse,
             identity::parse,
         ];
