@@ -11,7 +11,7 @@ mod storage;
 mod templates;
 
 pub use identity::{AccountRef, NewAccount, NewUserRequest, UserUpdate};
-pub use infra::{InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest};
+pub use infra::{InfraRequest, InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest};
 pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
 pub use offerings::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery, OfferingRequest};
@@ -59,40 +59,14 @@ pub enum Request {
     Storage(StorageRequest),
     /// An offering or OS type command (see `request::offerings`).
     Offering(OfferingRequest),
-    CreateZone(NewZoneRequest),
-    ListZones(InfraQuery),
-    UpdateZone(InfraUpdate),
-    DeleteZone {
-        id: String,
-    },
+    /// An infrastructure command: zones, pods, clusters, hosts (see `request::infra`).
+    Infra(InfraRequest),
     /// A networking command (see `request::network`).
     Network(NetworkRequest),
     /// A virtual machine command (see `request::instance`).
     Instance(InstanceRequest),
     /// A plugin management command (see `request::plugins`).
     Plugin(PluginRequest),
-    CreatePod(NewPodRequest),
-    ListPods(InfraQuery),
-    UpdatePod(InfraUpdate),
-    DeletePod {
-        id: String,
-    },
-    AddCluster(NewClusterRequest),
-    ListClusters(InfraQuery),
-    DeleteCluster {
-        id: String,
-    },
-    AddHost(NewHostRequest),
-    ListHosts(InfraQuery),
-    /// The hypervisor types the loaded drivers serve.
-    ListHypervisors {
-        zone_id: Option<String>,
-    },
-    UpdateHost(InfraUpdate),
-    DeleteHost {
-        id: String,
-        forced: bool,
-    },
     ListApis {
         name: Option<String>,
     },
@@ -280,7 +254,7 @@ impl Request {
             |c, p| Ok(templates::parse(c, p)?.map(Request::Template)),
             |c, p| Ok(storage::parse(c, p)?.map(Request::Storage)),
             |c, p| Ok(offerings::parse(c, p)?.map(Request::Offering)),
-            infra::parse,
+            |c, p| Ok(infra::parse(c, p)?.map(Request::Infra)),
             identity::parse,
         ];
         for family in families {
