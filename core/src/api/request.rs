@@ -10,7 +10,7 @@ mod plugins;
 mod storage;
 mod templates;
 
-pub use identity::{AccountRef, NewAccount, NewUserRequest, UserUpdate};
+pub use identity::{AccountRef, IdentityRequest, NewAccount, NewUserRequest, UserUpdate};
 pub use infra::{InfraRequest, InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest};
 pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
 pub use network::*;
@@ -71,69 +71,8 @@ pub enum Request {
         name: Option<String>,
     },
     ListCapabilities,
-    CreateDomain {
-        name: String,
-        parent: Option<String>,
-        network_domain: Option<String>,
-    },
-    ListDomains {
-        id: Option<String>,
-        name: Option<String>,
-        level: Option<i64>,
-        listing: Listing,
-    },
-    ListRoles {
-        id: Option<String>,
-        name: Option<String>,
-        role_type: Option<String>,
-        listing: Listing,
-    },
-    CreateAccount(NewAccount),
-    ListAccounts {
-        id: Option<String>,
-        name: Option<String>,
-        account_type: Option<i64>,
-        state: Option<String>,
-        listing: Listing,
-    },
-    UpdateAccount {
-        account: AccountRef,
-        new_name: Option<String>,
-        network_domain: Option<String>,
-    },
-    DisableAccount {
-        account: AccountRef,
-        lock: bool,
-    },
-    EnableAccount {
-        account: AccountRef,
-    },
-    DeleteAccount {
-        id: String,
-    },
-    CreateUser(NewUserRequest),
-    ListUsers {
-        id: Option<String>,
-        username: Option<String>,
-        state: Option<String>,
-        listing: Listing,
-    },
-    UpdateUser(UserUpdate),
-    DisableUser {
-        id: String,
-    },
-    EnableUser {
-        id: String,
-    },
-    DeleteUser {
-        id: String,
-    },
-    RegisterUserKeys {
-        id: String,
-    },
-    GetUserKeys {
-        id: String,
-    },
+    /// An identity command: domains, roles, accounts, users, keys (see `request::identity`).
+    Identity(IdentityRequest),
     ListEvents {
         id: Option<String>,
         kind: Option<String>,
@@ -255,7 +194,7 @@ impl Request {
             |c, p| Ok(storage::parse(c, p)?.map(Request::Storage)),
             |c, p| Ok(offerings::parse(c, p)?.map(Request::Offering)),
             |c, p| Ok(infra::parse(c, p)?.map(Request::Infra)),
-            identity::parse,
+            |c, p| Ok(identity::parse(c, p)?.map(Request::Identity)),
         ];
         for family in families {
             if let Some(r) = family(cmd, p)? {

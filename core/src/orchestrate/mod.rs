@@ -72,35 +72,7 @@ impl Orchestrator {
             Plugin(r) => Box::pin(self.execute_plugin(caller, r)).await,
             ListApis { name } => discovery::list_apis(caller, name.as_deref()),
             ListCapabilities => Ok(discovery::capabilities()),
-            CreateDomain { name, parent, network_domain } => {
-                Box::pin(self.create_domain(caller, &name, parent.as_deref(), network_domain.as_deref())).await
-            }
-            ListDomains { id, name, level, listing } => {
-                Box::pin(self.list_domains(caller, id.as_deref(), name.as_deref(), level, &listing)).await
-            }
-            ListRoles { id, name, role_type, listing } => {
-                Box::pin(self.list_roles(id.as_deref(), name.as_deref(), role_type.as_deref(), &listing)).await
-            }
-            CreateAccount(a) => Box::pin(self.create_account(caller, a)).await,
-            ListAccounts { id, name, account_type, state, listing } => {
-                Box::pin(self.list_accounts(caller, id, name, account_type, state, &listing)).await
-            }
-            UpdateAccount { account, new_name, network_domain } => {
-                Box::pin(self.update_account(caller, &account, new_name.as_deref(), network_domain.as_deref())).await
-            }
-            DisableAccount { account, lock } => Box::pin(self.disable_account(caller, cmd, &account, lock)).await,
-            EnableAccount { account } => Box::pin(self.enable_account(caller, &account)).await,
-            DeleteAccount { id } => Box::pin(self.delete_account(caller, cmd, &id)).await,
-            CreateUser(u) => Box::pin(self.create_user(caller, u)).await,
-            ListUsers { id, username, state, listing } => {
-                Box::pin(self.list_users(caller, id, username, state, &listing)).await
-            }
-            UpdateUser(u) => Box::pin(self.update_user(caller, u)).await,
-            DisableUser { id } => Box::pin(self.disable_user(caller, cmd, &id)).await,
-            EnableUser { id } => Box::pin(self.enable_user(caller, &id)).await,
-            DeleteUser { id } => Box::pin(self.delete_user(caller, &id)).await,
-            RegisterUserKeys { id } => Box::pin(self.register_keys(caller, &id)).await,
-            GetUserKeys { id } => Box::pin(self.get_keys(caller, &id)).await,
+            Identity(r) => Box::pin(self.execute_identity(caller, cmd, r)).await,
             ListEvents { id, kind, level, start, end, resource_id, resource_type, listing } => {
                 let filter = crate::events::EventFilter {
                     uuid: id,
