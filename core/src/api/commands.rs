@@ -251,6 +251,20 @@ pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
         .chain(capacity::CAPACITY_COMMANDS)
 }
 
+/// Each family's own table, by the name of its module (for tests).
+#[cfg(test)]
+pub(crate) fn family_tables() -> [(&'static str, &'static [Command]); 7] {
+    [
+        ("templates", templates::TEMPLATES_COMMANDS),
+        ("storage", storage::STORAGE_COMMANDS),
+        ("offerings", offerings::OFFERINGS_COMMANDS),
+        ("infra", infra::INFRA_COMMANDS),
+        ("identity", identity::IDENTITY_COMMANDS),
+        ("network", network::NETWORK_COMMANDS),
+        ("instance", instance::INSTANCE_COMMANDS),
+    ]
+}
+
 /// A command by its exact (case-sensitive) name.
 pub fn find(name: &str) -> Option<&'static Command> {
     all().find(|c| c.name == name)

@@ -3,7 +3,7 @@
 use crate::api::commands::Command;
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
-use crate::api::request::{AccountRef, Listing, NewAccount, NewUserRequest, UserUpdate};
+use crate::api::request::{AccountRef, IdentityRequest, Listing, NewAccount, NewUserRequest, UserUpdate};
 use crate::auth::store::{self, AccountFilter, AccountRow, NewUser, UserChanges, UserFilter, UserRow};
 use crate::auth::{Caller, RoleType, passwords};
 use crate::db::DbError;
@@ -19,6 +19,47 @@ fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
 }
 
 impl Orchestrator {
+    /// Runs one identity command: domains, roles, accounts, users, keys.
+    pub(super) async fn execute_identity(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        request: IdentityRequest,
+    ) -> Result<Reply, ApiError> {
+        use IdentityRequest::*;
+        match request {
+            CreateDomain { name, parent, network_domain } => {
+                Box::pin(self.create_domain(caller, &name, parent.as_deref(), network_domain.as_deref())).await
+            }
+            ListDomains { id, name, level, listing } => {
+                Box::pin(self.list_domains(caller, id.as_deref(), name.as_deref(), level, &listing)).await
+            }
+            ListRoles { id, name, role_type, listing } => {
+                Box::pin(self.list_roles(id.as_deref(), name.as_deref(), role_type.as_deref(), &listing)).await
+            }
+            CreateAccount(a) => Box::pin(self.create_account(caller, a)).await,
+            ListAccounts { id, name, account_type, state, listing } => {
+                Box::pin(self.list_accounts(caller, id, name, account_type, state, &listing)).await
+            }
+            UpdateAccount { account, new_name, network_domain } => {
+                Box::pin(self.update_account(caller, &account, new_name.as_deref(), network_domain.as_deref())).await
+            }
+            DisableAccount { account, lock } => Box::pin(self.disable_account(caller, cmd, &account, lock)).await,
+            EnableAccount { account } => Box::pin(self.enable_account(caller, &account)).await,
+            DeleteAccount { id } => Box::pin(self.delete_account(caller, cmd, &id)).await,
+            CreateUser(u) => Box::pin(self.create_user(caller, u)).await,
+            ListUsers { id, username, state, listing } => {
+                Box::pin(self.list_users(caller, id, username, state, &listing)).await
+            }
+            UpdateUser(u) => Box::pin(self.update_user(caller, u)).await,
+            DisableUser { id } => Box::pin(self.disable_user(caller, cmd, &id)).await,
+            EnableUser { id } => Box::pin(self.enable_user(caller, &id)).await,
+            DeleteUser { id } => Box::pin(self.delete_user(caller, &id)).await,
+            RegisterUserKeys { id } => Box::pin(self.register_keys(caller, &id)).await,
+            GetUserKeys { id } => Box::pin(self.get_keys(caller, &id)).await,
+        }
+    }
+
     pub(super) async fn create_domain(
         &self,
         caller: &Caller,

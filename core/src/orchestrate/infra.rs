@@ -6,7 +6,9 @@ use serde_json::json;
 
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
-use crate::api::request::{InfraQuery, InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest};
+use crate::api::request::{
+    InfraQuery, InfraRequest, InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest,
+};
 use crate::auth::Caller;
 use crate::cloud::infra::{self, ClusterRow, HostRow, InfraFilter, PodRow, ZoneRow};
 use crate::cloud::storage::{self, StorageFilter};
@@ -113,6 +115,29 @@ fn check_pod_range(
 }
 
 impl Orchestrator {
+    /// Runs one infrastructure command: zones, pods, clusters, hosts.
+    pub(super) async fn execute_infra(&self, caller: &Caller, request: InfraRequest) -> Result<Reply, ApiError> {
+        use InfraRequest::*;
+        match request {
+            CreateZone(z) => Box::pin(self.create_zone(caller, z)).await,
+            ListZones(q) => Box::pin(self.list_zones(q)).await,
+            UpdateZone(u) => Box::pin(self.update_zone(caller, u)).await,
+            DeleteZone { id } => Box::pin(self.delete_zone(caller, &id)).await,
+            CreatePod(p) => Box::pin(self.create_pod(caller, p)).await,
+            ListPods(q) => Box::pin(self.list_pods(q)).await,
+            UpdatePod(u) => Box::pin(self.update_pod(caller, u)).await,
+            DeletePod { id } => Box::pin(self.delete_pod(caller, &id)).await,
+            AddCluster(c) => Box::pin(self.add_cluster(caller, c)).await,
+            ListClusters(q) => Box::pin(self.list_clusters(q)).await,
+            DeleteCluster { id } => Box::pin(self.delete_cluster(caller, &id)).await,
+            AddHost(h) => Box::pin(self.add_host(caller, h)).await,
+            ListHosts(q) => Box::pin(self.list_hosts(q)).await,
+            ListHypervisors { zone_id } => Box::pin(self.list_hypervisors(zone_id.as_deref())).await,
+            UpdateHost(u) => Box::pin(self.update_host(caller, u)).await,
+            DeleteHost { id, .. } => Box::pin(self.delete_host(caller, &id)).await,
+        }
+    }
+
     pub(super) async fn create_zone(&self, caller: &Caller, z: NewZoneRequest) -> Result<Reply, ApiError> {
         let network_type = one_of("networktype", &z.network_type, &["Basic", "Advanced"])?;
         for (param, value) in [

@@ -67,78 +67,18 @@ impl Orchestrator {
     pub async fn execute(&self, caller: &Caller, cmd: &'static Command, request: Request) -> Result<Reply, ApiError> {
         use Request::*;
         match request {
-            RegisterTemplate(r) => Box::pin(self.register_template(caller, r)).await,
-            CreateTemplate(r) => Box::pin(self.create_template(caller, cmd, r)).await,
-            ListTemplates(q) => Box::pin(self.list_templates(caller, q)).await,
-            DeleteTemplate { iso, id, zone_id } => {
-                Box::pin(self.delete_template(caller, cmd, iso, &id, zone_id.as_deref())).await
-            }
-            CreateStoragePool(r) => Box::pin(self.create_pool(caller, r)).await,
-            ListStoragePools { query, scope } => Box::pin(self.list_pools(query, scope)).await,
-            UpdateStoragePool { id, name, tags } => Box::pin(self.update_pool(caller, &id, name, tags)).await,
-            DeleteStoragePool { id } => Box::pin(self.delete_pool(caller, &id)).await,
-            AddImageStore(r) => Box::pin(self.add_store(caller, r)).await,
-            ListImageStores(q) => Box::pin(self.list_stores(q)).await,
-            DeleteImageStore { id } => Box::pin(self.delete_store(caller, &id)).await,
-            CreateServiceOffering(o) => Box::pin(self.create_service_offering(caller, o)).await,
-            ListServiceOfferings(q) => Box::pin(self.list_service_offerings(q)).await,
-            DeleteServiceOffering { id } => Box::pin(self.delete_offering(caller, "service_offerings", &id)).await,
-            CreateDiskOffering(o) => Box::pin(self.create_disk_offering(caller, o)).await,
-            ListDiskOfferings(q) => Box::pin(self.list_disk_offerings(q)).await,
-            DeleteDiskOffering { id } => Box::pin(self.delete_offering(caller, "disk_offerings", &id)).await,
-            ListOsTypes(q) => Box::pin(self.list_os_types(q)).await,
-            CreateZone(z) => Box::pin(self.create_zone(caller, z)).await,
-            ListZones(q) => Box::pin(self.list_zones(q)).await,
-            UpdateZone(u) => Box::pin(self.update_zone(caller, u)).await,
-            DeleteZone { id } => Box::pin(self.delete_zone(caller, &id)).await,
+            Template(r) => Box::pin(self.execute_template(caller, cmd, r)).await,
+            Storage(r) => Box::pin(self.execute_storage(caller, cmd, r)).await,
+            Offering(r) => Box::pin(self.execute_offering(caller, r)).await,
+            Infra(r) => Box::pin(self.execute_infra(caller, r)).await,
             Network(r) => Box::pin(self.execute_network(caller, cmd, r)).await,
             Instance(r) => Box::pin(self.execute_instance(caller, cmd, r)).await,
             Plugin(r) => Box::pin(self.execute_plugin(caller, r)).await,
             Rules(r) => Box::pin(self.execute_rules(caller, cmd, r)).await,
             PublicIp(r) => Box::pin(self.execute_public_ip(caller, cmd, r)).await,
-            CreatePod(p) => Box::pin(self.create_pod(caller, p)).await,
-            ListPods(q) => Box::pin(self.list_pods(q)).await,
-            UpdatePod(u) => Box::pin(self.update_pod(caller, u)).await,
-            DeletePod { id } => Box::pin(self.delete_pod(caller, &id)).await,
-            AddCluster(c) => Box::pin(self.add_cluster(caller, c)).await,
-            ListClusters(q) => Box::pin(self.list_clusters(q)).await,
-            DeleteCluster { id } => Box::pin(self.delete_cluster(caller, &id)).await,
-            AddHost(h) => Box::pin(self.add_host(caller, h)).await,
-            ListHosts(q) => Box::pin(self.list_hosts(q)).await,
-            ListHypervisors { zone_id } => Box::pin(self.list_hypervisors(zone_id.as_deref())).await,
-            UpdateHost(u) => Box::pin(self.update_host(caller, u)).await,
-            DeleteHost { id, .. } => Box::pin(self.delete_host(caller, &id)).await,
             ListApis { name } => discovery::list_apis(caller, name.as_deref()),
             ListCapabilities => Ok(discovery::capabilities()),
-            CreateDomain { name, parent, network_domain } => {
-                Box::pin(self.create_domain(caller, &name, parent.as_deref(), network_domain.as_deref())).await
-            }
-            ListDomains { id, name, level, listing } => {
-                Box::pin(self.list_domains(caller, id.as_deref(), name.as_deref(), level, &listing)).await
-            }
-            ListRoles { id, name, role_type, listing } => {
-                Box::pin(self.list_roles(id.as_deref(), name.as_deref(), role_type.as_deref(), &listing)).await
-            }
-            CreateAccount(a) => Box::pin(self.create_account(caller, a)).await,
-            ListAccounts { id, name, account_type, state, listing } => {
-                Box::pin(self.list_accounts(caller, id, name, account_type, state, &listing)).await
-            }
-            UpdateAccount { account, new_name, network_domain } => {
-                Box::pin(self.update_account(caller, &account, new_name.as_deref(), network_domain.as_deref())).await
-            }
-            DisableAccount { account, lock } => Box::pin(self.disable_account(caller, cmd, &account, lock)).await,
-            EnableAccount { account } => Box::pin(self.enable_account(caller, &account)).await,
-            DeleteAccount { id } => Box::pin(self.delete_account(caller, cmd, &id)).await,
-            CreateUser(u) => Box::pin(self.create_user(caller, u)).await,
-            ListUsers { id, username, state, listing } => {
-                Box::pin(self.list_users(caller, id, username, state, &listing)).await
-            }
-            UpdateUser(u) => Box::pin(self.update_user(caller, u)).await,
-            DisableUser { id } => Box::pin(self.disable_user(caller, cmd, &id)).await,
-            EnableUser { id } => Box::pin(self.enable_user(caller, &id)).await,
-            DeleteUser { id } => Box::pin(self.delete_user(caller, &id)).await,
-            RegisterUserKeys { id } => Box::pin(self.register_keys(caller, &id)).await,
-            GetUserKeys { id } => Box::pin(self.get_keys(caller, &id)).await,
+            Identity(r) => Box::pin(self.execute_identity(caller, cmd, r)).await,
             ListEvents { id, kind, level, start, end, resource_id, resource_type, listing } => {
                 let filter = crate::events::EventFilter {
                     uuid: id,
@@ -166,18 +106,6 @@ impl Orchestrator {
                 let (rows, total) = Box::pin(self.jobs.list(&scope, start, listing.page)).await?;
                 Ok(list("asyncjobs", total, rows.iter().map(views::job).collect()))
             }
-            CreateVolume(r) => Box::pin(self.create_volume(caller, cmd, r)).await,
-            ListVolumes(q) => Box::pin(self.list_volumes(caller, q)).await,
-            ResizeVolume { id, size_gb, disk_offering_id, shrink_ok } => {
-                Box::pin(self.resize_volume(caller, cmd, &id, size_gb, disk_offering_id, shrink_ok)).await
-            }
-            DeleteVolume { id } => Box::pin(self.delete_volume(caller, &id)).await,
-            CreateSnapshot { volume_id, name, location_type } => {
-                Box::pin(self.create_snapshot(caller, cmd, &volume_id, name, location_type)).await
-            }
-            ListSnapshots(q) => Box::pin(self.list_snapshots(caller, q)).await,
-            RevertSnapshot { id } => Box::pin(self.revert_snapshot(caller, cmd, &id)).await,
-            DeleteSnapshot { id } => Box::pin(self.delete_snapshot(caller, cmd, &id)).await,
             CreateConsoleEndpoint { vm_id } => Box::pin(self.create_console_endpoint(caller, &vm_id)).await,
             ListPlugins { name, page } => Ok(self.list_plugins(name.as_deref(), page)),
             ListCapacity { query, kind, sort_by } => {

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
-use crate::api::request::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery};
+use crate::api::request::{NewDiskOfferingRequest, NewServiceOfferingRequest, OfferingQuery, OfferingRequest};
 use crate::auth::Caller;
 use crate::cloud::infra;
 use crate::cloud::offerings::{self, DiskOfferingRow, OfferingFilter, OsTypeRow, ServiceOfferingRow};
@@ -36,6 +36,20 @@ fn filter(q: OfferingQuery) -> (OfferingFilter, Option<(u32, u32)>) {
 }
 
 impl Orchestrator {
+    /// Runs one offering or OS type command.
+    pub(super) async fn execute_offering(&self, caller: &Caller, request: OfferingRequest) -> Result<Reply, ApiError> {
+        use OfferingRequest::*;
+        match request {
+            CreateServiceOffering(o) => Box::pin(self.create_service_offering(caller, o)).await,
+            ListServiceOfferings(q) => Box::pin(self.list_service_offerings(q)).await,
+            DeleteServiceOffering { id } => Box::pin(self.delete_offering(caller, "service_offerings", &id)).await,
+            CreateDiskOffering(o) => Box::pin(self.create_disk_offering(caller, o)).await,
+            ListDiskOfferings(q) => Box::pin(self.list_disk_offerings(q)).await,
+            DeleteDiskOffering { id } => Box::pin(self.delete_offering(caller, "disk_offerings", &id)).await,
+            ListOsTypes(q) => Box::pin(self.list_os_types(q)).await,
+        }
+    }
+
     pub(super) async fn create_service_offering(
         &self,
         caller: &Caller,

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::api::commands::Command;
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
-use crate::api::request::{InfraQuery, NewPoolRequest, NewStoreRequest};
+use crate::api::request::{InfraQuery, NewPoolRequest, NewStoreRequest, StorageRequest};
 use crate::auth::Caller;
 use crate::cloud::infra;
 use crate::cloud::storage::{self, PoolRow, StorageFilter, StoreRow};
@@ -92,6 +93,37 @@ fn schemes_of(p: &LoadedPlugin) -> Vec<String> {
 }
 
 impl Orchestrator {
+    /// Runs one storage command: pools, image stores, volumes, snapshots.
+    pub(super) async fn execute_storage(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        request: StorageRequest,
+    ) -> Result<Reply, ApiError> {
+        use StorageRequest::*;
+        match request {
+            CreateStoragePool(r) => Box::pin(self.create_pool(caller, r)).await,
+            ListStoragePools { query, scope } => Box::pin(self.list_pools(query, scope)).await,
+            UpdateStoragePool { id, name, tags } => Box::pin(self.update_pool(caller, &id, name, tags)).await,
+            DeleteStoragePool { id } => Box::pin(self.delete_pool(caller, &id)).await,
+            AddImageStore(r) => Box::pin(self.add_store(caller, r)).await,
+            ListImageStores(q) => Box::pin(self.list_stores(q)).await,
+            DeleteImageStore { id } => Box::pin(self.delete_store(caller, &id)).await,
+            CreateVolume(r) => Box::pin(self.create_volume(caller, cmd, r)).await,
+            ListVolumes(q) => Box::pin(self.list_volumes(caller, q)).await,
+            ResizeVolume { id, size_gb, disk_offering_id, shrink_ok } => {
+                Box::pin(self.resize_volume(caller, cmd, &id, size_gb, disk_offering_id, shrink_ok)).await
+            }
+            DeleteVolume { id } => Box::pin(self.delete_volume(caller, &id)).await,
+            CreateSnapshot { volume_id, name, location_type } => {
+                Box::pin(self.create_snapshot(caller, cmd, &volume_id, name, location_type)).await
+            }
+            ListSnapshots(q) => Box::pin(self.list_snapshots(caller, q)).await,
+            RevertSnapshot { id } => Box::pin(self.revert_snapshot(caller, cmd, &id)).await,
+            DeleteSnapshot { id } => Box::pin(self.delete_snapshot(caller, cmd, &id)).await,
+        }
+    }
+
     /// What the loaded storage drivers serve: (providers, schemes), for error texts.
     fn served_storage(&self) -> (Vec<String>, Vec<String>) {
         let mut out = (Vec::new(), Vec::new());

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::api::commands::Command;
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
-use crate::api::request::{NewTemplateRequest, TemplateFromVolume, TemplateQuery};
+use crate::api::request::{NewTemplateRequest, TemplateFromVolume, TemplateQuery, TemplateRequest};
 use crate::auth::{Caller, RoleType};
 use crate::checksum::Checksum;
 use crate::cloud::infra::ZoneRow;
@@ -43,6 +43,24 @@ fn file_name(t: &TemplateRow) -> String {
 }
 
 impl Orchestrator {
+    /// Runs one template or ISO command.
+    pub(super) async fn execute_template(
+        &self,
+        caller: &Caller,
+        cmd: &'static Command,
+        request: TemplateRequest,
+    ) -> Result<Reply, ApiError> {
+        use TemplateRequest::*;
+        match request {
+            RegisterTemplate(r) => Box::pin(self.register_template(caller, r)).await,
+            CreateTemplate(r) => Box::pin(self.create_template(caller, cmd, r)).await,
+            ListTemplates(q) => Box::pin(self.list_templates(caller, q)).await,
+            DeleteTemplate { iso, id, zone_id } => {
+                Box::pin(self.delete_template(caller, cmd, iso, &id, zone_id.as_deref())).await
+            }
+        }
+    }
+
     pub(super) async fn register_template(&self, caller: &Caller, r: NewTemplateRequest) -> Result<Reply, ApiError> {
         let what = if r.iso { "ISO" } else { "template" };
         if r.name.trim().is_empty() {

@@ -48,23 +48,94 @@ pub struct UserUpdate {
     pub current_password: Option<String>,
 }
 
-pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>, ApiError> {
+/// An identity command: domains, roles, accounts, users, keys, parsed.
+#[derive(Debug, Clone)]
+pub enum IdentityRequest {
+    CreateDomain {
+        name: String,
+        parent: Option<String>,
+        network_domain: Option<String>,
+    },
+    ListDomains {
+        id: Option<String>,
+        name: Option<String>,
+        level: Option<i64>,
+        listing: Listing,
+    },
+    ListRoles {
+        id: Option<String>,
+        name: Option<String>,
+        role_type: Option<String>,
+        listing: Listing,
+    },
+    CreateAccount(NewAccount),
+    ListAccounts {
+        id: Option<String>,
+        name: Option<String>,
+        account_type: Option<i64>,
+        state: Option<String>,
+        listing: Listing,
+    },
+    UpdateAccount {
+        account: AccountRef,
+        new_name: Option<String>,
+        network_domain: Option<String>,
+    },
+    DisableAccount {
+        account: AccountRef,
+        lock: bool,
+    },
+    EnableAccount {
+        account: AccountRef,
+    },
+    DeleteAccount {
+        id: String,
+    },
+    CreateUser(NewUserRequest),
+    ListUsers {
+        id: Option<String>,
+        username: Option<String>,
+        state: Option<String>,
+        listing: Listing,
+    },
+    UpdateUser(UserUpdate),
+    DisableUser {
+        id: String,
+    },
+    EnableUser {
+        id: String,
+    },
+    DeleteUser {
+        id: String,
+    },
+    RegisterUserKeys {
+        id: String,
+    },
+    GetUserKeys {
+        id: String,
+    },
+}
+
+pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<IdentityRequest>, ApiError> {
     Ok(Some(match cmd.name {
-        "createDomain" => Request::CreateDomain {
+        "createDomain" => IdentityRequest::CreateDomain {
             name: must(p, cmd, "name")?,
             parent: uuid(p, "parentdomainid")?,
             network_domain: s(p, "networkdomain"),
         },
-        "listDomains" => Request::ListDomains {
+        "listDomains" => IdentityRequest::ListDomains {
             id: uuid(p, "id")?,
             name: s(p, "name"),
             level: p.long("level")?,
             listing: listing(p)?,
         },
-        "listRoles" => {
-            Request::ListRoles { id: uuid(p, "id")?, name: s(p, "name"), role_type: s(p, "type"), listing: listing(p)? }
-        }
-        "createAccount" => Request::CreateAccount(NewAccount {
+        "listRoles" => IdentityRequest::ListRoles {
+            id: uuid(p, "id")?,
+            name: s(p, "name"),
+            role_type: s(p, "type"),
+            listing: listing(p)?,
+        },
+        "createAccount" => IdentityRequest::CreateAccount(NewAccount {
             username: must(p, cmd, "username")?,
             password: must(p, cmd, "password")?,
             email: must(p, cmd, "email")?,
@@ -77,24 +148,24 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             timezone: s(p, "timezone"),
             network_domain: s(p, "networkdomain"),
         }),
-        "listAccounts" => Request::ListAccounts {
+        "listAccounts" => IdentityRequest::ListAccounts {
             id: uuid(p, "id")?,
             name: s(p, "name"),
             account_type: p.long("accounttype")?,
             state: s(p, "state"),
             listing: listing(p)?,
         },
-        "updateAccount" => Request::UpdateAccount {
+        "updateAccount" => IdentityRequest::UpdateAccount {
             account: account_ref(p, cmd)?,
             new_name: s(p, "newname"),
             network_domain: s(p, "networkdomain"),
         },
         "disableAccount" => {
-            Request::DisableAccount { account: account_ref(p, cmd)?, lock: p.bool("lock")?.unwrap_or(false) }
+            IdentityRequest::DisableAccount { account: account_ref(p, cmd)?, lock: p.bool("lock")?.unwrap_or(false) }
         }
-        "enableAccount" => Request::EnableAccount { account: account_ref(p, cmd)? },
-        "deleteAccount" => Request::DeleteAccount { id: must_uuid(p, cmd, "id")? },
-        "createUser" => Request::CreateUser(NewUserRequest {
+        "enableAccount" => IdentityRequest::EnableAccount { account: account_ref(p, cmd)? },
+        "deleteAccount" => IdentityRequest::DeleteAccount { id: must_uuid(p, cmd, "id")? },
+        "createUser" => IdentityRequest::CreateUser(NewUserRequest {
             account: must(p, cmd, "account")?,
             username: must(p, cmd, "username")?,
             password: must(p, cmd, "password")?,
@@ -104,13 +175,13 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             domain_id: uuid(p, "domainid")?,
             timezone: s(p, "timezone"),
         }),
-        "listUsers" => Request::ListUsers {
+        "listUsers" => IdentityRequest::ListUsers {
             id: uuid(p, "id")?,
             username: s(p, "username"),
             state: s(p, "state"),
             listing: listing(p)?,
         },
-        "updateUser" => Request::UpdateUser(UserUpdate {
+        "updateUser" => IdentityRequest::UpdateUser(UserUpdate {
             id: must_uuid(p, cmd, "id")?,
             username: s(p, "username"),
             firstname: s(p, "firstname"),
@@ -120,11 +191,11 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             password: s(p, "password"),
             current_password: s(p, "currentpassword"),
         }),
-        "disableUser" => Request::DisableUser { id: must_uuid(p, cmd, "id")? },
-        "enableUser" => Request::EnableUser { id: must_uuid(p, cmd, "id")? },
-        "deleteUser" => Request::DeleteUser { id: must_uuid(p, cmd, "id")? },
-        "registerUserKeys" => Request::RegisterUserKeys { id: must_uuid(p, cmd, "id")? },
-        "getUserKeys" => Request::GetUserKeys { id: must_uuid(p, cmd, "id")? },
+        "disableUser" => IdentityRequest::DisableUser { id: must_uuid(p, cmd, "id")? },
+        "enableUser" => IdentityRequest::EnableUser { id: must_uuid(p, cmd, "id")? },
+        "deleteUser" => IdentityRequest::DeleteUser { id: must_uuid(p, cmd, "id")? },
+        "registerUserKeys" => IdentityRequest::RegisterUserKeys { id: must_uuid(p, cmd, "id")? },
+        "getUserKeys" => IdentityRequest::GetUserKeys { id: must_uuid(p, cmd, "id")? },
         _ => return Ok(None),
     }))
 }

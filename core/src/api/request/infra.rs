@@ -60,9 +60,42 @@ pub struct NewHostRequest {
     pub details: BTreeMap<String, String>,
 }
 
-pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>, ApiError> {
+/// An infrastructure command: zones, pods, clusters, hosts, parsed.
+#[derive(Debug, Clone)]
+pub enum InfraRequest {
+    CreateZone(NewZoneRequest),
+    ListZones(InfraQuery),
+    UpdateZone(InfraUpdate),
+    DeleteZone {
+        id: String,
+    },
+    CreatePod(NewPodRequest),
+    ListPods(InfraQuery),
+    UpdatePod(InfraUpdate),
+    DeletePod {
+        id: String,
+    },
+    AddCluster(NewClusterRequest),
+    ListClusters(InfraQuery),
+    DeleteCluster {
+        id: String,
+    },
+    AddHost(NewHostRequest),
+    ListHosts(InfraQuery),
+    /// The hypervisor types the loaded drivers serve.
+    ListHypervisors {
+        zone_id: Option<String>,
+    },
+    UpdateHost(InfraUpdate),
+    DeleteHost {
+        id: String,
+        forced: bool,
+    },
+}
+
+pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<InfraRequest>, ApiError> {
     Ok(Some(match cmd.name {
-        "createZone" => Request::CreateZone(NewZoneRequest {
+        "createZone" => InfraRequest::CreateZone(NewZoneRequest {
             name: must(p, cmd, "name")?,
             network_type: must(p, cmd, "networktype")?,
             dns1: must(p, cmd, "dns1")?,
@@ -76,8 +109,8 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             allocation_state: s(p, "allocationstate"),
             is_edge: p.bool("isedge")?.unwrap_or(false),
         }),
-        "listZones" => Request::ListZones(infra_query(p)?),
-        "updateZone" => Request::UpdateZone(updates(
+        "listZones" => InfraRequest::ListZones(infra_query(p)?),
+        "updateZone" => InfraRequest::UpdateZone(updates(
             p,
             cmd,
             &[
@@ -91,8 +124,8 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
                 "allocationstate",
             ],
         )?),
-        "deleteZone" => Request::DeleteZone { id: must_uuid(p, cmd, "id")? },
-        "createPod" => Request::CreatePod(NewPodRequest {
+        "deleteZone" => InfraRequest::DeleteZone { id: must_uuid(p, cmd, "id")? },
+        "createPod" => InfraRequest::CreatePod(NewPodRequest {
             name: must(p, cmd, "name")?,
             zone_id: must_uuid(p, cmd, "zoneid")?,
             gateway: s(p, "gateway"),
@@ -101,12 +134,14 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             end_ip: s(p, "endip"),
             allocation_state: s(p, "allocationstate"),
         }),
-        "listPods" => Request::ListPods(infra_query(p)?),
-        "updatePod" => {
-            Request::UpdatePod(updates(p, cmd, &["name", "gateway", "netmask", "startip", "endip", "allocationstate"])?)
-        }
-        "deletePod" => Request::DeletePod { id: must_uuid(p, cmd, "id")? },
-        "addCluster" => Request::AddCluster(NewClusterRequest {
+        "listPods" => InfraRequest::ListPods(infra_query(p)?),
+        "updatePod" => InfraRequest::UpdatePod(updates(
+            p,
+            cmd,
+            &["name", "gateway", "netmask", "startip", "endip", "allocationstate"],
+        )?),
+        "deletePod" => InfraRequest::DeletePod { id: must_uuid(p, cmd, "id")? },
+        "addCluster" => InfraRequest::AddCluster(NewClusterRequest {
             name: must(p, cmd, "clustername")?,
             cluster_type: must(p, cmd, "clustertype")?,
             hypervisor: must(p, cmd, "hypervisor")?,
@@ -115,9 +150,9 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             allocation_state: s(p, "allocationstate"),
             accel: s(p, "accel"),
         }),
-        "listClusters" => Request::ListClusters(infra_query(p)?),
-        "deleteCluster" => Request::DeleteCluster { id: must_uuid(p, cmd, "id")? },
-        "addHost" => Request::AddHost(NewHostRequest {
+        "listClusters" => InfraRequest::ListClusters(infra_query(p)?),
+        "deleteCluster" => InfraRequest::DeleteCluster { id: must_uuid(p, cmd, "id")? },
+        "addHost" => InfraRequest::AddHost(NewHostRequest {
             hypervisor: must(p, cmd, "hypervisor")?,
             pod_id: must_uuid(p, cmd, "podid")?,
             zone_id: must_uuid(p, cmd, "zoneid")?,
@@ -127,11 +162,11 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             host_tags: s(p, "hosttags"),
             details: details(p)?,
         }),
-        "listHosts" => Request::ListHosts(infra_query(p)?),
-        "listHypervisors" => Request::ListHypervisors { zone_id: uuid(p, "zoneid")? },
-        "updateHost" => Request::UpdateHost(updates(p, cmd, &["name", "allocationstate", "hosttags"])?),
+        "listHosts" => InfraRequest::ListHosts(infra_query(p)?),
+        "listHypervisors" => InfraRequest::ListHypervisors { zone_id: uuid(p, "zoneid")? },
+        "updateHost" => InfraRequest::UpdateHost(updates(p, cmd, &["name", "allocationstate", "hosttags"])?),
         "deleteHost" => {
-            Request::DeleteHost { id: must_uuid(p, cmd, "id")?, forced: p.bool("forced")?.unwrap_or(false) }
+            InfraRequest::DeleteHost { id: must_uuid(p, cmd, "id")?, forced: p.bool("forced")?.unwrap_or(false) }
         }
         _ => return Ok(None),
     }))

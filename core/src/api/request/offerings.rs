@@ -38,7 +38,19 @@ pub struct OfferingQuery {
     pub page: Option<(u32, u32)>,
 }
 
-pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>, ApiError> {
+/// An offering or OS type command, parsed.
+#[derive(Debug, Clone)]
+pub enum OfferingRequest {
+    CreateServiceOffering(NewServiceOfferingRequest),
+    ListServiceOfferings(OfferingQuery),
+    DeleteServiceOffering { id: String },
+    CreateDiskOffering(NewDiskOfferingRequest),
+    ListDiskOfferings(OfferingQuery),
+    DeleteDiskOffering { id: String },
+    ListOsTypes(OfferingQuery),
+}
+
+pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<OfferingRequest>, ApiError> {
     let offering_query = |name_param: &str| -> Result<OfferingQuery, ApiError> {
         Ok(OfferingQuery {
             id: uuid(p, "id")?,
@@ -48,7 +60,7 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
         })
     };
     Ok(Some(match cmd.name {
-        "createServiceOffering" => Request::CreateServiceOffering(NewServiceOfferingRequest {
+        "createServiceOffering" => OfferingRequest::CreateServiceOffering(NewServiceOfferingRequest {
             name: must(p, cmd, "name")?,
             display_text: s(p, "displaytext"),
             cpu_number: p.long("cpunumber")?,
@@ -62,9 +74,9 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             root_disk_gb: p.long("rootdisksize")?,
             customized: p.bool("customized")?.unwrap_or(false),
         }),
-        "listServiceOfferings" => Request::ListServiceOfferings(offering_query("name")?),
-        "deleteServiceOffering" => Request::DeleteServiceOffering { id: must_uuid(p, cmd, "id")? },
-        "createDiskOffering" => Request::CreateDiskOffering(NewDiskOfferingRequest {
+        "listServiceOfferings" => OfferingRequest::ListServiceOfferings(offering_query("name")?),
+        "deleteServiceOffering" => OfferingRequest::DeleteServiceOffering { id: must_uuid(p, cmd, "id")? },
+        "createDiskOffering" => OfferingRequest::CreateDiskOffering(NewDiskOfferingRequest {
             name: must(p, cmd, "name")?,
             display_text: s(p, "displaytext"),
             disk_size_gb: p.long("disksize")?,
@@ -73,9 +85,9 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             tags: s(p, "tags"),
             provisioning_type: s(p, "provisioningtype"),
         }),
-        "listDiskOfferings" => Request::ListDiskOfferings(offering_query("name")?),
-        "deleteDiskOffering" => Request::DeleteDiskOffering { id: must_uuid(p, cmd, "id")? },
-        "listOsTypes" => Request::ListOsTypes(offering_query("description")?),
+        "listDiskOfferings" => OfferingRequest::ListDiskOfferings(offering_query("name")?),
+        "deleteDiskOffering" => OfferingRequest::DeleteDiskOffering { id: must_uuid(p, cmd, "id")? },
+        "listOsTypes" => OfferingRequest::ListOsTypes(offering_query("description")?),
         _ => return Ok(None),
     }))
 }

@@ -67,9 +67,57 @@ pub struct NewStoreRequest {
     pub zone_id: Option<String>,
 }
 
-pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>, ApiError> {
+/// A storage command: pools, image stores, volumes, snapshots, parsed.
+#[derive(Debug, Clone)]
+pub enum StorageRequest {
+    CreateStoragePool(NewPoolRequest),
+    ListStoragePools {
+        query: InfraQuery,
+        scope: Option<String>,
+    },
+    /// updateStoragePool: `tags` `Some("")` removes them all.
+    UpdateStoragePool {
+        id: String,
+        name: Option<String>,
+        tags: Option<String>,
+    },
+    DeleteStoragePool {
+        id: String,
+    },
+    AddImageStore(NewStoreRequest),
+    ListImageStores(InfraQuery),
+    DeleteImageStore {
+        id: String,
+    },
+    CreateVolume(NewVolumeRequest),
+    ListVolumes(VolumeQuery),
+    ResizeVolume {
+        id: String,
+        size_gb: Option<i64>,
+        disk_offering_id: Option<String>,
+        shrink_ok: bool,
+    },
+    DeleteVolume {
+        id: String,
+    },
+    CreateSnapshot {
+        volume_id: String,
+        name: Option<String>,
+        /// PRIMARY (default) or SECONDARY: also copy the snapshot to the zone's image store.
+        location_type: Option<String>,
+    },
+    ListSnapshots(SnapshotQuery),
+    RevertSnapshot {
+        id: String,
+    },
+    DeleteSnapshot {
+        id: String,
+    },
+}
+
+pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<StorageRequest>, ApiError> {
     Ok(Some(match cmd.name {
-        "createStoragePool" => Request::CreateStoragePool(NewPoolRequest {
+        "createStoragePool" => StorageRequest::CreateStoragePool(NewPoolRequest {
             name: must(p, cmd, "name")?,
             url: must(p, cmd, "url")?,
             zone_id: must_uuid(p, cmd, "zoneid")?,
@@ -81,30 +129,30 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             provider: s(p, "provider"),
             details: details(p)?,
         }),
-        "listStoragePools" => Request::ListStoragePools { query: infra_query(p)?, scope: s(p, "scope") },
-        "updateStoragePool" => Request::UpdateStoragePool {
+        "listStoragePools" => StorageRequest::ListStoragePools { query: infra_query(p)?, scope: s(p, "scope") },
+        "updateStoragePool" => StorageRequest::UpdateStoragePool {
             id: must_uuid(p, cmd, "id")?,
             name: s(p, "name"),
             tags: p.get("tags").map(str::to_owned),
         },
-        "deleteStoragePool" => Request::DeleteStoragePool { id: must_uuid(p, cmd, "id")? },
-        "addImageStore" => Request::AddImageStore(NewStoreRequest {
+        "deleteStoragePool" => StorageRequest::DeleteStoragePool { id: must_uuid(p, cmd, "id")? },
+        "addImageStore" => StorageRequest::AddImageStore(NewStoreRequest {
             legacy: false,
             provider: must(p, cmd, "provider")?,
             url: s(p, "url"),
             name: s(p, "name"),
             zone_id: uuid(p, "zoneid")?,
         }),
-        "addSecondaryStorage" => Request::AddImageStore(NewStoreRequest {
+        "addSecondaryStorage" => StorageRequest::AddImageStore(NewStoreRequest {
             legacy: true,
             provider: "NFS".into(),
             url: Some(must(p, cmd, "url")?),
             name: None,
             zone_id: uuid(p, "zoneid")?,
         }),
-        "listImageStores" => Request::ListImageStores(infra_query(p)?),
-        "deleteImageStore" => Request::DeleteImageStore { id: must_uuid(p, cmd, "id")? },
-        "createVolume" => Request::CreateVolume(NewVolumeRequest {
+        "listImageStores" => StorageRequest::ListImageStores(infra_query(p)?),
+        "deleteImageStore" => StorageRequest::DeleteImageStore { id: must_uuid(p, cmd, "id")? },
+        "createVolume" => StorageRequest::CreateVolume(NewVolumeRequest {
             name: s(p, "name"),
             disk_offering_id: uuid(p, "diskofferingid")?,
             size_gb: p.long("size")?,
@@ -114,7 +162,7 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             account: s(p, "account"),
             domain_id: uuid(p, "domainid")?,
         }),
-        "listVolumes" => Request::ListVolumes(VolumeQuery {
+        "listVolumes" => StorageRequest::ListVolumes(VolumeQuery {
             id: uuid(p, "id")?,
             name: s(p, "name"),
             volume_type: s(p, "type"),
@@ -125,19 +173,19 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             vm_id: uuid(p, "virtualmachineid")?,
             listing: listing(p)?,
         }),
-        "resizeVolume" => Request::ResizeVolume {
+        "resizeVolume" => StorageRequest::ResizeVolume {
             id: must_uuid(p, cmd, "id")?,
             size_gb: p.long("size")?,
             disk_offering_id: uuid(p, "diskofferingid")?,
             shrink_ok: p.bool("shrinkok")?.unwrap_or(false),
         },
-        "deleteVolume" => Request::DeleteVolume { id: must_uuid(p, cmd, "id")? },
-        "createSnapshot" => Request::CreateSnapshot {
+        "deleteVolume" => StorageRequest::DeleteVolume { id: must_uuid(p, cmd, "id")? },
+        "createSnapshot" => StorageRequest::CreateSnapshot {
             volume_id: must_uuid(p, cmd, "volumeid")?,
             name: s(p, "name"),
             location_type: s(p, "locationtype"),
         },
-        "listSnapshots" => Request::ListSnapshots(SnapshotQuery {
+        "listSnapshots" => StorageRequest::ListSnapshots(SnapshotQuery {
             id: uuid(p, "id")?,
             name: s(p, "name"),
             volume_id: uuid(p, "volumeid")?,
@@ -147,8 +195,8 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             location_type: s(p, "locationtype"),
             listing: listing(p)?,
         }),
-        "revertSnapshot" => Request::RevertSnapshot { id: must_uuid(p, cmd, "id")? },
-        "deleteSnapshot" => Request::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
+        "revertSnapshot" => StorageRequest::RevertSnapshot { id: must_uuid(p, cmd, "id")? },
+        "deleteSnapshot" => StorageRequest::DeleteSnapshot { id: must_uuid(p, cmd, "id")? },
         _ => return Ok(None),
     }))
 }

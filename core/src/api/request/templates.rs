@@ -46,7 +46,16 @@ pub struct TemplateQuery {
     pub listing: Listing,
 }
 
-pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>, ApiError> {
+/// A template or ISO command, parsed.
+#[derive(Debug, Clone)]
+pub enum TemplateRequest {
+    RegisterTemplate(NewTemplateRequest),
+    CreateTemplate(TemplateFromVolume),
+    ListTemplates(TemplateQuery),
+    DeleteTemplate { iso: bool, id: String, zone_id: Option<String> },
+}
+
+pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<TemplateRequest>, ApiError> {
     let register = |iso: bool| -> Result<NewTemplateRequest, ApiError> {
         let mut zones = p.list("zoneids")?.unwrap_or_default();
         if let Some(z) = s(p, "zoneid") {
@@ -82,7 +91,7 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
         })
     };
     Ok(Some(match cmd.name {
-        "createTemplate" => Request::CreateTemplate(TemplateFromVolume {
+        "createTemplate" => TemplateRequest::CreateTemplate(TemplateFromVolume {
             name: must(p, cmd, "name")?,
             display_text: s(p, "displaytext"),
             os_type_id: uuid(p, "ostypeid")?,
@@ -92,16 +101,19 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Request>
             is_featured: p.bool("isfeatured")?.unwrap_or(false),
             password_enabled: p.bool("passwordenabled")?.unwrap_or(false),
         }),
-        "registerTemplate" => Request::RegisterTemplate(register(false)?),
-        "registerIso" => Request::RegisterTemplate(register(true)?),
-        "listTemplates" => Request::ListTemplates(template_query(false, must(p, cmd, "templatefilter")?)?),
-        "listIsos" => {
-            Request::ListTemplates(template_query(true, s(p, "isofilter").unwrap_or_else(|| "executable".into()))?)
-        }
+        "registerTemplate" => TemplateRequest::RegisterTemplate(register(false)?),
+        "registerIso" => TemplateRequest::RegisterTemplate(register(true)?),
+        "listTemplates" => TemplateRequest::ListTemplates(template_query(false, must(p, cmd, "templatefilter")?)?),
+        "listIsos" => TemplateRequest::ListTemplates(template_query(
+            true,
+            s(p, "isofilter").unwrap_or_else(|| "executable".into()),
+        )?),
         "deleteTemplate" => {
-            Request::DeleteTemplate { iso: false, id: must_uuid(p, cmd, "id")?, zone_id: uuid(p, "zoneid")? }
+            TemplateRequest::DeleteTemplate { iso: false, id: must_uuid(p, cmd, "id")?, zone_id: uuid(p, "zoneid")? }
         }
-        "deleteIso" => Request::DeleteTemplate { iso: true, id: must_uuid(p, cmd, "id")?, zone_id: uuid(p, "zoneid")? },
+        "deleteIso" => {
+            TemplateRequest::DeleteTemplate { iso: true, id: must_uuid(p, cmd, "id")?, zone_id: uuid(p, "zoneid")? }
+        }
         _ => return Ok(None),
     }))
 }
