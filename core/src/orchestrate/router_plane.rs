@@ -11,10 +11,10 @@
 use std::net::Ipv4Addr;
 
 use crate::api::error::ApiError;
+use crate::auth::store::Scope;
 use crate::cloud::infra;
 use crate::cloud::networks::{self as nets, NetworkRow, PhysicalFilter};
 use crate::cloud::public_ips::{self as pips, RouterFilter, RouterRow};
-use crate::auth::store::Scope;
 use crate::events::{self, Event};
 use crate::plugins::{
     self, EgressPolicy, EgressRule, FirewallRule, LbAlgorithm, LbMember, LoadBalancer, NetworkDriver, NetworkSpec,
@@ -22,10 +22,10 @@ use crate::plugins::{
 };
 
 use super::Orchestrator;
+use super::instances::blocking;
 use super::networks::spec_with_dhcp;
 use super::routers::{RouterState, router_state};
 use super::rules::{Algorithm, Protocol};
-use super::instances::blocking;
 
 /// The services a network driver declares when it builds routers.
 const ROUTER_SERVICES: &[&str] = &["SourceNat", "StaticNat", "PortForwarding", "Firewall", "Lb"];
@@ -79,7 +79,12 @@ impl Orchestrator {
 
     /// Makes the router's host hold `state`: applies it when the router runs, removes
     /// it when the router is stopped.
-    pub(super) async fn apply_router(&self, n: &NetworkRow, r: &RouterRow, state: &RouterState) -> Result<(), ApiError> {
+    pub(super) async fn apply_router(
+        &self,
+        n: &NetworkRow,
+        r: &RouterRow,
+        state: &RouterState,
+    ) -> Result<(), ApiError> {
         let Some(p) = self.plane(n, r).await? else { return Ok(()) };
         if !state.running {
             return self.remove_router(n, r).await;
@@ -221,7 +226,8 @@ pub(super) fn router_spec(state: &RouterState, public_label: &str) -> Result<Rou
         .public
         .iter()
         .filter_map(|ip| {
-            ip.static_nat.map(|vm: Ipv4Addr| StaticNat { public_ip: ip.address.to_string(), private_ip: vm.to_string() })
+            ip.static_nat
+                .map(|vm: Ipv4Addr| StaticNat { public_ip: ip.address.to_string(), private_ip: vm.to_string() })
         })
         .collect();
     let load_balancers = rules
