@@ -150,8 +150,9 @@ def test_a_real_guest_boots_gets_its_address_and_goes_away(host_server, web):
         assert domstate(uuid) == "running"
         net = cs.listNetworks(id=z["network"]["id"])["network"][0]
         assert net["state"] == "Implemented", net
-        # The network's DHCP service is an OVS port named after the network.
-        service = "ws-d" + "".join(c for c in net["id"] if c in "0123456789abcdef")[:11]
+        # The network's DHCP service lives in a namespace whose link to the VLAN is an OVS
+        # port, both named after the network.
+        service = "ws-n" + "".join(c for c in net["id"] if c in "0123456789abcdef")[:11]
         assert ovs_port_tag(service) == "3520"
         log = serial_log(uuid)
         line = "WASMSTACK-GUEST-IP {}/24".format(ip)

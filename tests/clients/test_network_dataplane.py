@@ -72,15 +72,17 @@ def test_restart_builds_the_network_and_delete_tears_it_down(host_server):
         assert run("ovs-vsctl", "--timeout=5", "br-exists", bridge).returncode == 0
         service = "ws-d" + "".join(c for c in net["id"] if c in "0123456789abcdef")[:11]
         assert dhcp_pid(service), "no DHCP service {} after restartNetwork".format(service)
-        assert run("ovs-vsctl", "--timeout=5", "get", "port", service, "tag").stdout.strip() == "3500"
-        assert "10.93.0.1/24" in run("ip", "-o", "addr", "show", "dev", service).stdout
+        # It runs in a namespace whose link to the VLAN is an OVS port, both named after the network.
+        port = "ws-n" + "".join(c for c in net["id"] if c in "0123456789abcdef")[:11]
+        assert run("ovs-vsctl", "--timeout=5", "get", "port", port, "tag").stdout.strip() == "3500"
+        assert "10.93.0.1/24" in run("ip", "-n", port, "-o", "addr", "show", "dev", port).stdout
         # Restarting again is harmless: the drivers are idempotent.
         cs.restartNetwork(id=net["id"])
         assert dhcp_pid(service)
 
         cs.deleteNetwork(id=net["id"])
         assert dhcp_pid(service) is None
-        assert run("ovs-vsctl", "--timeout=5", "get", "port", service, "tag").returncode != 0, "the DHCP port outlived its network"
+        assert run("ovs-vsctl", "--timeout=5", "get", "port", port, "tag").returncode != 0, "the DHCP port outlived its network"
         # The VLAN is free again.
         again = cs.createNetwork(name="dq" + tag, networkofferingid=iso, zoneid=zone["id"])["network"]
         assert again["vlan"] == "3500"

@@ -9,7 +9,7 @@
 
 wit_bindgen::generate!({ world: "network-driver", path: "wit", generate_all });
 
-use exports::wasmstack::driver::network::{Attachment, Guest as Network, NetworkSpec, NicSpec};
+use exports::wasmstack::driver::network::{Attachment, Guest as Network, NetworkSpec, NicSpec, RouterSpec, RouterState};
 use exports::wasmstack::driver::plugin::{Capability, DriverKind, Guest as Plugin, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::log::{Level, log};
 use wasmstack::driver::netdev::{self, BridgeKind, DhcpConfig, DhcpHost};
@@ -131,6 +131,19 @@ impl Network for Bridge {
             Err(DriverError::NotFound(_)) => Ok(()),
             other => other,
         }
+    }
+
+    fn apply_router(_host: String, _net: NetworkSpec, _router: RouterSpec) -> Result<(), DriverError> {
+        // It declares no router services: its networks span one host and have no uplink.
+        Err(DriverError::Unsupported("the bridge driver builds no routers".into()))
+    }
+
+    fn destroy_router(_host: String, _net: NetworkSpec) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    fn router_status(_host: String, _net: NetworkSpec) -> Result<RouterState, DriverError> {
+        Ok(RouterState::Missing)
     }
 }
 
