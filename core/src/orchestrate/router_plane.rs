@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use crate::api::error::ApiError;
 use crate::auth::store::Scope;
 use crate::cloud::infra;
-use crate::cloud::networks::{self as nets, NetworkRow, PhysicalFilter};
+use crate::cloud::networks::{self as nets, NetworkRow, PhysicalFilter, TrafficTypeRow};
 use crate::cloud::public_ips::{self as pips, RouterFilter, RouterRow};
 use crate::events::{self, Event};
 use crate::plugins::{
@@ -39,16 +39,21 @@ struct Plane {
 }
 
 impl Orchestrator {
-    /// The label of the zone's Public traffic type: the host bridge public IPs live on.
-    async fn public_label(&self, zone_id: i64) -> Result<Option<String>, ApiError> {
+    /// The zone's Public traffic type, if one of its physical networks carries it.
+    pub(super) async fn public_traffic(&self, zone_id: i64) -> Result<Option<TrafficTypeRow>, ApiError> {
         let f = PhysicalFilter { zone_id: Some(zone_id), ..Default::default() };
         for p in nets::list_physical(&self.db, &f, None).await?.0 {
             let (types, _) = nets::traffic_types(&self.db, Some(p.id), None, None).await?;
-            if let Some(label) = types.into_iter().find(|t| t.traffic_type == "Public").and_then(|t| t.kvm_label) {
-                return Ok(Some(label));
+            if let Some(t) = types.into_iter().find(|t| t.traffic_type == "Public") {
+                return Ok(Some(t));
             }
         }
         Ok(None)
+    }
+
+    /// The label of the zone's Public traffic type: the host bridge public IPs live on.
+    async fn public_label(&self, zone_id: i64) -> Result<Option<String>, ApiError> {
+        Ok(self.public_traffic(zone_id).await?.and_then(|t| t.kvm_label))
     }
 
     /// The driver and host that build a router, or None when it has no data plane: no

@@ -19,7 +19,7 @@ use crate::api::render::Reply;
 use crate::api::request::{RouterAction, RouterQuery};
 use crate::auth::Caller;
 use crate::cloud::infra::{self, InfraFilter};
-use crate::cloud::networks::{self as nets, NetworkRow, PhysicalFilter, int_to_ip};
+use crate::cloud::networks::{self as nets, NetworkRow, int_to_ip};
 use crate::cloud::public_ips::{self as pips, Holder, PublicIpError, RouterFilter, RouterRow};
 use crate::db::format_time;
 
@@ -148,14 +148,7 @@ impl Orchestrator {
     /// Whether a zone carries public traffic: one of its physical networks has a Public
     /// traffic type. A zone without has no public side, and its networks no source NAT.
     pub(super) async fn has_public_traffic(&self, zone_id: i64) -> Result<bool, ApiError> {
-        let f = PhysicalFilter { zone_id: Some(zone_id), ..Default::default() };
-        for p in nets::list_physical(&self.db, &f, None).await?.0 {
-            let (types, _) = nets::traffic_types(&self.db, Some(p.id), None, None).await?;
-            if types.iter().any(|t| t.traffic_type == "Public") {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(self.public_traffic(zone_id).await?.is_some())
     }
 
     /// An Up host of the zone for a router to run on.
