@@ -302,6 +302,25 @@ def _servers_of(item):
     return found or list(_LIVE)
 
 
+# The NFS export folder every test's image stores and pools live in; the run removes the
+# folders it made when it ends, so repeated runs do not fill the disk.
+EXPORT_ROOT = Path(os.environ.get("WASMSTACK_NFS_EXPORT_DIR", os.path.expanduser("~/.cache/wasmstack/nfs/export")))
+_EXPORT_BEFORE: set = set()
+
+
+def pytest_sessionstart(session):
+    if EXPORT_ROOT.is_dir():
+        _EXPORT_BEFORE.update(p.name for p in EXPORT_ROOT.iterdir())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not EXPORT_ROOT.is_dir():
+        return
+    for p in EXPORT_ROOT.iterdir():
+        if p.name not in _EXPORT_BEFORE:
+            shutil.rmtree(p, ignore_errors=True)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
