@@ -181,6 +181,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0012_login_attempts", include_str!("migrations/0012_login_attempts.sql")),
     ("0013_driver_versions", include_str!("migrations/0013_driver_versions.sql")),
     ("0014_public_ips", include_str!("migrations/0014_public_ips.sql")),
+    ("0015_guest_access", include_str!("migrations/0015_guest_access.sql")),
 ];
 
 impl Db {
