@@ -129,6 +129,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::infra_forms::STRINGS,
     crate::templates::STRINGS,
     crate::networks::STRINGS,
+    crate::public_ips::STRINGS,
     crate::offerings::STRINGS,
     crate::volumes::STRINGS,
 ];

@@ -134,7 +134,8 @@ impl Loader {
 /// row. `reload` re-reads the page when bumped; while `poll_while` holds for a row (a template
 /// still downloading) the page is re-read every 2 s. `keyword`, when set, is sent as the
 /// list's keyword; `extra` is one more parameter such as `("volumeid", id)`; `actions` adds
-/// a row's own buttons before its Delete.
+/// a row's own buttons before its Delete; `describe` names a row in the delete question
+/// when its objects have no name (rules).
 #[component]
 pub fn Listing(
     id: &'static str,
@@ -148,6 +149,7 @@ pub fn Listing(
     #[prop(optional)] keyword: Option<RwSignal<String>>,
     #[prop(optional, into)] actions: Option<Callback<Value, AnyView>>,
     #[prop(optional)] extra: Option<(&'static str, String)>,
+    #[prop(optional)] describe: Option<fn(&Value) -> String>,
 ) -> impl IntoView {
     let session = expect_context::<SessionCtx>();
     let lang = expect_context::<I18n>().0;
@@ -240,6 +242,7 @@ pub fn Listing(
                             .map(|v| {
                                 let item_id = s(&v, "id").to_owned();
                                 let name = s(&v, "name").to_owned();
+                                let asked = describe.map_or_else(|| name.clone(), |d| d(&v));
                                 let cells = columns
                                     .iter()
                                     .map(|(key, cell)| {
@@ -249,7 +252,7 @@ pub fn Listing(
                                 let own = actions.map(|a| a.run(v.clone()));
                                 let action_cell = (delete.is_some() || own.is_some())
                                     .then(|| {
-                                        let (i, n) = (item_id.clone(), name.clone());
+                                        let (i, n) = (item_id.clone(), asked);
                                         let mine = item_id.clone();
                                         let remove_button = delete
                                             .map(|_| {

@@ -16,6 +16,7 @@ mod networks;
 mod offerings;
 mod overview;
 mod plugins;
+mod public_ips;
 mod templates;
 mod volumes;
 mod zone_wizard;

@@ -1,12 +1,15 @@
 //! Guest networks: create (an Isolated network needs only a name; a Shared one its
-//! gateway, netmask and range), list, delete.
+//! gateway, netmask and range), list, delete; a network's public IPs and their rules
+//! open in a panel under the list (see `public_ips`).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use serde_json::Value;
 
 use crate::api::{self, s};
 use crate::i18n::tr;
 use crate::infra::{Col, Field, FormError, FormFooter, Listing, set_error};
+use crate::public_ips::PublicIps;
 use crate::{SessionCtx, fail};
 
 pub const STRINGS: &[(&str, &str, &str)] = &[
@@ -66,6 +69,16 @@ pub fn Networks() -> impl IntoView {
     let done = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let reload = RwSignal::new(0u32);
+    // The network whose public IPs are shown under the list.
+    let selected = RwSignal::new(None::<Value>);
+    let public_ips = Callback::new(move |v: Value| {
+        view! {
+            <button class="act act-ips" on:click=move |_| selected.set(Some(v.clone()))>
+                {tr("pip.open")}
+            </button>
+        }
+        .into_any()
+    });
     // The first of each list is picked until the user picks another.
     Effect::new(move |_| {
         if zone.get().is_empty()
@@ -148,7 +161,9 @@ pub fn Networks() -> impl IntoView {
                 params=&[("listall", "true")]
                 delete="deleteNetwork"
                 reload=reload
+                actions=public_ips
             />
+            {move || selected.get().map(|v| view! { <PublicIps network=v selected=selected /> })}
         </section>
     }
 }
