@@ -4,7 +4,8 @@
 // rule and a load balancing rule with an instance are added (a bad port refused beside its
 // field, nothing made), each checked through the API as well as on screen, then deleted and
 // checked gone; static NAT is enabled on a second address to an instance, then disabled;
-// releasing the source NAT address shows the server's refusal; the labels in Chinese.
+// releasing the source NAT address shows the server's refusal; an egress rule of the network
+// is added and deleted; the labels in Chinese.
 //
 //   NODE_PATH=~/.cache/wasmstack/node/node_modules node --test tests/console/public_ips.test.cjs
 
@@ -250,6 +251,38 @@ test("public IPs and their rules in the console", { timeout: 600000 }, async (t)
     );
   });
 
+  await t.test("the network's egress rules: one added, then deleted", async () => {
+    await page.click("#tab-egress");
+    await page.locator("#egress-rules table.list-table:not(.loading)").waitFor();
+    const egress = async () => (await api("listEgressFirewallRules", { networkid: network.id })).firewallrule || [];
+    const before = await egress();
+    // "all" has no ports to give.
+    await page.selectOption("#eg-protocol", "all");
+    await page.locator("#eg-startport").waitFor({ state: "detached" });
+    await page.selectOption("#eg-protocol", "tcp");
+    await page.fill("#eg-startport", "443");
+    await page.fill("#eg-cidrlist", network.cidr);
+    await page.fill("#eg-destcidrlist", "203.0.113.0/24");
+    await page.click("#egress-form button[type=submit]");
+    const row = page.locator("#egress-rules tbody tr", { hasText: "203.0.113.0/24" });
+    await row.waitFor({ timeout: 60000 });
+    const added = (await egress()).filter((r) => !before.some((b) => b.id === r.id));
+    assert.equal(added.length, 1);
+    const [rule] = added;
+    assert.equal(rule.protocol, "tcp");
+    assert.equal(Number(rule.startport), 443);
+    assert.equal(rule.cidrlist, network.cidr);
+    assert.equal(rule.destcidrlist, "203.0.113.0/24");
+    assert.equal(await row.getAttribute("data-id"), rule.id);
+    await shot("pubip-07-egress");
+
+    await row.locator(".act-delete").click();
+    await row.waitFor({ state: "detached", timeout: 60000 });
+    assert.ok(!(await egress()).some((r) => r.id === rule.id), "the egress rule is gone");
+    await page.click("#tab-addresses");
+    await ipRow(sourceNat.ipaddress).waitFor();
+  });
+
   await t.test("in Chinese", async () => {
     await page.selectOption(".nav .lang select", "zh");
     await page.locator("#pip-acquire", { hasText: "获取 IP" }).waitFor();
@@ -261,7 +294,8 @@ test("public IPs and their rules in the console", { timeout: 600000 }, async (t)
     assert.equal(await page.locator("#tab-forwarding").innerText(), "端口转发");
     assert.equal(await page.locator("#tab-balancing").innerText(), "负载均衡");
     assert.equal(await page.locator("#firewall-form button[type=submit]").innerText(), "添加规则");
-    await shot("pubip-07-zh");
+    assert.equal(await page.locator("#tab-egress").innerText(), "出口规则");
+    await shot("pubip-08-zh");
     await page.selectOption(".nav .lang select", "en");
   });
 

@@ -1,6 +1,7 @@
 //! A network's public IPs, opened from the networks page: acquire and release addresses,
-//! and per address its firewall rules, port forwarding, static NAT and load balancing,
-//! each added and deleted through the API (async jobs, followed to their end).
+//! and per address its firewall rules, port forwarding, static NAT and load balancing;
+//! and the network's egress rules. Each is added and deleted through the API (async jobs,
+//! followed to their end).
 
 use std::collections::HashMap;
 
@@ -38,6 +39,9 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("pip.endport", "End port", "结束端口"),
     ("pip.ports", "Ports", "端口"),
     ("pip.cidrlist", "Source CIDR list", "源 CIDR 列表"),
+    ("pip.destcidrlist", "Destination CIDR list", "目的 CIDR 列表"),
+    ("pip.addresses", "Public IPs", "公网 IP"),
+    ("pip.egress", "Egress rules", "出口规则"),
     ("pip.icmptype", "ICMP type", "ICMP 类型"),
     ("pip.icmpcode", "ICMP code", "ICMP 代码"),
     ("pip.add_rule", "Add rule", "添加规则"),
@@ -87,6 +91,15 @@ fn vm_name(v: &Value) -> String {
     if display.is_empty() { s(v, "virtualmachinename").to_owned() } else { display.to_owned() }
 }
 
+/// A firewall rule's ports, or its ICMP type and code.
+fn ports_of(v: &Value) -> String {
+    if s(v, "protocol").eq_ignore_ascii_case("icmp") {
+        format!("{}/{}", port(v, "icmptype"), port(v, "icmpcode"))
+    } else {
+        range(v, "startport", "endport")
+    }
+}
+
 const IP_COLS: &[Col] = &[
     ("pip.address", |v, _| s(v, "ipaddress").to_owned()),
     ("pip.source_nat", |v, l| yes_no(l, flag(v, "issourcenat"))),
@@ -102,14 +115,16 @@ const IP_COLS: &[Col] = &[
 
 const FIREWALL_COLS: &[Col] = &[
     ("pip.protocol", |v, _| s(v, "protocol").to_owned()),
-    ("pip.ports", |v, _| {
-        if s(v, "protocol").eq_ignore_ascii_case("icmp") {
-            format!("{}/{}", port(v, "icmptype"), port(v, "icmpcode"))
-        } else {
-            range(v, "startport", "endport")
-        }
-    }),
+    ("pip.ports", |v, _| ports_of(v)),
     ("pip.cidrlist", |v, _| s(v, "cidrlist").to_owned()),
+    ("pip.state", |v, _| s(v, "state").to_owned()),
+];
+
+const EGRESS_COLS: &[Col] = &[
+    ("pip.protocol", |v, _| s(v, "protocol").to_owned()),
+    ("pip.ports", |v, _| ports_of(v)),
+    ("pip.cidrlist", |v, _| s(v, "cidrlist").to_owned()),
+    ("pip.destcidrlist", |v, _| s(v, "destcidrlist").to_owned()),
     ("pip.state", |v, _| s(v, "state").to_owned()),
 ];
 
@@ -284,6 +299,8 @@ pub fn PublicIps(network: Value, selected: RwSignal<Option<Value>>) -> impl Into
         .into_any()
     });
     let title = move || fill(lang.get(), "pip.title", &[&name]);
+    // The addresses and their rules, or the network's egress rules.
+    let part = RwSignal::new("addresses");
     view! {
         <div class="card storage-panel public-ips" id="public-ips" data-id=net_id.get_value()>
             <div class="toolbar">
@@ -299,26 +316,53 @@ pub fn PublicIps(network: Value, selected: RwSignal<Option<Value>>) -> impl Into
             <p class="ok" role="status" id="pip-acquired">
                 {move || acquired.get().map(|ip| fill(lang.get(), "pip.acquired", &[&ip]))}
             </p>
-            <Listing
-                id="public-ip-list"
-                command="listPublicIpAddresses"
-                object="publicipaddress"
-                columns=IP_COLS
-                params=&[("listall", "true")]
-                reload=ip_reload
-                actions=ip_actions
-                extra=("associatednetworkid", net_id.get_value())
-            />
-            {move || {
-                chosen
-                    .get()
-                    .map(|ip| {
-                        view! { <IpRules ip_id=ip vms=vms ip_reload=ip_reload jobs=jobs /> }
+            <div class="tabs" role="tablist">
+                {NETWORK_TABS
+                    .iter()
+                    .map(|(name, key)| {
+                        view! {
+                            <button
+                                id=format!("tab-{name}")
+                                role="tab"
+                                class:selected=move || part.get() == *name
+                                on:click=move |_| part.set(*name)
+                            >
+                                {tr(key)}
+                            </button>
+                        }
                     })
+                    .collect_view()}
+            </div>
+            {move || match part.get() {
+                "egress" => view! { <Firewall kind=EGRESS owner=net_id.get_value() /> }.into_any(),
+                _ => {
+                    view! {
+                        <Listing
+                            id="public-ip-list"
+                            command="listPublicIpAddresses"
+                            object="publicipaddress"
+                            columns=IP_COLS
+                            params=&[("listall", "true")]
+                            reload=ip_reload
+                            actions=ip_actions
+                            extra=("associatednetworkid", net_id.get_value())
+                        />
+                        {move || {
+                            chosen
+                                .get()
+                                .map(|ip| {
+                                    view! { <IpRules ip_id=ip vms=vms ip_reload=ip_reload jobs=jobs /> }
+                                })
+                        }}
+                    }
+                        .into_any()
+                }
             }}
         </div>
     }
 }
+
+const NETWORK_TABS: &[(&str, &str)] = &[("addresses", "pip.addresses"), ("egress", "pip.egress")];
 
 const TABS: &[(&str, &str)] = &[
     ("firewall", "pip.firewall"),
@@ -369,69 +413,132 @@ fn IpRules(ip_id: String, vms: Options, ip_reload: RwSignal<u32>, jobs: JobMap) 
                 "forwarding" => view! { <Forwarding ip_id=ip_id.get_value() vms=vms /> }.into_any(),
                 "balancing" => view! { <Balancing ip_id=ip_id.get_value() vms=vms /> }.into_any(),
                 "staticnat" => view! { <StaticNat ip=ip vms=vms ip_reload=ip_reload jobs=jobs /> }.into_any(),
-                _ => view! { <Firewall ip_id=ip_id.get_value() /> }.into_any(),
+                _ => view! { <Firewall kind=INGRESS owner=ip_id.get_value() /> }.into_any(),
             }}
         </div>
     }
 }
 
-const FIREWALL_FIELDS: &[&str] = &["protocol", "startport", "endport", "cidrlist", "icmptype", "icmpcode"];
+const FIREWALL_FIELDS: &[&str] =
+    &["protocol", "startport", "endport", "cidrlist", "destcidrlist", "icmptype", "icmpcode"];
 
+/// Where a firewall form's rules live: an address's ingress rules, or a network's egress ones.
+#[derive(Clone, Copy)]
+struct FirewallKind {
+    /// The prefix of the form's field ids.
+    form: &'static str,
+    form_id: &'static str,
+    protocol_id: &'static str,
+    list_id: &'static str,
+    /// The parameter that names the address or the network.
+    owner: &'static str,
+    create: &'static str,
+    list: &'static str,
+    delete: &'static str,
+    protocols: &'static [&'static str],
+    columns: &'static [Col],
+    egress: bool,
+}
+
+const INGRESS: FirewallKind = FirewallKind {
+    form: "fw",
+    form_id: "firewall-form",
+    protocol_id: "fw-protocol",
+    list_id: "firewall-rules",
+    owner: "ipaddressid",
+    create: "createFirewallRule",
+    list: "listFirewallRules",
+    delete: "deleteFirewallRule",
+    protocols: &["tcp", "udp", "icmp"],
+    columns: FIREWALL_COLS,
+    egress: false,
+};
+
+const EGRESS: FirewallKind = FirewallKind {
+    form: "eg",
+    form_id: "egress-form",
+    protocol_id: "eg-protocol",
+    list_id: "egress-rules",
+    owner: "networkid",
+    create: "createEgressFirewallRule",
+    list: "listEgressFirewallRules",
+    delete: "deleteEgressFirewallRule",
+    protocols: &["tcp", "udp", "icmp", "all"],
+    columns: EGRESS_COLS,
+    egress: true,
+};
+
+/// A firewall rule form and its rules: `owner` is the address's id (ingress) or the network's (egress).
 #[component]
-fn Firewall(ip_id: String) -> impl IntoView {
+fn Firewall(kind: FirewallKind, owner: String) -> impl IntoView {
     let session = expect_context::<SessionCtx>();
     let protocol = RwSignal::new("tcp".to_owned());
-    let vals: Vec<RwSignal<String>> = (0..5).map(|_| RwSignal::new(String::new())).collect();
-    let [start, end, cidr, icmptype, icmpcode] = [vals[0], vals[1], vals[2], vals[3], vals[4]];
+    let vals: Vec<RwSignal<String>> = (0..6).map(|_| RwSignal::new(String::new())).collect();
+    let [start, end, cidr, dest, icmptype, icmpcode] = [vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]];
     let error: FormError = RwSignal::new(None);
     let busy = RwSignal::new(false);
     let reload = RwSignal::new(0u32);
-    let ip = StoredValue::new(ip_id);
+    let owner = StoredValue::new(owner);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let proto = protocol.get_untracked();
-        let mut p = vec![("ipaddressid", ip.get_value()), ("protocol", proto.clone())];
-        if proto == "icmp" {
-            push_some(&mut p, "icmptype", icmptype);
-            push_some(&mut p, "icmpcode", icmpcode);
-        } else {
-            push_some(&mut p, "startport", start);
-            push_some(&mut p, "endport", end);
+        let mut p = vec![(kind.owner, owner.get_value()), ("protocol", proto.clone())];
+        match proto.as_str() {
+            "icmp" => {
+                push_some(&mut p, "icmptype", icmptype);
+                push_some(&mut p, "icmpcode", icmpcode);
+            }
+            "all" => {}
+            _ => {
+                push_some(&mut p, "startport", start);
+                push_some(&mut p, "endport", end);
+            }
         }
         push_some(&mut p, "cidrlist", cidr);
-        submit_rule(session, "createFirewallRule", p, error, busy, FIREWALL_FIELDS, reload);
+        if kind.egress {
+            push_some(&mut p, "destcidrlist", dest);
+        }
+        submit_rule(session, kind.create, p, error, busy, FIREWALL_FIELDS, reload);
     };
+    let ports = move || matches!(protocol.get().as_str(), "tcp" | "udp");
     let icmp = move || protocol.get() == "icmp";
+    let f = kind.form;
     view! {
-        <form class="inline-form" id="firewall-form" on:submit=submit>
-            {fixed_select("fw-protocol", "pip.protocol", protocol, &["tcp", "udp", "icmp"])}
-            <Show
-                when=icmp
-                fallback=move || {
-                    view! {
-                        <Field form="fw" param="startport" label="pip.startport" value=start error=error kind="number" />
-                        <Field form="fw" param="endport" label="pip.endport" value=end error=error kind="number" />
-                    }
-                }
-            >
-                <Field form="fw" param="icmptype" label="pip.icmptype" value=icmptype error=error kind="number" />
-                <Field form="fw" param="icmpcode" label="pip.icmpcode" value=icmpcode error=error kind="number" />
+        <form class="inline-form" id=kind.form_id on:submit=submit>
+            {fixed_select(kind.protocol_id, "pip.protocol", protocol, kind.protocols)}
+            <Show when=ports>
+                <Field form=f param="startport" label="pip.startport" value=start error=error kind="number" />
+                <Field form=f param="endport" label="pip.endport" value=end error=error kind="number" />
             </Show>
-            <Field form="fw" param="cidrlist" label="pip.cidrlist" value=cidr error=error placeholder="0.0.0.0/0" />
+            <Show when=icmp>
+                <Field form=f param="icmptype" label="pip.icmptype" value=icmptype error=error kind="number" />
+                <Field form=f param="icmpcode" label="pip.icmpcode" value=icmpcode error=error kind="number" />
+            </Show>
+            <Field
+                form=f
+                param="cidrlist"
+                label="pip.cidrlist"
+                value=cidr
+                error=error
+                placeholder=if kind.egress { "" } else { "0.0.0.0/0" }
+            />
+            <Show when=move || kind.egress>
+                <Field form=f param="destcidrlist" label="pip.destcidrlist" value=dest error=error />
+            </Show>
             <FormMessage error=error />
             <button type="submit" class="primary" disabled=busy>
                 {tr("pip.add_rule")}
             </button>
         </form>
         <Listing
-            id="firewall-rules"
-            command="listFirewallRules"
+            id=kind.list_id
+            command=kind.list
             object="firewallrule"
-            columns=FIREWALL_COLS
+            columns=kind.columns
             params=&[("listall", "true")]
-            delete="deleteFirewallRule"
+            delete=kind.delete
             reload=reload
-            extra=("ipaddressid", ip.get_value())
+            extra=(kind.owner, owner.get_value())
             describe=describe_firewall
         />
     }
