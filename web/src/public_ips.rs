@@ -211,26 +211,45 @@ fn push_some(p: &mut Vec<(&'static str, String)>, key: &'static str, value: RwSi
     }
 }
 
-/// Starts `command` and waits for its job; the list reloads on success, the API's message
-/// goes beside its field otherwise.
-fn submit_rule(
-    session: SessionCtx,
-    command: &'static str,
-    params: Vec<(&'static str, String)>,
+/// A rule form's state: the API's message, whether its command runs, and its list's reload.
+#[derive(Clone, Copy)]
+struct RuleForm {
     error: FormError,
     busy: RwSignal<bool>,
-    fields: &'static [&'static str],
     reload: RwSignal<u32>,
-) {
-    error.set(None);
-    busy.set(true);
-    spawn_local(async move {
-        match api::run_job(command, &params, |_| ()).await {
-            Ok(_) => reload.update(|r| *r += 1),
-            Err(e) => set_error(error, fail(session, e), fields),
-        }
-        busy.set(false);
-    });
+    /// The API parameters its fields stand for, to show a message beside its field.
+    fields: &'static [&'static str],
+}
+
+impl RuleForm {
+    fn new(fields: &'static [&'static str]) -> Self {
+        RuleForm { error: RwSignal::new(None), busy: RwSignal::new(false), reload: RwSignal::new(0), fields }
+    }
+
+    /// Starts `command` and waits for its job: on success the list reloads and the `clear`
+    /// fields empty; otherwise the API's message goes beside its field.
+    fn submit(
+        self,
+        session: SessionCtx,
+        command: &'static str,
+        params: Vec<(&'static str, String)>,
+        clear: Vec<RwSignal<String>>,
+    ) {
+        self.error.set(None);
+        self.busy.set(true);
+        spawn_local(async move {
+            match api::run_job(command, &params, |_| ()).await {
+                Ok(_) => {
+                    for field in clear {
+                        field.set(String::new());
+                    }
+                    self.reload.update(|r| *r += 1);
+                }
+                Err(e) => set_error(self.error, fail(session, e), self.fields),
+            }
+            self.busy.set(false);
+        });
+    }
 }
 
 /// The panel under the networks list for one network.
@@ -475,9 +494,8 @@ fn Firewall(kind: FirewallKind, owner: String) -> impl IntoView {
     let protocol = RwSignal::new("tcp".to_owned());
     let vals: Vec<RwSignal<String>> = (0..6).map(|_| RwSignal::new(String::new())).collect();
     let [start, end, cidr, dest, icmptype, icmpcode] = [vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]];
-    let error: FormError = RwSignal::new(None);
-    let busy = RwSignal::new(false);
-    let reload = RwSignal::new(0u32);
+    let form = RuleForm::new(FIREWALL_FIELDS);
+    let RuleForm { error, busy, reload, .. } = form;
     let owner = StoredValue::new(owner);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -498,7 +516,7 @@ fn Firewall(kind: FirewallKind, owner: String) -> impl IntoView {
         if kind.egress {
             push_some(&mut p, "destcidrlist", dest);
         }
-        submit_rule(session, kind.create, p, error, busy, FIREWALL_FIELDS, reload);
+        form.submit(session, kind.create, p, vals.clone());
     };
     let ports = move || matches!(protocol.get().as_str(), "tcp" | "udp");
     let icmp = move || protocol.get() == "icmp";
@@ -555,9 +573,8 @@ fn Forwarding(ip_id: String, vms: Options) -> impl IntoView {
     pick_first(vm, vms);
     let vals: Vec<RwSignal<String>> = (0..4).map(|_| RwSignal::new(String::new())).collect();
     let [public, public_end, private, private_end] = [vals[0], vals[1], vals[2], vals[3]];
-    let error: FormError = RwSignal::new(None);
-    let busy = RwSignal::new(false);
-    let reload = RwSignal::new(0u32);
+    let form = RuleForm::new(FORWARD_FIELDS);
+    let RuleForm { error, busy, reload, .. } = form;
     let ip = StoredValue::new(ip_id);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -571,7 +588,7 @@ fn Forwarding(ip_id: String, vms: Options) -> impl IntoView {
         push_some(&mut p, "publicendport", public_end);
         p.push(("privateport", private.get_untracked().trim().to_owned()));
         push_some(&mut p, "privateendport", private_end);
-        submit_rule(session, "createPortForwardingRule", p, error, busy, FORWARD_FIELDS, reload);
+        form.submit(session, "createPortForwardingRule", p, vals.clone());
     };
     view! {
         <form class="inline-form" id="forwarding-form" on:submit=submit>
@@ -612,9 +629,8 @@ fn Balancing(ip_id: String, vms: Options) -> impl IntoView {
     let algorithm = RwSignal::new("roundrobin".to_owned());
     let vals: Vec<RwSignal<String>> = (0..3).map(|_| RwSignal::new(String::new())).collect();
     let [name, public, private] = [vals[0], vals[1], vals[2]];
-    let error: FormError = RwSignal::new(None);
-    let busy = RwSignal::new(false);
-    let reload = RwSignal::new(0u32);
+    let form = RuleForm::new(BALANCER_FIELDS);
+    let RuleForm { error, busy, reload, .. } = form;
     let ip = StoredValue::new(ip_id);
     // The rule whose instances are shown under the list.
     let open = RwSignal::new(None::<Value>);
@@ -627,7 +643,7 @@ fn Balancing(ip_id: String, vms: Options) -> impl IntoView {
             ("publicport", public.get_untracked().trim().to_owned()),
             ("privateport", private.get_untracked().trim().to_owned()),
         ];
-        submit_rule(session, "createLoadBalancerRule", p, error, busy, BALANCER_FIELDS, reload);
+        form.submit(session, "createLoadBalancerRule", p, vals.clone());
     };
     let members = Callback::new(move |v: Value| {
         view! {
