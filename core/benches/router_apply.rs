@@ -17,12 +17,20 @@
 //!   checked, the rule set replaced); the baseline is `nft -f` of the new rule set alone,
 //!   the least any tool must do.
 //!
+//! - ready: as build, then until a guest (a namespace on the network's VLAN, default route
+//!   via the router) opens a TCP connection to a server in a namespace standing for the
+//!   internet, through source NAT (the server checks it sees the public IP). This is what
+//!   `restartNetwork` waits for once the database is read, without the API around it.
+//!
 //! Runs of the driver and the baseline alternate.
 
 use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmstack::plugins::{
@@ -60,6 +68,18 @@ impl Drop for Bridges {
     fn drop(&mut self) {
         quiet("ovs-vsctl", &["--timeout=5", "--if-exists", "del-br", &self.ovs]);
         quiet("ip", &["link", "del", &self.linux]);
+    }
+}
+
+/// Namespaces (and an Open vSwitch port) made for the bench, removed however it ends.
+struct Namespaces(Vec<String>, String, String);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        quiet("ovs-vsctl", &["--timeout=5", "--if-exists", "del-port", &self.1, &self.2]);
+        for ns in &self.0 {
+            quiet("ip", &["netns", "del", ns]);
+        }
     }
 }
 
@@ -195,6 +215,58 @@ fn native_teardown(b: &Bridges, ns: &str, guest: &str) {
     quiet("ip", &["netns", "del", ns]);
 }
 
+/// Runs `f` on a thread inside network namespace `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(path).unwrap();
+        // SAFETY: a namespace descriptor; it changes this thread's network namespace only.
+        assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A namespace joined to `bridge` by a veth pair (`device` at both ends), holding `cidr`
+/// and a default route via `gateway` when given.
+fn endpoint(ns: &str, device: &str, mac: &str, bridge: &str, ovs_tag: Option<u16>, cidr: &str, gateway: Option<&str>) {
+    must("ip", &["netns", "add", ns]);
+    must("ip", &["-n", ns, "link", "set", "lo", "up"]);
+    must("ip", &["link", "add", device, "type", "veth", "peer", "name", device, "address", mac, "netns", ns]);
+    match ovs_tag {
+        Some(tag) => must(
+            "ovs-vsctl",
+            &["--timeout=5", "add-port", bridge, device, "--", "set", "port", device, &format!("tag={tag}")],
+        ),
+        None => must("ip", &["link", "set", "dev", device, "master", bridge]),
+    }
+    must("ip", &["link", "set", "dev", device, "up"]);
+    must("ip", &["-n", ns, "link", "set", "dev", device, "up"]);
+    // Checksums are left to the device on a veth; Open vSwitch's userspace datapath does
+    // not fill them in.
+    no_tx_checksum_offload(ns, device);
+    must("ip", &["-n", ns, "addr", "add", cidr, "dev", device]);
+    if let Some(gw) = gateway {
+        must("ip", &["-n", ns, "route", "add", "default", "via", gw]);
+    }
+}
+
+/// From inside the guest namespace, tries to connect to the internet server until it
+/// answers; returns when it did.
+fn wait_reachable(guest_ns: &str, server: SocketAddr) {
+    in_netns(guest_ns, move || {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect_timeout(&server, Duration::from_millis(100)).is_ok() {
+                return;
+            }
+            assert!(Instant::now() < give_up, "the guest never reached {server}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
 /// Median and 90th percentile, in ms.
 fn stats(mut runs: Vec<Duration>) -> (f64, f64) {
     runs.sort();
@@ -235,6 +307,25 @@ fn main() {
     };
     vlan.implement("local", &net).expect("implement");
 
+    // The internet: a server on the router's upstream gateway address, which checks that
+    // connections come from the public IP (source NAT), and a guest on the network.
+    let (inet_ns, inet_dev, guest_ns, guest_dev) =
+        (format!("ws-bi{r}"), format!("ws-bw{r}"), format!("ws-bq{r}"), format!("ws-bv{r}"));
+    let _ends = Namespaces(vec![inet_ns.clone(), guest_ns.clone()], b.ovs.clone(), guest_dev.clone());
+    endpoint(&inet_ns, &inet_dev, "02:00:00:98:00:03", &b.linux, None, "198.51.100.1/24", None);
+    endpoint(&guest_ns, &guest_dev, "02:00:00:98:00:0a", &b.ovs, Some(VLAN), "10.98.0.10/24", Some("10.98.0.1"));
+    let server: SocketAddr = "198.51.100.1:8080".parse().unwrap();
+    let listener = in_netns(&inet_ns, move || TcpListener::bind(server).expect("the internet server"));
+    let wrong_source = Arc::new(AtomicBool::new(false));
+    let seen = wrong_source.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            if conn.peer_addr().ok().map(|a| a.ip().to_string()).as_deref() != Some(PUBLIC) {
+                seen.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+
     println!("router apply, {runs} runs each (ms: median / p90), vlan driver against the bare commands:");
     for n in [1u16, 100, 1000] {
         let (spec_a, spec_b) = (router(&b.linux, forwards(n, 10000)), router(&b.linux, forwards(n, 20000)));
@@ -270,6 +361,39 @@ fn main() {
             );
         }
     }
+    let spec = router(&b.linux, forwards(1, 10000));
+    let nft = ruleset(&guest, 1, 10000);
+    let (mut native, mut hosted) = (vec![], vec![]);
+    // The bare commands and the driver give the router different MACs: the guest forgets
+    // its gateway's before each run (untimed), so both pay one ARP resolution.
+    let forget = || must("ip", &["-n", &guest_ns, "neigh", "flush", "all"]);
+    for run in 0..runs + 1 {
+        forget();
+        let start = Instant::now();
+        native_build(&b, &ns, &guest, &public, &nft, &file);
+        wait_reachable(&guest_ns, server);
+        let t = start.elapsed();
+        native_teardown(&b, &ns, &guest);
+
+        forget();
+        let start = Instant::now();
+        vlan.apply_router("local", &net, &spec).expect("apply-router (ready)");
+        wait_reachable(&guest_ns, server);
+        let h = start.elapsed();
+        vlan.destroy_router("local", &net).expect("destroy-router");
+        if run > 0 {
+            native.push(t);
+            hosted.push(h);
+        }
+    }
+    assert!(!wrong_source.load(Ordering::Relaxed), "a connection reached the internet without source NAT");
+    let ((nm, n9), (hm, h9)) = (stats(native), stats(hosted));
+    println!(
+        "  router ready (guest reaches the internet) bare commands {nm:>8.2} / {n9:>8.2}   vlan driver {hm:>8.2} / {h9:>8.2}   \
+         ratio {:.2}x / {:.2}x",
+        hm / nm,
+        h9 / n9
+    );
     if let Err(e) = vlan.shutdown("local", &net) {
         eprintln!("shutting the network down: {e}");
     }
