@@ -65,8 +65,8 @@ bash scripts/build.sh
 failed=()
 printf 'test: cargo test --release -p wasmstack %s (all but the in-process demo cloud tests)\n' "$*"
 cargo test --release -p wasmstack "$@" -- --skip orchestrator:: --skip public_ips:: --skip rules:: || failed+=(wasmstack)
-printf 'test: cargo test --release -p kvm -p nfs -p local\n'
-cargo test --release -p kvm -p nfs -p local || failed+=(drivers)
+printf 'test: cargo test --release -p kvm -p nfs -p local -p wasmstack-console\n'
+cargo test --release -p kvm -p nfs -p local -p wasmstack-console || failed+=(drivers-and-console-units)
 
 # The CloudStack API through real clients (cs, Libcloud, plain HTTP) against `wasmstack serve`,
 # on SQLite and PostgreSQL; the venv and PostgreSQL come from scripts/setup.sh.
