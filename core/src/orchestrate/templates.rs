@@ -578,7 +578,7 @@ impl Orchestrator {
         Ok(volume.path)
     }
 
-    fn template_view(&self, caller: &Caller, t: &TemplateRow) -> serde_json::Map<String, serde_json::Value> {
+    pub(super) fn template_view(&self, caller: &Caller, t: &TemplateRow) -> serde_json::Map<String, serde_json::Value> {
         let status = if t.state == "Downloading" { self.download_status(t) } else { t.status.clone() };
         let owner_or_admin = caller.role == RoleType::Admin || caller.user.account_id == t.account_id;
         views::object(json!({

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const TEMPLATE_FIELDS: &[Field] = &[
+pub(super) const TEMPLATE_FIELDS: &[Field] = &[
     f("id", "string", "the template ID"),
     f("name", "string", "the template name"),
     f("displaytext", "string", "the template display text"),
