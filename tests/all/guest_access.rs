@@ -225,7 +225,8 @@ fn key_pairs_are_created_registered_listed_and_deleted() {
 
         // Refusals: each CloudStack's text, and nothing stored.
         let before = state(cloud, &t.account).await;
-        let cases: [(&str, Vec<(&str, &str)>, &str); 5] = [
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+        let cases: [Case; 5] = [
             ("createSSHKeyPair", vec![("name", "made")], "A key pair with name 'made' already exists."),
             (
                 "registerSSHKeyPair",
@@ -301,7 +302,8 @@ fn deploy_copies_key_pairs_and_checks_userdata() {
         other.user.call("registerSSHKeyPair", &[("name", "theirs"), ("publickey", ED25519)]).await.expect("theirs");
         let before = state(cloud, &t.account).await;
         let too_long = STANDARD.encode(vec![b'x'; 3100]);
-        let cases: [(Vec<(&str, &str)>, u32, &str); 6] = [
+        type Case<'a> = (Vec<(&'a str, &'a str)>, u32, &'a str);
+        let cases: [Case; 6] = [
             (vec![("keypair", "theirs")], 431, "Not all specified keypairs exist"),
             (vec![("keypairs", "two,missing")], 431, "Not all specified keypairs exist"),
             (vec![("userdata", "not base64!")], 431, "User data is not base64 encoded."),
@@ -359,11 +361,15 @@ fn resets_need_a_stopped_vm_and_passwords_a_password_template() {
 
         let before = state(cloud, &t.account).await;
         let (code, text_) = refusal(
-            t.user.call("resetSSHKeyForVirtualMachine", &[("id", &vm_id), ("keypair", "new")]).await.expect_err("running"),
+            t.user
+                .call("resetSSHKeyForVirtualMachine", &[("id", &vm_id), ("keypair", "new")])
+                .await
+                .expect_err("running"),
         );
         assert_eq!(code, 431);
         assert!(text_.ends_with("should be stopped to do SSH Key reset"), "{text_}");
-        let (code, text_) = refusal(t.user.call("resetPasswordForVirtualMachine", &[("id", &vm_id)]).await.expect_err("no"));
+        let (code, text_) =
+            refusal(t.user.call("resetPasswordForVirtualMachine", &[("id", &vm_id)]).await.expect_err("no"));
         assert_eq!(
             (code, text_.as_str()),
             (431, "Fail to reset password for the Instance, the Template is not password enabled")
@@ -374,7 +380,10 @@ fn resets_need_a_stopped_vm_and_passwords_a_password_template() {
         t.user.call("stopVirtualMachine", &[("id", &vm_id)]).await.expect("stop");
         let before = state(cloud, &t.account).await;
         let (code, text_) = refusal(
-            t.user.call("resetSSHKeyForVirtualMachine", &[("id", &vm_id), ("keypair", "nope")]).await.expect_err("nope"),
+            t.user
+                .call("resetSSHKeyForVirtualMachine", &[("id", &vm_id), ("keypair", "nope")])
+                .await
+                .expect_err("nope"),
         );
         assert_eq!((code, text_.as_str()), (431, "Not all specified keypairs exist"));
         let (code, text_) =
@@ -453,7 +462,10 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
                 vec![("name", "setup"), ("userdata", &other_script)],
                 "A userdata with name setup already exists for this account.",
             ),
-            (vec![("name", "copy"), ("userdata", &script)], "Userdata setup with same content already exists for this account."),
+            (
+                vec![("name", "copy"), ("userdata", &script)],
+                "Userdata setup with same content already exists for this account.",
+            ),
             (
                 vec![("name", "meta"), ("userdata", &other_script), ("params", "x,public-keys")],
                 "Params passed here have a few virtual router metadata file names [public-keys]",
@@ -491,7 +503,10 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
             (431, "Both userdata and userdata ID inputs are not allowed, please provide only one")
         );
         let (code, text_) = refusal(t.user.call("deleteUserData", &[("id", &id(&u))]).await.expect_err("in use"));
-        assert_eq!((code, text_.as_str()), (530, "Userdata setup cannot be removed as it is being used by some instances"));
+        assert_eq!(
+            (code, text_.as_str()),
+            (530, "Userdata setup cannot be removed as it is being used by some instances")
+        );
         assert_eq!(state(cloud, &t.account).await, before);
 
         // A template's linked userdata, under each policy.
@@ -528,16 +543,20 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
         assert_eq!(text(&got, "userdata"), base, "the template's userdata");
 
         link("APPEND").await;
-        let appended = t.deploy(&linked_template, &[("userdata", &other_script), ("startvm", "false")]).await.expect("append");
+        let appended =
+            t.deploy(&linked_template, &[("userdata", &other_script), ("startvm", "false")]).await.expect("append");
         let got = t.user.call("getVirtualMachineUserData", &[("virtualmachineid", &id(&appended))]).await.expect("get");
         assert_eq!(text(&got, "userdata"), STANDARD.encode("base;other"));
 
         link("ALLOWOVERRIDE").await;
-        let overridden = t.deploy(&linked_template, &[("userdata", &other_script), ("startvm", "false")]).await.expect("override");
-        let got = t.user.call("getVirtualMachineUserData", &[("virtualmachineid", &id(&overridden))]).await.expect("get");
+        let overridden =
+            t.deploy(&linked_template, &[("userdata", &other_script), ("startvm", "false")]).await.expect("override");
+        let got =
+            t.user.call("getVirtualMachineUserData", &[("virtualmachineid", &id(&overridden))]).await.expect("get");
         assert_eq!(text(&got, "userdata"), other_script);
 
-        let (code, text_) = refusal(admin.call("deleteUserData", &[("id", &id(&admin_data))]).await.expect_err("linked"));
+        let (code, text_) =
+            refusal(admin.call("deleteUserData", &[("id", &id(&admin_data))]).await.expect_err("linked"));
         assert_eq!(code, 530);
         assert!(text_.ends_with("cannot be removed as it is linked to active template/templates"), "{text_}");
         let kept = scalar(
@@ -555,8 +574,25 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
         );
         assert_eq!(code, 531);
 
+        // updateTemplate turns passwords on for a template; only its owner (or an admin) may.
+        let (code, _) = refusal(
+            t.user
+                .call("updateTemplate", &[("id", &linked_template), ("passwordenabled", "true")])
+                .await
+                .expect_err("not theirs"),
+        );
+        assert_eq!(code, 531);
+        let updated = admin
+            .call("updateTemplate", &[("id", &linked_template), ("passwordenabled", "true")])
+            .await
+            .expect("updateTemplate");
+        assert_eq!(updated.get("passwordenabled"), Some(&Value::Bool(true)));
+        let with_password = t.deploy(&linked_template, &[("startvm", "false")]).await.expect("deploy");
+        assert_eq!(text(&with_password, "password").len(), 12, "{with_password:?}");
+
         // Unused stored userdata goes.
-        let spare = t.user.call("registerUserData", &[("name", "spare"), ("userdata", &other_script)]).await.expect("spare");
+        let spare =
+            t.user.call("registerUserData", &[("name", "spare"), ("userdata", &other_script)]).await.expect("spare");
         t.user.call("deleteUserData", &[("id", &id(&spare))]).await.expect("deleteUserData");
         assert!(t.user.list("listUserData", &[("name", "spare")]).await.expect("list").is_empty());
     });

@@ -141,7 +141,7 @@ def test_key_pairs_through_cs(admin, web, tmp_path):
     assert (err["errorcode"], err["errortext"]) == (431, "User data has exceeded configurable max length: 32768"), err
     assert vms_of(ucs) == []
     vm = deploy(ucs, z, net, keypairs="made,given", userdata=userdata)
-    assert vm["keypairs"] == "made,given" and "password" not in vm
+    assert vm["keypairs"] == "given,made" and "password" not in vm  # in name order
     assert ucs.getVirtualMachineUserData(virtualmachineid=vm["id"])["virtualmachineuserdata"]["userdata"] == userdata
 
     # Key reset: stopped VMs only; the template has no passwords.

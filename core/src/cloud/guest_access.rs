@@ -107,7 +107,9 @@ pub async fn keypairs_named(db: &Db, account_id: i64, names: &[String]) -> Resul
     let mut out = Vec::new();
     for name in names {
         let sql = format!("{} AND k.account_id = $1 AND k.name = $2", keypair_select());
-        if let Some(k) = sqlx::query_as::<_, KeyPairRow>(&sql).bind(account_id).bind(name).fetch_optional(db.pool()).await? {
+        if let Some(k) =
+            sqlx::query_as::<_, KeyPairRow>(&sql).bind(account_id).bind(name).fetch_optional(db.pool()).await?
+        {
             out.push(k);
         }
     }
@@ -170,7 +172,11 @@ pub async fn insert_keypair(db: &Db, k: &NewKeyPair<'_>) -> Result<String, Guest
 }
 
 pub async fn remove_keypair(db: &Db, id: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE ssh_keypairs SET removed = $1 WHERE id = $2").bind(now_ms()).bind(id).execute(db.pool()).await?;
+    sqlx::query("UPDATE ssh_keypairs SET removed = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 
@@ -447,6 +453,10 @@ pub async fn password_pending(db: &Db, instance_id: i64) -> Result<Option<String
 
 /// Renames an instance for display, within `tx`.
 pub async fn set_display_name(tx: &mut sqlx::AnyConnection, instance_id: i64, name: &str) -> Result<(), DbError> {
-    sqlx::query("UPDATE instances SET display_name = $1 WHERE id = $2").bind(name).bind(instance_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE instances SET display_name = $1 WHERE id = $2")
+        .bind(name)
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

@@ -93,10 +93,8 @@ pub(crate) fn parse_public_key(material: &str) -> Result<(String, String), ApiEr
     }
     let blob = STANDARD.decode(data).map_err(|_| bad())?;
     // The blob names its own type first (an SSH string: length, then the name).
-    let named = blob
-        .get(..4)
-        .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
-        .and_then(|n| blob.get(4..4 + n));
+    let named =
+        blob.get(..4).map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize).and_then(|n| blob.get(4..4 + n));
     if named != Some(kind.as_bytes()) {
         return Err(bad());
     }
@@ -272,8 +270,12 @@ impl Orchestrator {
                 Box::pin(self.register_key_pair(caller, &name, &public_key, &owner)).await
             }
             ListKeyPairs { id, name, fingerprint, listing } => {
-                Box::pin(self.list_key_pairs(caller, KeyPairFilter { uuid: id, name, fingerprint, keyword: None }, listing))
-                    .await
+                Box::pin(self.list_key_pairs(
+                    caller,
+                    KeyPairFilter { uuid: id, name, fingerprint, keyword: None },
+                    listing,
+                ))
+                .await
             }
             DeleteKeyPair { name, owner } => Box::pin(self.delete_key_pair(caller, &name, &owner)).await,
             ResetKeys { vm_id, names, owner } => Box::pin(self.reset_keys(caller, cmd, &vm_id, names, &owner)).await,
@@ -380,7 +382,9 @@ impl Orchestrator {
         let (account_id, _, account) = self.owner_named(caller, owner).await?;
         let found = access::keypairs_named(&self.db, account_id, &[name.to_owned()]).await?;
         let k = found.first().ok_or_else(|| {
-            invalid(format!("A key pair with name '{name}' does not exist for account {account} in specified domain id"))
+            invalid(format!(
+                "A key pair with name '{name}' does not exist for account {account} in specified domain id"
+            ))
         })?;
         access::remove_keypair(&self.db, k.id).await?;
         self.audit(caller, "DELETE.SSH.KEYPAIR", ("SSHKeyPair", &k.uuid, name), format!("SSH key pair {name} deleted"))
@@ -416,12 +420,26 @@ impl Orchestrator {
     }
 
     /// The job result of a VM change: the VM, with the new password when one was set.
-    pub(super) async fn vm_result(&self, caller: &Caller, uuid: &str, password: Option<String>) -> Result<Map<String, Value>, ApiError> {
+    pub(super) async fn vm_result(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        password: Option<String>,
+    ) -> Result<Map<String, Value>, ApiError> {
         let mut reply = self.vm_reply(caller, uuid).await?;
         if let (Some(p), Some(Value::Object(vm))) = (password, reply.get_mut("virtualmachine")) {
             vm.insert("password".into(), Value::String(p));
         }
         Ok(reply)
+    }
+
+    /// Refuses a reset whose VM was started after the request was accepted.
+    async fn still_stopped(&self, vm: &InstanceRow, what: &str) -> Result<(), ApiError> {
+        let now = crate::cloud::instances::instance(&self.db, &vm.uuid).await?;
+        match now {
+            Some(i) if i.state == VmState::Stopped => Ok(()),
+            _ => Err(invalid(format!("Vm {} should be stopped to do {what}", vm_text(vm)))),
+        }
     }
 
     async fn reset_keys(
@@ -450,6 +468,7 @@ impl Orchestrator {
         let keys = self.instance_key_pairs(account_id, &names).await?;
         let (me, who, uuid) = (self.clone(), caller.clone(), vm.uuid.clone());
         let work = async move {
+            me.still_stopped(&vm, "SSH Key reset").await?;
             let password = (vm.template_password_enabled != 0).then(new_password);
             let mut tx = me.db.begin().await.map_err(DbError::from)?;
             access::set_instance_keys(&mut tx, vm.id, &keys).await?;
@@ -484,6 +503,7 @@ impl Orchestrator {
         }
         let (me, who, uuid) = (self.clone(), caller.clone(), vm.uuid.clone());
         let work = async move {
+            me.still_stopped(&vm, "password reset").await?;
             let password = new_password();
             let mut tx = me.db.begin().await.map_err(DbError::from)?;
             access::set_password_pending(&mut tx, vm.id, Some(&password)).await?;
@@ -534,8 +554,7 @@ impl Orchestrator {
         };
         let details = |u: &UserDataRow| -> Option<String> {
             let wanted = u.param_names();
-            let values: BTreeMap<&String, &String> =
-                input.details.iter().filter(|(k, _)| wanted.contains(k)).collect();
+            let values: BTreeMap<&String, &String> = input.details.iter().filter(|(k, _)| wanted.contains(k)).collect();
             (!values.is_empty()).then(|| serde_json::to_string(&values).unwrap_or_default())
         };
         let from_stored = |u: &UserDataRow| InstanceUserData {
@@ -651,15 +670,9 @@ impl Orchestrator {
         posted: bool,
     ) -> Result<Reply, ApiError> {
         let (account_id, domain_id, _) = self.owner_named(caller, owner).await?;
-        let params: Vec<String> = params
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let reserved: Vec<&str> =
-            params.iter().map(String::as_str).filter(|p| METADATA_NAMES.contains(p)).collect();
+        let params: Vec<String> =
+            params.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+        let reserved: Vec<&str> = params.iter().map(String::as_str).filter(|p| METADATA_NAMES.contains(p)).collect();
         if !reserved.is_empty() {
             return Err(invalid(format!(
                 "Params passed here have a few virtual router metadata file names [{}]",
@@ -794,7 +807,9 @@ mod tests {
         // The same line as base64 is read too.
         let (again, _) = parse_public_key(&STANDARD.encode(ED25519)).expect("base64 of the line");
         assert_eq!(again, kept);
-        for bad in ["", "ssh-rsa", "ssh-foo AAAA", "ssh-rsa !!!!", "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIGb8", "hello world"] {
+        for bad in
+            ["", "ssh-rsa", "ssh-foo AAAA", "ssh-rsa !!!!", "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIGb8", "hello world"]
+        {
             assert_eq!(parse_public_key(bad).expect_err(bad).text, "Public key is invalid", "{bad}");
         }
     }

@@ -38,7 +38,8 @@ const VM_USERDATA_FIELDS: &[Field] = &[
     f("userdataname", "string", "the name of userdata used for the VM"),
 ];
 
-const OWNER_ACCOUNT: Param = rel(p("account", Str, "an optional account for the resource. Must be used with domainId."), "listAccounts");
+const OWNER_ACCOUNT: Param =
+    rel(p("account", Str, "an optional account for the resource. Must be used with domainId."), "listAccounts");
 const OWNER_DOMAIN: Param = rel(p("domainid", Uuid, "an optional domainId for the resource."), "listDomains");
 const VM_ID: Param = rel(req("id", Uuid, "The ID of the virtual machine"), "listVirtualMachines");
 
@@ -54,7 +55,8 @@ pub(super) const USERDATA: Param = long(
 pub(super) const USERDATA_ID: Param = rel(p("userdataid", Uuid, "the ID of the stored userdata"), "listUserData");
 pub(super) const USERDATA_DETAILS: Param =
     p("userdatadetails", Map, "used to specify the parameters values for the variables in userdata");
-pub(super) const KEYPAIR: Param = rel(p("keypair", Str, "name of the ssh key pair used to login to the virtual machine"), "listSSHKeyPairs");
+pub(super) const KEYPAIR: Param =
+    rel(p("keypair", Str, "name of the ssh key pair used to login to the virtual machine"), "listSSHKeyPairs");
 pub(super) const KEYPAIRS: Param =
     rel(p("keypairs", List, "names of the ssh key pairs used to login to the virtual machine"), "listSSHKeyPairs");
 
@@ -148,13 +150,7 @@ pub(super) static GUEST_ACCESS_COMMANDS: &[Command] = &[
                       the guest through the metadata service or its config drive.",
         is_async: false,
         roles: Roles::ALL,
-        params: &[
-            VM_ID,
-            p("displayname", Str, "user generated name"),
-            USERDATA,
-            USERDATA_ID,
-            USERDATA_DETAILS,
-        ],
+        params: &[VM_ID, p("displayname", Str, "user generated name"), USERDATA, USERDATA_ID, USERDATA_DETAILS],
         object: "virtualmachine",
         shape: Shape::Object,
         response: VM_FIELDS,
@@ -229,11 +225,19 @@ pub(super) static GUEST_ACCESS_COMMANDS: &[Command] = &[
             rel(p("templateid", Uuid, "the ID of the template for the virtual machine"), "listTemplates"),
             rel(p("isoid", Uuid, "the ID of the ISO for the virtual machine"), "listIsos"),
             rel(
-                p("userdataid", Uuid, "the ID of the userdata that has to be linked to template/ISO. If not provided \
-                   existing userdata will be unlinked from the template/ISO"),
+                p(
+                    "userdataid",
+                    Uuid,
+                    "the ID of the userdata that has to be linked to template/ISO. If not provided \
+                   existing userdata will be unlinked from the template/ISO",
+                ),
                 "listUserData",
             ),
-            p("userdatapolicy", Str, "an optional override policy of the userdata: ALLOWOVERRIDE (default), APPEND or DENYOVERRIDE"),
+            p(
+                "userdatapolicy",
+                Str,
+                "an optional override policy of the userdata: ALLOWOVERRIDE (default), APPEND or DENYOVERRIDE",
+            ),
         ],
         object: "template",
         shape: Shape::Object,

@@ -48,7 +48,11 @@ pub(super) const VM_FIELDS: &[Field] = &[
     f("rootdeviceid", "long", "device ID of the root volume"),
     f("rootdevicetype", "string", "device type of the root volume"),
     f("passwordenabled", "boolean", "true if the password rest feature is enabled, false otherwise"),
-    f("password", "string", "the password (if exists) of the virtual machine; only in the result of the job that set it"),
+    f(
+        "password",
+        "string",
+        "the password (if exists) of the virtual machine; only in the result of the job that set it",
+    ),
     f("keypairs", "string", "ssh key-pairs"),
     f("userdataid", "string", "the id of userdata used for the VM"),
     f("userdataname", "string", "the name of userdata used for the VM"),

@@ -229,6 +229,22 @@ pub(super) static TEMPLATES_COMMANDS: &[Command] = &[
         since: "",
     },
     Command {
+        name: "updateTemplate",
+        description: "Updates attributes of a template.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(req("id", Uuid, "the ID of the image file"), "listTemplates"),
+            p("name", Str, "the name of the image file"),
+            p("displaytext", Str, "the display text of the image"),
+            p("passwordenabled", Boolean, "true if the image supports the password reset feature; default is false"),
+        ],
+        object: "template",
+        shape: Shape::Object,
+        response: TEMPLATE_FIELDS,
+        since: "",
+    },
+    Command {
         name: "deleteTemplate",
         description: "Deletes a template from the system. All virtual machines using the deleted template will not be affected.",
         is_async: true,

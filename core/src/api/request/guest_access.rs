@@ -28,18 +28,63 @@ pub struct UserDataInput {
 /// One guest access command, parsed.
 #[derive(Debug, Clone)]
 pub enum GuestAccessRequest {
-    CreateKeyPair { name: String, owner: OwnerRef },
-    RegisterKeyPair { name: String, public_key: String, owner: OwnerRef },
-    ListKeyPairs { id: Option<String>, name: Option<String>, fingerprint: Option<String>, listing: Listing },
-    DeleteKeyPair { name: String, owner: OwnerRef },
-    ResetKeys { vm_id: String, names: Vec<String>, owner: OwnerRef },
-    ResetPassword { vm_id: String },
-    UpdateVm { id: String, display_name: Option<String>, user_data: UserDataInput },
-    GetUserData { vm_id: String },
-    RegisterUserData { name: String, data: String, params: Option<String>, owner: OwnerRef, posted: bool },
-    ListUserData { id: Option<String>, name: Option<String>, listing: Listing },
-    DeleteUserData { id: String, owner: OwnerRef },
-    LinkUserData { template_id: Option<String>, iso_id: Option<String>, user_data_id: Option<String>, policy: Option<String> },
+    CreateKeyPair {
+        name: String,
+        owner: OwnerRef,
+    },
+    RegisterKeyPair {
+        name: String,
+        public_key: String,
+        owner: OwnerRef,
+    },
+    ListKeyPairs {
+        id: Option<String>,
+        name: Option<String>,
+        fingerprint: Option<String>,
+        listing: Listing,
+    },
+    DeleteKeyPair {
+        name: String,
+        owner: OwnerRef,
+    },
+    ResetKeys {
+        vm_id: String,
+        names: Vec<String>,
+        owner: OwnerRef,
+    },
+    ResetPassword {
+        vm_id: String,
+    },
+    UpdateVm {
+        id: String,
+        display_name: Option<String>,
+        user_data: UserDataInput,
+    },
+    GetUserData {
+        vm_id: String,
+    },
+    RegisterUserData {
+        name: String,
+        data: String,
+        params: Option<String>,
+        owner: OwnerRef,
+        posted: bool,
+    },
+    ListUserData {
+        id: Option<String>,
+        name: Option<String>,
+        listing: Listing,
+    },
+    DeleteUserData {
+        id: String,
+        owner: OwnerRef,
+    },
+    LinkUserData {
+        template_id: Option<String>,
+        iso_id: Option<String>,
+        user_data_id: Option<String>,
+        policy: Option<String>,
+    },
 }
 
 fn owner(p: &Params) -> Result<OwnerRef, ApiError> {
@@ -88,11 +133,9 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<GuestAccessRequ
     use GuestAccessRequest::*;
     Ok(Some(match cmd.name {
         "createSSHKeyPair" => CreateKeyPair { name: must(p, cmd, "name")?, owner: owner(p)? },
-        "registerSSHKeyPair" => RegisterKeyPair {
-            name: must(p, cmd, "name")?,
-            public_key: must(p, cmd, "publickey")?,
-            owner: owner(p)?,
-        },
+        "registerSSHKeyPair" => {
+            RegisterKeyPair { name: must(p, cmd, "name")?, public_key: must(p, cmd, "publickey")?, owner: owner(p)? }
+        }
         "listSSHKeyPairs" => ListKeyPairs {
             id: uuid(p, "id")?,
             name: s(p, "name"),
@@ -104,11 +147,9 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<GuestAccessRequ
             ResetKeys { vm_id: must_uuid(p, cmd, "id")?, names: key_pair_names(p)?, owner: owner(p)? }
         }
         "resetPasswordForVirtualMachine" => ResetPassword { vm_id: must_uuid(p, cmd, "id")? },
-        "updateVirtualMachine" => UpdateVm {
-            id: must_uuid(p, cmd, "id")?,
-            display_name: s(p, "displayname"),
-            user_data: user_data_input(p)?,
-        },
+        "updateVirtualMachine" => {
+            UpdateVm { id: must_uuid(p, cmd, "id")?, display_name: s(p, "displayname"), user_data: user_data_input(p)? }
+        }
         "getVirtualMachineUserData" => GetUserData { vm_id: must_uuid(p, cmd, "virtualmachineid")? },
         "registerUserData" => RegisterUserData {
             name: must(p, cmd, "name")?,
