@@ -90,6 +90,9 @@ impl Server {
                 println!("plugin {}: {}", ev.file.display(), ev.message);
             }
         }
+        // Metadata, userdata and passwords beside the drivers' namespaced DHCP services.
+        let guest_data = crate::cloud::guest_data::DbGuestData::new(db.clone()).await.context("guest data")?;
+        plugins.serve_guest_data(std::sync::Arc::new(guest_data), tokio::runtime::Handle::current());
         let watcher = plugins.watch_interval().map(|every| plugins.watch(every));
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
