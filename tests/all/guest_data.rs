@@ -47,7 +47,8 @@ async fn catalogue(db: &Db, zone: i64) -> Result<(i64, i64)> {
     .bind(now)
     .execute(db.pool())
     .await?;
-    let store: i64 = sqlx::query_scalar("SELECT id FROM image_stores ORDER BY id DESC LIMIT 1").fetch_one(db.pool()).await?;
+    let store: i64 =
+        sqlx::query_scalar("SELECT id FROM image_stores ORDER BY id DESC LIMIT 1").fetch_one(db.pool()).await?;
     sqlx::query(
         "INSERT INTO templates (uuid, name, display_text, format, is_iso, hypervisor, account_id, is_public, \
          is_featured, is_extractable, password_enabled, bootable, url, template_type, zone_id, store_id, state, \
@@ -61,7 +62,8 @@ async fn catalogue(db: &Db, zone: i64) -> Result<(i64, i64)> {
     .bind(now)
     .execute(db.pool())
     .await?;
-    let template: i64 = sqlx::query_scalar("SELECT id FROM templates ORDER BY id DESC LIMIT 1").fetch_one(db.pool()).await?;
+    let template: i64 =
+        sqlx::query_scalar("SELECT id FROM templates ORDER BY id DESC LIMIT 1").fetch_one(db.pool()).await?;
     sqlx::query(
         "INSERT INTO service_offerings (uuid, name, display_text, cpu_number, cpu_speed, memory_mb, storage_type, \
          offer_ha, limit_cpu_use, is_system, created) VALUES ($1, 'Small', 'Small Instance', 1, 500, 512, 'shared', \
@@ -86,8 +88,9 @@ async fn guest(
     script: &str,
 ) -> Result<Guest> {
     let uuid = new_uuid();
-    let nic = nets::allocate_nic(db, n, NewNic { instance_uuid: Some(uuid.clone()), is_default: true, ..Default::default() })
-        .await?;
+    let nic =
+        nets::allocate_nic(db, n, NewNic { instance_uuid: Some(uuid.clone()), is_default: true, ..Default::default() })
+            .await?;
     let password = format!("pw-{name}-{}", &new_uuid()[..8]);
     let user_data = base64::engine::general_purpose::STANDARD.encode(script);
     sqlx::query(
@@ -106,7 +109,8 @@ async fn guest(
     .bind(now_ms())
     .execute(db.pool())
     .await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM instances WHERE uuid = $1").bind(&uuid).fetch_one(db.pool()).await?;
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM instances WHERE uuid = $1").bind(&uuid).fetch_one(db.pool()).await?;
     for (i, key) in keys.iter().enumerate() {
         sqlx::query("INSERT INTO instance_ssh_keys (instance_id, name, public_key) VALUES ($1, $2, $3)")
             .bind(id)
@@ -229,14 +233,24 @@ fn each_guest_gets_only_its_own_metadata_userdata_and_password_once() {
             let n = isolated_network(&db, zone, "guests", Ipv4Addr::new(10, 83, 0, 0), 24).await?;
             let spec = spec_with_dhcp(&db, &n).await.map_err(|e| anyhow::anyhow!("{}", e.text))?;
             let rows = catalogue(&db, n.zone_id).await?;
-            let a = guest(&db, &n, rows, "guest-a", &["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA a@example"], "#!/bin/sh\necho a\n")
-                .await?;
+            let a = guest(
+                &db,
+                &n,
+                rows,
+                "guest-a",
+                &["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA a@example"],
+                "#!/bin/sh\necho a\n",
+            )
+            .await?;
             let b = guest(
                 &db,
                 &n,
                 rows,
                 "guest-b",
-                &["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB b1@example", "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ b2@example"],
+                &[
+                    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB b1@example",
+                    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ b2@example",
+                ],
                 "#cloud-config\nhostname: b\n",
             )
             .await?;
@@ -248,12 +262,15 @@ fn each_guest_gets_only_its_own_metadata_userdata_and_password_once() {
     let (_sb, host) = host();
     let source = runtime.block_on(DbGuestData::new(db.clone())).expect("guest data from the database");
     let source = Arc::new(source);
-    host.serve_guest_data(source.clone(), runtime.handle().clone());
+    // This test's own: another test's (or server's) running services are not taken up.
+    let owner = new_uuid();
+    host.serve_guest_data(source.clone(), runtime.handle().clone(), &owner);
     let drv = host.network("vlan").expect("the vlan driver");
     let implemented = Implemented { driver: drv.clone(), net: spec.clone() };
     let att = drv.implement("local", &spec).expect("implementing the network");
     for g in [&a, &b] {
-        let nic = NicSpec { id: new_uuid(), mac: g.mac.clone(), ip: Some(g.ip.clone()), hostname: Some(g.name.clone()) };
+        let nic =
+            NicSpec { id: new_uuid(), mac: g.mac.clone(), ip: Some(g.ip.clone()), hostname: Some(g.name.clone()) };
         drv.prepare_nic("local", &spec, &nic).expect("prepare-nic");
     }
     let dhcp = format!("ws-d{}", spec.id.chars().filter(|c| c.is_ascii_hexdigit()).take(11).collect::<String>());
@@ -312,12 +329,19 @@ fn each_guest_gets_only_its_own_metadata_userdata_and_password_once() {
     // A restarted server finds the running service and serves it again.
     host.guest_data().stop(&dhcp);
     assert_eq!(fetch(&ns_a, &format!("http://{server}/latest/meta-data/vm-id"), None, None), None, "stopped");
+    let (_sb3, other) = crate::network::host();
+    other.serve_guest_data(source.clone(), runtime.handle().clone(), "another-server");
+    assert!(!other.guest_data().serves(&dhcp), "another server took up this one's service");
     let (_sb2, host2) = crate::network::host();
-    host2.serve_guest_data(source, runtime.handle().clone());
+    host2.serve_guest_data(source, runtime.handle().clone(), &owner);
     assert!(host2.guest_data().serves(&dhcp), "a new host did not take the running service up");
     assert_eq!(fetch(&ns_a, &format!("http://{server}/latest/meta-data/vm-id"), None, None), ok(&a.uuid));
     host2.guest_data().stop(&dhcp);
-    host.serve_guest_data(Arc::new(runtime.block_on(DbGuestData::new(db.clone())).unwrap()), runtime.handle().clone());
+    host.serve_guest_data(
+        Arc::new(runtime.block_on(DbGuestData::new(db.clone())).unwrap()),
+        runtime.handle().clone(),
+        &owner,
+    );
     assert!(host.guest_data().serves(&dhcp));
 
     // Shutting the network down stops the listeners with the DHCP service.

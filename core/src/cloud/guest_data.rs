@@ -122,12 +122,13 @@ impl DbGuestData {
         let id: i64 = row.try_get(0)?;
         let Some(pending) = row.try_get::<Option<String>, _>(1)? else { return Ok(Some(None)) };
         // Forgotten only if still this one: two fetches at once hand it out once.
-        let cleared = sqlx::query("UPDATE instances SET password_pending = NULL WHERE id = $1 AND password_pending = $2")
-            .bind(id)
-            .bind(&pending)
-            .execute(self.db.pool())
-            .await?
-            .rows_affected();
+        let cleared =
+            sqlx::query("UPDATE instances SET password_pending = NULL WHERE id = $1 AND password_pending = $2")
+                .bind(id)
+                .bind(&pending)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected();
         Ok(Some((cleared == 1).then_some(pending)))
     }
 }

@@ -126,8 +126,15 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
 /// The guest-data services of one plugin host, by DHCP service name.
 #[derive(Default)]
 pub struct GuestDataPlane {
-    source: RwLock<Option<(Arc<dyn GuestDataSource>, tokio::runtime::Handle)>>,
+    source: RwLock<Option<Source>>,
     served: Mutex<HashMap<String, Served>>,
+}
+
+#[derive(Clone)]
+struct Source {
+    data: Arc<dyn GuestDataSource>,
+    runtime: tokio::runtime::Handle,
+    owner: Arc<str>,
 }
 
 /// The listeners of one DHCP service.
@@ -175,9 +182,17 @@ pub enum GuestDataError {
 
 impl GuestDataPlane {
     /// Serves guest data from `source` beside namespaced DHCP services from now on,
-    /// with the request handlers on `runtime`.
-    pub fn set_source(&self, source: Arc<dyn GuestDataSource>, runtime: tokio::runtime::Handle) {
-        *self.source.write().unwrap_or_else(|e| e.into_inner()) = Some((source, runtime));
+    /// with the request handlers on `runtime`. `owner` names this server across its
+    /// restarts: it takes up only the running services it served before, not another
+    /// server's on the same machine.
+    pub fn set_source(&self, source: Arc<dyn GuestDataSource>, runtime: tokio::runtime::Handle, owner: &str) {
+        *self.source.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Source { data: source, runtime, owner: owner.into() });
+    }
+
+    /// Who serves: the `owner` given with the source.
+    pub fn owner(&self) -> Option<Arc<str>> {
+        self.source.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.owner.clone())
     }
 
     pub fn has_source(&self) -> bool {
@@ -194,7 +209,8 @@ impl GuestDataPlane {
         address: Ipv4Addr,
         leases: Leases,
     ) -> Result<(), GuestDataError> {
-        let Some((source, runtime)) = self.source.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(Source { data: source, runtime, .. }) = self.source.read().unwrap_or_else(|e| e.into_inner()).clone()
+        else {
             return Ok(());
         };
         let ns_name = ns_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -34,10 +34,10 @@ use super::caps::images::ImageActivity;
 use super::caps::libvirt::LibvirtPool;
 use super::config::{HostConfig, Limits, PluginSettings};
 use super::downloads::DownloadPolicy;
-use super::guest_data::{GuestDataPlane, GuestDataSource};
 use super::error::PluginError;
 use super::facts::{HypervisorType, Serves};
 use super::grants::{Capability, Grants};
+use super::guest_data::{GuestDataPlane, GuestDataSource};
 use super::state::{CallState, DeadlinePassed};
 
 /// The WIT package this server implements; components built against any
@@ -415,9 +415,10 @@ impl PluginHost {
 
     /// From now on, serves guest data (metadata, userdata, passwords) from `source`
     /// beside every DHCP service a driver runs in a namespace, with the connections on
-    /// `runtime`; services already running get their listeners now.
-    pub fn serve_guest_data(&self, source: Arc<dyn GuestDataSource>, runtime: tokio::runtime::Handle) {
-        self.inner.runtime.guest_data.set_source(source, runtime);
+    /// `runtime`. `owner` names this server across restarts: the running services it
+    /// served before (a previous run of it) get their listeners now.
+    pub fn serve_guest_data(&self, source: Arc<dyn GuestDataSource>, runtime: tokio::runtime::Handle, owner: &str) {
+        self.inner.runtime.guest_data.set_source(source, runtime, owner);
         super::caps::netdev::serve_running_services(&self.inner.runtime.guest_data);
     }
 

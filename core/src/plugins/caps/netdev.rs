@@ -650,19 +650,36 @@ fn serve_guest_data(guest: &GuestDataPlane, name: &str) -> NetResult<()> {
     let hosts = parse_hosts(&std::fs::read_to_string(dhcp_dir(name).join("hosts")).unwrap_or_default());
     guest
         .ensure(name, &netns::ns_path(&ns), iface, server, leases(&hosts))
-        .map_err(|e| DriverError::Failed(e.to_string()).into())
+        .map_err(|e| DriverError::Failed(e.to_string()))?;
+    // Whose listeners these are, for this server after a restart (see `serve_running_services`).
+    let owner = guest.owner().unwrap_or_default();
+    let file = dhcp_dir(name).join(GUEST_DATA_OWNER);
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(&*owner) {
+        std::fs::write(&file, &*owner).map_err(|e| DriverError::Failed(format!("writing {}: {e}", file.display())))?;
+    }
+    Ok(())
 }
+
+/// The file in a DHCP service's folder naming the server that serves its guest data.
+const GUEST_DATA_OWNER: &str = "guest-data-owner";
 
 fn leases(hosts: &[DhcpHost]) -> Leases {
     hosts.iter().filter_map(|h| Some((h.ip.parse().ok()?, parse_mac(&h.mac)?))).collect()
 }
 
-/// Gives every namespaced DHCP service whose daemon runs its guest-data listeners: after
-/// a restart of this server the daemons run on, and their guests still need their data.
+/// Gives every namespaced DHCP service whose daemon runs, and whose guest data this
+/// server served before, its guest-data listeners: after a restart of this server the
+/// daemons run on, and their guests still need their data. Another server's services on
+/// the same machine are left to it.
 pub(crate) fn serve_running_services(guest: &GuestDataPlane) {
+    let Some(owner) = guest.owner() else { return };
     let Ok(entries) = std::fs::read_dir(DHCP_STATE_DIR) else { return };
     for name in entries.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)) {
-        let running = dhcp_pid(&name).is_some_and(|pid| dhcp_namespace(&name).is_some_and(|ns| netns::in_namespace(pid, &ns)));
+        if std::fs::read_to_string(dhcp_dir(&name).join(GUEST_DATA_OWNER)).ok().as_deref() != Some(&*owner) {
+            continue;
+        }
+        let running =
+            dhcp_pid(&name).is_some_and(|pid| dhcp_namespace(&name).is_some_and(|ns| netns::in_namespace(pid, &ns)));
         if !running {
             continue;
         }
@@ -887,7 +904,7 @@ mod tests {
             64 << 20,
             Instant::now() + Duration::from_secs(30),
         );
-        state.guest_data.set_source(Arc::new(NoGuests), runtime.handle().clone());
+        state.guest_data.set_source(Arc::new(NoGuests), runtime.handle().clone(), "netdev-test");
         state.create_namespace(ns.clone()).unwrap().unwrap();
         let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success());
         // A veth pair wholly inside the namespace: this kernel may have no dummy devices.
