@@ -72,7 +72,7 @@ impl Server {
         }
         let sealer = Sealer::load_or_create(&opts.data_dir.join("secrets.key")).context("loading the secrets key")?;
         let server_id = server_id(&opts.data_dir)?;
-        let jobs = Jobs::new(db.clone(), server_id);
+        let jobs = Jobs::new(db.clone(), server_id.clone());
         let failed = jobs.recover().await?;
         if failed > 0 {
             tracing::warn!("{failed} jobs were running when the server stopped; marked failed");
@@ -90,6 +90,9 @@ impl Server {
                 println!("plugin {}: {}", ev.file.display(), ev.message);
             }
         }
+        // Metadata, userdata and passwords beside the drivers' namespaced DHCP services.
+        let guest_data = crate::cloud::guest_data::DbGuestData::new(db.clone()).await.context("guest data")?;
+        plugins.serve_guest_data(std::sync::Arc::new(guest_data), tokio::runtime::Handle::current(), &server_id);
         let watcher = plugins.watch_interval().map(|every| plugins.watch(every));
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

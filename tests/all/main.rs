@@ -9,6 +9,7 @@ mod deadlines;
 mod driver_kit;
 mod endpoint;
 mod guest_access;
+mod guest_data;
 mod identity;
 mod isolation;
 mod kvm_guest;

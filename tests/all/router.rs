@@ -66,7 +66,7 @@ impl Servers {
 /// off`, which the machine may not have): Open vSwitch's userspace datapath reads a veth
 /// through a packet socket, which drops the note that a checksum is still to be filled in.
 /// A VM's tap needs no such thing; these stand-ins do.
-fn no_tx_checksum_offload(ns: &str) {
+pub(crate) fn no_tx_checksum_offload(ns: &str) {
     let script = "import ctypes, fcntl, socket, struct\n\
                   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
                   value = ctypes.create_string_buffer(struct.pack('II', 0x17, 0))\n\

@@ -2,6 +2,7 @@
 
 pub mod attachments;
 pub mod guest_access;
+pub mod guest_data;
 pub mod infra;
 pub mod instances;
 pub mod networks;

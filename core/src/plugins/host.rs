@@ -37,6 +37,7 @@ use super::downloads::DownloadPolicy;
 use super::error::PluginError;
 use super::facts::{HypervisorType, Serves};
 use super::grants::{Capability, Grants};
+use super::guest_data::{GuestDataPlane, GuestDataSource};
 use super::state::{CallState, DeadlinePassed};
 
 /// The WIT package this server implements; components built against any
@@ -97,6 +98,7 @@ pub(crate) struct Runtime {
     pub libvirt: Arc<LibvirtPool>,
     pub images: Arc<ImageActivity>,
     pub downloads: Arc<DownloadPolicy>,
+    pub guest_data: Arc<GuestDataPlane>,
 }
 
 /// A component linked and ready to instantiate, by the world it targets and the
@@ -166,7 +168,7 @@ impl LoadedPlugin {
     /// A store for one call: the plugin's grants, memory cap and deadline.
     pub(crate) fn new_store(&self) -> Store<CallState> {
         let limits = self.settings.limits;
-        let state = CallState::new(
+        let mut state = CallState::new(
             self.name.clone(),
             self.grants.clone(),
             self.runtime.libvirt.clone(),
@@ -175,6 +177,7 @@ impl LoadedPlugin {
             (limits.memory_mib as usize) << 20,
             Instant::now() + limits.timeout,
         );
+        state.guest_data = self.runtime.guest_data.clone();
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
@@ -361,6 +364,7 @@ impl PluginHost {
             libvirt: Arc::new(LibvirtPool::default()),
             images: Arc::new(ImageActivity::default()),
             downloads: Arc::new(DownloadPolicy::new(config.allowed_internal_sites.clone())),
+            guest_data: Arc::new(GuestDataPlane::default()),
         });
         Ok(PluginHost {
             inner: Arc::new(Inner {
@@ -407,6 +411,20 @@ impl PluginHost {
     /// Which addresses downloads may reach (see `downloads`).
     pub fn downloads(&self) -> &Arc<DownloadPolicy> {
         &self.inner.runtime.downloads
+    }
+
+    /// From now on, serves guest data (metadata, userdata, passwords) from `source`
+    /// beside every DHCP service a driver runs in a namespace, with the connections on
+    /// `runtime`. `owner` names this server across restarts: the running services it
+    /// served before (a previous run of it) get their listeners now.
+    pub fn serve_guest_data(&self, source: Arc<dyn GuestDataSource>, runtime: tokio::runtime::Handle, owner: &str) {
+        self.inner.runtime.guest_data.set_source(source, runtime, owner);
+        super::caps::netdev::serve_running_services(&self.inner.runtime.guest_data);
+    }
+
+    /// The guest-data services beside namespaced DHCP services.
+    pub fn guest_data(&self) -> &Arc<GuestDataPlane> {
+        &self.inner.runtime.guest_data
     }
 
     /// The loaded plugin of that name.

@@ -12,6 +12,7 @@ mod driver;
 mod error;
 mod facts;
 mod grants;
+pub mod guest_data;
 mod host;
 pub mod scaffold;
 pub mod settings;

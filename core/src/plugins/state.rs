@@ -14,6 +14,7 @@ use super::caps::images::{ImageActivity, KnownImages};
 use super::caps::libvirt::LibvirtPool;
 use super::downloads::DownloadPolicy;
 use super::grants::Grants;
+use super::guest_data::GuestDataPlane;
 
 /// How much of a guest's stderr is kept for error messages.
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -30,6 +31,8 @@ pub(crate) struct CallState {
     pub libvirt: Arc<LibvirtPool>,
     pub images: Arc<ImageActivity>,
     pub downloads: Arc<DownloadPolicy>,
+    /// Guest data served beside namespaced DHCP services (see `guest_data`).
+    pub guest_data: Arc<GuestDataPlane>,
     pub deadline: Instant,
     pub limiter: MemoryLimiter,
     pub table: ResourceTable,
@@ -71,6 +74,7 @@ impl CallState {
             libvirt,
             images,
             downloads,
+            guest_data: Default::default(),
             deadline,
             limiter: MemoryLimiter { cap: memory_cap, hit: false },
             table,

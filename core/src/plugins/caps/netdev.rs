@@ -10,6 +10,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod netns;
@@ -18,6 +19,7 @@ use super::process::{self, ExitWatch, RunError};
 use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host, LbConfig, LinkPlug, ServiceState};
 use crate::plugins::bindings::types::DriverError;
 use crate::plugins::grants::denial;
+use crate::plugins::guest_data::{GuestDataPlane, Leases, parse_mac};
 use crate::plugins::state::{CallState, DeadlinePassed};
 
 /// The longest one command may take, even with a generous call deadline: these
@@ -48,6 +50,8 @@ type NetResult<T> = Result<T, NetError>;
 /// One operation: the deadline its commands must finish by.
 struct Op {
     deadline: Instant,
+    /// Where guest data is served beside namespaced DHCP services.
+    guest: Arc<GuestDataPlane>,
 }
 
 impl Op {
@@ -250,7 +254,7 @@ impl CallState {
                 return Ok(Err(DriverError::Denied(denial(&self.plugin, "netdev", name))));
             }
         }
-        let result = f(&Op { deadline: self.deadline });
+        let result = f(&Op { deadline: self.deadline, guest: self.guest_data.clone() });
         self.check_deadline()?;
         match result {
             Ok(v) => Ok(Ok(v)),
@@ -626,7 +630,63 @@ fn start_namespace_dhcp(op: &Op, config: &DhcpConfig, ns: &str, server: Ipv4Addr
     std::fs::write(dir.join("leases"), b"").map_err(io)?;
     op.must("ip", &["-n", ns, "addr", "replace", &config.server_address, "dev", &config.bridge])?;
     op.must("ip", &["-n", ns, "link", "set", "dev", &config.bridge, "up"])?;
-    launch_udhcpd(op, &config.name)
+    launch_udhcpd(op, &config.name)?;
+    serve_guest_data(&op.guest, &config.name)
+}
+
+/// Gives a namespaced DHCP service its guest-data listeners (metadata on port 80, the
+/// password server on 8080, on the service's address) and its current leases, when the
+/// host serves guest data; a service on the host's own namespace gets none.
+fn serve_guest_data(guest: &GuestDataPlane, name: &str) -> NetResult<()> {
+    let Some(ns) = dhcp_namespace(name) else { return Ok(()) };
+    if !guest.has_source() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(dhcp_dir(name).join("interface")).unwrap_or_default();
+    let Some((iface, address)) = text.trim().split_once(' ') else {
+        return Err(DriverError::Failed(format!("DHCP service {name} has no interface recorded")).into());
+    };
+    let server = ipv4(address.split('/').next().unwrap_or(address), "server address")?;
+    let hosts = parse_hosts(&std::fs::read_to_string(dhcp_dir(name).join("hosts")).unwrap_or_default());
+    guest
+        .ensure(name, &netns::ns_path(&ns), iface, server, leases(&hosts))
+        .map_err(|e| DriverError::Failed(e.to_string()))?;
+    // Whose listeners these are, for this server after a restart (see `serve_running_services`).
+    let owner = guest.owner().unwrap_or_default();
+    let file = dhcp_dir(name).join(GUEST_DATA_OWNER);
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(&*owner) {
+        std::fs::write(&file, &*owner).map_err(|e| DriverError::Failed(format!("writing {}: {e}", file.display())))?;
+    }
+    Ok(())
+}
+
+/// The file in a DHCP service's folder naming the server that serves its guest data.
+const GUEST_DATA_OWNER: &str = "guest-data-owner";
+
+fn leases(hosts: &[DhcpHost]) -> Leases {
+    hosts.iter().filter_map(|h| Some((h.ip.parse().ok()?, parse_mac(&h.mac)?))).collect()
+}
+
+/// Gives every namespaced DHCP service whose daemon runs, and whose guest data this
+/// server served before, its guest-data listeners: after a restart of this server the
+/// daemons run on, and their guests still need their data. Another server's services on
+/// the same machine are left to it.
+pub(crate) fn serve_running_services(guest: &GuestDataPlane) {
+    let Some(owner) = guest.owner() else { return };
+    let Ok(entries) = std::fs::read_dir(DHCP_STATE_DIR) else { return };
+    for name in entries.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)) {
+        if std::fs::read_to_string(dhcp_dir(&name).join(GUEST_DATA_OWNER)).ok().as_deref() != Some(&*owner) {
+            continue;
+        }
+        let running =
+            dhcp_pid(&name).is_some_and(|pid| dhcp_namespace(&name).is_some_and(|ns| netns::in_namespace(pid, &ns)));
+        if !running {
+            continue;
+        }
+        if let Err(NetError::Driver(e)) = serve_guest_data(guest, &name) {
+            tracing::warn!("guest data beside DHCP service {name}: {e:?}");
+        }
+    }
 }
 
 /// The namespace a DHCP service runs in, when not the host's.
@@ -708,7 +768,8 @@ fn edit_leases(op: &Op, name: &str, edit: impl FnOnce(&mut Vec<DhcpHost>) -> boo
     // A daemon left in a namespace that was deleted and made again serves nobody.
     let running = dhcp_pid(name).is_some_and(|pid| dhcp_namespace(name).is_none_or(|ns| netns::in_namespace(pid, &ns)));
     if !changed && running {
-        return Ok(());
+        // Its listeners too: gone if this server restarted since.
+        return serve_guest_data(&op.guest, name);
     }
     if changed {
         // Written beside and renamed: a crash never leaves half a list.
@@ -718,7 +779,8 @@ fn edit_leases(op: &Op, name: &str, edit: impl FnOnce(&mut Vec<DhcpHost>) -> boo
         std::fs::write(&conf_path, with_leases(&conf, &hosts)).map_err(io)?;
     }
     kill_udhcpd(op, name)?;
-    launch_udhcpd(op, name)
+    launch_udhcpd(op, name)?;
+    serve_guest_data(&op.guest, name)
 }
 
 /// The pid of the service's udhcpd, when it runs.
@@ -733,6 +795,7 @@ fn dhcp_pid(name: &str) -> Option<i32> {
 
 fn stop_dhcp(op: &Op, name: &str) -> NetResult<()> {
     let dir = dhcp_dir(name);
+    op.guest.stop(name);
     kill_udhcpd(op, name)?;
     let text = std::fs::read_to_string(dir.join("interface")).unwrap_or_default();
     if let (Some(ns), Some((iface, address))) = (dhcp_namespace(name), text.trim().split_once(' ')) {
@@ -783,6 +846,100 @@ mod tests {
         assert_eq!(there, Some(true), "the Open vSwitch database socket answers (scripts/setup.sh starts it)");
         assert_eq!(ovsdb_has_bridge(&name, soon()), Some(false));
         assert_eq!(ovsdb_has_bridge("ws-\"quoted", soon()), Some(false), "a name is a JSON string, not syntax");
+    }
+
+    /// A source that knows no guest: these tests are about where and when the ports
+    /// are open, not what they answer.
+    struct NoGuests;
+
+    impl crate::plugins::guest_data::GuestDataSource for NoGuests {
+        fn guest(
+            &self,
+            _: crate::plugins::guest_data::GuestAddress,
+        ) -> crate::plugins::guest_data::SourceFuture<'_, Option<crate::plugins::guest_data::GuestRecord>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn take_password(
+            &self,
+            _: crate::plugins::guest_data::GuestAddress,
+        ) -> crate::plugins::guest_data::SourceFuture<'_, Option<Option<String>>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    /// Whether something listens on `address:port` inside namespace `ns` (or on the host).
+    fn listening(ns: Option<&str>, address: &str, port: u16) -> bool {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns, "ss", "-Htln"]);
+                c
+            }
+            None => {
+                let mut c = std::process::Command::new("ss");
+                c.arg("-Htln");
+                c
+            }
+        };
+        let out = cmd.output().expect("ss");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w == format!("{address}:{port}"))
+    }
+
+    /// The guest-data ports open inside the namespace with a namespaced DHCP service (never
+    /// on the host), and close when the service stops, though the namespace stays; a
+    /// deleted namespace takes them too.
+    #[test]
+    fn guest_data_ports_follow_the_namespaced_dhcp_service() {
+        use crate::plugins::bindings::netdev::Host as _;
+        let id = std::process::id() % 100_000;
+        let (ns, dev, name) = (format!("ws-gn{id}"), format!("ws-gv{id}"), format!("ws-gd{id}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let grants = crate::plugins::grants::Grants::new(vec![], vec![], vec!["ws-".into()]).unwrap();
+        let mut state = CallState::new(
+            "netplug".into(),
+            Arc::new(grants),
+            Default::default(),
+            Default::default(),
+            Arc::new(crate::plugins::DownloadPolicy::new(vec![])),
+            64 << 20,
+            Instant::now() + Duration::from_secs(30),
+        );
+        state.guest_data.set_source(Arc::new(NoGuests), runtime.handle().clone(), "netdev-test");
+        state.create_namespace(ns.clone()).unwrap().unwrap();
+        let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success());
+        // A veth pair wholly inside the namespace: this kernel may have no dummy devices.
+        ip(&["-n", &ns, "link", "add", &dev, "type", "veth", "peer", "name", &format!("{dev}p")]);
+        ip(&["-n", &ns, "link", "set", &format!("{dev}p"), "up"]);
+        let config = DhcpConfig {
+            name: name.clone(),
+            bridge: dev.clone(),
+            vlan: None,
+            server_address: "10.93.0.2/24".into(),
+            gateway: None,
+            dns: vec![],
+            hosts: vec![lease("52:54:00:93:00:0a", "10.93.0.10", None)],
+        };
+        let started = state.start_namespace_dhcp(ns.clone(), config.clone()).unwrap();
+        let (inside_80, inside_8080, on_host) = (
+            listening(Some(&ns), "10.93.0.2", 80),
+            listening(Some(&ns), "10.93.0.2", 8080),
+            listening(None, "10.93.0.2", 80),
+        );
+        let stopped = state.stop_dhcp(name.clone()).unwrap();
+        let after_stop = (listening(Some(&ns), "10.93.0.2", 80), listening(Some(&ns), "10.93.0.2", 8080));
+        let served_after_stop = state.guest_data.serves(&name);
+        let again = state.start_namespace_dhcp(ns.clone(), config).unwrap();
+        let served_again = state.guest_data.serves(&name);
+        let deleted = state.delete_namespace(ns.clone()).unwrap();
+        let served_after_delete = state.guest_data.serves(&name);
+        let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
+        assert!(started.is_ok() && stopped.is_ok() && again.is_ok() && deleted.is_ok());
+        assert!(inside_80 && inside_8080, "no guest-data listeners in the namespace");
+        assert!(!on_host, "a guest-data listener on the host");
+        assert_eq!(after_stop, (false, false), "the ports outlived the DHCP service");
+        assert!(!served_after_stop);
+        assert!(served_again, "a restarted service has no listeners");
+        assert!(!served_after_delete, "the listeners outlived the namespace");
     }
 
     #[test]
