@@ -124,7 +124,10 @@ fn a_config_drive_carries_keys_userdata_and_password_and_is_rebuilt_at_start() {
         assert_eq!(iso_file(&iso, "/cloudstack/metadata/local-hostname.txt").as_deref(), Some("cdvm"));
         assert!(iso_file(&iso, "/openstack/latest/user_data").is_none());
         assert!(iso_file(&iso, "/cloudstack/password/vm_password.txt").is_none());
-        assert_eq!(iso_file(&iso, "/openstack/latest/network_data.json").as_deref(), Some("{}"));
+        let net: Value =
+            serde_json::from_str(&iso_file(&iso, "/openstack/latest/network_data.json").expect("network_data.json"))
+                .unwrap();
+        assert_eq!(net["links"][0]["type"], "phy", "{net}");
         let plain_iso = drive_of(cloud, &plain).await;
         assert!(!plain_iso.exists(), "a VM on a network without ConfigDrive got a config drive");
 
@@ -143,11 +146,13 @@ fn a_config_drive_carries_keys_userdata_and_password_and_is_rebuilt_at_start() {
             .await
             .expect("a key");
         // "#!/bin/sh\necho hello\n"
-        sqlx::query("UPDATE instances SET user_data = 'IyEvYmluL3NoCmVjaG8gaGVsbG8K', password_pending = 'pw-1' WHERE id = $1")
-            .bind(vm_row)
-            .execute(db)
-            .await
-            .expect("userdata and password");
+        sqlx::query(
+            "UPDATE instances SET user_data = 'IyEvYmluL3NoCmVjaG8gaGVsbG8K', password_pending = 'pw-1' WHERE id = $1",
+        )
+        .bind(vm_row)
+        .execute(db)
+        .await
+        .expect("userdata and password");
 
         user.call("stopVirtualMachine", &[("id", &vm)]).await.expect("stop");
         user.call("startVirtualMachine", &[("id", &vm)]).await.expect("start");

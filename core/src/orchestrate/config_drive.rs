@@ -45,7 +45,56 @@ pub struct DriveData {
     pub service_offering: String,
     /// The address of its default NIC, where it has one.
     pub ip: Option<String>,
+    /// Its NICs, default first.
+    pub nics: Vec<DriveNic>,
     pub access: GuestAccess,
+}
+
+/// A NIC as `network_data.json` describes it.
+#[derive(Debug, Clone, Default)]
+pub struct DriveNic {
+    pub mac: String,
+    /// Whether the network's DHCP service gives it its address.
+    pub dhcp: bool,
+    pub ip: Option<String>,
+    pub netmask: Option<String>,
+    pub gateway: Option<String>,
+    pub dns: Vec<String>,
+}
+
+/// OpenStack's `network_data.json`: a link per NIC by MAC, and how it takes its address
+/// (DHCP where the network has the service, else the address the NIC was given). Without
+/// it cloud-init would leave the NICs unconfigured: an empty network_data.json is an empty
+/// network configuration, not a request for its DHCP fallback.
+fn network_data(nics: &[DriveNic]) -> Value {
+    let mut links = Vec::new();
+    let mut networks = Vec::new();
+    let mut services = Vec::new();
+    for (n, nic) in nics.iter().enumerate() {
+        let link = format!("eth{n}");
+        links.push(json!({ "id": link, "type": "phy", "ethernet_mac_address": nic.mac }));
+        let mut network = if nic.dhcp {
+            json!({ "id": format!("network{n}"), "link": link, "type": "ipv4_dhcp" })
+        } else if let (Some(ip), Some(mask)) = (&nic.ip, &nic.netmask) {
+            let mut net =
+                json!({ "id": format!("network{n}"), "link": link, "type": "ipv4", "ip_address": ip, "netmask": mask });
+            if let Some(gw) = nic.gateway.as_ref().filter(|_| n == 0) {
+                net["routes"] = json!([{ "network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": gw }]);
+            }
+            net
+        } else {
+            continue;
+        };
+        network["network_id"] = json!(format!("network{n}"));
+        networks.push(network);
+        for dns in &nic.dns {
+            let service = json!({ "type": "dns", "address": dns });
+            if !services.contains(&service) {
+                services.push(service);
+            }
+        }
+    }
+    json!({ "links": links, "networks": networks, "services": services })
 }
 
 fn file(path: &str, bytes: impl Into<Vec<u8>>) -> (String, Vec<u8>) {
@@ -109,10 +158,9 @@ pub fn drive_files(d: &DriveData) -> Result<Vec<(String, Vec<u8>)>, String> {
         meta.insert("keys".into(), Value::Array(keys));
     }
     files.push(file("openstack/latest/meta_data.json", Value::Object(meta).to_string()));
-    // As CloudStack writes them: no vendor data, and no network configuration (the guest
-    // takes its address by DHCP).
+    // No vendor data, as CloudStack writes it.
     files.push(file("openstack/latest/vendor_data.json", "{}"));
-    files.push(file("openstack/latest/network_data.json", "{}"));
+    files.push(file("openstack/latest/network_data.json", network_data(&d.nics).to_string()));
     Ok(files)
 }
 
@@ -157,8 +205,7 @@ pub fn build_iso(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
 }
 
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// The drive's path in its pool: beside the volumes, so that the pool's driver locates
@@ -199,6 +246,18 @@ impl Orchestrator {
         let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
         let (mut nics, _) = nets::list_nics(&self.db, &f, None).await?;
         nics.sort_by_key(|n| (n.is_default == 0, n.device_id));
+        let mut drive_nics = Vec::new();
+        for nic in &nics {
+            let Some(n) = nets::network_by_id(&self.db, nic.network_id).await? else { continue };
+            drive_nics.push(DriveNic {
+                mac: nic.mac.clone(),
+                dhcp: n.has_service("Dhcp") && nic.ip_address.is_some(),
+                ip: nic.ip().map(|a| a.to_string()),
+                netmask: n.netmask(),
+                gateway: n.gateway.clone(),
+                dns: n.dns(),
+            });
+        }
         Ok(DriveData {
             uuid: i.uuid.clone(),
             instance_name: i.instance_name.clone(),
@@ -207,6 +266,7 @@ impl Orchestrator {
             zone_uuid: i.zone_uuid.clone(),
             service_offering: i.offering_name.clone(),
             ip: nics.first().and_then(|n| n.ip()).map(|a| a.to_string()),
+            nics: drive_nics,
             access: instances::guest_access(&self.db, i.id).await?,
         })
     }
@@ -300,6 +360,25 @@ mod tests {
             zone_uuid: "a0b1c2d3-0000-4000-8000-000000000001".into(),
             service_offering: "Small".into(),
             ip: Some("10.1.1.5".into()),
+            nics: vec![
+                DriveNic {
+                    mac: "02:00:11:22:33:44".into(),
+                    dhcp: true,
+                    ip: Some("10.1.1.5".into()),
+                    netmask: Some("255.255.255.0".into()),
+                    gateway: Some("10.1.1.1".into()),
+                    dns: vec!["10.1.1.1".into()],
+                },
+                DriveNic {
+                    mac: "02:00:11:22:33:55".into(),
+                    dhcp: false,
+                    ip: Some("10.2.2.9".into()),
+                    netmask: Some("255.255.255.0".into()),
+                    gateway: Some("10.2.2.1".into()),
+                    dns: vec!["10.1.1.1".into()],
+                },
+                DriveNic { mac: "02:00:11:22:33:66".into(), ..Default::default() },
+            ],
             access: GuestAccess {
                 user_data: Some("IyEvYmluL3NoCmVjaG8gaGkK".into()),
                 password: Some("s3cret".into()),
@@ -323,7 +402,15 @@ mod tests {
         assert_eq!(get(&files, "cloudstack/metadata/local-ipv4.txt"), Some("10.1.1.5"));
         assert_eq!(get(&files, "cloudstack/metadata/public-keys.txt"), Some("ssh-ed25519 AAAAC3Nza user@host"));
         assert_eq!(get(&files, "openstack/latest/vendor_data.json"), Some("{}"));
-        assert_eq!(get(&files, "openstack/latest/network_data.json"), Some("{}"));
+        let net: Value = serde_json::from_str(get(&files, "openstack/latest/network_data.json").unwrap()).unwrap();
+        assert_eq!(net["links"].as_array().unwrap().len(), 3, "{net}");
+        assert_eq!(net["links"][1]["ethernet_mac_address"], "02:00:11:22:33:55");
+        let networks = net["networks"].as_array().unwrap();
+        assert_eq!(networks.len(), 2, "a NIC without an address gets only its link: {net}");
+        assert_eq!(networks[0]["type"], "ipv4_dhcp");
+        assert_eq!((&networks[1]["type"], &networks[1]["ip_address"]), (&json!("ipv4"), &json!("10.2.2.9")));
+        assert!(networks[1].get("routes").is_none(), "only the default NIC routes: {net}");
+        assert_eq!(net["services"], json!([{ "type": "dns", "address": "10.1.1.1" }]));
         let meta: Value = serde_json::from_str(get(&files, "openstack/latest/meta_data.json").unwrap()).unwrap();
         assert_eq!(meta["uuid"], "3f1c2a8e-5b7d-4e21-9c0a-1d2e3f4a5b6c");
         assert_eq!(meta["hostname"], "web1");

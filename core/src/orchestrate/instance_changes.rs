@@ -99,7 +99,8 @@ impl Orchestrator {
         if let Some(uuid) = instances::root_volume_uuid(&self.db, i).await?
             && let Some(v) = volumes::volume(&self.db, &uuid).await?
         {
-            drive_pool = Some(DrivePool { driver: v.pool_driver.clone(), url: v.pool_url.clone(), name: v.pool_name.clone() });
+            drive_pool =
+                Some(DrivePool { driver: v.pool_driver.clone(), url: v.pool_url.clone(), name: v.pool_name.clone() });
             let (url, path) = (v.pool_url.clone(), v.path.clone());
             let what = format!("Locating the root disk of VM {}", i.name);
             let locator = self.on_driver(&v.pool_driver, what, move |d| d.locate(&url, &path)).await?;

@@ -1071,10 +1071,9 @@ pub fn put_file(plugin: &str, grants: &Grants, url: &str, bytes: &[u8], deadline
             let part = b.sibling(&temp);
             part.unlink().map_err(|e| e.to_string())?;
             let written = part.create_new().and_then(|mut f| {
-                f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| BeneathError::Io {
-                    path: part.path().display().to_string(),
-                    source: e,
-                })
+                f.write_all(bytes)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| BeneathError::Io { path: part.path().display().to_string(), source: e })
             });
             let done = written.and_then(|()| b.rename_from_sibling(&temp));
             if let Err(e) = done {
