@@ -12,6 +12,7 @@ import base64
 import os
 import re
 import secrets
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -69,7 +70,6 @@ def test_cloud_init_takes_key_and_userdata_from_the_config_drive(host_server, cl
         key = tmp_path / "key"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cfgdrive@test", "-f", str(key)], check=True, timeout=30)
         public = (tmp_path / "key.pub").read_text().strip()
-        import sqlite3
         with sqlite3.connect(host_server.sqlite_path, timeout=30) as db:
             (row,) = db.execute("SELECT id FROM instances WHERE uuid = ?", (uuid,)).fetchone()
             db.execute("INSERT INTO instance_ssh_keys (instance_id, name, public_key) VALUES (?, 'test', ?)", (row, public))
