@@ -3,6 +3,7 @@
 # Idempotent: a second run installs nothing and only checks that the services answer.
 #
 #   - apt packages: libvirt + QEMU (TCG), NFS (nfs-ganesha, libnfs + its headers), ISO tools, OVS, busybox,
+#     disk image tools for the cloud-init guest (mmdebstrap, mtools, syslinux, dosfstools, sfdisk),
 #     nftables and HAProxy (routers)
 #   - rustup targets for the WebAssembly plugins, and rustfmt and clippy
 #   - virtlogd + libvirtd, started by hand (no systemd socket activation)
@@ -33,6 +34,7 @@ PACKAGES=(
   qemu-system-x86 qemu-block-extra qemu-utils
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev
   isolinux syslinux-common syslinux-utils genisoimage
+  mmdebstrap mtools syslinux dosfstools fdisk
   iproute2 cpio openvswitch-switch busybox-static nftables haproxy
   postgresql python3-venv
   chromium fonts-wqy-microhei

@@ -22,6 +22,8 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wasmstack/target}"
 export WASMSTACK_GUEST_DIR="${WASMSTACK_GUEST_DIR:-$HOME/.cache/wasmstack/guest}"
+# The Debian 12 guest with cloud-init (scripts/cloud-guest-image.sh), for the config drive tests.
+export WASMSTACK_CLOUD_GUEST_DIR="${WASMSTACK_CLOUD_GUEST_DIR:-$HOME/.cache/wasmstack/cloud-guest}"
 # The NFS export scripts/setup.sh serves: the storage tests use it over NFS and read its
 # folder directly to check what the drivers left there.
 export WASMSTACK_NFS_ROOT="${WASMSTACK_NFS_ROOT:-$HOME/.cache/wasmstack/nfs}"
@@ -60,6 +62,7 @@ if $quick; then
 fi
 
 bash scripts/guest-image.sh "$WASMSTACK_GUEST_DIR"
+bash scripts/cloud-guest-image.sh "$WASMSTACK_CLOUD_GUEST_DIR"
 bash scripts/build.sh
 
 failed=()

@@ -4,6 +4,7 @@
 mod addresses;
 mod bounds;
 mod cli;
+mod config_drive;
 mod conformance;
 mod deadlines;
 mod driver_kit;

@@ -45,7 +45,10 @@ def test_default_offerings_are_listed(admin):
         assert wanted in names, sorted(names)
     iso = names["DefaultIsolatedNetworkOfferingWithSourceNatService"]
     assert iso["guestiptype"] == "Isolated" and iso["state"] == "Enabled" and iso["isdefault"] is True
-    assert {"name": "Dhcp"} in iso["service"]
+    assert {"name": "Dhcp", "provider": [{"name": "VirtualRouter"}]} in iso["service"]
+    # CloudStack's L2 offering with a config drive: its UserData service comes on a config-2 ISO.
+    cd = names["DefaultL2NetworkOfferingConfigDrive"]
+    assert cd["service"] == [{"name": "UserData", "provider": [{"name": "ConfigDrive"}]}], cd
     shared = cs.listNetworkOfferings(guestiptype="shared")["networkoffering"]
     assert shared and all(o["guestiptype"] == "Shared" for o in shared)
     assert cs.listNetworkOfferings(forvpc="true") == {}

@@ -832,3 +832,26 @@ mod tests {
         assert!(e.contains("free memory"), "{e}");
     }
 }
+
+/// What a guest is handed to let its owner in: its userdata (base64, as stored), a
+/// password waiting for it, and its SSH public keys by key pair name.
+#[derive(Debug, Default, Clone)]
+pub struct GuestAccess {
+    pub user_data: Option<String>,
+    pub password: Option<String>,
+    pub keys: Vec<(String, String)>,
+}
+
+pub async fn guest_access(db: &Db, id: i64) -> Result<GuestAccess, DbError> {
+    let (user_data, password): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT user_data, password_pending FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await?;
+    let keys: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, public_key FROM instance_ssh_keys WHERE instance_id = $1 ORDER BY name")
+            .bind(id)
+            .fetch_all(db.pool())
+            .await?;
+    Ok(GuestAccess { user_data, password, keys })
+}

@@ -283,12 +283,28 @@ pub struct OfferingRow {
     /// 1: guests may go out unless an egress rule denies it; 0: only where one allows it.
     pub egress_default_policy: i64,
     pub created: i64,
+    /// "Service:Provider" pairs for the services the virtual router does not provide.
+    pub service_providers: String,
 }
 
 impl OfferingRow {
     pub fn services(&self) -> Vec<&str> {
         self.services.split(',').filter(|s| !s.is_empty()).collect()
     }
+}
+
+/// The provider CloudStack names for services nothing else is recorded for.
+pub const DEFAULT_PROVIDER: &str = "VirtualRouter";
+/// The provider that hands guests their userdata, keys and password on a config drive.
+pub const CONFIG_DRIVE: &str = "ConfigDrive";
+
+/// Who provides `service`, from an offering's "Service:Provider" pairs.
+pub fn provider_of<'a>(providers: &'a str, service: &str) -> &'a str {
+    providers
+        .split(',')
+        .filter_map(|pair| pair.split_once(':'))
+        .find(|(s, _)| s.eq_ignore_ascii_case(service))
+        .map_or(DEFAULT_PROVIDER, |(_, p)| p)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -310,7 +326,7 @@ pub async fn list_offerings(
 ) -> Result<(Vec<OfferingRow>, i64), DbError> {
     let mut sql = "SELECT o.id, o.uuid, o.name, o.display_text, o.guest_ip_type, o.traffic_type, o.specify_vlan, \
                    o.specify_ip_ranges, o.services, o.availability, o.state, o.is_default, o.conserve_mode, \
-                   o.egress_default_policy, o.created \
+                   o.egress_default_policy, o.created, o.service_providers \
                    FROM network_offerings o WHERE o.removed IS NULL"
         .to_owned();
     let mut args = Vec::new();
@@ -367,6 +383,8 @@ pub struct NetworkRow {
     pub offering_conserve_mode: i64,
     /// The offering's default egress policy (1 allow, 0 deny).
     pub offering_egress_default_policy: i64,
+    /// The offering's "Service:Provider" pairs (see [`provider_of`]).
+    pub offering_service_providers: String,
     pub specify_ip_ranges: i64,
     pub account_id: i64,
     pub account_name: String,
@@ -408,6 +426,11 @@ impl NetworkRow {
         self.offering_services.split(',').any(|s| s == service)
     }
 
+    /// Whether guests get their userdata, keys and password on a config drive.
+    pub fn config_drive(&self) -> bool {
+        self.has_service("UserData") && provider_of(&self.offering_service_providers, "UserData") == CONFIG_DRIVE
+    }
+
     /// DNS servers for guests: the network's own, else the zone's.
     pub fn dns(&self) -> Vec<String> {
         match (&self.dns1, &self.dns2) {
@@ -434,7 +457,8 @@ const NETWORK_SELECT: &str = "SELECT n.id, n.uuid, n.name, n.display_text, n.zon
      AS guest_label, n.network_offering_id AS offering_id, o.uuid AS offering_uuid, o.name AS offering_name, \
      o.display_text AS offering_display_text, o.services AS offering_services, \
      o.availability AS offering_availability, o.conserve_mode AS offering_conserve_mode, \
-     o.egress_default_policy AS offering_egress_default_policy, o.specify_ip_ranges, \
+     o.egress_default_policy AS offering_egress_default_policy, \
+     o.service_providers AS offering_service_providers, o.specify_ip_ranges, \
      n.account_id, a.name AS account_name, a.account_type, n.domain_id, d.uuid AS domain_uuid, d.name AS domain_name, \
      d.path AS domain_path, n.guest_type, n.acl_type, n.cidr_address, n.cidr_prefix, n.gateway, n.vlan, n.dns1, \
      n.dns2, n.network_domain, n.dhcp_server, n.state, n.created, n.driver, n.driver_version \

@@ -182,6 +182,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0013_driver_versions", include_str!("migrations/0013_driver_versions.sql")),
     ("0014_public_ips", include_str!("migrations/0014_public_ips.sql")),
     ("0015_guest_access", include_str!("migrations/0015_guest_access.sql")),
+    ("0016_config_drive", include_str!("migrations/0016_config_drive.sql")),
 ];
 
 impl Db {

@@ -22,6 +22,7 @@ use crate::cloud::volumes::{self, VolumeFilter};
 use crate::jobs::JobSpec;
 use crate::plugins::{Disk, DiskBus, DiskDevice, Nic, NicModel, NicSpec, SwitchKind, VmPower, VmSpec};
 
+use super::config_drive::DrivePool;
 use super::instances::{blocking, console_spec, simulated_attachment};
 use super::networks::spec_with_dhcp;
 use super::{Orchestrator, list, no_such, not_yours};
@@ -94,9 +95,12 @@ impl Orchestrator {
             });
         }
         let mut disks = Vec::new();
+        let mut drive_pool = None;
         if let Some(uuid) = instances::root_volume_uuid(&self.db, i).await?
             && let Some(v) = volumes::volume(&self.db, &uuid).await?
         {
+            drive_pool =
+                Some(DrivePool { driver: v.pool_driver.clone(), url: v.pool_url.clone(), name: v.pool_name.clone() });
             let (url, path) = (v.pool_url.clone(), v.path.clone());
             let what = format!("Locating the root disk of VM {}", i.name);
             let locator = self.on_driver(&v.pool_driver, what, move |d| d.locate(&url, &path)).await?;
@@ -114,6 +118,9 @@ impl Orchestrator {
         if let Some(iso) = &i.iso_uuid {
             let t = self.zone_iso(iso, i.zone_id).await?;
             disks.push(self.iso_disk(&t).await?);
+        }
+        if let Some(pool) = &drive_pool {
+            disks.extend(self.config_drive_disk(i, pool).await?);
         }
         Ok(VmSpec {
             uuid: i.uuid.clone(),

@@ -33,6 +33,7 @@ use crate::plugins::{
     NetworkSpec, Nic, NicModel, NicSpec, PluginError, SwitchKind, VmSpec,
 };
 
+use super::config_drive::DrivePool;
 use super::networks::spec_with_dhcp;
 use super::volumes::{driver_failure, wrap};
 use super::{Orchestrator, list, no_such, not_yours, views};
@@ -520,6 +521,10 @@ impl Orchestrator {
             tokio::join!(self.make_nics(b, real, &mut made.nics), self.make_disks(b, real, &mut made.volume));
         let (vm_nics, mut disks) = (nics?, disks?);
         disks.extend(self.data_disks(b.vm.id).await?);
+        if let Some((pool, _, _)) = &made.volume {
+            let pool = DrivePool { driver: pool.driver.clone(), url: pool.url.clone(), name: pool.name.clone() };
+            disks.extend(self.config_drive_disk(&b.vm, &pool).await?);
+        }
 
         let spec = VmSpec {
             uuid: b.vm.uuid.clone(),
@@ -716,6 +721,8 @@ impl Orchestrator {
         let (me, who) = (self.clone(), caller.clone());
         let work = async move {
             let started = async {
+                // A password, key or userdata changed while it was stopped reaches the guest now.
+                me.refresh_config_drive(&i).await?;
                 me.ensure_defined(&i).await?;
                 me.on_host(&i, "Starting", |d, u, id| d.start_vm(u, id)).await
             };
@@ -834,6 +841,7 @@ impl Orchestrator {
             if i.host_uri.is_some() {
                 self.on_host(i, "Removing", |d, u, id| d.destroy_vm(u, id)).await?;
             }
+            self.drop_config_drive(i).await?;
             if let Some(uuid) = instances::root_volume_uuid(&self.db, i).await?
                 && let Some(v) = volumes::volume(&self.db, &uuid).await?
             {

@@ -3,6 +3,7 @@
 
 mod addressing;
 mod capacity;
+pub mod config_drive;
 pub mod consoles;
 mod discovery;
 pub(crate) mod drivers;

@@ -1332,8 +1332,11 @@ fn traffic_view(t: &nets::TrafficTypeRow) -> Map<String, Value> {
     }))
 }
 
-fn services(list: &str) -> Vec<Value> {
-    list.split(',').filter(|s| !s.is_empty()).map(|s| json!({ "name": s })).collect()
+fn services(list: &str, providers: &str) -> Vec<Value> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| json!({ "name": s, "provider": [{ "name": nets::provider_of(providers, s) }] }))
+        .collect()
 }
 
 fn offering_view(o: &OfferingRow) -> Map<String, Value> {
@@ -1352,7 +1355,7 @@ fn offering_view(o: &OfferingRow) -> Map<String, Value> {
         "forvpc": false,
         "ispersistent": false,
         "egressdefaultpolicy": o.egress_default_policy != 0,
-        "service": services(&o.services),
+        "service": services(&o.services, &o.service_providers),
         "created": format_time(o.created),
     }))
 }
@@ -1401,7 +1404,7 @@ fn network_view(n: &NetworkRow, caller: &Caller, problem: Option<String>) -> Map
         "displaynetwork": true,
         "related": n.uuid,
         "dhcpserver": n.dhcp_server,
-        "service": services(&n.offering_services),
+        "service": services(&n.offering_services, &n.offering_service_providers),
         "created": format_time(n.created),
     }));
     // Apart: one more key would take json! past its recursion limit.

@@ -88,7 +88,7 @@ pub(super) fn has_tags(pool: &PoolRow, wanted: Option<&str>) -> bool {
 }
 
 impl Orchestrator {
-    fn storage_of(&self, driver: &str) -> Result<StorageDriver, ApiError> {
+    pub(super) fn storage_of(&self, driver: &str) -> Result<StorageDriver, ApiError> {
         self.plugins.storage(driver).map_err(|e| ApiError::unavailable(e.to_string()))
     }
 

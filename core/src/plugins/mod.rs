@@ -31,7 +31,7 @@ pub use bindings::network::{
 pub use bindings::storage::{Usage, Volume};
 pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};
 pub use caps::beneath::{Beneath, BeneathError};
-pub use caps::images::{ImageActivity, Transfer};
+pub use caps::images::{ImageActivity, Transfer, put_file, remove_file};
 pub use caps::libvirt::LibvirtPool;
 pub use config::{HostConfig, Limits, LimitsChange, PluginSettings, check_limits, save_grants, save_plugin};
 pub use downloads::{AddressKind, BadSite, DownloadPolicy, InternalSite, Refusal, classify};

@@ -193,7 +193,9 @@ pub fn domain_xml(spec: &VmSpec, domain_type: &str) -> String {
     x.push_str(&format!("  <uuid>{}</uuid>\n", escape(&spec.uuid.to_ascii_lowercase())));
     x.push_str(&format!("  <memory unit='MiB'>{}</memory>\n", spec.memory_mib));
     x.push_str(&format!("  <vcpu>{}</vcpu>\n", spec.vcpus));
-    x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n  </os>\n");
+    x.push_str(&sysinfo_xml(&spec.uuid));
+    // The guest's SMBIOS comes from <sysinfo> rather than QEMU's defaults.
+    x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <smbios mode='sysinfo'/>\n  </os>\n");
     // ACPI lets the guest see the power button, which graceful shutdown relies on. No
     // <cpu> element: host-passthrough and `max` abort QEMU on nested-virtualised hosts.
     x.push_str("  <features>\n    <acpi/>\n    <apic/>\n  </features>\n");
@@ -223,6 +225,19 @@ pub fn domain_xml(spec: &VmSpec, domain_type: &str) -> String {
     x.push_str("    <memballoon model='none'/>\n");
     x.push_str("  </devices>\n</domain>\n");
     x
+}
+
+/// The SMBIOS system a guest sees, as CloudStack's KVM agent sets it: cloud-init's
+/// CloudStack datasource is chosen only when the product name starts with "CloudStack"
+/// (without it, and without a config drive, cloud-init disables itself).
+fn sysinfo_xml(uuid: &str) -> String {
+    format!(
+        "  <sysinfo type='smbios'>\n    <system>\n      \
+         <entry name='manufacturer'>Apache Software Foundation</entry>\n      \
+         <entry name='product'>CloudStack KVM Hypervisor</entry>\n      \
+         <entry name='uuid'>{}</entry>\n    </system>\n  </sysinfo>\n",
+        escape(&uuid.to_ascii_lowercase())
+    )
 }
 
 fn indent(block: &str, spaces: usize) -> String {
@@ -436,6 +451,16 @@ mod tests {
         }
         assert!(!xml.contains("<cpu"));
         assert!(!xml.contains("<controller"));
+        // The SMBIOS system cloud-init's CloudStack datasource looks for.
+        let sysinfo = "  <sysinfo type='smbios'>\n    <system>\n      \
+                       <entry name='manufacturer'>Apache Software Foundation</entry>\n      \
+                       <entry name='product'>CloudStack KVM Hypervisor</entry>\n      \
+                       <entry name='uuid'>3f1c2a8e-5b7d-4e21-9c0a-1d2e3f4a5b6c</entry>\n    \
+                       </system>\n  </sysinfo>\n";
+        assert!(xml.contains(sysinfo), "no sysinfo in\n{xml}");
+        let os = xml.split("<os>").nth(1).and_then(|rest| rest.split("</os>").next()).expect("an <os> element");
+        assert!(os.contains("<smbios mode='sysinfo'/>"), "<os> does not take the sysinfo:\n{xml}");
+        assert!(xml.find("<sysinfo").unwrap() < xml.find("<os>").unwrap());
         assert!(!xml.contains("<graphics"));
         assert!(xml.ends_with("</domain>\n"));
     }

@@ -31,7 +31,12 @@ const TRAFFIC_TYPE_FIELDS: &[Field] = &[
     ),
 ];
 
-const SERVICE_FIELDS: &[Field] = &[f("name", "string", "the service name")];
+const PROVIDER_FIELDS: &[Field] = &[f("name", "string", "the provider name")];
+
+const SERVICE_FIELDS: &[Field] = &[
+    f("name", "string", "the service name"),
+    nested("provider", "list", "the service provider name", PROVIDER_FIELDS),
+];
 
 const NETWORK_OFFERING_FIELDS: &[Field] = &[
     f("id", "string", "the id of the network offering"),

@@ -1048,6 +1048,57 @@ enum Partial {
 /// policy checked for `target`: ureq asks no resolver of its own (a second lookup could
 /// answer differently), follows no redirects and uses no proxy from the environment (the
 /// policy checks where the request goes, not a proxy's address).
+/// Where the server may put a file of its own under a driver's `images` grants (a VM's
+/// config drive on its pool): the file and its folder, resolved beneath the grant.
+fn server_file(plugin: &str, grants: &Grants, url: &str) -> Result<(Location, Location), ImageError> {
+    let root = grants.image_root(url).ok_or_else(|| ImageError::Denied(denial(plugin, "images", url)))?;
+    let root = parse(root).or_else(|_| parse(&format!("{root}/")))?;
+    let folder = url.rsplit_once('/').map(|(f, _)| f).filter(|f| f.contains('/')).unwrap_or(url);
+    Ok((parse(url)?.under(&root), parse(folder)?.under(&root)))
+}
+
+/// Writes `bytes` as the file at `url`, replacing any file there, within `plugin`'s
+/// `images` grants as its own calls would be: how the server puts files it makes itself
+/// (a VM's config drive) on a pool. A local file is replaced at once (written beside it,
+/// then renamed over it).
+pub fn put_file(plugin: &str, grants: &Grants, url: &str, bytes: &[u8], deadline: Instant) -> Result<(), String> {
+    let (file, folder) = server_file(plugin, grants, url).map_err(|e| e.to_string())?;
+    match (file, folder) {
+        (Location::File(b), Location::File(dir)) => {
+            dir.make_dirs().map_err(|e| e.to_string())?;
+            let name = b.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let temp = format!(".{name}.new");
+            let part = b.sibling(&temp);
+            part.unlink().map_err(|e| e.to_string())?;
+            let written = part.create_new().and_then(|mut f| {
+                f.write_all(bytes)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| BeneathError::Io { path: part.path().display().to_string(), source: e })
+            });
+            let done = written.and_then(|()| b.rename_from_sibling(&temp));
+            if let Err(e) = done {
+                let _ = part.unlink();
+                return Err(e.to_string());
+            }
+            Ok(())
+        }
+        (Location::Nfs(n), Location::Nfs(dir)) => {
+            nfs::make_dir(&dir, deadline).map_err(|e| e.to_string())?;
+            nfs::remove(&n, deadline).map_err(|e| e.to_string())?;
+            nfs::write_new(&n, vec![(0, bytes.to_vec())], deadline).map(|_| ()).map_err(|e| e.to_string())
+        }
+        _ => Err(format!("bad file URL {url}")),
+    }
+}
+
+/// Removes a file [`put_file`] wrote; a missing file is not an error.
+pub fn remove_file(plugin: &str, grants: &Grants, url: &str, deadline: Instant) -> Result<(), String> {
+    match server_file(plugin, grants, url).map_err(|e| e.to_string())?.0 {
+        Location::File(b) => b.unlink().map_err(|e| e.to_string()),
+        Location::Nfs(n) => nfs::remove(&n, deadline).map_err(|e| e.to_string()),
+    }
+}
+
 fn pinned_agent(budget: Duration, target: Target, addrs: Vec<std::net::SocketAddr>) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
