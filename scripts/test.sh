@@ -53,7 +53,7 @@ cargo clippy -p wasmstack --all-targets -- -D warnings
 printf 'test: quick tier: the demo drivers, unit tests, the orchestrator in-process\n'
 cargo build --release --target wasm32-wasip2 -p kvm -p local -p vlan
 cargo test --release -p wasmstack --lib
-cargo test --release -p wasmstack --test all -- orchestrator:: public_ips:: rules::
+cargo test --release -p wasmstack --test all -- orchestrator:: public_ips:: rules:: guest_access::
 printf 'test: quick tier passed in %d s\n' $((SECONDS - t0))
 if $quick; then
   exit 0
@@ -64,7 +64,7 @@ bash scripts/build.sh
 
 failed=()
 printf 'test: cargo test --release -p wasmstack %s (all but the in-process demo cloud tests)\n' "$*"
-cargo test --release -p wasmstack "$@" -- --skip orchestrator:: --skip public_ips:: --skip rules:: || failed+=(wasmstack)
+cargo test --release -p wasmstack "$@" -- --skip orchestrator:: --skip public_ips:: --skip rules:: --skip guest_access:: || failed+=(wasmstack)
 printf 'test: cargo test --release -p kvm -p nfs -p local -p wasmstack-console\n'
 cargo test --release -p kvm -p nfs -p local -p wasmstack-console || failed+=(drivers-and-console-units)
 

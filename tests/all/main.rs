@@ -8,6 +8,7 @@ mod conformance;
 mod deadlines;
 mod driver_kit;
 mod endpoint;
+mod guest_access;
 mod identity;
 mod isolation;
 mod kvm_guest;

@@ -4,6 +4,7 @@
 
 mod capacity;
 mod console;
+mod guest_access;
 mod identity;
 mod infra;
 mod instance;
@@ -249,11 +250,12 @@ pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
         .chain(console::CONSOLE_COMMANDS)
         .chain(plugins::PLUGIN_COMMANDS)
         .chain(capacity::CAPACITY_COMMANDS)
+        .chain(guest_access::GUEST_ACCESS_COMMANDS)
 }
 
 /// Each family's own table, by the name of its module (for tests).
 #[cfg(test)]
-pub(crate) fn family_tables() -> [(&'static str, &'static [Command]); 7] {
+pub(crate) fn family_tables() -> [(&'static str, &'static [Command]); 8] {
     [
         ("templates", templates::TEMPLATES_COMMANDS),
         ("storage", storage::STORAGE_COMMANDS),
@@ -262,6 +264,7 @@ pub(crate) fn family_tables() -> [(&'static str, &'static [Command]); 7] {
         ("identity", identity::IDENTITY_COMMANDS),
         ("network", network::NETWORK_COMMANDS),
         ("instance", instance::INSTANCE_COMMANDS),
+        ("guest_access", guest_access::GUEST_ACCESS_COMMANDS),
     ]
 }
 

@@ -92,6 +92,8 @@ pub struct Params {
     values: HashMap<String, String>,
     /// Parsed map parameters, or the 430 the first malformed name gives.
     maps: Result<Maps, ApiError>,
+    /// Whether the request came as an HTTP POST: some limits differ (userdata).
+    posted: bool,
 }
 
 impl Params {
@@ -105,7 +107,18 @@ impl Params {
     pub fn from_pairs(raw: Vec<(String, String)>) -> Self {
         let values = raw.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
         let maps = parse_maps(&raw);
-        Params { raw, values, maps }
+        Params { raw, values, maps, posted: false }
+    }
+
+    /// The same parameters, marked as sent by an HTTP POST (`posted`) or not.
+    pub fn with_post(mut self, posted: bool) -> Self {
+        self.posted = posted;
+        self
+    }
+
+    /// Whether the request came as an HTTP POST.
+    pub fn posted(&self) -> bool {
+        self.posted
     }
 
     /// Every (name, value) pair as received, for signature checking.

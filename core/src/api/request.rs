@@ -1,6 +1,7 @@
 //! Typed requests: what a validated parameter set means, one variant per command.
 //! The HTTP layer only builds these; the orchestrator executes them.
 
+mod guest_access;
 mod identity;
 mod infra;
 mod instance;
@@ -12,6 +13,7 @@ mod rules;
 mod storage;
 mod templates;
 
+pub use guest_access::{GuestAccessRequest, OwnerRef, UserDataInput};
 pub use identity::{AccountRef, IdentityRequest, NewAccount, NewUserRequest, UserUpdate};
 pub use infra::{InfraRequest, InfraUpdate, NewClusterRequest, NewHostRequest, NewPodRequest, NewZoneRequest};
 pub use instance::{AddressQuery, DeployRequest, InstanceQuery, InstanceRequest};
@@ -78,6 +80,8 @@ pub enum Request {
     Rules(RulesRequest),
     /// A public IP, static NAT or router command (see `request::public_ip`).
     PublicIp(PublicIpRequest),
+    /// An SSH key pair, userdata or password command (see `request::guest_access`).
+    GuestAccess(GuestAccessRequest),
     ListApis {
         name: Option<String>,
     },
@@ -200,12 +204,13 @@ impl Request {
         let p = params;
         // Each family of commands parses its own; the rest are parsed here.
         type Family = fn(&'static Command, &Params) -> Result<Option<Request>, ApiError>;
-        let families: [Family; 5] = [
+        let families: [Family; 6] = [
             |c, p| Ok(templates::parse(c, p)?.map(Request::Template)),
             |c, p| Ok(storage::parse(c, p)?.map(Request::Storage)),
             |c, p| Ok(offerings::parse(c, p)?.map(Request::Offering)),
             |c, p| Ok(infra::parse(c, p)?.map(Request::Infra)),
             |c, p| Ok(identity::parse(c, p)?.map(Request::Identity)),
+            |c, p| Ok(guest_access::parse(c, p)?.map(Request::GuestAccess)),
         ];
         for family in families {
             if let Some(r) = family(cmd, p)? {
@@ -314,6 +319,7 @@ mod table_tests {
                     Request::Identity(_) => "identity",
                     Request::Network(_) => "network",
                     Request::Instance(_) => "instance",
+                    Request::GuestAccess(_) => "guest_access",
                     other => panic!("{}: parsed outside its family: {other:?}", cmd.name),
                 };
                 assert_eq!(got, family, "{} is in the {family} table", cmd.name);

@@ -176,6 +176,9 @@ pub struct InstanceRow {
     pub iso_uuid: Option<String>,
     pub iso_name: Option<String>,
     pub iso_display_text: Option<String>,
+    /// The stored userdata the instance's userdata came from.
+    pub user_data_uuid: Option<String>,
+    pub user_data_name: Option<String>,
 }
 
 impl crate::auth::Owned for InstanceRow {
@@ -196,11 +199,13 @@ const SELECT: &str = "SELECT i.id, i.uuid, i.name, i.instance_name, i.display_na
      t.name AS template_name, t.display_text AS template_display_text, \
      t.password_enabled AS template_password_enabled, ot.uuid AS os_type_uuid, ot.description AS os_type_name, \
      i.root_volume_id, i.hypervisor, i.state, i.cpus, i.cpu_mhz, i.memory_mb, i.created, i.iso_id, \
-     iso.uuid AS iso_uuid, iso.name AS iso_name, iso.display_text AS iso_display_text \
+     iso.uuid AS iso_uuid, iso.name AS iso_name, iso.display_text AS iso_display_text, \
+     ud.uuid AS user_data_uuid, ud.name AS user_data_name \
      FROM instances i JOIN accounts a ON a.id = i.account_id JOIN domains d ON d.id = i.domain_id \
      JOIN zones z ON z.id = i.zone_id LEFT JOIN hosts h ON h.id = i.host_id \
      JOIN service_offerings o ON o.id = i.service_offering_id JOIN templates t ON t.id = i.template_id \
      LEFT JOIN os_types ot ON ot.id = t.os_type_id LEFT JOIN templates iso ON iso.id = i.iso_id \
+     LEFT JOIN user_data ud ON ud.id = i.user_data_id \
      WHERE i.removed IS NULL";
 
 #[derive(Debug, Default, Clone)]
@@ -351,6 +356,8 @@ fn instance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         iso_uuid: r.get("iso_uuid")?,
         iso_name: r.get("iso_name")?,
         iso_display_text: r.get("iso_display_text")?,
+        user_data_uuid: r.get("user_data_uuid")?,
+        user_data_name: r.get("user_data_name")?,
     })
 }
 

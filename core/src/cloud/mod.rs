@@ -1,6 +1,7 @@
 //! The cloud's resources as stored: zones, pods, clusters, hosts, storage, networks.
 
 pub mod attachments;
+pub mod guest_access;
 pub mod infra;
 pub mod instances;
 pub mod networks;

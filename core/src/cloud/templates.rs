@@ -276,3 +276,24 @@ pub async fn remove(db: &Db, id: i64) -> Result<(), DbError> {
     tx.commit().await?;
     Ok(())
 }
+
+/// Changes the given attributes of every zone's row of a template.
+pub async fn update(
+    db: &Db,
+    uuid: &str,
+    name: Option<&str>,
+    display_text: Option<&str>,
+    password_enabled: Option<bool>,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE templates SET name = COALESCE($1, name), display_text = COALESCE($2, display_text), \
+         password_enabled = COALESCE($3, password_enabled) WHERE uuid = $4 AND removed IS NULL",
+    )
+    .bind(name)
+    .bind(display_text)
+    .bind(password_enabled.map(i64::from))
+    .bind(uuid)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}

@@ -111,7 +111,7 @@ async fn answer(app: &Orchestrator, method: &Method, uri: &Uri, headers: &Header
         Ok(f) => f,
         Err(e) => return Answer::error(early_format, None, e),
     };
-    let params = Params::new(query, form);
+    let params = Params::new(query, form).with_post(*method == Method::POST);
     let format = Format::of(&params);
     let known = params.command().and_then(commands::find);
     let name = known.map(|c| c.name);

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::api::commands::Command;
@@ -37,6 +36,7 @@ use crate::plugins::{
 use super::networks::spec_with_dhcp;
 use super::volumes::{driver_failure, wrap};
 use super::{Orchestrator, list, no_such, not_yours, views};
+use crate::cloud::guest_access as access;
 
 const GIB: i64 = 1 << 30;
 /// The size asked for when a volume is only looked for by name (see `drop_unfinished_volume`).
@@ -189,7 +189,8 @@ impl Orchestrator {
     pub(super) async fn vm_view(&self, caller: &Caller, i: &InstanceRow) -> Result<Map<String, Value>, ApiError> {
         let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
         let (nics, _) = nets::list_nics(&self.db, &f, None).await?;
-        Ok(vm_view(caller, i, &nics))
+        let keys: Vec<String> = access::instance_keys(&self.db, &[i.id]).await?.into_iter().map(|k| k.1).collect();
+        Ok(vm_view(caller, i, &nics, &keys))
     }
 
     async fn vm_job(
@@ -284,16 +285,15 @@ impl Orchestrator {
             })?),
             None => None,
         };
-        let user_data = match &r.user_data {
-            Some(d) => {
-                base64::engine::general_purpose::STANDARD.decode(d).map_err(|_| {
-                    ApiError::invalid_param("Invalid value of parameter userdata: it is not base64-encoded")
-                })?;
-                Some(d.clone())
-            }
-            None => None,
-        };
         let (account_id, domain_id) = self.owner(caller, r.account.as_deref(), r.domain_id.as_deref()).await?;
+        let user_data = self.finalize_user_data(caller, &r.user_data, Some((template.id, &template.name))).await?;
+        // The owner's key pairs, copied to the instance: a missing one (or another
+        // account's) refuses the deploy before anything is made.
+        let keys = match r.key_pairs.is_empty() {
+            true => vec![],
+            false => self.instance_key_pairs(account_id, &r.key_pairs).await?,
+        };
+        let password = (template.password_enabled != 0).then(super::guest_access::new_password);
         let networks = self.deploy_networks(caller, zone.id, &zone.name, &r.network_ids).await?;
         let root_size = template.size.max(offering.root_disk_gb.unwrap_or(0).saturating_mul(GIB));
         let storage_tags = offering.storage_tags.clone().filter(|t| t.split(',').any(|t| !t.trim().is_empty()));
@@ -323,7 +323,7 @@ impl Orchestrator {
             template_id: template.id,
             hypervisor: template.hypervisor.clone(),
             need: Need { cpus, cpu_mhz, memory_mb },
-            user_data,
+            user_data: user_data.as_ref().and_then(|u| u.user_data.clone()),
             start: r.start,
         };
         let spec = JobSpec {
@@ -334,6 +334,18 @@ impl Orchestrator {
         // The instance and the job that builds it are committed together, or neither is.
         let mut tx = self.db.begin().await.map_err(DbError::from)?;
         instances::place(&mut tx, &new).await?;
+        let vm_id: i64 = sqlx::query_scalar("SELECT id FROM instances WHERE uuid = $1")
+            .bind(&uuid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        if let Some(u) = &user_data {
+            access::set_instance_user_data(&mut tx, vm_id, u).await?;
+        }
+        access::set_instance_keys(&mut tx, vm_id, &keys).await?;
+        if let Some(p) = &password {
+            access::set_password_pending(&mut tx, vm_id, Some(p)).await?;
+        }
         let job = self.jobs.record(&mut tx, caller, spec).await?;
         tx.commit().await.map_err(DbError::from)?;
         let (me, who, id) = (self.clone(), caller.clone(), uuid.clone());
@@ -385,7 +397,8 @@ impl Orchestrator {
                 format!("VM {} created on host {}", build.vm.name, build.host.name),
             )
             .await?;
-            me.vm_reply(&who, &id).await
+            // The new password is shown once, in this job's result.
+            me.vm_result(&who, &id, password).await
         };
         let job = self.jobs.start(job, work);
         Ok(Reply::AsyncJob { job_id: job, id: Some(uuid) })
@@ -911,8 +924,18 @@ impl Orchestrator {
         for nic in nets::nics_of_instances(&self.db, &uuids).await? {
             by_vm.entry(nic.instance_uuid.clone().unwrap_or_default()).or_default().push(nic);
         }
-        let items =
-            rows.iter().map(|i| vm_view(caller, i, by_vm.get(&i.uuid).map_or(&[][..], Vec::as_slice))).collect();
+        let ids: Vec<i64> = rows.iter().map(|i| i.id).collect();
+        let mut keys: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+        for (vm, name, _) in access::instance_keys(&self.db, &ids).await? {
+            keys.entry(vm).or_default().push(name);
+        }
+        let items = rows
+            .iter()
+            .map(|i| {
+                let nics = by_vm.get(&i.uuid).map_or(&[][..], Vec::as_slice);
+                vm_view(caller, i, nics, keys.get(&i.id).map_or(&[][..], Vec::as_slice))
+            })
+            .collect();
         Ok(list("virtualmachine", total, items))
     }
 }
@@ -936,7 +959,7 @@ fn nic_view(c: &NicRow) -> Value {
     })))
 }
 
-fn vm_view(caller: &Caller, i: &InstanceRow, nics: &[NicRow]) -> Map<String, Value> {
+fn vm_view(caller: &Caller, i: &InstanceRow, nics: &[NicRow], keys: &[String]) -> Map<String, Value> {
     let admin = caller.role == RoleType::Admin;
     let mut m = views::object(json!({
         "id": i.uuid,
@@ -972,6 +995,10 @@ fn vm_view(caller: &Caller, i: &InstanceRow, nics: &[NicRow]) -> Map<String, Val
         "isoid": i.iso_uuid,
         "isoname": i.iso_name,
         "isodisplaytext": i.iso_display_text,
+        // Names of the key pairs the VM was given, comma-separated as CloudStack shows them.
+        "keypairs": (!keys.is_empty()).then(|| keys.join(",")),
+        "userdataid": i.user_data_uuid,
+        "userdataname": i.user_data_name,
     }));
     // Always present, even empty: clients index nic[0] and iterate the groups.
     m.insert("nic".into(), Value::Array(nics.iter().map(nic_view).collect()));

@@ -6,6 +6,7 @@ mod capacity;
 pub mod consoles;
 mod discovery;
 pub(crate) mod drivers;
+pub mod guest_access;
 mod identity;
 mod infra;
 mod instance_changes;
@@ -76,6 +77,7 @@ impl Orchestrator {
             Plugin(r) => Box::pin(self.execute_plugin(caller, r)).await,
             Rules(r) => Box::pin(self.execute_rules(caller, cmd, r)).await,
             PublicIp(r) => Box::pin(self.execute_public_ip(caller, cmd, r)).await,
+            GuestAccess(r) => Box::pin(self.execute_guest_access(caller, cmd, r)).await,
             ListApis { name } => discovery::list_apis(caller, name.as_deref()),
             ListCapabilities => Ok(discovery::capabilities()),
             Identity(r) => Box::pin(self.execute_identity(caller, cmd, r)).await,

@@ -58,7 +58,40 @@ impl Orchestrator {
             DeleteTemplate { iso, id, zone_id } => {
                 Box::pin(self.delete_template(caller, cmd, iso, &id, zone_id.as_deref())).await
             }
+            UpdateTemplate { id, name, display_text, password_enabled } => {
+                Box::pin(self.update_template(caller, &id, name, display_text, password_enabled)).await
+            }
         }
+    }
+
+    /// updateTemplate: the name, display text and password flag of every zone's copy.
+    async fn update_template(
+        &self,
+        caller: &Caller,
+        id: &str,
+        name: Option<String>,
+        display_text: Option<String>,
+        password_enabled: Option<bool>,
+    ) -> Result<Reply, ApiError> {
+        let rows = templates::by_uuid(&self.db, id, false).await?;
+        let first = rows.first().ok_or_else(|| no_such("template", id))?.clone();
+        if !caller.can_reach(&first) || (caller.role == RoleType::User && first.account_id != caller.user.account_id) {
+            return Err(not_yours("template", id));
+        }
+        if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(ApiError::invalid_param("The template name cannot be empty"));
+        }
+        templates::update(&self.db, id, name.as_deref(), display_text.as_deref(), password_enabled).await?;
+        self.audit(
+            caller,
+            "TEMPLATE.UPDATE",
+            ("VirtualMachineTemplate", &first.uuid, &first.name),
+            format!("Template {} updated", first.name),
+        )
+        .await?;
+        let rows = templates::by_uuid(&self.db, id, false).await?;
+        let t = rows.first().ok_or_else(|| no_such("template", id))?;
+        Ok(super::object("template", self.template_view(caller, t)))
     }
 
     pub(super) async fn register_template(&self, caller: &Caller, r: NewTemplateRequest) -> Result<Reply, ApiError> {
@@ -578,7 +611,7 @@ impl Orchestrator {
         Ok(volume.path)
     }
 
-    fn template_view(&self, caller: &Caller, t: &TemplateRow) -> serde_json::Map<String, serde_json::Value> {
+    pub(super) fn template_view(&self, caller: &Caller, t: &TemplateRow) -> serde_json::Map<String, serde_json::Value> {
         let status = if t.state == "Downloading" { self.download_status(t) } else { t.status.clone() };
         let owner_or_admin = caller.role == RoleType::Admin || caller.user.account_id == t.account_id;
         views::object(json!({

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const TEMPLATE_FIELDS: &[Field] = &[
+pub(super) const TEMPLATE_FIELDS: &[Field] = &[
     f("id", "string", "the template ID"),
     f("name", "string", "the template name"),
     f("displaytext", "string", "the template display text"),
@@ -225,6 +225,22 @@ pub(super) static TEMPLATES_COMMANDS: &[Command] = &[
         ],
         object: "iso",
         shape: Shape::List,
+        response: TEMPLATE_FIELDS,
+        since: "",
+    },
+    Command {
+        name: "updateTemplate",
+        description: "Updates attributes of a template.",
+        is_async: false,
+        roles: Roles::ALL,
+        params: &[
+            rel(req("id", Uuid, "the ID of the image file"), "listTemplates"),
+            p("name", Str, "the name of the image file"),
+            p("displaytext", Str, "the display text of the image"),
+            p("passwordenabled", Boolean, "true if the image supports the password reset feature; default is false"),
+        ],
+        object: "template",
+        shape: Shape::Object,
         response: TEMPLATE_FIELDS,
         since: "",
     },

@@ -1,6 +1,6 @@
 //! Typed requests of the virtual machine commands.
 
-use super::{Listing, listing, must_uuid, s, uuid};
+use super::{Listing, UserDataInput, listing, must_uuid, s, uuid};
 use crate::api::commands::Command;
 use crate::api::error::ApiError;
 use crate::api::params::Params;
@@ -15,7 +15,9 @@ pub struct DeployRequest {
     pub display_name: Option<String>,
     pub start: bool,
     pub ip_address: Option<String>,
-    pub user_data: Option<String>,
+    pub user_data: UserDataInput,
+    /// Key pair names from `keypair` and `keypairs`.
+    pub key_pairs: Vec<String>,
     pub hypervisor: Option<String>,
     pub account: Option<String>,
     pub domain_id: Option<String>,
@@ -76,7 +78,8 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<InstanceRequest
             display_name: s(p, "displayname"),
             start: p.bool("startvm")?.unwrap_or(true),
             ip_address: s(p, "ipaddress"),
-            user_data: s(p, "userdata"),
+            user_data: super::guest_access::user_data_input(p)?,
+            key_pairs: super::guest_access::key_pair_names(p)?,
             hypervisor: s(p, "hypervisor"),
             account: s(p, "account"),
             domain_id: uuid(p, "domainid")?,

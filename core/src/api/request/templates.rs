@@ -53,6 +53,7 @@ pub enum TemplateRequest {
     CreateTemplate(TemplateFromVolume),
     ListTemplates(TemplateQuery),
     DeleteTemplate { iso: bool, id: String, zone_id: Option<String> },
+    UpdateTemplate { id: String, name: Option<String>, display_text: Option<String>, password_enabled: Option<bool> },
 }
 
 pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<TemplateRequest>, ApiError> {
@@ -108,6 +109,12 @@ pub(super) fn parse(cmd: &'static Command, p: &Params) -> Result<Option<Template
             true,
             s(p, "isofilter").unwrap_or_else(|| "executable".into()),
         )?),
+        "updateTemplate" => TemplateRequest::UpdateTemplate {
+            id: must_uuid(p, cmd, "id")?,
+            name: s(p, "name"),
+            display_text: s(p, "displaytext"),
+            password_enabled: p.bool("passwordenabled")?,
+        },
         "deleteTemplate" => {
             TemplateRequest::DeleteTemplate { iso: false, id: must_uuid(p, cmd, "id")?, zone_id: uuid(p, "zoneid")? }
         }
