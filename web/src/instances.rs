@@ -558,11 +558,14 @@ where
     let names = RwSignal::new(None::<Vec<String>>);
     let error = RwSignal::new(None::<String>);
     let pick = RwSignal::new(String::new());
+    let has: Vec<String> = vm.keypairs.split(',').map(|k| k.trim().to_owned()).collect();
     spawn_local(async move {
         match api::list("listSSHKeyPairs", "sshkeypair", &[]).await {
             Ok((list, _)) => {
                 let n: Vec<String> = list.iter().map(|k| s(k, "name").to_owned()).collect();
-                pick.set(n.first().cloned().unwrap_or_default());
+                // A key pair the VM does not have yet is the likely choice.
+                let first = n.iter().find(|k| !has.contains(k)).or(n.first());
+                pick.set(first.cloned().unwrap_or_default());
                 names.set(Some(n));
             }
             Err(e) => error.set(Some(fail(session, e))),
