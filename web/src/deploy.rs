@@ -1,12 +1,14 @@
-//! The deploy wizard: zone → template → offering → network → name → launch, then the
-//! new instance watched until it runs.
+//! The deploy wizard: zone → template → offering → network → name, key pair and userdata →
+//! launch, then the new instance watched until it runs (and its password shown once, when
+//! its template makes one).
 
+use base64::Engine as _;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::Value;
 
 use crate::api::{self, ApiResult, s};
-use crate::i18n::{I18n, text, tr, tr_dyn};
+use crate::i18n::{I18n, fill, text, tr, tr_dyn};
 use crate::{SessionCtx, fail};
 
 const ZONE: usize = 0;
@@ -16,7 +18,27 @@ const NETWORK: usize = 3;
 const NAME: usize = 4;
 const REVIEW: usize = 5;
 const STEPS: [&str; 6] =
-    ["deploy.zone", "deploy.template", "deploy.offering", "deploy.network", "deploy.name", "deploy.review"];
+    ["deploy.zone", "deploy.template", "deploy.offering", "deploy.network", "deploy.details", "deploy.review"];
+
+pub const STRINGS: &[(&str, &str, &str)] = &[
+    ("deploy.details", "Name & access", "名称和访问"),
+    ("deploy.keypair", "SSH key pair", "SSH 密钥对"),
+    ("deploy.no_keypair", "No key pair", "不使用密钥对"),
+    ("deploy.userdata", "Userdata", "用户数据"),
+    (
+        "deploy.userdata_hint",
+        "Plain text such as a cloud-init script; it is sent base64-encoded.",
+        "纯文本，例如 cloud-init 脚本；发送时以 base64 编码。",
+    ),
+    ("deploy.userdata_size", "{0} bytes", "{0} 字节"),
+    ("deploy.password", "Password of the new instance", "新实例的密码"),
+    ("deploy.password_once", "It is shown only this once; note it now.", "密码仅显示这一次，请立即记下。"),
+];
+
+/// Userdata as the API takes it: the text's UTF-8 bytes in standard base64.
+pub fn encode_userdata(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
 
 /// One thing to pick in a step.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +93,19 @@ pub fn Deploy() -> impl IntoView {
     let picked = RwSignal::new([None::<Choice>, None, None, None]);
     let options = RwSignal::new(None::<Result<Vec<Choice>, String>>);
     let name = RwSignal::new(String::new());
+    let keypair = RwSignal::new(String::new());
+    let userdata = RwSignal::new(String::new());
+    let keypairs = RwSignal::new(Vec::<String>::new());
     let launch = RwSignal::new(Launch::Idle);
+    // A password-enabled template's password comes once, in the deploy job's result.
+    let password = RwSignal::new(None::<String>);
+
+    // The caller's key pairs: the VM will be the caller's, and may only have its key pairs.
+    spawn_local(async move {
+        if let Ok((list, _)) = api::list("listSSHKeyPairs", "sshkeypair", &[]).await {
+            keypairs.set(list.iter().map(|k| s(k, "name").to_owned()).collect());
+        }
+    });
 
     // Each step with choices loads them when it is shown (templates and networks depend on the zone).
     Effect::new(move |_| {
@@ -129,6 +163,15 @@ pub fn Deploy() -> impl IntoView {
         if let Some(net) = &p[NETWORK] {
             params.push(("networkids", net.id.clone()));
         }
+        let kp = keypair.get_untracked();
+        if !kp.is_empty() {
+            params.push(("keypairs", kp));
+        }
+        let ud = userdata.get_untracked();
+        if !ud.is_empty() {
+            params.push(("userdata", encode_userdata(&ud)));
+        }
+        password.set(None);
         launch.set(Launch::Deploying(0));
         spawn_local(async move {
             let r =
@@ -137,6 +180,10 @@ pub fn Deploy() -> impl IntoView {
                 Ok(result) => result.get("virtualmachine").cloned().unwrap_or(Value::Null),
                 Err(e) => return launch.set(Launch::Failed(fail(session, e))),
             };
+            let pw = s(&vm, "password");
+            if !pw.is_empty() {
+                password.set(Some(pw.to_owned()));
+            }
             let id = s(&vm, "id").to_owned();
             let mut state = s(&vm, "state").to_owned();
             // The deploy job may end before the VM runs: watch its state, for up to 10 minutes.
@@ -161,6 +208,9 @@ pub fn Deploy() -> impl IntoView {
     let reset = move |_| {
         picked.set([None, None, None, None]);
         name.set(String::new());
+        keypair.set(String::new());
+        userdata.set(String::new());
+        password.set(None);
         launch.set(Launch::Idle);
         step.set(ZONE);
     };
@@ -229,6 +279,28 @@ pub fn Deploy() -> impl IntoView {
                     <th>{tr("deploy.name")}</th>
                     <td>{name.get()}</td>
                 </tr>
+                <tr>
+                    <th>{tr("deploy.keypair")}</th>
+                    <td id="review-keypair">
+                        {move || {
+                            let k = keypair.get();
+                            if k.is_empty() { text(lang.get(), "common.none").to_owned() } else { k }
+                        }}
+                    </td>
+                </tr>
+                <tr>
+                    <th>{tr("deploy.userdata")}</th>
+                    <td id="review-userdata">
+                        {move || {
+                            let n = userdata.with(String::len);
+                            if n == 0 {
+                                text(lang.get(), "common.none").to_owned()
+                            } else {
+                                fill(lang.get(), "deploy.userdata_size", &[&n])
+                            }
+                        }}
+                    </td>
+                </tr>
             </table>
         }
     };
@@ -269,12 +341,43 @@ pub fn Deploy() -> impl IntoView {
                 {move || match step.get() {
                     NAME => {
                         view! {
-                            <input
-                                id="vm-name"
-                                placeholder=tr("deploy.name_hint")
-                                prop:value=name
-                                on:input=move |ev| name.set(event_target_value(&ev))
-                            />
+                            <label class="field">
+                                <span>{tr("deploy.name")}</span>
+                                <input
+                                    id="vm-name"
+                                    placeholder=tr("deploy.name_hint")
+                                    prop:value=name
+                                    on:input=move |ev| name.set(event_target_value(&ev))
+                                />
+                            </label>
+                            <label class="field">
+                                <span>{tr("deploy.keypair")}</span>
+                                <select id="vm-keypair" prop:value=keypair on:change=move |ev| keypair.set(event_target_value(&ev))>
+                                    <option value="">{tr("deploy.no_keypair")}</option>
+                                    {move || {
+                                        keypairs
+                                            .get()
+                                            .into_iter()
+                                            .map(|k| {
+                                                let v = k.clone();
+                                                view! { <option value=v>{k}</option> }
+                                            })
+                                            .collect_view()
+                                    }}
+                                </select>
+                            </label>
+                            <label class="field wide">
+                                <span>{tr("deploy.userdata")}</span>
+                                <textarea
+                                    id="vm-userdata"
+                                    rows="6"
+                                    spellcheck="false"
+                                    placeholder="#cloud-config"
+                                    prop:value=userdata
+                                    on:input=move |ev| userdata.set(event_target_value(&ev))
+                                ></textarea>
+                                <span class="muted">{tr("deploy.userdata_hint")}</span>
+                            </label>
                         }
                             .into_any()
                     }
@@ -282,6 +385,19 @@ pub fn Deploy() -> impl IntoView {
                     _ => choice_list().into_any(),
                 }}
                 {status}
+                {move || {
+                    password
+                        .get()
+                        .map(|pw| {
+                            view! {
+                                <div class="secret" id="deploy-password">
+                                    <strong>{tr("deploy.password")}</strong>
+                                    <code class="password">{pw}</code>
+                                    <p class="warning">{tr("deploy.password_once")}</p>
+                                </div>
+                            }
+                        })
+                }}
                 <div class="buttons">
                     <Show when=move || { step.get() > ZONE && !launched() }>
                         <button id="back" on:click=move |_| step.update(|s| *s -= 1)>
@@ -305,5 +421,17 @@ pub fn Deploy() -> impl IntoView {
                 </div>
             </div>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_userdata;
+
+    #[test]
+    fn userdata_is_utf8_base64() {
+        assert_eq!(encode_userdata("#!/bin/sh\n"), "IyEvYmluL3NoCg==");
+        // Not Latin-1: each character's UTF-8 bytes.
+        assert_eq!(encode_userdata("é中"), "w6nkuK0=");
     }
 }

@@ -121,6 +121,8 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::accounts::STRINGS,
     crate::events::STRINGS,
     crate::instances::STRINGS,
+    crate::keypairs::STRINGS,
+    crate::deploy::STRINGS,
     crate::overview::STRINGS,
     crate::plugins::STRINGS,
     crate::infra::STRINGS,

@@ -1,6 +1,7 @@
 //! The instance list: one server-side page of 50 at a time, keyword search, a state
-//! filter, and start/stop/reboot/destroy/recover, volume and ISO attach/detach run as async jobs
-//! with their progress; Console opens the VM's display in a new tab.
+//! filter, and start/stop/reboot/destroy/recover, volume and ISO attach/detach, password and
+//! SSH key resets run as async jobs with their progress; Console opens the VM's display in a
+//! new tab. A new password from a job is shown once.
 
 use std::collections::HashMap;
 
@@ -30,6 +31,22 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("vm.no_iso", "No ISO attached.", "未附加 ISO。"),
     ("vm.no_isos", "No ISO in this zone.", "此区域没有 ISO。"),
     ("vm.close", "Close", "关闭"),
+    ("vm.reset_password", "Reset password", "重置密码"),
+    ("vm.reset_key", "Reset SSH key", "重置 SSH 密钥"),
+    ("vm.reset_key_of", "Reset the SSH key of {0}", "重置 {0} 的 SSH 密钥"),
+    ("vm.keypairs_now", "Key pairs now: {0}", "当前密钥对：{0}"),
+    ("vm.new_keypair", "New key pair", "新密钥对"),
+    (
+        "vm.no_keypairs",
+        "You have no key pair yet; create one on the Key pairs page.",
+        "您还没有密钥对，请先在“SSH 密钥对”页面创建。",
+    ),
+    ("vm.new_password_of", "New password of {0}", "{0} 的新密码"),
+    (
+        "vm.password_once",
+        "It is shown only this once; the instance takes it when it starts.",
+        "密码仅显示这一次；实例启动时获取该密码。",
+    ),
 ];
 
 const PAGE_SIZE: u64 = 50;
@@ -48,6 +65,9 @@ struct Vm {
     zone_id: String,
     iso_id: String,
     iso: String,
+    /// The names of its key pairs, comma-separated.
+    keypairs: String,
+    password_enabled: bool,
 }
 
 impl Vm {
@@ -71,6 +91,8 @@ impl Vm {
             zone_id: s(v, "zoneid").to_owned(),
             iso_id: s(v, "isoid").to_owned(),
             iso: s(v, "isoname").to_owned(),
+            keypairs: s(v, "keypairs").to_owned(),
+            password_enabled: v.get("passwordenabled").and_then(Value::as_bool).unwrap_or(false),
         }
     }
 }
@@ -86,6 +108,8 @@ fn action_key(action: &str) -> &'static str {
         "detach_volume" => "vm.detach_volume",
         "attach_iso" => "vm.attach_iso",
         "detach_iso" => "vm.detach_iso",
+        "reset_password" => "vm.reset_password",
+        "reset_key" => "vm.reset_key",
         _ => "vm.destroy",
     }
 }
@@ -105,6 +129,10 @@ pub fn Instances() -> impl IntoView {
     // The VM whose volumes and ISO are shown below the list; bumped after each job to re-read them.
     let panel = RwSignal::new(None::<Vm>);
     let panel_version = RwSignal::new(0u32);
+    // The VM whose SSH key is being reset, in a panel below the list.
+    let key_panel = RwSignal::new(None::<Vm>);
+    // A new password (VM name, password), from the job that made it, until closed.
+    let new_password = RwSignal::new(None::<(String, String)>);
     // Answers to older requests (a slow page, then a new search) must not overwrite newer ones.
     let generation = StoredValue::new(0u32);
 
@@ -154,6 +182,10 @@ pub fn Instances() -> impl IntoView {
             // The job's result is the VM as it is now: update its row in place.
             if let Some(v) = result.get("virtualmachine") {
                 let fresh = Vm::from(v);
+                let pw = s(v, "password");
+                if !pw.is_empty() {
+                    new_password.set(Some((fresh.name.clone(), pw.to_owned())));
+                }
                 vms.update(|list| {
                     if let Some(row) = list.iter_mut().find(|r| r.id == fresh.id) {
                         *row = fresh;
@@ -290,6 +322,16 @@ pub fn Instances() -> impl IntoView {
                                         </button>
                                     }
                                 });
+                                let reset_password = (st == "Stopped" && vm.password_enabled)
+                                    .then(|| button("resetPasswordForVirtualMachine", "reset_password"));
+                                let reset_key = (st == "Stopped").then(|| {
+                                    let vm = vm.clone();
+                                    view! {
+                                        <button class="act act-reset_key" on:click=move |_| key_panel.set(Some(vm.clone()))>
+                                            {tr("vm.reset_key")}
+                                        </button>
+                                    }
+                                });
                                 let state_name = vm.state.clone();
                                 view! {
                                     <tr data-id=id.clone()>
@@ -307,7 +349,8 @@ pub fn Instances() -> impl IntoView {
                                         <td>{vm.host}</td>
                                         <td>
                                             <div class="actions">
-                                                {start} {stop} {reboot} {destroy} {recover} {console} {storage} <JobLine jobs=jobs id=id.clone() />
+                                                {start} {stop} {reboot} {destroy} {recover} {console} {storage} {reset_password} {reset_key}
+                                                <JobLine jobs=jobs id=id.clone() />
                                             </div>
                                         </td>
                                     </tr>
@@ -320,6 +363,32 @@ pub fn Instances() -> impl IntoView {
             <Show when=move || !loading.get() && vms.with(Vec::is_empty) && error.with(Option::is_none)>
                 <p class="muted">{tr("vm.none")}</p>
             </Show>
+            {move || {
+                new_password
+                    .get()
+                    .map(|(vm, pw)| {
+                        view! {
+                            <div class="card secret" id="vm-password">
+                                <div class="toolbar">
+                                    <h2>{move || fill(lang.get(), "vm.new_password_of", &[&vm])}</h2>
+                                    <button id="vm-password-close" on:click=move |_| new_password.set(None)>
+                                        {tr("vm.close")}
+                                    </button>
+                                </div>
+                                <code class="password">{pw}</code>
+                                <p class="warning">{tr("vm.password_once")}</p>
+                            </div>
+                        }
+                    })
+            }}
+            {move || {
+                key_panel
+                    .get()
+                    .map(|vm| {
+                        let fresh = vms.with(|l| l.iter().find(|r| r.id == vm.id).cloned()).unwrap_or(vm);
+                        view! { <KeyPanel vm=fresh jobs=jobs run=run close=move || key_panel.set(None) /> }
+                    })
+            }}
             {move || {
                 panel
                     .get()
@@ -473,6 +542,84 @@ where
                         .into_any()
                 }
             }}
+        </div>
+    }
+}
+
+/// Resetting a stopped VM's SSH key to one of the caller's key pairs.
+#[component]
+fn KeyPanel<R, C>(vm: Vm, jobs: JobMap, run: R, close: C) -> impl IntoView
+where
+    R: Fn(String, &'static str, &'static str, Vec<(&'static str, String)>) + Copy + Send + Sync + 'static,
+    C: Fn() + Copy + Send + Sync + 'static,
+{
+    let session = expect_context::<SessionCtx>();
+    let lang = expect_context::<I18n>().0;
+    let names = RwSignal::new(None::<Vec<String>>);
+    let error = RwSignal::new(None::<String>);
+    let pick = RwSignal::new(String::new());
+    let has: Vec<String> = vm.keypairs.split(',').map(|k| k.trim().to_owned()).collect();
+    spawn_local(async move {
+        match api::list("listSSHKeyPairs", "sshkeypair", &[]).await {
+            Ok((list, _)) => {
+                let n: Vec<String> = list.iter().map(|k| s(k, "name").to_owned()).collect();
+                // A key pair the VM does not have yet is the likely choice.
+                let first = n.iter().find(|k| !has.contains(k)).or(n.first());
+                pick.set(first.cloned().unwrap_or_default());
+                names.set(Some(n));
+            }
+            Err(e) => error.set(Some(fail(session, e))),
+        }
+    });
+    let (id, name, now) = (vm.id.clone(), vm.name.clone(), vm.keypairs.clone());
+    let line_id = id.clone();
+    let submit = move |_| {
+        let k = pick.get_untracked();
+        if !k.is_empty() {
+            run(id.clone(), "resetSSHKeyForVirtualMachine", "reset_key", vec![("id", id.clone()), ("keypairs", k)]);
+        }
+    };
+    view! {
+        <div class="card storage-panel" id="reset-key-panel" data-id=vm.id.clone()>
+            <div class="toolbar">
+                <h2>{move || fill(lang.get(), "vm.reset_key_of", &[&name])}</h2>
+                <button on:click=move |_| close()>{tr("vm.close")}</button>
+            </div>
+            <p class="muted" id="reset-key-now">
+                {move || {
+                    let shown = if now.is_empty() { text(lang.get(), "common.none").to_owned() } else { now.clone() };
+                    fill(lang.get(), "vm.keypairs_now", &[&shown])
+                }}
+            </p>
+            <p class="error" role="alert">
+                {move || error.get()}
+            </p>
+            {move || match names.get() {
+                None => None,
+                Some(list) if list.is_empty() => Some(view! { <p class="muted">{tr("vm.no_keypairs")}</p> }.into_any()),
+                Some(list) => {
+                    Some(
+                        view! {
+                            <div class="row">
+                                <label class="field">
+                                    <span>{tr("vm.new_keypair")}</span>
+                                    <select id="reset-key-pick" prop:value=pick on:change=move |ev| pick.set(event_target_value(&ev))>
+                                        {list.into_iter().map(|k| {
+                                                let v = k.clone();
+                                                view! { <option value=v>{k}</option> }
+                                            }).collect_view()}
+                                    </select>
+                                </label>
+                                <button id="reset-key-submit" class="primary" on:click=submit.clone()>
+                                    {tr("vm.reset_key")}
+                                </button>
+                            </div>
+                        }
+                            .into_any(),
+                    )
+                }
+            }}
+            <JobLine jobs=jobs id=line_id />
         </div>
     }
 }

@@ -12,6 +12,7 @@ mod i18n;
 mod infra;
 mod infra_forms;
 mod instances;
+mod keypairs;
 mod networks;
 mod offerings;
 mod overview;
@@ -239,6 +240,7 @@ fn Shell() -> impl IntoView {
                 <A href="/client/instances">{tr("nav.instances")}</A>
                 <A href="/client/volumes">{tr("nav.volumes")}</A>
                 <A href="/client/deploy">{tr("nav.deploy")}</A>
+                <A href="/client/keypairs">{tr("nav.keypairs")}</A>
                 <A href="/client/infra">{tr("nav.infra")}</A>
                 <A href="/client/zone-wizard">{tr("nav.zone_wizard")}</A>
                 <A href="/client/templates">{tr("nav.templates")}</A>
@@ -265,6 +267,7 @@ fn Shell() -> impl IntoView {
                             <Route path=path!("/client/instances") view=instances::Instances />
                             <Route path=path!("/client/volumes") view=volumes::Volumes />
                             <Route path=path!("/client/deploy") view=deploy::Deploy />
+                            <Route path=path!("/client/keypairs") view=keypairs::KeyPairs />
                             <Route path=path!("/client/infra") view=infra::Infra />
                             <Route path=path!("/client/zone-wizard") view=zone_wizard::ZoneWizard />
                             <Route path=path!("/client/templates") view=templates::Templates />
