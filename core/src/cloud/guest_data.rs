@@ -25,19 +25,26 @@ pub struct DbGuestData {
     cloud_identifier: String,
 }
 
+/// This cloud's `cloud-identifier`, `CloudStack-{<uuid>}`, the same for every guest
+/// whichever way it gets its data (made on first use).
+pub async fn cloud_identifier(db: &Db) -> Result<String, DbError> {
+    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(CLOUD_IDENTIFIER)
+        .bind(new_uuid())
+        .execute(db.pool())
+        .await?;
+    let id: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(CLOUD_IDENTIFIER)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(format!("CloudStack-{{{id}}}"))
+}
+
 impl DbGuestData {
     /// Reads (or, on first use, makes) the cloud identifier.
     pub async fn new(db: Db) -> Result<Self, DbError> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(CLOUD_IDENTIFIER)
-            .bind(new_uuid())
-            .execute(db.pool())
-            .await?;
-        let id: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(CLOUD_IDENTIFIER)
-            .fetch_one(db.pool())
-            .await?;
-        Ok(DbGuestData { db, cloud_identifier: format!("CloudStack-{{{id}}}") })
+        let cloud_identifier = cloud_identifier(&db).await?;
+        Ok(DbGuestData { db, cloud_identifier })
     }
 
     async fn record(&self, who: GuestAddress) -> Result<Option<GuestRecord>, DbError> {

@@ -41,7 +41,8 @@ pub struct DriveData {
     /// Its host name (`local-hostname`).
     pub hostname: String,
     pub zone_name: String,
-    pub zone_uuid: String,
+    /// This cloud's `cloud-identifier`, as the metadata service gives it.
+    pub cloud_identifier: String,
     pub service_offering: String,
     /// The address of its default NIC, where it has one.
     pub ip: Option<String>,
@@ -113,7 +114,7 @@ pub fn drive_files(d: &DriveData) -> Result<Vec<(String, Vec<u8>)>, String> {
         None => None,
     };
     let public_keys: Vec<&str> = d.access.keys.iter().map(|(_, k)| k.trim()).collect();
-    let cloud_identifier = format!("CloudStack-{{{}}}", d.zone_uuid);
+    let cloud_identifier = d.cloud_identifier.clone();
     let ip = d.ip.clone().unwrap_or_default();
     let keys = public_keys.join("\n");
     let metadata: [(&str, &str); 10] = [
@@ -263,7 +264,7 @@ impl Orchestrator {
             instance_name: i.instance_name.clone(),
             hostname: i.name.clone(),
             zone_name: i.zone_name.clone(),
-            zone_uuid: i.zone_uuid.clone(),
+            cloud_identifier: crate::cloud::guest_data::cloud_identifier(&self.db).await?,
             service_offering: i.offering_name.clone(),
             ip: nics.first().and_then(|n| n.ip()).map(|a| a.to_string()),
             nics: drive_nics,
@@ -357,7 +358,7 @@ mod tests {
             instance_name: "i-2-3-VM".into(),
             hostname: "web1".into(),
             zone_name: "zone1".into(),
-            zone_uuid: "a0b1c2d3-0000-4000-8000-000000000001".into(),
+            cloud_identifier: "CloudStack-{a0b1c2d3-0000-4000-8000-000000000001}".into(),
             service_offering: "Small".into(),
             ip: Some("10.1.1.5".into()),
             nics: vec![

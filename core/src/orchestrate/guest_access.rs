@@ -635,6 +635,10 @@ impl Orchestrator {
         )
         .await?;
         tx.commit().await.map_err(DbError::from)?;
+        if user_data.is_some() {
+            // A running VM's config drive holds the new userdata at once, as CloudStack's does.
+            self.refresh_config_drive(&vm).await?;
+        }
         let reply = self.vm_reply(caller, &vm.uuid).await?;
         match reply.get("virtualmachine") {
             Some(Value::Object(v)) => Ok(object("virtualmachine", v.clone())),
