@@ -77,39 +77,9 @@ struct Tenant<'a> {
 }
 
 async fn tenant(cloud: &DemoCloud) -> Tenant<'_> {
-    let admin = cloud.admin().await;
-    let account = format!("g{}", &new_uuid()[..8]);
-    admin
-        .call(
-            "createAccount",
-            &[
-                ("accounttype", "0"),
-                ("username", &account),
-                ("password", "secret-password"),
-                ("email", "g@example.org"),
-                ("firstname", "G"),
-                ("lastname", "Tenant"),
-            ],
-        )
-        .await
-        .expect("createAccount");
-    let user = Operator::as_user(&cloud.orch, &account, "/").await.expect("the new user");
-    let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
-    let template = id(&first(user.list("listTemplates", &[("templatefilter", "featured")]).await.expect("templates")));
-    let offering = id(&first(user.list("listServiceOfferings", &[("name", "Small")]).await.expect("offerings")));
-    let isolated = first(
-        user.list("listNetworkOfferings", &[("name", "DefaultIsolatedNetworkOfferingWithSourceNatService")])
-            .await
-            .expect("network offerings"),
-    );
-    let network = id(&user
-        .call(
-            "createNetwork",
-            &[("name", "own"), ("displaytext", "own"), ("networkofferingid", &id(&isolated)), ("zoneid", &zone)],
-        )
-        .await
-        .expect("createNetwork"));
-    Tenant { user, account, zone, template, offering, network }
+    let a = cloud.new_account("g").await;
+    let network = a.isolated_network("own").await;
+    Tenant { user: a.user, account: a.account, zone: a.zone, template: a.template, offering: a.offering, network }
 }
 
 impl Tenant<'_> {

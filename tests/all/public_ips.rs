@@ -71,27 +71,15 @@ struct Tenant<'a> {
 }
 
 async fn tenant(cloud: &DemoCloud) -> Tenant<'_> {
-    let admin = cloud.admin().await;
-    let account = format!("p{}", &new_uuid()[..8]);
-    admin
-        .call(
-            "createAccount",
-            &[
-                ("accounttype", "0"),
-                ("username", &account),
-                ("password", "secret-password"),
-                ("email", "p@example.org"),
-                ("firstname", "P"),
-                ("lastname", "Tenant"),
-            ],
-        )
-        .await
-        .expect("createAccount");
-    let user = Operator::as_user(&cloud.orch, &account, "/").await.expect("the new user");
-    let zone = id(&first(admin.list("listZones", &[]).await.expect("listZones")));
-    let template = id(&first(user.list("listTemplates", &[("templatefilter", "featured")]).await.expect("templates")));
-    let offering = id(&first(user.list("listServiceOfferings", &[("name", "Small")]).await.expect("offerings")));
-    let t = Tenant { user, account, zone, template, offering, network: String::new() };
+    let a = cloud.new_account("p").await;
+    let t = Tenant {
+        user: a.user,
+        account: a.account,
+        zone: a.zone,
+        template: a.template,
+        offering: a.offering,
+        network: String::new(),
+    };
     let network = t.network("own").await;
     Tenant { network, ..t }
 }

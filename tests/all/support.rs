@@ -153,6 +153,55 @@ impl DemoCloud {
     pub async fn admin(&self) -> wasmstack::operator::Operator<'_> {
         wasmstack::operator::Operator::as_user(&self.orch, "admin", "/").await.expect("the admin user")
     }
+
+    /// A new user account (named `prefix` and 8 random characters), with the demo's zone,
+    /// a featured template and the Small offering to deploy with.
+    pub async fn new_account(&self, prefix: &str) -> NewAccount<'_> {
+        use wasmstack::operator::{Operator, id};
+        let first =
+            |items: Vec<serde_json::Map<String, serde_json::Value>>| id(&items.into_iter().next().expect("one"));
+        let admin = self.admin().await;
+        let account = format!("{prefix}{}", &new_uuid()[..8]);
+        let email = format!("{prefix}@example.org");
+        let details = [
+            ("accounttype", "0"),
+            ("username", account.as_str()),
+            ("password", "secret-password"),
+            ("email", email.as_str()),
+            ("firstname", "T"),
+            ("lastname", "Tenant"),
+        ];
+        admin.call("createAccount", &details).await.expect("createAccount");
+        let user = Operator::as_user(&self.orch, &account, "/").await.expect("the new user");
+        let zone = first(admin.list("listZones", &[]).await.expect("listZones"));
+        let template = first(user.list("listTemplates", &[("templatefilter", "featured")]).await.expect("templates"));
+        let offering = first(user.list("listServiceOfferings", &[("name", "Small")]).await.expect("offerings"));
+        NewAccount { user, account, zone, template, offering }
+    }
+}
+
+/// A user account of its own, made by [`DemoCloud::new_account`]: ids of what it deploys with.
+pub struct NewAccount<'a> {
+    pub user: wasmstack::operator::Operator<'a>,
+    pub account: String,
+    pub zone: String,
+    pub template: String,
+    pub offering: String,
+}
+
+impl NewAccount<'_> {
+    /// Makes an Isolated network (SourceNat offering) of the account's; returns its id.
+    pub async fn isolated_network(&self, name: &str) -> String {
+        use wasmstack::operator::id;
+        let offering = self
+            .user
+            .list("listNetworkOfferings", &[("name", "DefaultIsolatedNetworkOfferingWithSourceNatService")])
+            .await
+            .expect("network offerings");
+        let offering = id(offering.first().expect("the Isolated offering"));
+        let params = [("name", name), ("displaytext", name), ("networkofferingid", &offering), ("zoneid", &self.zone)];
+        id(&self.user.call("createNetwork", &params).await.expect("createNetwork"))
+    }
 }
 
 impl Drop for DemoCloud {
