@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 use wasmstack::operator::{Operator, OperatorError, id};
 
-use crate::support::{DemoCloud, new_uuid};
+use crate::support::DemoCloud;
 
 /// The demo's public range (see `demo::set_up`).
 const RANGE: (&str, &str) = ("198.51.100.10", "198.51.100.250");

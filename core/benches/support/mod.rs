@@ -20,7 +20,17 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connecting");
+        Conn::from_stream(TcpStream::connect(addr).await.expect("connecting"))
+    }
+
+    /// A connection from a given local address (one of several a namespace holds).
+    pub async fn open_from(addr: SocketAddr, from: std::net::IpAddr) -> Conn {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).expect("binding the source address");
+        Conn::from_stream(socket.connect(addr).await.expect("connecting"))
+    }
+
+    fn from_stream(stream: TcpStream) -> Conn {
         stream.set_nodelay(true).unwrap();
         Conn { stream, buf: Vec::with_capacity(64 << 10), chunk: vec![0u8; 64 << 10] }
     }

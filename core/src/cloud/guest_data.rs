@@ -1,6 +1,10 @@
 //! What a guest is told about itself by the metadata and password services, read from
 //! the database for the NIC a request came from (see `plugins::guest_data`).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use base64::Engine as _;
 use sqlx::Row;
 
@@ -10,6 +14,15 @@ use crate::plugins::guest_data::{GuestAddress, GuestDataSource, GuestRecord, Sou
 
 /// The setting holding this cloud's identifier, as CloudStack names it.
 const CLOUD_IDENTIFIER: &str = "cloud.identifier";
+
+/// How long a guest's record is served from memory: guests ask for several values in a
+/// row, and each read from the database costs several times the answer (the
+/// metadata_service benchmark). A change (userdata, keys, the instance removed) shows
+/// within this time; passwords are never cached.
+const RECORD_TTL: Duration = Duration::from_secs(1);
+/// Records kept at most; past this the cache starts afresh (only leased, neighbour-checked
+/// guests get here, so this is reached only by networks of that many guests).
+const RECORD_CACHE_MAX: usize = 4096;
 
 /// The guest behind a live NIC: the NIC's MAC and address, in the network whose DHCP
 /// service holds the service address, for an instance that is not removed.
@@ -23,6 +36,8 @@ pub struct DbGuestData {
     db: Db,
     /// `CloudStack-{<uuid>}`, the same for every guest of this cloud.
     cloud_identifier: String,
+    /// Recent records (and "not a guest") by who asked, with when they were read.
+    recent: Mutex<HashMap<GuestAddress, (Instant, Option<GuestRecord>)>>,
 }
 
 /// This cloud's `cloud-identifier`, `CloudStack-{<uuid>}`, the same for every guest
@@ -44,7 +59,30 @@ impl DbGuestData {
     /// Reads (or, on first use, makes) the cloud identifier.
     pub async fn new(db: Db) -> Result<Self, DbError> {
         let cloud_identifier = cloud_identifier(&db).await?;
-        Ok(DbGuestData { db, cloud_identifier })
+        Ok(DbGuestData { db, cloud_identifier, recent: Mutex::default() })
+    }
+
+    /// The record, from memory when read less than [`RECORD_TTL`] ago.
+    async fn cached_record(&self, who: GuestAddress) -> Result<Option<GuestRecord>, DbError> {
+        {
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((read, record)) = recent.get(&who)
+                && read.elapsed() < RECORD_TTL
+            {
+                return Ok(record.clone());
+            }
+        }
+        let read = Instant::now();
+        let record = self.record(who).await?;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= RECORD_CACHE_MAX {
+            recent.retain(|_, (at, _)| at.elapsed() < RECORD_TTL);
+            if recent.len() >= RECORD_CACHE_MAX {
+                recent.clear();
+            }
+        }
+        recent.insert(who, (read, record.clone()));
+        Ok(record)
     }
 
     async fn record(&self, who: GuestAddress) -> Result<Option<GuestRecord>, DbError> {
@@ -155,7 +193,7 @@ fn offers_user_data(services: &str) -> bool {
 
 impl GuestDataSource for DbGuestData {
     fn guest(&self, who: GuestAddress) -> SourceFuture<'_, Option<GuestRecord>> {
-        Box::pin(async move { self.record(who).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.cached_record(who).await.map_err(|e| e.to_string()) })
     }
 
     fn take_password(&self, who: GuestAddress) -> SourceFuture<'_, Option<Option<String>>> {

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fs::File;
 use std::future::Future;
-use std::io::{Read, Seek};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
@@ -78,7 +77,7 @@ impl GuestRecord {
 
 /// Who asks: the address and MAC a request came from, and the service address it
 /// reached (the network's DHCP server).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GuestAddress {
     pub server: Ipv4Addr,
     pub ip: Ipv4Addr,
@@ -169,7 +168,7 @@ struct Shared {
     leases: RwLock<Leases>,
     /// The namespace's ARP table (`/proc/<thread>/net/arp` opened inside it), read again
     /// for each request.
-    arp: Mutex<File>,
+    arp: File,
     connections: Arc<tokio::sync::Semaphore>,
 }
 
@@ -234,7 +233,7 @@ impl GuestDataPlane {
             server: address,
             device: device.to_owned(),
             leases: RwLock::new(leases),
-            arp: Mutex::new(bound.arp),
+            arp: bound.arp,
             connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         });
         let (alive, gone) = std::sync::mpsc::channel::<()>();
@@ -372,22 +371,35 @@ fn identify(shared: &Shared, peer: SocketAddr) -> Option<GuestAddress> {
     let SocketAddr::V4(peer) = peer else { return None };
     let ip = *peer.ip();
     let lease = *shared.leases.read().unwrap_or_else(|e| e.into_inner()).get(&ip)?;
-    let seen = {
-        let mut arp = shared.arp.lock().unwrap_or_else(|e| e.into_inner());
-        let mut table = String::new();
-        arp.rewind().ok()?;
-        arp.read_to_string(&mut table).ok()?;
-        neighbour_mac(&table, ip, &shared.device)?
-    };
+    let seen = neighbour_mac(&read_table(&shared.arp)?, ip, &shared.device)?;
     (seen == lease).then_some(GuestAddress { server: shared.server, ip, mac: lease })
+}
+
+/// The whole of a `/proc` table, read from its start with positioned reads: no lock, so
+/// concurrent requests do not queue on one file position.
+fn read_table(file: &File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut table = Vec::with_capacity(16 << 10);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = file.read_at(&mut chunk, table.len() as u64).ok()?;
+        if n == 0 {
+            return String::from_utf8(table).ok();
+        }
+        table.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// The MAC of a complete ARP entry for `ip` on `device`, from `/proc/net/arp` text
 /// ("IP HW-type Flags HW-address Mask Device").
 fn neighbour_mac(table: &str, ip: Ipv4Addr, device: &str) -> Option<[u8; 6]> {
     table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [addr, _, flags, mac, _, dev] = f[..] else { return None };
+        let mut f = line.split_whitespace();
+        let (Some(addr), _, Some(flags), Some(mac), _, Some(dev), None) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            return None;
+        };
         let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
         (addr.parse() == Ok(ip) && dev == device && flags & ATF_COM != 0).then(|| parse_mac(mac)).flatten()
     })
