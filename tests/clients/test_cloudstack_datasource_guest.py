@@ -110,6 +110,8 @@ def test_cloud_init_takes_key_userdata_and_password_from_the_metadata_services(h
 
         cs.destroyVirtualMachine(id=uuid, expunge=True)
         uuid = None
+        # Its DHCP service and namespace go with the network.
+        cs.deleteNetwork(id=net["id"])
     finally:
         if uuid:
             virsh("destroy", uuid)

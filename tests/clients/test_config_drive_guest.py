@@ -105,6 +105,8 @@ def test_cloud_init_takes_key_and_userdata_from_the_config_drive(host_server, cl
             raise
         cs.destroyVirtualMachine(id=uuid, expunge=True)
         uuid = None
+        # Its DHCP service and namespace go with the network.
+        cs.deleteNetwork(id=net["id"])
     finally:
         if uuid:
             virsh("destroy", uuid)
