@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::fs::File;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::pin::Pin;
@@ -166,9 +166,8 @@ struct Shared {
     /// The namespace's device the service is on: neighbours on other devices do not count.
     device: String,
     leases: RwLock<Leases>,
-    /// The namespace's ARP table (`/proc/<thread>/net/arp` opened inside it), read again
-    /// for each request.
-    arp: File,
+    /// Asks the namespace's neighbour table for one entry, once per connection.
+    neighbours: Neighbours,
     connections: Arc<tokio::sync::Semaphore>,
 }
 
@@ -227,13 +226,13 @@ impl GuestDataPlane {
         }
         // Old sockets (another namespace, another address) go before new ones bind.
         drop(served.remove(name));
-        let bound = bind_in_namespace(ns_path, address).map_err(bind_err)?;
+        let bound = bind_in_namespace(ns_path, address, device).map_err(bind_err)?;
         let shared = Arc::new(Shared {
             source,
             server: address,
             device: device.to_owned(),
             leases: RwLock::new(leases),
-            arp: bound.arp,
+            neighbours: bound.neighbours,
             connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         });
         let (alive, gone) = std::sync::mpsc::channel::<()>();
@@ -277,12 +276,12 @@ impl GuestDataPlane {
 struct Bound {
     metadata: std::net::TcpListener,
     password: std::net::TcpListener,
-    arp: File,
+    neighbours: Neighbours,
 }
 
-/// Binds both listeners (and opens the ARP table) inside the namespace at `ns_path`, from
+/// Binds both listeners (and opens the neighbour table) inside the namespace at `ns_path`, from
 /// a thread that enters it and ends: no thread of this process stays in the namespace.
-fn bind_in_namespace(ns_path: &Path, address: Ipv4Addr) -> std::io::Result<Bound> {
+fn bind_in_namespace(ns_path: &Path, address: Ipv4Addr, device: &str) -> std::io::Result<Bound> {
     std::thread::scope(|s| {
         s.spawn(|| {
             let ns = File::open(ns_path)?;
@@ -299,8 +298,7 @@ fn bind_in_namespace(ns_path: &Path, address: Ipv4Addr) -> std::io::Result<Bound
             Ok(Bound {
                 metadata: listen(METADATA_PORT)?,
                 password: listen(PASSWORD_PORT)?,
-                // /proc/thread-self/net is this thread's namespace's, now and later.
-                arp: File::open("/proc/thread-self/net/arp")?,
+                neighbours: Neighbours::open_here(device)?,
             })
         })
         .join()
@@ -332,9 +330,12 @@ async fn accept_loop(listener: &tokio::net::TcpListener, shared: Arc<Shared>, ki
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
+            // A connection's peer is fixed for its life: the neighbour table is read once
+            // per connection, the lease (which a removed VM loses) on every request.
+            let who = identify(&shared, peer);
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(answer(&shared, kind, peer, &req).await) }
+                async move { Ok::<_, Infallible>(answer(&shared, kind, who, &req).await) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
@@ -354,11 +355,11 @@ fn not_found() -> Response<Body> {
     text(StatusCode::NOT_FOUND, "")
 }
 
-async fn answer(shared: &Shared, kind: Kind, peer: SocketAddr, req: &Request<Incoming>) -> Response<Body> {
+async fn answer(shared: &Shared, kind: Kind, who: Option<GuestAddress>, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "");
     }
-    let Some(who) = identify(shared, peer) else { return not_found() };
+    let Some(who) = who.filter(|w| still_leased(shared, w)) else { return not_found() };
     match kind {
         Kind::Metadata => metadata(shared, who, req.uri().path()).await,
         Kind::Password => password(shared, who, req).await,
@@ -371,8 +372,180 @@ fn identify(shared: &Shared, peer: SocketAddr) -> Option<GuestAddress> {
     let SocketAddr::V4(peer) = peer else { return None };
     let ip = *peer.ip();
     let lease = *shared.leases.read().unwrap_or_else(|e| e.into_inner()).get(&ip)?;
-    let seen = neighbour_mac(&read_table(&shared.arp)?, ip, &shared.device)?;
+    let seen = shared.neighbours.mac_of(ip)?;
     (seen == lease).then_some(GuestAddress { server: shared.server, ip, mac: lease })
+}
+
+/// Whether the guest still holds its lease (a VM removed meanwhile does not).
+fn still_leased(shared: &Shared, who: &GuestAddress) -> bool {
+    shared.leases.read().unwrap_or_else(|e| e.into_inner()).get(&who.ip) == Some(&who.mac)
+}
+
+/// One namespace's neighbour table, asked over a netlink socket made inside it (a socket
+/// keeps its namespace): one entry per question rather than the whole table. Should the
+/// kernel refuse the question (the device was made again and its index is stale), the
+/// namespace's `/proc` ARP table, opened inside it too, answers instead.
+struct Neighbours {
+    socket: OwnedFd,
+    ifindex: u32,
+    device: String,
+    arp: File,
+    /// The last question's sequence number; held while asking, so answers cannot cross.
+    asking: Mutex<u32>,
+}
+
+/// What one netlink message says to a neighbour question.
+#[derive(Debug, PartialEq, Eq)]
+enum NeighbourAnswer {
+    /// A complete entry on the device with this MAC, or `None` (no such entry, not
+    /// complete, or another device's).
+    Entry(Option<[u8; 6]>),
+    /// The kernel refused the question with this errno (`ENOENT`: no entry).
+    Refused(i32),
+    /// Not the answer to this question.
+    Other,
+}
+
+const NLMSG_HEADER: usize = 16;
+const NDMSG: usize = 12;
+/// `NUD_VALID`: the states of an entry with a usable link-layer address.
+const NUD_VALID: u16 = 0x80 | 0x40 | 0x02 | 0x10 | 0x04 | 0x08;
+const NDA_LLADDR: u16 = 2;
+
+impl Neighbours {
+    /// Opens the neighbour table of the calling thread's namespace, for `device` there.
+    fn open_here(device: &str) -> std::io::Result<Neighbours> {
+        let name = std::ffi::CString::new(device).map_err(std::io::Error::other)?;
+        // SAFETY: a NUL-terminated name; the call only reads it.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: plain socket(2); the descriptor is owned at once.
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // A lost answer must not hold a request up for long.
+        let timeout = libc::timeval { tv_sec: 1, tv_usec: 0 };
+        // SAFETY: the option value is a timeval of the size given.
+        let set = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Neighbours {
+            socket,
+            ifindex,
+            device: device.to_owned(),
+            // /proc/thread-self/net is this thread's namespace's, now and later.
+            arp: File::open("/proc/thread-self/net/arp")?,
+            asking: Mutex::new(0),
+        })
+    }
+
+    /// The MAC of `ip`'s complete entry on the device.
+    fn mac_of(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
+        match self.ask(ip) {
+            Ok(mac) => mac,
+            Err(e) => {
+                tracing::debug!("neighbour {ip} on {}: {e}; reading the ARP table", self.device);
+                neighbour_mac(&read_table(&self.arp)?, ip, &self.device)
+            }
+        }
+    }
+
+    fn ask(&self, ip: Ipv4Addr) -> std::io::Result<Option<[u8; 6]>> {
+        let mut seq = self.asking.lock().unwrap_or_else(|e| e.into_inner());
+        *seq = seq.wrapping_add(1);
+        let request = neighbour_request(*seq, self.ifindex, ip);
+        let fd = self.socket.as_raw_fd();
+        // SAFETY: send(2) of a buffer we own, of its length.
+        if unsafe { libc::send(fd, request.as_ptr().cast(), request.len(), 0) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut buf = [0u8; 1024];
+        loop {
+            // SAFETY: recv(2) into a buffer we own, of its length.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            match neighbour_answer(&buf[..n as usize], *seq, self.ifindex) {
+                NeighbourAnswer::Entry(mac) => return Ok(mac),
+                NeighbourAnswer::Refused(errno) if errno == libc::ENOENT => return Ok(None),
+                NeighbourAnswer::Refused(errno) => return Err(std::io::Error::from_raw_os_error(errno)),
+                // An answer to an earlier question that timed out.
+                NeighbourAnswer::Other => continue,
+            }
+        }
+    }
+}
+
+/// `RTM_GETNEIGH` for one IPv4 address on one device.
+fn neighbour_request(seq: u32, ifindex: u32, ip: Ipv4Addr) -> [u8; NLMSG_HEADER + NDMSG + 8] {
+    let mut m = [0u8; NLMSG_HEADER + NDMSG + 8];
+    let len = m.len() as u32;
+    m[0..4].copy_from_slice(&len.to_ne_bytes());
+    m[4..6].copy_from_slice(&libc::RTM_GETNEIGH.to_ne_bytes());
+    m[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    // ndmsg: family, padding, ifindex, state, flags, type.
+    m[16] = libc::AF_INET as u8;
+    m[20..24].copy_from_slice(&ifindex.to_ne_bytes());
+    // NDA_DST
+    m[28..30].copy_from_slice(&8u16.to_ne_bytes());
+    m[30..32].copy_from_slice(&libc::NDA_DST.to_ne_bytes());
+    m[32..36].copy_from_slice(&ip.octets());
+    m
+}
+
+/// Reads the kernel's answer to question `seq` about a neighbour on device `ifindex`.
+fn neighbour_answer(buf: &[u8], seq: u32, ifindex: u32) -> NeighbourAnswer {
+    let u16_at = |b: &[u8], i: usize| b.get(i..i + 2).map(|s| u16::from_ne_bytes([s[0], s[1]]));
+    let u32_at = |b: &[u8], i: usize| b.get(i..i + 4).map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+    let (Some(len), Some(kind), Some(got_seq)) = (u32_at(buf, 0), u16_at(buf, 4), u32_at(buf, 8)) else {
+        return NeighbourAnswer::Other;
+    };
+    let Some(msg) = buf.get(..len as usize).filter(|_| got_seq == seq) else { return NeighbourAnswer::Other };
+    match kind as i32 {
+        libc::NLMSG_ERROR => match u32_at(msg, NLMSG_HEADER) {
+            Some(code) => NeighbourAnswer::Refused(-(code as i32)),
+            None => NeighbourAnswer::Other,
+        },
+        k if k == i32::from(libc::RTM_NEWNEIGH) => {
+            let (Some(on), Some(state)) = (u32_at(msg, NLMSG_HEADER + 4), u16_at(msg, NLMSG_HEADER + 8)) else {
+                return NeighbourAnswer::Other;
+            };
+            if on != ifindex || state & NUD_VALID == 0 {
+                return NeighbourAnswer::Entry(None);
+            }
+            let mut at = NLMSG_HEADER + NDMSG;
+            while let (Some(alen), Some(atype)) = (u16_at(msg, at), u16_at(msg, at + 2)) {
+                let alen = alen as usize;
+                if alen < 4 {
+                    break;
+                }
+                if atype == NDA_LLADDR && alen == 4 + 6 {
+                    let mut mac = [0u8; 6];
+                    mac.copy_from_slice(&msg[at + 4..at + 10]);
+                    return NeighbourAnswer::Entry(Some(mac));
+                }
+                at += (alen + 3) & !3;
+            }
+            NeighbourAnswer::Entry(None)
+        }
+        _ => NeighbourAnswer::Other,
+    }
 }
 
 /// The whole of a `/proc` table, read from its start with positioned reads: no lock, so
@@ -484,6 +657,54 @@ mod tests {
         assert_eq!(neighbour_mac(table, ip("10.1.1.11"), "ws-n1"), None, "an incomplete entry is no MAC");
         assert_eq!(neighbour_mac(table, ip("10.1.1.12"), "ws-n1"), None, "another device's neighbour");
         assert_eq!(neighbour_mac(table, ip("10.1.1.13"), "ws-n1"), None);
+    }
+
+    #[test]
+    fn the_kernel_understands_the_neighbour_question() {
+        // No entry on the loopback device: a well-formed question is answered "none",
+        // a malformed one would be refused (and fall back to the ARP table).
+        let n = Neighbours::open_here("lo").unwrap();
+        assert_eq!(n.ask("127.0.0.2".parse().unwrap()).unwrap(), None);
+        assert_eq!(n.ask("10.255.255.254".parse().unwrap()).unwrap(), None);
+    }
+
+    #[test]
+    fn neighbour_answers_are_read_for_their_question_only() {
+        let entry = |seq: u32, ifindex: u32, state: u16, mac: &[u8]| {
+            let mut m = vec![0u8; NLMSG_HEADER + NDMSG];
+            m[4..6].copy_from_slice(&libc::RTM_NEWNEIGH.to_ne_bytes());
+            m[8..12].copy_from_slice(&seq.to_ne_bytes());
+            m[20..24].copy_from_slice(&ifindex.to_ne_bytes());
+            m[24..26].copy_from_slice(&state.to_ne_bytes());
+            for (kind, data) in [(libc::NDA_DST, &[10u8, 1, 1, 10][..]), (NDA_LLADDR, mac)] {
+                m.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+                m.extend_from_slice(&kind.to_ne_bytes());
+                m.extend_from_slice(data);
+                m.resize((m.len() + 3) & !3, 0);
+            }
+            let len = m.len() as u32;
+            m[0..4].copy_from_slice(&len.to_ne_bytes());
+            m
+        };
+        let mac = [0x52, 0x54, 0, 0, 0, 0x0a];
+        assert_eq!(neighbour_answer(&entry(7, 3, 0x02, &mac), 7, 3), NeighbourAnswer::Entry(Some(mac)));
+        assert_eq!(neighbour_answer(&entry(7, 3, 0x04, &mac), 7, 3), NeighbourAnswer::Entry(Some(mac)), "stale");
+        assert_eq!(neighbour_answer(&entry(7, 3, 0x01, &mac), 7, 3), NeighbourAnswer::Entry(None), "incomplete");
+        assert_eq!(neighbour_answer(&entry(7, 4, 0x02, &mac), 7, 3), NeighbourAnswer::Entry(None), "another device");
+        assert_eq!(neighbour_answer(&entry(6, 3, 0x02, &mac), 7, 3), NeighbourAnswer::Other, "an earlier question");
+        assert_eq!(
+            neighbour_answer(&entry(7, 3, 0x02, &mac[..4]), 7, 3),
+            NeighbourAnswer::Entry(None),
+            "short address"
+        );
+        let mut refused = vec![0u8; NLMSG_HEADER + 4];
+        let len = refused.len() as u32;
+        refused[0..4].copy_from_slice(&len.to_ne_bytes());
+        refused[4..6].copy_from_slice(&(libc::NLMSG_ERROR as u16).to_ne_bytes());
+        refused[8..12].copy_from_slice(&7u32.to_ne_bytes());
+        refused[16..20].copy_from_slice(&(-libc::ENOENT).to_ne_bytes());
+        assert_eq!(neighbour_answer(&refused, 7, 3), NeighbourAnswer::Refused(libc::ENOENT));
+        assert_eq!(neighbour_answer(&refused[..10], 7, 3), NeighbourAnswer::Other, "truncated");
     }
 
     #[test]
