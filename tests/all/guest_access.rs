@@ -484,9 +484,28 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
         let linked_template = template(cloud, false).await;
         let base = STANDARD.encode("base;");
         let admin_data = admin
-            .call("registerUserData", &[("name", &format!("base-{}", &new_uuid()[..8])), ("userdata", &base)])
+            .call(
+                "registerUserData",
+                &[("name", &format!("base-{}", &new_uuid()[..8])), ("userdata", &base), ("params", "role,site")],
+            )
             .await
             .expect("the admin's userdata");
+        assert_eq!(text(&admin_data, "params"), "role,site");
+        // A template object shows its linked userdata as CloudStack's does, and nothing when none.
+        const LINK_FIELDS: [&str; 4] = ["userdataid", "userdataname", "userdatapolicy", "userdataparams"];
+        let listed_template = || {
+            let (admin, template) = (&admin, linked_template.clone());
+            async move {
+                first(
+                    admin
+                        .list("listTemplates", &[("templatefilter", "all"), ("id", &template)])
+                        .await
+                        .expect("listTemplates"),
+                )
+            }
+        };
+        let shown = |t: &Map<String, Value>| LINK_FIELDS.map(|k| t.get(k).and_then(Value::as_str).map(str::to_owned));
+        assert_eq!(shown(&listed_template().await), [None, None, None, None], "no userdata linked yet");
         let link = |policy: &'static str| {
             let (admin, template, data) = (&admin, linked_template.clone(), id(&admin_data));
             async move {
@@ -500,8 +519,10 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
             }
         };
         let linked = link("DENYOVERRIDE").await;
-        assert_eq!(text(&linked, "userdatapolicy"), "DENYOVERRIDE");
-        assert_eq!(text(&linked, "userdataid"), id(&admin_data));
+        let wanted = [id(&admin_data), text(&admin_data, "name").to_owned(), "DENYOVERRIDE".into(), "role,site".into()]
+            .map(Some);
+        assert_eq!(shown(&linked), wanted, "linkUserDataToTemplate's template");
+        assert_eq!(shown(&listed_template().await), wanted, "listTemplates");
         let before = state(cloud, &t.account).await;
         let (code, text_) =
             refusal(t.deploy(&linked_template, &[("userdata", &other_script)]).await.expect_err("denied"));
@@ -512,7 +533,8 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
         let got = t.user.call("getVirtualMachineUserData", &[("virtualmachineid", &id(&denied))]).await.expect("get");
         assert_eq!(text(&got, "userdata"), base, "the template's userdata");
 
-        link("APPEND").await;
+        assert_eq!(text(&link("APPEND").await, "userdatapolicy"), "APPEND");
+        assert_eq!(text(&listed_template().await, "userdatapolicy"), "APPEND");
         let appended =
             t.deploy(&linked_template, &[("userdata", &other_script), ("startvm", "false")]).await.expect("append");
         let got = t.user.call("getVirtualMachineUserData", &[("virtualmachineid", &id(&appended))]).await.expect("get");
@@ -557,8 +579,22 @@ fn stored_userdata_is_registered_linked_and_applied_by_policy() {
             .await
             .expect("updateTemplate");
         assert_eq!(updated.get("passwordenabled"), Some(&Value::Bool(true)));
+        assert_eq!(text(&updated, "userdataid"), id(&admin_data), "updateTemplate's template shows the link");
+        assert_eq!(text(&updated, "userdatapolicy"), "ALLOWOVERRIDE");
         let with_password = t.deploy(&linked_template, &[("startvm", "false")]).await.expect("deploy");
         assert_eq!(text(&with_password, "password").len(), 12, "{with_password:?}");
+
+        // Linking without a userdataid unlinks: the fields go from the template objects.
+        let unlinked = admin
+            .call("linkUserDataToTemplate", &[("templateid", &linked_template)])
+            .await
+            .expect("linkUserDataToTemplate without userdataid");
+        assert_eq!(id(&unlinked), linked_template);
+        assert_eq!(shown(&unlinked), [None, None, None, None], "unlinked: {unlinked:?}");
+        assert_eq!(shown(&listed_template().await), [None, None, None, None], "unlinked in listTemplates");
+        let plain = t.deploy(&linked_template, &[("startvm", "false")]).await.expect("deploy");
+        let got = t.user.call("getVirtualMachineUserData", &[("virtualmachineid", &id(&plain))]).await.expect("get");
+        assert_eq!(got.get("userdata"), None, "no userdata from an unlinked template: {got:?}");
 
         // Unused stored userdata goes.
         let spare =

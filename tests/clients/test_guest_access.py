@@ -198,9 +198,14 @@ def test_passwords_and_stored_userdata_through_cs(admin, web):
 
     # A template's linked userdata, denying overrides.
     base = base64.b64encode(b"echo base\n").decode()
-    mine = cs.registerUserData(name="base" + z["tag"], userdata=base)["userdata"]
+    mine = cs.registerUserData(name="base" + z["tag"], userdata=base, params="role")["userdata"]
+    fields = ("userdataid", "userdataname", "userdatapolicy", "userdataparams")
+    listed = lambda: cs.listTemplates(templatefilter="all", id=t["id"])["template"][0]  # noqa: E731
+    assert not set(fields) & set(listed()), "no userdata linked yet"
     linked = cs.linkUserDataToTemplate(templateid=t["id"], userdataid=mine["id"], userdatapolicy="DENYOVERRIDE")["template"]
-    assert (linked["userdataid"], linked["userdatapolicy"]) == (mine["id"], "DENYOVERRIDE")
+    wanted = (mine["id"], mine["name"], "DENYOVERRIDE", "role")
+    assert tuple(linked.get(f) for f in fields) == wanted, linked
+    assert tuple(listed().get(f) for f in fields) == wanted
     before = len(vms_of(ucs))
     err = error_of(lambda: deploy(ucs, z, net, templateid=t["id"], userdata=newer))
     assert err["errorcode"] == 530 and err["errortext"].endswith("is configured to deny any userdata"), err
@@ -209,6 +214,11 @@ def test_passwords_and_stored_userdata_through_cs(admin, web):
     assert ucs.getVirtualMachineUserData(virtualmachineid=plain["id"])["virtualmachineuserdata"]["userdata"] == base
     err = error_of(lambda: cs.deleteUserData(id=mine["id"]))
     assert err["errorcode"] == 530 and err["errortext"].endswith("linked to active template/templates"), err
+
+    # linkUserDataToTemplate without a userdataid unlinks.
+    unlinked = cs.linkUserDataToTemplate(templateid=t["id"])["template"]
+    assert unlinked["id"] == t["id"] and not set(fields) & set(unlinked), unlinked
+    assert not set(fields) & set(listed())
 
 
 def test_key_pairs_and_nodes_through_libcloud(admin, web, tmp_path):

@@ -31,6 +31,9 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "纯文本，例如 cloud-init 脚本；发送时以 base64 编码。",
     ),
     ("deploy.userdata_size", "{0} bytes", "{0} 字节"),
+    ("deploy.stored_userdata", "Stored user data", "已存储的用户数据"),
+    ("deploy.no_stored", "None (type it below)", "不使用（在下方输入）"),
+    ("deploy.stored_named", "Stored: {0}", "已存储：{0}"),
     ("deploy.password", "Password of the new instance", "新实例的密码"),
     ("deploy.password_once", "It is shown only this once; note it now.", "密码仅显示这一次，请立即记下。"),
 ];
@@ -38,6 +41,42 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
 /// Userdata as the API takes it: the text's UTF-8 bytes in standard base64.
 pub fn encode_userdata(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
+
+/// The parameter pairs of `userdatadetails`, as many as the console sends (the API takes
+/// `&'static str` names, so they are spelled out).
+const DETAIL_KEYS: [(&str, &str); 8] = [
+    ("userdatadetails[0].key", "userdatadetails[0].value"),
+    ("userdatadetails[1].key", "userdatadetails[1].value"),
+    ("userdatadetails[2].key", "userdatadetails[2].value"),
+    ("userdatadetails[3].key", "userdatadetails[3].value"),
+    ("userdatadetails[4].key", "userdatadetails[4].value"),
+    ("userdatadetails[5].key", "userdatadetails[5].value"),
+    ("userdatadetails[6].key", "userdatadetails[6].value"),
+    ("userdatadetails[7].key", "userdatadetails[7].value"),
+];
+
+/// Stored userdata the wizard offers: its id, name and declared variables.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    id: String,
+    name: String,
+    params: Vec<String>,
+}
+
+/// The names in registerUserData's comma-separated `params`.
+fn param_names(params: &str) -> Vec<String> {
+    params.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+/// `userdatadetails` as the API takes it, for the values given (at most `DETAIL_KEYS.len()`).
+fn detail_params(values: &[(String, String)]) -> Vec<(&'static str, String)> {
+    values
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .zip(DETAIL_KEYS)
+        .flat_map(|((k, v), (key, value))| [(key, k.clone()), (value, v.clone())])
+        .collect()
 }
 
 /// One thing to pick in a step.
@@ -96,6 +135,13 @@ pub fn Deploy() -> impl IntoView {
     let keypair = RwSignal::new(String::new());
     let userdata = RwSignal::new(String::new());
     let keypairs = RwSignal::new(Vec::<String>::new());
+    let stored = RwSignal::new(Vec::<Stored>::new());
+    // The stored userdata chosen ("" for none) and the values of its variables.
+    let userdata_id = RwSignal::new(String::new());
+    let details = RwSignal::new(Vec::<(String, String)>::new());
+    // The variables' names apart from their values, so typing a value re-renders nothing.
+    let detail_names = RwSignal::new(Vec::<String>::new());
+    let chosen_stored = move || userdata_id.with(|id| stored.with(|all| all.iter().find(|u| &u.id == id).cloned()));
     let launch = RwSignal::new(Launch::Idle);
     // A password-enabled template's password comes once, in the deploy job's result.
     let password = RwSignal::new(None::<String>);
@@ -104,6 +150,17 @@ pub fn Deploy() -> impl IntoView {
     spawn_local(async move {
         if let Ok((list, _)) = api::list("listSSHKeyPairs", "sshkeypair", &[]).await {
             keypairs.set(list.iter().map(|k| s(k, "name").to_owned()).collect());
+        }
+        if let Ok((list, _)) = api::list("listUserData", "userdata", &[]).await {
+            stored.set(
+                list.iter()
+                    .map(|u| Stored {
+                        id: s(u, "id").to_owned(),
+                        name: s(u, "name").to_owned(),
+                        params: param_names(s(u, "params")),
+                    })
+                    .collect(),
+            );
         }
     });
 
@@ -168,7 +225,11 @@ pub fn Deploy() -> impl IntoView {
             params.push(("keypairs", kp));
         }
         let ud = userdata.get_untracked();
-        if !ud.is_empty() {
+        let ud_id = userdata_id.get_untracked();
+        if !ud_id.is_empty() {
+            params.push(("userdataid", ud_id));
+            params.extend(detail_params(&details.get_untracked()));
+        } else if !ud.is_empty() {
             params.push(("userdata", encode_userdata(&ud)));
         }
         password.set(None);
@@ -210,6 +271,9 @@ pub fn Deploy() -> impl IntoView {
         name.set(String::new());
         keypair.set(String::new());
         userdata.set(String::new());
+        userdata_id.set(String::new());
+        details.set(Vec::new());
+        detail_names.set(Vec::new());
         password.set(None);
         launch.set(Launch::Idle);
         step.set(ZONE);
@@ -293,7 +357,9 @@ pub fn Deploy() -> impl IntoView {
                     <td id="review-userdata">
                         {move || {
                             let n = userdata.with(String::len);
-                            if n == 0 {
+                            if let Some(u) = chosen_stored() {
+                                fill(lang.get(), "deploy.stored_named", &[&u.name])
+                            } else if n == 0 {
                                 text(lang.get(), "common.none").to_owned()
                             } else {
                                 fill(lang.get(), "deploy.userdata_size", &[&n])
@@ -366,6 +432,56 @@ pub fn Deploy() -> impl IntoView {
                                     }}
                                 </select>
                             </label>
+                            <label class="field">
+                                <span>{tr("deploy.stored_userdata")}</span>
+                                <select
+                                    id="vm-userdataid"
+                                    prop:value=userdata_id
+                                    on:change=move |ev| {
+                                        userdata_id.set(event_target_value(&ev));
+                                        let names = chosen_stored().map(|u| u.params).unwrap_or_default();
+                                        let names: Vec<String> = names.into_iter().take(DETAIL_KEYS.len()).collect();
+                                        details.set(names.iter().map(|n| (n.clone(), String::new())).collect());
+                                        detail_names.set(names);
+                                    }
+                                >
+                                    <option value="">{tr("deploy.no_stored")}</option>
+                                    {move || {
+                                        stored
+                                            .get()
+                                            .into_iter()
+                                            .map(|u| view! { <option value=u.id>{u.name}</option> })
+                                            .collect_view()
+                                    }}
+                                </select>
+                            </label>
+                            {move || {
+                                detail_names
+                                    .get()
+                                    .into_iter()
+                                    .enumerate()
+                                    .map(|(i, param)| {
+                                        let value = details.with_untracked(|d| d.get(i).map(|(_, v)| v.clone()).unwrap_or_default());
+                                        view! {
+                                            <label class="field">
+                                                <span>{param.clone()}</span>
+                                                <input
+                                                    id=format!("vm-ud-param-{param}")
+                                                    prop:value=value
+                                                    on:input=move |ev| {
+                                                        let typed = event_target_value(&ev);
+                                                        details.update(|d| {
+                                                            if let Some(slot) = d.get_mut(i) {
+                                                                slot.1 = typed;
+                                                            }
+                                                        });
+                                                    }
+                                                />
+                                            </label>
+                                        }
+                                    })
+                                    .collect_view()
+                            }}
                             <label class="field wide">
                                 <span>{tr("deploy.userdata")}</span>
                                 <textarea
@@ -373,6 +489,7 @@ pub fn Deploy() -> impl IntoView {
                                     rows="6"
                                     spellcheck="false"
                                     placeholder="#cloud-config"
+                                    disabled=move || !userdata_id.with(String::is_empty)
                                     prop:value=userdata
                                     on:input=move |ev| userdata.set(event_target_value(&ev))
                                 ></textarea>
@@ -426,7 +543,24 @@ pub fn Deploy() -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::encode_userdata;
+    use super::{DETAIL_KEYS, detail_params, encode_userdata, param_names};
+
+    #[test]
+    fn stored_userdata_variables_become_userdatadetails() {
+        assert_eq!(param_names(" role, ,site,"), ["role", "site"]);
+        assert!(param_names("").is_empty());
+        let values = [("role".to_owned(), "web".to_owned()), ("site".to_owned(), String::new())];
+        assert_eq!(
+            detail_params(&values),
+            [("userdatadetails[0].key", "role".to_owned()), ("userdatadetails[0].value", "web".to_owned())]
+        );
+        for (i, (k, v)) in DETAIL_KEYS.iter().enumerate() {
+            assert_eq!(
+                (*k, *v),
+                (format!("userdatadetails[{i}].key").as_str(), format!("userdatadetails[{i}].value").as_str())
+            );
+        }
+    }
 
     #[test]
     fn userdata_is_utf8_base64() {

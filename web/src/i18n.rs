@@ -122,6 +122,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     crate::events::STRINGS,
     crate::instances::STRINGS,
     crate::keypairs::STRINGS,
+    crate::userdata::STRINGS,
     crate::deploy::STRINGS,
     crate::overview::STRINGS,
     crate::plugins::STRINGS,

@@ -19,6 +19,7 @@ mod overview;
 mod plugins;
 mod public_ips;
 mod templates;
+mod userdata;
 mod volumes;
 mod zone_wizard;
 
@@ -241,6 +242,7 @@ fn Shell() -> impl IntoView {
                 <A href="/client/volumes">{tr("nav.volumes")}</A>
                 <A href="/client/deploy">{tr("nav.deploy")}</A>
                 <A href="/client/keypairs">{tr("nav.keypairs")}</A>
+                <A href="/client/userdata">{tr("nav.userdata")}</A>
                 <A href="/client/infra">{tr("nav.infra")}</A>
                 <A href="/client/zone-wizard">{tr("nav.zone_wizard")}</A>
                 <A href="/client/templates">{tr("nav.templates")}</A>
@@ -268,6 +270,7 @@ fn Shell() -> impl IntoView {
                             <Route path=path!("/client/volumes") view=volumes::Volumes />
                             <Route path=path!("/client/deploy") view=deploy::Deploy />
                             <Route path=path!("/client/keypairs") view=keypairs::KeyPairs />
+                            <Route path=path!("/client/userdata") view=userdata::UserData />
                             <Route path=path!("/client/infra") view=infra::Infra />
                             <Route path=path!("/client/zone-wizard") view=zone_wizard::ZoneWizard />
                             <Route path=path!("/client/templates") view=templates::Templates />

@@ -25,6 +25,7 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("tpl.status", "Status", "状态"),
     ("tpl.ready", "Ready", "就绪"),
     ("tpl.submit", "Register", "注册"),
+    ("tpl.userdata", "User data", "用户数据"),
 ];
 
 fn ready(v: &Value) -> bool {
@@ -36,12 +37,21 @@ fn status(v: &Value, l: Lang) -> String {
     if ready(v) { text(l, "tpl.ready").to_owned() } else { s(v, "status").to_owned() }
 }
 
+/// The userdata linked to a template and its override policy ("setup (Append)"), or nothing.
+fn linked_userdata(v: &Value, l: Lang) -> String {
+    match s(v, "userdataname") {
+        "" => String::new(),
+        name => format!("{name} ({})", crate::userdata::policy_text(l, s(v, "userdatapolicy"))),
+    }
+}
+
 const TEMPLATE_COLS: &[Col] = &[
     ("tpl.name", |v, _| s(v, "name").to_owned()),
     ("tpl.status", status),
     ("tpl.zone", |v, _| s(v, "zonename").to_owned()),
     ("tpl.format", |v, _| s(v, "format").to_owned()),
     ("tpl.hypervisor", |v, _| s(v, "hypervisor").to_owned()),
+    ("tpl.userdata", linked_userdata),
 ];
 const ISO_COLS: &[Col] = &[
     ("tpl.name", |v, _| s(v, "name").to_owned()),

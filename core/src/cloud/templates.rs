@@ -44,6 +44,12 @@ pub struct TemplateRow {
     pub size: i64,
     pub physical_size: i64,
     pub created: i64,
+    /// The stored userdata linked to the template (linkUserDataToTemplate), if any.
+    pub user_data_uuid: Option<String>,
+    pub user_data_name: Option<String>,
+    /// The linked userdata's declared parameters, comma-separated ("" when none).
+    pub user_data_params: Option<String>,
+    pub user_data_policy: Option<String>,
 }
 
 impl crate::auth::Owned for TemplateRow {
@@ -62,10 +68,12 @@ const SELECT: &str = "SELECT t.id, t.uuid, t.name, t.display_text, t.format, t.i
      d.uuid AS domain_uuid, d.name AS domain_name, d.path AS domain_path, t.is_public, t.is_featured, t.is_extractable, \
      t.password_enabled, t.bootable, t.url, t.checksum, t.template_type, t.zone_id, z.uuid AS zone_uuid, \
      z.name AS zone_name, t.store_id, s.url AS store_url, s.driver AS store_driver, t.path, t.state, t.status, t.size, \
-     t.physical_size, t.created \
+     t.physical_size, t.created, ud.uuid AS user_data_uuid, ud.name AS user_data_name, \
+     ud.params AS user_data_params, t.user_data_policy \
      FROM templates t JOIN accounts a ON a.id = t.account_id JOIN domains d ON d.id = a.domain_id \
      JOIN zones z ON z.id = t.zone_id JOIN image_stores s ON s.id = t.store_id \
-     LEFT JOIN os_types o ON o.id = t.os_type_id WHERE t.removed IS NULL";
+     LEFT JOIN os_types o ON o.id = t.os_type_id LEFT JOIN user_data ud ON ud.id = t.user_data_id \
+     WHERE t.removed IS NULL";
 
 /// Which templates a listing shows.
 #[derive(Debug, Default, Clone)]

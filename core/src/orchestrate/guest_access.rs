@@ -777,13 +777,10 @@ impl Orchestrator {
             None => format!("Userdata unlinked from {what} {}", t.name),
         };
         self.audit(caller, "TEMPLATE.UPDATE", ("VirtualMachineTemplate", &t.uuid, &t.name), text).await?;
-        let mut view = self.template_view(caller, t);
-        if let Some(u) = &stored {
-            view.insert("userdataid".into(), Value::String(u.uuid.clone()));
-            view.insert("userdataname".into(), Value::String(u.name.clone()));
-            view.insert("userdatapolicy".into(), Value::String(policy));
-        }
-        Ok(object("template", view))
+        // Read back, so the reply shows the link (or its absence) as listTemplates does.
+        let rows = templates::by_uuid(&self.db, &id, iso).await?;
+        let t = rows.first().ok_or_else(|| no_such(what, &id))?;
+        Ok(object("template", self.template_view(caller, t)))
     }
 }
 

@@ -643,6 +643,11 @@ impl Orchestrator {
             "checksum": t.checksum,
             "url": owner_or_admin.then_some(&t.url),
             "created": format_time(t.created),
+            // The linked userdata, as CloudStack's TemplateResponse names it; absent when none.
+            "userdataid": t.user_data_uuid,
+            "userdataname": t.user_data_name,
+            "userdatapolicy": t.user_data_uuid.as_ref().map(|_| t.user_data_policy.as_deref().unwrap_or("ALLOWOVERRIDE")),
+            "userdataparams": t.user_data_params.as_deref().filter(|p| !p.is_empty()),
         }))
     }
 

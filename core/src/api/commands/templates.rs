@@ -31,6 +31,18 @@ pub(super) const TEMPLATE_FIELDS: &[Field] = &[
     f("checksum", "string", "checksum of the template"),
     f("url", "string", "the URL which the template/iso is registered from"),
     f("created", "date", "the date this template was created"),
+    f("userdataid", "string", "the id of userdata linked to this template"),
+    f("userdataname", "string", "the name of userdata linked to this template"),
+    f(
+        "userdatapolicy",
+        "string",
+        "the userdata override policy with the userdata provided while deploying a virtual machine",
+    ),
+    f(
+        "userdataparams",
+        "string",
+        "list of parameters which contains the list of keys or string parameters that are needed to be passed for any variables declared in userdata",
+    ),
 ];
 
 pub(super) static TEMPLATES_COMMANDS: &[Command] = &[
