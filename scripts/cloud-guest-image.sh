@@ -14,7 +14,7 @@
 # "CloudStack KVM Hypervisor" (and otherwise disables itself and boots to a login prompt).
 # The kernel and systemd log to ttyS0 (115200); the default user is `debian` (passwordless sudo),
 # whose keys and password come only from cloud-init. The build's SSH host keys are removed, so each
-# VM gets its own.
+# VM gets its own. systemd-logind powers the guest off cleanly on ACPI's power button (a stop).
 #
 # No mount and no loop device: mmdebstrap builds the root folder, `mke2fs -d` turns it into the
 # root file system, mtools + syslinux (its mtools installer) make the boot partition, and dd
@@ -50,6 +50,10 @@ mkdir -p "$WORK"
 # ---------------------------------------------------------------- root file system
 PACKAGES=systemd-sysv,udev,linux-image-cloud-amd64,cloud-init,openssh-server,ifupdown,isc-dhcp-client
 PACKAGES=$PACKAGES,netbase,iproute2,sudo,ca-certificates,wget
+# dbus, so that systemd-logind runs: it is what acts on ACPI's power button (libvirt's
+# shutdown, the driver's graceful stop) with a clean power off; without it the guest ignores
+# the button until the stop times out and powers it off.
+PACKAGES=$PACKAGES,dbus
 # Why these settings (all measured under TCG):
 # - ConfigDrive and CloudStack first, shorter CloudStack waits: its defaults wait 120 s for the
 #   metadata server;
