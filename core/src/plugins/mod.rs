@@ -5,6 +5,7 @@ mod bindings;
 mod caps;
 mod compat_v0_1;
 mod compat_v0_2;
+mod compat_v0_3;
 mod config;
 pub mod conformance;
 mod downloads;
@@ -25,8 +26,9 @@ pub use bindings::hypervisor::{
     VmPower, VmSpec, VmStats, VmStatus,
 };
 pub use bindings::network::{
-    Attachment, EgressPolicy, EgressRule, FirewallRule, LbAlgorithm, LbMember, LoadBalancer, NetworkSpec, NicSpec,
-    PortForward, PortRange, Protocol, PublicIp, RouterSpec, RouterState, StaticNat,
+    Attachment, EgressPolicy, EgressRule, FirewallRule, IcmpMatch, LbAlgorithm, LbMember, LoadBalancer, NetworkSpec,
+    NicSecurity, NicSpec, PortForward, PortRange, Protocol, PublicIp, RouterSpec, RouterState, SecurityProtocol,
+    SecurityRule, StaticNat,
 };
 pub use bindings::storage::{Usage, Volume};
 pub use bindings::types::{BackingImage, DiskFormat, DriverError, FileDisk, Locator, NetworkDisk};

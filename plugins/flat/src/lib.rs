@@ -1,6 +1,7 @@
 //! wasmstack network driver for flat networks: every guest NIC of a network plugs into
 //! one Linux bridge named by the physical network label, untagged; no isolation
-//! between networks that share a label.
+//! between networks that share a label. Security groups isolate the NICs instead: each
+//! NIC's port on the bridge gets its rules through the host's port filters.
 
 #[cfg(not(feature = "wit-v0-2"))]
 wit_bindgen::generate!({ world: "network-driver", path: "../../wit", generate_all });
@@ -11,10 +12,13 @@ wit_bindgen::generate!({ world: "network-driver", path: "../../wit/v0.2.0", gene
 
 #[path = "../../shared/bridge.rs"]
 mod bridge;
+#[cfg(not(feature = "wit-v0-2"))]
+#[path = "../../shared/security.rs"]
+mod security;
 
 use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
 #[cfg(not(feature = "wit-v0-2"))]
-use exports::wasmstack::driver::network::{RouterSpec, RouterState};
+use exports::wasmstack::driver::network::{NicSecurity, RouterSpec, RouterState};
 use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::netdev::{self, BridgeKind};
 use wasmstack::driver::types::DriverError;
@@ -76,6 +80,19 @@ impl network::Guest for Flat {
     fn router_status(_host: String, _net: NetworkSpec) -> Result<RouterState, DriverError> {
         Ok(RouterState::Missing)
     }
+
+    #[cfg(not(feature = "wit-v0-2"))]
+    fn apply_security(_host: String, net: NetworkSpec, nics: Vec<NicSecurity>) -> Result<(), DriverError> {
+        // Checks the network is one of ours (no VLAN) before filtering its NICs' ports.
+        attachment(&net)?;
+        security::apply(&nics)
+    }
+
+    #[cfg(not(feature = "wit-v0-2"))]
+    fn remove_security(_host: String, net: NetworkSpec, _nic: NicSpec, device: String) -> Result<(), DriverError> {
+        attachment(&net)?;
+        security::remove(&device)
+    }
 }
 
 impl plugin::Guest for Flat {
@@ -86,7 +103,11 @@ impl plugin::Guest for Flat {
             kind: DriverKind::Network,
             serves: Serves::Network(NetworkFacts {
                 isolation_methods: vec!["Flat".into()],
-                services: vec!["Dhcp".into()],
+                services: if cfg!(feature = "wit-v0-2") {
+                    vec!["Dhcp".into()]
+                } else {
+                    vec!["Dhcp".into(), "SecurityGroup".into()]
+                },
             }),
             description: "Flat guest networks on a Linux bridge named by the physical network label, \
                           e.g. \"ws-flat0\". Grant netdev = [\"ws-\"]."
