@@ -3,8 +3,11 @@
 //! between networks that share a label. Security groups isolate the NICs instead: each
 //! NIC's port on the bridge gets its rules through the host's port filters.
 
-#[cfg(not(feature = "wit-v0-2"))]
+#[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
 wit_bindgen::generate!({ world: "network-driver", path: "../../wit", generate_all });
+// The same driver built against the frozen 0.3.0 contract: routers, no security groups.
+#[cfg(feature = "wit-v0-3")]
+wit_bindgen::generate!({ world: "network-driver", path: "../../wit/v0.3.0", generate_all });
 // The same driver built against the frozen 0.2.0 contract, to prove the server still runs
 // such drivers: no router calls (the server answers them for it).
 #[cfg(feature = "wit-v0-2")]
@@ -12,13 +15,15 @@ wit_bindgen::generate!({ world: "network-driver", path: "../../wit/v0.2.0", gene
 
 #[path = "../../shared/bridge.rs"]
 mod bridge;
-#[cfg(not(feature = "wit-v0-2"))]
+#[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
 #[path = "../../shared/security.rs"]
 mod security;
 
 use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
+#[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
+use exports::wasmstack::driver::network::NicSecurity;
 #[cfg(not(feature = "wit-v0-2"))]
-use exports::wasmstack::driver::network::{NicSecurity, RouterSpec, RouterState};
+use exports::wasmstack::driver::network::{RouterSpec, RouterState};
 use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::netdev::{self, BridgeKind};
 use wasmstack::driver::types::DriverError;
@@ -81,14 +86,14 @@ impl network::Guest for Flat {
         Ok(RouterState::Missing)
     }
 
-    #[cfg(not(feature = "wit-v0-2"))]
+    #[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
     fn apply_security(_host: String, net: NetworkSpec, nics: Vec<NicSecurity>) -> Result<(), DriverError> {
         // Checks the network is one of ours (no VLAN) before filtering its NICs' ports.
         attachment(&net)?;
         security::apply(&nics)
     }
 
-    #[cfg(not(feature = "wit-v0-2"))]
+    #[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
     fn remove_security(_host: String, net: NetworkSpec, _nic: NicSpec, device: String) -> Result<(), DriverError> {
         attachment(&net)?;
         security::remove(&device)
@@ -103,7 +108,7 @@ impl plugin::Guest for Flat {
             kind: DriverKind::Network,
             serves: Serves::Network(NetworkFacts {
                 isolation_methods: vec!["Flat".into()],
-                services: if cfg!(feature = "wit-v0-2") {
+                services: if cfg!(any(feature = "wit-v0-2", feature = "wit-v0-3")) {
                     vec!["Dhcp".into()]
                 } else {
                     vec!["Dhcp".into(), "SecurityGroup".into()]

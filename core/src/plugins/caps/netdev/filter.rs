@@ -256,7 +256,7 @@ fn matches(r: &Rule, field: &str) -> Option<String> {
 }
 
 fn chain(direction: char, device: &str) -> String {
-    format!("\"{direction}-{device}\"")
+    format!("{direction}-{device}")
 }
 
 /// The rules of one filter's two chains and its map entries.
@@ -470,7 +470,7 @@ mod tests {
         let f = check(&[filter(vec![tcp(Some((22, 22)), &["10.1.1.0/24"]), tcp(Some((80, 90)), &[])])]).unwrap();
         let text = apply_text(&f);
         assert!(
-            text.contains("add rule bridge wasmstack_ports \"i-ws-t1\" ether type ip ip saddr { 10.1.1.0/24 } tcp dport 22 meta mark set meta mark | 0x00040000 return"),
+            text.contains("add rule bridge wasmstack_ports i-ws-t1 ether type ip ip saddr { 10.1.1.0/24 } tcp dport 22 meta mark set meta mark | 0x00040000 return"),
             "{text}"
         );
         // A rule matching no address (a group without members) is left out.
@@ -487,5 +487,61 @@ mod tests {
         assert_eq!(matches(&icmp, "ip saddr").unwrap(), "ether type ip icmp type 8 icmp code 0 ");
         let gre = Rule { protocol: RuleProtocol::Number(47), ports: None, icmp: None, cidrs: None };
         assert_eq!(matches(&gre, "ip daddr").unwrap(), "ether type ip ip protocol 47 ");
+    }
+
+    fn state() -> crate::plugins::state::CallState {
+        let grants = crate::plugins::grants::Grants::new(vec![], vec![], vec!["ws-".into()]).unwrap();
+        crate::plugins::state::CallState::new(
+            "netplug".into(),
+            std::sync::Arc::new(grants),
+            Default::default(),
+            Default::default(),
+            std::sync::Arc::new(crate::plugins::DownloadPolicy::new(vec![])),
+            64 << 20,
+            Instant::now() + Duration::from_secs(30),
+        )
+    }
+
+    /// The call was refused as not granted, naming `name`, and so ran nothing.
+    fn denied(outcome: wasmtime::Result<Result<(), DriverError>>, name: &str) {
+        match outcome.expect("no trap") {
+            Err(DriverError::Denied(m)) => {
+                assert!(m.contains(&format!("\"{name}\"")) && m.contains("netdev = [\""), "{m}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn refused(outcome: wasmtime::Result<Result<(), DriverError>>) {
+        assert!(matches!(outcome.expect("no trap"), Err(DriverError::InvalidSpec(_))));
+    }
+
+    fn chain_exists(chain: &str) -> bool {
+        std::process::Command::new("nft")
+            .args(["list", "chain", "bridge", TABLE, chain])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Each device is checked against the grant before nft runs: one outside it refuses the
+    /// whole call, so nothing of it applies; text that is not a device name never reaches
+    /// the rule text.
+    #[test]
+    fn port_filters_outside_the_grant_are_refused() {
+        use crate::plugins::bindings::netdev::Host as _;
+        let mut s = state();
+        let on = |device: &str| PortFilter { device: device.into(), ..filter(vec![]) };
+        denied(s.apply_port_filters(vec![on("eth0")]), "eth0");
+        let granted = format!("ws-q{}", std::process::id() % 100_000);
+        denied(s.apply_port_filters(vec![on(&granted), on("virbr0")]), "virbr0");
+        assert!(!chain_exists(&format!("e-{granted}")), "a refused call applied a filter");
+        denied(s.remove_port_filters(vec![granted.clone(), "eth0".into()]), "eth0");
+        for bad in ["ws-a b", "-ws", "ws-0123456789abc", "ws-x;drop", "ws-x}", "ws-\"q"] {
+            refused(s.apply_port_filters(vec![on(bad)]));
+            refused(s.remove_port_filters(vec![bad.into()]));
+        }
+        assert!(!chain_exists(&format!("e-{granted}")));
+        // Over the limit: refused before any name is looked at.
+        refused(s.apply_port_filters(vec![on(&granted); MAX_FILTERS + 1]));
     }
 }
