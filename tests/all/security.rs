@@ -365,3 +365,63 @@ fn bad_security_input_changes_nothing() {
     refused(vec![outside], |e| matches!(e, DriverError::Denied(_)));
     expect("b's rules unchanged", &[(a, b, 22, true), (a, b, 80, false)]);
 }
+
+/// DHCP passes the filter both ways: a filtered NIC with no inbound rules gets its lease
+/// from the network's own service, and another filtered NIC running a DHCP server of its
+/// own answers nobody.
+#[test]
+fn filtered_nics_get_their_own_lease_and_serve_none() {
+    let (_sb, host) = host();
+    let driver = host.network("flat").expect("the flat driver");
+    let r = &new_uuid()[..6];
+    let bridge = format!("ws-s{r}");
+    let mut p = Plumbing::new(&[], &[&bridge]);
+    let net = crate::network::dhcp_spec(&bridge, None, "10.79.5");
+    driver.implement("local", &net).expect("implementing a flat network with DHCP");
+    let a = NicSpec { id: new_uuid(), mac: "52:54:00:4f:05:0a".into(), ip: Some("10.79.5.10".into()), hostname: None };
+    let b = NicSpec { id: new_uuid(), mac: "52:54:00:4f:05:0b".into(), ip: Some("10.79.5.11".into()), hostname: None };
+    let att = driver.prepare_nic("local", &net, &a).expect("prepare-nic");
+    let (ns_a, dev_a, ns_b, dev_b) = (format!("ws-s{r}-a"), format!("ws-s{r}a"), format!("ws-s{r}-b"), format!("ws-s{r}b"));
+    p.dhcp_guest(&ns_a, &dev_a, &a.mac);
+    p.plug(&att, &dev_a);
+    p.dhcp_guest(&ns_b, &dev_b, &b.mac);
+    must("ip", &["-n", &ns_b, "addr", "add", "10.79.5.11/24", "dev", "eth0"]);
+    p.plug(&att, &dev_b);
+    let nics = [
+        NicSecurity { nic: a.clone(), device: dev_a.clone(), ingress: vec![], egress: vec![] },
+        NicSecurity { nic: b.clone(), device: dev_b.clone(), ingress: vec![], egress: vec![] },
+    ];
+    driver.apply_security("local", &net, &nics).unwrap();
+    // b offers 10.79.5.99 to anyone who asks.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("rogue.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "interface eth0\nstart 10.79.5.99\nend 10.79.5.99\nopt subnet 255.255.255.0\nlease_file {}\npidfile {}\n",
+            dir.path().join("leases").display(),
+            dir.path().join("pid").display()
+        ),
+    )
+    .unwrap();
+    let mut children = Children::default();
+    children.0.push(
+        Command::new("ip")
+            .args(["netns", "exec", &ns_b, "busybox", "udhcpd", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("busybox udhcpd"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let want = Some("10.79.5.10 255.255.255.0 10.79.5.1 10.79.5.1 10.79.5.53".to_owned());
+    for _ in 0..3 {
+        assert_eq!(crate::network::dhcp_lease(&ns_a), want, "a filtered NIC's lease");
+    }
+    drop(children);
+    for n in &nics {
+        driver.remove_security("local", &net, &n.nic, &n.device).unwrap();
+    }
+    driver.shutdown("local", &net).unwrap();
+}

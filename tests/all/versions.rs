@@ -136,7 +136,8 @@ fn no_security_groups(driver: &wasmstack::plugins::NetworkDriver, net: &wasmstac
     for answer in [driver.apply_security("local", net, &nics), driver.remove_security("local", net, &nic, "ws-x")] {
         match answer {
             Err(wasmstack::plugins::PluginError::Driver {
-                error: wasmstack::plugins::DriverError::Unsupported(m), ..
+                error: wasmstack::plugins::DriverError::Unsupported(m),
+                ..
             }) => assert!(m.contains(&format!("wasmstack:driver@{v}")) && m.contains("no security groups"), "{m}"),
             other => panic!("expected unsupported, got {other:?}"),
         }

@@ -373,7 +373,8 @@ impl HypervisorDriver {
 
 impl HypervisorSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        open_versioned!(plugin, "hypervisor", Hypervisor, HypervisorV0_3, HypervisorV0_2, HypervisorV0_1).map(HypervisorSession)
+        open_versioned!(plugin, "hypervisor", Hypervisor, HypervisorV0_3, HypervisorV0_2, HypervisorV0_1)
+            .map(HypervisorSession)
     }
 
     pub fn connect_host(&mut self, hypervisor_type: &str, url: &str) -> Result<HostTarget, PluginError> {
@@ -781,7 +782,13 @@ impl NetworkDriver {
         self.session()?.apply_security(host, net, nics)
     }
     /// Removes what `apply_security` set for a NIC's host `device`.
-    pub fn remove_security(&self, host: &str, net: &NetworkSpec, nic: &NicSpec, device: &str) -> Result<(), PluginError> {
+    pub fn remove_security(
+        &self,
+        host: &str,
+        net: &NetworkSpec,
+        nic: &NicSpec,
+        device: &str,
+    ) -> Result<(), PluginError> {
         self.session()?.remove_security(host, net, nic, device)
     }
 }

@@ -126,12 +126,14 @@ impl DriverPre {
             | DriverPre::HypervisorV0_3(_)
             | DriverPre::HypervisorV0_2(_)
             | DriverPre::HypervisorV0_1(_) => DriverKind::Hypervisor,
-            DriverPre::Storage(_) | DriverPre::StorageV0_3(_) | DriverPre::StorageV0_2(_) | DriverPre::StorageV0_1(_) => {
-                DriverKind::Storage
-            }
-            DriverPre::Network(_) | DriverPre::NetworkV0_3(_) | DriverPre::NetworkV0_2(_) | DriverPre::NetworkV0_1(_) => {
-                DriverKind::Network
-            }
+            DriverPre::Storage(_)
+            | DriverPre::StorageV0_3(_)
+            | DriverPre::StorageV0_2(_)
+            | DriverPre::StorageV0_1(_) => DriverKind::Storage,
+            DriverPre::Network(_)
+            | DriverPre::NetworkV0_3(_)
+            | DriverPre::NetworkV0_2(_)
+            | DriverPre::NetworkV0_1(_) => DriverKind::Network,
         }
     }
 }

@@ -19,9 +19,9 @@ mod bridge;
 #[path = "../../shared/security.rs"]
 mod security;
 
-use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
 #[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
 use exports::wasmstack::driver::network::NicSecurity;
+use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
 #[cfg(not(feature = "wit-v0-2"))]
 use exports::wasmstack::driver::network::{RouterSpec, RouterState};
 use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, NetworkFacts, PluginInfo, Serves};

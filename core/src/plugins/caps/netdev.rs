@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 mod filter;
 mod netns;
 
+pub use filter::port_filters_nft;
+
 use super::process::{self, ExitWatch, RunError};
 use crate::plugins::bindings::netdev::{
     BridgeKind, DhcpConfig, DhcpHost, Host, LbConfig, LinkPlug, PortFilter, ServiceState,

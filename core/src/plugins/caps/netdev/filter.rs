@@ -380,12 +380,18 @@ fn run_nft(op: &Op, text: &str) -> NetResult<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let io = |e: std::io::Error| DriverError::Failed(format!("nft state folder {FILTER_DIR}: {e}"));
     std::fs::create_dir_all(FILTER_DIR).map_err(io)?;
-    let file = Path::new(FILTER_DIR)
-        .join(format!("ports-{}-{}.nft", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    let file =
+        Path::new(FILTER_DIR).join(format!("ports-{}-{}.nft", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&file, text).map_err(io)?;
     let result = op.must("nft", &["-f", &file.to_string_lossy()]);
     let _ = std::fs::remove_file(&file);
     result.map(drop)
+}
+
+/// The nftables text `apply-port-filters` runs for `filters` (one transaction), or why
+/// they are refused: for measuring the host's work against bare `nft -f` of the same text.
+pub fn port_filters_nft(filters: &[PortFilter]) -> Result<String, String> {
+    Ok(apply_text(&check(filters)?))
 }
 
 pub(super) fn apply_port_filters(op: &Op, filters: &[PortFilter]) -> NetResult<()> {
@@ -478,12 +484,7 @@ mod tests {
         assert!(text.contains("ether saddr != 52:54:00:00:00:01 drop"));
         assert!(text.contains("@th,288,48 != 0x525400000001 drop"));
         assert!(text.contains("ip saddr != { 10.1.1.10 } drop"));
-        let icmp = Rule {
-            protocol: RuleProtocol::Icmp,
-            ports: None,
-            icmp: Some((Some(8), Some(0))),
-            cidrs: None,
-        };
+        let icmp = Rule { protocol: RuleProtocol::Icmp, ports: None, icmp: Some((Some(8), Some(0))), cidrs: None };
         assert_eq!(matches(&icmp, "ip saddr").unwrap(), "ether type ip icmp type 8 icmp code 0 ");
         let gre = Rule { protocol: RuleProtocol::Number(47), ports: None, icmp: None, cidrs: None };
         assert_eq!(matches(&gre, "ip daddr").unwrap(), "ether type ip ip protocol 47 ");
