@@ -381,7 +381,8 @@ fn filtered_nics_get_their_own_lease_and_serve_none() {
     let a = NicSpec { id: new_uuid(), mac: "52:54:00:4f:05:0a".into(), ip: Some("10.79.5.10".into()), hostname: None };
     let b = NicSpec { id: new_uuid(), mac: "52:54:00:4f:05:0b".into(), ip: Some("10.79.5.11".into()), hostname: None };
     let att = driver.prepare_nic("local", &net, &a).expect("prepare-nic");
-    let (ns_a, dev_a, ns_b, dev_b) = (format!("ws-s{r}-a"), format!("ws-s{r}a"), format!("ws-s{r}-b"), format!("ws-s{r}b"));
+    let (ns_a, dev_a, ns_b, dev_b) =
+        (format!("ws-s{r}-a"), format!("ws-s{r}a"), format!("ws-s{r}-b"), format!("ws-s{r}b"));
     p.dhcp_guest(&ns_a, &dev_a, &a.mac);
     p.plug(&att, &dev_a);
     p.dhcp_guest(&ns_b, &dev_b, &b.mac);
