@@ -49,6 +49,10 @@ log "components: flat --features wit-v0-2 (kept as flat-wit-0.2.wasm)"
 cp -f "$WASM_DIR/flat.wasm" "$WASM_DIR/flat.wasm.current"
 cargo build --release --target wasm32-wasip2 -p flat --features wit-v0-2
 mv -f "$WASM_DIR/flat.wasm" "$WASM_DIR/flat-wit-0.2.wasm"
+# And against 0.3.0 (routers, no security groups); kept as flat-wit-0.3.wasm.
+log "components: flat --features wit-v0-3 (kept as flat-wit-0.3.wasm)"
+cargo build --release --target wasm32-wasip2 -p flat --features wit-v0-3
+mv -f "$WASM_DIR/flat.wasm" "$WASM_DIR/flat-wit-0.3.wasm"
 mv -f "$WASM_DIR/flat.wasm.current" "$WASM_DIR/flat.wasm"
 
 log "web console: cargo build, wasm-bindgen, wasm-opt"
@@ -90,7 +94,7 @@ log "web console: $WEB_DIR in $((SECONDS - t0)) s; first page $first_page bytes 
 log "artifacts:"
 for f in "$CARGO_TARGET_DIR/release/wasmstack" \
          "$CARGO_TARGET_DIR/release/web/index.html" "$CARGO_TARGET_DIR/release/web/pkg/console_bg.wasm" \
-         "$WASM_DIR/kvm.wasm" "$WASM_DIR/kvm-wit-0.1.wasm" "$WASM_DIR/flat-wit-0.2.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/future.wasm" "$WASM_DIR/roguestore.wasm" "$WASM_DIR/rogue-v1.wasm" \
+         "$WASM_DIR/kvm.wasm" "$WASM_DIR/kvm-wit-0.1.wasm" "$WASM_DIR/flat-wit-0.2.wasm" "$WASM_DIR/flat-wit-0.3.wasm" "$WASM_DIR/nfs.wasm" "$WASM_DIR/local.wasm" "$WASM_DIR/vlan.wasm" "$WASM_DIR/flat.wasm" "$WASM_DIR/future.wasm" "$WASM_DIR/roguestore.wasm" "$WASM_DIR/rogue-v1.wasm" \
          $(for v in $ROGUE_VARIANTS; do printf '%s ' "$WASM_DIR/rogue-$v.wasm"; done); do
   [ -f "$f" ] || { printf 'build: ERROR: missing %s\n' "$f" >&2; exit 1; }
   printf '  %s\n' "$f"

@@ -23,7 +23,7 @@ fn plugins_list_shows_drivers_grants_and_refusals() {
     let config = sb.config_path();
     let (ok, out, err) = wasmstack(&["plugins", "list", "--config", config.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(out.contains("kvm 0.1.0 (hypervisor driver, wasmstack:driver@0.3.0)"), "{out}");
+    assert!(out.contains("kvm 0.1.0 (hypervisor driver, wasmstack:driver@0.4.0)"), "{out}");
     assert!(
         out.contains(
             "serves: KVM (hot-plug-disks, vnc-console, boot-iso, serial-log), Simulator (boot-iso, simulated)"
@@ -52,7 +52,7 @@ fn plugins_inspect_validates_one_file() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["kind"], "hypervisor");
-    assert_eq!(v["wit"], "wasmstack:driver@0.3.0");
+    assert_eq!(v["wit"], "wasmstack:driver@0.4.0");
     assert_eq!(v["serves"]["kind"], "hypervisor");
     assert_eq!(v["serves"]["types"][1]["name"], "Simulator");
     assert_eq!(v["serves"]["types"][1]["features"]["simulated"], true);

@@ -221,6 +221,10 @@ fn network_drivers_pass_check_and_build_a_scratch_network_with_network() {
     assert_eq!(steps["shutdown"], ("passed".to_owned(), "succeeded".to_owned()), "{out}");
     // flat builds no routers, and says so.
     assert_eq!(status(&steps, "apply-router (no router services)"), "passed", "{out}");
+    // It serves security groups: a scratch NIC's rules are set, set again and removed.
+    for step in ["apply-security", "apply-security (again)", "remove-security", "remove-security (missing)"] {
+        assert_eq!(status(&steps, step), "passed", "{step}: {out}");
+    }
 }
 
 #[test]
@@ -243,6 +247,8 @@ fn a_driver_with_router_services_builds_and_destroys_a_router_in_check() {
     assert_eq!(steps["router-status"].1, "running", "{out}");
     assert_eq!(steps["destroy-router"].1, "succeeded; router-status then answers missing", "{out}");
     assert_eq!(status(&steps, "destroy-router (missing)"), "passed", "{out}");
+    // vlan does not serve security groups, and says so.
+    assert_eq!(status(&steps, "apply-security (no SecurityGroup service)"), "passed", "{out}");
 }
 
 #[test]

@@ -134,7 +134,7 @@ fn an_unsupported_wit_version_is_refused() {
     let text = err.to_string();
     assert!(
         text.ends_with(
-            "built for wasmstack:driver@9.0.0; this server supports wasmstack:driver@0.3.x (wasmstack:driver@0.3.0) and, adapted, wasmstack:driver@0.2.x and 0.1.x"
+            "built for wasmstack:driver@9.0.0; this server supports wasmstack:driver@0.4.x (wasmstack:driver@0.4.0) and, adapted, wasmstack:driver@0.3.x, 0.2.x and 0.1.x"
         ),
         "{text}"
     );

@@ -1,6 +1,7 @@
 //! Drivers built for earlier versions of wasmstack:driver load and work beside current
-//! ones: a 0.1.0 driver, adapted with the facts 0.1 servers assumed, and a 0.2.0 network
-//! driver, which serves networks and builds no routers.
+//! ones: a 0.1.0 driver, adapted with the facts 0.1 servers assumed, a 0.2.0 network
+//! driver, which serves networks and builds no routers, and a 0.3.0 one, which has no
+//! security groups.
 
 use wasmstack::plugins::{HypervisorFeatures, Serves, VmPower};
 
@@ -21,8 +22,8 @@ fn a_0_1_0_hypervisor_driver_runs_vms_beside_current_drivers() {
 
     let version = |name: &str| host.get(name).unwrap_or_else(|| panic!("{name} loaded")).wit_version.clone();
     assert_eq!(version("kvm"), "0.1.0");
-    assert_eq!(version("nfs"), "0.3.0");
-    assert_eq!(version("vlan"), "0.3.0");
+    assert_eq!(version("nfs"), "0.4.0");
+    assert_eq!(version("vlan"), "0.4.0");
 
     // What the 0.1.0 driver serves is the adapter's defaults.
     let (driver, simulator) = host.hypervisor_serving("simulator").expect("the Simulator is served");
@@ -85,7 +86,7 @@ fn a_0_2_0_network_driver_serves_networks_and_builds_no_routers() {
     assert_eq!(host.list().len(), 2, "both load: {events:?}");
     let flat = host.get("flat").unwrap();
     assert_eq!(flat.wit_version, "0.2.0");
-    assert_eq!(host.get("vlan").unwrap().wit_version, "0.3.0");
+    assert_eq!(host.get("vlan").unwrap().wit_version, "0.4.0");
     // It declares what it serves itself: Flat, with DHCP and no router services.
     assert!(
         matches!(&flat.info.serves, Serves::Network(n) if n.isolation_methods == ["Flat"] && n.services == ["Dhcp"]),
@@ -123,5 +124,64 @@ fn a_0_2_0_network_driver_serves_networks_and_builds_no_routers() {
     }
     driver.destroy_router("local", &net).expect("destroy-router");
     assert_eq!(driver.router_status("local", &net).unwrap(), wasmstack::plugins::RouterState::Missing);
+    no_security_groups(&driver, &net, "0.2.0");
+    driver.shutdown("local", &net).expect("shutdown");
+}
+
+/// Security group calls are answered for a driver built before them: unsupported.
+fn no_security_groups(driver: &wasmstack::plugins::NetworkDriver, net: &wasmstack::plugins::NetworkSpec, v: &str) {
+    let nic = wasmstack::plugins::NicSpec { id: new_uuid(), mac: "52:54:00:00:00:01".into(), ip: None, hostname: None };
+    let nics =
+        [wasmstack::plugins::NicSecurity { nic: nic.clone(), device: "ws-x".into(), ingress: vec![], egress: vec![] }];
+    for answer in [driver.apply_security("local", net, &nics), driver.remove_security("local", net, &nic, "ws-x")] {
+        match answer {
+            Err(wasmstack::plugins::PluginError::Driver {
+                error: wasmstack::plugins::DriverError::Unsupported(m),
+                ..
+            }) => assert!(m.contains(&format!("wasmstack:driver@{v}")) && m.contains("no security groups"), "{m}"),
+            other => panic!("expected unsupported, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_0_3_0_network_driver_serves_networks_and_has_no_security_groups() {
+    let sb = Sandbox::new();
+    sb.install("flat-wit-0.3.wasm", "flat.wasm");
+    let host = sb.host(crate::network::CONFIG);
+    let events = host.scan();
+    assert_eq!(host.list().len(), 1, "it loads: {events:?}");
+    let flat = host.get("flat").unwrap();
+    assert_eq!(flat.wit_version, "0.3.0");
+    assert!(
+        matches!(&flat.info.serves, Serves::Network(n) if n.isolation_methods == ["Flat"] && n.services == ["Dhcp"]),
+        "{:?}",
+        flat.info.serves
+    );
+    let driver = host.network("flat").unwrap();
+    let bridge = format!("ws-w{}", &new_uuid()[..6]);
+    let _p = crate::network::Plumbing::new(&[], &[&bridge]);
+    let net = crate::network::spec(&bridge, None);
+    let att = driver.implement("local", &net).expect("implement through the 0.3.0 contract");
+    assert_eq!((att.bridge.as_str(), att.openvswitch, att.vlan), (bridge.as_str(), false, None));
+    // Its router calls reach it (converted to 0.3.0's types): flat's own answers.
+    let router = wasmstack::plugins::RouterSpec {
+        guest_gateway: "10.77.0.1/24".into(),
+        public_label: bridge.clone(),
+        public_ips: vec![],
+        egress_default: wasmstack::plugins::EgressPolicy::Deny,
+        egress: vec![],
+        port_forwards: vec![],
+        static_nats: vec![],
+        load_balancers: vec![],
+    };
+    match driver.apply_router("local", &net, &router) {
+        Err(wasmstack::plugins::PluginError::Driver {
+            error: wasmstack::plugins::DriverError::Unsupported(m), ..
+        }) => assert!(m.contains("the flat driver builds no routers"), "{m}"),
+        other => panic!("expected flat's own unsupported, got {other:?}"),
+    }
+    assert_eq!(driver.router_status("local", &net).unwrap(), wasmstack::plugins::RouterState::Missing);
+    no_security_groups(&driver, &net, "0.3.0");
     driver.shutdown("local", &net).expect("shutdown");
 }

@@ -1,6 +1,6 @@
-//! Drivers built against `wasmstack:driver@0.2.0`, adapted to 0.3.0.
+//! Drivers built against `wasmstack:driver@0.2.0`, adapted to the current contract.
 //!
-//! 0.3.0 only added to 0.2.0 (the router calls of `network`, namespaces and the rest in
+//! 0.3.0 and 0.4.0 only added to 0.2.0 (the router calls of `network`, namespaces and the rest in
 //! `netdev`), so a 0.2.0 driver's answers mean what they meant, converted here between
 //! the two versions' types (bindgen generates them per package version). What 0.2.0
 //! cannot do, it does not do: its network drivers build no routers.

@@ -534,11 +534,19 @@ const ROUTER_STEPS: [&str; 6] = [
     "destroy-router (missing)",
 ];
 
+/// The security group steps, run when the driver declares "SecurityGroup".
+const SECURITY_STEPS: [&str; 4] =
+    ["apply-security", "apply-security (again)", "remove-security", "remove-security (missing)"];
+
 fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
     let routes = match &d.plugin().info.serves {
         crate::plugins::Serves::Network(n) => {
             n.services.iter().any(|s| ROUTER_SERVICES.iter().any(|r| r.eq_ignore_ascii_case(s)))
         }
+        _ => false,
+    };
+    let groups = match &d.plugin().info.serves {
+        crate::plugins::Serves::Network(n) => n.services.iter().any(|s| s.eq_ignore_ascii_case("SecurityGroup")),
         _ => false,
     };
     let why = "changes this host's network devices; run with --network (as root) to build and remove a scratch network";
@@ -548,6 +556,11 @@ fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
         }
         if routes {
             for step in ROUTER_STEPS {
+                report.push(step, Status::Skipped, why);
+            }
+        }
+        if groups {
+            for step in SECURITY_STEPS {
                 report.push(step, Status::Skipped, why);
             }
         }
@@ -591,8 +604,10 @@ fn network(report: &mut Report, d: NetworkDriver, opts: &CheckOptions) {
     });
     if report.record("implement", implemented) {
         router(report, &d, host, &spec, routes);
-    } else if routes {
-        for step in ROUTER_STEPS {
+        security(report, &d, host, &spec, &prefix, groups);
+    } else {
+        let steps = routes.then_some(&ROUTER_STEPS[..]).into_iter().chain(groups.then_some(&SECURITY_STEPS[..]));
+        for step in steps.flatten() {
             report.push(step, Status::Skipped, "needs the network implement did not build");
         }
     }
@@ -668,6 +683,57 @@ fn router(report: &mut Report, d: &NetworkDriver, host: &str, net: &NetworkSpec,
     let destroyed = d.destroy_router(host, net).map_err(err).and_then(|()| state(RouterState::Missing)());
     report.record("destroy-router", destroyed.map(|s| format!("succeeded; router-status then answers {s}")));
     report.record("destroy-router (missing)", d.destroy_router(host, net).map(ok).map_err(err));
+}
+
+/// A driver serving "SecurityGroup" filters a scratch NIC (its device need not exist
+/// yet), applies the same rules again, and removes them, twice; one without it answers
+/// `unsupported` to apply-security.
+fn security(report: &mut Report, d: &NetworkDriver, host: &str, net: &NetworkSpec, prefix: &str, groups: bool) {
+    use crate::plugins::{IcmpMatch, NicSecurity, NicSpec, SecurityProtocol, SecurityRule};
+    let nic = NicSpec {
+        id: uuid::Uuid::new_v4().to_string(),
+        mac: "52:54:00:fb:00:0a".into(),
+        ip: Some("10.251.0.10".into()),
+        hostname: None,
+    };
+    let device: String = format!("{prefix}chk{}", &net.id[..4]).chars().take(14).collect::<String>() + "n";
+    let rule = |protocol, ports: Option<(u16, u16)>, cidr: &str| SecurityRule {
+        protocol,
+        ports: ports.map(|(start, end)| PortRange { start, end }),
+        icmp: None,
+        cidrs: vec![cidr.into()],
+    };
+    let nics = [NicSecurity {
+        nic: nic.clone(),
+        device: device.clone(),
+        ingress: vec![
+            rule(SecurityProtocol::Tcp, Some((22, 22)), "10.251.0.0/24"),
+            SecurityRule {
+                icmp: Some(IcmpMatch { kind: Some(8), code: None }),
+                ..rule(SecurityProtocol::Icmp, None, "0.0.0.0/0")
+            },
+        ],
+        egress: vec![rule(SecurityProtocol::Udp, Some((53, 53)), "0.0.0.0/0")],
+    }];
+    if !groups {
+        let answer = match d.apply_security(host, net, &nics) {
+            Err(PluginError::Driver { error: crate::plugins::DriverError::Unsupported(_), .. }) => {
+                Ok("unsupported, as a driver without the SecurityGroup service answers".into())
+            }
+            Ok(()) => Err("filtered a NIC, but declares no SecurityGroup service in serves".into()),
+            Err(e) => Err(format!("{e}; a driver without the SecurityGroup service answers unsupported")),
+        };
+        report.record("apply-security (no SecurityGroup service)", answer);
+        return;
+    }
+    let ok = |_| "succeeded".to_owned();
+    if report.record("apply-security", d.apply_security(host, net, &nics).map(ok).map_err(err)) {
+        report.record("apply-security (again)", d.apply_security(host, net, &nics).map(ok).map_err(err));
+    } else {
+        report.push("apply-security (again)", Status::Skipped, "needs the rules apply-security did not set");
+    }
+    report.record("remove-security", d.remove_security(host, net, &nic, &device).map(ok).map_err(err));
+    report.record("remove-security (missing)", d.remove_security(host, net, &nic, &device).map(ok).map_err(err));
 }
 
 #[cfg(test)]

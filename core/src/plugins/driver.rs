@@ -9,13 +9,16 @@ use std::time::Instant;
 use wasmtime::{Store, Trap};
 
 use super::bindings::hypervisor::{ConsoleEndpoint, Disk, HostFacts, HostTarget, VmPower, VmSpec, VmStats, VmStatus};
-use super::bindings::network::{Attachment, NetworkSpec, NicSpec, RouterSpec, RouterState};
+use super::bindings::network::{Attachment, NetworkSpec, NicSecurity, NicSpec, RouterSpec, RouterState};
 use super::bindings::plugin::{Capability, DriverKind, PluginInfo as WitPluginInfo};
 use super::bindings::storage::{Usage, Volume};
 use super::bindings::types::{DiskFormat, DriverError, Locator};
-use super::bindings::{HypervisorBindings, NetworkBindings, StorageBindings, network_world, storage_world, v0_1, v0_2};
+use super::bindings::{
+    HypervisorBindings, NetworkBindings, StorageBindings, network_world, storage_world, v0_1, v0_2, v0_3,
+};
 use super::compat_v0_1 as compat;
 use super::compat_v0_2;
+use super::compat_v0_3;
 use super::error::PluginError;
 use super::host::{DriverPre, LoadedPlugin, deadline_ticks};
 use super::state::{CallState, DeadlinePassed};
@@ -27,7 +30,10 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
     let plugin = Arc::new(clone_for_probe(plugin));
     match plugin.pre.kind() {
         super::host::DriverKind::Hypervisor => match HypervisorSession::open(plugin)?.0 {
-            Versioned::V0_3(mut s) => s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
+            Versioned::V0_4(mut s) => s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(Ok)),
+            Versioned::V0_3(mut s) => s.run("describe", |b, s| {
+                b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(hypervisor_info_v0_3(i)))
+            }),
             Versioned::V0_2(mut s) => s.run("describe", |b, s| {
                 b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(hypervisor_info_v0_2(i)))
             }),
@@ -36,8 +42,11 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
             }),
         },
         super::host::DriverKind::Storage => match StorageSession::open(plugin)?.0 {
-            Versioned::V0_3(mut s) => {
+            Versioned::V0_4(mut s) => {
                 s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info(i))))
+            }
+            Versioned::V0_3(mut s) => {
+                s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info_v0_3(i))))
             }
             Versioned::V0_2(mut s) => {
                 s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(storage_info_v0_2(i))))
@@ -47,8 +56,11 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
             }),
         },
         super::host::DriverKind::Network => match NetworkSession::open(plugin)?.0 {
-            Versioned::V0_3(mut s) => {
+            Versioned::V0_4(mut s) => {
                 s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info(i))))
+            }
+            Versioned::V0_3(mut s) => {
+                s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info_v0_3(i))))
             }
             Versioned::V0_2(mut s) => {
                 s.run("describe", |b, s| b.wasmstack_driver_plugin().call_describe(s).map(|i| Ok(network_info_v0_2(i))))
@@ -62,7 +74,7 @@ pub(crate) fn describe(plugin: &LoadedPlugin) -> Result<WitPluginInfo, PluginErr
 
 /// The storage and network worlds have their own copies of the `plugin` types
 /// (bindgen shares imports between worlds, not exports), and so does each contract
-/// version; the host works with one. 0.2.0's `plugin` is 0.3.0's.
+/// version; the host works with one. 0.2.0's and 0.3.0's `plugin` are 0.4.0's.
 macro_rules! world_info {
     ($fn:ident, $($world:ident)::+) => {
         fn $fn(i: $($world)::+::exports::wasmstack::driver::plugin::PluginInfo) -> WitPluginInfo {
@@ -126,6 +138,9 @@ macro_rules! world_info {
 }
 world_info!(storage_info, storage_world);
 world_info!(network_info, network_world);
+world_info!(hypervisor_info_v0_3, v0_3::hypervisor_world);
+world_info!(storage_info_v0_3, v0_3::storage_world);
+world_info!(network_info_v0_3, v0_3::network_world);
 world_info!(hypervisor_info_v0_2, v0_2::hypervisor_world);
 world_info!(storage_info_v0_2, v0_2::storage_world);
 world_info!(network_info_v0_2, v0_2::network_world);
@@ -205,21 +220,28 @@ impl<B> Session<B> {
 }
 
 /// A session with a driver of any contract version it may be built for: the current
-/// bindings, or the 0.2.0 or 0.1.0 ones whose calls `compat_v0_2` and `compat_v0_1` adapt.
-enum Versioned<A, B, C> {
-    V0_3(Session<A>),
+/// bindings, or the 0.3.0, 0.2.0 or 0.1.0 ones whose calls `compat_v0_3`, `compat_v0_2`
+/// and `compat_v0_1` adapt.
+enum Versioned<A, D, B, C> {
+    V0_4(Session<A>),
+    V0_3(Session<D>),
     V0_2(Session<B>),
     V0_1(Session<C>),
 }
 
 /// Runs one export in whichever version the session speaks: `$now` with the current
-/// bindings, `$old` with the 0.1.0 ones and, read with `compat` naming `compat_v0_2`
-/// (whose conversions have the same names), with the 0.2.0 ones. Each sees the bindings
-/// as `$b` and the store as `$s`.
+/// bindings, `$old` with the 0.1.0 ones and, read with `compat` naming `compat_v0_3` or
+/// `compat_v0_2` (whose conversions have the same names), with the 0.3.0 and 0.2.0 ones.
+/// Each sees the bindings as `$b` and the store as `$s`.
 macro_rules! versioned {
     ($session:expr, $op:literal, |$b:ident, $s:ident| $now:expr, $old:expr) => {
         match &mut $session.0 {
-            Versioned::V0_3(x) => x.run($op, |$b, $s| $now),
+            Versioned::V0_4(x) => x.run($op, |$b, $s| $now),
+            Versioned::V0_3(x) => x.run($op, |$b, $s| {
+                #[allow(unused_imports)]
+                use compat_v0_3 as compat;
+                $old
+            }),
             Versioned::V0_2(x) => x.run($op, |$b, $s| {
                 #[allow(unused_imports)]
                 use compat_v0_2 as compat;
@@ -232,9 +254,18 @@ macro_rules! versioned {
 
 /// Opens a session of the plugin's version, or says it is not of `kind`.
 macro_rules! open_versioned {
-    ($plugin:expr, $kind:literal, $v3:ident, $v2:ident, $v1:ident) => {{
+    ($plugin:expr, $kind:literal, $v4:ident, $v3:ident, $v2:ident, $v1:ident) => {{
         let plugin = $plugin;
         match &plugin.pre {
+            DriverPre::$v4(_) => Session::open(
+                plugin,
+                |pre, store| match pre {
+                    DriverPre::$v4(p) => Some(p.instantiate(store)),
+                    _ => None,
+                },
+                $kind,
+            )
+            .map(Versioned::V0_4),
             DriverPre::$v3(_) => Session::open(
                 plugin,
                 |pre, store| match pre {
@@ -275,7 +306,9 @@ pub struct HypervisorDriver {
 
 /// One store and instance kept across several calls (for a workflow, or to measure
 /// the call overhead alone). After any trap it must be dropped.
-pub struct HypervisorSession(Versioned<HypervisorBindings, v0_2::HypervisorBindings, v0_1::HypervisorBindings>);
+pub struct HypervisorSession(
+    Versioned<HypervisorBindings, v0_3::HypervisorBindings, v0_2::HypervisorBindings, v0_1::HypervisorBindings>,
+);
 
 impl HypervisorDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -340,14 +373,20 @@ impl HypervisorDriver {
 
 impl HypervisorSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        open_versioned!(plugin, "hypervisor", Hypervisor, HypervisorV0_2, HypervisorV0_1).map(HypervisorSession)
+        open_versioned!(plugin, "hypervisor", Hypervisor, HypervisorV0_3, HypervisorV0_2, HypervisorV0_1)
+            .map(HypervisorSession)
     }
 
     pub fn connect_host(&mut self, hypervisor_type: &str, url: &str) -> Result<HostTarget, PluginError> {
         match &mut self.0 {
-            Versioned::V0_3(x) => {
+            Versioned::V0_4(x) => {
                 x.run("connect-host", |b, s| b.wasmstack_driver_hypervisor().call_connect_host(s, hypervisor_type, url))
             }
+            Versioned::V0_3(x) => x.run("connect-host", |b, s| {
+                b.wasmstack_driver_hypervisor()
+                    .call_connect_host(s, hypervisor_type, url)
+                    .map(|r| r.map(|t| HostTarget { url: t.url, address: t.address }))
+            }),
             Versioned::V0_2(x) => x.run("connect-host", |b, s| {
                 b.wasmstack_driver_hypervisor()
                     .call_connect_host(s, hypervisor_type, url)
@@ -464,7 +503,9 @@ pub struct StorageDriver {
 
 /// One storage-driver store and instance kept across several calls. After any trap
 /// it must be dropped.
-pub struct StorageSession(Versioned<StorageBindings, v0_2::StorageBindings, v0_1::StorageBindings>);
+pub struct StorageSession(
+    Versioned<StorageBindings, v0_3::StorageBindings, v0_2::StorageBindings, v0_1::StorageBindings>,
+);
 
 impl StorageDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -547,7 +588,7 @@ impl StorageDriver {
 
 impl StorageSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        open_versioned!(plugin, "storage", Storage, StorageV0_2, StorageV0_1).map(StorageSession)
+        open_versioned!(plugin, "storage", Storage, StorageV0_3, StorageV0_2, StorageV0_1).map(StorageSession)
     }
 
     pub fn attach(&mut self, url: &str) -> Result<Usage, PluginError> {
@@ -690,7 +731,9 @@ pub struct NetworkDriver {
 
 /// One network-driver store and instance kept across several calls. After any trap
 /// it must be dropped.
-pub struct NetworkSession(Versioned<NetworkBindings, v0_2::NetworkBindings, v0_1::NetworkBindings>);
+pub struct NetworkSession(
+    Versioned<NetworkBindings, v0_3::NetworkBindings, v0_2::NetworkBindings, v0_1::NetworkBindings>,
+);
 
 impl NetworkDriver {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
@@ -732,11 +775,27 @@ impl NetworkDriver {
     pub fn router_status(&self, host: &str, net: &NetworkSpec) -> Result<RouterState, PluginError> {
         self.session()?.router_status(host, net)
     }
+    /// Makes the security rules of `nics` (NICs of `net` on `host`) exactly these, all at
+    /// once; other NICs keep theirs. Drivers built before contract 0.4.0, and those that
+    /// do not serve "SecurityGroup", answer unsupported.
+    pub fn apply_security(&self, host: &str, net: &NetworkSpec, nics: &[NicSecurity]) -> Result<(), PluginError> {
+        self.session()?.apply_security(host, net, nics)
+    }
+    /// Removes what `apply_security` set for a NIC's host `device`.
+    pub fn remove_security(
+        &self,
+        host: &str,
+        net: &NetworkSpec,
+        nic: &NicSpec,
+        device: &str,
+    ) -> Result<(), PluginError> {
+        self.session()?.remove_security(host, net, nic, device)
+    }
 }
 
 impl NetworkSession {
     fn open(plugin: Arc<LoadedPlugin>) -> Result<Self, PluginError> {
-        open_versioned!(plugin, "network", Network, NetworkV0_2, NetworkV0_1).map(NetworkSession)
+        open_versioned!(plugin, "network", Network, NetworkV0_3, NetworkV0_2, NetworkV0_1).map(NetworkSession)
     }
 
     pub fn implement(&mut self, host: &str, net: &NetworkSpec) -> Result<Attachment, PluginError> {
@@ -777,29 +836,83 @@ impl NetworkSession {
     }
     pub fn apply_router(&mut self, host: &str, net: &NetworkSpec, router: &RouterSpec) -> Result<(), PluginError> {
         match &mut self.0 {
-            Versioned::V0_3(x) => {
+            Versioned::V0_4(x) => {
                 x.run("apply-router", |b, s| b.wasmstack_driver_network().call_apply_router(s, host, net, router))
             }
+            Versioned::V0_3(x) => x.run("apply-router", |b, s| {
+                b.wasmstack_driver_network().call_apply_router(
+                    s,
+                    host,
+                    &compat_v0_3::network_spec(net),
+                    &compat_v0_3::router_spec(router),
+                )
+            }),
             Versioned::V0_2(x) => Err(no_router(&x.plugin)),
             Versioned::V0_1(x) => Err(no_router(&x.plugin)),
         }
     }
     pub fn destroy_router(&mut self, host: &str, net: &NetworkSpec) -> Result<(), PluginError> {
         match &mut self.0 {
-            Versioned::V0_3(x) => {
+            Versioned::V0_4(x) => {
                 x.run("destroy-router", |b, s| b.wasmstack_driver_network().call_destroy_router(s, host, net))
             }
+            Versioned::V0_3(x) => x.run("destroy-router", |b, s| {
+                b.wasmstack_driver_network().call_destroy_router(s, host, &compat_v0_3::network_spec(net))
+            }),
             // Drivers that build no routers have none to destroy.
             Versioned::V0_2(_) | Versioned::V0_1(_) => Ok(()),
         }
     }
     pub fn router_status(&mut self, host: &str, net: &NetworkSpec) -> Result<RouterState, PluginError> {
         match &mut self.0 {
-            Versioned::V0_3(x) => {
+            Versioned::V0_4(x) => {
                 x.run("router-status", |b, s| b.wasmstack_driver_network().call_router_status(s, host, net))
             }
+            Versioned::V0_3(x) => x.run("router-status", |b, s| {
+                b.wasmstack_driver_network()
+                    .call_router_status(s, host, &compat_v0_3::network_spec(net))
+                    .map(|r| r.map(compat_v0_3::router_state))
+            }),
             Versioned::V0_2(_) | Versioned::V0_1(_) => Ok(RouterState::Missing),
         }
+    }
+    /// Makes the security rules of `nics` (of `net`, on `host`) exactly these; see the
+    /// contract's `apply-security`. Drivers built before 0.4.0 answer unsupported.
+    pub fn apply_security(&mut self, host: &str, net: &NetworkSpec, nics: &[NicSecurity]) -> Result<(), PluginError> {
+        match &mut self.0 {
+            Versioned::V0_4(x) => {
+                x.run("apply-security", |b, s| b.wasmstack_driver_network().call_apply_security(s, host, net, nics))
+            }
+            Versioned::V0_3(x) => Err(no_security(&x.plugin)),
+            Versioned::V0_2(x) => Err(no_security(&x.plugin)),
+            Versioned::V0_1(x) => Err(no_security(&x.plugin)),
+        }
+    }
+    /// Removes what `apply_security` set for a NIC's `device`. Drivers built before 0.4.0
+    /// answer unsupported.
+    pub fn remove_security(
+        &mut self,
+        host: &str,
+        net: &NetworkSpec,
+        nic: &NicSpec,
+        device: &str,
+    ) -> Result<(), PluginError> {
+        match &mut self.0 {
+            Versioned::V0_4(x) => x.run("remove-security", |b, s| {
+                b.wasmstack_driver_network().call_remove_security(s, host, net, nic, device)
+            }),
+            Versioned::V0_3(x) => Err(no_security(&x.plugin)),
+            Versioned::V0_2(x) => Err(no_security(&x.plugin)),
+            Versioned::V0_1(x) => Err(no_security(&x.plugin)),
+        }
+    }
+}
+
+/// A driver built before security groups existed was asked to filter NICs.
+fn no_security(plugin: &LoadedPlugin) -> PluginError {
+    PluginError::Driver {
+        plugin: plugin.info.name.clone(),
+        error: compat_v0_3::no_security(&plugin.wit_version_label()),
     }
 }
 

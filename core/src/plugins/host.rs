@@ -28,7 +28,7 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use super::bindings::plugin::{Capability as WitCapability, DriverKind as WitKind};
 use super::bindings::{
     HypervisorBindings, HypervisorDriverPre, NetworkDriverPre, StorageDriverPre, endpoint as wit_endpoint,
-    images as wit_images, libvirt as wit_libvirt, log as wit_log, netdev as wit_netdev, v0_1, v0_2,
+    images as wit_images, libvirt as wit_libvirt, log as wit_log, netdev as wit_netdev, v0_1, v0_2, v0_3,
 };
 use super::caps::images::ImageActivity;
 use super::caps::libvirt::LibvirtPool;
@@ -41,11 +41,11 @@ use super::guest_data::{GuestDataPlane, GuestDataSource};
 use super::state::{CallState, DeadlinePassed};
 
 /// The WIT package this server implements; components built against any
-/// semver-compatible version (0.3.x) load, and so do 0.2.x and 0.1.x ones, adapted
-/// (`compat_v0_2`, `compat_v0_1`).
-pub const SUPPORTED_WIT: &str = "wasmstack:driver@0.3.0";
+/// semver-compatible version (0.4.x) load, and so do 0.3.x, 0.2.x and 0.1.x ones, adapted
+/// (`compat_v0_3`, `compat_v0_2`, `compat_v0_1`).
+pub const SUPPORTED_WIT: &str = "wasmstack:driver@0.4.0";
 const WIT_PACKAGE: &str = "wasmstack:driver";
-const SUPPORTED_MAJOR_MINOR: (u64, u64) = (0, 3);
+const SUPPORTED_MAJOR_MINOR: (u64, u64) = (0, 4);
 
 /// Granularity of call deadlines: the engine's epoch advances this often.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
@@ -108,6 +108,9 @@ pub(crate) enum DriverPre {
     Hypervisor(HypervisorDriverPre<CallState>),
     Storage(StorageDriverPre<CallState>),
     Network(NetworkDriverPre<CallState>),
+    HypervisorV0_3(v0_3::HypervisorDriverPre<CallState>),
+    StorageV0_3(v0_3::StorageDriverPre<CallState>),
+    NetworkV0_3(v0_3::NetworkDriverPre<CallState>),
     HypervisorV0_2(v0_2::HypervisorDriverPre<CallState>),
     StorageV0_2(v0_2::StorageDriverPre<CallState>),
     NetworkV0_2(v0_2::NetworkDriverPre<CallState>),
@@ -119,22 +122,30 @@ pub(crate) enum DriverPre {
 impl DriverPre {
     pub(crate) fn kind(&self) -> DriverKind {
         match self {
-            DriverPre::Hypervisor(_) | DriverPre::HypervisorV0_2(_) | DriverPre::HypervisorV0_1(_) => {
-                DriverKind::Hypervisor
-            }
-            DriverPre::Storage(_) | DriverPre::StorageV0_2(_) | DriverPre::StorageV0_1(_) => DriverKind::Storage,
-            DriverPre::Network(_) | DriverPre::NetworkV0_2(_) | DriverPre::NetworkV0_1(_) => DriverKind::Network,
+            DriverPre::Hypervisor(_)
+            | DriverPre::HypervisorV0_3(_)
+            | DriverPre::HypervisorV0_2(_)
+            | DriverPre::HypervisorV0_1(_) => DriverKind::Hypervisor,
+            DriverPre::Storage(_)
+            | DriverPre::StorageV0_3(_)
+            | DriverPre::StorageV0_2(_)
+            | DriverPre::StorageV0_1(_) => DriverKind::Storage,
+            DriverPre::Network(_)
+            | DriverPre::NetworkV0_3(_)
+            | DriverPre::NetworkV0_2(_)
+            | DriverPre::NetworkV0_1(_) => DriverKind::Network,
         }
     }
 }
 
-/// The contract versions this server speaks: 0.3.x natively, 0.2.x and 0.1.x through
-/// the adapters.
+/// The contract versions this server speaks: 0.4.x natively, 0.3.x, 0.2.x and 0.1.x
+/// through the adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WitVersion {
     V0_1,
     V0_2,
     V0_3,
+    V0_4,
 }
 
 /// A validated driver, ready to be instantiated.
@@ -328,10 +339,21 @@ impl PluginHost {
         wit_images::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
         // Likewise the network world: only `netdev` is its own.
         wit_netdev::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link_err)?;
-        // The same host capabilities once more under their 0.2.0 and 0.1.0 names, for
-        // drivers built against those: the interfaces only grew since (a driver imports the
-        // functions it knows), but a linker matches 0.1, 0.2 and 0.3 as different packages.
+        // The same host capabilities once more under their 0.3.0, 0.2.0 and 0.1.0 names,
+        // for drivers built against those: the interfaces only grew since (a driver imports
+        // the functions it knows), but a linker matches 0.1 to 0.4 as different packages.
         // `types` only holds types, so an empty instance names it.
+        linker.instance(v0_3::TYPES).map_err(link_err)?;
+        let mut log = linker.instance(v0_3::LOG).map_err(link_err)?;
+        wit_log::add_to_linker_instance::<_, HasSelf<_>>(&mut log, |s| s).map_err(link_err)?;
+        let mut libvirt = linker.instance(v0_3::LIBVIRT).map_err(link_err)?;
+        wit_libvirt::add_to_linker_instance::<_, HasSelf<_>>(&mut libvirt, |s| s).map_err(link_err)?;
+        let mut endpoint = linker.instance(v0_3::ENDPOINT).map_err(link_err)?;
+        wit_endpoint::add_to_linker_instance::<_, HasSelf<_>>(&mut endpoint, |s| s).map_err(link_err)?;
+        let mut images = linker.instance(v0_3::IMAGES).map_err(link_err)?;
+        wit_images::add_to_linker_instance::<_, HasSelf<_>>(&mut images, |s| s).map_err(link_err)?;
+        let mut netdev = linker.instance(v0_3::NETDEV).map_err(link_err)?;
+        wit_netdev::add_to_linker_instance::<_, HasSelf<_>>(&mut netdev, |s| s).map_err(link_err)?;
         linker.instance(v0_2::TYPES).map_err(link_err)?;
         let mut log = linker.instance(v0_2::LOG).map_err(link_err)?;
         wit_log::add_to_linker_instance::<_, HasSelf<_>>(&mut log, |s| s).map_err(link_err)?;
@@ -586,14 +608,23 @@ impl PluginHost {
             self.inner.linker.instantiate_pre(&component).map_err(|e| invalid(format!("cannot link: {e:#}")))?;
         let missing = |e: wasmtime::Error| invalid(format!("missing exports: {e:#}"));
         let pre = match (kind, contract) {
-            (DriverKind::Hypervisor, WitVersion::V0_3) => {
+            (DriverKind::Hypervisor, WitVersion::V0_4) => {
                 DriverPre::Hypervisor(HypervisorDriverPre::new(instance_pre).map_err(missing)?)
             }
-            (DriverKind::Storage, WitVersion::V0_3) => {
+            (DriverKind::Storage, WitVersion::V0_4) => {
                 DriverPre::Storage(StorageDriverPre::new(instance_pre).map_err(missing)?)
             }
-            (DriverKind::Network, WitVersion::V0_3) => {
+            (DriverKind::Network, WitVersion::V0_4) => {
                 DriverPre::Network(NetworkDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Hypervisor, WitVersion::V0_3) => {
+                DriverPre::HypervisorV0_3(v0_3::HypervisorDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Storage, WitVersion::V0_3) => {
+                DriverPre::StorageV0_3(v0_3::StorageDriverPre::new(instance_pre).map_err(missing)?)
+            }
+            (DriverKind::Network, WitVersion::V0_3) => {
+                DriverPre::NetworkV0_3(v0_3::NetworkDriverPre::new(instance_pre).map_err(missing)?)
             }
             (DriverKind::Hypervisor, WitVersion::V0_2) => {
                 DriverPre::HypervisorV0_2(v0_2::HypervisorDriverPre::new(instance_pre).map_err(missing)?)
@@ -1098,8 +1129,8 @@ fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKi
     for v in &versions {
         let Some(this) = compatible(v) else {
             return Err(format!(
-                "built for {WIT_PACKAGE}@{v}; this server supports {WIT_PACKAGE}@0.3.x ({SUPPORTED_WIT}) and, \
-                 adapted, {WIT_PACKAGE}@0.2.x and 0.1.x"
+                "built for {WIT_PACKAGE}@{v}; this server supports {WIT_PACKAGE}@0.4.x ({SUPPORTED_WIT}) and, \
+                 adapted, {WIT_PACKAGE}@0.3.x, 0.2.x and 0.1.x"
             ));
         };
         if contract.is_some_and(|c| c != this) {
@@ -1107,7 +1138,7 @@ fn interface_version(component: &Component, engine: &Engine) -> Result<(DriverKi
         }
         contract = Some(this);
     }
-    let contract = contract.unwrap_or(WitVersion::V0_3);
+    let contract = contract.unwrap_or(WitVersion::V0_4);
     let kind = kind.ok_or_else(|| format!("exports none of {WIT_PACKAGE}/hypervisor, storage or network"))?;
     Ok((kind, contract, version))
 }
@@ -1153,8 +1184,9 @@ fn compatible(version: &str) -> Option<WitVersion> {
     let mut parts = version.split('.').map(|p| p.split(['-', '+']).next().unwrap_or("").parse::<u64>());
     match (parts.next(), parts.next(), parts.next()) {
         (Some(Ok(major)), Some(Ok(minor)), Some(Ok(_))) if (major, minor) == SUPPORTED_MAJOR_MINOR => {
-            Some(WitVersion::V0_3)
+            Some(WitVersion::V0_4)
         }
+        (Some(Ok(0)), Some(Ok(3)), Some(Ok(_))) => Some(WitVersion::V0_3),
         (Some(Ok(0)), Some(Ok(2)), Some(Ok(_))) => Some(WitVersion::V0_2),
         (Some(Ok(0)), Some(Ok(1)), Some(Ok(_))) => Some(WitVersion::V0_1),
         _ => None,
@@ -1222,13 +1254,15 @@ mod tests {
 
     #[test]
     fn wit_versions() {
+        assert_eq!(compatible("0.4.0"), Some(WitVersion::V0_4));
+        assert_eq!(compatible("0.4.2"), Some(WitVersion::V0_4));
         assert_eq!(compatible("0.3.0"), Some(WitVersion::V0_3));
         assert_eq!(compatible("0.3.2"), Some(WitVersion::V0_3));
         assert_eq!(compatible("0.2.0"), Some(WitVersion::V0_2));
         assert_eq!(compatible("0.2.7"), Some(WitVersion::V0_2));
         assert_eq!(compatible("0.1.0"), Some(WitVersion::V0_1));
         assert_eq!(compatible("0.1.3"), Some(WitVersion::V0_1));
-        assert_eq!(compatible("0.4.0"), None);
+        assert_eq!(compatible("0.5.0"), None);
         assert_eq!(compatible("1.1.0"), None);
         assert_eq!(compatible("9.0.0"), None);
         assert_eq!(compatible(""), None);

@@ -238,7 +238,7 @@ fn template(kind: DriverKind) -> KindTemplate {
         },
         DriverKind::Network => KindTemplate {
             world: "network-driver",
-            uses: "use exports::wasmstack::driver::network::{\n    Attachment, Guest as Network, NetworkSpec, NicSpec, RouterSpec, RouterState,\n};\n\
+            uses: "use exports::wasmstack::driver::network::{\n    Attachment, Guest as Network, NetworkSpec, NicSecurity, NicSpec, RouterSpec, RouterState,\n};\n\
                    use wasmstack::driver::types::DriverError;",
             capability: "Capability::Netdev(\"ws-\".into())",
             serves_uses: "NetworkFacts, Serves",
@@ -264,6 +264,14 @@ fn template(kind: DriverKind) -> KindTemplate {
                 ),
                 ("destroy-router", "destroy_router(host: String, net: NetworkSpec) -> Result<(), DriverError>"),
                 ("router-status", "router_status(host: String, net: NetworkSpec) -> Result<RouterState, DriverError>"),
+                (
+                    "apply-security",
+                    "apply_security(host: String, net: NetworkSpec, nics: Vec<NicSecurity>) -> Result<(), DriverError>",
+                ),
+                (
+                    "remove-security",
+                    "remove_security(host: String, net: NetworkSpec, nic: NicSpec, device: String) -> Result<(), DriverError>",
+                ),
             ],
         },
     }

@@ -1,9 +1,13 @@
 //! wasmstack network driver for flat networks: every guest NIC of a network plugs into
 //! one Linux bridge named by the physical network label, untagged; no isolation
-//! between networks that share a label.
+//! between networks that share a label. Security groups isolate the NICs instead: each
+//! NIC's port on the bridge gets its rules through the host's port filters.
 
-#[cfg(not(feature = "wit-v0-2"))]
+#[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
 wit_bindgen::generate!({ world: "network-driver", path: "../../wit", generate_all });
+// The same driver built against the frozen 0.3.0 contract: routers, no security groups.
+#[cfg(feature = "wit-v0-3")]
+wit_bindgen::generate!({ world: "network-driver", path: "../../wit/v0.3.0", generate_all });
 // The same driver built against the frozen 0.2.0 contract, to prove the server still runs
 // such drivers: no router calls (the server answers them for it).
 #[cfg(feature = "wit-v0-2")]
@@ -11,7 +15,12 @@ wit_bindgen::generate!({ world: "network-driver", path: "../../wit/v0.2.0", gene
 
 #[path = "../../shared/bridge.rs"]
 mod bridge;
+#[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
+#[path = "../../shared/security.rs"]
+mod security;
 
+#[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
+use exports::wasmstack::driver::network::NicSecurity;
 use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec};
 #[cfg(not(feature = "wit-v0-2"))]
 use exports::wasmstack::driver::network::{RouterSpec, RouterState};
@@ -76,6 +85,19 @@ impl network::Guest for Flat {
     fn router_status(_host: String, _net: NetworkSpec) -> Result<RouterState, DriverError> {
         Ok(RouterState::Missing)
     }
+
+    #[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
+    fn apply_security(_host: String, net: NetworkSpec, nics: Vec<NicSecurity>) -> Result<(), DriverError> {
+        // Checks the network is one of ours (no VLAN) before filtering its NICs' ports.
+        attachment(&net)?;
+        security::apply(&nics)
+    }
+
+    #[cfg(not(any(feature = "wit-v0-2", feature = "wit-v0-3")))]
+    fn remove_security(_host: String, net: NetworkSpec, _nic: NicSpec, device: String) -> Result<(), DriverError> {
+        attachment(&net)?;
+        security::remove(&device)
+    }
 }
 
 impl plugin::Guest for Flat {
@@ -86,7 +108,11 @@ impl plugin::Guest for Flat {
             kind: DriverKind::Network,
             serves: Serves::Network(NetworkFacts {
                 isolation_methods: vec!["Flat".into()],
-                services: vec!["Dhcp".into()],
+                services: if cfg!(any(feature = "wit-v0-2", feature = "wit-v0-3")) {
+                    vec!["Dhcp".into()]
+                } else {
+                    vec!["Dhcp".into(), "SecurityGroup".into()]
+                },
             }),
             description: "Flat guest networks on a Linux bridge named by the physical network label, \
                           e.g. \"ws-flat0\". Grant netdev = [\"ws-\"]."

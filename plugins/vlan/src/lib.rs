@@ -12,7 +12,9 @@ mod bridge;
 mod router;
 
 use bridge::DhcpPlace;
-use exports::wasmstack::driver::network::{self, Attachment, NetworkSpec, NicSpec, RouterSpec, RouterState};
+use exports::wasmstack::driver::network::{
+    self, Attachment, NetworkSpec, NicSecurity, NicSpec, RouterSpec, RouterState,
+};
 use exports::wasmstack::driver::plugin::{self, Capability, DriverKind, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::netdev::{self, BridgeKind, LinkPlug};
 use wasmstack::driver::types::DriverError;
@@ -101,6 +103,16 @@ impl network::Guest for Vlan {
 
     fn router_status(_host: String, net: NetworkSpec) -> Result<RouterState, DriverError> {
         router::status(&net)
+    }
+
+    fn apply_security(_host: String, _net: NetworkSpec, _nics: Vec<NicSecurity>) -> Result<(), DriverError> {
+        // Its NICs are Open vSwitch ports, which the host's port filters (Linux bridge
+        // ports) do not reach.
+        Err(DriverError::Unsupported("the vlan driver has no security groups; use the flat driver".into()))
+    }
+
+    fn remove_security(_host: String, _net: NetworkSpec, _nic: NicSpec, _device: String) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported("the vlan driver has no security groups; use the flat driver".into()))
     }
 }
 

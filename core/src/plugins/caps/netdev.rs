@@ -13,10 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod filter;
 mod netns;
 
+pub use filter::port_filters_nft;
+
 use super::process::{self, ExitWatch, RunError};
-use crate::plugins::bindings::netdev::{BridgeKind, DhcpConfig, DhcpHost, Host, LbConfig, LinkPlug, ServiceState};
+use crate::plugins::bindings::netdev::{
+    BridgeKind, DhcpConfig, DhcpHost, Host, LbConfig, LinkPlug, PortFilter, ServiceState,
+};
 use crate::plugins::bindings::types::DriverError;
 use crate::plugins::grants::denial;
 use crate::plugins::guest_data::{GuestDataPlane, Leases, parse_mac};
@@ -439,6 +444,30 @@ impl Host for CallState {
 
     fn stop_dhcp(&mut self, name: String) -> Outcome<()> {
         self.netdev_op(&[&name], |op| stop_dhcp(op, &name))
+    }
+
+    fn apply_port_filters(&mut self, filters: Vec<PortFilter>) -> Outcome<()> {
+        if filters.len() > filter::MAX_FILTERS {
+            return Ok(Err(DriverError::InvalidSpec(format!(
+                "{} filters, at most {}",
+                filters.len(),
+                filter::MAX_FILTERS
+            ))));
+        }
+        let devices: Vec<&str> = filters.iter().map(|f| f.device.as_str()).collect();
+        self.netdev_op(&devices, |op| filter::apply_port_filters(op, &filters))
+    }
+
+    fn remove_port_filters(&mut self, devices: Vec<String>) -> Outcome<()> {
+        if devices.len() > filter::MAX_FILTERS {
+            return Ok(Err(DriverError::InvalidSpec(format!(
+                "{} devices, at most {}",
+                devices.len(),
+                filter::MAX_FILTERS
+            ))));
+        }
+        let names: Vec<&str> = devices.iter().map(String::as_str).collect();
+        self.netdev_op(&names, |op| filter::remove_port_filters(op, &devices))
     }
 }
 
