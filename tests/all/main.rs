@@ -21,6 +21,7 @@ mod public_ips;
 mod reload;
 mod router;
 mod rules;
+mod security_groups;
 mod signing;
 mod simulator;
 mod storage;
