@@ -155,7 +155,8 @@ fn groups_are_created_listed_and_deleted_beside_the_default_group() {
         let before = state(cloud).await;
         let web_id = id(&web);
         let default_id = id(default);
-        let cases: Vec<(&Operator, &str, Vec<(&str, &str)>, u32, &str)> = vec![
+        type Case<'a> = (&'a Operator<'a>, &'a str, Vec<(&'a str, &'a str)>, u32, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 &t.user,
                 "createSecurityGroup",

@@ -177,9 +177,11 @@ pub async fn ensure_default(db: &Db, account_id: i64, domain_id: i64) -> Result<
     if let Some(g) = group_named(db, account_id, DEFAULT_GROUP).await? {
         return Ok(g);
     }
-    match insert_group(db, account_id, domain_id, DEFAULT_GROUP, Some(DEFAULT_DESCRIPTION)).await {
-        Err(SecurityGroupError::Db(e)) => return Err(e),
-        Ok(_) | Err(_) => {}
+    // Made meanwhile by another caller (the name is taken): that one is the group.
+    if let Err(SecurityGroupError::Db(e)) =
+        insert_group(db, account_id, domain_id, DEFAULT_GROUP, Some(DEFAULT_DESCRIPTION)).await
+    {
+        return Err(e);
     }
     group_named(db, account_id, DEFAULT_GROUP).await?.ok_or(DbError::Sql(sqlx::Error::RowNotFound))
 }
@@ -188,10 +190,14 @@ pub async fn ensure_default(db: &Db, account_id: i64, domain_id: i64) -> Result<
 /// allow it (checked in the same transaction).
 pub async fn delete_group(db: &Db, id: i64) -> Result<(), SecurityGroupError> {
     let mut tx = db.begin().await?;
-    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instance_security_groups WHERE group_id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    // An expunged instance's memberships no longer count; they go with the group.
+    let members: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM instance_security_groups m JOIN instances i ON i.id = m.instance_id \
+         WHERE m.group_id = $1 AND i.removed IS NULL",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
     let referenced: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM security_group_rules WHERE ref_group_id = $1 AND group_id <> $1")
             .bind(id)
@@ -203,6 +209,7 @@ pub async fn delete_group(db: &Db, id: i64) -> Result<(), SecurityGroupError> {
     if members > 0 {
         return Err(SecurityGroupError::HasMembers);
     }
+    sqlx::query("DELETE FROM instance_security_groups WHERE group_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM security_group_rules WHERE group_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM security_groups WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;

@@ -21,6 +21,9 @@ impl Direction {
     }
 }
 
+/// `usersecuritygrouplist` entries: (account, group), either possibly missing.
+pub type UserGroups = Vec<(Option<String>, Option<String>)>;
+
 /// One authorizeSecurityGroupIngress/Egress call: the rule's fields as given; the
 /// orchestrator checks them as CloudStack does, in CloudStack's order.
 #[derive(Debug, Clone)]
@@ -35,7 +38,7 @@ pub struct AuthorizeRequest {
     pub icmp_code: Option<i32>,
     pub cidrs: Option<Vec<String>>,
     /// `usersecuritygrouplist[i].account` and `.group`, as given (either may be missing).
-    pub groups: Option<Vec<(Option<String>, Option<String>)>>,
+    pub groups: Option<UserGroups>,
     pub owner: OwnerRef,
 }
 
@@ -54,7 +57,7 @@ fn owner(p: &Params) -> Result<OwnerRef, ApiError> {
 }
 
 /// `usersecuritygrouplist[i].account` / `.group` pairs, in index order.
-fn user_groups(p: &Params) -> Result<Option<Vec<(Option<String>, Option<String>)>>, ApiError> {
+fn user_groups(p: &Params) -> Result<Option<UserGroups>, ApiError> {
     let Some(map) = p.map("usersecuritygrouplist")? else {
         return Ok(None);
     };
