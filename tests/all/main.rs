@@ -22,6 +22,7 @@ mod reload;
 mod router;
 mod rules;
 mod security;
+mod security_groups;
 mod signing;
 mod simulator;
 mod storage;

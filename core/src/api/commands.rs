@@ -13,6 +13,7 @@ mod offerings;
 mod plugins;
 mod public_ip;
 mod rules;
+mod security_groups;
 mod session;
 mod storage;
 mod templates;
@@ -251,11 +252,12 @@ pub fn all() -> impl Iterator<Item = &'static Command> + Clone {
         .chain(plugins::PLUGIN_COMMANDS)
         .chain(capacity::CAPACITY_COMMANDS)
         .chain(guest_access::GUEST_ACCESS_COMMANDS)
+        .chain(security_groups::SECURITY_GROUP_COMMANDS)
 }
 
 /// Each family's own table, by the name of its module (for tests).
 #[cfg(test)]
-pub(crate) fn family_tables() -> [(&'static str, &'static [Command]); 8] {
+pub(crate) fn family_tables() -> [(&'static str, &'static [Command]); 9] {
     [
         ("templates", templates::TEMPLATES_COMMANDS),
         ("storage", storage::STORAGE_COMMANDS),
@@ -265,6 +267,7 @@ pub(crate) fn family_tables() -> [(&'static str, &'static [Command]); 8] {
         ("network", network::NETWORK_COMMANDS),
         ("instance", instance::INSTANCE_COMMANDS),
         ("guest_access", guest_access::GUEST_ACCESS_COMMANDS),
+        ("security_groups", security_groups::SECURITY_GROUP_COMMANDS),
     ]
 }
 

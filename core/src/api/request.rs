@@ -10,6 +10,7 @@ mod offerings;
 mod plugins;
 mod public_ip;
 mod rules;
+mod security_groups;
 mod storage;
 mod templates;
 
@@ -25,6 +26,7 @@ pub use rules::{
     BalancerUpdate, ForwardUpdate, Members, NewBalancerRequest, NewFirewallRequest, NewForwardRequest, RuleQuery,
     RulesRequest,
 };
+pub use security_groups::{AuthorizeRequest, Direction, GroupChoice, SecurityGroupRequest};
 pub use storage::{NewPoolRequest, NewStoreRequest, NewVolumeRequest, SnapshotQuery, StorageRequest, VolumeQuery};
 pub use templates::{NewTemplateRequest, TemplateFromVolume, TemplateQuery, TemplateRequest};
 
@@ -82,6 +84,8 @@ pub enum Request {
     PublicIp(PublicIpRequest),
     /// An SSH key pair, userdata or password command (see `request::guest_access`).
     GuestAccess(GuestAccessRequest),
+    /// A security group command (see `request::security_groups`).
+    SecurityGroup(SecurityGroupRequest),
     ListApis {
         name: Option<String>,
     },
@@ -204,13 +208,14 @@ impl Request {
         let p = params;
         // Each family of commands parses its own; the rest are parsed here.
         type Family = fn(&'static Command, &Params) -> Result<Option<Request>, ApiError>;
-        let families: [Family; 6] = [
+        let families: [Family; 7] = [
             |c, p| Ok(templates::parse(c, p)?.map(Request::Template)),
             |c, p| Ok(storage::parse(c, p)?.map(Request::Storage)),
             |c, p| Ok(offerings::parse(c, p)?.map(Request::Offering)),
             |c, p| Ok(infra::parse(c, p)?.map(Request::Infra)),
             |c, p| Ok(identity::parse(c, p)?.map(Request::Identity)),
             |c, p| Ok(guest_access::parse(c, p)?.map(Request::GuestAccess)),
+            |c, p| Ok(security_groups::parse(c, p)?.map(Request::SecurityGroup)),
         ];
         for family in families {
             if let Some(r) = family(cmd, p)? {
@@ -320,6 +325,7 @@ mod table_tests {
                     Request::Network(_) => "network",
                     Request::Instance(_) => "instance",
                     Request::GuestAccess(_) => "guest_access",
+                    Request::SecurityGroup(_) => "security_groups",
                     other => panic!("{}: parsed outside its family: {other:?}", cmd.name),
                 };
                 assert_eq!(got, family, "{} is in the {family} table", cmd.name);

@@ -9,6 +9,7 @@ pub mod networks;
 pub mod offerings;
 pub mod public_ips;
 pub mod rules;
+pub mod security_groups;
 pub mod storage;
 pub mod templates;
 pub mod volumes;

@@ -183,6 +183,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0014_public_ips", include_str!("migrations/0014_public_ips.sql")),
     ("0015_guest_access", include_str!("migrations/0015_guest_access.sql")),
     ("0016_config_drive", include_str!("migrations/0016_config_drive.sql")),
+    ("0017_security_groups", include_str!("migrations/0017_security_groups.sql")),
 ];
 
 impl Db {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::api::commands::Command;
 use crate::api::error::ApiError;
 use crate::api::render::Reply;
-use crate::api::request::{GuestAccessRequest, Listing, OwnerRef, UserDataInput};
+use crate::api::request::{GroupChoice, GuestAccessRequest, Listing, OwnerRef, UserDataInput};
 use crate::auth::Caller;
 use crate::cloud::guest_access::{
     self as access, GuestAccessError, InstanceUserData, KeyPairFilter, KeyPairRow, NewKeyPair, NewUserData,
@@ -280,8 +280,8 @@ impl Orchestrator {
             DeleteKeyPair { name, owner } => Box::pin(self.delete_key_pair(caller, &name, &owner)).await,
             ResetKeys { vm_id, names, owner } => Box::pin(self.reset_keys(caller, cmd, &vm_id, names, &owner)).await,
             ResetPassword { vm_id } => Box::pin(self.reset_password(caller, cmd, &vm_id)).await,
-            UpdateVm { id, display_name, user_data } => {
-                Box::pin(self.update_vm(caller, &id, display_name, user_data)).await
+            UpdateVm { id, display_name, user_data, security_groups } => {
+                Box::pin(self.update_vm(caller, &id, display_name, user_data, security_groups)).await
             }
             GetUserData { vm_id } => Box::pin(self.get_user_data(caller, &vm_id)).await,
             RegisterUserData { name, data, params, owner, posted } => {
@@ -608,11 +608,22 @@ impl Orchestrator {
         id: &str,
         display_name: Option<String>,
         input: UserDataInput,
+        security_groups: GroupChoice,
     ) -> Result<Reply, ApiError> {
         let vm = self.vm_for(caller, id).await?;
         if matches!(vm.state, VmState::Error | VmState::Expunging | VmState::Expunged | VmState::Destroyed) {
             return Err(invalid(format!("Vm with id {id} is not in the right state")));
         }
+        let groups = if security_groups.given() {
+            let networks = self.instance_networks(&vm).await?;
+            let ids = self.instance_group_ids(caller, vm.account_id, vm.domain_id, &security_groups, &networks).await?;
+            if vm.state != VmState::Stopped {
+                return Err(invalid(format!("VM {} must be stopped prior to update security groups", vm.uuid)));
+            }
+            Some(ids)
+        } else {
+            None
+        };
         let given = input.data.as_deref().is_some_and(|d| !d.is_empty()) || input.id.is_some();
         let user_data = if given {
             self.finalize_user_data(caller, &input, Some((vm.template_id, &vm.template_name))).await?
@@ -626,6 +637,9 @@ impl Orchestrator {
         if let Some(u) = &user_data {
             access::set_instance_user_data(&mut tx, vm.id, u).await?;
         }
+        if let Some(ids) = &groups {
+            crate::cloud::security_groups::set_instance_groups(&mut tx, vm.id, ids).await?;
+        }
         Orchestrator::audit_in(
             &mut tx,
             caller,
@@ -635,6 +649,10 @@ impl Orchestrator {
         )
         .await?;
         tx.commit().await.map_err(DbError::from)?;
+        if groups.is_some() {
+            // The VM is stopped, but other groups' rules may name the groups it left or joined.
+            self.instance_security_changed(&vm.uuid).await;
+        }
         if user_data.is_some() {
             // A running VM's config drive holds the new userdata at once, as CloudStack's does.
             self.refresh_config_drive(&vm).await?;

@@ -191,7 +191,10 @@ impl Orchestrator {
         let f = NicFilter { instance_uuid: Some(i.uuid.clone()), ..Default::default() };
         let (nics, _) = nets::list_nics(&self.db, &f, None).await?;
         let keys: Vec<String> = access::instance_keys(&self.db, &[i.id]).await?.into_iter().map(|k| k.1).collect();
-        Ok(vm_view(caller, i, &nics, &keys))
+        let mut view = vm_view(caller, i, &nics, &keys);
+        let groups = self.instance_group_views(&[i.id]).await?.remove(&i.id).unwrap_or_default();
+        view.insert("securitygroup".into(), Value::Array(groups));
+        Ok(view)
     }
 
     async fn vm_job(
@@ -296,6 +299,7 @@ impl Orchestrator {
         };
         let password = (template.password_enabled != 0).then(super::guest_access::new_password);
         let networks = self.deploy_networks(caller, zone.id, &zone.name, &r.network_ids).await?;
+        let groups = self.instance_group_ids(caller, account_id, domain_id, &r.security_groups, &networks).await?;
         let root_size = template.size.max(offering.root_disk_gb.unwrap_or(0).saturating_mul(GIB));
         let storage_tags = offering.storage_tags.clone().filter(|t| t.split(',').any(|t| !t.trim().is_empty()));
         if let Some(tags) = &storage_tags {
@@ -344,6 +348,7 @@ impl Orchestrator {
             access::set_instance_user_data(&mut tx, vm_id, u).await?;
         }
         access::set_instance_keys(&mut tx, vm_id, &keys).await?;
+        crate::cloud::security_groups::set_instance_groups(&mut tx, vm_id, &groups).await?;
         if let Some(p) = &password {
             access::set_password_pending(&mut tx, vm_id, Some(p)).await?;
         }
@@ -398,6 +403,9 @@ impl Orchestrator {
                 format!("VM {} created on host {}", build.vm.name, build.host.name),
             )
             .await?;
+            if !groups.is_empty() {
+                me.instance_security_changed(&id).await;
+            }
             // The new password is shown once, in this job's result.
             me.vm_result(&who, &id, password).await
         };
@@ -731,6 +739,8 @@ impl Orchestrator {
                 return Err(e);
             }
             instances::set_state(&me.db, i.id, VmState::Running).await?;
+            // Its addresses count again in the rules that name its groups.
+            me.instance_security_changed(&i.uuid).await;
             me.audit(&who, "VM.START", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} started", i.name)).await?;
             me.vm_reply(&who, &i.uuid).await
         };
@@ -754,6 +764,7 @@ impl Orchestrator {
                 tracing::warn!("{}", e.text);
             }
             instances::set_state(&me.db, i.id, VmState::Stopped).await?;
+            me.instance_security_changed(&i.uuid).await;
             me.audit(&who, "VM.STOP", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} stopped", i.name)).await?;
             me.vm_reply(&who, &i.uuid).await
         };
@@ -812,6 +823,7 @@ impl Orchestrator {
                 return Err(e);
             }
             instances::set_state(&me.db, i.id, VmState::Destroyed).await?;
+            me.instance_security_changed(&i.uuid).await;
             me.audit(&who, "VM.DESTROY", ("VirtualMachine", &i.uuid, &i.name), format!("VM {} destroyed", i.name))
                 .await?;
             me.vm_reply(&who, &i.uuid).await
@@ -937,11 +949,14 @@ impl Orchestrator {
         for (vm, name, _) in access::instance_keys(&self.db, &ids).await? {
             keys.entry(vm).or_default().push(name);
         }
+        let mut groups = self.instance_group_views(&ids).await?;
         let items = rows
             .iter()
             .map(|i| {
                 let nics = by_vm.get(&i.uuid).map_or(&[][..], Vec::as_slice);
-                vm_view(caller, i, nics, keys.get(&i.id).map_or(&[][..], Vec::as_slice))
+                let mut view = vm_view(caller, i, nics, keys.get(&i.id).map_or(&[][..], Vec::as_slice));
+                view.insert("securitygroup".into(), Value::Array(groups.remove(&i.id).unwrap_or_default()));
+                view
             })
             .collect();
         Ok(list("virtualmachine", total, items))

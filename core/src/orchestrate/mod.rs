@@ -23,6 +23,7 @@ pub mod reconcile;
 pub mod router_plane;
 pub mod routers;
 pub mod rules;
+pub mod security_groups;
 mod storage;
 mod templates;
 pub mod views;
@@ -79,6 +80,7 @@ impl Orchestrator {
             Rules(r) => Box::pin(self.execute_rules(caller, cmd, r)).await,
             PublicIp(r) => Box::pin(self.execute_public_ip(caller, cmd, r)).await,
             GuestAccess(r) => Box::pin(self.execute_guest_access(caller, cmd, r)).await,
+            SecurityGroup(r) => Box::pin(self.execute_security_group(caller, cmd, r)).await,
             ListApis { name } => discovery::list_apis(caller, name.as_deref()),
             ListCapabilities => Ok(discovery::capabilities()),
             Identity(r) => Box::pin(self.execute_identity(caller, cmd, r)).await,

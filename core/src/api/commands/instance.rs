@@ -71,7 +71,12 @@ pub(super) const VM_FIELDS: &[Field] = &[
     f("isoname", "string", "the name of the ISO attached to the virtual machine"),
     f("isodisplaytext", "string", "an alternate display text of the ISO attached to the virtual machine"),
     nested("nic", "list", "the list of nics associated with vm", VM_NIC_FIELDS),
-    nested("securitygroup", "list", "list of security groups associated with the virtual machine", &[]),
+    nested(
+        "securitygroup",
+        "list",
+        "list of security groups associated with the virtual machine",
+        super::security_groups::SECURITY_GROUP_FIELDS,
+    ),
     nested("affinitygroup", "list", "list of affinity groups associated with the virtual machine", &[]),
     nested("tags", "list", "the list of resource tags associated", &[]),
 ];
@@ -137,6 +142,8 @@ pub(super) static INSTANCE_COMMANDS: &[Command] = &[
             super::guest_access::USERDATA_DETAILS,
             super::guest_access::KEYPAIR,
             super::guest_access::KEYPAIRS,
+            super::security_groups::SECURITY_GROUP_IDS,
+            super::security_groups::SECURITY_GROUP_NAMES,
             p("hypervisor", Str, "the hypervisor on which to deploy the virtual machine"),
             p("account", Str, "an optional account for the virtual machine. Must be used with domainId."),
             rel(p("domainid", Uuid, "an optional domainId for the virtual machine."), "listDomains"),

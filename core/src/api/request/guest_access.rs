@@ -59,6 +59,8 @@ pub enum GuestAccessRequest {
         id: String,
         display_name: Option<String>,
         user_data: UserDataInput,
+        /// `securitygroupids` / `securitygroupnames`: only while the VM is stopped.
+        security_groups: super::GroupChoice,
     },
     GetUserData {
         vm_id: String,
@@ -147,9 +149,12 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<GuestAccessRequ
             ResetKeys { vm_id: must_uuid(p, cmd, "id")?, names: key_pair_names(p)?, owner: owner(p)? }
         }
         "resetPasswordForVirtualMachine" => ResetPassword { vm_id: must_uuid(p, cmd, "id")? },
-        "updateVirtualMachine" => {
-            UpdateVm { id: must_uuid(p, cmd, "id")?, display_name: s(p, "displayname"), user_data: user_data_input(p)? }
-        }
+        "updateVirtualMachine" => UpdateVm {
+            id: must_uuid(p, cmd, "id")?,
+            display_name: s(p, "displayname"),
+            user_data: user_data_input(p)?,
+            security_groups: super::security_groups::group_choice(p)?,
+        },
         "getVirtualMachineUserData" => GetUserData { vm_id: must_uuid(p, cmd, "virtualmachineid")? },
         "registerUserData" => RegisterUserData {
             name: must(p, cmd, "name")?,

@@ -18,6 +18,8 @@ pub struct DeployRequest {
     pub user_data: UserDataInput,
     /// Key pair names from `keypair` and `keypairs`.
     pub key_pairs: Vec<String>,
+    /// `securitygroupids` / `securitygroupnames`.
+    pub security_groups: super::GroupChoice,
     pub hypervisor: Option<String>,
     pub account: Option<String>,
     pub domain_id: Option<String>,
@@ -80,6 +82,7 @@ pub fn parse(cmd: &'static Command, p: &Params) -> Result<Option<InstanceRequest
             ip_address: s(p, "ipaddress"),
             user_data: super::guest_access::user_data_input(p)?,
             key_pairs: super::guest_access::key_pair_names(p)?,
+            security_groups: super::security_groups::group_choice(p)?,
             hypervisor: s(p, "hypervisor"),
             account: s(p, "account"),
             domain_id: uuid(p, "domainid")?,
