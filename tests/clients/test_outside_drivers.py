@@ -77,7 +77,7 @@ def passes_check(wasm: Path, *extra) -> dict:
     steps = {s["step"]: (s["status"], s["message"]) for s in report.get("steps", [])}
     assert done.returncode == 0 and report.get("passed") is True, "{} failed its check: {}{}".format(wasm.name, steps, done.stderr)
     assert all(status == "passed" for status, _ in steps.values()), steps
-    assert report["wit"] == "wasmstack:driver@0.3.0", report
+    assert report["wit"] == "wasmstack:driver@0.4.0", report
     return steps
 
 

@@ -9,7 +9,9 @@
 
 wit_bindgen::generate!({ world: "network-driver", path: "wit", generate_all });
 
-use exports::wasmstack::driver::network::{Attachment, Guest as Network, NetworkSpec, NicSpec, RouterSpec, RouterState};
+use exports::wasmstack::driver::network::{
+    Attachment, Guest as Network, NetworkSpec, NicSecurity, NicSpec, RouterSpec, RouterState,
+};
 use exports::wasmstack::driver::plugin::{Capability, DriverKind, Guest as Plugin, NetworkFacts, PluginInfo, Serves};
 use wasmstack::driver::log::{Level, log};
 use wasmstack::driver::netdev::{self, BridgeKind, DhcpConfig, DhcpHost};
@@ -144,6 +146,15 @@ impl Network for Bridge {
 
     fn router_status(_host: String, _net: NetworkSpec) -> Result<RouterState, DriverError> {
         Ok(RouterState::Missing)
+    }
+
+    fn apply_security(_host: String, _net: NetworkSpec, _nics: Vec<NicSecurity>) -> Result<(), DriverError> {
+        // It declares no SecurityGroup service: its ports are not filtered.
+        Err(DriverError::Unsupported("the bridge driver has no security groups".into()))
+    }
+
+    fn remove_security(_host: String, _net: NetworkSpec, _nic: NicSpec, _device: String) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported("the bridge driver has no security groups".into()))
     }
 }
 
